@@ -1,0 +1,96 @@
+# subgate: one non-recursive Makefile; every habit is a target (see README and docs/ARCHITECTURE.md).
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
+            -Wvla -Wformat=2 -Wimplicit-fallthrough -Wconversion
+BASE      = -std=c17 -D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP $(WARN)
+LDLIBS    = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lssl -lcrypto -lpthread
+HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+SAN_asan  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_fuzz  = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+LINK_fuzz = -fsanitize=fuzzer
+FLAVOR   ?= release
+B        ?= build/$(FLAVOR)
+ALL_CFLAGS = $(BASE) $(if $(SAN_$(FLAVOR)),$(SAN_$(FLAVOR)),$(CFLAGS) $(HARDEN))
+
+LIB_SRC   = $(filter-out src/main.c,$(shell find src -name '*.c'))
+GEN_SRC   = $(B)/gen/migrations.c
+LIB_OBJ   = $(LIB_SRC:%.c=$(B)/%.o) $(GEN_SRC:.c=.o)
+UNIT_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c tests/contract/test_*.c))
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+SQL_FILES = $(wildcard src/store/sql/*/*.sql)
+
+all: $(B)/subgate
+
+$(B)/subgate: $(B)/src/main.o $(B)/libsubgate.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/libsubgate.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Migrations are compiled in (generated from src/store/sql/<backend>/NNN_name.sql), so the binary
+# needs no files beside it.
+$(GEN_SRC): $(SQL_FILES) scripts/embed_sql.sh
+	@mkdir -p $(@D)
+	scripts/embed_sql.sh src/store/sql > $@
+
+$(B)/gen/%.o: $(B)/gen/%.c
+	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+$(B)/tests/%: tests/%.c $(B)/libsubgate.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
+
+units: $(UNIT_BIN)
+
+# The whole suite (README's test command): installs what is missing, builds, then runs unit,
+# contract, integration and fuzz-smoke tests in the release and ASan+UBSan builds.
+test:
+	@scripts/deps.sh
+	@scripts/test.sh release asan fuzz
+
+# The suite under ASan+UBSan only.
+check:
+	@scripts/deps.sh
+	@scripts/test.sh asan
+
+integration: all
+	@scripts/test.sh --only integration release
+
+# Each fuzz target for FUZZ_SECONDS (default 10) over its committed corpus.
+fuzz:
+	@scripts/deps.sh
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/test.sh --only fuzz fuzz
+
+# Built with FLAVOR=fuzz CC=clang (scripts/test.sh does it).
+fuzzers: $(FUZZ_SRC:%.c=$(B)/%)
+
+run:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+lint:
+	@scripts/lint.sh
+
+format:
+	clang-format -i $$(find src tests emulator -name '*.[ch]' 2>/dev/null)
+
+format-check:
+	clang-format --dry-run --Werror $$(find src tests emulator -name '*.[ch]' 2>/dev/null)
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	rm -rf build
+
+.PHONY: all units test check integration fuzz fuzzers run lint format format-check deps clean
+.SECONDARY:
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,14 @@
+/* base.h: attributes and small macros every module uses; includes banned.h. */
+#ifndef SUBGATE_BASE_BASE_H
+#define SUBGATE_BASE_BASE_H
+
+#include <stddef.h>
+
+#define MUST_CHECK           __attribute__((warn_unused_result))
+#define PRINTF_LIKE(fmt, va) __attribute__((format(printf, fmt, va)))
+#define NORETURN             __attribute__((noreturn))
+#define ARRAY_SIZE(a)        (sizeof(a) / sizeof((a)[0]))
+
+#include "base/banned.h"
+
+#endif /* SUBGATE_BASE_BASE_H */

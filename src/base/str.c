@@ -1,0 +1,82 @@
+/* str.c: bounded string helpers and strict integer parsing. */
+#include "base/str.h"
+
+#include <string.h>
+
+enum err parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    uint64_t v = 0;
+    uint64_t limit;
+
+    if (len > 0 && s[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    if (i == len)
+        return ERR_INVALID;
+    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return ERR_INVALID;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (limit - d) / 10)
+            return ERR_INVALID;
+        v = v * 10 + d;
+    }
+    int64_t r = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    if (r < min || r > max)
+        return ERR_INVALID;
+    *out = r;
+    return ERR_OK;
+}
+
+bool str_copyn(char *dst, size_t size, const char *src, size_t len)
+{
+    bool fits = len < size;
+    size_t n = fits ? len : size - 1;
+
+    if (size == 0)
+        return false;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return fits;
+}
+
+bool str_copy(char *dst, size_t size, const char *src)
+{
+    return str_copyn(dst, size, src, strlen(src));
+}
+
+bool str_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+bool str_eq_nocase(const char *s, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if (n != len)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s[i]) != lower(lit[i]))
+            return false;
+    return true;
+}
+
+void str_trim(const char **s, size_t *len)
+{
+    while (*len > 0 && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len > 0 && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
+}

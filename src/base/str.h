@@ -1,0 +1,35 @@
+/* str.h: string helpers that replace the banned libc calls. */
+#ifndef SUBGATE_BASE_STR_H
+#define SUBGATE_BASE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "base/err.h"
+
+/*
+ * Parses a base-10 integer from exactly len bytes (optional leading '-'), rejecting empty
+ * input, junk, trailing bytes, overflow and values outside [min, max]: ERR_INVALID.
+ */
+MUST_CHECK enum err parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
+
+/*
+ * Copies src into dst[size] and terminates it. Returns false (dst holds a truncated copy) when
+ * src did not fit.
+ */
+bool str_copy(char *dst, size_t size, const char *src);
+
+/* Same, from a <ptr, len> pair. */
+bool str_copyn(char *dst, size_t size, const char *src, size_t len);
+
+bool str_has_prefix(const char *s, const char *prefix);
+
+/* Case-insensitive ASCII comparison of a <ptr, len> pair with a C string. */
+bool str_eq_nocase(const char *s, size_t len, const char *lit);
+
+/* Trims ASCII spaces and tabs at both ends of <*s, *len> in place. */
+void str_trim(const char **s, size_t *len);
+
+#endif /* SUBGATE_BASE_STR_H */
