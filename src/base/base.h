@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+/* Discard a MUST_CHECK result with "(void)!f()" and a comment: gcc ignores a bare (void). */
 #define MUST_CHECK           __attribute__((warn_unused_result))
 #define PRINTF_LIKE(fmt, va) __attribute__((format(printf, fmt, va)))
 #define NORETURN             __attribute__((noreturn))
