@@ -2,7 +2,15 @@
 #ifndef SUBGATE_BASE_BASE_H
 #define SUBGATE_BASE_BASE_H
 
+/*
+ * The libc headers that banned.h overrides come first, so their own (fortified) definitions are
+ * parsed before the bans take effect.
+ */
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 /* Discard a MUST_CHECK result with "(void)!f()" and a comment: gcc ignores a bare (void). */
 #define MUST_CHECK           __attribute__((warn_unused_result))
