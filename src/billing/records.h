@@ -1,0 +1,70 @@
+/*
+ * records.h: the plain value records of the domain (customer, subscription, invoice, usage).
+ * Fields that mirror a Stripe object keep Stripe's names. Shared by billing/, store/ and api/.
+ */
+#ifndef SUBGATE_BILLING_RECORDS_H
+#define SUBGATE_BILLING_RECORDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define USER_ID_MAX   256 /* bytes of a user id (JWT "sub"), terminator included */
+#define EMAIL_MAX     320
+#define STRIPE_ID_MAX 256 /* Stripe ids are far shorter; a longer one is rejected */
+#define TIER_ID_MAX   32
+#define STATUS_MAX    32
+#define CURRENCY_MAX  8
+#define URL_MAX       2048
+#define QUOTA_ID_MAX  32
+
+struct customer {
+    char user_id[USER_ID_MAX];
+    char stripe_customer_id[STRIPE_ID_MAX];
+    char email[EMAIL_MAX]; /* "" when the token had none */
+    bool had_trial;        /* one trial per user, ever */
+    int64_t created;
+};
+
+struct subscription {
+    char id[STRIPE_ID_MAX]; /* sub_... */
+    char user_id[USER_ID_MAX];
+    char stripe_customer_id[STRIPE_ID_MAX];
+    char tier[TIER_ID_MAX]; /* the catalogue tier its price maps to */
+    char price_id[STRIPE_ID_MAX];
+    char status[STATUS_MAX]; /* Stripe's: active, trialing, past_due, canceled, ... */
+    int64_t current_period_start;
+    int64_t current_period_end;
+    bool cancel_at_period_end;
+    int64_t cancel_at;   /* 0 when none */
+    int64_t canceled_at; /* 0 when none */
+    int64_t trial_end;   /* 0 when none */
+    int64_t past_due_since; /* 0 unless past_due: when it became past_due (grace clock) */
+    int64_t stripe_updated; /* the Stripe event `created` or fetch time this state is from */
+};
+
+struct invoice {
+    char id[STRIPE_ID_MAX]; /* in_... */
+    char user_id[USER_ID_MAX];
+    char subscription_id[STRIPE_ID_MAX];
+    char number[64];
+    char status[STATUS_MAX];
+    int64_t amount_due;
+    int64_t amount_paid;
+    char currency[CURRENCY_MAX];
+    int64_t created;
+    int64_t period_start;
+    int64_t period_end;
+    char hosted_invoice_url[URL_MAX];
+    char invoice_pdf[URL_MAX];
+};
+
+/* A request to use n units of a metered quota in one window. */
+struct usage_grant {
+    char user_id[USER_ID_MAX];
+    char quota[QUOTA_ID_MAX]; /* "ai_minutes", "scenarios", ... */
+    int64_t window_start;     /* Unix seconds: the window's key */
+    int64_t n;                /* units asked for, > 0 */
+    int64_t limit;            /* the tier's limit; < 0 means unlimited */
+};
+
+#endif /* SUBGATE_BILLING_RECORDS_H */
