@@ -1,0 +1,96 @@
+#!/bin/bash
+# test.sh [--only unit|integration|fuzz] FLAVOR...: builds each flavor (release, asan, fuzz) and
+# runs its tests, counting every TAP "ok"/"not ok" line; ends with "N passed, N failed" and
+# exits non-zero on any failure. Logs go to build/test-logs/.
+set -u
+cd "$(dirname "$0")/.."
+only=""
+if [ "${1:-}" = "--only" ]; then only=$2; shift 2; fi
+[ $# -gt 0 ] || set -- release
+passed=0
+failed=0
+logs=build/test-logs
+mkdir -p "$logs"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# count NAME LOGFILE EXIT: adds a TAP log's results; a non-zero exit with no "not ok" line
+# (a crash, a sanitizer report) counts as one more failure.
+count() {
+    local name=$1 log=$2 rc=$3 ok bad
+    ok=$(grep -cE '^ok ' "$log")
+    bad=$(grep -cE '^not ok ' "$log")
+    if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
+    if [ "$ok" = 0 ] && [ "$bad" = 0 ]; then bad=1; echo "not ok - $name ran no test" >>"$log"; fi
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$bad" != 0 ]; then
+        echo "FAIL $name: $ok passed, $bad failed (log: $log)"
+        grep -E -A12 '^not ok |ERROR: |runtime error' "$log" | head -60
+    else
+        echo "ok   $name: $ok passed"
+    fi
+}
+
+build() {
+    local flavor=$1 target=$2 cc=${3:-cc}
+    if ! make -s -j"$jobs" FLAVOR="$flavor" CC="$cc" $target >"$logs/build-$flavor.log" 2>&1; then
+        echo "FAIL build ($flavor): see $logs/build-$flavor.log"
+        tail -30 "$logs/build-$flavor.log"
+        failed=$((failed + 1))
+        return 1
+    fi
+}
+
+run_units() {
+    local flavor=$1 bin log rc
+    for bin in build/$flavor/tests/unit/test_* build/$flavor/tests/contract/test_*; do
+        [ -x "$bin" ] || continue
+        log="$logs/$flavor-$(basename "$bin").tap"
+        "$bin" >"$log" 2>&1
+        rc=$?
+        count "$flavor $(basename "$bin")" "$log" "$rc"
+    done
+}
+
+run_integration() {
+    local flavor=$1 log="$logs/$flavor-integration.tap" rc
+    SUBGATE_BIN="build/$flavor/subgate" node --test --test-reporter=tap \
+        --test-concurrency=1 tests/integration/ >"$log" 2>&1
+    rc=$?
+    count "$flavor integration" "$log" "$rc"
+}
+
+run_fuzz() {
+    local secs=${FUZZ_SECONDS:-5} src name bin log rc scratch
+    for src in tests/fuzz/fuzz_*.c; do
+        [ -f "$src" ] || continue
+        name=$(basename "$src" .c)
+        bin="build/fuzz/tests/fuzz/$name"
+        log="$logs/fuzz-$name.log"
+        scratch=$(mktemp -d)
+        mkdir -p "tests/fuzz/corpus/$name"
+        # New inputs go to the scratch dir; the committed corpus is only read.
+        "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+            -artifact_prefix="$logs/$name-" "$scratch" "tests/fuzz/corpus/$name" >"$log" 2>&1
+        rc=$?
+        rm -rf "$scratch"
+        if [ "$rc" = 0 ]; then echo "ok - $name" >>"$log"; fi
+        count "fuzz $name (${secs}s)" "$log" "$rc"
+    done
+}
+
+for flavor in "$@"; do
+    case $flavor in
+    fuzz)
+        [ -z "$only" ] || [ "$only" = fuzz ] || continue
+        build fuzz fuzzers clang && run_fuzz
+        ;;
+    *)
+        build "$flavor" "all units" || continue
+        if [ -z "$only" ] || [ "$only" = unit ]; then run_units "$flavor"; fi
+        if [ -z "$only" ] || [ "$only" = integration ]; then run_integration "$flavor"; fi
+        ;;
+    esac
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,179 @@
+/* request.c: request accessors, JSON body parsing and typed field readers, error responses. */
+#include "http/request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "base/str.h"
+#include "base/xalloc.h"
+#include "http/errors.h"
+
+const char *request_header(const struct request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *request_query(const struct request *req, const char *name)
+{
+    const char *v = NULL;
+
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                      NULL) != MHD_YES)
+        return NULL;
+    return v ? v : "";
+}
+
+struct query_check {
+    const char *const *allowed;
+    const char *bad; /* first key not allowed */
+};
+
+static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    struct query_check *qc = cls;
+
+    (void)kind;
+    (void)value;
+    for (const char *const *a = qc->allowed; *a; a++)
+        if (strcmp(*a, key) == 0)
+            return MHD_YES;
+    qc->bad = key;
+    return MHD_NO;
+}
+
+enum err request_query_only(struct request *req, const char *const *allowed)
+{
+    struct query_check qc = { allowed, NULL };
+
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_key, &qc);
+    if (qc.bad)
+        return request_fail(req, ERR_INVALID, "parameter_unknown", qc.bad,
+                            "unknown query parameter '%s'", qc.bad);
+    return ERR_OK;
+}
+
+enum err request_fail(struct request *req, enum err e, const char *code, const char *param,
+                      const char *fmt, ...)
+{
+    va_list ap;
+
+    req->error.err = e;
+    str_copy(req->error.code, sizeof(req->error.code), code ? code : "");
+    str_copy(req->error.param, sizeof(req->error.param), param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(req->error.message, sizeof(req->error.message), fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+static bool is_json_type(const char *ct)
+{
+    size_t n;
+
+    if (!ct)
+        return false;
+    n = strcspn(ct, ";");
+    str_trim(&ct, &n);
+    return str_eq_nocase(ct, n, "application/json");
+}
+
+enum err request_json_body(struct request *req)
+{
+    json_error_t jerr;
+
+    if (!is_json_type(request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
+        return request_fail(req, ERR_MEDIA_TYPE, NULL, NULL,
+                            "Content-Type must be application/json");
+    req->json = json_loadb(buf_str(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!req->json)
+        return request_fail(req, ERR_INVALID, "json_invalid", NULL,
+                            "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                            jerr.text);
+    if (!json_is_object(req->json))
+        return request_fail(req, ERR_INVALID, "json_invalid", NULL,
+                            "the body must be a JSON object");
+    return ERR_OK;
+}
+
+enum err request_json_only(struct request *req, const char *const *allowed)
+{
+    const char *key;
+    json_t *value;
+
+    json_object_foreach(req->json, key, value)
+    {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key) != 0)
+            a++;
+        if (!*a)
+            return request_fail(req, ERR_INVALID, "parameter_unknown", key,
+                                "unknown field '%s'", key);
+    }
+    return ERR_OK;
+}
+
+enum err request_json_string(struct request *req, const char *field, bool required,
+                             const char **out)
+{
+    json_t *v = json_object_get(req->json, field);
+
+    if (!v || json_is_null(v)) {
+        if (required)
+            return request_fail(req, ERR_INVALID, "parameter_missing", field,
+                                "missing required field '%s'", field);
+        return ERR_OK;
+    }
+    if (!json_is_string(v))
+        return request_fail(req, ERR_INVALID, "parameter_invalid", field,
+                            "'%s' must be a string", field);
+    *out = json_string_value(v);
+    return ERR_OK;
+}
+
+enum err request_json_int(struct request *req, const char *field, bool required, int64_t min,
+                          int64_t max, int64_t *out)
+{
+    json_t *v = json_object_get(req->json, field);
+
+    if (!v || json_is_null(v)) {
+        if (required)
+            return request_fail(req, ERR_INVALID, "parameter_missing", field,
+                                "missing required field '%s'", field);
+        return ERR_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return request_fail(req, ERR_INVALID, "parameter_invalid", field,
+                            "'%s' must be an integer from %lld to %lld", field, (long long)min,
+                            (long long)max);
+    *out = (int64_t)json_integer_value(v);
+    return ERR_OK;
+}
+
+void response_json(struct response *resp, int status, json_t *body)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->body = json_dumps(body, JSON_COMPACT);
+    resp->len = resp->body ? strlen(resp->body) : 0;
+    resp->content_type = "application/json";
+    json_decref(body);
+}
+
+void response_error(struct response *resp, const struct request *req)
+{
+    const struct err_http *h = err_http(req->error.err);
+    json_t *e = json_object();
+
+    json_object_set_new(e, "type", json_string(h->type));
+    json_object_set_new(e, "code", json_string(req->error.code[0] ? req->error.code : h->code));
+    if (req->error.param[0])
+        json_object_set_new(e, "param", json_string(req->error.param));
+    /* messages may quote caller input: keep only valid UTF-8 in the JSON */
+    json_t *msg = json_string(req->error.message);
+    json_object_set_new(e, "message", msg ? msg : json_string("invalid request"));
+    response_json(resp, h->status, json_pack("{s:o}", "error", e));
+}

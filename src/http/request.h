@@ -1,0 +1,96 @@
+/*
+ * request.h: one HTTP request as the handlers see it, and the response they fill. The server
+ * (server.c) owns both; everything hung on a request dies with it (rule 28).
+ */
+#ifndef SUBGATE_HTTP_REQUEST_H
+#define SUBGATE_HTTP_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/base.h"
+#include "base/buf.h"
+#include "base/err.h"
+
+#define REQUEST_ID_MAX 32
+#define REQUEST_USER_MAX 256
+
+/* The detail of a failed request, rendered as {"error": {type, code, param, message}}. */
+struct api_error {
+    enum err err;      /* ERR_OK while nothing failed */
+    char code[64];     /* Stripe-style code ("parameter_invalid"); "" = the table's default */
+    char param[64];    /* the offending parameter, "" when none */
+    char message[512]; /* for the caller: never a secret */
+};
+
+struct request {
+    const char *method;          /* borrowed from the HTTP library */
+    const char *path;            /* without the query string */
+    const char *route;           /* the matched route's template, for logs; NULL when none */
+    char id[REQUEST_ID_MAX];     /* "req_" + 16 hex, echoed as Request-Id */
+    char user[REQUEST_USER_MAX]; /* authenticated user id, for logs; "" when none */
+    struct buf body;             /* raw body, capped by MAX_BODY_BYTES */
+    bool body_too_large;         /* the cap was hit: answer 413 */
+    json_t *json;                /* parsed body (request_json_body), released with the request */
+    struct api_error error;      /* filled by request_fail */
+    void *conn;                  /* the library's connection, for header and query look-ups */
+    void *app;                   /* the application's context (api/) */
+    int64_t start_ms;            /* monotonic, for the latency in the log line */
+};
+
+struct response {
+    int status;               /* 0 until set */
+    char *body;               /* owned (free()); NULL for an empty body */
+    size_t len;
+    const char *content_type; /* static string */
+    char allow[64];           /* "Allow" header value for 405; "" when none */
+};
+
+/* Looks up a request header (case-insensitive); NULL when absent. Borrowed. */
+const char *request_header(const struct request *req, const char *name);
+
+/* Looks up a query parameter (decoded); NULL when absent, "" when present without a value. */
+const char *request_query(const struct request *req, const char *name);
+
+/*
+ * Fails with ERR_INVALID (param named) when the query string has a parameter that is not in
+ * the NULL-terminated list allowed.
+ */
+MUST_CHECK enum err request_query_only(struct request *req, const char *const *allowed);
+
+/*
+ * Records the failure detail on the request and returns e, so a handler can write
+ * `return request_fail(req, ERR_INVALID, "parameter_invalid", "tier", "unknown tier '%s'", t);`.
+ * code and param may be NULL.
+ */
+enum err request_fail(struct request *req, enum err e, const char *code, const char *param,
+                      const char *fmt, ...) PRINTF_LIKE(5, 6);
+
+/*
+ * Parses the body as a JSON object into req->json (owned by the request). Malformed JSON says
+ * where (line, column); a body that is not an object, duplicate keys, or a wrong Content-Type
+ * (ERR_MEDIA_TYPE) fail with the detail recorded.
+ */
+MUST_CHECK enum err request_json_body(struct request *req);
+
+/*
+ * Typed field readers for req->json. A missing optional field leaves *out untouched and
+ * returns ERR_OK; a missing required one or a wrong type fails naming the field.
+ */
+MUST_CHECK enum err request_json_string(struct request *req, const char *field, bool required,
+                                        const char **out);
+MUST_CHECK enum err request_json_int(struct request *req, const char *field, bool required,
+                                     int64_t min, int64_t max, int64_t *out);
+
+/* Fails naming the first field of req->json that is not in the NULL-terminated list allowed. */
+MUST_CHECK enum err request_json_only(struct request *req, const char *const *allowed);
+
+/* Sets a JSON response; steals body (a json_t reference). */
+void response_json(struct response *resp, int status, json_t *body);
+
+/* Renders req->error as the Stripe-shaped error body with the status of its err. */
+void response_error(struct response *resp, const struct request *req);
+
+#endif /* SUBGATE_HTTP_REQUEST_H */

@@ -1,0 +1,35 @@
+/* router.h: matching a method and path against a static route table (api/routes.c has it). */
+#ifndef SUBGATE_HTTP_ROUTER_H
+#define SUBGATE_HTTP_ROUTER_H
+
+#include <stddef.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "http/request.h"
+
+typedef enum err (*route_handler_fn)(struct request *req, struct response *resp);
+
+enum route_flags {
+    ROUTE_JSON_BODY = 1 << 0, /* the handler reads a JSON body: Content-Type is checked first */
+    ROUTE_RAW_BODY = 1 << 1,  /* the handler reads the raw bytes (webhooks) */
+};
+
+struct route {
+    const char *method;
+    const char *path; /* exact; the full path including any prefix */
+    int auth;         /* the application's caller kind; opaque here */
+    unsigned flags;   /* enum route_flags */
+    route_handler_fn handler;
+};
+
+/*
+ * Finds the route for method and path. ERR_NOT_FOUND when no route has the path,
+ * ERR_METHOD when some do but not with this method; then *allow lists the methods that
+ * would work ("GET, POST"), written into allow[allow_len].
+ */
+MUST_CHECK enum err router_match(const struct route *routes, size_t n, const char *method,
+                                 const char *path, const struct route **out, char *allow,
+                                 size_t allow_len);
+
+#endif /* SUBGATE_HTTP_ROUTER_H */

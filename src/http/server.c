@@ -1,0 +1,307 @@
+/*
+ * server.c: libmicrohttpd adapter. libmicrohttpd 0.9.75 has no body limit, so the cap is ours:
+ * refused early on Content-Length, counted otherwise. A response queued in the first
+ * access-handler call loses keep-alive, so normal responses wait for the next call.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/rand.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "base/xalloc.h"
+#include "http/errors.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_server_params p;
+    _Atomic int in_flight; /* requests begun and not yet completed */
+    _Atomic uint64_t seq;  /* request counter, part of the request id */
+    uint32_t id_salt;      /* random per process, so ids differ across restarts */
+};
+
+static void request_new_id(struct http_server *s, struct request *req)
+{
+    uint64_t n = atomic_fetch_add(&s->seq, 1);
+
+    snprintf(req->id, sizeof(req->id), "req_%08x%08llx", s->id_salt,
+             (unsigned long long)(n & 0xffffffffULL));
+}
+
+static struct request *request_begin(struct http_server *s, struct MHD_Connection *conn,
+                                     const char *url, const char *method)
+{
+    struct request *req = xcalloc(1, sizeof(*req));
+
+    req->method = method;
+    req->path = url;
+    req->conn = conn;
+    req->app = s->p.app;
+    req->start_ms = clock_mono_ms();
+    buf_init(&req->body, s->p.max_body);
+    request_new_id(s, req);
+    atomic_fetch_add(&s->in_flight, 1);
+    return req;
+}
+
+/* Appends s as a JSON string body (quoted, escaped) for the log line. */
+static void log_json_str(struct buf *b, const char *s)
+{
+    (void)!buf_puts(b, "\""); /* the log buffer is sized for the longest line we write */
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f)
+            (void)!buf_appendf(b, "\\u%04x", c); /* bytes >= 0x7f: kept readable, not UTF-8 */
+        else
+            (void)!buf_append(b, s, 1);
+    }
+    (void)!buf_puts(b, "\"");
+}
+
+static void log_request(const struct request *req, int status)
+{
+    struct buf b;
+    char when[32];
+    struct timespec ts;
+    struct tm tm;
+
+    if (LOG_INFO < log_min_level)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    buf_init(&b, 16384);
+    (void)!buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"info\",\"request_id\":\"%s\",\"method\":",
+                       when, req->id); /* ids and times are short: the buffer cannot overflow */
+    log_json_str(&b, req->method);
+    (void)!buf_puts(&b, ",\"route\":");
+    if (req->route)
+        log_json_str(&b, req->route);
+    else
+        (void)!buf_puts(&b, "null");
+    (void)!buf_appendf(&b, ",\"status\":%d,\"latency_ms\":%lld,\"user\":", status,
+                       (long long)(clock_mono_ms() - req->start_ms));
+    if (req->user[0])
+        log_json_str(&b, req->user);
+    else
+        (void)!buf_puts(&b, "null");
+    (void)!buf_puts(&b, "}\n");
+    log_line(b.data, b.len);
+    buf_release(&b);
+}
+
+static enum MHD_Result send_response(struct request *req, struct response *resp)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
+    resp->body = NULL; /* the library owns it now */
+    if (resp->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    if (resp->allow[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    MHD_add_response_header(r, "Request-Id", req->id);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    ret = MHD_queue_response(req->conn, (unsigned int)resp->status, r);
+    MHD_destroy_response(r);
+    log_request(req, resp->status);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct request *req, enum err e, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+static enum MHD_Result send_error(struct request *req, enum err e, const char *fmt, ...)
+{
+    struct response resp = { 0 };
+    va_list ap;
+
+    req->error.err = e;
+    va_start(ap, fmt);
+    vsnprintf(req->error.message, sizeof(req->error.message), fmt, ap);
+    va_end(ap);
+    response_error(&resp, req);
+    return send_response(req, &resp);
+}
+
+static bool content_length_too_big(struct request *req, size_t max)
+{
+    const char *cl = request_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t n;
+
+    if (!cl)
+        return false;
+    if (parse_i64(cl, strlen(cl), 0, INT64_MAX, &n) != ERR_OK)
+        return false; /* libmicrohttpd itself rejects a malformed Content-Length */
+    return (uint64_t)n > max;
+}
+
+static enum MHD_Result dispatch(struct http_server *s, struct request *req)
+{
+    struct response resp = { 0 };
+
+    if (req->body_too_large)
+        return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
+                          s->p.max_body);
+    s->p.dispatch(s->p.app, req, &resp);
+    if (resp.status == 0) {
+        log_error("dispatch left no status for %s %s", req->method, req->route ? req->route : "?");
+        free(resp.body);
+        return send_error(req, ERR_INTERNAL, "internal error");
+    }
+    return send_response(req, &resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct request *req = *con_cls;
+
+    (void)version;
+    if (!req) {
+        *con_cls = req = request_begin(s, conn, url, method);
+        if (content_length_too_big(req, s->p.max_body)) {
+            req->body_too_large = true;
+            return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
+                              s->p.max_body);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!req->body_too_large && buf_append(&req->body, upload, *upload_size) != ERR_OK) {
+            req->body_too_large = true;
+            buf_release(&req->body);
+            *upload_size = 0;
+            return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
+                              s->p.max_body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->body_too_large)
+        return MHD_YES; /* the 413 is queued already */
+    return dispatch(s, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct request *req = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (!req)
+        return;
+    buf_release(&req->body);
+    json_decref(req->json);
+    free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn("http: %s", msg);
+}
+
+static bool make_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, bool *v6)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *v6 = false;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *v6 = true;
+        return true;
+    }
+    return false;
+}
+
+enum err http_server_start(const struct http_server_params *p, struct http_server **out,
+                           char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    struct http_server *s;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                         MHD_USE_ERROR_LOG;
+
+    if (!make_addr(p->host, p->port, &ss, &v6)) {
+        snprintf(errbuf, errlen, "cannot listen on '%s': not a numeric IPv4 or IPv6 address",
+                 p->host);
+        return ERR_INVALID;
+    }
+    s = xcalloc(1, sizeof(*s));
+    s->p = *p;
+    if (RAND_bytes((unsigned char *)&s->id_salt, sizeof(s->id_salt)) != 1)
+        s->id_salt = (uint32_t)getpid();
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!s->daemon) {
+        snprintf(errbuf, errlen, "cannot listen on '%s' port %u: %s", p->host, p->port,
+                 strerror(errno));
+        free(s);
+        return ERR_UNAVAILABLE;
+    }
+    *out = s;
+    return ERR_OK;
+}
+
+uint16_t http_server_port(const struct http_server *s)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+
+    return info ? info->port : 0;
+}
+
+void http_server_stop(struct http_server *s, int64_t grace_ms)
+{
+    int64_t deadline = clock_mono_ms() + grace_ms;
+    MHD_socket fd;
+
+    if (!s)
+        return;
+    fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    while (atomic_load(&s->in_flight) > 0 && clock_mono_ms() < deadline)
+        usleep(10 * 1000);
+    if (atomic_load(&s->in_flight) > 0)
+        log_warn("stopping with %d request(s) still in flight", atomic_load(&s->in_flight));
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

@@ -1,0 +1,43 @@
+/*
+ * server.h: the HTTP server, an adapter over libmicrohttpd (thread pool + epoll). It reads and
+ * caps bodies, gives each request an id, hands complete requests to one dispatch function,
+ * sends the response and writes one JSON log line per request.
+ */
+#ifndef SUBGATE_HTTP_SERVER_H
+#define SUBGATE_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "http/request.h"
+
+struct http_server; /* opaque */
+
+/* Called once per complete request, on a worker thread; must set resp->status. */
+typedef void (*http_dispatch_fn)(void *app, struct request *req, struct response *resp);
+
+struct http_server_params {
+    const char *host;  /* numeric address to bind ("127.0.0.1", "::1", "0.0.0.0") */
+    uint16_t port;     /* 0 = any free port (see http_server_port) */
+    int threads;       /* worker threads, >= 1 */
+    size_t max_body;   /* bodies past this many bytes are refused with 413 */
+    http_dispatch_fn dispatch;
+    void *app;         /* passed to dispatch */
+};
+
+/* Binds and starts serving. On failure writes one line into errbuf. */
+MUST_CHECK enum err http_server_start(const struct http_server_params *p, struct http_server **out,
+                                      char *errbuf, size_t errlen);
+
+/* The bound port (useful when 0 was asked for). */
+uint16_t http_server_port(const struct http_server *s);
+
+/*
+ * Stops accepting connections, waits up to grace_ms for requests in flight to finish, then
+ * stops and frees the server. NULL is a no-op.
+ */
+void http_server_stop(struct http_server *s, int64_t grace_ms);
+
+#endif /* SUBGATE_HTTP_SERVER_H */
