@@ -3,8 +3,11 @@
 #define SUBGATE_TESTS_T_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "base/base.h"
 
 static int t_count;
 static int t_failed;
