@@ -31,6 +31,7 @@ struct request {
     const char *route;           /* the matched route's template, for logs; NULL when none */
     char id[REQUEST_ID_MAX];     /* "req_" + 16 hex, echoed as Request-Id */
     char user[REQUEST_USER_MAX]; /* authenticated user id, for logs; "" when none */
+    char user_email[320];        /* the user token's email claim; "" when none */
     struct buf body;             /* raw body, capped by MAX_BODY_BYTES */
     bool body_too_large;         /* the cap was hit: answer 413 */
     json_t *json;                /* parsed body (request_json_body), released with the request */
