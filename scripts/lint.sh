@@ -1,0 +1,42 @@
+#!/bin/sh
+# lint.sh: `make lint`: include direction (STYLE rule 2), clang-tidy and cppcheck over src/.
+set -u
+cd "$(dirname "$0")/.."
+status=0
+
+# Which project folders each folder may include; anything else is a layering violation.
+allowed() {
+    case $1 in
+    base) echo "base" ;;
+    billing) echo "base billing" ;;
+    config) echo "base config" ;;
+    http) echo "base http" ;;
+    auth) echo "base auth billing" ;;
+    store) echo "base store billing" ;;
+    stripe) echo "base stripe billing" ;;
+    api) echo "base api auth billing config http store stripe" ;;
+    *) echo "*" ;;
+    esac
+}
+for f in $(find src -name '*.[ch]' ! -path 'src/main.c'); do
+    dir=$(echo "$f" | cut -d/ -f2)
+    ok=$(allowed "$dir")
+    [ "$ok" = "*" ] && continue
+    for inc in $(sed -n 's/^#include "\([a-z_]*\)\/.*"/\1/p' "$f"); do
+        case " $ok " in
+        *" $inc "*) ;;
+        *) echo "layering: $f includes $inc/ (allowed: $ok)"; status=1 ;;
+        esac
+    done
+done
+
+srcs=$(find src -name '*.c')
+if command -v clang-tidy >/dev/null 2>&1; then
+    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc 2>/dev/null | grep -E 'warning:|error:' && status=1
+fi
+if command -v cppcheck >/dev/null 2>&1; then
+    cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
+        --inline-suppr --suppress=missingIncludeSystem -Isrc $srcs || status=1
+fi
+[ $status = 0 ] && echo "lint: clean"
+exit $status
