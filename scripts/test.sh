@@ -14,18 +14,24 @@ mkdir -p "$logs"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # count NAME LOGFILE EXIT: adds a TAP log's results; a non-zero exit with no "not ok" line
-# (a crash, a sanitizer report) counts as one more failure.
+# (a crash, a sanitizer report) counts as one more failure. Node's runner nests its tests in
+# suites, so its own "# pass N" / "# fail N" totals count there.
 count() {
     local name=$1 log=$2 rc=$3 ok bad
-    ok=$(grep -cE '^ok ' "$log")
-    bad=$(grep -cE '^not ok ' "$log")
+    if grep -qE '^# pass [0-9]+$' "$log"; then
+        ok=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+        bad=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+    else
+        ok=$(grep -cE '^ok ' "$log")
+        bad=$(grep -cE '^not ok ' "$log")
+    fi
     if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
     if [ "$ok" = 0 ] && [ "$bad" = 0 ]; then bad=1; echo "not ok - $name ran no test" >>"$log"; fi
     passed=$((passed + ok))
     failed=$((failed + bad))
     if [ "$bad" != 0 ]; then
         echo "FAIL $name: $ok passed, $bad failed (log: $log)"
-        grep -E -A12 '^not ok |ERROR: |runtime error' "$log" | head -60
+        grep -E -A12 '^ *not ok |ERROR: |runtime error' "$log" | head -80
     else
         echo "ok   $name: $ok passed"
     fi

@@ -1,7 +1,342 @@
-/* main.c: placeholder until the subcommand table lands. */
-int main(void);
+/* main.c: the subcommand table and the wiring of serve; no business logic lives here. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
-int main(void)
+#include "api/api.h"
+#include "auth/jwt.h"
+#include "auth/jwt_sign.h"
+#include "auth/service_key.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "base/version.h"
+#include "billing/tiers.h"
+#include "config/config.h"
+#include "http/server.h"
+#include "store/store.h"
+
+#define DOTENV_PATH   ".env"
+#define TIERS_MAX     (1024 * 1024)
+#define SHUTDOWN_MS   INT64_C(10000)
+#define ERRBUF        512
+
+/* What serve builds and tears down. */
+struct app {
+    struct config cfg;
+    struct tier_catalog tiers;
+    struct jwt_verifier *jwt;
+    struct service_keys keys;
+    struct store *store;
+    struct api api;
+    int threads; /* HTTP worker threads */
+};
+
+static int fail(const char *msg)
 {
+    fprintf(stderr, "subgate: %s\n", msg);
+    return 1;
+}
+
+static int load_config(struct config *cfg)
+{
+    char err[ERRBUF];
+
+    if (config_load(cfg, DOTENV_PATH, err, sizeof(err)) != ERR_OK)
+        return fail(err);
+    log_min_level = (enum log_level)log_level_parse(cfg->log_level);
     return 0;
+}
+
+static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
+{
+    char err[ERRBUF], msg[ERRBUF + 64];
+    struct buf b;
+    enum err e;
+
+    if (!cfg->tiers_file || !*cfg->tiers_file) {
+        tier_catalog_builtin(cat);
+    } else {
+        buf_init(&b, TIERS_MAX);
+        e = file_read_all(cfg->tiers_file, &b, err, sizeof(err));
+        if (!e)
+            e = tier_catalog_parse(buf_str(&b), b.len, cat, err, sizeof(err));
+        buf_release(&b);
+        if (e) {
+            snprintf(msg, sizeof(msg), "TIERS_FILE: %s", err);
+            return fail(msg);
+        }
+    }
+    /* A price id from the environment fills a tier that has none of its own. */
+    if (cfg->stripe_premium_price_id && tier_catalog_find(cat, "premium") &&
+        !tier_catalog_find(cat, "premium")->stripe_price_id[0] &&
+        tier_catalog_set_price_id(cat, "premium", cfg->stripe_premium_price_id) != ERR_OK)
+        return fail("STRIPE_PREMIUM_PRICE_ID: cannot be set on tier 'premium'");
+    if (cfg->stripe_plus_price_id && tier_catalog_find(cat, "plus") &&
+        !tier_catalog_find(cat, "plus")->stripe_price_id[0] &&
+        tier_catalog_set_price_id(cat, "plus", cfg->stripe_plus_price_id) != ERR_OK)
+        return fail("STRIPE_PLUS_PRICE_ID: cannot be set on tier 'plus'");
+    return 0;
+}
+
+static int make_verifier(const struct config *cfg, struct jwt_verifier **out)
+{
+    char err[ERRBUF], msg[ERRBUF + 64];
+
+    if (secret_is_set(&cfg->jwt_secret)) {
+        if (jwt_verifier_new_hmac(&cfg->jwt_secret, cfg->jwt_issuer, cfg->jwt_audience, out))
+            return fail("JWT_SECRET: cannot set up HS256 verification");
+        return 0;
+    }
+    if (jwt_verifier_new_pem(cfg->jwt_public_key_file, cfg->jwt_issuer, cfg->jwt_audience, out,
+                             err, sizeof(err)) != ERR_OK) {
+        snprintf(msg, sizeof(msg), "JWT_PUBLIC_KEY_FILE: %s", err);
+        return fail(msg);
+    }
+    return 0;
+}
+
+static int open_store(const struct config *cfg, int threads, struct store **out)
+{
+    char err[ERRBUF];
+    int applied = 0;
+
+    if (store_open(cfg->database_url, threads + 1, out, err, sizeof(err)) != ERR_OK)
+        return fail(err);
+    if (store_migrate(*out, &applied, err, sizeof(err)) != ERR_OK)
+        return fail(err);
+    if (applied)
+        log_info("applied %d migration(s)", applied);
+    return 0;
+}
+
+static void app_release(struct app *a)
+{
+    store_close(a->store);
+    jwt_verifier_free(a->jwt);
+    service_keys_release(&a->keys);
+    config_release(&a->cfg);
+}
+
+static int thread_count(const struct config *cfg)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (cfg->http_threads > 0)
+        return (int)cfg->http_threads;
+    return cores > 0 ? (int)cores : 2;
+}
+
+static int app_init(struct app *a)
+{
+    char err[ERRBUF];
+
+    if (load_config(&a->cfg))
+        return 1;
+    a->threads = thread_count(&a->cfg);
+    if (config_require_serve(&a->cfg, err, sizeof(err)) != ERR_OK)
+        return fail(err);
+    if (load_tiers(&a->cfg, &a->tiers) || make_verifier(&a->cfg, &a->jwt))
+        return 1;
+    if (service_keys_from_secrets(&a->keys, a->cfg.service_api_keys,
+                                  a->cfg.service_api_key_count) != ERR_OK)
+        return fail("SERVICE_API_KEYS: too many keys");
+    if (open_store(&a->cfg, a->threads, &a->store))
+        return 1;
+    a->api = (struct api){ .cfg = &a->cfg,
+                           .store = a->store,
+                           .jwt = a->jwt,
+                           .service_keys = &a->keys,
+                           .tiers = &a->tiers };
+    return 0;
+}
+
+/* Blocks SIGINT and SIGTERM in every thread; main waits for them with sigwait. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct app a = { 0 };
+    struct http_server *srv = NULL;
+    struct http_server_params p;
+    char err[ERRBUF];
+    sigset_t set;
+    int sig = 0, rc = 1;
+
+    (void)argc;
+    (void)argv;
+    block_signals(&set);
+    if (app_init(&a))
+        goto out;
+    p = (struct http_server_params){ .host = a.cfg.listen_host,
+                                     .port = (uint16_t)a.cfg.listen_port,
+                                     .threads = a.threads,
+                                     .max_body = (size_t)a.cfg.max_body_bytes,
+                                     .dispatch = api_dispatch,
+                                     .app = &a.api };
+    if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
+        fail(err);
+        goto out;
+    }
+    log_info("subgate %s listening on %s:%u (%d threads, database %s, stripe %s)",
+             SUBGATE_VERSION, a.cfg.listen_host, http_server_port(srv), p.threads,
+             store_backend_name(a.store), config_has_stripe(&a.cfg) ? a.cfg.stripe_api_base
+                                                                    : "not configured");
+    sigwait(&set, &sig);
+    log_info("received %s, finishing requests in flight", strsignal(sig));
+    http_server_stop(srv, SHUTDOWN_MS);
+    log_info("stopped");
+    rc = 0;
+out:
+    app_release(&a);
+    return rc;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    struct config cfg = { 0 };
+    struct store *st = NULL;
+    char err[ERRBUF];
+    int applied = 0, version = 0, rc = 1;
+
+    (void)argc;
+    (void)argv;
+    if (load_config(&cfg))
+        goto out;
+    if (store_open(cfg.database_url, 1, &st, err, sizeof(err)) != ERR_OK ||
+        store_migrate(st, &applied, err, sizeof(err)) != ERR_OK) {
+        fail(err);
+        goto out;
+    }
+    if (store_schema_version(st, &version) != ERR_OK) {
+        fail("cannot read the schema version");
+        goto out;
+    }
+    printf("applied %d migration(s); schema version %d (%s)\n", applied, version,
+           store_backend_name(st));
+    rc = 0;
+out:
+    store_close(st);
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    struct config cfg = { 0 };
+    struct tier_catalog tiers;
+    char err[ERRBUF];
+    int rc = 1;
+
+    (void)argc;
+    (void)argv;
+    if (load_config(&cfg))
+        goto out;
+    config_print(&cfg, stdout);
+    if (load_tiers(&cfg, &tiers))
+        goto out;
+    if (config_require_serve(&cfg, err, sizeof(err)) != ERR_OK) {
+        printf("# not ready to serve: %s\n", err);
+        goto out;
+    }
+    printf("# configuration is valid\n");
+    rc = 0;
+out:
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("subgate %s\n", SUBGATE_VERSION);
+    return 0;
+}
+
+/* token USER [EMAIL] [TTL_S]: prints an HS256 user token signed with JWT_SECRET. */
+static int cmd_token(int argc, char **argv)
+{
+    struct config cfg = { 0 };
+    struct buf tok;
+    int64_t ttl = 3600;
+    int rc = 1;
+
+    buf_init(&tok, 8192);
+    if (argc < 2 || argc > 4)
+        return fail("usage: subgate token USER [EMAIL] [TTL_S]");
+    if (argc == 4 && parse_i64(argv[3], strlen(argv[3]), 1, INT64_C(31536000), &ttl) != ERR_OK)
+        return fail("token: TTL_S must be 1-31536000 seconds");
+    if (load_config(&cfg))
+        goto out;
+    if (!secret_is_set(&cfg.jwt_secret)) {
+        fail("JWT_SECRET: required to mint a token (RS256/ES256 tokens come from your issuer)");
+        goto out;
+    }
+    struct jwt_mint m = { .sub = argv[1],
+                          .email = argc > 2 && *argv[2] ? argv[2] : NULL,
+                          .issuer = cfg.jwt_issuer,
+                          .audience = cfg.jwt_audience,
+                          .iat = clock_now(),
+                          .ttl_s = ttl };
+    if (jwt_sign_hs256(&cfg.jwt_secret, &m, &tok) != ERR_OK) {
+        fail("token: cannot sign (is every claim valid UTF-8?)");
+        goto out;
+    }
+    printf("%s\n", buf_str(&tok));
+    rc = 0;
+out:
+    buf_release(&tok);
+    config_release(&cfg);
+    return rc;
+}
+
+static int cmd_help(int argc, char **argv);
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    { "serve", cmd_serve, "run the HTTP service (applies pending migrations first)" },
+    { "migrate", cmd_migrate, "apply pending database migrations and exit" },
+    { "check-config", cmd_check_config, "print the effective configuration, secrets redacted" },
+    { "token", cmd_token, "token USER [EMAIL] [TTL_S]: mint a development user token (HS256)" },
+    { "version", cmd_version, "print the version" },
+    { "help", cmd_help, "this list" },
+};
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("usage: subgate COMMAND\n\ncommands:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        printf("  %-13s %s\n", commands[i].name, commands[i].help);
+    printf("\nConfiguration comes from the environment and ./.env (see README.md).\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *name = argc > 1 ? argv[1] : "help";
+
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "subgate: unknown command '%s' (try 'subgate help')\n", name);
+    return 2;
 }

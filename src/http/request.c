@@ -83,11 +83,17 @@ static bool is_json_type(const char *ct)
 
 enum err request_json_body(struct request *req)
 {
-    json_error_t jerr;
-
     if (!is_json_type(request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
         return request_fail(req, ERR_MEDIA_TYPE, NULL, NULL,
                             "Content-Type must be application/json");
+    return request_parse_json(req);
+}
+
+enum err request_parse_json(struct request *req)
+{
+    json_error_t jerr;
+
+    json_decref(req->json);
     req->json = json_loadb(buf_str(&req->body), req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!req->json)
         return request_fail(req, ERR_INVALID, "json_invalid", NULL,

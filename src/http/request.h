@@ -76,6 +76,9 @@ enum err request_fail(struct request *req, enum err e, const char *code, const c
  */
 MUST_CHECK enum err request_json_body(struct request *req);
 
+/* The parsing half of request_json_body, without the header check: pure, for tests and fuzzing. */
+MUST_CHECK enum err request_parse_json(struct request *req);
+
 /*
  * Typed field readers for req->json. A missing optional field leaves *out untouched and
  * returns ERR_OK; a missing required one or a wrong type fails naming the field.

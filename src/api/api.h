@@ -1,0 +1,38 @@
+/*
+ * api.h: the application behind the HTTP server: the route table, authentication of each
+ * caller kind, and the handlers. main.c builds a struct api and hands api_dispatch to the server.
+ */
+#ifndef SUBGATE_API_API_H
+#define SUBGATE_API_API_H
+
+#include <stdint.h>
+
+#include "http/request.h"
+
+struct config;
+struct store;
+struct jwt_verifier;
+struct service_keys;
+struct tier_catalog;
+
+/* Everything a handler may use; all borrowed, alive for as long as the server runs. */
+struct api {
+    const struct config *cfg;
+    struct store *store;
+    const struct jwt_verifier *jwt;           /* verifies user tokens */
+    const struct service_keys *service_keys; /* may hold no key */
+    const struct tier_catalog *tiers;
+};
+
+/* Who may call a route (SPEC §2). */
+enum auth_kind {
+    AUTH_NONE,    /* public */
+    AUTH_USER,    /* Authorization: Bearer <user JWT> */
+    AUTH_SERVICE, /* Authorization: Bearer <one of SERVICE_API_KEYS> */
+    AUTH_STRIPE,  /* authenticated by the Stripe-Signature of the body alone */
+};
+
+/* The server's dispatch function: app is a struct api. */
+void api_dispatch(void *app, struct request *req, struct response *resp);
+
+#endif /* SUBGATE_API_API_H */

@@ -1,0 +1,15 @@
+/* auth.h: authenticating the caller of a route by its kind (SPEC §2). */
+#ifndef SUBGATE_API_AUTH_H
+#define SUBGATE_API_AUTH_H
+
+#include "api/api.h"
+#include "base/base.h"
+#include "base/err.h"
+
+/*
+ * Checks the request's credentials for a route of kind k. A user's id and email land in
+ * req->user and req->user_email. ERR_UNAUTHORIZED (detail recorded) otherwise.
+ */
+MUST_CHECK enum err api_authenticate(struct request *req, enum auth_kind k);
+
+#endif /* SUBGATE_API_AUTH_H */

@@ -1,0 +1,32 @@
+/* ops.c: operational endpoints: liveness and readiness (SPEC §6). */
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/handlers.h"
+#include "store/store.h"
+
+enum err ops_healthz(struct request *req, struct response *resp)
+{
+    (void)req;
+    response_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+    return ERR_OK;
+}
+
+enum err ops_readyz(struct request *req, struct response *resp)
+{
+    const struct api *api = req->app;
+    int version = 0;
+
+    if (store_ping(api->store) != ERR_OK ||
+        store_schema_version(api->store, &version) != ERR_OK)
+        return request_fail(req, ERR_UNAVAILABLE, "database_unavailable", NULL,
+                            "the database is not reachable");
+    if (version != store_schema_version_latest(api->store))
+        return request_fail(req, ERR_UNAVAILABLE, "database_not_migrated", NULL,
+                            "the database schema is at version %d, this build needs %d", version,
+                            store_schema_version_latest(api->store));
+    response_json(resp, 200,
+                  json_pack("{s:s, s:s, s:i}", "status", "ready", "database",
+                            store_backend_name(api->store), "schema_version", version));
+    return ERR_OK;
+}

@@ -1,0 +1,58 @@
+/* routes.c: THE route table of subgate (SPEC §3 and §6), and the dispatcher that walks it. */
+#include "api/api.h"
+
+#include <string.h>
+
+#include "api/auth.h"
+#include "api/handlers.h"
+#include "http/router.h"
+
+#define P "/api/v1/payments"
+
+/* clang-format off */
+static const struct route routes[] = {
+    { "GET",  "/healthz",                   AUTH_NONE, 0,               ops_healthz },
+    { "GET",  "/readyz",                    AUTH_NONE, 0,               ops_readyz },
+    { "GET",  P "/pricing",                 AUTH_NONE, 0,               payments_pricing },
+    { "GET",  P "/subscription",            AUTH_USER, 0,               payments_subscription },
+    { "GET",  P "/invoices",                AUTH_USER, 0,               payments_invoices },
+    { "POST", P "/create-checkout-session", AUTH_USER, ROUTE_JSON_BODY, payments_create_checkout_session },
+    { "POST", P "/customer-portal",         AUTH_USER, ROUTE_JSON_BODY, payments_customer_portal },
+    { "POST", P "/cancel-subscription",     AUTH_USER, 0,               payments_cancel_subscription },
+};
+/* clang-format on */
+
+static enum err route_and_run(struct request *req, struct response *resp)
+{
+    const struct route *r = NULL;
+    enum err err;
+
+    err = router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, resp->allow,
+                       sizeof(resp->allow));
+    if (err == ERR_NOT_FOUND)
+        return request_fail(req, err, NULL, NULL, "no route for '%s'", req->path);
+    if (err == ERR_METHOD)
+        return request_fail(req, err, NULL, NULL, "method %s is not allowed here (allowed: %s)",
+                            req->method, resp->allow);
+    resp->allow[0] = '\0'; /* filled by earlier same-path routes; only a 405 carries it */
+    req->route = r->path;
+    err = api_authenticate(req, (enum auth_kind)r->auth);
+    if (err)
+        return err;
+    if ((r->flags & ROUTE_JSON_BODY) && (err = request_json_body(req)) != ERR_OK)
+        return err;
+    return r->handler(req, resp);
+}
+
+void api_dispatch(void *app, struct request *req, struct response *resp)
+{
+    enum err err;
+
+    (void)app; /* handlers reach it through req->app */
+    err = route_and_run(req, resp);
+    if (err) {
+        if (req->error.err != err) /* a handler returned an error without detail */
+            (void)request_fail(req, err, NULL, NULL, "%s", err_name(err));
+        response_error(resp, req);
+    }
+}

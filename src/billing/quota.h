@@ -1,0 +1,48 @@
+/*
+ * quota.h: quota windows (UTC day, ISO week starting Monday 00:00 UTC) as pure functions of
+ * now. Part of billing/: no clock reads, the caller passes now.
+ */
+#ifndef SUBGATE_BILLING_QUOTA_H
+#define SUBGATE_BILLING_QUOTA_H
+
+#include <stdint.h>
+
+#include "base/base.h"
+#include "base/err.h"
+
+#define QUOTA_DAY_S  INT64_C(86400)
+#define QUOTA_WEEK_S (7 * QUOTA_DAY_S)
+
+/*
+ * The times the window functions accept (about +-36 billion years): a time outside is clamped to
+ * the nearest bound first, so no input overflows.
+ */
+#define QUOTA_TIME_MAX (INT64_C(1) << 60)
+#define QUOTA_TIME_MIN (-QUOTA_TIME_MAX)
+
+/* The period a quota counts over. */
+enum quota_window {
+    QUOTA_WINDOW_DAY,  /* the UTC day: 00:00:00 to 23:59:59 UTC */
+    QUOTA_WINDOW_WEEK, /* the ISO week: Monday 00:00 UTC to Sunday 23:59:59 UTC */
+};
+
+/* Returns the start (UTC midnight) of the day holding now; exact for times before 1970 too. */
+int64_t quota_day_start(int64_t now);
+
+/* Returns the start (Monday 00:00 UTC) of the ISO week holding now. */
+int64_t quota_week_start(int64_t now);
+
+/* Returns the start of the window of kind w holding now: the key its usage is counted under. */
+int64_t quota_window_start(enum quota_window w, int64_t now);
+
+/* Returns the end (exclusive: the next window's start) of the window of kind w that begins at
+ * start. */
+int64_t quota_window_end(enum quota_window w, int64_t start);
+
+/* Returns the window's name in TIERS_FILE and JSON: "day" or "week". */
+const char *quota_window_name(enum quota_window w);
+
+/* Sets *out from a name of quota_window_name(); ERR_INVALID for any other string. */
+MUST_CHECK enum err quota_window_parse(const char *name, enum quota_window *out);
+
+#endif /* SUBGATE_BILLING_QUOTA_H */

@@ -1,0 +1,953 @@
+/*
+ * sqlite.c: the SQLite backend of store/. A pool of WAL-mode connections, each used by one thread
+ * at a time, with its statements prepared once; a background thread checkpoints the WAL.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "base/xalloc.h"
+#include "store/backend.h"
+#include "store/migrations.h"
+
+#define BUSY_TIMEOUT_MS     5000 /* how long a writer waits for the write lock */
+#define POOL_MAX            64
+#define CHECKPOINT_PERIOD_S 1
+#define CHECKPOINT_PAGES    1000 /* a commit leaving the WAL this long wakes the checkpointer */
+
+/*
+ * wal_autocheckpoint = 0: commits never pay for a checkpoint, the checkpoint thread does it.
+ * The WAL hook installed after these pragmas replaces the automatic one anyway.
+ * journal_size_limit: after a burst, the WAL file shrinks back to 64 MiB when it restarts.
+ */
+#define CONN_PRAGMAS                                                                     \
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; " \
+    "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
+
+enum stmt_id {
+    STMT_SCHEMA_VERSION,
+    STMT_PING,
+    STMT_CUSTOMER_GET,
+    STMT_CUSTOMER_GET_BY_STRIPE_ID,
+    STMT_CUSTOMER_INSERT,
+    STMT_CUSTOMER_MARK_TRIAL,
+    STMT_SUBSCRIPTION_UPSERT,
+    STMT_SUBSCRIPTION_GET,
+    STMT_SUBSCRIPTION_GET_FOR_USER,
+    STMT_INVOICE_UPSERT,
+    STMT_INVOICE_LIST,
+    STMT_USAGE_GET,
+    STMT_USAGE_CONSUME,
+    STMT_EVENT_GET,
+    STMT_COUNT,
+};
+
+/* Column lists in the field order of the store_*_record tables (backend.h). */
+#define CUSTOMER_COLS "user_id, stripe_customer_id, email, had_trial, created"
+#define SUBSCRIPTION_COLS                                                             \
+    "id, user_id, stripe_customer_id, tier, price_id, status, current_period_start, " \
+    "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
+    "past_due_since, stripe_updated"
+#define INVOICE_COLS                                                                             \
+    "id, user_id, subscription_id, number, status, amount_due, amount_paid, currency, created, " \
+    "period_start, period_end, hosted_invoice_url, invoice_pdf"
+#define EVENT_COLS "id, type, created, status, attempts, last_error, received_at"
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_SCHEMA_VERSION] = "PRAGMA user_version",
+    [STMT_PING] = "SELECT 1",
+    [STMT_CUSTOMER_GET] = "SELECT " CUSTOMER_COLS " FROM customers WHERE user_id = ?1",
+    [STMT_CUSTOMER_GET_BY_STRIPE_ID] =
+        "SELECT " CUSTOMER_COLS " FROM customers WHERE stripe_customer_id = ?1",
+    [STMT_CUSTOMER_INSERT] =
+        "INSERT INTO customers (" CUSTOMER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_CUSTOMER_MARK_TRIAL] = "UPDATE customers SET had_trial = 1 WHERE user_id = ?1",
+    [STMT_SUBSCRIPTION_UPSERT] =
+        "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+        "ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, "
+        "stripe_customer_id = excluded.stripe_customer_id, tier = excluded.tier, "
+        "price_id = excluded.price_id, status = excluded.status, "
+        "current_period_start = excluded.current_period_start, "
+        "current_period_end = excluded.current_period_end, "
+        "cancel_at_period_end = excluded.cancel_at_period_end, cancel_at = excluded.cancel_at, "
+        "canceled_at = excluded.canceled_at, trial_end = excluded.trial_end, "
+        "past_due_since = excluded.past_due_since, stripe_updated = excluded.stripe_updated, "
+        "updated_at = excluded.updated_at",
+    [STMT_SUBSCRIPTION_GET] = "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE id = ?1",
+    [STMT_SUBSCRIPTION_GET_FOR_USER] =
+        "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE user_id = ?1 "
+        "ORDER BY status IN ('active', 'trialing', 'past_due') DESC, updated_at DESC, "
+        "stripe_updated DESC, id DESC LIMIT 1",
+    [STMT_INVOICE_UPSERT] =
+        "INSERT INTO invoices (" INVOICE_COLS ") "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+        "ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, "
+        "subscription_id = excluded.subscription_id, number = excluded.number, "
+        "status = excluded.status, amount_due = excluded.amount_due, "
+        "amount_paid = excluded.amount_paid, currency = excluded.currency, "
+        "created = excluded.created, period_start = excluded.period_start, "
+        "period_end = excluded.period_end, hosted_invoice_url = excluded.hosted_invoice_url, "
+        "invoice_pdf = excluded.invoice_pdf",
+    [STMT_INVOICE_LIST] = "SELECT " INVOICE_COLS " FROM invoices WHERE user_id = ?1 "
+                          "ORDER BY created DESC, id DESC LIMIT ?2",
+    [STMT_USAGE_GET] = "SELECT used FROM usage_counters "
+                       "WHERE user_id = ?1 AND quota = ?2 AND window_start = ?3",
+    /*
+     * One statement, so the check and the add cannot be separated: a write statement takes the
+     * write lock before it reads. ?5 is the limit (INT64_MAX when unlimited); "?4 <= ?5 - used"
+     * cannot overflow because 0 <= used. No row comes back when the grant is refused.
+     */
+    [STMT_USAGE_CONSUME] =
+        "INSERT INTO usage_counters (user_id, quota, window_start, used) "
+        "SELECT ?1, ?2, ?3, ?4 WHERE ?4 <= ?5 "
+        "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = used + excluded.used "
+        "WHERE excluded.used <= ?5 - used RETURNING used",
+    [STMT_EVENT_GET] = "SELECT " EVENT_COLS " FROM webhook_events WHERE id = ?1",
+};
+
+enum arg_kind {
+    ARG_TEXT,
+    ARG_I64,
+};
+
+struct sql_arg {
+    enum arg_kind kind;
+    const char *text; /* borrowed until the statement is released */
+    int64_t i64;
+};
+
+static struct sql_arg text_arg(const char *s)
+{
+    return (struct sql_arg){ ARG_TEXT, s, 0 };
+}
+
+static struct sql_arg i64_arg(int64_t v)
+{
+    return (struct sql_arg){ ARG_I64, NULL, v };
+}
+
+/* A statement and what to bind: the fields of rec first (when layout is set), then args. */
+struct query {
+    enum stmt_id id;
+    const struct store_record *layout;
+    const void *rec;
+    const struct sql_arg *args;
+    size_t nargs;
+};
+
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[STMT_COUNT]; /* prepared on first use, kept until close */
+    struct conn *next_idle;
+};
+
+struct checkpointer {
+    sqlite3 *db; /* its own connection, used by the thread only */
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+    bool stop;           /* guarded by mu */
+    bool kick;           /* guarded by mu: the WAL grew past CHECKPOINT_PAGES */
+};
+
+struct sqlite_store {
+    struct store base; /* first member: store.c casts between them */
+    char *path;
+    bool memory; /* ":memory:": one connection, as each connection would get its own database */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cond; /* signalled when a connection is checked in */
+    struct conn *conns;
+    int nconns;
+    struct conn *idle; /* guarded by pool_mu */
+    struct checkpointer cp;
+};
+
+static struct sqlite_store *to_sqlite(struct store *st)
+{
+    return (struct sqlite_store *)st;
+}
+
+/* Maps a failed SQLite call to an err; logs what is not a plain uniqueness conflict. */
+static enum err db_err(sqlite3 *db, int rc)
+{
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+        return ERR_CONFLICT;
+    log_error("sqlite: %s (%s)", sqlite3_errmsg(db), sqlite3_errstr(rc));
+    return ERR_STORE;
+}
+
+static struct conn *conn_checkout(struct sqlite_store *s)
+{
+    struct conn *c;
+
+    pthread_mutex_lock(&s->pool_mu);
+    while (!s->idle)
+        pthread_cond_wait(&s->pool_cond, &s->pool_mu);
+    c = s->idle;
+    s->idle = c->next_idle;
+    pthread_mutex_unlock(&s->pool_mu);
+    return c;
+}
+
+static void conn_checkin(struct sqlite_store *s, struct conn *c)
+{
+    pthread_mutex_lock(&s->pool_mu);
+    c->next_idle = s->idle;
+    s->idle = c;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_mu);
+}
+
+static enum err stmt_get(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
+{
+    if (!c->stmts[id]) {
+        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmts[id], NULL);
+        if (rc != SQLITE_OK)
+            return db_err(c->db, rc);
+    }
+    *out = c->stmts[id];
+    return ERR_OK;
+}
+
+/* Makes a cached statement ready for its next use. NULL is a no-op. */
+static void stmt_release(sqlite3_stmt *stmt)
+{
+    if (!stmt)
+        return;
+    sqlite3_reset(stmt); /* repeats the step's error, which the caller already has */
+    sqlite3_clear_bindings(stmt);
+}
+
+static int bind_field(sqlite3_stmt *stmt, int idx, const struct store_field *f, const char *p)
+{
+    int64_t v64;
+    int v;
+    bool b;
+
+    switch (f->kind) {
+    case FIELD_TEXT:
+        return sqlite3_bind_text(stmt, idx, p, -1, SQLITE_STATIC);
+    case FIELD_I64:
+        memcpy(&v64, p, sizeof(v64));
+        return sqlite3_bind_int64(stmt, idx, v64);
+    case FIELD_INT:
+        memcpy(&v, p, sizeof(v));
+        return sqlite3_bind_int(stmt, idx, v);
+    case FIELD_BOOL:
+        memcpy(&b, p, sizeof(b));
+        return sqlite3_bind_int(stmt, idx, b);
+    }
+    return SQLITE_MISUSE;
+}
+
+static int bind_query(sqlite3_stmt *stmt, const struct query *q)
+{
+    const size_t nfields = q->layout ? q->layout->count : 0;
+    int rc = SQLITE_OK;
+
+    for (size_t i = 0; i < nfields && rc == SQLITE_OK; i++) {
+        const struct store_field *f = &q->layout->fields[i];
+        rc = bind_field(stmt, (int)i + 1, f, (const char *)q->rec + f->off);
+    }
+    for (size_t i = 0; i < q->nargs && rc == SQLITE_OK; i++) {
+        const struct sql_arg *a = &q->args[i];
+        int idx = (int)(nfields + i) + 1;
+        rc = a->kind == ARG_TEXT ? sqlite3_bind_text(stmt, idx, a->text, -1, SQLITE_STATIC)
+                                 : sqlite3_bind_int64(stmt, idx, a->i64);
+    }
+    return rc;
+}
+
+/* Steps once more: *row tells whether a row is ready to read. */
+static enum err query_next(struct conn *c, sqlite3_stmt *stmt, bool *row)
+{
+    int rc = sqlite3_step(stmt);
+
+    *row = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        return ERR_OK;
+    return db_err(c->db, rc);
+}
+
+/* Prepares (once), binds and steps q. Release *out with stmt_release() whatever the result. */
+static enum err query_run(struct conn *c, const struct query *q, sqlite3_stmt **out, bool *row)
+{
+    enum err err = stmt_get(c, q->id, out);
+    int rc;
+
+    *row = false;
+    if (err)
+        return err;
+    rc = bind_query(*out, q);
+    if (rc != SQLITE_OK)
+        return db_err(c->db, rc);
+    return query_next(c, *out, row);
+}
+
+/*
+ * After a row, steps to the end, so an autocommit write has committed (or said why not). Never
+ * call it after SQLITE_DONE: stepping again would run the statement a second time.
+ */
+static enum err query_finish(struct conn *c, sqlite3_stmt *stmt)
+{
+    bool row = true;
+    enum err err = ERR_OK;
+
+    while (err == ERR_OK && row)
+        err = query_next(c, stmt, &row);
+    return err;
+}
+
+static void read_text(sqlite3_stmt *stmt, int col, const struct store_field *f, char *dst)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, col);
+
+    if (!str_copy(dst, f->size, text ? (const char *)text : ""))
+        log_warn("sqlite: column '%s' longer than its field, truncated", f->name);
+}
+
+static void read_field(sqlite3_stmt *stmt, int col, const struct store_field *f, char *p)
+{
+    int64_t v64 = 0;
+    int v;
+    bool b;
+
+    if (f->kind != FIELD_TEXT)
+        v64 = sqlite3_column_int64(stmt, col);
+    switch (f->kind) {
+    case FIELD_TEXT:
+        read_text(stmt, col, f, p);
+        return;
+    case FIELD_I64:
+        memcpy(p, &v64, sizeof(v64));
+        return;
+    case FIELD_INT:
+        v = v64 < INT_MIN ? INT_MIN : v64 > INT_MAX ? INT_MAX : (int)v64;
+        memcpy(p, &v, sizeof(v));
+        return;
+    case FIELD_BOOL:
+        b = v64 != 0;
+        memcpy(p, &b, sizeof(b));
+        return;
+    }
+}
+
+static void read_record(sqlite3_stmt *stmt, const struct store_record *layout, void *out)
+{
+    assert(sqlite3_column_count(stmt) == (int)layout->count);
+    memset(out, 0, layout->size);
+    for (size_t i = 0; i < layout->count; i++) {
+        const struct store_field *f = &layout->fields[i];
+        assert(strcmp(sqlite3_column_name(stmt, (int)i), f->name) == 0);
+        read_field(stmt, (int)i, f, (char *)out + f->off);
+    }
+}
+
+/* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */
+static enum err conn_fetch_record(struct conn *c, const struct query *q,
+                                  const struct store_record *layout, void *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, q, &stmt, &row);
+
+    if (err == ERR_OK && !row)
+        err = ERR_NOT_FOUND;
+    if (err == ERR_OK) {
+        read_record(stmt, layout, out);
+        err = query_finish(c, stmt);
+    }
+    stmt_release(stmt);
+    return err;
+}
+
+/* Runs q, which yields at most one row, into an integer: ERR_NOT_FOUND when no row. */
+static enum err conn_fetch_i64(struct conn *c, const struct query *q, int64_t *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, q, &stmt, &row);
+
+    if (err == ERR_OK && !row)
+        err = ERR_NOT_FOUND;
+    if (err == ERR_OK) {
+        *out = sqlite3_column_int64(stmt, 0);
+        err = query_finish(c, stmt);
+    }
+    stmt_release(stmt);
+    return err;
+}
+
+static enum err fetch_record(struct sqlite_store *s, const struct query *q,
+                             const struct store_record *layout, void *out)
+{
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_fetch_record(c, q, layout, out);
+
+    conn_checkin(s, c);
+    return err;
+}
+
+static enum err fetch_i64(struct sqlite_store *s, const struct query *q, int64_t *out)
+{
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_fetch_i64(c, q, out);
+
+    conn_checkin(s, c);
+    return err;
+}
+
+/* Runs a write; *changes = rows it changed, when not NULL. */
+static enum err exec_write(struct sqlite_store *s, const struct query *q, int *changes)
+{
+    struct conn *c = conn_checkout(s);
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, q, &stmt, &row);
+
+    if (err == ERR_OK && row)
+        err = query_finish(c, stmt);
+    if (err == ERR_OK && changes)
+        *changes = sqlite3_changes(c->db);
+    stmt_release(stmt);
+    conn_checkin(s, c);
+    return err;
+}
+
+/* Migrations: the schema version is the database header's user_version. */
+
+static int latest_version(void)
+{
+    return sqlite_migrations_count ? sqlite_migrations[sqlite_migrations_count - 1].version : 0;
+}
+
+static enum err conn_read_version(struct conn *c, int *version)
+{
+    const struct query q = { STMT_SCHEMA_VERSION, NULL, NULL, NULL, 0 };
+    int64_t v = 0;
+    enum err err = conn_fetch_i64(c, &q, &v);
+
+    *version = (int)v; /* written only by us, from an int */
+    return err;
+}
+
+/* Runs sql (several statements allowed); on failure writes "<what>: <cause>" into errbuf. */
+static enum err exec_sql(sqlite3 *db, const char *sql, const char *what, char *errbuf,
+                         size_t errlen)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+    if (rc == SQLITE_OK)
+        return ERR_OK;
+    store_errf(errbuf, errlen, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return ERR_STORE;
+}
+
+/*
+ * Applies m and bumps the version in one transaction. BEGIN IMMEDIATE takes the write lock
+ * before the version is read again, so a concurrent migrator that got there first makes this
+ * a no-op (*ran stays false) instead of a second run.
+ */
+static enum err migration_apply(struct conn *c, const struct migration *m, bool *ran, char *errbuf,
+                                size_t errlen)
+{
+    char what[128];
+    char bump[64];
+    int version = 0;
+    enum err err;
+
+    (void)snprintf(what, sizeof(what), "cannot apply migration %03d_%s", m->version, m->name);
+    (void)snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", m->version);
+    err = exec_sql(c->db, "BEGIN IMMEDIATE", what, errbuf, errlen);
+    if (err)
+        return err;
+    err = conn_read_version(c, &version);
+    if (err || version >= m->version)
+        goto out_rollback;
+    err = exec_sql(c->db, m->sql, what, errbuf, errlen);
+    if (!err)
+        err = exec_sql(c->db, bump, what, errbuf, errlen);
+    if (!err)
+        err = exec_sql(c->db, "COMMIT", what, errbuf, errlen);
+    if (err)
+        goto out_rollback;
+    *ran = true;
+    return ERR_OK;
+out_rollback:
+    if (!sqlite3_get_autocommit(c->db))
+        (void)!exec_sql(c->db, "ROLLBACK", "rollback", NULL, 0); /* err says what failed */
+    return err;
+}
+
+static enum err conn_migrate(struct conn *c, int *applied, char *errbuf, size_t errlen)
+{
+    int version = 0;
+    enum err err = conn_read_version(c, &version);
+
+    if (err) {
+        store_errf(errbuf, errlen, "cannot read the schema version: %s", sqlite3_errmsg(c->db));
+        return err;
+    }
+    if (version > latest_version()) {
+        store_errf(errbuf, errlen,
+                   "database schema version %d is newer than this binary knows (%d): upgrade "
+                   "subgate",
+                   version, latest_version());
+        return ERR_STORE;
+    }
+    for (size_t i = 0; i < sqlite_migrations_count && !err; i++) {
+        const struct migration *m = &sqlite_migrations[i];
+        bool ran = false;
+        assert(i == 0 || m->version > sqlite_migrations[i - 1].version);
+        if (m->version <= version)
+            continue;
+        err = migration_apply(c, m, &ran, errbuf, errlen);
+        *applied += ran;
+    }
+    return err;
+}
+
+static enum err sqlite_migrate(struct store *st, int *applied, char *errbuf, size_t errlen)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_migrate(c, applied, errbuf, errlen);
+
+    conn_checkin(s, c);
+    return err;
+}
+
+static enum err sqlite_schema_version(struct store *st, int *version)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_read_version(c, version);
+
+    conn_checkin(s, c);
+    return err;
+}
+
+static int sqlite_schema_version_latest(const struct store *st)
+{
+    (void)st;
+    return latest_version();
+}
+
+static enum err sqlite_ping(struct store *st)
+{
+    const struct query q = { STMT_PING, NULL, NULL, NULL, 0 };
+    int64_t one = 0;
+    enum err err = fetch_i64(to_sqlite(st), &q, &one);
+
+    return err == ERR_OK && one == 1 ? ERR_OK : ERR_STORE;
+}
+
+/* Domain operations */
+
+static enum err sqlite_customer_get(struct store *st, const char *user_id, struct customer *out)
+{
+    const struct sql_arg args[] = { text_arg(user_id) };
+    const struct query q = { STMT_CUSTOMER_GET, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    return fetch_record(to_sqlite(st), &q, &store_customer_record, out);
+}
+
+static enum err sqlite_customer_get_by_stripe_id(struct store *st, const char *stripe_customer_id,
+                                                 struct customer *out)
+{
+    const struct sql_arg args[] = { text_arg(stripe_customer_id) };
+    const struct query q = { STMT_CUSTOMER_GET_BY_STRIPE_ID, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    return fetch_record(to_sqlite(st), &q, &store_customer_record, out);
+}
+
+static enum err sqlite_customer_insert(struct store *st, const struct customer *c)
+{
+    const struct query q = { STMT_CUSTOMER_INSERT, &store_customer_record, c, NULL, 0 };
+
+    return exec_write(to_sqlite(st), &q, NULL);
+}
+
+static enum err sqlite_customer_mark_trial(struct store *st, const char *user_id)
+{
+    const struct sql_arg args[] = { text_arg(user_id) };
+    const struct query q = { STMT_CUSTOMER_MARK_TRIAL, NULL, NULL, args, ARRAY_SIZE(args) };
+    int changes = 0;
+    enum err err = exec_write(to_sqlite(st), &q, &changes);
+
+    return err == ERR_OK && changes == 0 ? ERR_NOT_FOUND : err;
+}
+
+static enum err sqlite_subscription_upsert(struct store *st, const struct subscription *sub,
+                                           int64_t updated_at)
+{
+    const struct sql_arg args[] = { i64_arg(updated_at) };
+    const struct query q = { STMT_SUBSCRIPTION_UPSERT, &store_subscription_record, sub, args,
+                             ARRAY_SIZE(args) };
+
+    return exec_write(to_sqlite(st), &q, NULL);
+}
+
+static enum err sqlite_subscription_get(struct store *st, const char *id, struct subscription *out)
+{
+    const struct sql_arg args[] = { text_arg(id) };
+    const struct query q = { STMT_SUBSCRIPTION_GET, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    return fetch_record(to_sqlite(st), &q, &store_subscription_record, out);
+}
+
+static enum err sqlite_subscription_get_for_user(struct store *st, const char *user_id,
+                                                 struct subscription *out)
+{
+    const struct sql_arg args[] = { text_arg(user_id) };
+    const struct query q = { STMT_SUBSCRIPTION_GET_FOR_USER, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    return fetch_record(to_sqlite(st), &q, &store_subscription_record, out);
+}
+
+static enum err sqlite_invoice_upsert(struct store *st, const struct invoice *inv)
+{
+    const struct query q = { STMT_INVOICE_UPSERT, &store_invoice_record, inv, NULL, 0 };
+
+    return exec_write(to_sqlite(st), &q, NULL);
+}
+
+static enum err sqlite_invoice_list(struct store *st, const char *user_id, int max,
+                                    struct invoice *out, int *n)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    const struct sql_arg args[] = { text_arg(user_id), i64_arg(max) };
+    const struct query q = { STMT_INVOICE_LIST, NULL, NULL, args, ARRAY_SIZE(args) };
+    struct conn *c = conn_checkout(s);
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, &q, &stmt, &row);
+
+    while (err == ERR_OK && row && *n < max) {
+        read_record(stmt, &store_invoice_record, &out[*n]);
+        (*n)++;
+        err = query_next(c, stmt, &row);
+    }
+    if (err)
+        *n = 0;
+    stmt_release(stmt);
+    conn_checkin(s, c);
+    return err;
+}
+
+static enum err sqlite_usage_get(struct store *st, const char *user_id, const char *quota,
+                                 int64_t window_start, int64_t *used)
+{
+    const struct sql_arg args[] = { text_arg(user_id), text_arg(quota), i64_arg(window_start) };
+    const struct query q = { STMT_USAGE_GET, NULL, NULL, args, ARRAY_SIZE(args) };
+    enum err err = fetch_i64(to_sqlite(st), &q, used);
+
+    if (err == ERR_NOT_FOUND) {
+        *used = 0;
+        err = ERR_OK;
+    }
+    return err;
+}
+
+static enum err sqlite_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
+                                     int64_t *used_after)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    const struct sql_arg args[] = {
+        text_arg(g->user_id),
+        text_arg(g->quota),
+        i64_arg(g->window_start),
+        i64_arg(g->n),
+        i64_arg(g->limit < 0 ? INT64_MAX : g->limit),
+    };
+    const struct query consume = { STMT_USAGE_CONSUME, NULL, NULL, args, ARRAY_SIZE(args) };
+    const struct query get = { STMT_USAGE_GET, NULL, NULL, args, 3 }; /* the key only */
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_fetch_i64(c, &consume, used_after);
+
+    *granted = err == ERR_OK;
+    if (err == ERR_NOT_FOUND) /* refused: report the counter as it stands */
+        err = conn_fetch_i64(c, &get, used_after);
+    if (err == ERR_NOT_FOUND) {
+        *used_after = 0;
+        err = ERR_OK;
+    }
+    conn_checkin(s, c);
+    return err;
+}
+
+static enum err sqlite_event_get(struct store *st, const char *id, struct webhook_event *out)
+{
+    const struct sql_arg args[] = { text_arg(id) };
+    const struct query q = { STMT_EVENT_GET, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    return fetch_record(to_sqlite(st), &q, &store_event_record, out);
+}
+
+/* The checkpoint thread */
+
+/* Called by SQLite after each commit, on the committing thread. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct checkpointer *cp = arg;
+
+    (void)db;
+    (void)name;
+    if (pages < CHECKPOINT_PAGES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&cp->mu);
+    cp->kick = true;
+    pthread_cond_signal(&cp->wake);
+    pthread_mutex_unlock(&cp->mu);
+    return SQLITE_OK;
+}
+
+/* Waits, with cp->mu held, for the period to pass, a kick or the stop. */
+static void checkpoint_wait(struct checkpointer *cp)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += CHECKPOINT_PERIOD_S;
+    while (!cp->stop && !cp->kick)
+        if (pthread_cond_timedwait(&cp->wake, &cp->mu, &deadline) == ETIMEDOUT)
+            return;
+}
+
+/* PASSIVE: never waits for readers or writers, so it cannot stall requests. */
+static void checkpoint_once(sqlite3 *db)
+{
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_warn("sqlite: wal checkpoint failed: %s", sqlite3_errmsg(db));
+}
+
+static void *checkpoint_main(void *arg)
+{
+    struct checkpointer *cp = arg;
+
+    pthread_mutex_lock(&cp->mu);
+    while (!cp->stop) {
+        checkpoint_wait(cp);
+        if (cp->stop)
+            break;
+        cp->kick = false;
+        pthread_mutex_unlock(&cp->mu);
+        checkpoint_once(cp->db);
+        pthread_mutex_lock(&cp->mu);
+    }
+    pthread_mutex_unlock(&cp->mu);
+    return NULL;
+}
+
+static void checkpointer_init(struct checkpointer *cp)
+{
+    pthread_condattr_t attr;
+
+    pthread_mutex_init(&cp->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&cp->wake, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static void checkpointer_stop(struct checkpointer *cp)
+{
+    if (cp->running) {
+        pthread_mutex_lock(&cp->mu);
+        cp->stop = true;
+        pthread_cond_signal(&cp->wake);
+        pthread_mutex_unlock(&cp->mu);
+        pthread_join(cp->thread, NULL);
+        cp->running = false;
+    }
+    sqlite3_close(cp->db);
+    cp->db = NULL;
+}
+
+/* Opening and closing */
+
+/* Creates the missing directories above the file at path, like mkdir -p. */
+static enum err make_parents(const char *path, char *errbuf, size_t errlen)
+{
+    char dir[PATH_MAX];
+    char why[128];
+    const char *slash = strrchr(path, '/');
+
+    if (!slash || slash == path)
+        return ERR_OK;
+    if (!str_copyn(dir, sizeof(dir), path, (size_t)(slash - path))) {
+        store_errf(errbuf, errlen, "cannot open database '%s': path too long", path);
+        return ERR_INVALID;
+    }
+    for (char *p = dir + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p != '/' && !end)
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            store_errf(errbuf, errlen,
+                       "cannot open database '%s': cannot create directory '%s': %s", path, dir,
+                       strerror_r(errno, why, sizeof(why)));
+            return ERR_STORE;
+        }
+        if (end)
+            return ERR_OK;
+        *p = '/';
+    }
+}
+
+static enum err db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
+{
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(db, 1);
+        rc = sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, CONN_PRAGMAS, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        store_errf(errbuf, errlen, "cannot open database '%s': %s", path,
+                   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return ERR_STORE;
+    }
+    *out = db;
+    return ERR_OK;
+}
+
+static void conn_close(struct conn *c)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(c->stmts); i++)
+        sqlite3_finalize(c->stmts[i]);
+    if (sqlite3_close(c->db) != SQLITE_OK)
+        log_error("sqlite: cannot close connection: %s", sqlite3_errmsg(c->db));
+}
+
+static void sqlite_close(struct store *st)
+{
+    struct sqlite_store *s = to_sqlite(st);
+
+    checkpointer_stop(&s->cp);
+    for (int i = 0; i < s->nconns; i++)
+        conn_close(&s->conns[i]);
+    pthread_cond_destroy(&s->cp.wake);
+    pthread_mutex_destroy(&s->cp.mu);
+    pthread_cond_destroy(&s->pool_cond);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s->conns);
+    free(s->path);
+    free(s);
+}
+
+static enum err pool_open(struct sqlite_store *s, char *errbuf, size_t errlen)
+{
+    for (int i = 0; i < s->nconns; i++) {
+        struct conn *c = &s->conns[i];
+        enum err err = db_open(s->path, &c->db, errbuf, errlen);
+        if (err)
+            return err;
+        if (!s->memory)
+            sqlite3_wal_hook(c->db, wal_hook, &s->cp);
+        c->next_idle = s->idle;
+        s->idle = c;
+    }
+    return ERR_OK;
+}
+
+static enum err checkpointer_start(struct sqlite_store *s, char *errbuf, size_t errlen)
+{
+    struct checkpointer *cp = &s->cp;
+    enum err err = db_open(s->path, &cp->db, errbuf, errlen);
+
+    if (err)
+        return err;
+    if (pthread_create(&cp->thread, NULL, checkpoint_main, cp) != 0) {
+        store_errf(errbuf, errlen, "cannot open database '%s': cannot start checkpoint thread",
+                   s->path);
+        return ERR_STORE;
+    }
+    cp->running = true;
+    return ERR_OK;
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .migrate = sqlite_migrate,
+    .schema_version = sqlite_schema_version,
+    .schema_version_latest = sqlite_schema_version_latest,
+    .ping = sqlite_ping,
+    .customer_get = sqlite_customer_get,
+    .customer_get_by_stripe_id = sqlite_customer_get_by_stripe_id,
+    .customer_insert = sqlite_customer_insert,
+    .customer_mark_trial = sqlite_customer_mark_trial,
+    .subscription_upsert = sqlite_subscription_upsert,
+    .subscription_get = sqlite_subscription_get,
+    .subscription_get_for_user = sqlite_subscription_get_for_user,
+    .invoice_upsert = sqlite_invoice_upsert,
+    .invoice_list = sqlite_invoice_list,
+    .usage_get = sqlite_usage_get,
+    .usage_consume = sqlite_usage_consume,
+    .event_get = sqlite_event_get,
+};
+
+static struct sqlite_store *sqlite_store_new(const char *path, int pool_size)
+{
+    struct sqlite_store *s = xcalloc(1, sizeof(*s));
+
+    s->base.ops = &sqlite_ops;
+    s->path = xstrdup(path);
+    s->memory = strcmp(path, ":memory:") == 0;
+    s->nconns = s->memory ? 1 : pool_size < 1 ? 1 : pool_size > POOL_MAX ? POOL_MAX : pool_size;
+    s->conns = xcalloc((size_t)s->nconns, sizeof(*s->conns));
+    pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    checkpointer_init(&s->cp);
+    return s;
+}
+
+enum err sqlite_store_open(const char *target, int pool_size, struct store **out, char *errbuf,
+                           size_t errlen)
+{
+    struct sqlite_store *s;
+    enum err err;
+
+    if (target[0] == '\0') {
+        store_errf(errbuf, errlen, "cannot open database '': empty path (want sqlite:PATH)");
+        return ERR_INVALID;
+    }
+    if (strcmp(target, ":memory:") != 0) {
+        err = make_parents(target, errbuf, errlen);
+        if (err)
+            return err;
+    }
+    s = sqlite_store_new(target, pool_size);
+    err = pool_open(s, errbuf, errlen);
+    if (!err && !s->memory)
+        err = checkpointer_start(s, errbuf, errlen);
+    if (err) {
+        sqlite_close(&s->base);
+        return err;
+    }
+    *out = &s->base;
+    return ERR_OK;
+}
