@@ -30,7 +30,10 @@ export function tmpDir() {
 // Runs a subcommand to completion: { status, stdout, stderr }.
 export function run(args, { env = {}, cwd } = {}) {
   const dir = cwd || tmpDir();
-  const r = spawnSync(BIN, args, { cwd: dir, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 30000 });
+  const fullEnv = { PATH: process.env.PATH, ...env };
+  for (const k of Object.keys(fullEnv)) if (fullEnv[k] === undefined) delete fullEnv[k];
+  const r = spawnSync(BIN, args, { cwd: dir, env: fullEnv, encoding: 'utf8', timeout: 30000 });
+  assertNoSanitizerReport(r.stderr);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -65,13 +68,24 @@ export async function startServer(env = {}, { cwd } = {}) {
   throw new Error(`subgate did not start: ${srv.log}`);
 }
 
+// Sanitizer builds report on stderr; any report fails the test that ran the process.
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
+export function assertNoSanitizerReport(text) {
+  if (SANITIZER.test(text)) throw new Error(`sanitizer report:\n${text}`);
+}
+
+// Stops the server with SIGTERM; it must exit 0 with no sanitizer report.
 export async function stopServer(srv) {
-  if (!srv || srv.exited) return srv && srv.exited;
-  srv.child.kill('SIGTERM');
-  const t = setTimeout(() => srv.child.kill('SIGKILL'), 15000);
-  const r = await srv.exit;
-  clearTimeout(t);
-  return r;
+  if (!srv) return null;
+  if (!srv.exited) {
+    srv.child.kill('SIGTERM');
+    const t = setTimeout(() => srv.child.kill('SIGKILL'), 15000);
+    await srv.exit;
+    clearTimeout(t);
+  }
+  assertNoSanitizerReport(srv.log);
+  if (srv.exited.code !== 0) throw new Error(`subgate exited with ${JSON.stringify(srv.exited)}: ${srv.log.slice(-2000)}`);
+  return srv.exited;
 }
 
 // Sends a request; resolves to { status, headers, body (parsed JSON or text) }.
