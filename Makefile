@@ -50,10 +50,11 @@ $(B)/tests/%: tests/%.c $(B)/libsubgate.a
 units: $(UNIT_BIN)
 
 # The whole suite (README's test command): installs what is missing, builds, then runs unit,
-# contract, integration and fuzz-smoke tests in the release and ASan+UBSan builds.
+# contract, integration and fuzz-smoke tests in the release and ASan+UBSan builds, after the
+# format and lint gates.
 test:
 	@scripts/deps.sh
-	@scripts/test.sh release asan fuzz
+	@scripts/test.sh gates release asan fuzz
 
 # The suite under ASan+UBSan only.
 check:

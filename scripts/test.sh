@@ -1,5 +1,6 @@
 #!/bin/bash
-# test.sh [--only unit|integration|fuzz] FLAVOR...: builds each flavor (release, asan, fuzz) and
+# test.sh [--only unit|integration|fuzz|gates] FLAVOR...: builds each flavor (release, asan,
+# fuzz; 'gates' is format-check and lint) and
 # runs its tests, counting every TAP "ok"/"not ok" line; ends with "N passed, N failed" and
 # exits non-zero on any failure. Logs go to build/test-logs/.
 set -u
@@ -85,8 +86,23 @@ run_fuzz() {
     done
 }
 
+# Style gates count as one test each: formatting and lint (layering, clang-tidy, cppcheck).
+run_gate() {
+    local name=$1 log="$logs/$1.log" rc
+    shift
+    "$@" >"$log" 2>&1
+    rc=$?
+    [ "$rc" = 0 ] && echo "ok - $name" >>"$log"
+    count "$name" "$log" "$rc"
+}
+
 for flavor in "$@"; do
     case $flavor in
+    gates)
+        [ -z "$only" ] || [ "$only" = gates ] || continue
+        run_gate format-check make -s format-check
+        run_gate lint scripts/lint.sh
+        ;;
     fuzz)
         [ -z "$only" ] || [ "$only" = fuzz ] || continue
         build fuzz fuzzers clang && run_fuzz

@@ -20,10 +20,10 @@
 #include "http/server.h"
 #include "store/store.h"
 
-#define DOTENV_PATH   ".env"
-#define TIERS_MAX     (1024 * 1024)
-#define SHUTDOWN_MS   INT64_C(10000)
-#define ERRBUF        512
+#define DOTENV_PATH ".env"
+#define TIERS_MAX   ((size_t)1024 * 1024)
+#define SHUTDOWN_MS INT64_C(10000)
+#define ERRBUF      512
 
 /* What serve builds and tears down. */
 struct app {
@@ -92,8 +92,8 @@ static int make_verifier(const struct config *cfg, struct jwt_verifier **out)
             return fail("JWT_SECRET: cannot set up HS256 verification");
         return 0;
     }
-    if (jwt_verifier_new_pem(cfg->jwt_public_key_file, cfg->jwt_issuer, cfg->jwt_audience, out,
-                             err, sizeof(err)) != ERR_OK) {
+    if (jwt_verifier_new_pem(cfg->jwt_public_key_file, cfg->jwt_issuer, cfg->jwt_audience, out, err,
+                             sizeof(err)) != ERR_OK) {
         snprintf(msg, sizeof(msg), "JWT_PUBLIC_KEY_FILE: %s", err);
         return fail(msg);
     }
@@ -189,10 +189,9 @@ static int cmd_serve(int argc, char **argv)
         fail(err);
         goto out;
     }
-    log_info("subgate %s listening on %s:%u (%d threads, database %s, stripe %s)",
-             SUBGATE_VERSION, a.cfg.listen_host, http_server_port(srv), p.threads,
-             store_backend_name(a.store), config_has_stripe(&a.cfg) ? a.cfg.stripe_api_base
-                                                                    : "not configured");
+    log_info("subgate %s listening on %s:%u (%d threads, database %s, stripe %s)", SUBGATE_VERSION,
+             a.cfg.listen_host, http_server_port(srv), p.threads, store_backend_name(a.store),
+             config_has_stripe(&a.cfg) ? a.cfg.stripe_api_base : "not configured");
     sigwait(&set, &sig);
     log_info("received %s, finishing requests in flight", strsignal(sig));
     http_server_stop(srv, SHUTDOWN_MS);

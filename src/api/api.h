@@ -19,7 +19,7 @@ struct tier_catalog;
 struct api {
     const struct config *cfg;
     struct store *store;
-    const struct jwt_verifier *jwt;           /* verifies user tokens */
+    const struct jwt_verifier *jwt;          /* verifies user tokens */
     const struct service_keys *service_keys; /* may hold no key */
     const struct tier_catalog *tiers;
 };

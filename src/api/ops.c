@@ -17,8 +17,7 @@ enum err ops_readyz(struct request *req, struct response *resp)
     const struct api *api = req->app;
     int version = 0;
 
-    if (store_ping(api->store) != ERR_OK ||
-        store_schema_version(api->store, &version) != ERR_OK)
+    if (store_ping(api->store) != ERR_OK || store_schema_version(api->store, &version) != ERR_OK)
         return request_fail(req, ERR_UNAVAILABLE, "database_unavailable", NULL,
                             "the database is not reachable");
     if (version != store_schema_version_latest(api->store))

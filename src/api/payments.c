@@ -2,6 +2,7 @@
  * payments.c: the payments endpoints of SPEC §3. The parts that call Stripe arrive with the
  * Stripe client (#3, #4); until then those endpoints validate their input fully and answer 503.
  */
+#include <assert.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -9,8 +10,8 @@
 #include "api/api.h"
 #include "api/handlers.h"
 #include "base/str.h"
-#include "base/xalloc.h"
 #include "base/url.h"
+#include "base/xalloc.h"
 #include "billing/records.h"
 #include "billing/tiers.h"
 #include "config/config.h"
@@ -70,8 +71,7 @@ static json_t *invoice_json(const struct invoice *inv)
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:o, s:o, s:s, s:s}", "id", inv->id,
                      "number", inv->number, "status", inv->status, "amount_due",
                      (json_int_t)inv->amount_due, "amount_paid", (json_int_t)inv->amount_paid,
-                     "currency", inv->currency,
-                     "created", (json_int_t)inv->created, "period_start",
+                     "currency", inv->currency, "created", (json_int_t)inv->created, "period_start",
                      json_time_or_null(inv->period_start), "period_end",
                      json_time_or_null(inv->period_end), "hosted_invoice_url",
                      inv->hosted_invoice_url, "invoice_pdf", inv->invoice_pdf);
@@ -138,8 +138,7 @@ static enum err checkout_tier(struct request *req, const char *id, const struct 
     const struct tier *t = tier_catalog_find(api->tiers, id);
 
     if (!t)
-        return request_fail(req, ERR_INVALID, "parameter_invalid", "tier", "unknown tier '%s'",
-                            id);
+        return request_fail(req, ERR_INVALID, "parameter_invalid", "tier", "unknown tier '%s'", id);
     if (t->contact_sales)
         return request_fail(req, ERR_INVALID, "contact_sales", "tier",
                             "tier '%s' is sold by contract: contact sales", id);
@@ -150,27 +149,38 @@ static enum err checkout_tier(struct request *req, const char *id, const struct 
     return ERR_OK;
 }
 
-enum err payments_create_checkout_session(struct request *req, struct response *resp)
+/* Reads and checks the checkout body; *t is the tier to sell. */
+static enum err checkout_input(struct request *req, const struct tier **t)
 {
-    static const char *const fields[] = { "tier", "success_url", "cancel_url", "trial_days",
-                                          NULL };
+    static const char *const fields[] = { "tier", "success_url", "cancel_url", "trial_days", NULL };
     const char *tier_id = NULL, *success = NULL, *cancel = NULL;
     int64_t trial_days = 0;
-    const struct tier *t = NULL;
     enum err err;
 
-    (void)resp;
-    if ((err = request_json_only(req, fields)) || (err = request_json_string(req, "tier", true,
-                                                                              &tier_id)) ||
+    if ((err = request_json_only(req, fields)) ||
+        (err = request_json_string(req, "tier", true, &tier_id)) ||
         (err = request_json_string(req, "success_url", true, &success)) ||
         (err = request_json_string(req, "cancel_url", true, &cancel)) ||
         (err = request_json_int(req, "trial_days", false, 0, 730, &trial_days)))
         return err;
-    if ((err = checkout_tier(req, tier_id, &t)) || (err = check_redirect(req, "success_url",
-                                                                         success)) ||
-        (err = check_redirect(req, "cancel_url", cancel)))
+    if ((err = checkout_tier(req, tier_id, t)))
         return err;
-    if (config_has_stripe(((const struct api *)req->app)->cfg) && !t->stripe_price_id[0])
+    if ((err = check_redirect(req, "success_url", success)))
+        return err;
+    return check_redirect(req, "cancel_url", cancel);
+}
+
+enum err payments_create_checkout_session(struct request *req, struct response *resp)
+{
+    const struct api *api = req->app;
+    const struct tier *t = NULL;
+    enum err err = checkout_input(req, &t);
+
+    (void)resp;
+    if (err)
+        return err;
+    assert(t != NULL); /* checkout_input sets it when it succeeds */
+    if (config_has_stripe(api->cfg) && !t->stripe_price_id[0])
         return request_fail(req, ERR_UNAVAILABLE, "price_not_configured", "tier",
                             "tier '%s' has no Stripe price: set its price id (STRIPE_%s_PRICE_ID "
                             "or stripe_price_id in TIERS_FILE)",

@@ -1,8 +1,7 @@
 /* routes.c: THE route table of subgate (SPEC §3 and §6), and the dispatcher that walks it. */
-#include "api/api.h"
-
 #include <string.h>
 
+#include "api/api.h"
 #include "api/auth.h"
 #include "api/handlers.h"
 #include "http/router.h"
@@ -20,6 +19,7 @@ static const struct route routes[] = {
     { "POST", P "/customer-portal",         AUTH_USER, ROUTE_JSON_BODY, payments_customer_portal },
     { "POST", P "/cancel-subscription",     AUTH_USER, 0,               payments_cancel_subscription },
 };
+
 /* clang-format on */
 
 static enum err route_and_run(struct request *req, struct response *resp)

@@ -28,8 +28,9 @@ static enum err b64url_append(struct buf *out, const unsigned char *p, size_t n)
 
 static json_t *claims_json(const struct jwt_mint *m)
 {
+    int64_t exp = m->iat + m->ttl_s;
     json_t *c = json_pack("{s:s?, s:I, s:I}", "sub", m->sub, "iat", (json_int_t)m->iat, "exp",
-                          (json_int_t)(m->iat + m->ttl_s));
+                          (json_int_t)exp);
 
     if (c && m->email)
         json_object_set_new(c, "email", json_string(m->email));

@@ -61,8 +61,7 @@ void log_write(enum log_level lvl, const char *file, int line, const char *fmt, 
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     buf_init(&b, 8192); /* > 6 x sizeof(msg): escaping can never cut the line */
-    (void)!buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", when,
-                      level_names[lvl]);
+    (void)!buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", when, level_names[lvl]);
     append_escaped(&b, msg);
     if (lvl == LOG_DEBUG)
         (void)!buf_appendf(&b, "\",\"at\":\"%s:%d", file, line);

@@ -23,10 +23,10 @@ void log_line(const char *line, size_t len);
 /* Parses "debug", "info", "warn", "error", "off"; returns -1 when unknown. */
 int log_level_parse(const char *s);
 
-#define LOG_AT(lvl, ...)                                                                           \
-    do {                                                                                           \
-        if ((lvl) >= log_min_level)                                                                \
-            log_write((lvl), __FILE__, __LINE__, __VA_ARGS__);                                     \
+#define LOG_AT(lvl, ...)                                       \
+    do {                                                       \
+        if ((lvl) >= log_min_level)                            \
+            log_write((lvl), __FILE__, __LINE__, __VA_ARGS__); \
     } while (0)
 #define log_debug(...) LOG_AT(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  LOG_AT(LOG_INFO, __VA_ARGS__)

@@ -54,9 +54,9 @@ bool str_has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static char lower(char c)
+static unsigned char lower(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
 bool str_eq_nocase(const char *s, size_t len, const char *lit)
@@ -66,7 +66,7 @@ bool str_eq_nocase(const char *s, size_t len, const char *lit)
     if (n != len)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (lower(s[i]) != lower(lit[i]))
+        if (lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
             return false;
     return true;
 }

@@ -18,8 +18,8 @@ static bool url_has_bad_byte(const char *url)
 
 static bool host_char_ok(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '[' || c == ']' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '[' || c == ']' || c == ':';
 }
 
 /* Splits "host[:port]" of length n; returns the port (or def), -1 when malformed. */

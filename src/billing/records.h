@@ -35,9 +35,9 @@ struct subscription {
     int64_t current_period_start;
     int64_t current_period_end;
     bool cancel_at_period_end;
-    int64_t cancel_at;   /* 0 when none */
-    int64_t canceled_at; /* 0 when none */
-    int64_t trial_end;   /* 0 when none */
+    int64_t cancel_at;      /* 0 when none */
+    int64_t canceled_at;    /* 0 when none */
+    int64_t trial_end;      /* 0 when none */
     int64_t past_due_since; /* 0 unless past_due: when it became past_due (grace clock) */
     int64_t stripe_updated; /* the Stripe event `created` or fetch time this state is from */
 };

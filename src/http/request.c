@@ -116,8 +116,8 @@ enum err request_json_only(struct request *req, const char *const *allowed)
         while (*a && strcmp(*a, key) != 0)
             a++;
         if (!*a)
-            return request_fail(req, ERR_INVALID, "parameter_unknown", key,
-                                "unknown field '%s'", key);
+            return request_fail(req, ERR_INVALID, "parameter_unknown", key, "unknown field '%s'",
+                                key);
     }
     return ERR_OK;
 }
@@ -134,8 +134,8 @@ enum err request_json_string(struct request *req, const char *field, bool requir
         return ERR_OK;
     }
     if (!json_is_string(v))
-        return request_fail(req, ERR_INVALID, "parameter_invalid", field,
-                            "'%s' must be a string", field);
+        return request_fail(req, ERR_INVALID, "parameter_invalid", field, "'%s' must be a string",
+                            field);
     *out = json_string_value(v);
     return ERR_OK;
 }

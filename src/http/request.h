@@ -14,7 +14,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 
-#define REQUEST_ID_MAX 32
+#define REQUEST_ID_MAX   32
 #define REQUEST_USER_MAX 256
 
 /* The detail of a failed request, rendered as {"error": {type, code, param, message}}. */
@@ -42,8 +42,8 @@ struct request {
 };
 
 struct response {
-    int status;               /* 0 until set */
-    char *body;               /* owned (free()); NULL for an empty body */
+    int status; /* 0 until set */
+    char *body; /* owned (free()); NULL for an empty body */
     size_t len;
     const char *content_type; /* static string */
     char allow[64];           /* "Allow" header value for 405; "" when none */

@@ -4,9 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-
-enum err router_match(const struct route *routes, size_t n, const char *method,
-                      const char *path, const struct route **out, char *allow, size_t allow_len)
+enum err router_match(const struct route *routes, size_t n, const char *method, const char *path,
+                      const struct route **out, char *allow, size_t allow_len)
 {
     bool path_seen = false;
     size_t used = 0;
@@ -21,8 +20,8 @@ enum err router_match(const struct route *routes, size_t n, const char *method,
             return ERR_OK;
         }
         path_seen = true;
-        int w = snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
-                         routes[i].method);
+        int w =
+            snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "", routes[i].method);
         if (w > 0 && (size_t)w < allow_len - used)
             used += (size_t)w;
     }

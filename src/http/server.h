@@ -19,12 +19,12 @@ struct http_server; /* opaque */
 typedef void (*http_dispatch_fn)(void *app, struct request *req, struct response *resp);
 
 struct http_server_params {
-    const char *host;  /* numeric address to bind ("127.0.0.1", "::1", "0.0.0.0") */
-    uint16_t port;     /* 0 = any free port (see http_server_port) */
-    int threads;       /* worker threads, >= 1 */
-    size_t max_body;   /* bodies past this many bytes are refused with 413 */
+    const char *host; /* numeric address to bind ("127.0.0.1", "::1", "0.0.0.0") */
+    uint16_t port;    /* 0 = any free port (see http_server_port) */
+    int threads;      /* worker threads, >= 1 */
+    size_t max_body;  /* bodies past this many bytes are refused with 413 */
     http_dispatch_fn dispatch;
-    void *app;         /* passed to dispatch */
+    void *app; /* passed to dispatch */
 };
 
 /* Binds and starts serving. On failure writes one line into errbuf. */

@@ -1,7 +1,6 @@
 /* test_http.c: the route matcher and the error-to-HTTP table. */
 #include "http/errors.h"
 #include "http/router.h"
-
 #include "t.h"
 
 static enum err h_a(struct request *req, struct response *resp)

@@ -1,6 +1,5 @@
 /* test_url.c: origin extraction and the redirect allow-list. */
 #include "base/url.h"
-
 #include "t.h"
 
 static const struct {
