@@ -4,7 +4,7 @@ CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
             -Wvla -Wformat=2 -Wimplicit-fallthrough -Wconversion
-BASE      = -std=c17 -D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP $(WARN)
+BASE      = -std=c17 -D_GNU_SOURCE -Isrc -Iemulator -Itests/unit -MMD -MP $(WARN)
 LDLIBS    = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lssl -lcrypto -lpthread
 HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SAN_asan  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -17,13 +17,20 @@ ALL_CFLAGS = $(BASE) $(if $(SAN_$(FLAVOR)),$(SAN_$(FLAVOR)),$(CFLAGS) $(HARDEN))
 LIB_SRC   = $(filter-out src/main.c,$(shell find src -name '*.c'))
 GEN_SRC   = $(B)/gen/migrations.c
 LIB_OBJ   = $(LIB_SRC:%.c=$(B)/%.o) $(GEN_SRC:.c=.o)
-UNIT_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c tests/contract/test_*.c))
+UNIT_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c tests/contract/test_*.c \
+                                            tests/integration/test_*.c))
+EMU_SRC   = $(wildcard emulator/*.c)
+EMU_OBJ   = $(EMU_SRC:%.c=$(B)/%.o)
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
 SQL_FILES = $(wildcard src/store/sql/*/*.sql)
 
-all: $(B)/subgate
+all: $(B)/subgate $(if $(EMU_SRC),$(B)/stripe-emulator)
 
 $(B)/subgate: $(B)/src/main.o $(B)/libsubgate.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The Stripe emulator: a separate program on the same base and HTTP layer.
+$(B)/stripe-emulator: $(EMU_OBJ) $(B)/libsubgate.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/libsubgate.a: $(LIB_OBJ)

@@ -50,10 +50,11 @@ build() {
 
 run_units() {
     local flavor=$1 bin log rc
-    for bin in build/$flavor/tests/unit/test_* build/$flavor/tests/contract/test_*; do
+    for bin in build/$flavor/tests/unit/test_* build/$flavor/tests/contract/test_* \
+        build/$flavor/tests/integration/test_*; do
         [ -x "$bin" ] || continue
         log="$logs/$flavor-$(basename "$bin").tap"
-        "$bin" >"$log" 2>&1
+        EMULATOR_BIN="build/$flavor/stripe-emulator" "$bin" >"$log" 2>&1
         rc=$?
         count "$flavor $(basename "$bin")" "$log" "$rc"
     done
