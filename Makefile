@@ -19,6 +19,7 @@ GEN_SRC   = $(B)/gen/migrations.c
 LIB_OBJ   = $(LIB_SRC:%.c=$(B)/%.o) $(GEN_SRC:.c=.o)
 UNIT_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c tests/contract/test_*.c \
                                             tests/integration/test_*.c))
+TOOL_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/tools/*.c))
 EMU_SRC   = $(wildcard emulator/*.c)
 EMU_OBJ   = $(EMU_SRC:%.c=$(B)/%.o)
 FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
@@ -54,21 +55,22 @@ $(B)/tests/%: tests/%.c $(B)/libsubgate.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
 
-units: $(UNIT_BIN)
+units: $(UNIT_BIN) $(TOOL_BIN)
 
 # The whole suite (README's test command): installs what is missing, builds, then runs unit,
 # contract, integration and fuzz-smoke tests in the release and ASan+UBSan builds, after the
 # format and lint gates.
 test:
-	@scripts/deps.sh
+	@scripts/deps.sh --test
 	@scripts/test.sh gates release asan fuzz
 
 # The suite under ASan+UBSan only.
 check:
-	@scripts/deps.sh
+	@scripts/deps.sh --test
 	@scripts/test.sh asan
 
-integration: all
+integration:
+	@scripts/deps.sh --test
 	@scripts/test.sh --only integration release
 
 # Each fuzz target for FUZZ_SECONDS (default 10) over its committed corpus.

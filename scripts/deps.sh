@@ -1,22 +1,35 @@
 #!/bin/sh
-# deps.sh: installs the Debian packages subgate needs to build, run and test, when any is
-# missing (one apt-get call), and nothing when all are present.
+# deps.sh [--test]: installs the Debian packages subgate needs to build, run and test, when any is
+# missing (one apt-get call), and with --test the test-only npm packages when node_modules lacks them;
+# nothing when all are present.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
-libcurl4-openssl-dev clang libclang-rt-14-dev curl"
+libcurl4-openssl-dev clang libclang-rt-14-dev curl python3"
+install_packages() {
+    echo "deps: installing: $*" >&2
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "deps: missing packages: $* (run as root or install them)" >&2; exit 1; }
+        SUDO="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q >/dev/null
+    $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"
-[ -z "$missing" ] && exit 0
-echo "deps: installing:$missing" >&2
-SUDO=""
-if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "deps: missing packages:$missing (run as root or install them)" >&2; exit 1; }
-    SUDO="sudo"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ -n "$missing" ]; then
+    install_packages $missing
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q >/dev/null
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+# Test-only npm packages (package.json): the official Stripe SDK as a referee.
+[ "${1:-}" = "--test" ] || exit 0
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules/stripe ]; then
+    echo "deps: npm ci" >&2
+    npm ci --no-audit --no-fund --loglevel=error >&2
+fi

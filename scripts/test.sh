@@ -62,7 +62,8 @@ run_units() {
 
 run_integration() {
     local flavor=$1 log="$logs/$flavor-integration.tap" rc
-    SUBGATE_BIN="build/$flavor/subgate" node --test --test-reporter=tap \
+    SUBGATE_BIN="build/$flavor/subgate" EMULATOR_BIN="build/$flavor/stripe-emulator" \
+        TOOLS_DIR="build/$flavor/tests/tools" node --test --test-reporter=tap \
         --test-concurrency=1 tests/integration/*.test.mjs >"$log" 2>&1
     rc=$?
     count "$flavor integration" "$log" "$rc"
