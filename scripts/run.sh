@@ -31,4 +31,29 @@ run: try the API (in another terminal):
   TOKEN=\$($BIN token user_123 user@example.com)
   curl -s -H "Authorization: Bearer \$TOKEN" http://$listen/api/v1/payments/subscription
 TXT
-exec "$BIN" serve
+
+# No Stripe key anywhere: run the bundled Stripe emulator and point subgate at it.
+has_key=${STRIPE_SECRET_KEY:-$(sed -n 's/^STRIPE_SECRET_KEY=//p' .env | tail -n 1)}
+if [ -n "$has_key" ] || [ ! -x build/release/stripe-emulator ]; then
+    exec "$BIN" serve
+fi
+EMU_LISTEN=${EMULATOR_LISTEN:-127.0.0.1:12111}
+export EMULATOR_LISTEN="$EMU_LISTEN"
+export EMULATOR_SECRET_KEY=sk_test_emulator
+export EMULATOR_WEBHOOK_SECRET=whsec_emulator_secret
+export EMULATOR_WEBHOOK_URL="http://$listen/api/v1/payments/webhook"
+export STRIPE_API_BASE="http://$EMU_LISTEN"
+export STRIPE_SECRET_KEY="$EMULATOR_SECRET_KEY"
+export STRIPE_PUBLISHABLE_KEY=pk_test_emulator
+export STRIPE_WEBHOOK_SECRET="$EMULATOR_WEBHOOK_SECRET"
+export STRIPE_PREMIUM_PRICE_ID=price_premium_monthly
+export STRIPE_PLUS_PRICE_ID=price_plus_monthly
+build/release/stripe-emulator >/dev/null &
+emu=$!
+trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null' EXIT INT TERM
+echo "run: no STRIPE_SECRET_KEY set: started the Stripe emulator on http://$EMU_LISTEN and pointed"
+echo "run: subgate at it (test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 declines)"
+"$BIN" serve &
+srv=$!
+trap 'kill $srv $emu 2>/dev/null; wait $srv $emu 2>/dev/null' EXIT INT TERM
+wait $srv

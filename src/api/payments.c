@@ -9,15 +9,18 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "base/clock.h"
 #include "base/str.h"
 #include "base/url.h"
 #include "base/xalloc.h"
+#include "billing/entitlement.h"
 #include "billing/records.h"
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "store/store.h"
 
 #define INVOICES_MAX 100
+#define DAY_S        INT64_C(86400)
 
 static json_t *json_time_or_null(int64_t t)
 {
@@ -36,33 +39,37 @@ enum err payments_pricing(struct request *req, struct response *resp)
     return ERR_OK;
 }
 
-static json_t *subscription_json(const struct subscription *s)
+static json_t *subscription_json(const struct subscription *s, const char *tier,
+                                 const struct entitlement *e)
 {
-    return json_pack("{s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s}", "tier", s->tier, "status",
-                     s->status, "current_period_start", json_time_or_null(s->current_period_start),
-                     "current_period_end", json_time_or_null(s->current_period_end),
-                     "cancel_at_period_end", s->cancel_at_period_end, "trial_end",
-                     json_time_or_null(s->trial_end), "price_id", s->price_id, "id", s->id);
+    return json_pack(
+        "{s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:s, s:o}", "tier", tier, "status", s->status,
+        "current_period_start", json_time_or_null(s->current_period_start), "current_period_end",
+        json_time_or_null(s->current_period_end), "cancel_at_period_end", s->cancel_at_period_end,
+        "trial_end", json_time_or_null(s->trial_end), "price_id", s->price_id, "id", s->id,
+        "access", entitlement_reason_name(e->reason), "access_until", json_time_or_null(e->until));
 }
 
 enum err payments_subscription(struct request *req, struct response *resp)
 {
     const struct api *api = req->app;
+    const char *free_tier = tier_catalog_default(api->tiers)->id;
     struct subscription sub;
+    struct entitlement e;
     enum err err;
 
     err = store_subscription_get_for_user(api->store, req->user, &sub);
     if (err == ERR_NOT_FOUND) {
         response_json(resp, 200,
-                      json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n}", "tier",
-                                tier_catalog_default(api->tiers)->id, "status", "none",
-                                "current_period_start", "current_period_end",
+                      json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n}", "tier", free_tier, "status",
+                                "none", "current_period_start", "current_period_end",
                                 "cancel_at_period_end", 0, "trial_end", "price_id"));
         return ERR_OK;
     }
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
-    response_json(resp, 200, subscription_json(&sub));
+    e = entitlement_of(&sub, clock_now(), api->cfg->past_due_grace_days * DAY_S);
+    response_json(resp, 200, subscription_json(&sub, e.grants ? sub.tier : free_tier, &e));
     return ERR_OK;
 }
 

@@ -1,0 +1,76 @@
+/* entitlement.c: effective tier from Stripe's subscription status and the clock. */
+#include "billing/entitlement.h"
+
+#include <string.h>
+
+#include "base/base.h"
+
+static const char *const reason_names[] = {
+    [ENT_NONE] = "none",
+    [ENT_ACTIVE] = "active",
+    [ENT_TRIALING] = "trialing",
+    [ENT_PAST_DUE_GRACE] = "past_due_grace",
+    [ENT_ENDING] = "canceling_at_period_end",
+    [ENT_PAST_DUE_EXPIRED] = "past_due_grace_expired",
+    [ENT_PERIOD_ENDED] = "period_ended",
+    [ENT_INACTIVE] = "inactive",
+};
+
+const char *entitlement_reason_name(enum entitlement_reason r)
+{
+    return (size_t)r < ARRAY_SIZE(reason_names) ? reason_names[r] : "unknown";
+}
+
+static struct entitlement ent(bool grants, enum entitlement_reason r, int64_t until)
+{
+    struct entitlement e = { grants, r, until };
+
+    return e;
+}
+
+/* The moment a scheduled cancellation takes effect, 0 when none is scheduled. */
+static int64_t scheduled_end(const struct subscription *s)
+{
+    int64_t end = 0;
+
+    if (s->cancel_at_period_end)
+        end = s->current_period_end;
+    if (s->cancel_at > 0 && (end == 0 || s->cancel_at < end))
+        end = s->cancel_at;
+    return end;
+}
+
+static struct entitlement past_due(const struct subscription *s, int64_t now, int64_t grace_s)
+{
+    /* Stripe fails a renewal at the start of the new period when no event told us earlier. */
+    int64_t since = s->past_due_since ? s->past_due_since : s->current_period_start;
+    int64_t until = since + grace_s;
+
+    if (now < until)
+        return ent(true, ENT_PAST_DUE_GRACE, until);
+    return ent(false, ENT_PAST_DUE_EXPIRED, 0);
+}
+
+struct entitlement entitlement_of(const struct subscription *sub, int64_t now, int64_t grace_s)
+{
+    int64_t end;
+    bool trialing;
+
+    if (!sub)
+        return ent(false, ENT_NONE, 0);
+    trialing = strcmp(sub->status, "trialing") == 0;
+    if (!trialing && strcmp(sub->status, "active") != 0 && strcmp(sub->status, "past_due") != 0)
+        return ent(false, ENT_INACTIVE, 0);
+    end = scheduled_end(sub);
+    if (end > 0 && now >= end)
+        return ent(false, ENT_PERIOD_ENDED, 0);
+    if (strcmp(sub->status, "past_due") == 0) {
+        struct entitlement e = past_due(sub, now, grace_s);
+        if (e.grants && end > 0 && end < e.until)
+            e.until = end;
+        return e;
+    }
+    if (end > 0)
+        return ent(true, ENT_ENDING, end);
+    return trialing ? ent(true, ENT_TRIALING, 0) : ent(true, ENT_ACTIVE, 0);
+}

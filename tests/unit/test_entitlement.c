@@ -1,0 +1,74 @@
+/* test_entitlement.c: the effective-tier rules of SPEC §4, one row per case. */
+#include "t.h"
+
+#include "base/str.h"
+#include "billing/entitlement.h"
+
+#define T0    INT64_C(1800000000) /* period start */
+#define DAY   INT64_C(86400)
+#define T1    (T0 + 30 * DAY) /* period end */
+#define GRACE (3 * DAY)
+
+static const struct {
+    const char *name;
+    const char *status;
+    bool cancel_at_period_end;
+    int64_t cancel_at;
+    int64_t past_due_since;
+    int64_t now;
+    bool grants;
+    enum entitlement_reason reason;
+    int64_t until;
+} rows[] = {
+    { "active mid-period", "active", false, 0, 0, T0 + DAY, true, ENT_ACTIVE, 0 },
+    { "active past period end (renewal not seen yet)", "active", false, 0, 0, T1 + DAY, true,
+      ENT_ACTIVE, 0 },
+    { "trialing", "trialing", false, 0, 0, T0 + DAY, true, ENT_TRIALING, 0 },
+    { "cancel at period end, before the end", "active", true, 0, 0, T1 - 1, true, ENT_ENDING, T1 },
+    { "cancel at period end, at the end", "active", true, 0, 0, T1, false, ENT_PERIOD_ENDED, 0 },
+    { "cancel_at in the future", "active", false, T0 + 10 * DAY, 0, T0 + DAY, true, ENT_ENDING,
+      T0 + 10 * DAY },
+    { "cancel_at reached", "active", false, T0 + 10 * DAY, 0, T0 + 10 * DAY, false,
+      ENT_PERIOD_ENDED, 0 },
+    { "trial cancelling at period end, before", "trialing", true, 0, 0, T0, true, ENT_ENDING, T1 },
+    { "past_due just now", "past_due", false, 0, T0 + DAY, T0 + DAY, true, ENT_PAST_DUE_GRACE,
+      T0 + DAY + GRACE },
+    { "past_due, one second before grace ends", "past_due", false, 0, T0, T0 + GRACE - 1, true,
+      ENT_PAST_DUE_GRACE, T0 + GRACE },
+    { "past_due, grace ended one second ago", "past_due", false, 0, T0, T0 + GRACE + 1, false,
+      ENT_PAST_DUE_EXPIRED, 0 },
+    { "past_due, grace ends exactly now", "past_due", false, 0, T0, T0 + GRACE, false,
+      ENT_PAST_DUE_EXPIRED, 0 },
+    { "past_due with unknown start uses the period start", "past_due", false, 0, 0, T0 + DAY, true,
+      ENT_PAST_DUE_GRACE, T0 + GRACE },
+    { "past_due and cancelling sooner than grace", "past_due", true, 0, T1 - DAY, T1 - 1, true,
+      ENT_PAST_DUE_GRACE, T1 },
+    { "canceled", "canceled", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "unpaid", "unpaid", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "incomplete", "incomplete", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "incomplete_expired", "incomplete_expired", false, 0, 0, T0, false, ENT_INACTIVE, 0 },
+    { "paused", "paused", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "an unknown status", "frobnicated", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+};
+
+int main(void)
+{
+    struct entitlement none = entitlement_of(NULL, T0, GRACE);
+
+    T_OK(!none.grants && none.reason == ENT_NONE, "no subscription grants nothing");
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct subscription s = { 0 };
+        str_copy(s.status, sizeof(s.status), rows[i].status);
+        s.current_period_start = T0;
+        s.current_period_end = T1;
+        s.cancel_at_period_end = rows[i].cancel_at_period_end;
+        s.cancel_at = rows[i].cancel_at;
+        s.past_due_since = rows[i].past_due_since;
+        struct entitlement e = entitlement_of(&s, rows[i].now, GRACE);
+        T_EQ_I64(e.grants, rows[i].grants, "%s: grants", rows[i].name);
+        T_EQ_STR(entitlement_reason_name(e.reason), entitlement_reason_name(rows[i].reason),
+                 "%s: reason", rows[i].name);
+        T_EQ_I64(e.until, rows[i].until, "%s: until", rows[i].name);
+    }
+    return t_done();
+}
