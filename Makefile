@@ -51,6 +51,11 @@ $(GEN_SRC): $(SQL_FILES) scripts/embed_sql.sh
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
+# A unit test of an emulator module, tests/unit/test_emu_<m>.c, links emulator/<m>.o too.
+$(B)/tests/unit/test_emu_%: tests/unit/test_emu_%.c $(B)/emulator/%.o $(B)/libsubgate.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LINK_$(FLAVOR)) -o $@ $< $(B)/emulator/$*.o $(B)/libsubgate.a $(LDLIBS)
+
 $(B)/tests/%: tests/%.c $(B)/libsubgate.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
