@@ -53,10 +53,11 @@ run_units() {
     for bin in build/$flavor/tests/unit/test_* build/$flavor/tests/contract/test_* \
         build/$flavor/tests/integration/test_*; do
         [ -x "$bin" ] || continue
-        log="$logs/$flavor-$(basename "$bin").tap"
+        name="$(basename "$(dirname "$bin")")/$(basename "$bin")"
+        log="$logs/$flavor-${name%%/*}-$(basename "$bin").tap"
         EMULATOR_BIN="build/$flavor/stripe-emulator" "$bin" >"$log" 2>&1
         rc=$?
-        count "$flavor $(basename "$bin")" "$log" "$rc"
+        count "$flavor $name" "$log" "$rc"
     done
 }
 

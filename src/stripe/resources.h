@@ -1,0 +1,107 @@
+/*
+ * resources.h: the Stripe operations subgate uses, typed: customers, checkout sessions,
+ * subscriptions, invoices, billing portal sessions. Each builds its form, calls the client
+ * (client.h: retries, idempotency) and maps the answer (objects.h). se is always filled on
+ * failure; ids in paths must be Stripe ids ([A-Za-z0-9_]) or the call is ERR_INVALID.
+ */
+#ifndef SUBGATE_STRIPE_RESOURCES_H
+#define SUBGATE_STRIPE_RESOURCES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "billing/records.h"
+#include "stripe/client.h"
+#include "stripe/objects.h"
+
+struct stripe_customer_params {
+    const char *email;   /* NULL or "": not sent */
+    const char *name;    /* NULL or "": not sent */
+    const char *user_id; /* metadata[user_id]; NULL or "": not sent */
+};
+
+struct stripe_checkout_params {
+    const char *customer; /* cus_... */
+    const char *price;    /* price_..., one line item of quantity 1 */
+    const char *success_url;
+    const char *cancel_url;
+    const char *client_reference_id; /* NULL: not sent */
+    const char *user_id;             /* metadata[user_id] of the session and the subscription */
+    int64_t trial_period_days;       /* 0: no trial */
+};
+
+/*
+ * POST /v1/customers. idempotency_key NULL means a random one; pass
+ * stripe_idempotency_key_for("customer-create", user_id) so concurrent callers make one.
+ */
+MUST_CHECK enum err stripe_customer_create(struct stripe_client *c,
+                                           const struct stripe_customer_params *p,
+                                           const char *idempotency_key, struct stripe_customer *out,
+                                           struct stripe_error *se);
+
+/* GET /v1/customers/{id}; a deleted customer comes back with out->deleted set. */
+MUST_CHECK enum err stripe_customer_retrieve(struct stripe_client *c, const char *id,
+                                             struct stripe_customer *out, struct stripe_error *se);
+
+/*
+ * GET /v1/customers?email=&limit=&starting_after=: one page. email and starting_after may be
+ * NULL; limit is 1-100. Release the page with stripe_customer_page_release.
+ */
+MUST_CHECK enum err stripe_customer_list(struct stripe_client *c, const char *email,
+                                         const char *starting_after, int limit,
+                                         struct stripe_customer_page *out, struct stripe_error *se);
+
+/* POST /v1/checkout/sessions in subscription mode. */
+MUST_CHECK enum err stripe_checkout_session_create(struct stripe_client *c,
+                                                   const struct stripe_checkout_params *p,
+                                                   const char *idempotency_key,
+                                                   struct stripe_checkout_session *out,
+                                                   struct stripe_error *se);
+
+/*
+ * GET /v1/checkout/sessions/{id}; with expand_subscription the subscription comes whole into
+ * sub_out (may be NULL; its id is "" when the session has none yet).
+ */
+MUST_CHECK enum err stripe_checkout_session_retrieve(struct stripe_client *c, const char *id,
+                                                     bool expand_subscription,
+                                                     struct stripe_checkout_session *out,
+                                                     struct subscription *sub_out,
+                                                     struct stripe_error *se);
+
+/* GET /v1/subscriptions/{id}. */
+MUST_CHECK enum err stripe_subscription_retrieve(struct stripe_client *c, const char *id,
+                                                 struct subscription *out, struct stripe_error *se);
+
+/*
+ * GET /v1/subscriptions?customer=&status=all: one page of the customer's subscriptions,
+ * canceled ones included, newest first. starting_after may be NULL; limit is 1-100.
+ */
+MUST_CHECK enum err stripe_subscription_list(struct stripe_client *c, const char *customer,
+                                             const char *starting_after, int limit,
+                                             struct stripe_subscription_page *out,
+                                             struct stripe_error *se);
+
+/* POST /v1/subscriptions/{id} cancel_at_period_end=true|false. */
+MUST_CHECK enum err stripe_subscription_set_cancel_at_period_end(struct stripe_client *c,
+                                                                 const char *id, bool cancel,
+                                                                 struct subscription *out,
+                                                                 struct stripe_error *se);
+
+/* DELETE /v1/subscriptions/{id}: cancels now; out is the canceled subscription. */
+MUST_CHECK enum err stripe_subscription_cancel(struct stripe_client *c, const char *id,
+                                               struct subscription *out, struct stripe_error *se);
+
+/* GET /v1/invoices?customer=: one page, newest first. starting_after may be NULL. */
+MUST_CHECK enum err stripe_invoice_list(struct stripe_client *c, const char *customer,
+                                        const char *starting_after, int limit,
+                                        struct stripe_invoice_page *out, struct stripe_error *se);
+
+/* POST /v1/billing_portal/sessions; writes the portal URL into url_out[URL_MAX]. */
+MUST_CHECK enum err stripe_billing_portal_session_create(struct stripe_client *c,
+                                                         const char *customer,
+                                                         const char *return_url, char *url_out,
+                                                         struct stripe_error *se);
+
+#endif /* SUBGATE_STRIPE_RESOURCES_H */

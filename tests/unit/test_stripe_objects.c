@@ -1,0 +1,334 @@
+/*
+ * test_stripe_objects.c: Stripe JSON to structs, from Stripe's canonical fixtures
+ * (tests/fixtures/stripe/, derived from fixtures3.*.json: both API-version shapes), plus the
+ * error object, null and missing fields, and malformed answers. Run from the repo root.
+ */
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/str.h"
+#include "stripe/objects.h"
+#include "t.h"
+
+#define FIX "tests/fixtures/stripe/"
+
+/* Loads a fixture as JSON; NULL (and a failed test) when it cannot. */
+static json_t *load(const char *name)
+{
+    char path[256], errbuf[256];
+    struct buf b;
+    json_t *j = NULL;
+    struct stripe_error se = { 0 };
+
+    snprintf(path, sizeof(path), FIX "%s", name);
+    buf_init(&b, 1 << 20);
+    if (file_read_all(path, &b, errbuf, sizeof(errbuf)) != ERR_OK)
+        T_OK(0, "read %.100s: %.200s", path, errbuf);
+    else if (stripe_json_parse(buf_str(&b), b.len, &j, &se) != ERR_OK)
+        T_OK(0, "parse %.100s: %.200s", path, se.message);
+    buf_release(&b);
+    return j;
+}
+
+static const struct {
+    const char *file;
+    const char *id, *customer, *price_id, *status, *user_id;
+    int64_t current_period_start, current_period_end;
+    bool cancel_at_period_end;
+    int64_t cancel_at, canceled_at, trial_end;
+} subs[] = {
+    { "subscription.2023-08-16.json", "sub_1NnmX4GPxmnHQRkJrhGrFloA", "cus_Oaxlz8kB0PJWGa",
+      "price_1NnlpZGPxmnHQRkJuWjM7eRV", "active", "user_42", 1700000000, 1702592000, false, 0, 0,
+      0 },
+    { "subscription.cancel_at.json", "sub_1NnmX4GPxmnHQRkJrhGrFloA", "cus_Oaxlz8kB0PJWGa",
+      "price_1NnlpZGPxmnHQRkJuWjM7eRV", "trialing", "user_42", 1700000000, 1702592000, true,
+      1702592000, 1700100000, 1700600000 },
+    /* newer API versions: periods only on items.data[0] */
+    { "subscription.latest.json", "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw", "cus_QXg1o8vcGmoR32",
+      "price_1PgafmB7WZ01zgkW6dKueIc5", "active", "user_43", 1710000000, 1712678400, true,
+      1234567890, 1234567890, 1234567890 },
+};
+
+static void test_subscriptions(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(subs); i++) {
+        struct subscription s;
+        struct stripe_error se = { 0 };
+        json_t *j = load(subs[i].file);
+        enum err err = stripe_subscription_from_json(j, &s, &se);
+
+        T_EQ_I64(err, ERR_OK, "%s parses (%.200s)", subs[i].file, se.message);
+        T_EQ_STR(s.id, subs[i].id, "%s: id", subs[i].file);
+        T_EQ_STR(s.stripe_customer_id, subs[i].customer, "%s: customer", subs[i].file);
+        T_EQ_STR(s.price_id, subs[i].price_id, "%s: price from items.data[0]", subs[i].file);
+        T_EQ_STR(s.status, subs[i].status, "%s: status", subs[i].file);
+        T_EQ_STR(s.user_id, subs[i].user_id, "%s: metadata.user_id", subs[i].file);
+        T_EQ_I64(s.current_period_start, subs[i].current_period_start, "%s: period start",
+                 subs[i].file);
+        T_EQ_I64(s.current_period_end, subs[i].current_period_end, "%s: period end", subs[i].file);
+        T_EQ_I64(s.cancel_at_period_end, subs[i].cancel_at_period_end, "%s: cancel_at_period_end",
+                 subs[i].file);
+        T_EQ_I64(s.cancel_at, subs[i].cancel_at, "%s: cancel_at", subs[i].file);
+        T_EQ_I64(s.canceled_at, subs[i].canceled_at, "%s: canceled_at", subs[i].file);
+        T_EQ_I64(s.trial_end, subs[i].trial_end, "%s: trial_end", subs[i].file);
+        json_decref(j);
+    }
+}
+
+static void test_sessions(void)
+{
+    struct stripe_checkout_session cs;
+    struct subscription sub;
+    struct stripe_error se = { 0 };
+    json_t *j = load("checkout_session.json");
+
+    T_EQ_I64(stripe_checkout_session_from_json(j, &cs, &sub, &se), ERR_OK, "session parses");
+    T_EQ_STR(cs.subscription, "sub_1NnmX4GPxmnHQRkJrhGrFloA", "subscription as a string id");
+    T_OK(!cs.subscription_expanded, "a string id is not expanded");
+    T_EQ_STR(sub.id, "", "sub_out stays empty without expansion");
+    T_EQ_STR(cs.customer, "cus_Oaxlz8kB0PJWGa", "customer");
+    T_EQ_STR(cs.client_reference_id, "user_42", "client_reference_id");
+    T_EQ_STR(cs.user_id, "user_42", "metadata.user_id");
+    T_EQ_STR(cs.status, "complete", "status");
+    T_EQ_STR(cs.payment_status, "paid", "payment_status");
+    T_EQ_STR(cs.mode, "subscription", "mode");
+    json_decref(j);
+
+    j = load("checkout_session.expanded.json");
+    T_EQ_I64(stripe_checkout_session_from_json(j, &cs, &sub, &se), ERR_OK, "expanded parses");
+    T_OK(cs.subscription_expanded, "an object is expanded");
+    T_EQ_STR(cs.subscription, "sub_1NnmX4GPxmnHQRkJrhGrFloA", "its id is copied");
+    T_EQ_STR(sub.price_id, "price_1NnlpZGPxmnHQRkJuWjM7eRV", "the expanded subscription is read");
+    T_EQ_I64(sub.current_period_end, 1702592000, "with its period");
+    T_EQ_I64(stripe_checkout_session_from_json(j, &cs, NULL, &se), ERR_OK, "sub_out may be NULL");
+    json_decref(j);
+
+    j = load("checkout_session.open.json");
+    T_EQ_I64(stripe_checkout_session_from_json(j, &cs, &sub, &se), ERR_OK, "open session parses");
+    T_EQ_STR(cs.subscription, "", "null subscription reads as empty");
+    T_EQ_STR(cs.customer, "", "null customer reads as empty");
+    T_EQ_STR(cs.client_reference_id, "", "null client_reference_id reads as empty");
+    T_EQ_STR(cs.user_id, "", "empty metadata");
+    T_OK(str_has_prefix(cs.url, "https://checkout.stripe.com/"), "url");
+    json_decref(j);
+}
+
+static void test_invoices_customer_portal(void)
+{
+    struct stripe_invoice inv;
+    struct stripe_customer cus;
+    char url[URL_MAX];
+    struct stripe_error se = { 0 };
+    json_t *j = load("invoice.2023-08-16.json");
+
+    T_EQ_I64(stripe_invoice_from_json(j, &inv, &se), ERR_OK, "invoice parses");
+    T_EQ_STR(inv.invoice.id, "in_1NnmX4GPxmnHQRkJyyhHiHYa", "invoice id");
+    T_EQ_STR(inv.invoice.number, "F79089B-0001", "number");
+    T_EQ_STR(inv.invoice.status, "paid", "status");
+    T_EQ_I64(inv.invoice.amount_due, 1000, "amount_due");
+    T_EQ_I64(inv.invoice.amount_paid, 1000, "amount_paid");
+    T_EQ_STR(inv.invoice.currency, "usd", "currency");
+    T_EQ_I64(inv.invoice.period_start, 1234567890, "period_start");
+    T_EQ_STR(inv.invoice.subscription_id, "sub_1NnmX4GPxmnHQRkJrhGrFloA", "subscription");
+    T_EQ_STR(inv.invoice.invoice_pdf, "https://pay.stripe.com/invoice/acct_1/test_x/pdf", "pdf");
+    T_EQ_STR(inv.customer, "cus_Oaxlz8kB0PJWGa", "customer");
+    json_decref(j);
+
+    j = load("invoice.latest.json");
+    T_EQ_I64(stripe_invoice_from_json(j, &inv, &se), ERR_OK, "newer invoice parses");
+    T_EQ_STR(inv.invoice.subscription_id, "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw",
+             "subscription from parent.subscription_details");
+    T_EQ_STR(inv.invoice.number, "", "null number reads as empty");
+    T_EQ_STR(inv.invoice.hosted_invoice_url, "", "null url reads as empty");
+    json_decref(j);
+
+    j = load("customer.json");
+    T_EQ_I64(stripe_customer_from_json(j, &cus, &se), ERR_OK, "customer parses");
+    T_EQ_STR(cus.id, "cus_Oaxlz8kB0PJWGa", "customer id");
+    T_EQ_STR(cus.email, "jenny@example.com", "email");
+    T_EQ_STR(cus.user_id, "user_42", "metadata.user_id");
+    T_OK(!cus.deleted, "not deleted");
+    json_decref(j);
+
+    j = load("billing_portal_session.json");
+    T_EQ_I64(stripe_portal_session_from_json(j, url, &se), ERR_OK, "portal session parses");
+    T_OK(str_has_prefix(url, "https://"), "portal url");
+    json_decref(j);
+}
+
+static enum err parse_sub_text(const char *text, struct subscription *s, struct stripe_error *se)
+{
+    json_t *j = NULL;
+    enum err err = stripe_json_parse(text, strlen(text), &j, se);
+
+    if (err == ERR_OK)
+        err = stripe_subscription_from_json(j, s, se);
+    json_decref(j);
+    return err;
+}
+
+static const struct {
+    const char *json;
+    enum err want;
+    const char *message; /* a part of se.message, for failures */
+} sub_texts[] = {
+    { "{\"id\":\"sub_1\"}", ERR_OK, "" },
+    { "{\"id\":\"sub_1\",\"items\":null,\"metadata\":null,\"customer\":null}", ERR_OK, "" },
+    { "{\"id\":\"sub_1\",\"items\":{\"data\":[]}}", ERR_OK, "" },
+    { "{\"id\":\"sub_1\",\"customer\":{\"id\":\"cus_1\",\"object\":\"customer\"}}", ERR_OK, "" },
+    { "{\"status\":\"active\"}", ERR_UPSTREAM, "'id' is missing" },
+    { "{\"id\":null}", ERR_UPSTREAM, "'id' is missing" },
+    { "{\"id\":42}", ERR_UPSTREAM, "'id' is not a string" },
+    { "{\"id\":\"sub_1\",\"current_period_end\":\"soon\"}", ERR_UPSTREAM, "not an integer" },
+    { "{\"id\":\"sub_1\",\"current_period_end\":1.5}", ERR_UPSTREAM, "not an integer" },
+    { "{\"id\":\"sub_1\",\"cancel_at_period_end\":1}", ERR_UPSTREAM, "not a boolean" },
+    { "{\"id\":\"sub_1\",\"items\":{\"data\":{}}}", ERR_UPSTREAM, "'items.data' is not an array" },
+    { "{\"id\":\"sub_1\",\"metadata\":[]}", ERR_UPSTREAM, "'metadata' is not an object" },
+    { "{\"id\":\"sub_\\u0000x\"}", ERR_UPSTREAM, "malformed JSON" }, /* NUL refused */
+    { "{\"id\":\"sub_1\",\"status\":\"acti", ERR_UPSTREAM, "malformed JSON" },
+    { "", ERR_UPSTREAM, "malformed JSON" },
+    { "[1,2]", ERR_UPSTREAM, "not an object" },
+    { "{\"id\":\"a\",\"id\":\"b\"}", ERR_UPSTREAM, "malformed JSON" },
+};
+
+static void test_malformed(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(sub_texts); i++) {
+        struct subscription s;
+        struct stripe_error se = { 0 };
+        enum err err = parse_sub_text(sub_texts[i].json, &s, &se);
+
+        T_EQ_I64(err, sub_texts[i].want, "subscription text %zu", i);
+        if (err != ERR_OK)
+            T_OK(strstr(se.message, sub_texts[i].message) != NULL, "text %zu says '%.100s': %.200s",
+                 i, sub_texts[i].message, se.message);
+    }
+}
+
+/* An id one byte too long for its field is refused, never truncated. */
+static void test_long_id(void)
+{
+    char text[STRIPE_ID_MAX + 64];
+    char id[STRIPE_ID_MAX + 1];
+    struct subscription s;
+    struct stripe_error se = { 0 };
+
+    memset(id, 'x', STRIPE_ID_MAX);
+    id[STRIPE_ID_MAX] = '\0';
+    snprintf(text, sizeof(text), "{\"id\":\"%s\"}", id);
+    T_EQ_I64(parse_sub_text(text, &s, &se), ERR_UPSTREAM, "an id of %d bytes is refused",
+             STRIPE_ID_MAX);
+    T_OK(strstr(se.message, "too long") != NULL, "and the message says so: %.200s", se.message);
+    id[STRIPE_ID_MAX - 1] = '\0';
+    snprintf(text, sizeof(text), "{\"id\":\"%s\"}", id);
+    T_EQ_I64(parse_sub_text(text, &s, &se), ERR_OK, "an id of %d bytes fits", STRIPE_ID_MAX - 1);
+}
+
+static const struct {
+    int status;
+    enum err want;
+    const char *body;
+    const char *type, *code, *decline_code, *param, *message;
+} errors[] = {
+    { 402, ERR_QUOTA,
+      "{\"error\":{\"type\":\"card_error\",\"code\":\"card_declined\",\"decline_code\":"
+      "\"insufficient_funds\",\"message\":\"Your card has insufficient funds.\"}}",
+      "card_error", "card_declined", "insufficient_funds", "",
+      "Your card has insufficient funds." },
+    { 400, ERR_UPSTREAM,
+      "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"parameter_unknown\",\"param\":"
+      "\"bogus\",\"message\":\"Received unknown parameter: bogus\"}}",
+      "invalid_request_error", "parameter_unknown", "", "bogus",
+      "Received unknown parameter: bogus" },
+    { 400, ERR_UPSTREAM,
+      "{\"error\":{\"type\":\"idempotency_error\",\"message\":\"Keys for idempotent requests can "
+      "only be used with the same parameters they were first used with.\"}}",
+      "idempotency_error", "", "", "",
+      "Keys for idempotent requests can only be used with the same parameters they were first "
+      "used with." },
+    { 404, ERR_NOT_FOUND,
+      "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"resource_missing\",\"param\":"
+      "\"id\",\"message\":\"No such customer: 'cus_x'\"}}",
+      "invalid_request_error", "resource_missing", "", "id", "No such customer: 'cus_x'" },
+    { 401, ERR_UNAVAILABLE,
+      "{\"error\":{\"type\":\"invalid_request_error\",\"message\":\"Invalid API Key provided: "
+      "sk_test_****1234\"}}",
+      "invalid_request_error", "", "", "", "Invalid API Key provided: sk_test_****1234" },
+    { 403, ERR_UNAVAILABLE, "{\"error\":{\"type\":\"permission_error\",\"message\":\"no\"}}",
+      "permission_error", "", "", "", "no" },
+    { 429, ERR_RATE_LIMITED,
+      "{\"error\":{\"type\":\"rate_limit_error\",\"code\":\"rate_limit\",\"message\":\"Too many\"}}",
+      "rate_limit_error", "rate_limit", "", "", "Too many" },
+    { 409, ERR_UPSTREAM, "{\"error\":{\"type\":\"idempotency_error\",\"message\":\"in use\"}}",
+      "idempotency_error", "", "", "", "in use" },
+    { 500, ERR_UPSTREAM,
+      "{\"error\":{\"type\":\"api_error\",\"message\":\"Something went wrong\"}}", "api_error", "",
+      "", "", "Something went wrong" },
+    { 502, ERR_UPSTREAM, "<html>Bad Gateway</html>", "", "", "", "",
+      "stripe answered HTTP 502 without an error object" },
+    { 400, ERR_UPSTREAM,
+      "{\"error\":{\"type\":null,\"code\":null,\"param\":null,\"message\":null}}", "", "", "", "",
+      "" },
+    { 0, ERR_UNAVAILABLE, "", "", "", "", "", "stripe answered HTTP 0 without an error object" },
+};
+
+static void test_errors(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(errors); i++) {
+        struct stripe_error se = { .attempts = 3 };
+
+        stripe_error_from_answer(errors[i].status, errors[i].body, strlen(errors[i].body), &se);
+        T_EQ_I64(se.http_status, errors[i].status, "error %zu: status", i);
+        T_EQ_STR(se.type, errors[i].type, "error %zu: type", i);
+        T_EQ_STR(se.code, errors[i].code, "error %zu: code", i);
+        T_EQ_STR(se.decline_code, errors[i].decline_code, "error %zu: decline_code", i);
+        T_EQ_STR(se.param, errors[i].param, "error %zu: param", i);
+        T_EQ_STR(se.message, errors[i].message, "error %zu: message", i);
+        T_EQ_I64(se.attempts, 3, "error %zu: attempts kept", i);
+        T_EQ_I64(stripe_error_to_err(&se), errors[i].want, "error %zu maps to %s", i,
+                 err_name(errors[i].want));
+    }
+}
+
+static void test_pages(void)
+{
+    static const char list[] =
+        "{\"object\":\"list\",\"has_more\":true,\"url\":\"/v1/subscriptions\",\"data\":["
+        "{\"id\":\"sub_3\",\"status\":\"active\"},{\"id\":\"sub_2\",\"status\":\"canceled\"}]}";
+    static const char empty[] = "{\"object\":\"list\",\"has_more\":false,\"data\":[]}";
+    static const char bad_item[] = "{\"object\":\"list\",\"data\":[{\"id\":\"in_1\"},{}]}";
+    struct stripe_subscription_page sp;
+    struct stripe_invoice_page ip;
+    struct stripe_customer_page cp;
+    struct stripe_error se = { 0 };
+    json_t *j = json_loads(list, 0, NULL);
+
+    T_EQ_I64(stripe_subscription_page_from_json(j, &sp, &se), ERR_OK, "page parses");
+    T_EQ_I64(sp.len, 2, "two items");
+    T_OK(sp.has_more, "has_more");
+    T_EQ_STR(sp.last_id, "sub_2", "last id for starting_after");
+    T_EQ_STR(sp.data[1].status, "canceled", "items are read");
+    stripe_subscription_page_release(&sp);
+    json_decref(j);
+    j = json_loads(empty, 0, NULL);
+    T_EQ_I64(stripe_customer_page_from_json(j, &cp, &se), ERR_OK, "empty page parses");
+    T_EQ_I64(cp.len, 0, "no items");
+    T_OK(!cp.has_more && cp.last_id[0] == '\0', "no more, no last id");
+    stripe_customer_page_release(&cp);
+    json_decref(j);
+    j = json_loads(bad_item, 0, NULL);
+    T_EQ_I64(stripe_invoice_page_from_json(j, &ip, &se), ERR_UPSTREAM, "a bad item fails the page");
+    T_OK(ip.data == NULL && ip.len == 0, "and leaves the page empty");
+    json_decref(j);
+}
+
+int main(void)
+{
+    test_subscriptions();
+    test_sessions();
+    test_invoices_customer_portal();
+    test_malformed();
+    test_long_id();
+    test_errors();
+    test_pages();
+    return t_done();
+}
