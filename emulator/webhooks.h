@@ -62,7 +62,8 @@ json_t *emu_webhooks_event_json(struct emu_webhooks *w, const char *id);
 /* {"object":"list","data":[newest first...],"has_more":...} of recorded events (GET /v1/events). */
 json_t *emu_webhooks_list_json(struct emu_webhooks *w, int limit, const char *starting_after);
 
-/* {"delivered":n,"failed":n,"pending":n,"attempts":n,...}: delivery counters for the control API. */
+/* {"delivered":n,"failed":n,"pending":n,"attempts":n,...}: delivery counters for the control API.
+ */
 json_t *emu_webhooks_status_json(struct emu_webhooks *w);
 
 /* Forgets every event and pending delivery; keeps the endpoint configuration. */

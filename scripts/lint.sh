@@ -30,13 +30,24 @@ for f in $(find src -name '*.[ch]' ! -path 'src/main.c'); do
     done
 done
 
-srcs=$(find src -name '*.c')
+# The emulator may use base/ and http/ only.
+for f in emulator/*.[ch]; do
+    [ -f "$f" ] || continue
+    for inc in $(sed -n 's/^#include "\([a-z_]*\)\/.*"/\1/p' "$f"); do
+        case $inc in
+        base | http) ;;
+        *) echo "layering: $f includes $inc/ (allowed: base http)"; status=1 ;;
+        esac
+    done
+done
+
+srcs="$(find src emulator -name '*.c')"
 if command -v clang-tidy >/dev/null 2>&1; then
-    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc 2>/dev/null | grep -E 'warning:|error:' && status=1
+    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc -Iemulator 2>/dev/null | grep -E 'warning:|error:' && status=1
 fi
 if command -v cppcheck >/dev/null 2>&1; then
     cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
-        --inline-suppr --suppress=missingIncludeSystem -Isrc $srcs || status=1
+        --inline-suppr --suppress=missingIncludeSystem -Isrc -Iemulator $srcs || status=1
 fi
 [ $status = 0 ] && echo "lint: clean"
 exit $status

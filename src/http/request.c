@@ -1,9 +1,12 @@
 /* request.c: request accessors, JSON body parsing and typed field readers, error responses. */
 #include "http/request.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 
@@ -24,6 +27,46 @@ const char *request_query(const struct request *req, const char *name)
                                       NULL) != MHD_YES)
         return NULL;
     return v ? v : "";
+}
+
+struct query_each {
+    request_query_fn fn;
+    void *ctx;
+};
+
+static enum MHD_Result each_query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    const struct query_each *qe = cls;
+
+    (void)kind;
+    return qe->fn(qe->ctx, key, value ? value : "") ? MHD_YES : MHD_NO;
+}
+
+void request_query_each(const struct request *req, request_query_fn fn, void *ctx)
+{
+    struct query_each qe = { fn, ctx };
+
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, each_query_pair, &qe);
+}
+
+bool request_peer_is_loopback(const struct request *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+    }
+    return false;
 }
 
 struct query_check {
@@ -167,6 +210,18 @@ void response_json(struct response *resp, int status, json_t *body)
     resp->len = resp->body ? strlen(resp->body) : 0;
     resp->content_type = "application/json";
     json_decref(body);
+}
+
+bool response_add_header(struct response *resp, const char *name, const char *value)
+{
+    size_t old = resp->headers ? strlen(resp->headers) : 0;
+    size_t n = strlen(name) + strlen(value) + 3;
+
+    if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+        return false;
+    resp->headers = xrealloc(resp->headers, old + n + 1);
+    snprintf(resp->headers + old, n + 1, "%s: %s\n", name, value);
+    return true;
 }
 
 void response_error(struct response *resp, const struct request *req)

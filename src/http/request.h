@@ -47,6 +47,8 @@ struct response {
     size_t len;
     const char *content_type; /* static string */
     char allow[64];           /* "Allow" header value for 405; "" when none */
+    char *headers;            /* owned (free()): extra "Name: value\n" lines, NULL when none */
+    bool drop; /* close the connection without answering (fault injection); status still set */
 };
 
 /* Looks up a request header (case-insensitive); NULL when absent. Borrowed. */
@@ -54,6 +56,13 @@ const char *request_header(const struct request *req, const char *name);
 
 /* Looks up a query parameter (decoded); NULL when absent, "" when present without a value. */
 const char *request_query(const struct request *req, const char *name);
+
+/* Calls fn with each query parameter (decoded; value "" when absent) until it returns false. */
+typedef bool (*request_query_fn)(void *ctx, const char *key, const char *value);
+void request_query_each(const struct request *req, request_query_fn fn, void *ctx);
+
+/* True when the peer's address is loopback (127.0.0.0/8 or ::1). */
+bool request_peer_is_loopback(const struct request *req);
 
 /*
  * Fails with ERR_INVALID (param named) when the query string has a parameter that is not in
@@ -93,6 +102,12 @@ MUST_CHECK enum err request_json_only(struct request *req, const char *const *al
 
 /* Sets a JSON response; steals body (a json_t reference). */
 void response_json(struct response *resp, int status, json_t *body);
+
+/*
+ * Adds a response header (Location, Idempotent-Replayed...). name and value must not contain
+ * line breaks; a header with one is refused (returns false) and not added.
+ */
+bool response_add_header(struct response *resp, const char *name, const char *value);
 
 /* Renders req->error as the Stripe-shaped error body with the status of its err. */
 void response_error(struct response *resp, const struct request *req);

@@ -102,6 +102,25 @@ static void log_request(const struct request *req, int status)
     buf_release(&b);
 }
 
+/* Adds the handler's extra "Name: value\n" lines (response_add_header) to r, then frees them. */
+static void add_extra_headers(struct MHD_Response *r, struct response *resp)
+{
+    char *line = resp->headers;
+
+    while (line && *line) {
+        char *end = strchr(line, '\n');
+        char *colon = strchr(line, ':');
+        if (!end || !colon || colon > end)
+            break;
+        *end = '\0';
+        *colon = '\0';
+        MHD_add_response_header(r, line, colon + 2);
+        line = end + 1;
+    }
+    free(resp->headers);
+    resp->headers = NULL;
+}
+
 static enum MHD_Result send_response(struct request *req, struct response *resp)
 {
     struct MHD_Response *r;
@@ -109,6 +128,7 @@ static enum MHD_Result send_response(struct request *req, struct response *resp)
 
     r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
     resp->body = NULL; /* the library owns it now */
+    add_extra_headers(r, resp);
     if (resp->content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
     if (resp->allow[0])
@@ -160,7 +180,15 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
     if (resp.status == 0) {
         log_error("dispatch left no status for %s %s", req->method, req->route ? req->route : "?");
         free(resp.body);
+        free(resp.headers);
         return send_error(req, ERR_INTERNAL, "internal error");
+    }
+    if (resp.drop) {
+        /* MHD_NO from the access handler closes the connection without an answer */
+        free(resp.body);
+        free(resp.headers);
+        log_request(req, 0);
+        return MHD_NO;
     }
     return send_response(req, &resp);
 }

@@ -85,6 +85,16 @@ MUST_CHECK enum err store_customer_mark_trial(struct store *st, const char *user
  */
 MUST_CHECK enum err store_subscription_upsert(struct store *st, const struct subscription *s);
 
+/*
+ * Stores s as the subscription's state unless the stored state is newer by the ordering rule
+ * of billing/ (TODO(#4): subscription_state_is_newer), atomically: two callers applying states
+ * of one subscription at once end with the newer one. *applied tells whether s was stored.
+ * Webhook events and answers fetched from Stripe (checkout success, cancel, sync) all go
+ * through here, so their order of arrival never matters.
+ */
+MUST_CHECK enum err store_subscription_apply(struct store *st, const struct subscription *s,
+                                             bool *applied);
+
 /* ERR_NOT_FOUND when there is no subscription with that id. */
 MUST_CHECK enum err store_subscription_get(struct store *st, const char *id,
                                            struct subscription *out);

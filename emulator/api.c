@@ -1,0 +1,418 @@
+/*
+ * api.c: the /v1 route table and the request pipeline (see api.h). State changes run under the
+ * emulator's one mutex, Idempotency-Key look-up and store included, so two requests with one
+ * key cannot both run.
+ */
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "api_call.h"
+#include "base/buf.h"
+#include "base/str.h"
+#include "form.h"
+#include "objects.h"
+
+struct api_route {
+    const char *method;
+    const char *pattern; /* '*' matches one path segment, captured as the call's id */
+    const struct emu_param *params;
+    emu_api_fn fn;
+};
+
+static const struct api_route routes[] = {
+    { "POST", "/v1/customers", emu_p_customer_create, emu_customer_create_h },
+    { "GET", "/v1/customers", emu_p_customer_list, emu_customer_list_h },
+    { "GET", "/v1/customers/*", emu_p_retrieve, emu_customer_get_h },
+    { "POST", "/v1/customers/*", emu_p_customer_update, emu_customer_update_h },
+    { "GET", "/v1/prices", emu_p_price_list, emu_price_list_h },
+    { "GET", "/v1/prices/*", emu_p_retrieve, emu_price_get_h },
+    { "POST", "/v1/checkout/sessions", emu_p_session_create, emu_session_create_h },
+    { "GET", "/v1/checkout/sessions/*", emu_p_retrieve, emu_session_get_h },
+    { "GET", "/v1/subscriptions", emu_p_sub_list, emu_sub_list_h },
+    { "GET", "/v1/subscriptions/*", emu_p_retrieve, emu_sub_get_h },
+    { "POST", "/v1/subscriptions/*", emu_p_sub_update, emu_sub_update_h },
+    { "DELETE", "/v1/subscriptions/*", emu_p_sub_cancel, emu_sub_cancel_h },
+    { "GET", "/v1/invoices", emu_p_invoice_list, emu_invoice_list_h },
+    { "GET", "/v1/invoices/*", emu_p_retrieve, emu_invoice_get_h },
+    { "POST", "/v1/billing_portal/sessions", emu_p_portal_create, emu_portal_create_h },
+    { "POST", "/v1/test_helpers/test_clocks", emu_p_clock_create, emu_clock_create_h },
+    { "GET", "/v1/test_helpers/test_clocks", emu_p_clock_list, emu_clock_list_h },
+    { "GET", "/v1/test_helpers/test_clocks/*", emu_p_retrieve, emu_clock_get_h },
+    { "DELETE", "/v1/test_helpers/test_clocks/*", emu_p_none, emu_clock_delete_h },
+    { "POST", "/v1/test_helpers/test_clocks/*/advance", emu_p_clock_advance, emu_clock_advance_h },
+    { "GET", "/v1/events", emu_p_event_list, emu_event_list_h },
+    { "GET", "/v1/events/*", emu_p_retrieve, emu_event_get_h },
+};
+
+/* Stripe's status and error type for each failure. */
+static const struct {
+    enum err err;
+    int status;
+    const char *type;
+} err_map[] = {
+    { ERR_INVALID, 400, "invalid_request_error" },
+    { ERR_UNAUTHORIZED, 401, "invalid_request_error" },
+    { ERR_QUOTA, 402, "card_error" },
+    { ERR_NOT_FOUND, 404, "invalid_request_error" },
+    { ERR_CONFLICT, 409, "invalid_request_error" },
+    { ERR_RATE_LIMITED, 429, "rate_limit_error" },
+};
+
+void emu_api_error(struct response *resp, int status, const char *type, const char *code,
+                   const char *param, const char *message)
+{
+    json_t *e = json_pack("{s:s}", "type", type);
+    json_t *msg = json_string(message);
+
+    if (code && code[0])
+        json_object_set_new(e, "code", json_string(code));
+    if (param && param[0])
+        json_object_set_new(e, "param", json_string(param));
+    json_object_set_new(e, "message", msg ? msg : json_string("invalid request"));
+    response_json(resp, status, json_pack("{s:o}", "error", e));
+}
+
+enum err emu_call_fail(struct emu_call *c, enum err e, const char *code, const char *param,
+                       const char *fmt, ...)
+{
+    va_list ap;
+
+    c->err_status = 500;
+    c->err_type = "api_error";
+    for (size_t i = 0; i < ARRAY_SIZE(err_map); i++) {
+        if (err_map[i].err == e) {
+            c->err_status = err_map[i].status;
+            c->err_type = err_map[i].type;
+        }
+    }
+    str_copy(c->err_code, sizeof(c->err_code), code ? code : "");
+    str_copy(c->err_param, sizeof(c->err_param), param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(c->err_message, sizeof(c->err_message), fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+enum err emu_call_missing(struct emu_call *c, const char *kind_name, const char *param,
+                          const char *id)
+{
+    enum err e = emu_call_fail(c, param ? ERR_INVALID : ERR_NOT_FOUND, "resource_missing", param,
+                               "No such %s: '%s'", kind_name, id);
+
+    return e;
+}
+
+void emu_call_answer(struct emu_call *c, const json_t *obj)
+{
+    json_decref(c->result);
+    c->result = emu_expand(c->app->st, obj, json_object_get(c->params, "expand"));
+}
+
+enum err emu_call_list(struct emu_call *c, enum emu_kind kind, const char *url, emu_match_fn match,
+                       const void *match_ctx)
+{
+    struct emu_list_params lp = {
+        kind,     EMU_LIST_LIMIT_DEFAULT, emu_param_str(c->params, "starting_after"), url, match,
+        match_ctx
+    };
+    json_t *list;
+
+    if (emu_param_int(c->params, "limit", &lp.limit) && (lp.limit < 1 || lp.limit > 100))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid_integer", "limit",
+                             "This value must be greater than or equal to 1 and less than or "
+                             "equal to 100.");
+    if (emu_state_list(c->app->st, &lp, &list) != ERR_OK)
+        return emu_call_missing(c, emu_kind_name(kind), "starting_after", lp.starting_after);
+    c->result = emu_expand(c->app->st, list, NULL);
+    json_decref(list);
+    return ERR_OK;
+}
+
+/* Matches path against pattern, capturing the '*' segment into id. */
+static bool path_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= idlen)
+                return false;
+            str_copyn(id, idlen, path, n);
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static const struct api_route *route_find(const char *method, const char *path, char *id,
+                                          size_t idlen)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        if (strcmp(routes[i].method, method) == 0 && path_match(routes[i].pattern, path, id, idlen))
+            return &routes[i];
+    return NULL;
+}
+
+/* Only the last four characters of a key are shown, as Stripe does. */
+static void key_hint(const char *key, char *out, size_t len)
+{
+    size_t n = strlen(key);
+    size_t pre = strcspn(key, "_");
+
+    if (n < 8 || pre + 1 >= n)
+        snprintf(out, len, "****");
+    else
+        snprintf(out, len, "%.*s****%s", (int)(strchr(key + pre + 1, '_') ? 8 : pre + 1), key,
+                 key + n - 4);
+}
+
+/* Decodes base64 into out (NUL-terminated); the decoded length, or -1. */
+static int b64_decode(const char *in, unsigned char *out, size_t outlen)
+{
+    size_t len = strlen(in);
+    int n;
+
+    if (len % 4 != 0 || len / 4 * 3 + 1 > outlen)
+        return -1;
+    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0)
+        return -1;
+    for (size_t i = len; i > 0 && in[i - 1] == '='; i--)
+        n--;
+    out[n] = '\0';
+    return n;
+}
+
+/* The API key from Bearer or Basic (key as the user) authorization, into key[len]. */
+static bool api_key_of(const struct request *req, char *key, size_t len)
+{
+    const char *h = request_header(req, "Authorization");
+    unsigned char raw[512];
+    int n;
+
+    if (!h)
+        return false;
+    if (strncasecmp(h, "Bearer ", 7) == 0)
+        return str_copy(key, len, h + 7);
+    if (strncasecmp(h, "Basic ", 6) != 0 || strlen(h + 6) > 600)
+        return false;
+    n = b64_decode(h + 6, raw, sizeof(raw));
+    if (n <= 0)
+        return false;
+    raw[strcspn((char *)raw, ":")] = '\0';
+    return str_copy(key, len, (const char *)raw);
+}
+
+static bool key_is_valid(const struct emu *app, const char *key)
+{
+    size_t n = strlen(app->cfg.secret_key);
+
+    return strlen(key) == n && CRYPTO_memcmp(key, app->cfg.secret_key, n) == 0;
+}
+
+static enum err authenticate(struct emu_call *c, char *key, size_t keylen)
+{
+    char hint[32];
+
+    if (!api_key_of(c->req, key, keylen) || key[0] == '\0')
+        return emu_call_fail(c, ERR_UNAUTHORIZED, NULL, NULL,
+                             "You did not provide an API key. You need to provide your API key "
+                             "in the Authorization header, using Bearer auth (e.g. "
+                             "'Authorization: Bearer YOUR_SECRET_KEY').");
+    if (key_is_valid(c->app, key))
+        return ERR_OK;
+    key_hint(key, hint, sizeof(hint));
+    return emu_call_fail(c, ERR_UNAUTHORIZED, NULL, NULL, "Invalid API Key provided: %s", hint);
+}
+
+struct query_ctx {
+    struct emu_form *form;
+    struct buf *raw;
+    bool failed;
+};
+
+static bool add_query_pair(void *ctx, const char *key, const char *value)
+{
+    struct query_ctx *q = ctx;
+
+    (void)!emu_form_encode_pair(q->raw, key, value); /* capped: the log keeps a prefix */
+    if (!q->failed && emu_form_add(q->form, key, value) != ERR_OK)
+        q->failed = true;
+    return true;
+}
+
+/* Decodes the parameters: the body for POST and DELETE, the query string for GET. */
+static enum err decode_params(struct emu_call *c, struct buf *query)
+{
+    struct emu_form f;
+    struct query_ctx q = { &f, query, false };
+    enum err e = ERR_OK;
+
+    emu_form_init(&f);
+    request_query_each(c->req, add_query_pair, &q);
+    if (q.failed)
+        e = ERR_INVALID;
+    else if (strcmp(c->req->method, "GET") != 0)
+        e = emu_form_parse(&f, buf_str(&c->req->body), c->req->body.len);
+    if (e != ERR_OK) {
+        emu_call_fail(c, ERR_INVALID, "parameter_invalid", NULL, "%s", f.error);
+        emu_form_release(&f);
+        return ERR_INVALID;
+    }
+    c->params = f.root;
+    f.root = NULL;
+    return ERR_OK;
+}
+
+static enum err check_params(struct emu_call *c, const struct api_route *r)
+{
+    struct emu_param_error pe;
+
+    if (emu_params_check(r->params, c->params, &pe) == ERR_OK)
+        return ERR_OK;
+    return emu_call_fail(c, ERR_INVALID,
+                         strncmp(pe.message, "Received unknown", 16) == 0 ? "parameter_unknown"
+                         : strncmp(pe.message, "Missing", 7) == 0         ? "parameter_missing"
+                                                                          : "parameter_invalid",
+                         pe.param, "%s", pe.message);
+}
+
+static void render(struct emu_call *c, struct response *resp)
+{
+    if (c->result) {
+        response_json(resp, c->status, c->result);
+        c->result = NULL;
+        return;
+    }
+    emu_api_error(resp, c->err_status, c->err_type, c->err_code, c->err_param, c->err_message);
+}
+
+static void idem_mismatch(struct response *resp, const char *key)
+{
+    char msg[512];
+
+    snprintf(msg, sizeof(msg),
+             "Keys for idempotent requests can only be used with the same parameters they were "
+             "first used with. Try using a key other than '%.200s' if you meant to execute a "
+             "different request.",
+             key);
+    emu_api_error(resp, 400, "idempotency_error", NULL, NULL, msg);
+}
+
+/* Runs the handler under the mutex, with Idempotency-Key replay for POST and DELETE. */
+static void run_locked(struct emu_call *c, const struct api_route *r, const char *key,
+                       struct response *resp)
+{
+    const char *ik = request_header(c->req, "Idempotency-Key");
+    struct emu_idem_request ir = { key, ik, c->req->method, c->req->path, buf_str(&c->req->body) };
+    bool idem = ik && ik[0] && strcmp(c->req->method, "GET") != 0;
+    int status = 0;
+    char *body = NULL;
+
+    pthread_mutex_lock(&c->app->mu);
+    switch (idem ? emu_idem_lookup(c->app->idem, &ir, &status, &body) : EMU_IDEM_NEW) {
+    case EMU_IDEM_REPLAY:
+        response_json(resp, status, json_loads(body, 0, NULL));
+        (void)!response_add_header(resp, "Idempotent-Replayed", "true"); /* a constant header */
+        break;
+    case EMU_IDEM_MISMATCH:
+        idem_mismatch(resp, ik);
+        break;
+    case EMU_IDEM_NEW:
+        if (r->fn(c) != ERR_OK) {
+            json_decref(c->result);
+            c->result = NULL;
+        }
+        render(c, resp);
+        if (idem && resp->status < 500)
+            emu_idem_store(c->app->idem, &ir, resp->status, resp->body);
+        break;
+    }
+    pthread_mutex_unlock(&c->app->mu);
+    free(body);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Applies the configured fault; true when the request is answered (or dropped) by it. */
+static bool inject_fault(struct emu *app, struct response *resp)
+{
+    int64_t delay_ms = 0;
+
+    switch (emu_faults_next(app->faults, &delay_ms)) {
+    case EMU_FAULT_500:
+        emu_api_error(resp, 500, "api_error", NULL, NULL, "An unknown error occurred");
+        return true;
+    case EMU_FAULT_429:
+        emu_api_error(resp, 429, "rate_limit_error", "rate_limit", NULL,
+                      "Request rate limit exceeded. Learn more about rate limits here "
+                      "https://stripe.com/docs/rate-limits.");
+        return true;
+    case EMU_FAULT_DROP:
+        resp->status = 500; /* for the logs: no answer is sent */
+        resp->drop = true;
+        return true;
+    case EMU_FAULT_TIMEOUT:
+        sleep_ms(delay_ms);
+        return false;
+    case EMU_FAULT_NONE:
+        return false;
+    }
+    return false;
+}
+
+static void unrecognized(struct emu_call *c)
+{
+    emu_call_fail(c, ERR_NOT_FOUND, NULL, NULL,
+                  "Unrecognized request URL (%s: %s). Please see https://stripe.com/docs or we "
+                  "can help at https://support.stripe.com/.",
+                  c->req->method, c->req->path);
+}
+
+void emu_api_handle(struct emu *app, struct request *req, struct response *resp)
+{
+    struct emu_call c = { .app = app, .req = req, .status = 200 };
+    struct buf query;
+    char key[EMU_SECRET_MAX];
+    const struct api_route *r = NULL;
+    enum err decoded;
+
+    buf_init(&query, (size_t)64 * 1024);
+    decoded = decode_params(&c, &query);
+    if (inject_fault(app, resp))
+        goto out;
+    if (authenticate(&c, key, sizeof(key)) != ERR_OK) {
+        render(&c, resp);
+        goto out;
+    }
+    r = route_find(req->method, req->path, c.id, sizeof(c.id));
+    if (r)
+        req->route = r->pattern;
+    else
+        unrecognized(&c);
+    if (!r || decoded != ERR_OK || check_params(&c, r) != ERR_OK)
+        render(&c, resp);
+    else
+        run_locked(&c, r, key, resp);
+out:
+    emu_reqlog_add(app, req, buf_str(&query), resp->status);
+    buf_release(&query);
+    json_decref(c.params);
+    json_decref(c.result);
+}

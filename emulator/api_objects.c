@@ -1,0 +1,466 @@
+/*
+ * api_objects.c: /v1 handlers for customers, prices, checkout sessions, billing portal
+ * sessions, test clocks and events, with the parameter tables each endpoint accepts (from
+ * Stripe's OpenAPI spec: documented parameters the emulator ignores are EP_ANY).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "api_call.h"
+#include "billing.h"
+#include "objects.h"
+
+#define P_EXPAND                                \
+    {                                           \
+        "expand", EP_STRINGS, false, NULL, NULL \
+    }
+#define P_LIST_PAGING                                                                          \
+    { "ending_before", EP_STRING, false, NULL, NULL }, { "limit", EP_INT, false, NULL, NULL }, \
+        { "starting_after", EP_STRING, false, NULL, NULL }, P_EXPAND
+
+#define TRIAL_DAYS_MAX 730
+
+/* clang-format off */
+const struct emu_param emu_p_none[] = { { NULL, EP_ANY, false, NULL, NULL } };
+
+const struct emu_param emu_p_retrieve[] = { P_EXPAND, { NULL, EP_ANY, false, NULL, NULL } };
+
+#define CUSTOMER_COMMON                                                                  \
+    { "address", EP_ANY, false, NULL, NULL }, { "balance", EP_INT, false, NULL, NULL },  \
+    { "cash_balance", EP_ANY, false, NULL, NULL },                                       \
+    { "coupon", EP_STRING, false, NULL, NULL },                                          \
+    { "description", EP_STRING, false, NULL, NULL },                                     \
+    { "email", EP_STRING, false, NULL, NULL },                                           \
+    { "invoice_prefix", EP_STRING, false, NULL, NULL },                                  \
+    { "invoice_settings", EP_ANY, false, NULL, NULL },                                   \
+    { "metadata", EP_METADATA, false, NULL, NULL },                                      \
+    { "name", EP_STRING, false, NULL, NULL },                                            \
+    { "next_invoice_sequence", EP_INT, false, NULL, NULL },                              \
+    { "phone", EP_STRING, false, NULL, NULL },                                           \
+    { "preferred_locales", EP_STRINGS, false, NULL, NULL },                              \
+    { "promotion_code", EP_STRING, false, NULL, NULL },                                  \
+    { "shipping", EP_ANY, false, NULL, NULL }, { "source", EP_STRING, false, NULL, NULL }, \
+    { "tax", EP_ANY, false, NULL, NULL },                                                \
+    { "tax_exempt", EP_STRING, false, NULL, "|exempt|none|reverse" }, P_EXPAND
+
+const struct emu_param emu_p_customer_create[] = {
+    CUSTOMER_COMMON,
+    { "payment_method", EP_STRING, false, NULL, NULL },
+    { "tax_id_data", EP_ANY, false, NULL, NULL },
+    { "test_clock", EP_STRING, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_customer_update[] = {
+    CUSTOMER_COMMON,
+    { "bank_account", EP_ANY, false, NULL, NULL },
+    { "card", EP_ANY, false, NULL, NULL },
+    { "default_alipay_account", EP_STRING, false, NULL, NULL },
+    { "default_bank_account", EP_STRING, false, NULL, NULL },
+    { "default_card", EP_STRING, false, NULL, NULL },
+    { "default_source", EP_STRING, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_customer_list[] = {
+    P_LIST_PAGING,
+    { "created", EP_ANY, false, NULL, NULL },
+    { "email", EP_STRING, false, NULL, NULL },
+    { "test_clock", EP_STRING, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_price_list[] = {
+    P_LIST_PAGING,
+    { "active", EP_BOOL, false, NULL, NULL },
+    { "created", EP_ANY, false, NULL, NULL },
+    { "currency", EP_STRING, false, NULL, NULL },
+    { "lookup_keys", EP_STRINGS, false, NULL, NULL },
+    { "product", EP_STRING, false, NULL, NULL },
+    { "recurring", EP_ANY, false, NULL, NULL },
+    { "type", EP_STRING, false, NULL, "one_time|recurring" },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+static const struct emu_param line_item_fields[] = {
+    { "adjustable_quantity", EP_ANY, false, NULL, NULL },
+    { "dynamic_tax_rates", EP_ANY, false, NULL, NULL },
+    { "price", EP_STRING, false, NULL, NULL },
+    { "price_data", EP_ANY, false, NULL, NULL },
+    { "quantity", EP_INT, false, NULL, NULL },
+    { "tax_rates", EP_ANY, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+static const struct emu_param subscription_data_fields[] = {
+    { "application_fee_percent", EP_ANY, false, NULL, NULL },
+    { "billing_cycle_anchor", EP_INT, false, NULL, NULL },
+    { "default_tax_rates", EP_ANY, false, NULL, NULL },
+    { "description", EP_STRING, false, NULL, NULL },
+    { "metadata", EP_METADATA, false, NULL, NULL },
+    { "on_behalf_of", EP_STRING, false, NULL, NULL },
+    { "proration_behavior", EP_STRING, false, NULL, "create_prorations|none" },
+    { "transfer_data", EP_ANY, false, NULL, NULL },
+    { "trial_end", EP_INT, false, NULL, NULL },
+    { "trial_period_days", EP_INT, false, NULL, NULL },
+    { "trial_settings", EP_ANY, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+
+const struct emu_param emu_p_session_create[] = {
+    { "cancel_url", EP_STRING, false, NULL, NULL },
+    { "client_reference_id", EP_STRING, false, NULL, NULL },
+    { "customer", EP_STRING, false, NULL, NULL },
+    { "customer_email", EP_STRING, false, NULL, NULL },
+    { "line_items", EP_OBJECTS, false, line_item_fields, NULL },
+    { "metadata", EP_METADATA, false, NULL, NULL },
+    { "mode", EP_STRING, true, NULL, "payment|setup|subscription" },
+    { "subscription_data", EP_OBJECT, false, subscription_data_fields, NULL },
+    { "success_url", EP_STRING, true, NULL, NULL },
+    P_EXPAND,
+    /* documented, not emulated */
+    { "after_expiration", EP_ANY, false, NULL, NULL },
+    { "allow_promotion_codes", EP_ANY, false, NULL, NULL },
+    { "automatic_tax", EP_ANY, false, NULL, NULL },
+    { "billing_address_collection", EP_ANY, false, NULL, NULL },
+    { "consent_collection", EP_ANY, false, NULL, NULL },
+    { "currency", EP_ANY, false, NULL, NULL },
+    { "custom_fields", EP_ANY, false, NULL, NULL },
+    { "custom_text", EP_ANY, false, NULL, NULL },
+    { "customer_creation", EP_ANY, false, NULL, NULL },
+    { "customer_update", EP_ANY, false, NULL, NULL },
+    { "discounts", EP_ANY, false, NULL, NULL },
+    { "expires_at", EP_ANY, false, NULL, NULL },
+    { "invoice_creation", EP_ANY, false, NULL, NULL },
+    { "locale", EP_ANY, false, NULL, NULL },
+    { "payment_intent_data", EP_ANY, false, NULL, NULL },
+    { "payment_method_collection", EP_ANY, false, NULL, NULL },
+    { "payment_method_options", EP_ANY, false, NULL, NULL },
+    { "payment_method_types", EP_ANY, false, NULL, NULL },
+    { "phone_number_collection", EP_ANY, false, NULL, NULL },
+    { "setup_intent_data", EP_ANY, false, NULL, NULL },
+    { "shipping_address_collection", EP_ANY, false, NULL, NULL },
+    { "shipping_options", EP_ANY, false, NULL, NULL },
+    { "submit_type", EP_ANY, false, NULL, NULL },
+    { "tax_id_collection", EP_ANY, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_portal_create[] = {
+    { "configuration", EP_STRING, false, NULL, NULL },
+    { "customer", EP_STRING, true, NULL, NULL },
+    { "flow_data", EP_ANY, false, NULL, NULL },
+    { "locale", EP_STRING, false, NULL, NULL },
+    { "on_behalf_of", EP_STRING, false, NULL, NULL },
+    { "return_url", EP_STRING, false, NULL, NULL },
+    P_EXPAND,
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_clock_create[] = {
+    { "frozen_time", EP_INT, true, NULL, NULL },
+    { "name", EP_STRING, false, NULL, NULL },
+    P_EXPAND,
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_clock_advance[] = {
+    { "frozen_time", EP_INT, true, NULL, NULL },
+    P_EXPAND,
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_clock_list[] = { P_LIST_PAGING, { NULL, EP_ANY, false, NULL, NULL } };
+
+const struct emu_param emu_p_event_list[] = {
+    P_LIST_PAGING,
+    { "created", EP_ANY, false, NULL, NULL },
+    { "delivery_success", EP_BOOL, false, NULL, NULL },
+    { "type", EP_STRING, false, NULL, NULL },
+    { "types", EP_STRINGS, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+/* clang-format on */
+
+static const char *str_field(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+enum err emu_customer_create_h(struct emu_call *c)
+{
+    const char *clock = emu_param_str(c->params, "test_clock");
+
+    if (clock && !emu_state_get(c->app->st, EMU_CLOCK, clock))
+        return emu_call_missing(c, "test_clock", "test_clock", clock);
+    emu_call_answer(c, emu_customer_create(c->app, c->params));
+    return ERR_OK;
+}
+
+enum err emu_customer_get_h(struct emu_call *c)
+{
+    json_t *cus = emu_state_get(c->app->st, EMU_CUSTOMER, c->id);
+
+    if (!cus)
+        return emu_call_missing(c, "customer", NULL, c->id);
+    emu_call_answer(c, cus);
+    return ERR_OK;
+}
+
+/* Applies the emulated fields of an update, recording old values into prev. */
+static void customer_apply(json_t *cus, const json_t *params, json_t *prev)
+{
+    static const char *const fields[] = { "email", "name", "description", "phone" };
+
+    for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+        json_t *v = json_object_get(params, fields[i]);
+        if (!v || json_equal(v, json_object_get(cus, fields[i])))
+            continue;
+        json_object_set(prev, fields[i], json_object_get(cus, fields[i]));
+        json_object_set(cus, fields[i], json_string_length(v) ? v : json_null());
+    }
+    if (json_object_get(params, "metadata"))
+        emu_metadata_update(cus, json_object_get(params, "metadata"), prev);
+}
+
+enum err emu_customer_update_h(struct emu_call *c)
+{
+    json_t *cus = emu_state_get(c->app->st, EMU_CUSTOMER, c->id);
+    json_t *prev;
+
+    if (!cus)
+        return emu_call_missing(c, "customer", NULL, c->id);
+    prev = json_object();
+    customer_apply(cus, c->params, prev);
+    if (json_object_size(prev) > 0)
+        emu_emit(c->app, "customer.updated", cus, prev, emu_state_customer_now(c->app->st, c->id));
+    json_decref(prev);
+    emu_call_answer(c, cus);
+    return ERR_OK;
+}
+
+static bool field_matches(const json_t *obj, const json_t *params, const char *key)
+{
+    const char *want = emu_param_str(params, key);
+    const char *have = str_field(obj, key);
+
+    return !want || (have && strcmp(want, have) == 0);
+}
+
+static bool customer_match(const json_t *cus, const void *ctx)
+{
+    return field_matches(cus, ctx, "email") && field_matches(cus, ctx, "test_clock");
+}
+
+enum err emu_customer_list_h(struct emu_call *c)
+{
+    return emu_call_list(c, EMU_CUSTOMER, "/v1/customers", customer_match, c->params);
+}
+
+enum err emu_price_get_h(struct emu_call *c)
+{
+    json_t *price = emu_state_get(c->app->st, EMU_PRICE, c->id);
+
+    if (!price)
+        return emu_call_missing(c, "price", NULL, c->id);
+    emu_call_answer(c, price);
+    return ERR_OK;
+}
+
+static bool price_match(const json_t *price, const void *ctx)
+{
+    bool active;
+
+    if (emu_param_bool(ctx, "active", &active) &&
+        active != json_is_true(json_object_get(price, "active")))
+        return false;
+    return field_matches(price, ctx, "product") && field_matches(price, ctx, "type") &&
+           field_matches(price, ctx, "currency");
+}
+
+enum err emu_price_list_h(struct emu_call *c)
+{
+    return emu_call_list(c, EMU_PRICE, "/v1/prices", price_match, c->params);
+}
+
+/* The one line item of a subscription-mode session: its price and quantity. */
+static enum err session_line(struct emu_call *c, const json_t **price, int64_t *quantity)
+{
+    const json_t *items = json_object_get(c->params, "line_items");
+    const json_t *item = json_array_get(items, 0);
+    const char *price_id = emu_param_str(item, "price");
+
+    if (json_array_size(items) != 1 || !price_id)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "line_items",
+                             "The emulator supports exactly one line item with a price "
+                             "(line_items[0][price]).");
+    *price = emu_state_get(c->app->st, EMU_PRICE, price_id);
+    if (!*price)
+        return emu_call_missing(c, "price", "line_items[0][price]", price_id);
+    *quantity = 1;
+    if (emu_param_int(item, "quantity", quantity) && (*quantity < 1 || *quantity > 1000))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid_integer", "line_items[0][quantity]",
+                             "This value must be greater than or equal to 1.");
+    return ERR_OK;
+}
+
+static enum err session_trial(struct emu_call *c, int64_t *days)
+{
+    const json_t *sd = json_object_get(c->params, "subscription_data");
+
+    *days = 0;
+    if (emu_param_int(sd, "trial_period_days", days) && (*days < 1 || *days > TRIAL_DAYS_MAX))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid_integer",
+                             "subscription_data[trial_period_days]",
+                             "The maximum number of trial period days is %d.", TRIAL_DAYS_MAX);
+    return ERR_OK;
+}
+
+static enum err session_check(struct emu_call *c, const json_t **price, int64_t *qty,
+                              int64_t *trial_days)
+{
+    const char *cus = emu_param_str(c->params, "customer");
+
+    if (strcmp(emu_param_str(c->params, "mode"), "subscription") != 0)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "mode",
+                             "The emulator supports only mode=subscription.");
+    if (cus && !emu_state_get(c->app->st, EMU_CUSTOMER, cus))
+        return emu_call_missing(c, "customer", "customer", cus);
+    if (session_line(c, price, qty) != ERR_OK)
+        return ERR_INVALID;
+    return session_trial(c, trial_days);
+}
+
+enum err emu_session_create_h(struct emu_call *c)
+{
+    const json_t *price = NULL;
+    int64_t qty = 1, trial_days = 0;
+    char id[EMU_ID_MAX], url[EMU_URL_MAX + EMU_ID_MAX + 16];
+    const char *cus = emu_param_str(c->params, "customer");
+    json_t *s, *priv;
+
+    if (session_check(c, &price, &qty, &trial_days) != ERR_OK)
+        return ERR_INVALID;
+    emu_id_new("cs_test_", id, 40);
+    snprintf(url, sizeof(url), "%s/checkout/%s", c->app->cfg.public_url, id);
+    s = emu_session_json(c->params, id, url,
+                         cus ? emu_state_customer_now(c->app->st, cus)
+                             : emu_state_now(c->app->st, NULL));
+    json_object_set(s, "amount_total", json_object_get(price, "unit_amount"));
+    json_object_set(s, "amount_subtotal", json_object_get(price, "unit_amount"));
+    emu_state_put(c->app->st, EMU_SESSION, s);
+    priv = emu_state_private(c->app->st, id);
+    json_object_set(priv, "price", json_object_get(price, "id"));
+    json_object_set_new(priv, "quantity", json_integer(qty));
+    json_object_set_new(priv, "trial_days", json_integer(trial_days));
+    json_object_set(priv, "metadata",
+                    json_object_get(json_object_get(c->params, "subscription_data"), "metadata"));
+    emu_call_answer(c, s);
+    return ERR_OK;
+}
+
+enum err emu_session_get_h(struct emu_call *c)
+{
+    json_t *s = emu_state_get(c->app->st, EMU_SESSION, c->id);
+
+    if (!s)
+        return emu_call_missing(c, "checkout.session", NULL, c->id);
+    emu_call_answer(c, s);
+    return ERR_OK;
+}
+
+enum err emu_portal_create_h(struct emu_call *c)
+{
+    const char *cus = emu_param_str(c->params, "customer");
+    const char *ret = emu_param_str(c->params, "return_url");
+    char id_url[EMU_URL_MAX + EMU_ID_MAX + 16];
+    json_t *p;
+
+    if (!emu_state_get(c->app->st, EMU_CUSTOMER, cus))
+        return emu_call_missing(c, "customer", "customer", cus);
+    p = emu_portal_json(cus, ret ? ret : c->app->cfg.public_url, "",
+                        emu_state_customer_now(c->app->st, cus));
+    snprintf(id_url, sizeof(id_url), "%s/portal/%s", c->app->cfg.public_url, str_field(p, "id"));
+    json_object_set_new(p, "url", json_string(id_url));
+    emu_state_put(c->app->st, EMU_PORTAL, p);
+    emu_call_answer(c, p);
+    return ERR_OK;
+}
+
+enum err emu_clock_create_h(struct emu_call *c)
+{
+    int64_t frozen = 0;
+    json_t *clk;
+
+    (void)!emu_param_int(c->params, "frozen_time", &frozen); /* required: checked already */
+    clk = emu_clock_json(frozen, emu_param_str(c->params, "name"), emu_state_now(c->app->st, NULL));
+    emu_state_put(c->app->st, EMU_CLOCK, clk);
+    emu_emit(c->app, "test_helpers.test_clock.created", clk, NULL, frozen);
+    emu_call_answer(c, clk);
+    return ERR_OK;
+}
+
+enum err emu_clock_get_h(struct emu_call *c)
+{
+    json_t *clk = emu_state_get(c->app->st, EMU_CLOCK, c->id);
+
+    if (!clk)
+        return emu_call_missing(c, "test_clock", NULL, c->id);
+    emu_call_answer(c, clk);
+    return ERR_OK;
+}
+
+enum err emu_clock_list_h(struct emu_call *c)
+{
+    return emu_call_list(c, EMU_CLOCK, "/v1/test_helpers/test_clocks", NULL, NULL);
+}
+
+enum err emu_clock_advance_h(struct emu_call *c)
+{
+    json_t *clk = emu_state_get(c->app->st, EMU_CLOCK, c->id);
+    int64_t to = 0;
+
+    if (!clk)
+        return emu_call_missing(c, "test_clock", NULL, c->id);
+    (void)!emu_param_int(c->params, "frozen_time", &to); /* required: checked already */
+    if (to <= json_integer_value(json_object_get(clk, "frozen_time")))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "frozen_time",
+                             "The test clock's frozen_time can only move forward.");
+    emu_clock_advance(c->app, clk, to);
+    emu_call_answer(c, clk);
+    return ERR_OK;
+}
+
+enum err emu_clock_delete_h(struct emu_call *c)
+{
+    if (!emu_state_remove(c->app->st, EMU_CLOCK, c->id))
+        return emu_call_missing(c, "test_clock", NULL, c->id);
+    c->result =
+        json_pack("{s:s,s:s,s:b}", "id", c->id, "object", "test_helpers.test_clock", "deleted", 1);
+    return ERR_OK;
+}
+
+enum err emu_event_get_h(struct emu_call *c)
+{
+    json_t *ev = emu_webhooks_event_json(c->app->wh, c->id);
+
+    if (!ev)
+        return emu_call_missing(c, "event", NULL, c->id);
+    c->result = ev;
+    return ERR_OK;
+}
+
+enum err emu_event_list_h(struct emu_call *c)
+{
+    int64_t limit = EMU_LIST_LIMIT_DEFAULT;
+
+    if (emu_param_int(c->params, "limit", &limit) && (limit < 1 || limit > 100))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid_integer", "limit",
+                             "This value must be greater than or equal to 1 and less than or "
+                             "equal to 100.");
+    c->result =
+        emu_webhooks_list_json(c->app->wh, (int)limit, emu_param_str(c->params, "starting_after"));
+    return ERR_OK;
+}

@@ -1,0 +1,272 @@
+/* control.c: the /_emulator control API (see control.h); one table of routes. */
+#include "control.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "base/str.h"
+#include "billing.h"
+
+#define DRAIN_TIMEOUT_MS_DEFAULT INT64_C(5000)
+
+struct control_call {
+    struct emu *app;
+    struct request *req;
+    struct response *resp;
+    char id[EMU_ID_MAX];
+    json_t *body; /* the JSON body, {} when empty */
+};
+
+typedef void (*control_fn)(struct control_call *c);
+
+static void reset(struct control_call *c);
+static void faults_set(struct control_call *c);
+static void faults_get(struct control_call *c);
+static void webhooks_set(struct control_call *c);
+static void webhooks_get(struct control_call *c);
+static void webhooks_flush(struct control_call *c);
+static void webhooks_drain(struct control_call *c);
+static void customer_card(struct control_call *c);
+static void requests_get(struct control_call *c);
+static void requests_clear(struct control_call *c);
+
+static const struct {
+    const char *method;
+    const char *pattern; /* '*' is one segment, the id */
+    control_fn fn;
+} control_routes[] = {
+    { "POST", "/_emulator/reset", reset },
+    { "POST", "/_emulator/faults", faults_set },
+    { "GET", "/_emulator/faults", faults_get },
+    { "POST", "/_emulator/webhooks", webhooks_set },
+    { "GET", "/_emulator/webhooks", webhooks_get },
+    { "POST", "/_emulator/webhooks/flush", webhooks_flush },
+    { "POST", "/_emulator/webhooks/drain", webhooks_drain },
+    { "POST", "/_emulator/customers/*/card", customer_card },
+    { "GET", "/_emulator/requests", requests_get },
+    { "POST", "/_emulator/requests/clear", requests_clear },
+};
+
+static void ok(struct control_call *c)
+{
+    response_json(c->resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void bad(struct control_call *c, int status, const char *msg)
+{
+    emu_api_error(c->resp, status, "invalid_request_error", NULL, NULL, msg);
+}
+
+static void reset(struct control_call *c)
+{
+    emu_reset(c->app);
+    ok(c);
+}
+
+static void faults_set(struct control_call *c)
+{
+    struct emu_fault_config fc;
+    char err[256];
+
+    if (emu_fault_config_parse(c->body, &fc, err, sizeof(err)) != ERR_OK) {
+        bad(c, 400, err);
+        return;
+    }
+    emu_faults_set(c->app->faults, &fc);
+    response_json(c->resp, 200, emu_faults_json(c->app->faults));
+}
+
+static void faults_get(struct control_call *c)
+{
+    response_json(c->resp, 200, emu_faults_json(c->app->faults));
+}
+
+static bool int_in(const json_t *body, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    const json_t *v = json_object_get(body, name);
+
+    if (!v)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return false;
+    *out = (int64_t)json_integer_value(v);
+    return true;
+}
+
+/* Reads the delivery fields present in the body over d; false on a bad value. */
+static bool delivery_parse(const json_t *body, struct emu_webhook_delivery *d)
+{
+    const char *order = json_string_value(json_object_get(body, "order"));
+    int64_t dup = d->duplicate_percent, attempts = d->max_attempts, seed = (int64_t)d->seed;
+
+    if (order && strcmp(order, "ordered") != 0 && strcmp(order, "shuffled") != 0)
+        return false;
+    if (order)
+        d->order = strcmp(order, "shuffled") == 0 ? EMU_WEBHOOK_SHUFFLED : EMU_WEBHOOK_ORDERED;
+    if (!int_in(body, "duplicate_percent", 0, 100, &dup) ||
+        !int_in(body, "retry_base_ms", 0, 3600000, &d->retry_base_ms) ||
+        !int_in(body, "max_attempts", 1, 100, &attempts) ||
+        !int_in(body, "seed", 0, INT64_MAX, &seed))
+        return false;
+    d->duplicate_percent = (int)dup;
+    d->max_attempts = (int)attempts;
+    d->seed = (uint64_t)seed;
+    return true;
+}
+
+static void webhooks_set(struct control_call *c)
+{
+    const char *url = json_string_value(json_object_get(c->body, "url"));
+    const char *secret = json_string_value(json_object_get(c->body, "secret"));
+    struct emu_webhook_delivery d;
+
+    pthread_mutex_lock(&c->app->mu);
+    d = c->app->delivery;
+    if (!delivery_parse(c->body, &d)) {
+        pthread_mutex_unlock(&c->app->mu);
+        bad(c, 400,
+            "order is ordered or shuffled; duplicate_percent 0-100, retry_base_ms "
+            "0-3600000, max_attempts 1-100 and seed >= 0 are integers");
+        return;
+    }
+    c->app->delivery = d;
+    if (json_object_get(c->body, "url"))
+        str_copy(c->app->cfg.webhook_url, sizeof(c->app->cfg.webhook_url), url ? url : "");
+    if (secret)
+        str_copy(c->app->cfg.webhook_secret, sizeof(c->app->cfg.webhook_secret), secret);
+    emu_webhooks_configure(c->app->wh, c->app->cfg.webhook_url, c->app->cfg.webhook_secret);
+    emu_webhooks_set_delivery(c->app->wh, &d);
+    pthread_mutex_unlock(&c->app->mu);
+    webhooks_get(c);
+}
+
+static void webhooks_get(struct control_call *c)
+{
+    json_t *status = emu_webhooks_status_json(c->app->wh);
+
+    pthread_mutex_lock(&c->app->mu);
+    json_object_set_new(status, "url", json_string(c->app->cfg.webhook_url));
+    json_object_set_new(
+        status, "order",
+        json_string(c->app->delivery.order == EMU_WEBHOOK_SHUFFLED ? "shuffled" : "ordered"));
+    json_object_set_new(status, "duplicate_percent",
+                        json_integer(c->app->delivery.duplicate_percent));
+    json_object_set_new(status, "retry_base_ms", json_integer(c->app->delivery.retry_base_ms));
+    json_object_set_new(status, "max_attempts", json_integer(c->app->delivery.max_attempts));
+    pthread_mutex_unlock(&c->app->mu);
+    response_json(c->resp, 200, status);
+}
+
+static void webhooks_flush(struct control_call *c)
+{
+    emu_webhooks_flush(c->app->wh);
+    ok(c);
+}
+
+static void webhooks_drain(struct control_call *c)
+{
+    int64_t timeout_ms = DRAIN_TIMEOUT_MS_DEFAULT;
+
+    if (!int_in(c->body, "timeout_ms", 0, 600000, &timeout_ms)) {
+        bad(c, 400, "timeout_ms: an integer from 0 to 600000");
+        return;
+    }
+    if (emu_webhooks_drain(c->app->wh, timeout_ms))
+        response_json(c->resp, 200, emu_webhooks_status_json(c->app->wh));
+    else
+        response_json(c->resp, 504, emu_webhooks_status_json(c->app->wh));
+}
+
+static void customer_card(struct control_call *c)
+{
+    const char *card = json_string_value(json_object_get(c->body, "card"));
+
+    if (!card || emu_card_parse(card) == EMU_CARD_INVALID) {
+        bad(c, 400,
+            "card: one of the test cards 4242424242424242, 4000000000000002, "
+            "4000002500003155");
+        return;
+    }
+    pthread_mutex_lock(&c->app->mu);
+    if (!emu_state_get(c->app->st, EMU_CUSTOMER, c->id)) {
+        pthread_mutex_unlock(&c->app->mu);
+        bad(c, 404, "No such customer");
+        return;
+    }
+    json_object_set_new(emu_state_private(c->app->st, c->id), "card", json_string(card));
+    pthread_mutex_unlock(&c->app->mu);
+    ok(c);
+}
+
+static void requests_get(struct control_call *c)
+{
+    json_t *copy;
+
+    pthread_mutex_lock(&c->app->log_mu);
+    copy = json_deep_copy(c->app->reqlog);
+    pthread_mutex_unlock(&c->app->log_mu);
+    response_json(c->resp, 200, json_pack("{s:o}", "data", copy));
+}
+
+static void requests_clear(struct control_call *c)
+{
+    pthread_mutex_lock(&c->app->log_mu);
+    json_array_clear(c->app->reqlog);
+    pthread_mutex_unlock(&c->app->log_mu);
+    ok(c);
+}
+
+static bool control_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= idlen)
+                return false;
+            str_copyn(id, idlen, path, n);
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static void control_run(struct control_call *c, control_fn fn)
+{
+    json_t *body = NULL;
+    json_error_t jerr;
+
+    if (c->req->body.len > 0) {
+        body = json_loadb(buf_str(&c->req->body), c->req->body.len, 0, &jerr);
+        if (!json_is_object(body)) {
+            json_decref(body);
+            bad(c, 400, "the body must be a JSON object");
+            return;
+        }
+    }
+    c->body = body ? body : json_object();
+    fn(c);
+    json_decref(c->body);
+}
+
+void emu_control_handle(struct emu *app, struct request *req, struct response *resp)
+{
+    struct control_call c = { .app = app, .req = req, .resp = resp };
+
+    if (!request_peer_is_loopback(req)) {
+        bad(&c, 403, "the control API answers loopback callers only");
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(control_routes); i++) {
+        if (strcmp(control_routes[i].method, req->method) == 0 &&
+            control_match(control_routes[i].pattern, req->path, c.id, sizeof(c.id))) {
+            req->route = control_routes[i].pattern;
+            control_run(&c, control_routes[i].fn);
+            return;
+        }
+    }
+    bad(&c, 404, "no such control endpoint");
+}

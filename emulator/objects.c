@@ -1,0 +1,448 @@
+/* objects.c: Stripe-shaped JSON for the emulator's objects, and expand[] (see objects.h). */
+#include "objects.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/str.h"
+#include "params.h"
+
+/* Sets each key of the NULL-terminated list to JSON null. */
+static void set_nulls(json_t *obj, const char *const *keys)
+{
+    for (; *keys; keys++)
+        json_object_set_new(obj, *keys, json_null());
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *metadata_copy(const json_t *m)
+{
+    return json_is_object(m) ? json_deep_copy(m) : json_object();
+}
+
+json_t *emu_customer_json(const json_t *params, int64_t now)
+{
+    static const char *const nulls[] = { "address", "default_source", "description", "discount",
+                                         "phone",   "shipping",       NULL };
+    char id[EMU_ID_MAX];
+    char prefix[16];
+    json_t *c;
+
+    emu_id_new("cus_", id, 19);
+    emu_id_new("", prefix, 9);
+    for (char *p = prefix; *p; p++)
+        *p = (char)((*p >= 'a' && *p <= 'z') ? *p - 32 : *p);
+    c = json_pack("{s:s,s:s,s:I,s:i,s:s,s:b,s:o,s:o,s:s,s:b,s:o,s:o,s:i,s:[],s:s,s:o}", "id", id,
+                  "object", "customer", "created", (json_int_t)now, "balance", 0, "currency", "usd",
+                  "delinquent", 0, "email", str_or_null(emu_param_str(params, "email")), "name",
+                  str_or_null(emu_param_str(params, "name")), "invoice_prefix", prefix, "livemode",
+                  0, "metadata", metadata_copy(json_object_get(params, "metadata")), "test_clock",
+                  str_or_null(emu_param_str(params, "test_clock")), "next_invoice_sequence", 1,
+                  "preferred_locales", "tax_exempt", "none", "invoice_settings",
+                  json_pack("{s:n,s:n,s:n,s:n}", "custom_fields", "default_payment_method",
+                            "footer", "rendering_options"));
+    set_nulls(c, nulls);
+    if (emu_param_str(params, "description"))
+        json_object_set_new(c, "description", json_string(emu_param_str(params, "description")));
+    if (emu_param_str(params, "phone"))
+        json_object_set_new(c, "phone", json_string(emu_param_str(params, "phone")));
+    return c;
+}
+
+json_t *emu_session_json(const json_t *params, const char *id, const char *url, int64_t now)
+{
+    static const char *const nulls[] = { "after_expiration",
+                                         "allow_promotion_codes",
+                                         "consent",
+                                         "consent_collection",
+                                         "currency_conversion",
+                                         "customer_details",
+                                         "invoice",
+                                         "invoice_creation",
+                                         "locale",
+                                         "payment_intent",
+                                         "payment_link",
+                                         "setup_intent",
+                                         "shipping_address_collection",
+                                         "shipping_cost",
+                                         "shipping_details",
+                                         "submit_type",
+                                         "subscription",
+                                         "total_details",
+                                         NULL };
+    json_t *s = json_pack(
+        "{s:s,s:s,s:I,s:I,s:o,s:o,s:o,s:o,s:s,s:b,s:o,s:s,s:s,s:s,s:[s],s:s,s:o,s:o,s:s}", "id", id,
+        "object", "checkout.session", "created", (json_int_t)now, "expires_at",
+        (json_int_t)now + EMU_DAY_S, "cancel_url", str_or_null(emu_param_str(params, "cancel_url")),
+        "client_reference_id", str_or_null(emu_param_str(params, "client_reference_id")),
+        "customer", str_or_null(emu_param_str(params, "customer")), "customer_email",
+        str_or_null(emu_param_str(params, "customer_email")), "currency", "usd", "livemode", 0,
+        "metadata", metadata_copy(json_object_get(params, "metadata")), "mode", "subscription",
+        "payment_status", "unpaid", "status", "open", "payment_method_types", "card",
+        "billing_address_collection", "auto", "success_url",
+        str_or_null(emu_param_str(params, "success_url")), "automatic_tax",
+        json_pack("{s:b,s:n}", "enabled", 0, "status"), "url", url);
+    set_nulls(s, nulls);
+    json_object_set_new(s, "customer_creation",
+                        emu_param_str(params, "customer") ? json_null() : json_string("always"));
+    return s;
+}
+
+static json_t *plan_json(const json_t *price)
+{
+    return json_pack("{s:O,s:s,s:b,s:s,s:O,s:O,s:s,s:O,s:O,s:i,s:b,s:{},s:n,s:O,s:s}", "id",
+                     json_object_get(price, "id"), "object", "plan", "active", 1, "aggregate_usage",
+                     "", "amount", json_object_get(price, "unit_amount"), "amount_decimal",
+                     json_object_get(price, "unit_amount_decimal"), "billing_scheme", "per_unit",
+                     "created", json_object_get(price, "created"), "currency",
+                     json_object_get(price, "currency"), "interval_count", 1, "livemode", 0,
+                     "metadata", "nickname", "product", json_object_get(price, "product"),
+                     "usage_type", "licensed");
+}
+
+static json_t *plan_of(const json_t *price)
+{
+    json_t *plan = plan_json(price);
+
+    json_object_set_new(plan, "aggregate_usage", json_null());
+    json_object_set_new(plan, "interval", json_string("month"));
+    return plan;
+}
+
+static json_t *item_json(const char *sub_id, const struct emu_sub_params *p)
+{
+    char id[EMU_ID_MAX];
+
+    emu_id_new("si_", id, 17);
+    return json_pack("{s:s,s:s,s:n,s:I,s:{},s:O,s:o,s:I,s:s,s:[]}", "id", id, "object",
+                     "subscription_item", "billing_thresholds", "created", (json_int_t)p->now,
+                     "metadata", "price", p->price, "plan", plan_of(p->price), "quantity",
+                     (json_int_t)p->quantity, "subscription", sub_id, "tax_rates");
+}
+
+static json_t *items_list(const char *sub_id, const struct emu_sub_params *p)
+{
+    char url[EMU_ID_MAX + 64];
+
+    snprintf(url, sizeof(url), "/v1/subscription_items?subscription=%s", sub_id);
+    return json_pack("{s:s,s:[o],s:b,s:i,s:s}", "object", "list", "data", item_json(sub_id, p),
+                     "has_more", 0, "total_count", 1, "url", url);
+}
+
+static void sub_add_nulls(json_t *s)
+{
+    static const char *const nulls[] = { "application",
+                                         "application_fee_percent",
+                                         "billing_thresholds",
+                                         "cancel_at",
+                                         "canceled_at",
+                                         "days_until_due",
+                                         "default_payment_method",
+                                         "default_source",
+                                         "description",
+                                         "discount",
+                                         "ended_at",
+                                         "latest_invoice",
+                                         "next_pending_invoice_item_invoice",
+                                         "on_behalf_of",
+                                         "pause_collection",
+                                         "pending_invoice_item_interval",
+                                         "pending_setup_intent",
+                                         "pending_update",
+                                         "schedule",
+                                         "transfer_data",
+                                         "trial_end",
+                                         "trial_start",
+                                         NULL };
+
+    set_nulls(s, nulls);
+}
+
+json_t *emu_subscription_json(const struct emu_sub_params *p)
+{
+    char id[EMU_ID_MAX];
+    int64_t end = p->trial_days > 0 ? p->now + p->trial_days * EMU_DAY_S : emu_add_month(p->now);
+    json_t *s;
+
+    emu_id_new("sub_", id, 28);
+    s = json_pack(
+        "{s:s,s:s,s:{s:b},s:I,s:b,s:{s:n,s:n,s:n},s:s,s:I,s:s,s:s,s:[],s:o,s:b,s:o,"
+        "s:I,s:I,s:s,s:o}",
+        "id", id, "object", "subscription", "automatic_tax", "enabled", 0, "billing_cycle_anchor",
+        (json_int_t)end, "cancel_at_period_end", 0, "cancellation_details", "comment", "feedback",
+        "reason", "collection_method", "charge_automatically", "created", (json_int_t)p->now,
+        "currency", "usd", "customer", p->customer, "default_tax_rates", "items", items_list(id, p),
+        "livemode", 0, "metadata", metadata_copy(p->metadata), "quantity", (json_int_t)p->quantity,
+        "start_date", (json_int_t)p->now, "status", p->trial_days > 0 ? "trialing" : "active",
+        "test_clock", str_or_null(p->test_clock));
+    sub_add_nulls(s);
+    json_object_set_new(s, "plan", plan_of(p->price));
+    if (p->trial_days > 0) {
+        json_object_set_new(s, "trial_start", json_integer(p->now));
+        json_object_set_new(s, "trial_end", json_integer(end));
+    }
+    json_object_set_new(
+        s, "trial_settings",
+        json_pack("{s:{s:s}}", "end_behavior", "missing_payment_method", "create_invoice"));
+    emu_subscription_set_period(s, p->now, end);
+    return s;
+}
+
+void emu_subscription_set_period(json_t *sub, int64_t start, int64_t end)
+{
+    json_t *items = json_object_get(json_object_get(sub, "items"), "data");
+    size_t i;
+    json_t *it;
+
+    json_object_set_new(sub, "current_period_start", json_integer(start));
+    json_object_set_new(sub, "current_period_end", json_integer(end));
+    json_array_foreach(items, i, it)
+    {
+        json_object_set_new(it, "current_period_start", json_integer(start));
+        json_object_set_new(it, "current_period_end", json_integer(end));
+    }
+}
+
+void emu_subscription_set_price(json_t *sub, const json_t *price)
+{
+    json_t *item = json_array_get(json_object_get(json_object_get(sub, "items"), "data"), 0);
+
+    json_object_set_new(item, "price", json_deep_copy(price));
+    json_object_set_new(item, "plan", plan_of(price));
+    json_object_set_new(sub, "plan", plan_of(price));
+}
+
+json_t *emu_subscription_price(const json_t *sub)
+{
+    json_t *item = json_array_get(json_object_get(json_object_get(sub, "items"), "data"), 0);
+
+    return json_object_get(item, "price");
+}
+
+static json_t *line_json(const struct emu_invoice_params *p)
+{
+    const json_t *item =
+        json_array_get(json_object_get(json_object_get(p->sub, "items"), "data"), 0);
+    const json_t *price = json_object_get(item, "price");
+    char id[EMU_ID_MAX];
+
+    emu_id_new("il_", id, 27);
+    return json_pack(
+        "{s:s,s:s,s:I,s:I,s:s,s:s,s:[],s:b,s:[],s:b,s:{},s:{s:I,s:I},s:O,s:O,"
+        "s:b,s:O,s:O,s:O,s:s}",
+        "id", id, "object", "line_item", "amount", (json_int_t)p->amount, "amount_excluding_tax",
+        (json_int_t)p->amount, "currency", "usd", "description", "Subscription", "discount_amounts",
+        "discountable", 1, "discounts", "livemode", 0, "metadata", "period", "end",
+        (json_int_t)p->period_end, "start", (json_int_t)p->period_start, "price", price, "plan",
+        json_object_get(item, "plan"), "proration", 0, "quantity",
+        json_object_get(item, "quantity"), "subscription", json_object_get(p->sub, "id"),
+        "subscription_item", json_object_get(item, "id"), "type", "subscription");
+}
+
+static void invoice_number(const json_t *customer, char *out, size_t len)
+{
+    snprintf(out, len, "%s-%04lld", json_string_value(json_object_get(customer, "invoice_prefix")),
+             (long long)json_integer_value(json_object_get(customer, "next_invoice_sequence")));
+}
+
+static void invoice_add_nulls(json_t *inv)
+{
+    static const char *const nulls[] = { "account_name",
+                                         "account_tax_ids",
+                                         "application",
+                                         "application_fee_amount",
+                                         "charge",
+                                         "custom_fields",
+                                         "customer_address",
+                                         "customer_phone",
+                                         "customer_shipping",
+                                         "default_payment_method",
+                                         "default_source",
+                                         "description",
+                                         "discount",
+                                         "due_date",
+                                         "footer",
+                                         "from_invoice",
+                                         "last_finalization_error",
+                                         "latest_revision",
+                                         "next_payment_attempt",
+                                         "on_behalf_of",
+                                         "payment_intent",
+                                         "quote",
+                                         "receipt_number",
+                                         "rendering_options",
+                                         "statement_descriptor",
+                                         "subscription_details",
+                                         "transfer_data",
+                                         NULL };
+
+    set_nulls(inv, nulls);
+}
+
+static json_t *invoice_lines(const struct emu_invoice_params *p, const char *id)
+{
+    char url[EMU_ID_MAX + 64];
+
+    snprintf(url, sizeof(url), "/v1/invoices/%s/lines", id);
+    return json_pack("{s:s,s:[o],s:b,s:i,s:s}", "object", "list", "data", line_json(p), "has_more",
+                     0, "total_count", 1, "url", url);
+}
+
+json_t *emu_invoice_json(const struct emu_invoice_params *p)
+{
+    char id[EMU_ID_MAX], number[64], hosted[EMU_ID_MAX + 1100], pdf[EMU_ID_MAX + 1200];
+    json_t *inv;
+
+    emu_id_new("in_", id, 27);
+    invoice_number(p->customer, number, sizeof(number));
+    snprintf(hosted, sizeof(hosted), "%s/invoice/%s", p->public_url, id);
+    snprintf(pdf, sizeof(pdf), "%s/invoice/%s/pdf", p->public_url, id);
+    inv = json_pack(
+        "{s:s,s:s,s:s,s:I,s:i,s:I,s:i,s:b,s:b,s:s,s:s,s:I,s:s,s:O,s:O,s:O,s:s,"
+        "s:[],s:I,s:s,s:s,s:o,s:b,s:{},s:s,s:b,s:I,s:I,s:s,s:O,s:I,s:I,s:O}",
+        "id", id, "object", "invoice", "account_country", "US", "amount_due", (json_int_t)p->amount,
+        "amount_paid", 0, "amount_remaining", (json_int_t)p->amount, "attempt_count", 0,
+        "attempted", 0, "auto_advance", 1, "billing_reason", p->billing_reason, "collection_method",
+        "charge_automatically", "created", (json_int_t)p->now, "currency", "usd", "customer",
+        json_object_get(p->customer, "id"), "customer_email", json_object_get(p->customer, "email"),
+        "customer_name", json_object_get(p->customer, "name"), "customer_tax_exempt", "none",
+        "customer_tax_ids", "effective_at", (json_int_t)p->now, "hosted_invoice_url", hosted,
+        "invoice_pdf", pdf, "lines", invoice_lines(p, id), "livemode", 0, "metadata", "number",
+        number, "paid", 0, "period_end", (json_int_t)p->period_end, "period_start",
+        (json_int_t)p->period_start, "status", "open", "subscription",
+        json_object_get(p->sub, "id"), "subtotal", (json_int_t)p->amount, "total",
+        (json_int_t)p->amount, "test_clock", json_object_get(p->sub, "test_clock"));
+    invoice_add_nulls(inv);
+    json_object_set_new(inv, "status_transitions",
+                        json_pack("{s:I,s:n,s:n,s:n}", "finalized_at", (json_int_t)p->now,
+                                  "marked_uncollectible_at", "paid_at", "voided_at"));
+    return inv;
+}
+
+void emu_invoice_settle(json_t *inv, bool paid, int64_t now)
+{
+    json_t *due = json_object_get(inv, "amount_due");
+    json_int_t attempts = json_integer_value(json_object_get(inv, "attempt_count"));
+
+    json_object_set_new(inv, "attempted", json_true());
+    json_object_set_new(inv, "attempt_count", json_integer(attempts + 1));
+    if (!paid)
+        return;
+    json_object_set(inv, "amount_paid", due);
+    json_object_set_new(inv, "amount_remaining", json_integer(0));
+    json_object_set_new(inv, "paid", json_true());
+    json_object_set_new(inv, "status", json_string("paid"));
+    json_object_set_new(json_object_get(inv, "status_transitions"), "paid_at", json_integer(now));
+}
+
+json_t *emu_portal_json(const char *customer, const char *return_url, const char *url, int64_t now)
+{
+    char id[EMU_ID_MAX];
+
+    emu_id_new("bps_", id, 28);
+    return json_pack("{s:s,s:s,s:s,s:I,s:s,s:n,s:b,s:n,s:n,s:s,s:s}", "id", id, "object",
+                     "billing_portal.session", "configuration", "bpc_emulator", "created",
+                     (json_int_t)now, "customer", customer, "flow", "livemode", 0, "locale",
+                     "on_behalf_of", "return_url", return_url, "url", url);
+}
+
+json_t *emu_clock_json(int64_t frozen_time, const char *name, int64_t now)
+{
+    char id[EMU_ID_MAX];
+
+    emu_id_new("clock_", id, 30);
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:o,s:s}", "id", id, "object",
+                     "test_helpers.test_clock", "created", (json_int_t)now, "deletes_after",
+                     (json_int_t)now + 30 * EMU_DAY_S, "frozen_time", (json_int_t)frozen_time,
+                     "livemode", 0, "name", str_or_null(name), "status", "ready");
+}
+
+static int days_in_month(int year, int mon)
+{
+    static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return mon == 1 && leap ? 29 : days[mon];
+}
+
+int64_t emu_add_month(int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    int year, dim;
+
+    gmtime_r(&tt, &tm);
+    tm.tm_mon++;
+    if (tm.tm_mon == 12) {
+        tm.tm_mon = 0;
+        tm.tm_year++;
+    }
+    year = tm.tm_year + 1900;
+    dim = days_in_month(year, tm.tm_mon);
+    if (tm.tm_mday > dim)
+        tm.tm_mday = dim;
+    return (int64_t)timegm(&tm);
+}
+
+/* Replaces the id string at node[key] with a copy of the object it names. */
+static json_t *expand_id(const struct emu_state *st, json_t *node, const char *key)
+{
+    json_t *v = json_object_get(node, key);
+    enum emu_kind kind;
+    json_t *obj;
+
+    if (!json_is_string(v) || !emu_kind_of_id(json_string_value(v), &kind))
+        return v;
+    obj = emu_state_get(st, kind, json_string_value(v));
+    if (!obj)
+        return v;
+    json_object_set_new(node, key, json_deep_copy(obj));
+    return json_object_get(node, key);
+}
+
+/* Recursive, at most 4 levels deep. */
+/* NOLINTNEXTLINE(misc-no-recursion) */
+static void expand_path(const struct emu_state *st, json_t *node, const char *path, int depth)
+{
+    char seg[64];
+    size_t n = strcspn(path, ".");
+    const char *rest = path[n] ? path + n + 1 : NULL;
+    json_t *child;
+    size_t i;
+    json_t *el;
+
+    if (depth > 4 || n == 0 || n >= sizeof(seg))
+        return;
+    str_copyn(seg, sizeof(seg), path, n);
+    child = expand_id(st, node, seg);
+    if (!rest)
+        return;
+    if (json_is_object(child)) {
+        expand_path(st, child, rest, depth + 1);
+        return;
+    }
+    json_array_foreach(child, i, el)
+    {
+        if (json_is_object(el))
+            expand_path(st, el, rest, depth + 1);
+    }
+}
+
+json_t *emu_expand(const struct emu_state *st, const json_t *obj, const json_t *expand)
+{
+    json_t *out = json_deep_copy(obj);
+    size_t i;
+    json_t *path;
+
+    json_array_foreach(expand, i, path)
+    {
+        if (json_is_string(path))
+            expand_path(st, out, json_string_value(path), 0);
+    }
+    return out;
+}

@@ -1,0 +1,76 @@
+/*
+ * objects.h: building the emulator's Stripe objects in Stripe's shapes (API version 2023-08-16;
+ * compare ../shared/stripe/fixtures3.2023-08-16.json), and expand[] on answers. Pure except
+ * for random ids.
+ */
+#ifndef SUBGATE_EMULATOR_OBJECTS_H
+#define SUBGATE_EMULATOR_OBJECTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/base.h"
+#include "state.h"
+
+#define EMU_DAY_S           INT64_C(86400)
+#define EMU_TRIAL_WARNING_S (3 * EMU_DAY_S) /* trial_will_end comes this long before trial_end */
+
+/* A new customer from POST /v1/customers parameters (already checked). */
+json_t *emu_customer_json(const json_t *params, int64_t now);
+
+/* A new open checkout session; url is its hosted page. */
+json_t *emu_session_json(const json_t *params, const char *id, const char *url, int64_t now);
+
+struct emu_sub_params {
+    const char *customer;
+    const json_t *price; /* the price object (copied) */
+    int64_t quantity;
+    const json_t *metadata; /* NULL = {} */
+    const char *test_clock; /* NULL when none */
+    int64_t now;
+    int64_t trial_days; /* 0 = no trial */
+};
+
+/* A new subscription (active, or trialing when trial_days > 0) with one item. */
+json_t *emu_subscription_json(const struct emu_sub_params *p);
+
+/* Sets current_period_start/end at the top level and on every item (both API shapes). */
+void emu_subscription_set_period(json_t *sub, int64_t start, int64_t end);
+
+/* Sets the price of the first item (and the legacy plan fields). */
+void emu_subscription_set_price(json_t *sub, const json_t *price);
+
+/* The first item's price object (borrowed), or NULL. */
+json_t *emu_subscription_price(const json_t *sub);
+
+struct emu_invoice_params {
+    const json_t *sub;
+    const json_t *customer;
+    const char *billing_reason; /* "subscription_create", "subscription_cycle" */
+    int64_t amount;             /* minor units; 0 for a trial */
+    int64_t period_start, period_end;
+    int64_t now;
+    const char *public_url; /* base of hosted_invoice_url and invoice_pdf */
+};
+
+/* A new open (finalized, unpaid) invoice with one line for the subscription. */
+json_t *emu_invoice_json(const struct emu_invoice_params *p);
+
+/* Marks an invoice paid or failed at `now`. */
+void emu_invoice_settle(json_t *inv, bool paid, int64_t now);
+
+/* A new billing portal session. */
+json_t *emu_portal_json(const char *customer, const char *return_url, const char *url, int64_t now);
+
+/* A new test clock. */
+json_t *emu_clock_json(int64_t frozen_time, const char *name, int64_t now);
+
+/* Adds one calendar month to t (UTC), clamped to the end of a shorter month. */
+int64_t emu_add_month(int64_t t);
+
+/* A deep copy of obj with the expand[] paths (array of strings, may be NULL) expanded. */
+json_t *emu_expand(const struct emu_state *st, const json_t *obj, const json_t *expand);
+
+#endif /* SUBGATE_EMULATOR_OBJECTS_H */

@@ -1,0 +1,541 @@
+/*
+ * pages.c: hosted checkout, portal and invoice pages (see pages.h). Every page reads and
+ * changes state under the emulator's mutex; everything echoed is HTML-escaped.
+ */
+#include "pages.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/str.h"
+#include "billing.h"
+#include "form.h"
+#include "objects.h"
+
+#define PAGE_MAX ((size_t)256 * 1024)
+
+struct page_call {
+    struct emu *app;
+    struct request *req;
+    struct response *resp;
+    char id[EMU_ID_MAX];
+    json_t *form; /* decoded POST body ({} for GET) */
+};
+
+typedef void (*page_fn)(struct page_call *p);
+
+struct page_route {
+    const char *method;
+    const char *pattern; /* '*' is one segment, the id */
+    page_fn fn;
+};
+
+static void checkout_page(struct page_call *p);
+static void checkout_pay(struct page_call *p);
+static void checkout_3ds_complete(struct page_call *p);
+static void checkout_3ds_fail(struct page_call *p);
+static void portal_page(struct page_call *p);
+static void portal_cancel(struct page_call *p);
+static void portal_cancel_now(struct page_call *p);
+static void portal_renew(struct page_call *p);
+static void portal_switch(struct page_call *p);
+static void invoice_page(struct page_call *p);
+static void invoice_pdf(struct page_call *p);
+static void index_page(struct page_call *p);
+
+static const struct page_route page_routes[] = {
+    { "GET", "/", index_page },
+    { "GET", "/checkout/*", checkout_page },
+    { "POST", "/checkout/*/pay", checkout_pay },
+    { "POST", "/checkout/*/3ds/complete", checkout_3ds_complete },
+    { "POST", "/checkout/*/3ds/fail", checkout_3ds_fail },
+    { "GET", "/portal/*", portal_page },
+    { "POST", "/portal/*/cancel", portal_cancel },
+    { "POST", "/portal/*/cancel_now", portal_cancel_now },
+    { "POST", "/portal/*/renew", portal_renew },
+    { "POST", "/portal/*/switch", portal_switch },
+    { "GET", "/invoice/*", invoice_page },
+    { "GET", "/invoice/*/pdf", invoice_pdf },
+};
+
+static const char page_head[] =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>%s</title><style>"
+    "body{font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em}"
+    ".err{color:#b00}button{margin:.3em .3em .3em 0}</style></head><body>";
+
+enum err emu_html_escape(struct buf *b, const char *s)
+{
+    enum err e = ERR_OK;
+
+    for (; s && *s && e == ERR_OK; s++) {
+        switch (*s) {
+        case '&':
+            e = buf_puts(b, "&amp;");
+            break;
+        case '<':
+            e = buf_puts(b, "&lt;");
+            break;
+        case '>':
+            e = buf_puts(b, "&gt;");
+            break;
+        case '"':
+            e = buf_puts(b, "&quot;");
+            break;
+        case '\'':
+            e = buf_puts(b, "&#39;");
+            break;
+        default:
+            e = buf_append(b, s, 1);
+        }
+    }
+    return e;
+}
+
+/* Appends fmt where each %s argument is escaped (only %s is supported). */
+static void html(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f; f++) {
+        if (f[0] == '%' && f[1] == 's') {
+            (void)!emu_html_escape(b, va_arg(ap, const char *)); /* capped: page truncates */
+            f++;
+        } else {
+            (void)!buf_append(b, f, 1); /* capped: the page truncates */
+        }
+    }
+    va_end(ap);
+}
+
+static void page_send(struct page_call *p, int status, struct buf *b)
+{
+    html(b, "</body></html>");
+    emu_html(p->resp, status, buf_str(b));
+    buf_release(b);
+}
+
+static void page_begin(struct buf *b, const char *title)
+{
+    buf_init(b, PAGE_MAX);
+    html(b, page_head, title);
+    html(b, "<h1>%s</h1>", title);
+}
+
+static void page_message(struct page_call *p, int status, const char *title, const char *msg)
+{
+    struct buf b;
+
+    page_begin(&b, title);
+    html(&b, "<p>%s</p>", msg);
+    page_send(p, status, &b);
+}
+
+static const char *str_field(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static void money(char *out, size_t len, json_int_t cents)
+{
+    snprintf(out, len, "$%lld.%02lld", (long long)(cents / 100), (long long)(cents % 100));
+}
+
+static void index_page(struct page_call *p)
+{
+    page_message(p, 200, "Stripe emulator",
+                 "This is subgate's Stripe emulator. Checkout and portal sessions created "
+                 "through its API link to pages here.");
+}
+
+/* The checkout form, with an error line when the last attempt failed. */
+static void checkout_render(struct page_call *p, const json_t *s, int status, const char *error)
+{
+    json_t *priv = emu_state_private(p->app->st, str_field(s, "id"));
+    json_t *price = emu_state_get(p->app->st, EMU_PRICE, str_field(priv, "price"));
+    json_t *prod = emu_state_get(p->app->st, EMU_PRODUCT, str_field(price, "product"));
+    json_int_t trial = json_integer_value(json_object_get(priv, "trial_days"));
+    char amount[32], days[32];
+    struct buf b;
+
+    money(amount, sizeof(amount), json_integer_value(json_object_get(price, "unit_amount")));
+    snprintf(days, sizeof(days), "%lld", (long long)trial);
+    page_begin(&b, "Checkout");
+    html(&b, "<p>Subscribe to <b>%s</b>: %s per month (%s).</p>", str_field(prod, "name"), amount,
+         str_field(price, "id"));
+    if (trial > 0)
+        html(&b, "<p>Free trial: %s days.</p>", days);
+    if (error)
+        html(&b, "<p class=\"err\">%s</p>", error);
+    html(&b,
+         "<form method=\"post\" action=\"/checkout/%s/pay\"><label>Card number "
+         "<input name=\"card\" value=\"4242 4242 4242 4242\" size=\"24\"></label> "
+         "<label>MM/YY <input name=\"exp\" value=\"12/34\" size=\"5\"></label> "
+         "<label>CVC <input name=\"cvc\" value=\"123\" size=\"4\"></label>"
+         "<p><button type=\"submit\">Subscribe</button></p></form>"
+         "<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, "
+         "4000 0025 0000 3155 asks for authentication.</p>",
+         str_field(s, "id"));
+    if (str_field(s, "cancel_url"))
+        html(&b, "<p><a href=\"%s\">Cancel and go back</a></p>", str_field(s, "cancel_url"));
+    page_send(p, status, &b);
+}
+
+/* The open session of the page, or NULL with an answer sent. */
+static json_t *open_session(struct page_call *p)
+{
+    json_t *s = emu_state_get(p->app->st, EMU_SESSION, p->id);
+
+    if (!s) {
+        page_message(p, 404, "Checkout", "No such checkout session.");
+        return NULL;
+    }
+    if (strcmp(str_field(s, "status"), "open") != 0) {
+        page_message(p, 409, "Checkout", "This checkout session is already complete.");
+        return NULL;
+    }
+    return s;
+}
+
+static void checkout_page(struct page_call *p)
+{
+    json_t *s = open_session(p);
+
+    if (s)
+        checkout_render(p, s, 200, NULL);
+}
+
+/* Pays and redirects to success_url with {CHECKOUT_SESSION_ID} filled in. */
+static void checkout_finish(struct page_call *p, json_t *s, const char *card)
+{
+    static const char marker[] = "{CHECKOUT_SESSION_ID}";
+    const char *url = str_field(s, "success_url");
+    struct buf b;
+
+    emu_checkout_pay(p->app, s, card);
+    buf_init(&b, (size_t)EMU_URL_MAX * 2);
+    for (const char *m; (m = strstr(url, marker)) != NULL; url = m + strlen(marker))
+        (void)!buf_appendf(&b, "%.*s%s", (int)(m - url), url, p->id); /* capped */
+    (void)!buf_puts(&b, url); /* capped: a URL past the cap is cut */
+    emu_redirect(p->resp, buf_str(&b));
+    buf_release(&b);
+}
+
+static void auth_page(struct page_call *p)
+{
+    struct buf b;
+
+    page_begin(&b, "Complete authentication");
+    html(&b,
+         "<p>Your bank asks you to authenticate this payment (test card "
+         "4000 0025 0000 3155).</p>"
+         "<form method=\"post\" action=\"/checkout/%s/3ds/complete\">"
+         "<button type=\"submit\">Complete authentication</button></form>"
+         "<form method=\"post\" action=\"/checkout/%s/3ds/fail\">"
+         "<button type=\"submit\">Fail authentication</button></form>",
+         p->id, p->id);
+    page_send(p, 200, &b);
+}
+
+static void checkout_pay(struct page_call *p)
+{
+    json_t *s = open_session(p);
+    const char *card = json_string_value(json_object_get(p->form, "card"));
+
+    if (!s)
+        return;
+    switch (emu_card_parse(card)) {
+    case EMU_CARD_OK:
+        checkout_finish(p, s, "4242424242424242");
+        break;
+    case EMU_CARD_DECLINE:
+        checkout_render(p, s, 402, "Your card was declined.");
+        break;
+    case EMU_CARD_3DS:
+        json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds", json_true());
+        auth_page(p);
+        break;
+    case EMU_CARD_INVALID:
+        checkout_render(p, s, 402, "Your card number is incorrect. Use a Stripe test card.");
+        break;
+    }
+}
+
+/* The session waiting for authentication, or NULL with an answer sent. */
+static json_t *pending_session(struct page_call *p)
+{
+    json_t *s = open_session(p);
+    json_t *priv;
+
+    if (!s)
+        return NULL;
+    priv = emu_state_private(p->app->st, p->id);
+    if (!json_is_true(json_object_get(priv, "pending_3ds"))) {
+        checkout_render(p, s, 409, "No payment is waiting for authentication.");
+        return NULL;
+    }
+    json_object_del(priv, "pending_3ds");
+    return s;
+}
+
+static void checkout_3ds_complete(struct page_call *p)
+{
+    json_t *s = pending_session(p);
+
+    if (s)
+        checkout_finish(p, s, "4000002500003155");
+}
+
+static void checkout_3ds_fail(struct page_call *p)
+{
+    json_t *s = pending_session(p);
+
+    if (s)
+        checkout_render(p, s, 402,
+                        "Your card was declined. We are unable to authenticate your payment "
+                        "method.");
+}
+
+static void date_str(char *out, size_t len, json_int_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(out, len, "%Y-%m-%d", &tm);
+}
+
+/* One subscription's line and buttons on the portal page. */
+static void portal_sub(struct page_call *p, struct buf *b, const json_t *sub)
+{
+    const json_t *price = emu_subscription_price(sub);
+    json_t *prod = emu_state_get(p->app->st, EMU_PRODUCT, str_field(price, "product"));
+    const char *sid = str_field(sub, "id");
+    bool ending = json_is_true(json_object_get(sub, "cancel_at_period_end"));
+    char amount[32], end[32];
+    size_t i;
+    json_t *other;
+
+    money(amount, sizeof(amount), json_integer_value(json_object_get(price, "unit_amount")));
+    date_str(end, sizeof(end), json_integer_value(json_object_get(sub, "current_period_end")));
+    html(b, "<h2>%s, %s per month</h2><p>Status: %s. %s %s.</p>", str_field(prod, "name"), amount,
+         str_field(sub, "status"), ending ? "Ends on" : "Renews on", end);
+    html(b,
+         "<form method=\"post\" action=\"/portal/%s/%s\"><input type=\"hidden\" "
+         "name=\"subscription\" value=\"%s\"><button type=\"submit\">%s</button></form>",
+         p->id, ending ? "renew" : "cancel", sid,
+         ending ? "Renew subscription" : "Cancel at period end");
+    html(b,
+         "<form method=\"post\" action=\"/portal/%s/cancel_now\"><input type=\"hidden\" "
+         "name=\"subscription\" value=\"%s\"><button type=\"submit\">Cancel now</button>"
+         "</form>",
+         p->id, sid);
+    json_array_foreach(emu_state_all(p->app->st, EMU_PRICE), i, other)
+    {
+        json_t *op = emu_state_get(p->app->st, EMU_PRODUCT, str_field(other, "product"));
+        if (strcmp(str_field(other, "id"), str_field(price, "id")) == 0)
+            continue;
+        html(b,
+             "<form method=\"post\" action=\"/portal/%s/switch\"><input type=\"hidden\" "
+             "name=\"subscription\" value=\"%s\"><input type=\"hidden\" name=\"price\" "
+             "value=\"%s\"><button type=\"submit\">Switch to %s</button></form>",
+             p->id, sid, str_field(other, "id"), str_field(op, "name"));
+    }
+}
+
+static json_t *portal_session(struct page_call *p)
+{
+    json_t *ps = emu_state_get(p->app->st, EMU_PORTAL, p->id);
+
+    if (!ps)
+        page_message(p, 404, "Billing portal", "No such billing portal session.");
+    return ps;
+}
+
+static void portal_page(struct page_call *p)
+{
+    json_t *ps = portal_session(p);
+    const char *cus;
+    struct buf b;
+    size_t i, shown = 0;
+    json_t *sub;
+
+    if (!ps)
+        return;
+    cus = str_field(ps, "customer");
+    page_begin(&b, "Billing portal");
+    json_array_foreach(emu_state_all(p->app->st, EMU_SUBSCRIPTION), i, sub)
+    {
+        if (strcmp(str_field(sub, "customer"), cus) != 0 ||
+            strcmp(str_field(sub, "status"), "canceled") == 0)
+            continue;
+        portal_sub(p, &b, sub);
+        shown++;
+    }
+    if (shown == 0)
+        html(&b, "<p>You have no active subscription.</p>");
+    html(&b, "<p><a href=\"%s\">Return</a></p>", str_field(ps, "return_url"));
+    page_send(p, 200, &b);
+}
+
+/* The customer's live subscription named by the form, or NULL with an answer sent. */
+static json_t *portal_target(struct page_call *p, json_t **ps)
+{
+    const char *sid = json_string_value(json_object_get(p->form, "subscription"));
+    json_t *sub = emu_state_get(p->app->st, EMU_SUBSCRIPTION, sid);
+
+    *ps = portal_session(p);
+    if (!*ps)
+        return NULL;
+    if (!sub || strcmp(str_field(sub, "customer"), str_field(*ps, "customer")) != 0 ||
+        strcmp(str_field(sub, "status"), "canceled") == 0) {
+        page_message(p, 404, "Billing portal", "No such subscription.");
+        return NULL;
+    }
+    return sub;
+}
+
+static void portal_set_cancel(struct page_call *p, bool on)
+{
+    json_t *ps;
+    json_t *sub = portal_target(p, &ps);
+    json_t *prev;
+
+    if (!sub)
+        return;
+    prev = json_object();
+    emu_subscription_cancel_at_period_end(p->app, sub, on, prev);
+    emu_subscription_updated(p->app, sub, prev);
+    emu_redirect(p->resp, str_field(ps, "return_url"));
+}
+
+static void portal_cancel(struct page_call *p)
+{
+    portal_set_cancel(p, true);
+}
+
+static void portal_renew(struct page_call *p)
+{
+    portal_set_cancel(p, false);
+}
+
+static void portal_cancel_now(struct page_call *p)
+{
+    json_t *ps;
+    json_t *sub = portal_target(p, &ps);
+
+    if (!sub)
+        return;
+    emu_subscription_cancel_now(p->app, sub);
+    emu_redirect(p->resp, str_field(ps, "return_url"));
+}
+
+static void portal_switch(struct page_call *p)
+{
+    json_t *ps;
+    json_t *sub = portal_target(p, &ps);
+    const char *pid = json_string_value(json_object_get(p->form, "price"));
+    json_t *price = emu_state_get(p->app->st, EMU_PRICE, pid);
+    json_t *prev;
+
+    if (!sub)
+        return;
+    if (!price) {
+        page_message(p, 404, "Billing portal", "No such price.");
+        return;
+    }
+    prev = json_object();
+    emu_subscription_switch(sub, price, prev);
+    emu_subscription_updated(p->app, sub, prev);
+    emu_redirect(p->resp, str_field(ps, "return_url"));
+}
+
+static void invoice_page(struct page_call *p)
+{
+    json_t *inv = emu_state_get(p->app->st, EMU_INVOICE, p->id);
+    char amount[32], paid[32], start[32], end[32];
+    struct buf b;
+
+    if (!inv) {
+        page_message(p, 404, "Invoice", "No such invoice.");
+        return;
+    }
+    money(amount, sizeof(amount), json_integer_value(json_object_get(inv, "amount_due")));
+    money(paid, sizeof(paid), json_integer_value(json_object_get(inv, "amount_paid")));
+    date_str(start, sizeof(start), json_integer_value(json_object_get(inv, "period_start")));
+    date_str(end, sizeof(end), json_integer_value(json_object_get(inv, "period_end")));
+    page_begin(&b, "Invoice");
+    html(&b,
+         "<p>Invoice %s (%s)</p><p>Amount due: %s; paid: %s. Status: %s.</p>"
+         "<p>Period: %s to %s.</p><p><a href=\"/invoice/%s/pdf\">Download PDF</a></p>",
+         str_field(inv, "number"), str_field(inv, "id"), amount, paid, str_field(inv, "status"),
+         start, end, str_field(inv, "id"));
+    page_send(p, 200, &b);
+}
+
+static void invoice_pdf(struct page_call *p)
+{
+    static const char pdf[] = "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+                              "2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+                              "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\n"
+                              "trailer<</Root 1 0 R>>\n%%EOF\n";
+
+    if (!emu_state_get(p->app->st, EMU_INVOICE, p->id)) {
+        page_message(p, 404, "Invoice", "No such invoice.");
+        return;
+    }
+    emu_html(p->resp, 200, pdf);
+    p->resp->content_type = "application/pdf";
+}
+
+static bool page_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= idlen)
+                return false;
+            str_copyn(id, idlen, path, n);
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static bool decode_form(struct page_call *p)
+{
+    struct emu_form f;
+
+    emu_form_init(&f);
+    if (emu_form_parse(&f, buf_str(&p->req->body), p->req->body.len) != ERR_OK) {
+        page_message(p, 400, "Bad request", f.error);
+        emu_form_release(&f);
+        return false;
+    }
+    p->form = f.root;
+    return true;
+}
+
+void emu_pages_handle(struct emu *app, struct request *req, struct response *resp)
+{
+    struct page_call p = { .app = app, .req = req, .resp = resp };
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_routes); i++) {
+        if (strcmp(page_routes[i].method, req->method) != 0 ||
+            !page_match(page_routes[i].pattern, req->path, p.id, sizeof(p.id)))
+            continue;
+        if (!decode_form(&p))
+            return;
+        req->route = page_routes[i].pattern;
+        pthread_mutex_lock(&app->mu);
+        page_routes[i].fn(&p);
+        pthread_mutex_unlock(&app->mu);
+        json_decref(p.form);
+        return;
+    }
+    page_message(&p, 404, "Not found", "There is no page here.");
+}
