@@ -1,7 +1,6 @@
 /* test_jwt_sign.c: tokens minted by `subgate token` pass our own verifier, claims intact. */
 #include "auth/jwt.h"
 #include "auth/jwt_sign.h"
-
 #include "t.h"
 
 #define NOW INT64_C(1800000000)
