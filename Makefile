@@ -86,6 +86,12 @@ fuzz:
 # Built with FLAVOR=fuzz CC=clang (scripts/test.sh does it).
 fuzzers: $(FUZZ_SRC:%.c=$(B)/%)
 
+# Throughput, latency and memory against nginx on this machine (not part of the test command).
+bench:
+	@scripts/deps.sh --bench
+	@$(MAKE) --no-print-directory FLAVOR=release all
+	@scripts/bench.sh
+
 run:
 	@scripts/deps.sh
 	@$(MAKE) --no-print-directory all
@@ -106,6 +112,6 @@ deps:
 clean:
 	rm -rf build
 
-.PHONY: all units test check integration fuzz fuzzers run lint format format-check deps clean
+.PHONY: all units test check integration fuzz fuzzers bench run lint format format-check deps clean
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# deps.sh [--test]: installs the Debian packages subgate needs to build, run and test, when any is
-# missing (one apt-get call), and with --test the test-only npm packages when node_modules lacks them;
+# deps.sh [--test|--bench]: installs the Debian packages subgate needs to build, run and test, when any is
+# missing (one apt-get call), with --test nginx (the gate test's proxy) and the test-only npm packages, with --bench
+# nginx and wrk;
 # nothing when all are present.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
@@ -25,6 +26,13 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -n "$missing" ]; then
     install_packages $missing
+fi
+# Benchmark tools: wrk drives the load, nginx is the yardstick (and the gate test's proxy).
+if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
+    need=""
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
+    if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
+    [ -z "$need" ] || install_packages $need
 fi
 # Test-only npm packages (package.json): the official Stripe SDK as a referee.
 [ "${1:-}" = "--test" ] || exit 0
