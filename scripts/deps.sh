@@ -1,8 +1,7 @@
 #!/bin/sh
-# deps.sh [--test|--bench]: installs the Debian packages subgate needs to build, run and test, when any is
-# missing (one apt-get call), with --test nginx (the gate test's proxy) and the test-only npm packages, with --bench
-# nginx and wrk;
-# nothing when all are present.
+# deps.sh [--test|--bench]: installs what is missing, and nothing when all is present: the
+# Debian packages subgate needs to build and run (one apt-get call); with --test also nginx (the
+# gate test's proxy) and the test-only npm packages; with --bench nginx and wrk.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
 libcurl4-openssl-dev clang libclang-rt-14-dev curl python3"
