@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "base/str.h"
 #include "form.h"
+#include "http/router.h"
 #include "objects.h"
 
 struct api_route {
@@ -136,29 +137,12 @@ enum err emu_call_list(struct emu_call *c, enum emu_kind kind, const char *url, 
     return ERR_OK;
 }
 
-/* Matches path against pattern, capturing the '*' segment into id. */
-static bool path_match(const char *pattern, const char *path, char *id, size_t idlen)
-{
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= idlen)
-                return false;
-            str_copyn(id, idlen, path, n);
-            path += n;
-            pattern++;
-        } else if (*pattern++ != *path++) {
-            return false;
-        }
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
 static const struct api_route *route_find(const char *method, const char *path, char *id,
                                           size_t idlen)
 {
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
-        if (strcmp(routes[i].method, method) == 0 && path_match(routes[i].pattern, path, id, idlen))
+        if (strcmp(routes[i].method, method) == 0 &&
+            router_path_match(routes[i].pattern, path, id, idlen))
             return &routes[i];
     return NULL;
 }

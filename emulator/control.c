@@ -7,6 +7,7 @@
 #include "api.h"
 #include "base/str.h"
 #include "billing.h"
+#include "http/router.h"
 
 #define DRAIN_TIMEOUT_MS_DEFAULT INT64_C(5000)
 
@@ -217,23 +218,6 @@ static void requests_clear(struct control_call *c)
     ok(c);
 }
 
-static bool control_match(const char *pattern, const char *path, char *id, size_t idlen)
-{
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= idlen)
-                return false;
-            str_copyn(id, idlen, path, n);
-            path += n;
-            pattern++;
-        } else if (*pattern++ != *path++) {
-            return false;
-        }
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
 static void control_run(struct control_call *c, control_fn fn)
 {
     json_t *body = NULL;
@@ -262,7 +246,7 @@ void emu_control_handle(struct emu *app, struct request *req, struct response *r
     }
     for (size_t i = 0; i < ARRAY_SIZE(control_routes); i++) {
         if (strcmp(control_routes[i].method, req->method) == 0 &&
-            control_match(control_routes[i].pattern, req->path, c.id, sizeof(c.id))) {
+            router_path_match(control_routes[i].pattern, req->path, c.id, sizeof(c.id))) {
             req->route = control_routes[i].pattern;
             control_run(&c, control_routes[i].fn);
             return;

@@ -11,6 +11,7 @@
 #include "base/str.h"
 #include "billing.h"
 #include "form.h"
+#include "http/router.h"
 #include "objects.h"
 
 #define PAGE_MAX ((size_t)256 * 1024)
@@ -489,23 +490,6 @@ static void invoice_pdf(struct page_call *p)
     p->resp->content_type = "application/pdf";
 }
 
-static bool page_match(const char *pattern, const char *path, char *id, size_t idlen)
-{
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= idlen)
-                return false;
-            str_copyn(id, idlen, path, n);
-            path += n;
-            pattern++;
-        } else if (*pattern++ != *path++) {
-            return false;
-        }
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
 static bool decode_form(struct page_call *p)
 {
     struct emu_form f;
@@ -526,7 +510,7 @@ void emu_pages_handle(struct emu *app, struct request *req, struct response *res
 
     for (size_t i = 0; i < ARRAY_SIZE(page_routes); i++) {
         if (strcmp(page_routes[i].method, req->method) != 0 ||
-            !page_match(page_routes[i].pattern, req->path, p.id, sizeof(p.id)))
+            !router_path_match(page_routes[i].pattern, req->path, p.id, sizeof(p.id)))
             continue;
         if (!decode_form(&p))
             return;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/str.h"
+
 enum err router_match(const struct route *routes, size_t n, const char *method, const char *path,
                       const struct route **out, char *allow, size_t allow_len)
 {
@@ -26,4 +28,21 @@ enum err router_match(const struct route *routes, size_t n, const char *method, 
             used += (size_t)w;
     }
     return path_seen ? ERR_METHOD : ERR_NOT_FOUND;
+}
+
+bool router_path_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= idlen)
+                return false;
+            str_copyn(id, idlen, path, n);
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
 }

@@ -2,6 +2,7 @@
 #ifndef SUBGATE_HTTP_ROUTER_H
 #define SUBGATE_HTTP_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/base.h"
@@ -31,5 +32,12 @@ struct route {
 MUST_CHECK enum err router_match(const struct route *routes, size_t n, const char *method,
                                  const char *path, const struct route **out, char *allow,
                                  size_t allow_len);
+
+/*
+ * Matches path against a template in which each '*' stands for one non-empty path segment
+ * (the emulator's "/v1/customers/" then '*'); that segment is copied into id[idlen]. False
+ * when they differ or the segment does not fit.
+ */
+bool router_path_match(const char *pattern, const char *path, char *id, size_t idlen);
 
 #endif /* SUBGATE_HTTP_ROUTER_H */

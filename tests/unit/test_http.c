@@ -63,8 +63,31 @@ static const struct {
     { (enum err)999, 500, "api_error" },
 };
 
+static const struct {
+    const char *pattern, *path;
+    bool want;
+    const char *id;
+} path_rows[] = {
+    { "/v1/customers/*", "/v1/customers/cus_123", true, "cus_123" },
+    { "/v1/customers/*", "/v1/customers/", false, "" },
+    { "/v1/customers/*", "/v1/customers/cus_1/x", false, "" },
+    { "/v1/t/*/advance", "/v1/t/clock_9/advance", true, "clock_9" },
+    { "/v1/t/*/advance", "/v1/t/clock_9/advancex", false, "" },
+    { "/v1/x", "/v1/x", true, "" },
+    { "/v1/customers/*", "/v1/customers/0123456789abcdef0123456789abcdef", false,
+      "" }, /* too long */
+};
+
 int main(void)
 {
+    for (size_t i = 0; i < ARRAY_SIZE(path_rows); i++) {
+        char id[32] = "";
+        bool ok = router_path_match(path_rows[i].pattern, path_rows[i].path, id, sizeof(id));
+        T_EQ_I64(ok, path_rows[i].want, "'%s' against '%s'", path_rows[i].path,
+                 path_rows[i].pattern);
+        if (ok)
+            T_EQ_STR(id, path_rows[i].id, "segment of '%s'", path_rows[i].path);
+    }
     for (size_t i = 0; i < ARRAY_SIZE(match_rows); i++) {
         const struct route *r = NULL;
         char allow[64];
