@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/events_cli.h"
+#include "api/sync.h"
 #include "auth/jwt.h"
 #include "auth/jwt_sign.h"
 #include "auth/service_key.h"
@@ -15,10 +17,12 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/version.h"
+#include "billing/gate.h"
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "http/server.h"
 #include "store/store.h"
+#include "stripe/client.h"
 
 #define DOTENV_PATH ".env"
 #define TIERS_MAX   ((size_t)1024 * 1024)
@@ -29,9 +33,11 @@
 struct app {
     struct config cfg;
     struct tier_catalog tiers;
+    struct gate_rules gate;
     struct jwt_verifier *jwt;
     struct service_keys keys;
     struct store *store;
+    struct stripe_client *stripe; /* NULL without STRIPE_SECRET_KEY */
     struct api api;
     int threads; /* HTTP worker threads */
 };
@@ -83,6 +89,32 @@ static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
     return 0;
 }
 
+/* GATE_RULES_FILE; else the example app's rules over the built-in catalogue; else none. */
+static int load_gate(const struct config *cfg, const struct tier_catalog *cat,
+                     struct gate_rules *out)
+{
+    char err[ERRBUF], msg[ERRBUF + 64];
+    struct buf b;
+    enum err e = ERR_OK;
+
+    memset(out, 0, sizeof(*out));
+    if (cfg->gate_rules_file && *cfg->gate_rules_file) {
+        buf_init(&b, TIERS_MAX);
+        e = file_read_all(cfg->gate_rules_file, &b, err, sizeof(err));
+        if (!e)
+            e = gate_rules_parse(buf_str(&b), b.len, cat, out, err, sizeof(err));
+        buf_release(&b);
+    } else if (!cfg->tiers_file || !*cfg->tiers_file) {
+        gate_rules_builtin(out);
+        e = gate_rules_validate(out, cat, err, sizeof(err));
+    }
+    if (e) {
+        snprintf(msg, sizeof(msg), "GATE_RULES_FILE: %s", err);
+        return fail(msg);
+    }
+    return 0;
+}
+
 static int make_verifier(const struct config *cfg, struct jwt_verifier **out)
 {
     char err[ERRBUF], msg[ERRBUF + 64];
@@ -114,8 +146,27 @@ static int open_store(const struct config *cfg, int threads, struct store **out)
     return 0;
 }
 
+/* The Stripe client when STRIPE_SECRET_KEY is set; *out stays NULL otherwise. */
+static int make_stripe(const struct config *cfg, struct stripe_client **out)
+{
+    struct stripe_client_params p;
+    char err[ERRBUF];
+
+    *out = NULL;
+    if (!config_has_stripe(cfg))
+        return 0;
+    stripe_client_params_init(&p);
+    p.api_base = cfg->stripe_api_base;
+    p.api_version = cfg->stripe_api_version;
+    p.secret_key = &cfg->stripe_secret_key;
+    if (stripe_client_new(&p, out, err, sizeof(err)) != ERR_OK)
+        return fail(err);
+    return 0;
+}
+
 static void app_release(struct app *a)
 {
+    stripe_client_free(a->stripe);
     store_close(a->store);
     jwt_verifier_free(a->jwt);
     service_keys_release(&a->keys);
@@ -140,18 +191,21 @@ static int app_init(struct app *a)
     a->threads = thread_count(&a->cfg);
     if (config_require_serve(&a->cfg, err, sizeof(err)) != ERR_OK)
         return fail(err);
-    if (load_tiers(&a->cfg, &a->tiers) || make_verifier(&a->cfg, &a->jwt))
+    if (load_tiers(&a->cfg, &a->tiers) || load_gate(&a->cfg, &a->tiers, &a->gate) ||
+        make_verifier(&a->cfg, &a->jwt))
         return 1;
     if (service_keys_from_secrets(&a->keys, a->cfg.service_api_keys,
                                   a->cfg.service_api_key_count) != ERR_OK)
         return fail("SERVICE_API_KEYS: too many keys");
-    if (open_store(&a->cfg, a->threads, &a->store))
+    if (open_store(&a->cfg, a->threads, &a->store) || make_stripe(&a->cfg, &a->stripe))
         return 1;
     a->api = (struct api){ .cfg = &a->cfg,
                            .store = a->store,
                            .jwt = a->jwt,
                            .service_keys = &a->keys,
-                           .tiers = &a->tiers };
+                           .tiers = &a->tiers,
+                           .gate = &a->gate,
+                           .stripe = a->stripe };
     return 0;
 }
 
@@ -228,6 +282,50 @@ static int cmd_migrate(int argc, char **argv)
 out:
     store_close(st);
     config_release(&cfg);
+    return rc;
+}
+
+/* events [--failed] [--limit N] | events replay ID: the webhook inbox (api/events_cli.c). */
+static int cmd_events(int argc, char **argv)
+{
+    struct app a = { 0 };
+    int rc = 1;
+
+    if (load_config(&a.cfg) || load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store))
+        goto out;
+    rc = events_cli_run(a.store, &a.tiers, argc, argv, stdout, stderr);
+out:
+    app_release(&a);
+    return rc;
+}
+
+/* sync [--user ID]: pulls subscriptions and invoices from Stripe and repairs the store. */
+static int cmd_sync(int argc, char **argv)
+{
+    struct app a = { 0 };
+    struct sync_totals tot;
+    const char *user = NULL;
+    int rc = 1;
+
+    if (argc == 3 && strcmp(argv[1], "--user") == 0 && argv[2][0])
+        user = argv[2];
+    else if (argc != 1)
+        return fail("usage: subgate sync [--user ID]");
+    if (load_config(&a.cfg))
+        goto out;
+    if (!config_has_stripe(&a.cfg)) {
+        fail("STRIPE_SECRET_KEY: required by sync");
+        goto out;
+    }
+    if (load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store) ||
+        make_stripe(&a.cfg, &a.stripe))
+        goto out;
+    enum err err = sync_run(a.store, a.stripe, &a.tiers, user, stdout, &tot);
+    printf("synced %d customer(s): %d subscription(s), %d repaired, %d invoice(s), %d failed\n",
+           tot.customers, tot.subscriptions, tot.repaired, tot.invoices, tot.failed);
+    rc = err ? 1 : 0;
+out:
+    app_release(&a);
     return rc;
 }
 
@@ -312,6 +410,8 @@ struct command {
 static const struct command commands[] = {
     { "serve", cmd_serve, "run the HTTP service (applies pending migrations first)" },
     { "migrate", cmd_migrate, "apply pending database migrations and exit" },
+    { "sync", cmd_sync, "sync [--user ID]: repair subscriptions and invoices from Stripe" },
+    { "events", cmd_events, "events [--failed] [--limit N] | events replay ID: webhook inbox" },
     { "check-config", cmd_check_config, "print the effective configuration, secrets redacted" },
     { "token", cmd_token, "token USER [EMAIL] [TTL_S]: mint a development user token (HS256)" },
     { "version", cmd_version, "print the version" },

@@ -14,6 +14,8 @@ struct store;
 struct jwt_verifier;
 struct service_keys;
 struct tier_catalog;
+struct stripe_client;
+struct gate_rules;
 
 /* Everything a handler may use; all borrowed, alive for as long as the server runs. */
 struct api {
@@ -22,14 +24,17 @@ struct api {
     const struct jwt_verifier *jwt;          /* verifies user tokens */
     const struct service_keys *service_keys; /* may hold no key */
     const struct tier_catalog *tiers;
+    const struct gate_rules *gate; /* GATE_RULES_FILE or the built-in rules; NULL: none */
+    struct stripe_client *stripe;  /* NULL without STRIPE_SECRET_KEY: those endpoints answer 503 */
 };
 
 /* Who may call a route (SPEC §2). */
 enum auth_kind {
-    AUTH_NONE,    /* public */
-    AUTH_USER,    /* Authorization: Bearer <user JWT> */
-    AUTH_SERVICE, /* Authorization: Bearer <one of SERVICE_API_KEYS> */
-    AUTH_STRIPE,  /* authenticated by the Stripe-Signature of the body alone */
+    AUTH_NONE,            /* public */
+    AUTH_USER,            /* Authorization: Bearer <user JWT> */
+    AUTH_SERVICE,         /* Authorization: Bearer <one of SERVICE_API_KEYS> */
+    AUTH_STRIPE,          /* authenticated by the Stripe-Signature of the body alone */
+    AUTH_USER_OR_SERVICE, /* either; a service leaves req->user "" and names the user itself */
 };
 
 /* The server's dispatch function: app is a struct api. */

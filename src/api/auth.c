@@ -60,6 +60,20 @@ static enum err authenticate_service(struct request *req, const struct api *api)
     return ERR_OK;
 }
 
+/* A service key first, else a user token; a service leaves req->user "". */
+static enum err authenticate_either(struct request *req, const struct api *api)
+{
+    const char *cred = NULL;
+    size_t len = 0;
+    enum err err = bearer(req, &cred, &len);
+
+    if (err)
+        return err;
+    if (api->service_keys && service_keys_match(api->service_keys, cred, len))
+        return ERR_OK;
+    return authenticate_user(req, api);
+}
+
 enum err api_authenticate(struct request *req, enum auth_kind k)
 {
     const struct api *api = req->app;
@@ -72,6 +86,8 @@ enum err api_authenticate(struct request *req, enum auth_kind k)
         return authenticate_user(req, api);
     case AUTH_SERVICE:
         return authenticate_service(req, api);
+    case AUTH_USER_OR_SERVICE:
+        return authenticate_either(req, api);
     }
     return request_fail(req, ERR_INTERNAL, NULL, NULL, "unknown auth kind");
 }

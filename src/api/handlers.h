@@ -16,5 +16,16 @@ enum err payments_invoices(struct request *req, struct response *resp);
 enum err payments_create_checkout_session(struct request *req, struct response *resp);
 enum err payments_customer_portal(struct request *req, struct response *resp);
 enum err payments_cancel_subscription(struct request *req, struct response *resp);
+enum err payments_checkout_success(struct request *req, struct response *resp);
+
+/* webhook.c */
+enum err payments_webhook(struct request *req, struct response *resp);
+
+/* access.c */
+enum err access_usage(struct request *req, struct response *resp);
+enum err access_check(struct request *req, struct response *resp);
+enum err access_consume(struct request *req, struct response *resp);
+enum err access_track(struct request *req, struct response *resp);
+enum err access_gate(struct request *req, struct response *resp);
 
 #endif /* SUBGATE_API_HANDLERS_H */

@@ -1,6 +1,7 @@
 /*
- * payments.c: the payments endpoints of SPEC §3. The parts that call Stripe arrive with the
- * Stripe client (#3, #4); until then those endpoints validate their input fully and answer 503.
+ * payments.c: the payments endpoints of SPEC §3 and the return from Checkout. The Stripe calls
+ * go through stripe/resources.h; every state Stripe answers is stored through
+ * store_subscription_apply (stripe_glue.h), so it never overwrites a newer one.
  */
 #include <assert.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/stripe_glue.h"
 #include "base/clock.h"
 #include "base/str.h"
 #include "base/url.h"
@@ -18,6 +20,7 @@
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "stripe/resources.h"
 
 #define INVOICES_MAX 100
 #define DAY_S        INT64_C(86400)
@@ -126,17 +129,16 @@ static enum err check_redirect(struct request *req, const char *field, const cha
     return ERR_OK;
 }
 
-/* The answer of every endpoint that needs Stripe, until the client exists. */
-static enum err stripe_needed(struct request *req)
+/* The Stripe client, or 503 when STRIPE_SECRET_KEY is not set (SPEC §1). */
+static enum err stripe_of(struct request *req, struct stripe_client **out)
 {
     const struct api *api = req->app;
 
-    if (!config_has_stripe(api->cfg))
+    *out = api->stripe;
+    if (!api->stripe)
         return request_fail(req, ERR_UNAVAILABLE, "stripe_not_configured", NULL,
                             "Stripe is not configured: set STRIPE_SECRET_KEY");
-    /* TODO(#3): call Stripe through the client once it exists. */
-    return request_fail(req, ERR_UNAVAILABLE, "stripe_unavailable", NULL,
-                        "this build has no Stripe client yet");
+    return ERR_OK;
 }
 
 static enum err checkout_tier(struct request *req, const char *id, const struct tier **out)
@@ -156,54 +158,238 @@ static enum err checkout_tier(struct request *req, const char *id, const struct 
     return ERR_OK;
 }
 
-/* Reads and checks the checkout body; *t is the tier to sell. */
-static enum err checkout_input(struct request *req, const struct tier **t)
+/* The checked body of POST /create-checkout-session; strings borrowed from req->json. */
+struct checkout_in {
+    const struct tier *tier;
+    const char *success_url;
+    const char *cancel_url;
+    int64_t trial_days; /* 0: none */
+};
+
+static enum err checkout_input(struct request *req, struct checkout_in *in)
 {
     static const char *const fields[] = { "tier", "success_url", "cancel_url", "trial_days", NULL };
-    const char *tier_id = NULL, *success = NULL, *cancel = NULL;
-    int64_t trial_days = 0;
+    const char *tier_id = NULL;
     enum err err;
 
     if ((err = request_json_only(req, fields)) ||
         (err = request_json_string(req, "tier", true, &tier_id)) ||
-        (err = request_json_string(req, "success_url", true, &success)) ||
-        (err = request_json_string(req, "cancel_url", true, &cancel)) ||
-        (err = request_json_int(req, "trial_days", false, 0, 730, &trial_days)))
+        (err = request_json_string(req, "success_url", true, &in->success_url)) ||
+        (err = request_json_string(req, "cancel_url", true, &in->cancel_url)) ||
+        (err = request_json_int(req, "trial_days", false, 0, GLUE_TRIAL_DAYS_MAX, &in->trial_days)))
         return err;
-    if ((err = checkout_tier(req, tier_id, t)))
+    if ((err = checkout_tier(req, tier_id, &in->tier)))
         return err;
-    if ((err = check_redirect(req, "success_url", success)))
+    if ((err = check_redirect(req, "success_url", in->success_url)))
         return err;
-    return check_redirect(req, "cancel_url", cancel);
+    return check_redirect(req, "cancel_url", in->cancel_url);
+}
+
+static enum err price_needed(struct request *req, const struct tier *t)
+{
+    return request_fail(req, ERR_UNAVAILABLE, "price_not_configured", "tier",
+                        "tier '%s' has no Stripe price: set its price id (STRIPE_%s_PRICE_ID "
+                        "or stripe_price_id in TIERS_FILE)",
+                        t->id, strcmp(t->id, "plus") == 0 ? "PLUS" : "PREMIUM");
+}
+
+/* 409 while the user has a live subscription: plans change through the portal. */
+static enum err refuse_if_live(struct request *req)
+{
+    const struct api *api = req->app;
+    struct subscription sub;
+    enum err err = store_subscription_get_for_user(api->store, req->user, &sub);
+
+    if (err == ERR_NOT_FOUND || (!err && !glue_status_is_live(sub.status)))
+        return ERR_OK;
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot read the subscription");
+    return request_fail(req, ERR_CONFLICT, "subscription_exists", NULL,
+                        "you already have a subscription ('%s', status '%s'): change or cancel "
+                        "it through POST /api/v1/payments/customer-portal",
+                        sub.tier, sub.status);
+}
+
+/*
+ * Creates the user's Stripe customer and stores it. The key is stable per user, so concurrent
+ * first requests (here or on other instances) all get the same Stripe customer back; the
+ * store's unique user_id lets one insert win, and the others read the winner's row.
+ */
+static enum err customer_create(struct request *req, struct stripe_client *sc, struct customer *out)
+{
+    const struct api *api = req->app;
+    struct stripe_customer_params p = { .email = req->user_email, .user_id = req->user };
+    char key[STRIPE_IDEMPOTENCY_KEY_MAX];
+    struct stripe_customer cus;
+    struct stripe_error se;
+    enum err err;
+
+    stripe_idempotency_key_for("customer-create", req->user, key);
+    err = stripe_customer_create(sc, &p, key, &cus, &se);
+    if (err)
+        return glue_fail_stripe(req, err, &se, "create the stripe customer", NULL);
+    memset(out, 0, sizeof(*out));
+    (void)str_copy(out->user_id, sizeof(out->user_id), req->user); /* same size */
+    (void)str_copy(out->stripe_customer_id, sizeof(out->stripe_customer_id), cus.id); /* same */
+    (void)str_copy(out->email, sizeof(out->email), req->user_email); /* EMAIL_MAX >= 320 */
+    out->created = cus.created ? cus.created : clock_now();
+    err = store_customer_insert(api->store, out);
+    if (err == ERR_CONFLICT)
+        err = store_customer_get(api->store, req->user, out);
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot store the customer");
+    return ERR_OK;
+}
+
+/* The user's customer: the stored one, else a new one (created exactly once). */
+static enum err customer_for(struct request *req, struct stripe_client *sc, struct customer *out)
+{
+    const struct api *api = req->app;
+    enum err err = store_customer_get(api->store, req->user, out);
+
+    if (err == ERR_NOT_FOUND)
+        return customer_create(req, sc, out);
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot read the customer");
+    return ERR_OK;
+}
+
+static json_t *trial_json(const struct glue_trial *t)
+{
+    return json_pack("{s:I, s:I, s:o}", "requested", (json_int_t)t->requested, "granted",
+                     (json_int_t)t->granted, "reason",
+                     t->reason ? json_string(t->reason) : json_null());
+}
+
+/* Creates the session; a new random idempotency key per request (the client keeps it). */
+static enum err session_create(struct request *req, struct stripe_client *sc,
+                               const struct checkout_in *in, const struct customer *c,
+                               const struct glue_trial *trial, struct response *resp)
+{
+    struct stripe_checkout_params p = { .customer = c->stripe_customer_id,
+                                        .price = in->tier->stripe_price_id,
+                                        .success_url = in->success_url,
+                                        .cancel_url = in->cancel_url,
+                                        .client_reference_id = req->user,
+                                        .user_id = req->user,
+                                        .trial_period_days = trial->granted };
+    struct stripe_checkout_session cs;
+    struct stripe_error se;
+    json_t *body;
+    enum err err = stripe_checkout_session_create(sc, &p, NULL, &cs, &se);
+
+    if (err)
+        return glue_fail_stripe(req, err, &se, "create the checkout session", NULL);
+    body = json_pack("{s:s, s:s}", "session_id", cs.id, "url", cs.url);
+    if (trial->requested > 0)
+        json_object_set_new(body, "trial", trial_json(trial));
+    response_json(resp, 200, body);
+    return ERR_OK;
 }
 
 enum err payments_create_checkout_session(struct request *req, struct response *resp)
 {
-    const struct api *api = req->app;
-    const struct tier *t = NULL;
-    enum err err = checkout_input(req, &t);
+    struct checkout_in in = { 0 };
+    struct stripe_client *sc = NULL;
+    struct customer c;
+    struct glue_trial trial;
+    enum err err = checkout_input(req, &in);
 
-    (void)resp;
     if (err)
         return err;
-    assert(t != NULL); /* checkout_input sets it when it succeeds */
-    if (config_has_stripe(api->cfg) && !t->stripe_price_id[0])
-        return request_fail(req, ERR_UNAVAILABLE, "price_not_configured", "tier",
-                            "tier '%s' has no Stripe price: set its price id (STRIPE_%s_PRICE_ID "
-                            "or stripe_price_id in TIERS_FILE)",
-                            t->id, strcmp(t->id, "plus") == 0 ? "PLUS" : "PREMIUM");
-    return stripe_needed(req);
+    assert(in.tier != NULL); /* checkout_input sets it when it succeeds */
+    if ((err = stripe_of(req, &sc)))
+        return err;
+    if (!in.tier->stripe_price_id[0])
+        return price_needed(req, in.tier);
+    if ((err = refuse_if_live(req)) || (err = customer_for(req, sc, &c)))
+        return err;
+    trial = glue_trial_decide(in.trial_days, c.had_trial);
+    return session_create(req, sc, &in, &c, &trial, resp);
+}
+
+/* Links the session's customer to the user when the user has none stored yet. */
+static enum err customer_link(struct request *req, const char *stripe_customer_id)
+{
+    const struct api *api = req->app;
+    struct customer c = { 0 };
+    enum err err = store_customer_get(api->store, req->user, &c);
+
+    if (err != ERR_NOT_FOUND || !stripe_customer_id[0])
+        return err == ERR_NOT_FOUND ? ERR_OK : err;
+    (void)str_copy(c.user_id, sizeof(c.user_id), req->user); /* same size */
+    (void)str_copy(c.stripe_customer_id, sizeof(c.stripe_customer_id), stripe_customer_id);
+    (void)str_copy(c.email, sizeof(c.email), req->user_email); /* same size */
+    c.created = clock_now();
+    err = store_customer_insert(api->store, &c);
+    return err == ERR_CONFLICT ? ERR_OK : err; /* linked meanwhile (webhook, other request) */
+}
+
+/* Applies a subscription as Stripe just answered it, for this user. */
+static enum err apply_fetched(struct request *req, struct subscription *sub)
+{
+    const struct api *api = req->app;
+    enum err err =
+        glue_subscription_store(api->store, api->tiers, req->user, clock_now(), sub, NULL);
+
+    if (!err && sub->trial_end > 0)
+        err = store_customer_mark_trial(api->store, req->user);
+    if (err == ERR_NOT_FOUND)
+        err = ERR_OK; /* no customer row to mark: the subscription itself records the trial */
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot store the subscription");
+    return ERR_OK;
+}
+
+static enum err session_fetch(struct request *req, struct stripe_client *sc, const char *id,
+                              struct stripe_checkout_session *cs, struct subscription *sub)
+{
+    struct stripe_error se;
+    enum err err = stripe_checkout_session_retrieve(sc, id, true, cs, sub, &se);
+
+    if (err == ERR_INVALID || err == ERR_NOT_FOUND ||
+        (!err && !glue_session_belongs_to(cs, req->user)))
+        return request_fail(req, ERR_NOT_FOUND, "resource_missing", "session_id",
+                            "no checkout session '%s' for this user", id);
+    if (err)
+        return glue_fail_stripe(req, err, &se, "read the checkout session", "session_id");
+    if (strcmp(cs->status, "complete") != 0 || !sub->id[0])
+        return request_fail(req, ERR_CONFLICT, "checkout_incomplete", "session_id",
+                            "checkout session '%s' is not complete (status '%s')", id, cs->status);
+    return ERR_OK;
+}
+
+enum err payments_checkout_success(struct request *req, struct response *resp)
+{
+    static const char *const fields[] = { "session_id", NULL };
+    struct stripe_client *sc = NULL;
+    struct stripe_checkout_session cs;
+    struct subscription sub;
+    const char *id = NULL;
+    enum err err;
+
+    if ((err = request_json_only(req, fields)) ||
+        (err = request_json_string(req, "session_id", true, &id)) || (err = stripe_of(req, &sc)) ||
+        (err = session_fetch(req, sc, id, &cs, &sub)))
+        return err;
+    if ((err = customer_link(req, cs.customer)))
+        return request_fail(req, err, NULL, NULL, "cannot store the customer");
+    if ((err = apply_fetched(req, &sub)))
+        return err;
+    return payments_subscription(req, resp);
 }
 
 enum err payments_customer_portal(struct request *req, struct response *resp)
 {
     static const char *const fields[] = { "return_url", NULL };
     const struct api *api = req->app;
+    struct stripe_client *sc = NULL;
     const char *ret = NULL;
+    struct stripe_error se;
     struct customer c;
+    char url[URL_MAX];
     enum err err;
 
-    (void)resp;
     if ((err = request_json_only(req, fields)) ||
         (err = request_json_string(req, "return_url", true, &ret)) ||
         (err = check_redirect(req, "return_url", ret)))
@@ -214,34 +400,55 @@ enum err payments_customer_portal(struct request *req, struct response *resp)
                             "no billing account yet: subscribe through checkout first");
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the customer");
-    return stripe_needed(req);
+    if ((err = stripe_of(req, &sc)))
+        return err;
+    err = stripe_billing_portal_session_create(sc, c.stripe_customer_id, ret, url, &se);
+    if (err)
+        return glue_fail_stripe(req, err, &se, "create the billing portal session", NULL);
+    response_json(resp, 200, json_pack("{s:s}", "url", url));
+    return ERR_OK;
 }
 
-static bool status_is_live(const char *status)
-{
-    return strcmp(status, "active") == 0 || strcmp(status, "trialing") == 0 ||
-           strcmp(status, "past_due") == 0;
-}
-
-enum err payments_cancel_subscription(struct request *req, struct response *resp)
+/* Reads ?immediate=true|false (default false). */
+static enum err cancel_input(struct request *req, bool *immediate)
 {
     static const char *const allowed[] = { "immediate", NULL };
-    const struct api *api = req->app;
     const char *imm = request_query(req, "immediate");
-    struct subscription sub;
     enum err err = request_query_only(req, allowed);
 
-    (void)resp;
     if (err)
         return err;
     if (imm && strcmp(imm, "true") != 0 && strcmp(imm, "false") != 0)
         return request_fail(req, ERR_INVALID, "parameter_invalid", "immediate",
                             "immediate must be true or false");
+    *immediate = imm && strcmp(imm, "true") == 0;
+    return ERR_OK;
+}
+
+enum err payments_cancel_subscription(struct request *req, struct response *resp)
+{
+    const struct api *api = req->app;
+    struct stripe_client *sc = NULL;
+    struct subscription sub, now;
+    struct stripe_error se;
+    bool immediate = false;
+    enum err err;
+
+    if ((err = cancel_input(req, &immediate)))
+        return err;
     err = store_subscription_get_for_user(api->store, req->user, &sub);
-    if (err == ERR_NOT_FOUND || (!err && !status_is_live(sub.status)))
+    if (err == ERR_NOT_FOUND || (!err && !glue_status_is_live(sub.status)))
         return request_fail(req, ERR_NOT_FOUND, "no_subscription", NULL,
                             "no subscription to cancel");
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
-    return stripe_needed(req);
+    if ((err = stripe_of(req, &sc)))
+        return err;
+    err = immediate ? stripe_subscription_cancel(sc, sub.id, &now, &se)
+                    : stripe_subscription_set_cancel_at_period_end(sc, sub.id, true, &now, &se);
+    if (err)
+        return glue_fail_stripe(req, err, &se, "cancel the subscription", NULL);
+    if ((err = apply_fetched(req, &now)))
+        return err;
+    return payments_subscription(req, resp);
 }

@@ -7,6 +7,7 @@
 #include "http/router.h"
 
 #define P "/api/v1/payments"
+#define A "/api/v1/access"
 
 /* clang-format off */
 static const struct route routes[] = {
@@ -18,6 +19,14 @@ static const struct route routes[] = {
     { "POST", P "/create-checkout-session", AUTH_USER, ROUTE_JSON_BODY, payments_create_checkout_session },
     { "POST", P "/customer-portal",         AUTH_USER, ROUTE_JSON_BODY, payments_customer_portal },
     { "POST", P "/cancel-subscription",     AUTH_USER, 0,               payments_cancel_subscription },
+    { "POST", P "/webhook",                 AUTH_STRIPE, ROUTE_RAW_BODY, payments_webhook },
+    { "POST", P "/checkout-success",        AUTH_USER, ROUTE_JSON_BODY, payments_checkout_success },
+    { "GET",  P "/usage",                   AUTH_USER, 0,               access_usage },
+    { "GET",  A "/check",                   AUTH_USER_OR_SERVICE, 0,    access_check },
+    { "POST", A "/consume",                 AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_consume },
+    { "POST", A "/track",                   AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_track },
+    { "GET",  A "/gate",                    AUTH_NONE, 0,               access_gate },
+    { "POST", A "/gate",                    AUTH_NONE, 0,               access_gate },
 };
 
 /* clang-format on */

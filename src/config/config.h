@@ -50,6 +50,7 @@ struct config {
     char *listen_host;                     /* LISTEN: numeric address, IPv6 without brackets */
     int64_t listen_port;                   /* LISTEN: 1-65535 */
     char *tiers_file;                      /* TIERS_FILE: readable JSON file, NULL: built-in */
+    char *gate_rules_file;                 /* GATE_RULES_FILE: readable JSON file, NULL: built-in */
     int64_t past_due_grace_days;           /* PAST_DUE_GRACE_DAYS: 0-60; past_due keeps the tier */
     int64_t max_body_bytes;                /* MAX_BODY_BYTES: request body cap, 1024-10485760 */
     int64_t http_threads;                  /* HTTP_THREADS: 1-256, 0 = one per core */

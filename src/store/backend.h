@@ -32,6 +32,8 @@ struct store_ops {
     enum err (*customer_mark_trial)(struct store *st, const char *user_id);
     enum err (*subscription_upsert)(struct store *st, const struct subscription *s,
                                     int64_t updated_at);
+    enum err (*subscription_apply)(struct store *st, const struct subscription *s,
+                                   int64_t updated_at, bool *applied);
     enum err (*subscription_get)(struct store *st, const char *id, struct subscription *out);
     enum err (*subscription_get_for_user)(struct store *st, const char *user_id,
                                           struct subscription *out);
@@ -43,6 +45,17 @@ struct store_ops {
     enum err (*usage_consume)(struct store *st, const struct usage_grant *g, bool *granted,
                               int64_t *used_after);
     enum err (*event_get)(struct store *st, const char *id, struct webhook_event *out);
+    enum err (*event_record_apply)(struct store *st, const struct store_event_in *in, int64_t now,
+                                   enum store_event_result *result, char *errbuf, size_t errlen);
+    enum err (*event_record_failed)(struct store *st, const struct store_event_in *in, int64_t now,
+                                    const char *why);
+    enum err (*event_list)(struct store *st, bool failed_only, int max, struct webhook_event *out,
+                           int *n);
+    enum err (*event_get_raw)(struct store *st, const char *id, struct webhook_event *out,
+                              char **raw, size_t *raw_len);
+    enum err (*usage_consume_once)(struct store *st, const struct usage_grant *g,
+                                   const struct store_idempotency *k, store_reply_fn render,
+                                   void *ctx, struct store_reply *out);
 };
 
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */

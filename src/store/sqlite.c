@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "billing/order.h"
 #include "store/backend.h"
 #include "store/migrations.h"
 
@@ -48,6 +49,18 @@ enum stmt_id {
     STMT_USAGE_GET,
     STMT_USAGE_CONSUME,
     STMT_EVENT_GET,
+    STMT_EVENT_STATUS,
+    STMT_EVENT_DONE,
+    STMT_EVENT_FAILED,
+    STMT_EVENT_LIST,
+    STMT_EVENT_RAW,
+    STMT_CUSTOMER_LINK,
+    STMT_INVOICE_GET,
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_IDEM_GET,
+    STMT_IDEM_PUT,
     STMT_COUNT,
 };
 
@@ -60,7 +73,7 @@ enum stmt_id {
 #define INVOICE_COLS                                                                             \
     "id, user_id, subscription_id, number, status, amount_due, amount_paid, currency, created, " \
     "period_start, period_end, hosted_invoice_url, invoice_pdf"
-#define EVENT_COLS "id, type, created, status, attempts, last_error, received_at"
+#define EVENT_COLS "id, type, created, status, attempts, last_error, received_at, applied_at"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SCHEMA_VERSION] = "PRAGMA user_version",
@@ -113,6 +126,34 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = used + excluded.used "
         "WHERE excluded.used <= ?5 - used RETURNING used",
     [STMT_EVENT_GET] = "SELECT " EVENT_COLS " FROM webhook_events WHERE id = ?1",
+    [STMT_EVENT_STATUS] = "SELECT status = 'failed' FROM webhook_events WHERE id = ?1",
+    /* ?5 is 'applied' or 'ignored'; ?8 the time. raw_body is kept from the first delivery. */
+    [STMT_EVENT_DONE] =
+        "INSERT INTO webhook_events (id, type, created, raw_body, status, attempts, last_error, "
+        "received_at, applied_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, '', ?6, "
+        "CASE WHEN ?5 = 'applied' THEN ?6 END) "
+        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = attempts + 1, "
+        "last_error = '', applied_at = coalesce(excluded.applied_at, applied_at)",
+    [STMT_EVENT_FAILED] =
+        "INSERT INTO webhook_events (id, type, created, raw_body, status, attempts, last_error, "
+        "received_at) VALUES (?1, ?2, ?3, ?4, 'failed', 1, ?5, ?6) "
+        "ON CONFLICT (id) DO UPDATE SET status = 'failed', attempts = attempts + 1, "
+        "last_error = excluded.last_error",
+    [STMT_EVENT_LIST] = "SELECT " EVENT_COLS " FROM webhook_events "
+                        "WHERE ?1 = 0 OR status = 'failed' "
+                        "ORDER BY received_at DESC, id DESC LIMIT ?2",
+    [STMT_EVENT_RAW] = "SELECT raw_body FROM webhook_events WHERE id = ?1",
+    /* Either side already linked (user or Stripe customer): the existing link is kept. */
+    [STMT_CUSTOMER_LINK] = "INSERT INTO customers (" CUSTOMER_COLS ") "
+                           "VALUES (?1, ?2, '', ?3, ?4) ON CONFLICT DO NOTHING",
+    [STMT_INVOICE_GET] = "SELECT " INVOICE_COLS " FROM invoices WHERE id = ?1",
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_IDEM_GET] = "SELECT scope, request_hash, response_status, response_body "
+                      "FROM idempotency_keys WHERE key = ?1",
+    [STMT_IDEM_PUT] = "INSERT INTO idempotency_keys (key, scope, request_hash, response_status, "
+                      "response_body, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 enum arg_kind {
@@ -123,12 +164,18 @@ enum arg_kind {
 struct sql_arg {
     enum arg_kind kind;
     const char *text; /* borrowed until the statement is released */
-    int64_t i64;
+    int64_t i64;      /* ARG_I64: the value; ARG_TEXT: the length in bytes, -1 up to the NUL */
 };
 
 static struct sql_arg text_arg(const char *s)
 {
-    return (struct sql_arg){ ARG_TEXT, s, 0 };
+    return (struct sql_arg){ ARG_TEXT, s, -1 };
+}
+
+/* Text of len bytes, which may hold NUL bytes (a raw webhook body). */
+static struct sql_arg textn_arg(const char *s, size_t len)
+{
+    return (struct sql_arg){ ARG_TEXT, s, len > INT_MAX ? INT_MAX : (int64_t)len };
 }
 
 static struct sql_arg i64_arg(int64_t v)
@@ -264,7 +311,7 @@ static int bind_query(sqlite3_stmt *stmt, const struct query *q)
     for (size_t i = 0; i < q->nargs && rc == SQLITE_OK; i++) {
         const struct sql_arg *a = &q->args[i];
         int idx = (int)(nfields + i) + 1;
-        rc = a->kind == ARG_TEXT ? sqlite3_bind_text(stmt, idx, a->text, -1, SQLITE_STATIC)
+        rc = a->kind == ARG_TEXT ? sqlite3_bind_text(stmt, idx, a->text, (int)a->i64, SQLITE_STATIC)
                                  : sqlite3_bind_int64(stmt, idx, a->i64);
     }
     return rc;
@@ -663,10 +710,9 @@ static enum err sqlite_usage_get(struct store *st, const char *user_id, const ch
     return err;
 }
 
-static enum err sqlite_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
-                                     int64_t *used_after)
+static enum err conn_usage_consume(struct conn *c, const struct usage_grant *g, bool *granted,
+                                   int64_t *used_after)
 {
-    struct sqlite_store *s = to_sqlite(st);
     const struct sql_arg args[] = {
         text_arg(g->user_id),
         text_arg(g->quota),
@@ -676,7 +722,6 @@ static enum err sqlite_usage_consume(struct store *st, const struct usage_grant 
     };
     const struct query consume = { STMT_USAGE_CONSUME, NULL, NULL, args, ARRAY_SIZE(args) };
     const struct query get = { STMT_USAGE_GET, NULL, NULL, args, 3 }; /* the key only */
-    struct conn *c = conn_checkout(s);
     enum err err = conn_fetch_i64(c, &consume, used_after);
 
     *granted = err == ERR_OK;
@@ -686,6 +731,16 @@ static enum err sqlite_usage_consume(struct store *st, const struct usage_grant 
         *used_after = 0;
         err = ERR_OK;
     }
+    return err;
+}
+
+static enum err sqlite_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
+                                     int64_t *used_after)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_usage_consume(c, g, granted, used_after);
+
     conn_checkin(s, c);
     return err;
 }
@@ -696,6 +751,401 @@ static enum err sqlite_event_get(struct store *st, const char *id, struct webhoo
     const struct query q = { STMT_EVENT_GET, NULL, NULL, args, ARRAY_SIZE(args) };
 
     return fetch_record(to_sqlite(st), &q, &store_event_record, out);
+}
+
+/* Transactions and the webhook inbox: several statements on one connection, all or nothing. */
+
+/* Runs a write on c; *changes = rows it changed, when not NULL. */
+static enum err conn_write(struct conn *c, const struct query *q, int *changes)
+{
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, q, &stmt, &row);
+
+    if (err == ERR_OK && row)
+        err = query_finish(c, stmt);
+    if (err == ERR_OK && changes)
+        *changes = sqlite3_changes(c->db);
+    stmt_release(stmt);
+    return err;
+}
+
+static enum err conn_simple(struct conn *c, enum stmt_id id)
+{
+    const struct query q = { id, NULL, NULL, NULL, 0 };
+
+    return conn_write(c, &q, NULL);
+}
+
+/*
+ * BEGIN IMMEDIATE takes the write lock first, so what the transaction reads stays true until
+ * it commits: the compare and the store of an apply cannot be split by another writer.
+ */
+static enum err tx_begin(struct conn *c)
+{
+    return conn_simple(c, STMT_BEGIN);
+}
+
+/* Commits when err is ERR_OK, else rolls back; returns the first failure. */
+static enum err tx_end(struct conn *c, enum err err)
+{
+    if (err == ERR_OK)
+        err = conn_simple(c, STMT_COMMIT);
+    if (err != ERR_OK && !sqlite3_get_autocommit(c->db))
+        (void)!conn_simple(c, STMT_ROLLBACK); /* err already says what failed */
+    return err;
+}
+
+static enum err conn_subscription_apply(struct conn *c, const struct subscription *sub,
+                                        int64_t updated_at, bool *applied)
+{
+    const struct sql_arg id[] = { text_arg(sub->id) };
+    const struct query get = { STMT_SUBSCRIPTION_GET, NULL, NULL, id, ARRAY_SIZE(id) };
+    const struct sql_arg at[] = { i64_arg(updated_at) };
+    struct subscription stored, merged;
+    enum err err = conn_fetch_record(c, &get, &store_subscription_record, &stored);
+
+    *applied = false;
+    if (err && err != ERR_NOT_FOUND)
+        return err;
+    if (!subscription_state_merge(err ? NULL : &stored, sub, &merged))
+        return ERR_OK;
+    *applied = err == ERR_NOT_FOUND || subscription_state_is_newer(sub, &stored);
+    const struct query put = { STMT_SUBSCRIPTION_UPSERT, &store_subscription_record, &merged, at,
+                               ARRAY_SIZE(at) };
+    return conn_write(c, &put, NULL);
+}
+
+static enum err sqlite_subscription_apply(struct store *st, const struct subscription *sub,
+                                          int64_t updated_at, bool *applied)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    struct conn *c = conn_checkout(s);
+    enum err err = tx_begin(c);
+
+    if (!err)
+        err = conn_subscription_apply(c, sub, updated_at, applied);
+    err = tx_end(c, err);
+    if (err)
+        *applied = false;
+    conn_checkin(s, c);
+    return err;
+}
+
+/* Links user and Stripe customer unless either is linked already; marks the trial if asked. */
+static enum err conn_customer_link(struct conn *c, const char *user_id, const char *customer_id,
+                                   bool trial, int64_t now)
+{
+    const struct sql_arg link[] = { text_arg(user_id), text_arg(customer_id), i64_arg(trial),
+                                    i64_arg(now) };
+    const struct query ins = { STMT_CUSTOMER_LINK, NULL, NULL, link, ARRAY_SIZE(link) };
+    const struct query mark = { STMT_CUSTOMER_MARK_TRIAL, NULL, NULL, link, 1 };
+    enum err err = ERR_OK;
+
+    if (user_id[0] && customer_id[0])
+        err = conn_write(c, &ins, NULL);
+    if (!err && trial && user_id[0])
+        err = conn_write(c, &mark, NULL);
+    return err;
+}
+
+/* The user of an object: its own user_id, else the stored customer's. */
+static enum err conn_resolve_user(struct conn *c, const struct billing_event *ev, char *user_id,
+                                  char *errbuf, size_t errlen)
+{
+    const struct sql_arg args[] = { text_arg(ev->customer_id) };
+    const struct query q = { STMT_CUSTOMER_GET_BY_STRIPE_ID, NULL, NULL, args, ARRAY_SIZE(args) };
+    struct customer cus;
+    enum err err;
+
+    if (user_id[0])
+        return ERR_OK;
+    err =
+        ev->customer_id[0] ? conn_fetch_record(c, &q, &store_customer_record, &cus) : ERR_NOT_FOUND;
+    if (err == ERR_NOT_FOUND)
+        store_errf(errbuf, errlen,
+                   "no user for stripe customer '%s': no metadata.user_id and the customer is not "
+                   "linked yet",
+                   ev->customer_id);
+    if (!err)
+        memcpy(user_id, cus.user_id, USER_ID_MAX);
+    return err;
+}
+
+static enum err apply_subscription(struct conn *c, const struct billing_event *ev,
+                                   const char *user_id, int64_t now, char *errbuf, size_t errlen)
+{
+    struct subscription sub = ev->sub;
+    bool applied = false;
+    enum err err;
+
+    if (user_id[0])
+        memcpy(sub.user_id, user_id, USER_ID_MAX);
+    err = conn_resolve_user(c, ev, sub.user_id, errbuf, errlen);
+    if (!err)
+        err = conn_subscription_apply(c, &sub, now, &applied);
+    if (!err)
+        err = conn_customer_link(c, sub.user_id, sub.stripe_customer_id,
+                                 billing_subscription_has_trial(&sub), now);
+    return err;
+}
+
+static enum err apply_invoice(struct conn *c, const struct billing_event *ev, char *errbuf,
+                              size_t errlen)
+{
+    const struct sql_arg id[] = { text_arg(ev->invoice.id) };
+    const struct query get = { STMT_INVOICE_GET, NULL, NULL, id, ARRAY_SIZE(id) };
+    struct invoice inv = ev->invoice, stored;
+    enum err err = conn_resolve_user(c, ev, inv.user_id, errbuf, errlen);
+
+    if (err)
+        return err;
+    err = conn_fetch_record(c, &get, &store_invoice_record, &stored);
+    if (err == ERR_OK && !invoice_state_supersedes(&inv, &stored))
+        return ERR_OK; /* a late event: the stored invoice is further along */
+    if (err && err != ERR_NOT_FOUND)
+        return err;
+    const struct query put = { STMT_INVOICE_UPSERT, &store_invoice_record, &inv, NULL, 0 };
+    return conn_write(c, &put, NULL);
+}
+
+static enum err apply_checkout(struct conn *c, const struct billing_event *ev, int64_t now,
+                               char *errbuf, size_t errlen)
+{
+    enum err err = conn_customer_link(c, ev->user_id, ev->customer_id, false, now);
+
+    if (!err && ev->has_sub)
+        err = apply_subscription(c, ev, ev->user_id, now, errbuf, errlen);
+    return err;
+}
+
+static enum err apply_effect(struct conn *c, const struct billing_event *ev, int64_t now,
+                             char *errbuf, size_t errlen)
+{
+    switch (ev->kind) {
+    case EVENT_CHECKOUT:
+        return apply_checkout(c, ev, now, errbuf, errlen);
+    case EVENT_SUBSCRIPTION:
+        return apply_subscription(c, ev, "", now, errbuf, errlen);
+    case EVENT_INVOICE:
+        return apply_invoice(c, ev, errbuf, errlen);
+    case EVENT_IGNORED:
+        break;
+    }
+    return ERR_OK;
+}
+
+/* *seen: the event was applied or ignored before (a failed one may be tried again). */
+static enum err conn_event_seen(struct conn *c, const char *id, bool *seen)
+{
+    const struct sql_arg args[] = { text_arg(id) };
+    const struct query q = { STMT_EVENT_STATUS, NULL, NULL, args, ARRAY_SIZE(args) };
+    int64_t failed = 0;
+    enum err err = conn_fetch_i64(c, &q, &failed);
+
+    *seen = err == ERR_OK && !failed;
+    return err == ERR_NOT_FOUND ? ERR_OK : err;
+}
+
+static enum err conn_event_done(struct conn *c, const struct store_event_in *in, int64_t now)
+{
+    const struct billing_event *ev = in->ev;
+    const char *status = ev->kind == EVENT_IGNORED ? "ignored" : "applied";
+    const struct sql_arg args[] = { text_arg(ev->id),     text_arg(ev->type),
+                                    i64_arg(ev->created), textn_arg(in->raw, in->raw_len),
+                                    text_arg(status),     i64_arg(now) };
+    const struct query q = { STMT_EVENT_DONE, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    return conn_write(c, &q, NULL);
+}
+
+static enum err conn_event_record_apply(struct conn *c, const struct store_event_in *in,
+                                        int64_t now, enum store_event_result *result, char *errbuf,
+                                        size_t errlen)
+{
+    bool seen = false;
+    enum err err = conn_event_seen(c, in->ev->id, &seen);
+
+    if (err || (seen && in->mode == STORE_EVENT_RECEIVE))
+        return err;
+    err = apply_effect(c, in->ev, now, errbuf, errlen);
+    if (!err)
+        err = conn_event_done(c, in, now);
+    if (!err)
+        *result = in->ev->kind == EVENT_IGNORED ? STORE_EVENT_IGNORED : STORE_EVENT_APPLIED;
+    return err;
+}
+
+static enum err sqlite_event_record_apply(struct store *st, const struct store_event_in *in,
+                                          int64_t now, enum store_event_result *result,
+                                          char *errbuf, size_t errlen)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    struct conn *c = conn_checkout(s);
+    enum err err = tx_begin(c);
+
+    *result = STORE_EVENT_DUPLICATE;
+    if (!err)
+        err = conn_event_record_apply(c, in, now, result, errbuf, errlen);
+    err = tx_end(c, err);
+    if (err)
+        *result = STORE_EVENT_DUPLICATE;
+    if (err == ERR_STORE && errbuf && !errbuf[0])
+        store_errf(errbuf, errlen, "database: %s", sqlite3_errmsg(c->db));
+    conn_checkin(s, c);
+    return err;
+}
+
+static enum err sqlite_event_record_failed(struct store *st, const struct store_event_in *in,
+                                           int64_t now, const char *why)
+{
+    const struct billing_event *ev = in->ev;
+    char last_error[sizeof(((struct webhook_event *)0)->last_error)];
+    const struct sql_arg args[] = { text_arg(ev->id),     text_arg(ev->type),
+                                    i64_arg(ev->created), textn_arg(in->raw, in->raw_len),
+                                    text_arg(last_error), i64_arg(now) };
+    const struct query q = { STMT_EVENT_FAILED, NULL, NULL, args, ARRAY_SIZE(args) };
+
+    (void)str_copy(last_error, sizeof(last_error), why); /* a cut message is still a message */
+    return exec_write(to_sqlite(st), &q, NULL);
+}
+
+static enum err sqlite_event_list(struct store *st, bool failed_only, int max,
+                                  struct webhook_event *out, int *n)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    const struct sql_arg args[] = { i64_arg(failed_only), i64_arg(max) };
+    const struct query q = { STMT_EVENT_LIST, NULL, NULL, args, ARRAY_SIZE(args) };
+    struct conn *c = conn_checkout(s);
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, &q, &stmt, &row);
+
+    while (err == ERR_OK && row && *n < max) {
+        read_record(stmt, &store_event_record, &out[*n]);
+        (*n)++;
+        err = query_next(c, stmt, &row);
+    }
+    if (err)
+        *n = 0;
+    stmt_release(stmt);
+    conn_checkin(s, c);
+    return err;
+}
+
+static enum err conn_event_raw(struct conn *c, const char *id, char **raw, size_t *raw_len)
+{
+    const struct sql_arg args[] = { text_arg(id) };
+    const struct query q = { STMT_EVENT_RAW, NULL, NULL, args, ARRAY_SIZE(args) };
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, &q, &stmt, &row);
+
+    if (err == ERR_OK && !row)
+        err = ERR_NOT_FOUND;
+    if (err == ERR_OK) {
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        *raw_len = (size_t)sqlite3_column_bytes(stmt, 0);
+        *raw = xmalloc(*raw_len + 1);
+        if (*raw_len)
+            memcpy(*raw, text, *raw_len);
+        (*raw)[*raw_len] = '\0';
+        err = query_finish(c, stmt);
+    }
+    stmt_release(stmt);
+    return err;
+}
+
+static enum err sqlite_event_get_raw(struct store *st, const char *id, struct webhook_event *out,
+                                     char **raw, size_t *raw_len)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    const struct sql_arg args[] = { text_arg(id) };
+    const struct query q = { STMT_EVENT_GET, NULL, NULL, args, ARRAY_SIZE(args) };
+    struct conn *c = conn_checkout(s);
+    enum err err = conn_fetch_record(c, &q, &store_event_record, out);
+
+    if (!err)
+        err = conn_event_raw(c, id, raw, raw_len);
+    if (err) {
+        free(*raw);
+        *raw = NULL;
+        *raw_len = 0;
+    }
+    conn_checkin(s, c);
+    return err;
+}
+
+/* Keyed consume: the reply is stored with the consume, in one transaction. */
+
+static const char *column_text(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+
+    return t ? (const char *)t : "";
+}
+
+/* The key's stored reply: ERR_NOT_FOUND when the key is new, ERR_CONFLICT for another request. */
+static enum err keyed_replay(struct conn *c, const struct store_idempotency *k,
+                             struct store_reply *out)
+{
+    const struct sql_arg args[] = { text_arg(k->key) };
+    const struct query q = { STMT_IDEM_GET, NULL, NULL, args, ARRAY_SIZE(args) };
+    sqlite3_stmt *stmt = NULL;
+    bool row = false;
+    enum err err = query_run(c, &q, &stmt, &row);
+
+    if (err == ERR_OK && !row)
+        err = ERR_NOT_FOUND;
+    if (err == ERR_OK && (strcmp(column_text(stmt, 0), k->scope) != 0 ||
+                          strcmp(column_text(stmt, 1), k->request_hash) != 0))
+        err = ERR_CONFLICT;
+    if (err == ERR_OK) {
+        out->status = sqlite3_column_int(stmt, 2);
+        out->body = xstrdup(column_text(stmt, 3));
+        out->replayed = true;
+        err = query_finish(c, stmt);
+    }
+    stmt_release(stmt);
+    return err;
+}
+
+static enum err keyed_consume(struct conn *c, const struct usage_grant *g,
+                              const struct store_idempotency *k, store_reply_fn render, void *ctx,
+                              struct store_reply *out)
+{
+    bool granted = false;
+    int64_t used = 0;
+    enum err err = keyed_replay(c, k, out);
+
+    if (err != ERR_NOT_FOUND)
+        return err;
+    if ((err = conn_usage_consume(c, g, &granted, &used)) != ERR_OK)
+        return err;
+    render(ctx, granted, used, &out->status, &out->body);
+    const struct sql_arg args[] = { text_arg(k->key),          text_arg(k->scope),
+                                    text_arg(k->request_hash), i64_arg(out->status),
+                                    text_arg(out->body),       i64_arg(k->now) };
+    const struct query put = { STMT_IDEM_PUT, NULL, NULL, args, ARRAY_SIZE(args) };
+    return conn_write(c, &put, NULL);
+}
+
+static enum err sqlite_usage_consume_once(struct store *st, const struct usage_grant *g,
+                                          const struct store_idempotency *k, store_reply_fn render,
+                                          void *ctx, struct store_reply *out)
+{
+    struct sqlite_store *s = to_sqlite(st);
+    struct conn *c = conn_checkout(s);
+    enum err err = tx_begin(c);
+
+    if (err == ERR_OK)
+        err = tx_end(c, keyed_consume(c, g, k, render, ctx, out));
+    if (err != ERR_OK) {
+        free(out->body);
+        memset(out, 0, sizeof(*out));
+    }
+    conn_checkin(s, c);
+    return err;
 }
 
 /* The checkpoint thread */
@@ -901,6 +1351,7 @@ static const struct store_ops sqlite_ops = {
     .customer_insert = sqlite_customer_insert,
     .customer_mark_trial = sqlite_customer_mark_trial,
     .subscription_upsert = sqlite_subscription_upsert,
+    .subscription_apply = sqlite_subscription_apply,
     .subscription_get = sqlite_subscription_get,
     .subscription_get_for_user = sqlite_subscription_get_for_user,
     .invoice_upsert = sqlite_invoice_upsert,
@@ -908,6 +1359,11 @@ static const struct store_ops sqlite_ops = {
     .usage_get = sqlite_usage_get,
     .usage_consume = sqlite_usage_consume,
     .event_get = sqlite_event_get,
+    .event_record_apply = sqlite_event_record_apply,
+    .event_record_failed = sqlite_event_record_failed,
+    .event_list = sqlite_event_list,
+    .event_get_raw = sqlite_event_get_raw,
+    .usage_consume_once = sqlite_usage_consume_once,
 };
 
 static struct sqlite_store *sqlite_store_new(const char *path, int pool_size)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "store/backend.h"
 
@@ -85,6 +86,7 @@ static const struct store_field event_fields[] = {
     INT(webhook_event, attempts),
     TEXT(webhook_event, last_error, false),
     I64(webhook_event, received_at),
+    I64(webhook_event, applied_at),
 };
 /* clang-format on */
 
@@ -170,18 +172,23 @@ static bool arg_ok(const char *s, size_t size)
     return s && s[0] != '\0' && strnlen(s, size) < size;
 }
 
-/* Every text field terminated inside its array, and the required ones non-empty. */
-static bool record_ok(const struct store_record *r, const void *rec)
+/* Every text field terminated inside its array, and (when asked) the required ones non-empty. */
+static bool record_check(const struct store_record *r, const void *rec, bool required)
 {
     for (size_t i = 0; i < r->count; i++) {
         const struct store_field *f = &r->fields[i];
         const char *text = (const char *)rec + f->off;
         if (f->kind != FIELD_TEXT)
             continue;
-        if (!memchr(text, '\0', f->size) || (f->required && text[0] == '\0'))
+        if (!memchr(text, '\0', f->size) || (required && f->required && text[0] == '\0'))
             return false;
     }
     return true;
+}
+
+static bool record_ok(const struct store_record *r, const void *rec)
+{
+    return record_check(r, rec, true);
 }
 
 enum err store_customer_get(struct store *st, const char *user_id, struct customer *out)
@@ -218,6 +225,14 @@ enum err store_subscription_upsert(struct store *st, const struct subscription *
     if (!record_ok(&store_subscription_record, s))
         return ERR_INVALID;
     return st->ops->subscription_upsert(st, s, clock_now());
+}
+
+enum err store_subscription_apply(struct store *st, const struct subscription *s, bool *applied)
+{
+    *applied = false;
+    if (!record_ok(&store_subscription_record, s))
+        return ERR_INVALID;
+    return st->ops->subscription_apply(st, s, clock_now(), applied);
 }
 
 enum err store_subscription_get(struct store *st, const char *id, struct subscription *out)
@@ -277,4 +292,103 @@ enum err store_event_get(struct store *st, const char *id, struct webhook_event 
     if (!arg_ok(id, STRIPE_ID_MAX))
         return ERR_INVALID;
     return st->ops->event_get(st, id, out);
+}
+
+/* A fixed-size string field: terminated inside its array (it may be empty). */
+#define FITS(arr) (memchr((arr), '\0', sizeof(arr)) != NULL)
+
+/* The event names itself (id, type) and carries its raw body: enough to record it. */
+static bool event_envelope_ok(const struct store_event_in *in)
+{
+    const struct billing_event *ev = in->ev;
+
+    return ev && in->raw && arg_ok(ev->id, sizeof(ev->id)) && arg_ok(ev->type, sizeof(ev->type));
+}
+
+/*
+ * Enough to apply it too: every string fits its field. The user ids may still be "" (the
+ * backend resolves them through the customer); the rest is checked as store_*_upsert would.
+ */
+static bool event_in_ok(const struct store_event_in *in)
+{
+    const struct billing_event *ev = in->ev;
+
+    if (!event_envelope_ok(in))
+        return false;
+    if (!FITS(ev->customer_id) || !FITS(ev->user_id) || !FITS(ev->session_subscription))
+        return false;
+    if (ev->has_sub && (!record_check(&store_subscription_record, &ev->sub, false) ||
+                        !arg_ok(ev->sub.id, sizeof(ev->sub.id))))
+        return false;
+    if (ev->kind == EVENT_INVOICE && (!record_check(&store_invoice_record, &ev->invoice, false) ||
+                                      !arg_ok(ev->invoice.id, sizeof(ev->invoice.id))))
+        return false;
+    return true;
+}
+
+enum err store_event_record_apply(struct store *st, const struct store_event_in *in,
+                                  enum store_event_result *result, char *errbuf, size_t errlen)
+{
+    char why[sizeof(((struct webhook_event *)0)->last_error)] = "";
+    int64_t now = clock_now();
+    enum err err;
+
+    *result = STORE_EVENT_DUPLICATE;
+    store_errf(errbuf, errlen, "%s", "");
+    if (!event_in_ok(in)) {
+        store_errf(errbuf, errlen, "event: a field is missing or too long");
+        return ERR_INVALID;
+    }
+    err = st->ops->event_record_apply(st, in, now, result, why, sizeof(why));
+    if (!err)
+        return ERR_OK;
+    if (!why[0])
+        (void)str_copy(why, sizeof(why), err_name(err)); /* fits */
+    store_errf(errbuf, errlen, "%s", why);
+    if (st->ops->event_record_failed(st, in, now, why) != ERR_OK)
+        log_error("cannot record event '%s' as failed", in->ev->id);
+    return err;
+}
+
+enum err store_event_record_failed(struct store *st, const struct store_event_in *in,
+                                   const char *why)
+{
+    if (!event_envelope_ok(in) || !why)
+        return ERR_INVALID;
+    return st->ops->event_record_failed(st, in, clock_now(), why);
+}
+
+enum err store_event_list(struct store *st, bool failed_only, int max, struct webhook_event *out,
+                          int *n)
+{
+    *n = 0;
+    if (max < 0 || (max > 0 && !out))
+        return ERR_INVALID;
+    if (max == 0)
+        return ERR_OK;
+    return st->ops->event_list(st, failed_only, max, out, n);
+}
+
+enum err store_event_get_raw(struct store *st, const char *id, struct webhook_event *out,
+                             char **raw, size_t *raw_len)
+{
+    *raw = NULL;
+    *raw_len = 0;
+    if (!arg_ok(id, STRIPE_ID_MAX))
+        return ERR_INVALID;
+    return st->ops->event_get_raw(st, id, out, raw, raw_len);
+}
+
+#define IDEMPOTENCY_KEY_MAX 512 /* bytes of a scoped key, terminator included */
+
+enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
+                                  const struct store_idempotency *k, store_reply_fn render,
+                                  void *ctx, struct store_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!arg_ok(g->user_id, USER_ID_MAX) || !arg_ok(g->quota, QUOTA_ID_MAX) || g->n <= 0 ||
+        !render || !arg_ok(k->key, IDEMPOTENCY_KEY_MAX) || !arg_ok(k->scope, QUOTA_ID_MAX) ||
+        !arg_ok(k->request_hash, IDEMPOTENCY_KEY_MAX))
+        return ERR_INVALID;
+    return st->ops->usage_consume_once(st, g, k, render, ctx, out);
 }

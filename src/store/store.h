@@ -11,6 +11,7 @@
 
 #include "base/base.h"
 #include "base/err.h"
+#include "billing/events.h"
 #include "billing/records.h"
 
 /* An open database: a small pool of connections, safe to call from several threads at once. */
@@ -25,6 +26,28 @@ struct webhook_event {
     int attempts;           /* how many times applying it was tried */
     char last_error[256];   /* "" when none */
     int64_t received_at;    /* when subgate first stored it */
+    int64_t applied_at;     /* when its effect was last applied; 0 when never */
+};
+
+/* Why an event is being stored: Stripe delivering it, or an operator replaying it. */
+enum store_event_mode {
+    STORE_EVENT_RECEIVE, /* an id already applied or ignored is a duplicate: nothing happens */
+    STORE_EVENT_REPLAY,  /* applied again whatever its status (the rules make that idempotent) */
+};
+
+/* What store_event_record_apply did. */
+enum store_event_result {
+    STORE_EVENT_APPLIED,   /* recorded as applied, its effect stored */
+    STORE_EVENT_IGNORED,   /* recorded as ignored: a type without effect */
+    STORE_EVENT_DUPLICATE, /* applied or ignored before (receive mode): nothing changed */
+};
+
+/* An event to record and apply. All borrowed for the duration of the call. */
+struct store_event_in {
+    const struct billing_event *ev; /* parsed, with the tier of ev->sub already resolved */
+    const char *raw;                /* the body as Stripe signed it, kept for replay */
+    size_t raw_len;
+    enum store_event_mode mode;
 };
 
 /*
@@ -87,10 +110,12 @@ MUST_CHECK enum err store_subscription_upsert(struct store *st, const struct sub
 
 /*
  * Stores s as the subscription's state unless the stored state is newer by the ordering rule
- * of billing/ (TODO(#4): subscription_state_is_newer), atomically: two callers applying states
+ * of billing/order.h (subscription_state_is_newer), atomically: two callers applying states
  * of one subscription at once end with the newer one. *applied tells whether s was stored.
+ * past_due_since is computed here (subscription_state_merge); the value in s is ignored.
  * Webhook events and answers fetched from Stripe (checkout success, cancel, sync) all go
- * through here, so their order of arrival never matters.
+ * through here, so their order of arrival never matters: set s->stripe_updated to the event's
+ * `created`, or to the time the object was fetched.
  */
 MUST_CHECK enum err store_subscription_apply(struct store *st, const struct subscription *s,
                                              bool *applied);
@@ -132,5 +157,82 @@ MUST_CHECK enum err store_usage_consume(struct store *st, const struct usage_gra
 
 /* ERR_NOT_FOUND when no event with that id was received. */
 MUST_CHECK enum err store_event_get(struct store *st, const char *id, struct webhook_event *out);
+
+/*
+ * Records the event in the inbox and applies its effect in the same transaction (SPEC §5):
+ *   EVENT_SUBSCRIPTION: the state through the ordering rule (as store_subscription_apply); the
+ *     user is ev->sub.user_id or, when "", the user of the stored customer ev->customer_id;
+ *     the user and customer are linked when not yet; a state with a trial marks the
+ *     customer's had_trial;
+ *   EVENT_INVOICE: the invoice, unless the stored one is further along (invoice_state_supersedes),
+ *     for the user of the customer;
+ *   EVENT_CHECKOUT: links ev->user_id and ev->customer_id when neither is linked yet (an
+ *     existing link is kept), and applies the session's subscription when it was expanded;
+ *   EVENT_IGNORED: recorded only.
+ * A failed event being delivered again is applied again. When applying fails, everything is
+ * rolled back, the event is recorded as failed in a transaction of its own (attempts + 1,
+ * last_error), and the error is returned with a line in errbuf: ERR_NOT_FOUND when the
+ * user of the customer is not known yet (Stripe's retry will find it once the customer is
+ * linked), ERR_STORE when the database fails.
+ */
+MUST_CHECK enum err store_event_record_apply(struct store *st, const struct store_event_in *in,
+                                             enum store_event_result *result, char *errbuf,
+                                             size_t errlen);
+
+/*
+ * Records an event that could not be applied (its object did not parse, say) as failed:
+ * attempts + 1, last_error = why (cut to fit). Nothing else changes.
+ */
+MUST_CHECK enum err store_event_record_failed(struct store *st, const struct store_event_in *in,
+                                              const char *why);
+
+/*
+ * The most recently received events (received_at descending, then id descending), only the
+ * failed ones when failed_only. out has room for max entries (max >= 0); *n = how many.
+ */
+MUST_CHECK enum err store_event_list(struct store *st, bool failed_only, int max,
+                                     struct webhook_event *out, int *n);
+
+/*
+ * The event and its raw body, for replay: *raw is a new NUL-terminated string of *raw_len
+ * bytes (free with free()). ERR_NOT_FOUND when no event with that id was received.
+ */
+MUST_CHECK enum err store_event_get_raw(struct store *st, const char *id, struct webhook_event *out,
+                                        char **raw, size_t *raw_len);
+
+/* The reply to a request that carried an idempotency key, as first answered. */
+struct store_reply {
+    int status;    /* HTTP status */
+    char *body;    /* new string: free with free() */
+    bool replayed; /* answered from the key's first request: nothing was consumed now */
+};
+
+/*
+ * Renders the reply to a consume from its outcome into *status and *body (a new string, for
+ * free()). Called inside the transaction, with the write lock held: pure and quick.
+ */
+typedef void (*store_reply_fn)(void *ctx, bool granted, int64_t used_after, int *status,
+                               char **body);
+
+/* What identifies a request carrying an idempotency key. All borrowed for the call. */
+struct store_idempotency {
+    const char *key;          /* unique per caller: the caller scopes it (service, user, key) */
+    const char *scope;        /* the operation: "usage.consume", "usage.track" */
+    const char *request_hash; /* digest of the request: the same key with another is refused */
+    int64_t now;              /* when the key was first used */
+};
+
+/*
+ * store_usage_consume with an idempotency key, in one transaction: when k->key was used before
+ * for the same scope and request_hash, *out is the stored reply (replayed, nothing consumed);
+ * when it is new, consumes as store_usage_consume does, renders the reply with render(ctx, ...)
+ * and stores it under the key before committing, so concurrent requests with one key count
+ * once and all get the same reply. ERR_CONFLICT (nothing changes) when the key was used with
+ * another scope or request_hash. On success free out->body with free().
+ */
+MUST_CHECK enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
+                                             const struct store_idempotency *k,
+                                             store_reply_fn render, void *ctx,
+                                             struct store_reply *out);
 
 #endif /* SUBGATE_STORE_STORE_H */

@@ -132,3 +132,76 @@ export function errorOf(res) {
   for (const k of ['type', 'code', 'message']) if (typeof e[k] !== 'string' || !e[k]) throw new Error(`error.${k} missing: ${JSON.stringify(e)}`);
   return e;
 }
+
+// The Stripe emulator (build/<flavor>/stripe-emulator) on a free loopback port; resolves to
+// { child, base, log } once it prints its address.
+export const EMULATOR_BIN = path.resolve(process.env.EMULATOR_BIN || 'build/release/stripe-emulator');
+export const EMULATOR_KEY = 'sk_test_emulator';
+
+export function startEmulator(env = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(EMULATOR_BIN, [], {
+      env: { PATH: process.env.PATH, EMULATOR_LISTEN: '127.0.0.1:0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const e = { child, base: null, log: '', exited: null };
+    let out = '';
+    e.exit = new Promise((res) => child.on('exit', (code, signal) => { e.exited = { code, signal }; res(e.exited); }));
+    child.stderr.on('data', (d) => { e.log += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/^stripe-emulator listening on (http:\/\/127\.0\.0\.1:\d+)\n/);
+      if (m && !e.base) { e.base = m[1]; resolve(e); }
+    });
+    child.on('exit', (code) => { if (!e.base) reject(new Error(`emulator exited ${code}: ${e.log}`)); });
+  });
+}
+
+// Stops the emulator with SIGTERM; any sanitizer report fails the caller.
+export async function stopEmulator(emu) {
+  if (!emu) return;
+  if (!emu.exited) {
+    emu.child.kill('SIGTERM');
+    const t = setTimeout(() => emu.child.kill('SIGKILL'), 15000);
+    await emu.exit;
+    clearTimeout(t);
+  }
+  assertNoSanitizerReport(emu.log);
+}
+
+// Stripe's form encoding: nested objects and arrays as a[b][0]=c.
+export function stripeForm(params) {
+  const flat = [];
+  const walk = (prefix, v) => {
+    if (Array.isArray(v)) v.forEach((x, i) => walk(`${prefix}[${i}]`, x));
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}[${k}]` : k, x);
+    else flat.push([prefix, String(v)]);
+  };
+  walk('', params);
+  return new URLSearchParams(flat).toString();
+}
+
+// Calls the emulator's Stripe API directly: { status, body }.
+export async function stripeApi(emu, method, p, params = {}, { idem } = {}) {
+  const headers = { authorization: `Bearer ${EMULATOR_KEY}` };
+  if (idem) headers['idempotency-key'] = idem;
+  let url = emu.base + p;
+  let body;
+  const q = stripeForm(params);
+  if (method === 'GET' || method === 'DELETE') { if (q) url += `?${q}`; } else {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    body = q;
+  }
+  const r = await fetch(url, { method, headers, body });
+  return { status: r.status, body: await r.json() };
+}
+
+// Calls the emulator's control API (/_emulator/...) with a JSON body: { status, body }.
+export async function emuControl(emu, method, p, json) {
+  const r = await fetch(emu.base + p, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  return { status: r.status, body: await r.json() };
+}

@@ -36,6 +36,7 @@ static const char *const all_names[] = {
     "ALLOWED_REDIRECT_ORIGINS",
     "LISTEN",
     "TIERS_FILE",
+    "GATE_RULES_FILE",
     "PAST_DUE_GRACE_DAYS",
     "MAX_BODY_BYTES",
     "HTTP_THREADS",

@@ -1,0 +1,533 @@
+/*
+ * access.c: access and metering (SPEC §3 GET /usage and §4): usage, check, consume, track and
+ * the nginx auth_request gate. The rules are billing/gate.h; this file reads the clock and the
+ * store and renders the answers.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/auth.h"
+#include "api/handlers.h"
+#include "base/clock.h"
+#include "base/hmac.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "billing/entitlement.h"
+#include "billing/gate.h"
+#include "billing/records.h"
+#include "billing/tiers.h"
+#include "config/config.h"
+#include "store/store.h"
+
+#define DAY_S           INT64_C(86400)
+#define IDEM_HEADER_MAX 255 /* bytes of an Idempotency-Key, as Stripe allows */
+#define HEADER_NUM_MAX  24
+
+/* Caller, user and effective tier */
+
+/* A service names the user; a user token may only ask about itself. */
+static bool caller_is_service(const struct request *req)
+{
+    return req->user[0] == '\0';
+}
+
+static enum err user_id_check(struct request *req, const char *user)
+{
+    if (!user || !user[0] || strlen(user) >= USER_ID_MAX)
+        return request_fail(req, ERR_INVALID, user ? "parameter_invalid" : "parameter_missing",
+                            "user_id", "user_id must be a non-empty string of at most %d bytes",
+                            USER_ID_MAX - 1);
+    return ERR_OK;
+}
+
+/* The user a check is about: the named one for a service, the token's own for a user. */
+static enum err subject_of(struct request *req, const char *named, const char **out)
+{
+    if (caller_is_service(req)) {
+        *out = named;
+        return user_id_check(req, named);
+    }
+    if (named && strcmp(named, req->user) != 0)
+        return request_fail(req, ERR_FORBIDDEN, "forbidden", "user_id",
+                            "a user token may only ask about its own user");
+    *out = req->user;
+    return ERR_OK;
+}
+
+static enum err service_only(struct request *req)
+{
+    if (!caller_is_service(req))
+        return request_fail(req, ERR_FORBIDDEN, "service_key_required", NULL,
+                            "a service key is needed here: users cannot change usage");
+    return ERR_OK;
+}
+
+/* The user's effective tier at now (SPEC §4): the subscribed one while it grants, else free. */
+static enum err tier_of_user(struct request *req, const char *user, int64_t now,
+                             const struct tier **out)
+{
+    const struct api *api = req->app;
+    struct subscription sub;
+    struct entitlement e;
+    enum err err = store_subscription_get_for_user(api->store, user, &sub);
+
+    *out = tier_catalog_default(api->tiers);
+    if (err == ERR_NOT_FOUND)
+        return ERR_OK;
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot read the subscription");
+    e = entitlement_of(&sub, now, api->cfg->past_due_grace_days * DAY_S);
+    if (e.grants && tier_catalog_find(api->tiers, sub.tier))
+        *out = tier_catalog_find(api->tiers, sub.tier);
+    else if (e.grants)
+        log_warn("subscription '%s' has tier '%s', not in the catalogue: treated as free", sub.id,
+                 sub.tier);
+    return ERR_OK;
+}
+
+/* Quota state */
+
+static json_t *limit_json(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *quota_json(const struct tier_quota *q, const struct gate_quota_state *s)
+{
+    return json_pack("{s:I, s:o, s:o, s:s, s:I, s:I}", "used", (json_int_t)s->used, "limit",
+                     limit_json(s->limit), "remaining", limit_json(s->remaining), "window",
+                     quota_window_name(q->window), "window_start", (json_int_t)s->window_start,
+                     "resets_at", (json_int_t)s->resets_at);
+}
+
+/* The state of quota i for user in the window holding now. */
+static enum err quota_state(struct request *req, const char *user, const struct tier *t, size_t i,
+                            int64_t now, struct gate_quota_state *out)
+{
+    const struct api *api = req->app;
+    const struct tier_quota *q = &api->tiers->quotas[i];
+    int64_t used = 0;
+    enum err err =
+        store_usage_get(api->store, user, q->id, quota_window_start(q->window, now), &used);
+
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot read the usage of '%s'", q->id);
+    *out = gate_quota_state_of(q->window, t->limits[i], used, now);
+    return ERR_OK;
+}
+
+/* GET /usage */
+
+/* The original app's fields for one quota: NAME_used/NAME_limit and its can_ flag. */
+struct legacy_quota {
+    const char *quota;
+    const char *used_key;
+    const char *limit_key;
+    const char *resets_key;
+    const char *can_key;
+};
+
+static const struct legacy_quota legacy[] = {
+    { "ai_minutes", "ai_minutes_used", "ai_minutes_limit", "ai_minutes_resets_at", "can_use_ai" },
+    { "scenarios", "scenarios_completed", "scenarios_limit", "scenarios_resets_at",
+      "can_start_scenario" },
+};
+
+static void legacy_set(json_t *body, const struct legacy_quota *l, const struct gate_quota_state *s)
+{
+    json_object_set_new(body, l->can_key, json_boolean(s ? s->remaining != 0 : true));
+    json_object_set_new(body, l->used_key, s ? json_integer(s->used) : json_null());
+    json_object_set_new(body, l->limit_key, s ? limit_json(s->limit) : json_null());
+    json_object_set_new(body, l->resets_key, s ? json_integer(s->resets_at) : json_null());
+}
+
+static void legacy_fill(json_t *body, const struct tier_catalog *cat,
+                        const struct gate_quota_state *states)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
+        int q = tier_catalog_quota_index(cat, legacy[i].quota);
+        legacy_set(body, &legacy[i], q < 0 ? NULL : &states[q]);
+    }
+}
+
+enum err access_usage(struct request *req, struct response *resp)
+{
+    static const char *const none[] = { NULL };
+    const struct api *api = req->app;
+    struct gate_quota_state states[TIER_QUOTA_MAX] = { 0 };
+    const struct tier *t = NULL;
+    int64_t now = clock_now();
+    json_t *body, *quotas;
+    enum err err;
+
+    if ((err = request_query_only(req, none)) || (err = tier_of_user(req, req->user, now, &t)))
+        return err;
+    for (size_t i = 0; i < api->tiers->quota_count; i++)
+        if ((err = quota_state(req, req->user, t, i, now, &states[i])))
+            return err;
+    quotas = json_object();
+    for (size_t i = 0; i < api->tiers->quota_count; i++)
+        json_object_set_new(quotas, api->tiers->quotas[i].id,
+                            quota_json(&api->tiers->quotas[i], &states[i]));
+    body = json_pack("{s:s, s:o}", "tier", t->id, "quotas", quotas);
+    legacy_fill(body, api->tiers, states);
+    response_json(resp, 200, body);
+    return ERR_OK;
+}
+
+/* GET /access/check */
+
+enum err access_check(struct request *req, struct response *resp)
+{
+    static const char *const allowed[] = { "feature", "user_id", NULL };
+    const struct api *api = req->app;
+    const char *feature = request_query(req, "feature");
+    const char *user = NULL;
+    const struct tier *t = NULL;
+    struct gate_decision d;
+    enum err err;
+
+    if ((err = request_query_only(req, allowed)))
+        return err;
+    if (!feature || !feature[0])
+        return request_fail(req, ERR_INVALID, "parameter_missing", "feature",
+                            "the feature query parameter is required");
+    if ((err = subject_of(req, request_query(req, "user_id"), &user)) ||
+        (err = tier_of_user(req, user, clock_now(), &t)))
+        return err;
+    d = gate_decide(api->tiers, t, feature);
+    if (d.reason == GATE_UNKNOWN_FEATURE)
+        return request_fail(req, ERR_INVALID, "parameter_invalid", "feature",
+                            "unknown feature '%s': no tier has it", feature);
+    response_json(resp, 200,
+                  json_pack("{s:b, s:s, s:s, s:s, s:o, s:s}", "allowed", d.allowed, "user_id", user,
+                            "feature", feature, "tier", t->id, "required_tier",
+                            d.required ? json_string(d.required->id) : json_null(), "reason",
+                            gate_reason_name(d.reason)));
+    return ERR_OK;
+}
+
+/* POST /access/consume and /access/track */
+
+/* A checked metering request; strings borrowed from req->json. */
+struct meter_in {
+    const char *user_id;
+    const char *quota_id;
+    int64_t amount;
+    bool track; /* record without refusing */
+};
+
+/* Everything the reply renderer needs; it runs inside the store's transaction. */
+struct meter_ctx {
+    const struct meter_in *in;
+    const struct tier *tier;
+    const struct tier_quota *quota;
+    int64_t limit; /* the tier's, whatever the grant's */
+    int64_t now;
+};
+
+static enum err meter_input(struct request *req, bool track, struct meter_in *in)
+{
+    static const char *const fields[] = { "user_id", "quota", "amount", NULL };
+    const struct api *api = req->app;
+    enum err err;
+
+    in->amount = 1;
+    in->track = track;
+    if ((err = service_only(req)) || (err = request_json_only(req, fields)) ||
+        (err = request_json_string(req, "user_id", true, &in->user_id)) ||
+        (err = user_id_check(req, in->user_id)) ||
+        (err = request_json_string(req, "quota", true, &in->quota_id)) ||
+        (err = request_json_int(req, "amount", false, 1, GATE_AMOUNT_MAX, &in->amount)))
+        return err;
+    if (tier_catalog_quota_index(api->tiers, in->quota_id) < 0)
+        return request_fail(req, ERR_INVALID, "parameter_invalid", "quota", "unknown quota '%s'",
+                            in->quota_id);
+    return ERR_OK;
+}
+
+static json_t *refusal_json(const struct meter_ctx *m, const struct gate_quota_state *s)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg),
+             "quota '%s' exceeded: %" PRId64 " of %" PRId64 " used this %s, %" PRId64 " more asked",
+             m->quota->id, s->used, s->limit, quota_window_name(m->quota->window), m->in->amount);
+    return json_pack("{s:{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}}", "error", "type",
+                     "invalid_request_error", "code", "quota_exceeded", "param", "amount",
+                     "message", msg, "used", (json_int_t)s->used, "limit", (json_int_t)s->limit,
+                     "remaining", (json_int_t)s->remaining, "resets_at", (json_int_t)s->resets_at,
+                     "tier", m->tier->id);
+}
+
+/* store_reply_fn: the answer to a consume or track, from its outcome. */
+static void meter_reply(void *ctx, bool granted, int64_t used_after, int *status, char **body)
+{
+    const struct meter_ctx *m = ctx;
+    struct gate_quota_state s = gate_quota_state_of(m->quota->window, m->limit, used_after, m->now);
+    json_t *j;
+
+    if (granted) {
+        j = quota_json(m->quota, &s);
+        json_object_set_new(j, m->in->track ? "recorded" : "granted", json_true());
+        json_object_set_new(j, "user_id", json_string(m->in->user_id));
+        json_object_set_new(j, "quota", json_string(m->quota->id));
+        json_object_set_new(j, "amount", json_integer(m->in->amount));
+        json_object_set_new(j, "tier", json_string(m->tier->id));
+    } else {
+        j = refusal_json(m, &s);
+    }
+    *status = granted ? 200 : 402;
+    *body = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+}
+
+static void reply_send(struct response *resp, int status, char *body)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->body = body;
+    resp->len = body ? strlen(body) : 0;
+    resp->content_type = "application/json";
+}
+
+/* The Idempotency-Key header: NULL when absent; ERR_INVALID when not 1-255 printable bytes. */
+static enum err idem_header(struct request *req, const char **out)
+{
+    const char *k = request_header(req, "Idempotency-Key");
+
+    *out = k;
+    if (!k)
+        return ERR_OK;
+    for (const char *p = k; *p; p++)
+        if (*p < 0x21 || *p > 0x7e)
+            k = "";
+    if (!k[0] || strlen(k) > IDEM_HEADER_MAX)
+        return request_fail(req, ERR_INVALID, "idempotency_key_invalid", NULL,
+                            "Idempotency-Key must be 1 to %d printable characters",
+                            IDEM_HEADER_MAX);
+    return ERR_OK;
+}
+
+/*
+ * Digests the parts (NUL-separated) into hex. The key scopes the caller's Idempotency-Key by
+ * its service credential and user, so two services or users never share a key.
+ */
+static enum err digest(const char *label, const char *const *parts, size_t n,
+                       char hex[HMAC_SHA256_HEX_LEN + 1])
+{
+    struct hmac_part p[8];
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && k + 1 < ARRAY_SIZE(p); i++) {
+        p[k++] = (struct hmac_part){ parts[i], strlen(parts[i]) };
+        p[k++] = (struct hmac_part){ "", 1 };
+    }
+    return hmac_sha256_hex(label, strlen(label), p, k, hex);
+}
+
+static enum err keyed_meter(struct request *req, const struct usage_grant *g, const char *key,
+                            struct meter_ctx *m, struct store_reply *out)
+{
+    const struct api *api = req->app;
+    const char *auth = request_header(req, "Authorization");
+    const char *scope = m->in->track ? "usage.track" : "usage.consume";
+    char amount[HEADER_NUM_MAX], scoped[HMAC_SHA256_HEX_LEN + 1], hash[HMAC_SHA256_HEX_LEN + 1];
+    const char *key_parts[] = { auth ? auth : "", g->user_id, key };
+    const char *req_parts[] = { scope, g->quota, amount };
+    struct store_idempotency k = { scoped, scope, hash, m->now };
+    enum err err;
+
+    snprintf(amount, sizeof(amount), "%" PRId64, g->n);
+    if (digest("subgate idempotency key", key_parts, ARRAY_SIZE(key_parts), scoped) ||
+        digest("subgate request", req_parts, ARRAY_SIZE(req_parts), hash))
+        return request_fail(req, ERR_INTERNAL, NULL, NULL, "cannot digest the idempotency key");
+    err = store_usage_consume_once(api->store, g, &k, meter_reply, m, out);
+    if (err == ERR_CONFLICT)
+        return request_fail(req, err, "idempotency_key_reused", NULL,
+                            "Idempotency-Key '%s' was used for another request", key);
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot record the usage");
+    return ERR_OK;
+}
+
+static enum err plain_meter(struct request *req, const struct usage_grant *g, struct meter_ctx *m,
+                            struct store_reply *out)
+{
+    const struct api *api = req->app;
+    bool granted = false;
+    int64_t used = 0;
+    enum err err = store_usage_consume(api->store, g, &granted, &used);
+
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot record the usage");
+    meter_reply(m, granted, used, &out->status, &out->body);
+    return ERR_OK;
+}
+
+static enum err meter(struct request *req, struct response *resp, bool track)
+{
+    const struct api *api = req->app;
+    struct meter_in in = { 0 };
+    struct meter_ctx m = { .in = &in, .now = clock_now() };
+    struct usage_grant g = { 0 };
+    struct store_reply out = { 0 };
+    const char *key = NULL;
+    enum err err;
+
+    if ((err = meter_input(req, track, &in)) || (err = idem_header(req, &key)) ||
+        (err = tier_of_user(req, in.user_id, m.now, &m.tier)))
+        return err;
+    int q = tier_catalog_quota_index(api->tiers, in.quota_id);
+    m.quota = &api->tiers->quotas[q];
+    m.limit = m.tier->limits[q];
+    (void)str_copy(g.user_id, sizeof(g.user_id), in.user_id); /* checked: < USER_ID_MAX */
+    (void)str_copy(g.quota, sizeof(g.quota), m.quota->id);    /* same size */
+    g.window_start = quota_window_start(m.quota->window, m.now);
+    g.n = in.amount;
+    g.limit = track ? TIER_UNLIMITED : m.limit; /* unlimited tiers are recorded, never refused */
+    err = key ? keyed_meter(req, &g, key, &m, &out) : plain_meter(req, &g, &m, &out);
+    if (err)
+        return err;
+    if (out.replayed && !response_add_header(resp, "Idempotent-Replayed", "true"))
+        log_warn("cannot add the Idempotent-Replayed header");
+    reply_send(resp, out.status, out.body);
+    return ERR_OK;
+}
+
+enum err access_consume(struct request *req, struct response *resp)
+{
+    return meter(req, resp, false);
+}
+
+enum err access_track(struct request *req, struct response *resp)
+{
+    return meter(req, resp, true);
+}
+
+/* GET /access/gate: nginx auth_request */
+
+/* What the gate answers; nginx passes the X-Subgate-* headers on. */
+struct gate_answer {
+    int status; /* 200, 401 or 403 only */
+    enum gate_reason reason;
+    const struct tier *tier;     /* NULL before the user is known */
+    const struct tier *required; /* for GATE_NOT_IN_TIER */
+    const struct tier_quota *quota;
+    struct gate_quota_state state; /* when quota is set */
+};
+
+static void header_i64(struct response *resp, const char *name, int64_t v)
+{
+    char num[HEADER_NUM_MAX];
+
+    snprintf(num, sizeof(num), "%" PRId64, v);
+    (void)response_add_header(resp, name, num); /* digits: never refused */
+}
+
+static void gate_headers(struct response *resp, const struct gate_answer *a)
+{
+    (void)response_add_header(resp, "X-Subgate-Reason", gate_reason_name(a->reason));
+    if (a->tier) /* ids are [a-z0-9_]: never refused */
+        (void)response_add_header(resp, "X-Subgate-Tier", a->tier->id);
+    if (a->required)
+        (void)response_add_header(resp, "X-Subgate-Required-Tier", a->required->id);
+    if (a->status == 401)
+        (void)response_add_header(resp, "WWW-Authenticate", "Bearer");
+    if (!a->quota)
+        return;
+    (void)response_add_header(resp, "X-Subgate-Quota", a->quota->id);
+    if (a->state.remaining < 0)
+        (void)response_add_header(resp, "X-Subgate-Remaining", "unlimited");
+    else
+        header_i64(resp, "X-Subgate-Remaining", a->state.remaining);
+    header_i64(resp, "X-Subgate-Resets-At", a->state.resets_at);
+}
+
+static void gate_send(struct response *resp, const struct gate_answer *a)
+{
+    json_t *body = json_pack("{s:b, s:s, s:o}", "allowed", a->status == 200, "reason",
+                             gate_reason_name(a->reason), "tier",
+                             a->tier ? json_string(a->tier->id) : json_null());
+
+    gate_headers(resp, a);
+    response_json(resp, a->status, body);
+}
+
+static void gate_refuse(struct gate_answer *a, int status, enum gate_reason reason)
+{
+    a->status = status;
+    a->reason = reason;
+}
+
+/* Consumes the rule's amount; refuses when the quota is used up. */
+static void gate_consume(struct request *req, const struct gate_rule *r, int64_t now,
+                         struct gate_answer *a)
+{
+    const struct api *api = req->app;
+    int q = tier_catalog_quota_index(api->tiers, r->quota);
+    struct usage_grant g = { .n = r->amount, .limit = a->tier->limits[q] };
+    bool granted = false;
+    int64_t used = 0;
+
+    a->quota = &api->tiers->quotas[q];
+    (void)str_copy(g.user_id, sizeof(g.user_id), req->user); /* same size */
+    (void)str_copy(g.quota, sizeof(g.quota), a->quota->id);  /* same size */
+    g.window_start = quota_window_start(a->quota->window, now);
+    if (store_usage_consume(api->store, &g, &granted, &used) != ERR_OK) {
+        a->quota = NULL;
+        gate_refuse(a, 403, GATE_ERROR);
+        return;
+    }
+    a->state = gate_quota_state_of(a->quota->window, g.limit, used, now);
+    if (!granted)
+        gate_refuse(a, 403, GATE_QUOTA_EXCEEDED);
+}
+
+/* Decides for a signed-in user under rule r. */
+static void gate_user(struct request *req, const struct gate_rule *r, struct gate_answer *a)
+{
+    const struct api *api = req->app;
+    int64_t now = clock_now();
+    struct gate_decision d;
+
+    if (tier_of_user(req, req->user, now, &a->tier) != ERR_OK) {
+        gate_refuse(a, 403, GATE_ERROR);
+        return;
+    }
+    if (r->feature[0]) {
+        d = gate_decide(api->tiers, a->tier, r->feature);
+        if (!d.allowed) {
+            a->required = d.required;
+            gate_refuse(a, 403, d.reason);
+            return;
+        }
+    }
+    if (r->quota[0])
+        gate_consume(req, r, now, a);
+}
+
+enum err access_gate(struct request *req, struct response *resp)
+{
+    const struct api *api = req->app;
+    const char *uri = request_header(req, "X-Original-URI");
+    struct gate_answer a = { .status = 200, .reason = GATE_ALLOWED };
+    char path[GATE_PATH_MAX];
+    const struct gate_rule *r = NULL;
+
+    if (!uri || gate_path_normalize(uri, path, sizeof(path)) != ERR_OK)
+        gate_refuse(&a, 403, GATE_BAD_PATH);
+    else if (!api->gate || !(r = gate_rules_match(api->gate, path)))
+        gate_refuse(&a, 403, GATE_NO_RULE);
+    else if (api_authenticate(req, AUTH_USER) != ERR_OK)
+        gate_refuse(&a, 401, GATE_UNAUTHENTICATED);
+    else
+        gate_user(req, r, &a);
+    gate_send(resp, &a);
+    return ERR_OK;
+}

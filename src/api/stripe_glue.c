@@ -1,0 +1,131 @@
+/*
+ * stripe_glue.c: the decisions shared by payments.c and sync.c between Stripe's answers and the
+ * store (see stripe_glue.h). Everything but glue_subscription_store and glue_fail_stripe is pure.
+ */
+#include "api/stripe_glue.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "billing/tiers.h"
+#include "store/store.h"
+
+struct glue_trial glue_trial_decide(int64_t requested_days, bool had_trial)
+{
+    struct glue_trial t = { .requested = requested_days, .granted = requested_days };
+
+    if (requested_days <= 0)
+        return (struct glue_trial){ 0, 0, NULL };
+    if (had_trial) {
+        t.granted = 0;
+        t.reason = "one trial per customer: this account already had its trial";
+    }
+    return t;
+}
+
+bool glue_status_is_live(const char *status)
+{
+    static const char *const live[] = { "active", "trialing", "past_due" };
+
+    for (size_t i = 0; i < ARRAY_SIZE(live); i++)
+        if (strcmp(status, live[i]) == 0)
+            return true;
+    return false;
+}
+
+bool glue_session_belongs_to(const struct stripe_checkout_session *cs, const char *user_id)
+{
+    if (!user_id || !user_id[0])
+        return false;
+    return strcmp(cs->client_reference_id, user_id) == 0 || strcmp(cs->user_id, user_id) == 0;
+}
+
+void glue_subscription_complete(const struct tier_catalog *cat, const char *user_id,
+                                int64_t fetched_at, const struct subscription *stored,
+                                struct subscription *s)
+{
+    const struct tier *t = tier_catalog_find_by_price(cat, s->price_id);
+    bool past_due = strcmp(s->status, "past_due") == 0;
+
+    (void)str_copy(s->tier, sizeof(s->tier), t ? t->id : ""); /* tier ids fit by construction */
+    if (user_id && user_id[0])
+        (void)str_copy(s->user_id, sizeof(s->user_id), user_id); /* both are USER_ID_MAX */
+    s->stripe_updated = fetched_at;
+    s->past_due_since = 0;
+    if (past_due && stored && strcmp(stored->status, "past_due") == 0 && stored->past_due_since)
+        s->past_due_since = stored->past_due_since; /* the grace clock runs from the first sight */
+    else if (past_due)
+        s->past_due_since = fetched_at;
+}
+
+bool glue_subscription_differs(const struct subscription *a, const struct subscription *b)
+{
+    return strcmp(a->id, b->id) != 0 || strcmp(a->user_id, b->user_id) != 0 ||
+           strcmp(a->stripe_customer_id, b->stripe_customer_id) != 0 ||
+           strcmp(a->tier, b->tier) != 0 || strcmp(a->price_id, b->price_id) != 0 ||
+           strcmp(a->status, b->status) != 0 ||
+           a->current_period_start != b->current_period_start ||
+           a->current_period_end != b->current_period_end ||
+           a->cancel_at_period_end != b->cancel_at_period_end || a->cancel_at != b->cancel_at ||
+           a->canceled_at != b->canceled_at || a->trial_end != b->trial_end;
+}
+
+enum err glue_subscription_store(struct store *st, const struct tier_catalog *cat,
+                                 const char *user_id, int64_t now, struct subscription *s,
+                                 bool *changed)
+{
+    struct subscription stored;
+    bool found, applied = false;
+    enum err err = store_subscription_get(st, s->id, &stored);
+
+    if (err && err != ERR_NOT_FOUND)
+        return err;
+    found = err == ERR_OK;
+    glue_subscription_complete(cat, user_id, now, found ? &stored : NULL, s);
+    err = store_subscription_apply(st, s, &applied);
+    if (changed)
+        *changed = !err && applied && (!found || glue_subscription_differs(&stored, s));
+    return err;
+}
+
+/* The answer for a failure of Stripe itself, after the client's retries. */
+static enum err stripe_down(struct request *req, enum err err, const struct stripe_error *se,
+                            const char *doing)
+{
+    bool no_answer = err == ERR_UNAVAILABLE || err == ERR_RATE_LIMITED;
+    char what[64];
+
+    if (se->http_status)
+        snprintf(what, sizeof(what), "stripe answered HTTP %d", se->http_status);
+    else
+        snprintf(what, sizeof(what), "stripe did not answer");
+    return request_fail(req, no_answer ? ERR_UNAVAILABLE : ERR_UPSTREAM,
+                        no_answer ? "stripe_unavailable" : "stripe_error", NULL,
+                        "cannot %s: %s after %d attempt(s) (%s); nothing was changed, try again "
+                        "later",
+                        doing, what, se->attempts, se->message[0] ? se->message : "no detail");
+}
+
+enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe_error *se,
+                          const char *doing, const char *param)
+{
+    log_warn("stripe: cannot %s (request %s): HTTP %d %s %s: %s", doing, req->id, se->http_status,
+             se->type, se->code, se->message);
+    switch (err) {
+    case ERR_INVALID:
+        return request_fail(req, err, "parameter_invalid", param, "cannot %s: %s", doing,
+                            se->message);
+    case ERR_NOT_FOUND:
+        return request_fail(req, err, "resource_missing", param,
+                            "cannot %s: stripe has no such "
+                            "object",
+                            doing);
+    case ERR_QUOTA:
+        return request_fail(req, err, se->code[0] ? se->code : "card_declined", NULL,
+                            "cannot %s: %s", doing, se->message);
+    default:
+        return stripe_down(req, err, se, doing);
+    }
+}

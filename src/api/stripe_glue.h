@@ -1,0 +1,70 @@
+/*
+ * stripe_glue.h: what the payments handlers and sync share between Stripe's answers and the
+ * store: the trial rule, who a checkout session belongs to, how a subscription fetched from
+ * Stripe is completed and applied, and how a failed Stripe call is told to the caller.
+ */
+#ifndef SUBGATE_API_STRIPE_GLUE_H
+#define SUBGATE_API_STRIPE_GLUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "billing/records.h"
+#include "http/request.h"
+#include "stripe/objects.h"
+
+struct store;
+struct tier_catalog;
+
+#define GLUE_TRIAL_DAYS_MAX 730
+
+/* The trial a checkout gets. */
+struct glue_trial {
+    int64_t requested;  /* days asked for; 0 when none */
+    int64_t granted;    /* days given: requested, or 0 */
+    const char *reason; /* static; NULL when granted as asked */
+};
+
+/* One trial per user, ever: a user who had one gets none, and reason says so. */
+struct glue_trial glue_trial_decide(int64_t requested_days, bool had_trial);
+
+/* True for the statuses that block a new checkout: active, trialing, past_due. */
+bool glue_status_is_live(const char *status);
+
+/* True when the session names user_id in client_reference_id or metadata.user_id. */
+bool glue_session_belongs_to(const struct stripe_checkout_session *cs, const char *user_id);
+
+/*
+ * Completes a subscription as Stripe answered it at fetched_at: tier from its price ("" when
+ * the price is in no tier), user_id when given (else the one from metadata stays),
+ * stripe_updated = fetched_at, past_due_since kept from stored (may be NULL) while it stays
+ * past_due, else fetched_at for a new past_due, else 0.
+ */
+void glue_subscription_complete(const struct tier_catalog *cat, const char *user_id,
+                                int64_t fetched_at, const struct subscription *stored,
+                                struct subscription *s);
+
+/* True when a and b differ in a field Stripe owns (not stripe_updated, not past_due_since). */
+bool glue_subscription_differs(const struct subscription *a, const struct subscription *b);
+
+/*
+ * Completes s (glue_subscription_complete, with now) and stores it through
+ * store_subscription_apply. *changed (may be NULL) is true when it was stored and differs from
+ * what was stored before (or nothing was). Errors: the store's.
+ */
+MUST_CHECK enum err glue_subscription_store(struct store *st, const struct tier_catalog *cat,
+                                            const char *user_id, int64_t now,
+                                            struct subscription *s, bool *changed);
+
+/*
+ * Records a failed Stripe call on req, said plainly for the caller, and returns the error to
+ * answer: no answer, 5xx or 429 after the client's retries become 503 stripe_unavailable or
+ * 502 stripe_error; a card refusal 402; a missing object 404; our own bad id 400 (param
+ * names it). doing says what was attempted ("create the checkout session").
+ */
+enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe_error *se,
+                          const char *doing, const char *param);
+
+#endif /* SUBGATE_API_STRIPE_GLUE_H */

@@ -1,0 +1,108 @@
+/*
+ * webhook.c: POST /api/v1/payments/webhook (SPEC §5): verify the Stripe-Signature over the
+ * raw body, then record and apply the event in one transaction.
+ */
+#include "api/webhook.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/handlers.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "billing/tiers.h"
+#include "config/config.h"
+#include "stripe/events.h"
+#include "stripe/webhook.h"
+
+static void complete_tier(const struct tier_catalog *cat, struct billing_event *ev)
+{
+    const struct tier *t = ev->has_sub ? tier_catalog_find_by_price(cat, ev->sub.price_id) : NULL;
+
+    (void)str_copy(ev->sub.tier, sizeof(ev->sub.tier), t ? t->id : ""); /* same size */
+}
+
+enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const char *body,
+                        size_t len, enum store_event_mode mode, struct webhook_outcome *out)
+{
+    struct billing_event ev;
+    struct stripe_error se;
+    struct store_event_in in = { &ev, body, len, mode };
+    enum err err;
+
+    memset(out, 0, sizeof(*out));
+    memset(&se, 0, sizeof(se));
+    err = stripe_event_parse(body, len, &ev, &se);
+    (void)str_copy(out->id, sizeof(out->id), ev.id);       /* same size */
+    (void)str_copy(out->type, sizeof(out->type), ev.type); /* same size */
+    if (err == ERR_UPSTREAM && store_event_record_failed(st, &in, se.message) != ERR_OK)
+        log_error("cannot record event '%s' as failed", ev.id);
+    if (err) {
+        (void)str_copy(out->message, sizeof(out->message), se.message); /* cut is fine */
+        return err;
+    }
+    complete_tier(cat, &ev);
+    return store_event_record_apply(st, &in, &out->result, out->message, sizeof(out->message));
+}
+
+/* 400 with the reason when the signature does not hold; nothing is read before this. */
+static enum err verify_signature(struct request *req, const struct config *cfg)
+{
+    const struct stripe_webhook_check chk = {
+        .secrets = cfg->stripe_webhook_secrets,
+        .n_secrets = cfg->stripe_webhook_secret_count,
+        .now = clock_now(),
+        .tolerance_s = STRIPE_WEBHOOK_TOLERANCE_S,
+    };
+    const char *header = request_header(req, "Stripe-Signature");
+    const char *why = NULL;
+    enum err err = stripe_webhook_verify(&chk, header, header ? strlen(header) : 0,
+                                         req->body.data ? req->body.data : "", req->body.len, &why);
+
+    if (err == ERR_INVALID)
+        return request_fail(req, err, "signature_invalid", "Stripe-Signature", "%s", why);
+    if (err)
+        return request_fail(req, err, NULL, NULL, "cannot verify the signature");
+    return ERR_OK;
+}
+
+static enum err ingest_fail(struct request *req, enum err err, const struct webhook_outcome *o)
+{
+    log_warn("webhook event '%s' (%s) not applied: %s", o->id, o->type, o->message);
+    switch (err) {
+    case ERR_INVALID:
+    case ERR_UPSTREAM:
+        return request_fail(req, ERR_INVALID, "event_invalid", NULL, "%s", o->message);
+    case ERR_NOT_FOUND: /* the customer is linked later: Stripe's retry will apply it */
+        return request_fail(req, ERR_INTERNAL, "event_not_applied", NULL, "%s", o->message);
+    default:
+        return request_fail(req, ERR_STORE, NULL, NULL, "cannot apply the event: %s", o->message);
+    }
+}
+
+enum err payments_webhook(struct request *req, struct response *resp)
+{
+    const struct api *api = req->app;
+    struct webhook_outcome o;
+    enum err err;
+
+    if (!config_has_webhook_secret(api->cfg))
+        return request_fail(req, ERR_UNAVAILABLE, "webhooks_not_configured", NULL,
+                            "STRIPE_WEBHOOK_SECRET is not configured: webhooks are refused");
+    err = verify_signature(req, api->cfg);
+    if (err)
+        return err;
+    err = webhook_ingest(api->store, api->tiers, req->body.data ? req->body.data : "",
+                         req->body.len, STORE_EVENT_RECEIVE, &o);
+    if (err)
+        return ingest_fail(req, err, &o);
+    response_json(resp, 200,
+                  json_pack("{s:b, s:s, s:b, s:b}", "received", 1, "id", o.id, "duplicate",
+                            o.result == STORE_EVENT_DUPLICATE, "ignored",
+                            o.result == STORE_EVENT_IGNORED));
+    return ERR_OK;
+}

@@ -1,0 +1,39 @@
+/*
+ * webhook.h: taking in one Stripe event body (SPEC §5): parse, complete from the tier
+ * catalogue, record and apply. Shared by the webhook endpoint and `subgate events replay`.
+ */
+#ifndef SUBGATE_API_WEBHOOK_H
+#define SUBGATE_API_WEBHOOK_H
+
+#include <stddef.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "billing/events.h"
+#include "store/store.h"
+
+struct tier_catalog;
+
+/* What became of one event body. */
+struct webhook_outcome {
+    enum store_event_result result; /* meaningful when webhook_ingest returned ERR_OK */
+    char id[STRIPE_ID_MAX];         /* "" when the body named none */
+    char type[EVENT_TYPE_MAX];
+    char message[256]; /* why it failed, safe to show; "" on success */
+};
+
+/*
+ * Parses the event <body, len> (stripe/events.h), sets the tier of its subscription from the
+ * price (tier_catalog_find_by_price; "" for a price in no tier), then records and applies it
+ * (store_event_record_apply) in mode. Errors, with out->message:
+ *   ERR_INVALID   the body is not an event (not JSON, no id/type/created): nothing stored;
+ *   ERR_UPSTREAM  the object of a handled type is malformed: recorded as failed;
+ *   ERR_NOT_FOUND the subscription's or invoice's user is not known yet: recorded as failed,
+ *                 worth retrying once the customer is linked;
+ *   ERR_STORE     the database failed: rolled back, recorded as failed when possible.
+ */
+MUST_CHECK enum err webhook_ingest(struct store *st, const struct tier_catalog *cat,
+                                   const char *body, size_t len, enum store_event_mode mode,
+                                   struct webhook_outcome *out);
+
+#endif /* SUBGATE_API_WEBHOOK_H */

@@ -1,0 +1,112 @@
+/*
+ * gate.h: the access rules of SPEC §4, pure: may a tier use a feature, how much of a quota is
+ * left in its window, and which gate rule (GATE_RULES_FILE) a request path falls under.
+ * Part of billing/: no I/O, no clock; callers pass now and the catalogue.
+ */
+#ifndef SUBGATE_BILLING_GATE_H
+#define SUBGATE_BILLING_GATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "base/err.h"
+#include "billing/tiers.h"
+
+#define GATE_RULES_MAX  64   /* rules in one file */
+#define GATE_PREFIX_MAX 256  /* bytes of a rule's prefix, terminator included */
+#define GATE_PATH_MAX   2048 /* bytes of a normalized request path, terminator included */
+#define GATE_AMOUNT_MAX INT64_C(1000000) /* units one request may consume or track */
+
+/* Why access was or was not given; each has a stable name (X-Subgate-Reason, "reason"). */
+enum gate_reason {
+    GATE_ALLOWED,         /* the tier has the feature (and the quota had room) */
+    GATE_NOT_IN_TIER,     /* the tier lacks the feature; a higher tier has it */
+    GATE_UNKNOWN_FEATURE, /* no tier of the catalogue has the feature */
+    GATE_QUOTA_EXCEEDED,  /* the quota of the window is used up */
+    GATE_NO_RULE,         /* the gate has no rule for the path: refused by default */
+    GATE_BAD_PATH,        /* the path does not normalize (bad escape, ".." above the root) */
+    GATE_UNAUTHENTICATED, /* no valid user token */
+    GATE_ERROR,           /* subgate could not decide (database failure): refused */
+};
+
+/* The answer to "may a user of tier t use feature f?". */
+struct gate_decision {
+    bool allowed;
+    enum gate_reason reason;     /* GATE_ALLOWED, GATE_NOT_IN_TIER or GATE_UNKNOWN_FEATURE */
+    const struct tier *required; /* the lowest tier with the feature; NULL when none */
+};
+
+/* A quota's state for one user in the window holding now. */
+struct gate_quota_state {
+    int64_t used;
+    int64_t limit;     /* TIER_UNLIMITED (< 0) when unlimited */
+    int64_t remaining; /* limit - used, never negative; -1 when unlimited */
+    int64_t window_start;
+    int64_t resets_at; /* the next window's start */
+};
+
+/* One rule: requests whose path starts with prefix need feature and consume amount of quota. */
+struct gate_rule {
+    char prefix[GATE_PREFIX_MAX]; /* normalized, starts with '/' */
+    char feature[FEATURE_ID_MAX]; /* "": any signed-in user */
+    char quota[QUOTA_ID_MAX];     /* "": nothing is consumed */
+    int64_t amount;               /* units per request, 1..GATE_AMOUNT_MAX; 0 without a quota */
+};
+
+/* A value struct: copy it freely, nothing to free. */
+struct gate_rules {
+    size_t count;
+    struct gate_rule rules[GATE_RULES_MAX];
+};
+
+/* Decides whether tier t (never NULL) may use feature in catalogue cat. */
+struct gate_decision gate_decide(const struct tier_catalog *cat, const struct tier *t,
+                                 const char *feature);
+
+/* The state of a quota of window w with this limit after used units, at time now. */
+struct gate_quota_state gate_quota_state_of(enum quota_window w, int64_t limit, int64_t used,
+                                            int64_t now);
+
+/* Returns the reason's stable name ("allowed", "not_in_tier", ...). */
+const char *gate_reason_name(enum gate_reason r);
+
+/*
+ * Fills *out with the rules of the built-in catalogue's example app: /api/ai/ needs
+ * ai_conversation and consumes 1 ai_minutes, /api/scenarios/start needs basic_lessons and
+ * consumes 1 scenarios, /api/business-german/ needs business_german, /api/custom-ai/ needs
+ * custom_ai, and anything else under /api/ needs a signed-in user.
+ */
+void gate_rules_builtin(struct gate_rules *out);
+
+/*
+ * Parses and validates a GATE_RULES_FILE body of len bytes: a JSON array of
+ * {"prefix", "feature"?, "quota"?, "amount"?} objects (feature null or absent: any signed-in
+ * user; amount defaults to 1 when a quota is named). Every feature and quota must exist in cat,
+ * prefixes must be normalized paths and distinct. On error returns ERR_INVALID, empties *out and
+ * writes one line to errbuf naming the element ("[2].quota: unknown quota 'minutes'").
+ */
+MUST_CHECK enum err gate_rules_parse(const char *json, size_t len, const struct tier_catalog *cat,
+                                     struct gate_rules *out, char *errbuf, size_t errlen);
+
+/* Checks rules against cat as gate_rules_parse does (for the built-in rules). */
+MUST_CHECK enum err gate_rules_validate(const struct gate_rules *rules,
+                                        const struct tier_catalog *cat, char *errbuf,
+                                        size_t errlen);
+
+/*
+ * Returns the rule with the longest prefix of path (a normalized path), or NULL. A prefix that
+ * ends in '/' also matches the path without that slash ("/api/ai/" matches "/api/ai").
+ */
+const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const char *path);
+
+/*
+ * Normalizes a request URI as nginx passes it ($request_uri): drops the query and fragment,
+ * decodes %XX escapes, merges repeated slashes and resolves "." and ".." segments, into
+ * out[outlen]. ERR_INVALID for a URI not starting with '/', a bad or NUL escape, ".." above the
+ * root, or a result that does not fit.
+ */
+MUST_CHECK enum err gate_path_normalize(const char *uri, char *out, size_t outlen);
+
+#endif /* SUBGATE_BILLING_GATE_H */

@@ -1,0 +1,136 @@
+/*
+ * events.c: webhook event bodies to billing_event. The envelope is read here; the objects
+ * inside go through the readers of objects.c, the same ones that read API answers.
+ */
+#include "stripe/events.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "base/str.h"
+
+static enum err envelope_fail(struct stripe_error *se, const char *field, const char *why)
+{
+    snprintf(se->message, sizeof(se->message), "malformed stripe event: '%s' %s", field, why);
+    return ERR_INVALID;
+}
+
+/* A required string member that fits dst[size] and holds no NUL byte. */
+static enum err envelope_str(const json_t *j, const char *key, char *dst, size_t size,
+                             struct stripe_error *se)
+{
+    const json_t *v = json_object_get(j, key);
+    const char *s = json_string_value(v);
+
+    if (!s)
+        return envelope_fail(se, key, v ? "is not a string" : "is missing");
+    if (strlen(s) != json_string_length(v) || s[0] == '\0')
+        return envelope_fail(se, key, "is empty or has a NUL byte");
+    if (!str_copy(dst, size, s))
+        return envelope_fail(se, key, "is too long");
+    return ERR_OK;
+}
+
+static enum err read_envelope(const json_t *j, struct billing_event *ev, struct stripe_error *se)
+{
+    const json_t *created = json_object_get(j, "created");
+    enum err err = envelope_str(j, "id", ev->id, sizeof(ev->id), se);
+
+    if (!err)
+        err = envelope_str(j, "type", ev->type, sizeof(ev->type), se);
+    if (err)
+        return err;
+    if (!json_is_integer(created) || json_integer_value(created) < 0)
+        return envelope_fail(se, "created", "is not a non-negative integer");
+    ev->created = (int64_t)json_integer_value(created);
+    ev->kind = billing_event_kind_of(ev->type);
+    return ERR_OK;
+}
+
+static enum err read_checkout(const json_t *obj, struct billing_event *ev, struct stripe_error *se)
+{
+    struct stripe_checkout_session cs;
+    enum err err = stripe_checkout_session_from_json(obj, &cs, &ev->sub, se);
+
+    if (err)
+        return err;
+    (void)str_copy(ev->customer_id, sizeof(ev->customer_id), cs.customer); /* same size */
+    (void)str_copy(ev->user_id, sizeof(ev->user_id),
+                   cs.client_reference_id[0] ? cs.client_reference_id : cs.user_id);
+    (void)str_copy(ev->session_subscription, sizeof(ev->session_subscription), cs.subscription);
+    ev->has_sub = cs.subscription_expanded;
+    if (ev->has_sub && ev->sub.user_id[0] == '\0')
+        (void)str_copy(ev->sub.user_id, sizeof(ev->sub.user_id), ev->user_id);
+    return ERR_OK;
+}
+
+static enum err read_subscription(const json_t *obj, struct billing_event *ev,
+                                  struct stripe_error *se)
+{
+    enum err err = stripe_subscription_from_json(obj, &ev->sub, se);
+
+    if (err)
+        return err;
+    ev->has_sub = true;
+    (void)str_copy(ev->customer_id, sizeof(ev->customer_id), ev->sub.stripe_customer_id);
+    return ERR_OK;
+}
+
+static enum err read_invoice(const json_t *obj, struct billing_event *ev, struct stripe_error *se)
+{
+    struct stripe_invoice inv;
+    enum err err = stripe_invoice_from_json(obj, &inv, se);
+
+    if (err)
+        return err;
+    ev->invoice = inv.invoice;
+    (void)str_copy(ev->customer_id, sizeof(ev->customer_id), inv.customer);
+    return ERR_OK;
+}
+
+static enum err read_object(const json_t *j, struct billing_event *ev, struct stripe_error *se)
+{
+    const json_t *obj = json_object_get(json_object_get(j, "data"), "object");
+    enum err err = ERR_OK;
+
+    if (ev->kind == EVENT_IGNORED)
+        return ERR_OK;
+    if (!json_is_object(obj)) {
+        snprintf(se->message, sizeof(se->message),
+                 "malformed stripe event: 'data.object' is not an object");
+        return ERR_UPSTREAM;
+    }
+    switch (ev->kind) {
+    case EVENT_CHECKOUT:
+        err = read_checkout(obj, ev, se);
+        break;
+    case EVENT_SUBSCRIPTION:
+        err = read_subscription(obj, ev, se);
+        break;
+    case EVENT_INVOICE:
+        err = read_invoice(obj, ev, se);
+        break;
+    case EVENT_IGNORED:
+        break;
+    }
+    ev->sub.stripe_updated = ev->created;
+    return err ? ERR_UPSTREAM : ERR_OK;
+}
+
+enum err stripe_event_parse(const char *body, size_t len, struct billing_event *ev,
+                            struct stripe_error *se)
+{
+    json_t *j = NULL;
+    enum err err;
+
+    memset(ev, 0, sizeof(*ev));
+    if (stripe_json_parse(body, len, &j, se) != ERR_OK)
+        return ERR_INVALID;
+    err = read_envelope(j, ev, se);
+    if (!err)
+        err = read_object(j, ev, se);
+    json_decref(j);
+    return err;
+}

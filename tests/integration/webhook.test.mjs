@@ -1,0 +1,180 @@
+// webhook.test.mjs: POST /api/v1/payments/webhook on the real binary (SPEC §5): signed events
+// are recorded and applied once, anything unsigned, forged, stale or signed with another secret
+// is refused with nothing stored, bad bodies never crash, and `subgate events` shows the inbox.
+// Signatures are made with Node's crypto, an implementation independent of ours.
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { errorOf, now, req, run, startServer, stopServer, userToken } from './lib.mjs';
+
+const WHSEC = 'whsec_integration_0123456789abcdef';
+const OTHER = 'whsec_someone_else_0123456789abcdef';
+const PRICE = 'price_premium_integration';
+const HOOK = '/api/v1/payments/webhook';
+
+function sign(body, { secret = WHSEC, t = now() } = {}) {
+  const v1 = crypto.createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
+  return `t=${t},v1=${v1}`;
+}
+
+function subscription(id, user, fields = {}) {
+  const t = now();
+  return {
+    id, object: 'subscription', customer: `cus_${user}`, status: 'active',
+    current_period_start: t - 60, current_period_end: t + 30 * 86400,
+    cancel_at_period_end: false, canceled_at: null, cancel_at: null, trial_end: null,
+    metadata: { user_id: user },
+    items: { object: 'list', data: [{ id: `si_${id}`, price: { id: PRICE } }] },
+    ...fields,
+  };
+}
+
+function event(id, type, object, created = now()) {
+  return JSON.stringify({ id, object: 'event', type, created, livemode: false, data: { object } });
+}
+
+function post(srv, body, headers = {}) {
+  return req(srv, 'POST', HOOK, { raw: body, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+}
+
+function postSigned(srv, body, opts) {
+  return post(srv, body, { 'stripe-signature': sign(body, opts) });
+}
+
+// `subgate events ARGS` against the server's database: the rows as arrays of columns.
+function events(srv, args = []) {
+  const r = run(['events', ...args], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split('\t'));
+}
+
+const ids = (rows) => rows.map((r) => r[0]);
+
+let srv;
+before(async () => {
+  srv = await startServer({ STRIPE_WEBHOOK_SECRET: `${OTHER},${WHSEC}`, STRIPE_PREMIUM_PRICE_ID: PRICE });
+});
+after(async () => { await stopServer(srv); });
+
+test('a signed subscription event is applied and visible to the user', async () => {
+  const body = event('evt_sub_created', 'customer.subscription.created', subscription('sub_a', 'user_a'));
+  const r = await postSigned(srv, body);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual({ received: r.body.received, duplicate: r.body.duplicate }, { received: true, duplicate: false });
+  const s = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_a') });
+  assert.equal(s.status, 200);
+  assert.equal(s.body.tier, 'premium');
+  assert.equal(s.body.status, 'active');
+  assert.equal(s.body.price_id, PRICE);
+});
+
+test('a duplicate answers 200 and is applied once', async () => {
+  const body = event('evt_dup', 'customer.subscription.updated', subscription('sub_a', 'user_a'));
+  assert.equal((await postSigned(srv, body)).status, 200);
+  const again = await postSigned(srv, body);
+  assert.equal(again.status, 200);
+  assert.equal(again.body.duplicate, true);
+  const row = events(srv).find((r) => r[0] === 'evt_dup');
+  assert.ok(row, 'listed');
+  assert.equal(row[3], 'applied');
+  assert.equal(row[4], '1', 'attempts: applied once');
+});
+
+test('an older event never overwrites a newer state', async () => {
+  const t = now();
+  const canceled = subscription('sub_b', 'user_b', { status: 'canceled', canceled_at: t - 5 });
+  assert.equal((await postSigned(srv, event('evt_b_new', 'customer.subscription.deleted', canceled, t))).status, 200);
+  assert.equal((await postSigned(srv, event('evt_b_old', 'customer.subscription.updated', subscription('sub_b', 'user_b'), t - 10))).status, 200);
+  const s = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_b') });
+  assert.equal(s.body.status, 'canceled');
+  assert.equal(s.body.tier, 'free');
+});
+
+test('bad signatures: 400 and nothing stored', async () => {
+  const cases = [
+    ['unsigned', 'evt_unsigned', {}],
+    ['forged', 'evt_forged', { 'stripe-signature': `t=${now()},v1=${'0'.repeat(64)}` }],
+    ['stale', 'evt_stale', null, { t: now() - 301 }],
+    ['another secret', 'evt_other', null, { secret: 'whsec_not_ours_0123456789' }],
+    ['malformed header', 'evt_malformed_header', { 'stripe-signature': 'garbage' }],
+  ];
+  for (const [name, id, headers, signOpts] of cases) {
+    const body = event(id, 'customer.subscription.created', subscription('sub_x', 'user_x'));
+    const r = headers ? await post(srv, body, headers) : await postSigned(srv, body, signOpts);
+    assert.equal(r.status, 400, name);
+    assert.match(errorOf(r).message, /signature|timestamp|Stripe-Signature/, name);
+  }
+  const listed = ids(events(srv, ['--limit', '1000']));
+  for (const [, id] of cases) assert.ok(!listed.includes(id), `${id} not stored`);
+  const s = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_x') });
+  assert.equal(s.body.status, 'none');
+});
+
+test('a body that is not an event: 400, nothing stored, no crash', async () => {
+  for (const body of ['not json at all', '{"id": "evt_no_type"}', '[]', '{"id":1,"type":"x","created":1}', '']) {
+    const r = await postSigned(srv, body);
+    assert.equal(r.status, 400, body);
+    errorOf(r);
+  }
+  assert.ok(!ids(events(srv)).includes('evt_no_type'));
+  assert.equal((await req(srv, 'GET', '/healthz')).status, 200);
+});
+
+test('a malformed object of a handled type: 400, recorded as failed', async () => {
+  const body = event('evt_bad_object', 'customer.subscription.updated', { id: 'sub_bad', status: 7 });
+  const r = await postSigned(srv, body);
+  assert.equal(r.status, 400);
+  const row = events(srv, ['--failed']).find((x) => x[0] === 'evt_bad_object');
+  assert.ok(row, 'listed as failed');
+  assert.equal(row[3], 'failed');
+  assert.match(row[5], /status/);
+});
+
+test('an unknown type is recorded as ignored and answered 200', async () => {
+  const r = await postSigned(srv, event('evt_ignored', 'customer.updated', { id: 'cus_1', object: 'customer' }));
+  assert.equal(r.status, 200);
+  assert.equal(r.body.ignored, true);
+  assert.equal(events(srv).find((x) => x[0] === 'evt_ignored')[3], 'ignored');
+});
+
+test('an invoice of an unknown customer fails with 500 and is applied on a later delivery', async () => {
+  const inv = { id: 'in_late', object: 'invoice', customer: 'cus_user_c', subscription: 'sub_c', status: 'paid', amount_due: 999, amount_paid: 999, currency: 'usd', created: now() };
+  const body = event('evt_inv_late', 'invoice.paid', inv);
+  const r = await postSigned(srv, body);
+  assert.equal(r.status, 500);
+  assert.match(errorOf(r).message, /no user for stripe customer 'cus_user_c'/);
+  assert.equal(events(srv, ['--failed']).find((x) => x[0] === 'evt_inv_late')[4], '1');
+  // The subscription links the customer; Stripe's retry then applies the invoice.
+  assert.equal((await postSigned(srv, event('evt_sub_c', 'customer.subscription.created', subscription('sub_c', 'user_c')))).status, 200);
+  const retry = await postSigned(srv, body);
+  assert.equal(retry.status, 200, JSON.stringify(retry.body));
+  const list = await req(srv, 'GET', '/api/v1/payments/invoices', { token: userToken('user_c') });
+  assert.deepEqual(list.body.data.map((i) => [i.id, i.status]), [['in_late', 'paid']]);
+  const row = events(srv).find((x) => x[0] === 'evt_inv_late');
+  assert.deepEqual([row[3], row[4], row[5]], ['applied', '2', '']);
+});
+
+test('subgate events replay applies a stored event again', () => {
+  const r = run(['events', 'replay', 'evt_sub_created'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /replayed evt_sub_created \(customer\.subscription\.created\): applied/);
+  const missing = run(['events', 'replay', 'evt_nope'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /no such event/);
+  const usage = run(['events', '--limit', '0'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(usage.status, 2);
+});
+
+test('without STRIPE_WEBHOOK_SECRET the webhook answers 503', async () => {
+  const plain = await startServer({});
+  try {
+    const body = event('evt_nosecret', 'customer.subscription.created', subscription('sub_n', 'user_n'));
+    const r = await post(plain, body, { 'stripe-signature': sign(body) });
+    assert.equal(r.status, 503);
+    assert.match(errorOf(r).message, /STRIPE_WEBHOOK_SECRET/);
+  } finally {
+    await stopServer(plain);
+  }
+});

@@ -1,0 +1,232 @@
+/* test_stripe_glue.c: the glue between Stripe's answers and the store (api/stripe_glue.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/stripe_glue.h"
+#include "base/str.h"
+#include "billing/tiers.h"
+#include "store/store.h"
+#include "t.h"
+
+static void test_trial(void)
+{
+    static const struct {
+        int64_t requested;
+        int64_t granted;
+        bool had_trial;
+        bool has_reason;
+    } rows[] = {
+        { 0, 0, false, false }, { 0, 0, true, false }, { 14, 14, false, false },
+        { 14, 0, true, true },  { 1, 0, true, true },  { 730, 730, false, false },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct glue_trial t = glue_trial_decide(rows[i].requested, rows[i].had_trial);
+        T_EQ_I64(t.requested, rows[i].requested, "trial row %zu: requested", i);
+        T_EQ_I64(t.granted, rows[i].granted, "trial row %zu: granted", i);
+        T_OK((t.reason != NULL) == rows[i].has_reason, "trial row %zu: reason given", i);
+    }
+}
+
+static void test_live(void)
+{
+    static const struct {
+        const char *status;
+        bool live;
+    } rows[] = {
+        { "active", true },
+        { "trialing", true },
+        { "past_due", true },
+        { "canceled", false },
+        { "unpaid", false },
+        { "incomplete", false },
+        { "incomplete_expired", false },
+        { "paused", false },
+        { "", false },
+        { "Active", false },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        T_OK(glue_status_is_live(rows[i].status) == rows[i].live, "live: '%s'", rows[i].status);
+}
+
+static void test_session_owner(void)
+{
+    static const struct {
+        const char *ref, *meta, *user;
+        bool mine;
+    } rows[] = {
+        { "u1", "", "u1", true },  { "", "u1", "u1", true },   { "u1", "u1", "u1", true },
+        { "u2", "", "u1", false }, { "", "u2", "u1", false },  { "", "", "u1", false },
+        { "", "", "", false },     { "u1", "", "u10", false },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct stripe_checkout_session cs = { 0 };
+        (void)str_copy(cs.client_reference_id, sizeof(cs.client_reference_id), rows[i].ref);
+        (void)str_copy(cs.user_id, sizeof(cs.user_id), rows[i].meta);
+        T_OK(glue_session_belongs_to(&cs, rows[i].user) == rows[i].mine, "owner row %zu", i);
+    }
+}
+
+static struct subscription sub_of(const char *id, const char *price, const char *status)
+{
+    struct subscription s = { 0 };
+
+    (void)str_copy(s.id, sizeof(s.id), id);
+    (void)str_copy(s.price_id, sizeof(s.price_id), price);
+    (void)str_copy(s.status, sizeof(s.status), status);
+    (void)str_copy(s.user_id, sizeof(s.user_id), "meta_user");
+    (void)str_copy(s.stripe_customer_id, sizeof(s.stripe_customer_id), "cus_1");
+    s.current_period_start = 1000;
+    s.current_period_end = 2000;
+    return s;
+}
+
+static void catalog(struct tier_catalog *cat)
+{
+    tier_catalog_builtin(cat);
+    T_OK(tier_catalog_set_price_id(cat, "premium", "price_p") == ERR_OK, "premium price set");
+    T_OK(tier_catalog_set_price_id(cat, "plus", "price_x") == ERR_OK, "plus price set");
+}
+
+static void test_complete(void)
+{
+    static const struct {
+        const char *price, *status, *user;
+        const char *stored_status; /* NULL: nothing stored */
+        int64_t stored_since;
+        const char *tier, *user_want;
+        int64_t since;
+    } rows[] = {
+        { "price_p", "active", "u1", NULL, 0, "premium", "u1", 0 },
+        { "price_x", "trialing", NULL, NULL, 0, "plus", "meta_user", 0 },
+        { "price_unknown", "active", "", NULL, 0, "", "meta_user", 0 },
+        { "price_p", "past_due", "u1", NULL, 0, "premium", "u1", 500 },
+        { "price_p", "past_due", "u1", "past_due", 300, "premium", "u1", 300 },
+        { "price_p", "past_due", "u1", "active", 0, "premium", "u1", 500 },
+        { "price_p", "past_due", "u1", "past_due", 0, "premium", "u1", 500 },
+        { "price_p", "active", "u1", "past_due", 300, "premium", "u1", 0 },
+    };
+    struct tier_catalog cat;
+
+    catalog(&cat);
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct subscription s = sub_of("sub_1", rows[i].price, rows[i].status);
+        struct subscription stored =
+            sub_of("sub_1", "price_p", rows[i].stored_status ? rows[i].stored_status : "");
+        stored.past_due_since = rows[i].stored_since;
+        glue_subscription_complete(&cat, rows[i].user, 500, rows[i].stored_status ? &stored : NULL,
+                                   &s);
+        T_EQ_STR(s.tier, rows[i].tier, "complete row %zu: tier", i);
+        T_EQ_STR(s.user_id, rows[i].user_want, "complete row %zu: user", i);
+        T_EQ_I64(s.past_due_since, rows[i].since, "complete row %zu: past_due_since", i);
+        T_EQ_I64(s.stripe_updated, 500, "complete row %zu: stripe_updated", i);
+    }
+}
+
+static void test_differs(void)
+{
+    struct subscription a = sub_of("sub_1", "price_p", "active"), b = a;
+
+    T_OK(!glue_subscription_differs(&a, &b), "equal states do not differ");
+    b.stripe_updated = 99;
+    b.past_due_since = 98;
+    T_OK(!glue_subscription_differs(&a, &b), "local stamps are not Stripe's fields");
+    b = a;
+    b.cancel_at_period_end = true;
+    T_OK(glue_subscription_differs(&a, &b), "cancel_at_period_end differs");
+    b = a;
+    (void)str_copy(b.status, sizeof(b.status), "canceled");
+    T_OK(glue_subscription_differs(&a, &b), "status differs");
+    b = a;
+    b.current_period_end++;
+    T_OK(glue_subscription_differs(&a, &b), "period end differs");
+    b = a;
+    b.trial_end = 5;
+    T_OK(glue_subscription_differs(&a, &b), "trial end differs");
+}
+
+/* Applying through the store: changed only when the stored view was missing or different. */
+static void test_store(void)
+{
+    struct tier_catalog cat;
+    struct store *st = NULL;
+    struct subscription s, got;
+    char errbuf[256];
+    int applied = 0;
+    bool changed = false;
+
+    catalog(&cat);
+    if (store_open("sqlite::memory:", 1, &st, errbuf, sizeof(errbuf)) != ERR_OK ||
+        store_migrate(st, &applied, errbuf, sizeof(errbuf)) != ERR_OK) {
+        T_OK(false, "open the store: %s", errbuf);
+        store_close(st);
+        return;
+    }
+    s = sub_of("sub_9", "price_p", "active");
+    T_OK(glue_subscription_store(st, &cat, "u9", 100, &s, &changed) == ERR_OK, "first apply");
+    T_OK(changed, "a new subscription is a change");
+    T_OK(store_subscription_get(st, "sub_9", &got) == ERR_OK, "stored");
+    T_EQ_STR(got.tier, "premium", "stored tier");
+    T_EQ_STR(got.user_id, "u9", "stored user");
+    s = sub_of("sub_9", "price_p", "active");
+    T_OK(glue_subscription_store(st, &cat, "u9", 200, &s, &changed) == ERR_OK, "same again");
+    T_OK(!changed, "the same state later is no change");
+    s = sub_of("sub_9", "price_p", "active");
+    s.cancel_at_period_end = true;
+    T_OK(glue_subscription_store(st, &cat, "u9", 300, &s, &changed) == ERR_OK, "cancel");
+    T_OK(changed, "cancel_at_period_end is a change");
+    T_OK(store_subscription_get(st, "sub_9", &got) == ERR_OK && got.cancel_at_period_end,
+         "cancel stored");
+    store_close(st);
+}
+
+static void test_fail(void)
+{
+    static const struct {
+        enum err in;
+        int http_status;
+        const char *type;
+        enum err want;
+        const char *code;
+        const char *says;
+    } rows[] = {
+        { ERR_UNAVAILABLE, 0, "", ERR_UNAVAILABLE, "stripe_unavailable", "did not answer" },
+        { ERR_UPSTREAM, 500, "api_error", ERR_UPSTREAM, "stripe_error", "HTTP 500 after 3" },
+        { ERR_RATE_LIMITED, 429, "rate_limit_error", ERR_UNAVAILABLE, "stripe_unavailable",
+          "HTTP 429" },
+        { ERR_UNAVAILABLE, 401, "invalid_request_error", ERR_UNAVAILABLE, "stripe_unavailable",
+          "HTTP 401" },
+        { ERR_NOT_FOUND, 404, "invalid_request_error", ERR_NOT_FOUND, "resource_missing",
+          "no such object" },
+        { ERR_QUOTA, 402, "card_error", ERR_QUOTA, "card_declined", "boom" },
+        { ERR_INVALID, 0, "", ERR_INVALID, "parameter_invalid", "boom" },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct request req = { 0 };
+        struct stripe_error se = { .http_status = rows[i].http_status, .attempts = 3 };
+        (void)str_copy(se.type, sizeof(se.type), rows[i].type);
+        (void)str_copy(se.message, sizeof(se.message), "boom");
+        enum err got = glue_fail_stripe(&req, rows[i].in, &se, "do the thing", "session_id");
+        T_EQ_I64(got, rows[i].want, "fail row %zu: err", i);
+        T_EQ_I64(req.error.err, rows[i].want, "fail row %zu: recorded", i);
+        T_EQ_STR(req.error.code, rows[i].code, "fail row %zu: code", i);
+        T_OK(strstr(req.error.message, rows[i].says) != NULL, "fail row %zu: '%.200s' says '%s'", i,
+             req.error.message, rows[i].says);
+        T_OK(strstr(req.error.message, "do the thing") != NULL, "fail row %zu: says what", i);
+    }
+}
+
+int main(void)
+{
+    test_trial();
+    test_live();
+    test_session_owner();
+    test_complete();
+    test_differs();
+    test_store();
+    test_fail();
+    return t_done();
+}
