@@ -317,6 +317,29 @@ describe('trials', () => {
   });
 });
 
+describe('a trial that ends on a test clock', () => {
+  const user = 'pay_trina';
+
+  test('trialing grants the tier, and the end of the trial makes it active with a paid invoice', async () => {
+    const { clock, sub } = await clockedSubscriber(user, { trial: 7 });
+    assert.equal(sub.status, 'trialing');
+    assert.equal(sub.tier, 'premium');
+    assert.ok(sub.trial_end > now(), JSON.stringify(sub));
+    await advance(clock, sub.trial_end + 3600);
+    await drainWebhooks();
+    if (!webhooks) return;
+    const s = await subscription(user);
+    assert.equal(s.status, 'active', 'by the webhooks alone');
+    assert.equal(s.tier, 'premium');
+    assert.ok(s.current_period_start >= sub.trial_end, JSON.stringify(s));
+    const inv = await call(user, 'GET', '/invoices?limit=10');
+    assert.equal(inv.status, 200);
+    const paid = inv.body.data.filter((i) => i.status === 'paid' && i.amount_paid === 999);
+    assert.equal(paid.length, 1, JSON.stringify(inv.body.data));
+    assert.match(paid[0].hosted_invoice_url, /^http/);
+  });
+});
+
 describe('a failed renewal', () => {
   const user = 'pay_erin';
 
