@@ -1,0 +1,348 @@
+#!/bin/bash
+# bench.sh: `make bench` (issue #5 item 5; docs/benchmarks.md). Starts the release build on a
+# fresh SQLite database in a temp dir with seeded premium users, and nginx serving a fixed small
+# JSON body (bench/nginx.conf.in) as the yardstick, both pinned to one core; drives each with
+# wrk pinned to the other core, on loopback; prints requests/s, p50/p99 latency, the ratio to
+# nginx and the server's peak RSS (VmHWM), with PASS/MISS per target. An endpoint that is not
+# there yet is reported as "not available yet". Everything started here is stopped on exit.
+# Not part of the test command. Knobs (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS
+# (32), BENCH_USERS (64), BENCH_EVENTS (signed webhook events, 200000), BENCH_SERVER_CPU (0),
+# BENCH_WRK_CPU (1), BENCH_HTTP_THREADS (subgate's default), BENCH_LOG_LEVEL (info),
+# BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1 profiles subgate with perf during each run, BENCH_STRICT=1 exits 1 when a target is missed, and
+# BENCH_{PRICING,CHECK,CONSUME,WEBHOOK}_PATH, BENCH_CHECK_FEATURE, BENCH_QUOTA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${SUBGATE_BIN:-build/release/subgate}
+[ "${BIN#/}" != "$BIN" ] || BIN=$ROOT/$BIN
+export BENCH_DIR=$ROOT/bench
+INVOICE_JSON=${BENCH_INVOICE_JSON:-$ROOT/tests/fixtures/stripe/invoice.2023-08-16.json}
+DURATION=${BENCH_DURATION:-5s}
+CONNS=${BENCH_CONNECTIONS:-32}
+USERS=${BENCH_USERS:-64}
+EVENTS=${BENCH_EVENTS:-200000}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+WRK_CPU=${BENCH_WRK_CPU:-1}
+PRICING_PATH=${BENCH_PRICING_PATH:-/api/v1/payments/pricing}
+CHECK_PATH=${BENCH_CHECK_PATH:-/api/v1/access/check}
+CHECK_FEATURE=${BENCH_CHECK_FEATURE:-unlimited_ai}
+CONSUME_PATH=${BENCH_CONSUME_PATH:-/api/v1/access/consume}
+QUOTA=${BENCH_QUOTA:-ai_minutes}
+WEBHOOK_PATH=${BENCH_WEBHOOK_PATH:-/api/v1/payments/webhook}
+PRICE_PREMIUM=price_bench_premium
+PRICE_PLUS=price_bench_plus
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# The targets of issue #5: name, kind (ratio to nginx, or absolute requests/s), value.
+TARGETS="pricing ratio 0.8
+check ratio 0.5
+consume ratio 0.25
+webhooks rate 10000"
+RSS_TARGET_KIB=$((32 * 1024))
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+for tool in wrk taskset python3 sqlite3 curl; do
+    command -v "$tool" >/dev/null 2>&1 || die "needs $tool (make bench installs it: scripts/deps.sh --bench)"
+done
+[ -x "$NGINX" ] || die "needs nginx (scripts/deps.sh --bench)"
+[ -x "$BIN" ] || die "no $BIN: build it first (make FLAVOR=release)"
+[ -f "$INVOICE_JSON" ] || die "no Stripe invoice fixture at $INVOICE_JSON (set BENCH_INVOICE_JSON)"
+
+TMP=$(mktemp -d /tmp/subgate-bench.XXXXXX)
+SRV_PID=""
+NGX_PID=""
+cleanup() {
+    local pid
+    for pid in $SRV_PID $NGX_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in $SRV_PID $NGX_PID; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# subgate's whole environment: nothing inherited but PATH, and run from $TMP, so neither the
+# caller's variables nor the repository's .env leak in.
+JWT_SECRET=bench-$(rand_hex 32)
+SERVICE_KEY=sk_svc_bench_$(rand_hex 16)
+WEBHOOK_SECRET=whsec_bench_$(rand_hex 16)
+SRV_PORT=$(free_port)
+NGX_PORT=$(free_port)
+SRV_ENV=(env -i "PATH=$PATH" "DATABASE_URL=sqlite:$TMP/subgate.db" "JWT_SECRET=$JWT_SECRET"
+    "SERVICE_API_KEYS=$SERVICE_KEY" "STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET"
+    "STRIPE_PREMIUM_PRICE_ID=$PRICE_PREMIUM" "STRIPE_PLUS_PRICE_ID=$PRICE_PLUS"
+    "LISTEN=127.0.0.1:$SRV_PORT" "LOG_LEVEL=${BENCH_LOG_LEVEL:-info}")
+[ -z "${BENCH_HTTP_THREADS:-}" ] || SRV_ENV+=("HTTP_THREADS=$BENCH_HTTP_THREADS")
+
+subgate() { (cd "$TMP" && "${SRV_ENV[@]}" "$BIN" "$@"); }
+
+# wait_http URL: until anything answers, for up to 10 s.
+wait_http() {
+    for _ in $(seq 200); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# Seeds USERS premium users straight into the migrated database, and mints their tokens.
+seed() {
+    subgate migrate >/dev/null || die "subgate migrate failed"
+    python3 "$BENCH_DIR/seed.py" sql "$USERS" "$PRICE_PREMIUM" >"$TMP/seed.sql"
+    sqlite3 "$TMP/subgate.db" <"$TMP/seed.sql" || die "seeding the database failed"
+    : >"$TMP/tokens"
+    for n in $(seq 0 $((USERS - 1))); do
+        subgate token "bench_user_$n" "bench_user_$n@example.com" 3600 >>"$TMP/tokens" ||
+            die "subgate token failed"
+    done
+}
+
+start_nginx() {
+    mkdir -p "$TMP/nginx/tmp"
+    sed -e "s|@PREFIX@|$TMP/nginx|g" -e "s|@PORT@|$NGX_PORT|g" "$BENCH_DIR/nginx.conf.in" \
+        >"$TMP/nginx/nginx.conf"
+    taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+        2>"$TMP/nginx/stderr.log" &
+    NGX_PID=$!
+    wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx did not start: $(cat "$TMP/nginx/stderr.log")"
+}
+
+start_server() {
+    (cd "$TMP" && exec taskset -c "$SERVER_CPU" "${SRV_ENV[@]}" "$BIN" serve 2>"$TMP/subgate.log") &
+    SRV_PID=$!
+    wait_http "http://127.0.0.1:$SRV_PORT/healthz" || die "subgate did not start: $(tail -5 "$TMP/subgate.log")"
+}
+
+rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SRV_PID/status"; }
+
+# probe NAME CURL-ARGS...: one request before the run. Sets PROBE_NOTE to why the endpoint
+# cannot be measured ("" when it answered 2xx).
+probe() {
+    local name=$1 code
+    shift
+    code=$(curl -s -o "$TMP/probe-$name.json" -w '%{http_code}' "$@") || code=000
+    PROBE_NOTE=""
+    case $code in
+    2??) ;;
+    404) PROBE_NOTE="not available yet (404: $(head -c 160 "$TMP/probe-$name.json"))" ;;
+    *) PROBE_NOTE="skipped: the probe answered $code: $(head -c 200 "$TMP/probe-$name.json")" ;;
+    esac
+}
+
+# measure NAME URL SCRIPT [SCRIPT-ARGS...]: one wrk run; results in R_<field>[NAME].
+declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE
+measure() {
+    local name=$1 url=$2 script=$3 log="$TMP/wrk-$1.log" line
+    shift 3
+    local perf_pid=""
+    if [ "${BENCH_PERF:-0}" = 1 ] && [ "${name#nginx}" = "$name" ]; then
+        perf record -q -g -F 999 -p "$SRV_PID" -o "$TMP/perf-$name.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    taskset -c "$WRK_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 5s -s "$BENCH_DIR/$script" \
+        "$url" -- "$@" >"$log" 2>&1 || die "wrk failed for $name: $(tail -3 "$log")"
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
+    line=$(grep '^BENCH_RESULT ' "$log" | tail -1) || die "no result from wrk for $name: $(tail -3 "$log")"
+    # The fields in bench/report.lua's order.
+    local requests duration p50 p99 status connect read write timeout
+    read -r requests duration p50 p99 status connect read write timeout \
+        < <(echo "${line#BENCH_RESULT }" | tr ' ' '\n' | cut -d= -f2 | paste -sd' ')
+    R_OK[$name]=$((requests - status))
+    R_RATE[$name]=$(awk -v n="${R_OK[$name]}" -v us="$duration" 'BEGIN { printf "%.0f", n * 1e6 / us }')
+    R_P50[$name]=$p50
+    R_P99[$name]=$p99
+    R_ERR[$name]=$((status + connect + read + write + timeout))
+    R_RSS[$name]=$(rss_kib VmHWM)
+}
+
+# warm NAME URL SCRIPT [ARGS...]: a one-second run whose figures are dropped (connections,
+# caches and page faults settle).
+warm() {
+    local url=$2 script=$3
+    shift 3
+    taskset -c "$WRK_CPU" wrk -t1 -c"$CONNS" -d1s -s "$BENCH_DIR/$script" "$url" -- "$@" \
+        >/dev/null 2>&1 || true
+}
+
+# nginx NAME: measures the yardstick right before NAME's run, so that both see the same load
+# on the machine; NAME's ratio is to this figure.
+NGX_RUNS=0
+nginx_before() {
+    local url="http://127.0.0.1:$NGX_PORT/"
+    [ "$NGX_RUNS" -gt 0 ] || warm nginx "$url" get.lua
+    measure "nginx-$1" "$url" get.lua
+    NGX_RUNS=$((NGX_RUNS + 1))
+}
+
+bench_pricing() {
+    local url="http://127.0.0.1:$SRV_PORT$PRICING_PATH"
+    probe pricing "$url"
+    R_NOTE[pricing]=$PROBE_NOTE
+    [ -n "$PROBE_NOTE" ] && return 0
+    nginx_before pricing
+    warm pricing "$url" get.lua
+    measure pricing "$url" get.lua
+}
+
+bench_check() {
+    local url="http://127.0.0.1:$SRV_PORT$CHECK_PATH"
+    probe check -H "Authorization: Bearer $(head -1 "$TMP/tokens")" "$url?feature=$CHECK_FEATURE"
+    R_NOTE[check]=$PROBE_NOTE
+    [ -n "$PROBE_NOTE" ] && return 0
+    nginx_before check
+    warm check "$url" check.lua "$TMP/tokens" "$CHECK_FEATURE"
+    measure check "$url" check.lua "$TMP/tokens" "$CHECK_FEATURE"
+}
+
+bench_consume() {
+    local url="http://127.0.0.1:$SRV_PORT$CONSUME_PATH"
+    probe consume -X POST -H "Authorization: Bearer $SERVICE_KEY" -H 'Content-Type: application/json' \
+        --data "{\"user_id\":\"bench_user_0\",\"quota\":\"$QUOTA\",\"amount\":1}" "$url"
+    R_NOTE[consume]=$PROBE_NOTE
+    [ -n "$PROBE_NOTE" ] && return 0
+    nginx_before consume
+    measure consume "$url" consume.lua "$SERVICE_KEY" "$USERS" "$QUOTA"
+}
+
+# Signs the events right before the run (Stripe's tolerance is 300 s), and probes with one
+# more event signed apart from the pool.
+bench_webhooks() {
+    local url="http://127.0.0.1:$SRV_PORT$WEBHOOK_PATH" body
+    mkdir -p "$TMP/probe" "$TMP/events"
+    python3 "$BENCH_DIR/seed.py" webhooks "$WEBHOOK_SECRET" 1 "$USERS" "$INVOICE_JSON" "$TMP/probe"
+    body=$(sed -e 's/@@I@@/1/g' -e 's/@@U@@/1/g' "$TMP/probe/webhook.tpl")
+    probe webhooks -X POST -H 'Content-Type: application/json; charset=utf-8' \
+        -H "Stripe-Signature: $(cat "$TMP/probe/webhook.sig")" --data-binary "$body" "$url"
+    R_NOTE[webhooks]=$PROBE_NOTE
+    [ -n "$PROBE_NOTE" ] && return 0
+    nginx_before webhooks
+    python3 "$BENCH_DIR/seed.py" webhooks "$WEBHOOK_SECRET" "$EVENTS" "$USERS" "$INVOICE_JSON" "$TMP/events"
+    measure webhooks "$url" webhook.lua "$TMP/events/webhook.tpl" "$TMP/events/webhook.sig" "$USERS"
+    if [ "${R_OK[webhooks]}" -gt "$EVENTS" ]; then
+        R_NOTE[webhooks]="more requests than signed events: some were duplicates (raise BENCH_EVENTS)"
+    fi
+}
+
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f ms", us / 1000 }'; }
+
+# verdict NAME: "PASS"/"MISS" against the target row, with the ratio to nginx.
+MISSES=()
+verdict() {
+    local name=$1 kind value ratio ok
+    read -r _ kind value < <(echo "$TARGETS" | grep "^$name ")
+    ratio=$(awk -v a="${R_RATE[$name]}" -v b="${R_RATE[nginx-$name]}" 'BEGIN { printf "%.2f", a / b }')
+    if [ "$kind" = ratio ]; then
+        ok=$(awk -v r="$ratio" -v t="$value" 'BEGIN { print (r >= t) }')
+        V_TARGET=">= ${value}x nginx"
+        [ "$ok" = 1 ] || MISSES+=("MISS: $name at ${ratio}x nginx, below the target of ${value}x")
+    else
+        ok=$(awk -v r="${R_RATE[$name]}" -v t="$value" 'BEGIN { print (r >= t) }')
+        V_TARGET=">= $value/s"
+        [ "$ok" = 1 ] || MISSES+=("MISS: $name at ${R_RATE[$name]}/s, below the target of $value/s")
+    fi
+    [ "${R_ERR[$name]}" = 0 ] || { ok=0; MISSES+=("MISS: $name had ${R_ERR[$name]} failed requests (see the wrk log)"); }
+    V_RATIO="${ratio}x"
+    V_RESULT=$([ "$ok" = 1 ] && echo PASS || echo MISS)
+}
+
+ROW="%-36s %8s %10s %10s %7s %9s %8s  %-15s %s\n"
+# row LABEL NAME VS RSS TARGET RESULT: one line of the table from R_*[NAME].
+row() {
+    # shellcheck disable=SC2059
+    printf "$ROW" "$1" "${R_RATE[$2]}" "$(ms "${R_P50[$2]}")" "$(ms "${R_P99[$2]}")" "${R_ERR[$2]}" \
+        "$3" "$4" "$5" "$6"
+}
+
+report() {
+    local name label
+    echo
+    echo "subgate bench: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
+    echo "  subgate and nginx on cpu $SERVER_CPU, wrk on cpu $WRK_CPU; wrk -t1 -c$CONNS -d$DURATION; loopback; CPUs $BUSY% busy before the run"
+    echo "  subgate $("$BIN" version | awk '{print $2}'), SQLite (WAL) in $TMP, $USERS premium users; $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+    echo
+    # shellcheck disable=SC2059
+    printf "$ROW" "endpoint" "req/s" "p50" "p99" "errors" "vs nginx" "RSS MiB" "target" "result"
+    for name in pricing check consume webhooks; do
+        case $name in
+        pricing) label="GET $PRICING_PATH" ;;
+        check) label="check (user JWT)" ;;
+        consume) label="consume (service key, durable)" ;;
+        webhooks) label="webhooks (signed invoice.paid)" ;;
+        esac
+        if [ -z "${R_RATE[$name]:-}" ]; then
+            printf "%-36s %s\n" "$label" "${R_NOTE[$name]}"
+            continue
+        fi
+        verdict "$name"
+        row "nginx, fixed JSON (just before)" "nginx-$name" "1.00x" "-" "" ""
+        row "$label" "$name" "$V_RATIO" "$(awk -v k="${R_RSS[$name]}" 'BEGIN { printf "%.1f", k / 1024 }')" \
+            "$V_TARGET" "$V_RESULT"
+        [ -z "${R_NOTE[$name]:-}" ] || echo "    note: ${R_NOTE[$name]}"
+    done
+    local peak
+    peak=$(rss_kib VmHWM)
+    if [ "$peak" -lt "$RSS_TARGET_KIB" ]; then RSS_RESULT=PASS; else
+        RSS_RESULT=MISS
+        MISSES+=("MISS: peak RSS $((peak / 1024)) MiB, above the target of 32 MiB")
+    fi
+    echo
+    printf "peak RSS of subgate (VmHWM): %.1f MiB (target < 32 MiB): %s\n" \
+        "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" "$RSS_RESULT"
+    if [ ${#MISSES[@]} -eq 0 ]; then echo "every measured target met"; else printf '%s\n' "${MISSES[@]}"; fi
+}
+
+# With BENCH_PERF=1: where subgate spent its CPU during each run (perf record -g), by library
+# and by symbol.
+perf_report() {
+    local f
+    for f in "$TMP"/perf-*.data; do
+        [ -f "$f" ] || continue
+        echo
+        echo "== perf: $(basename "$f" .data | sed 's/^perf-//') (self time) =="
+        perf report -i "$f" --no-children --sort dso -g none 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -6 || true
+        perf report -i "$f" --no-children --sort dso,symbol -g none 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | head -"${BENCH_PERF_TOP:-15}" || true
+    done
+}
+
+# busy_pct: how busy all CPUs were over the last second (other work makes the figures noisy).
+busy_pct() {
+    local a b
+    a=$(head -1 /proc/stat)
+    sleep 1
+    b=$(head -1 /proc/stat)
+    echo "$a $b" | awk '{ n = NF / 2; for (i = 2; i <= n; i++) { t += $(i + n) - $i }
+        idle = $(n + 5) + $(n + 6) - $5 - $6; printf "%.0f", 100 * (t - idle) / t }'
+}
+
+[ "$(nproc)" -ge 2 ] || echo "bench: warning: one core only: server and wrk share it" >&2
+BUSY=$(busy_pct)
+[ "$BUSY" -le 10 ] || echo "bench: warning: the machine was $BUSY% busy before the run: figures will be noisy" >&2
+echo "bench: seeding $USERS users in $TMP"
+seed
+start_nginx
+start_server
+echo "bench: nginx (the yardstick) on 127.0.0.1:$NGX_PORT, subgate on 127.0.0.1:$SRV_PORT (pid $SRV_PID)"
+for b in pricing check consume webhooks; do
+    echo "bench: $b"
+    "bench_$b"
+done
+report
+[ "${BENCH_PERF:-0}" = 0 ] || perf_report
+[ "${BENCH_STRICT:-0}" = 0 ] || [ ${#MISSES[@]} -eq 0 ]
