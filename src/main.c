@@ -1,5 +1,7 @@
 /* main.c: the subcommand table and the wiring of serve; no business logic lives here. */
+#include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -166,6 +168,7 @@ static int make_stripe(const struct config *cfg, struct stripe_client **out)
 
 static void app_release(struct app *a)
 {
+    api_release(&a->api);
     stripe_client_free(a->stripe);
     store_close(a->store);
     jwt_verifier_free(a->jwt);
@@ -173,12 +176,16 @@ static void app_release(struct app *a)
     config_release(&a->cfg);
 }
 
+/* HTTP_THREADS, else the CPUs this process may run on (taskset, cgroups' cpusets). */
 static int thread_count(const struct config *cfg)
 {
+    cpu_set_t set;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
     if (cfg->http_threads > 0)
         return (int)cfg->http_threads;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
     return cores > 0 ? (int)cores : 2;
 }
 
@@ -206,6 +213,7 @@ static int app_init(struct app *a)
                            .tiers = &a->tiers,
                            .gate = &a->gate,
                            .stripe = a->stripe };
+    api_prepare(&a->api);
     return 0;
 }
 
@@ -231,6 +239,12 @@ static int cmd_serve(int argc, char **argv)
     (void)argc;
     (void)argv;
     block_signals(&set);
+    /*
+     * Keep freed memory in the process: without this glibc trims and re-faults the heap top
+     * on nearly every request (measured ~7% of a check request).
+     */
+    mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+    mallopt(M_TOP_PAD, 1024 * 1024);
     if (app_init(&a))
         goto out;
     p = (struct http_server_params){ .host = a.cfg.listen_host,

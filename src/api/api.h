@@ -26,6 +26,8 @@ struct api {
     const struct tier_catalog *tiers;
     const struct gate_rules *gate; /* GATE_RULES_FILE or the built-in rules; NULL: none */
     struct stripe_client *stripe;  /* NULL without STRIPE_SECRET_KEY: those endpoints answer 503 */
+    char *pricing_body; /* GET /pricing, rendered once by api_prepare (it never changes) */
+    size_t pricing_len;
 };
 
 /* Who may call a route (SPEC §2). */
@@ -36,6 +38,12 @@ enum auth_kind {
     AUTH_STRIPE,          /* authenticated by the Stripe-Signature of the body alone */
     AUTH_USER_OR_SERVICE, /* either; a service leaves req->user "" and names the user itself */
 };
+
+/* Renders what never changes after start (the pricing body). Call once before serving. */
+void api_prepare(struct api *api);
+
+/* Frees what api_prepare made. */
+void api_release(struct api *api);
 
 /* The server's dispatch function: app is a struct api. */
 void api_dispatch(void *app, struct request *req, struct response *resp);

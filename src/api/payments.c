@@ -30,15 +30,32 @@ static json_t *json_time_or_null(int64_t t)
     return t ? json_integer(t) : json_null();
 }
 
+void api_prepare(struct api *api)
+{
+    const char *pk = api->cfg->stripe_publishable_key;
+    json_t *body =
+        json_pack("{s:o, s:o}", "publishable_key", pk && *pk ? json_string(pk) : json_null(),
+                  "tiers", tier_catalog_to_json(api->tiers));
+
+    api->pricing_body = json_dumps(body, JSON_COMPACT);
+    api->pricing_len = api->pricing_body ? strlen(api->pricing_body) : 0;
+    json_decref(body);
+}
+
+void api_release(struct api *api)
+{
+    free(api->pricing_body);
+    api->pricing_body = NULL;
+}
+
+/* The catalogue is fixed after start: the body rendered by api_prepare is lent, not copied. */
 enum err payments_pricing(struct request *req, struct response *resp)
 {
     const struct api *api = req->app;
-    const char *pk = api->cfg->stripe_publishable_key;
 
-    response_json(resp, 200,
-                  json_pack("{s:o, s:o}", "publishable_key",
-                            pk && *pk ? json_string(pk) : json_null(), "tiers",
-                            tier_catalog_to_json(api->tiers)));
+    if (!api->pricing_body)
+        return request_fail(req, ERR_INTERNAL, NULL, NULL, "pricing is not prepared");
+    response_static(resp, 200, "application/json", api->pricing_body, api->pricing_len);
     return ERR_OK;
 }
 

@@ -202,9 +202,23 @@ enum err request_json_int(struct request *req, const char *field, bool required,
     return ERR_OK;
 }
 
+void response_static(struct response *resp, int status, const char *content_type, const char *body,
+                     size_t len)
+{
+    if (!resp->body_static)
+        free(resp->body);
+    resp->status = status;
+    resp->body = (char *)(uintptr_t)body; /* never written or freed: body_static */
+    resp->len = len;
+    resp->body_static = true;
+    resp->content_type = content_type;
+}
+
 void response_json(struct response *resp, int status, json_t *body)
 {
-    free(resp->body);
+    if (!resp->body_static)
+        free(resp->body);
+    resp->body_static = false;
     resp->status = status;
     resp->body = json_dumps(body, JSON_COMPACT);
     resp->len = resp->body ? strlen(resp->body) : 0;

@@ -42,8 +42,9 @@ struct request {
 };
 
 struct response {
-    int status; /* 0 until set */
-    char *body; /* owned (free()); NULL for an empty body */
+    int status;       /* 0 until set */
+    char *body;       /* owned (free()) unless body_static; NULL for an empty body */
+    bool body_static; /* body outlives the server (response_static): sent, never freed */
     size_t len;
     const char *content_type; /* static string */
     char allow[64];           /* "Allow" header value for 405; "" when none */
@@ -99,6 +100,10 @@ MUST_CHECK enum err request_json_int(struct request *req, const char *field, boo
 
 /* Fails naming the first field of req->json that is not in the NULL-terminated list allowed. */
 MUST_CHECK enum err request_json_only(struct request *req, const char *const *allowed);
+
+/* Sets a response whose body lives as long as the server and is never freed (lent). */
+void response_static(struct response *resp, int status, const char *content_type, const char *body,
+                     size_t len);
 
 /* Sets a JSON response; steals body (a json_t reference). */
 void response_json(struct response *resp, int status, json_t *body);

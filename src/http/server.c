@@ -56,50 +56,108 @@ static struct request *request_begin(struct http_server *s, struct MHD_Connectio
     return req;
 }
 
-/* Appends s as a JSON string body (quoted, escaped) for the log line. */
-static void log_json_str(struct buf *b, const char *s)
+/*
+ * The per-request log line is on the hot path, so it is built by hand in a stack buffer: no
+ * allocation, no printf, and the timestamp formatted once per second per thread.
+ */
+struct line {
+    char *p;   /* next byte to write */
+    char *end; /* one byte is always kept free for the newline */
+};
+
+static void line_put(struct line *l, const char *s, size_t n)
 {
-    (void)!buf_puts(b, "\""); /* the log buffer is sized for the longest line we write */
-    for (; s && *s; s++) {
+    if (n > (size_t)(l->end - l->p))
+        n = (size_t)(l->end - l->p);
+    memcpy(l->p, s, n);
+    l->p += n;
+}
+
+static void line_puts(struct line *l, const char *s)
+{
+    line_put(l, s, strlen(s));
+}
+
+/* Appends s as a quoted JSON string; bytes outside printable ASCII become \u00XX escapes. */
+static void line_json_str(struct line *l, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    line_put(l, "\"", 1);
+    for (; *s && l->end - l->p > 8; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f)
-            (void)!buf_appendf(b, "\\u%04x", c); /* bytes >= 0x7f: kept readable, not UTF-8 */
-        else
-            (void)!buf_append(b, s, 1);
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
+            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+            line_put(l, esc, sizeof(esc));
+        } else {
+            *l->p++ = (char)c;
+        }
     }
-    (void)!buf_puts(b, "\"");
+    line_put(l, "\"", 1);
+}
+
+static void line_i64(struct line *l, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    line_put(l, tmp + i, sizeof(tmp) - i);
+}
+
+/* "2026-11-24T10:26:28Z" for now, cached per thread for the current second. */
+static const char *log_time(void)
+{
+    static _Thread_local time_t cached = -1;
+    static _Thread_local char when[32];
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != cached) {
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cached = ts.tv_sec;
+    }
+    return when;
 }
 
 static void log_request(const struct request *req, int status)
 {
-    struct buf b;
-    char when[32];
-    struct timespec ts;
-    struct tm tm;
+    char buf[1024];
+    struct line l = { buf, buf + sizeof(buf) - 1 };
 
     if (LOG_INFO < log_min_level)
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    buf_init(&b, 16384);
-    (void)!buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"info\",\"request_id\":\"%s\",\"method\":",
-                       when, req->id); /* ids and times are short: the buffer cannot overflow */
-    log_json_str(&b, req->method);
-    (void)!buf_puts(&b, ",\"route\":");
+    line_puts(&l, "{\"time\":\"");
+    line_puts(&l, log_time());
+    line_puts(&l, "\",\"level\":\"info\",\"request_id\":\"");
+    line_puts(&l, req->id);
+    line_puts(&l, "\",\"method\":");
+    line_json_str(&l, req->method);
+    line_puts(&l, ",\"route\":");
     if (req->route)
-        log_json_str(&b, req->route);
+        line_json_str(&l, req->route);
     else
-        (void)!buf_puts(&b, "null");
-    (void)!buf_appendf(&b, ",\"status\":%d,\"latency_ms\":%lld,\"user\":", status,
-                       (long long)(clock_mono_ms() - req->start_ms));
+        line_puts(&l, "null");
+    line_puts(&l, ",\"status\":");
+    line_i64(&l, status);
+    line_puts(&l, ",\"latency_ms\":");
+    line_i64(&l, clock_mono_ms() - req->start_ms);
+    line_puts(&l, ",\"user\":");
     if (req->user[0])
-        log_json_str(&b, req->user);
+        line_json_str(&l, req->user);
     else
-        (void)!buf_puts(&b, "null");
-    (void)!buf_puts(&b, "}\n");
-    log_line(b.data, b.len);
-    buf_release(&b);
+        line_puts(&l, "null");
+    line_puts(&l, "}");
+    *l.p++ = '\n'; /* the byte kept free */
+    log_line(buf, (size_t)(l.p - buf));
 }
 
 /* Adds the handler's extra "Name: value\n" lines (response_add_header) to r, then frees them. */
@@ -126,8 +184,9 @@ static enum MHD_Result send_response(struct request *req, struct response *resp)
     struct MHD_Response *r;
     enum MHD_Result ret;
 
-    r = MHD_create_response_from_buffer(resp->len, resp->body, MHD_RESPMEM_MUST_FREE);
-    resp->body = NULL; /* the library owns it now */
+    r = MHD_create_response_from_buffer(
+        resp->len, resp->body, resp->body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+    resp->body = NULL; /* the library owns it now, or it was lent */
     add_extra_headers(r, resp);
     if (resp->content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
@@ -179,13 +238,15 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
     s->p.dispatch(s->p.app, req, &resp);
     if (resp.status == 0) {
         log_error("dispatch left no status for %s %s", req->method, req->route ? req->route : "?");
-        free(resp.body);
+        if (!resp.body_static)
+            free(resp.body);
         free(resp.headers);
         return send_error(req, ERR_INTERNAL, "internal error");
     }
     if (resp.drop) {
         /* MHD_NO from the access handler closes the connection without an answer */
-        free(resp.body);
+        if (!resp.body_static)
+            free(resp.body);
         free(resp.headers);
         log_request(req, 0);
         return MHD_NO;
