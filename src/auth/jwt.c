@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,7 +42,27 @@ struct jwt_verifier {
     char *issuer;           /* NULL: iss unchecked */
     char *audience;         /* NULL: aud unchecked */
     int64_t leeway_s;       /* allowed clock skew on exp and nbf */
+    uint64_t id;            /* unique per verifier ever made: keys the token cache */
 };
+
+/*
+ * Verified tokens, per thread: the hot path (every check) sees the same few tokens again and
+ * again, and the signature, issuer and audience of identical bytes under one verifier cannot
+ * change, so a hit skips them and re-checks only the times against now. Exactly the same
+ * answers as without the cache; the token bytes are compared in constant time.
+ */
+#define JWT_CACHE_SLOTS     32
+#define JWT_CACHE_TOKEN_MAX 1024
+
+struct jwt_cache_entry {
+    uint64_t verifier_id; /* 0: empty */
+    size_t len;
+    char token[JWT_CACHE_TOKEN_MAX];
+    struct jwt_claims claims;
+};
+
+static _Thread_local struct jwt_cache_entry jwt_cache[JWT_CACHE_SLOTS];
+static _Atomic uint64_t verifier_ids;
 
 /* Why a token was refused; R_OK is zero so "if (r)" reads as "if refused". */
 enum reason {
@@ -126,6 +147,7 @@ static struct jwt_verifier *verifier_new(enum jwt_alg alg, const char *issuer, c
     v->issuer = issuer ? xstrdup(issuer) : NULL;
     v->audience = audience ? xstrdup(audience) : NULL;
     v->leeway_s = JWT_LEEWAY_DEFAULT_S;
+    v->id = atomic_fetch_add(&verifier_ids, 1) + 1;
     return v;
 }
 
@@ -547,10 +569,56 @@ static enum reason verify_token(const struct jwt_verifier *v, const char *token,
     return check_claims(v, body, body_len, now, out);
 }
 
+static struct jwt_cache_entry *cache_slot(const char *token, size_t len)
+{
+    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)token[i]) * UINT64_C(1099511628211);
+    return &jwt_cache[h % JWT_CACHE_SLOTS];
+}
+
+static bool cache_hit(const struct jwt_cache_entry *e, const struct jwt_verifier *v,
+                      const char *token, size_t len)
+{
+    return e->verifier_id == v->id && e->len == len && CRYPTO_memcmp(e->token, token, len) == 0;
+}
+
+/* The same time checks as check_times, on claims verified before. */
+static enum reason cached_times(const struct jwt_verifier *v, const struct jwt_claims *c,
+                                int64_t now)
+{
+    if (c->exp <= now - v->leeway_s)
+        return R_EXPIRED;
+    if (c->nbf > now + v->leeway_s)
+        return R_NOT_YET;
+    return R_OK;
+}
+
+static enum reason verify_cached(const struct jwt_verifier *v, const char *token, size_t len,
+                                 int64_t now, struct jwt_claims *out)
+{
+    struct jwt_cache_entry *e = len <= JWT_CACHE_TOKEN_MAX ? cache_slot(token, len) : NULL;
+    enum reason r;
+
+    if (e && cache_hit(e, v, token, len)) {
+        *out = e->claims;
+        return cached_times(v, out, now);
+    }
+    r = verify_token(v, token, len, now, out);
+    if (r == R_OK && e) {
+        e->verifier_id = v->id;
+        e->len = len;
+        memcpy(e->token, token, len);
+        e->claims = *out;
+    }
+    return r;
+}
+
 enum err jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now,
                     struct jwt_claims *out, const char **why)
 {
-    enum reason r = verify_token(v, token, len, now, out);
+    enum reason r = verify_cached(v, token, len, now, out);
 
     *why = reason_text[r];
     if (r == R_OK)

@@ -47,6 +47,34 @@ int main(void)
         }
         buf_release(&tok);
     }
+    /* The verified-token cache must not change an answer: times, verifier and bytes count. */
+    struct jwt_mint m = { "cached", NULL, NULL, NULL, NOW, 600 };
+    struct buf tok;
+    struct jwt_claims c;
+    const char *why = "";
+    struct secret other_key = { 0 };
+    struct jwt_verifier *other = NULL;
+
+    buf_init(&tok, 8192);
+    secret_set(&other_key, "another-key-another-key-another-key", 35);
+    T_OK(jwt_verifier_new_hmac(&other_key, NULL, NULL, &other) == ERR_OK, "other verifier");
+    T_OK(jwt_sign_hs256(&s, &m, &tok) == ERR_OK, "cached token signs");
+    for (int round = 0; round < 2; round++) {
+        (void)!jwt_verify(plain, tok.data, tok.len, NOW, &c, &why); /* answer checked below */
+        T_EQ_STR(why, "ok", "round %d: valid now", round);
+        (void)!jwt_verify(plain, tok.data, tok.len, NOW + 600 + 61, &c, &why);
+        T_EQ_STR(why, "token expired", "round %d: expired later, also after a cache hit", round);
+        (void)!jwt_verify(other, tok.data, tok.len, NOW, &c, &why);
+        T_EQ_STR(why, "bad signature", "round %d: another verifier does not hit the cache", round);
+        char saved = tok.data[tok.len - 2];
+        tok.data[tok.len - 2] = saved == 'A' ? 'B' : 'A';
+        (void)!jwt_verify(plain, tok.data, tok.len, NOW, &c, &why);
+        T_EQ_STR(why, "bad signature", "round %d: other bytes do not hit the cache", round);
+        tok.data[tok.len - 2] = saved;
+    }
+    buf_release(&tok);
+    jwt_verifier_free(other);
+    secret_release(&other_key);
     jwt_verifier_free(plain);
     jwt_verifier_free(strict);
     secret_release(&s);
