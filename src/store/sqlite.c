@@ -1,15 +1,18 @@
 /*
  * sqlite.c: the SQLite backend of store/. A pool of WAL-mode connections, each used by one thread
- * at a time, with its statements prepared once; a background thread checkpoints the WAL.
+ * at a time, with its statements prepared once; writers of one process queue on a mutex; a
+ * background thread checkpoints the WAL.
  */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -20,10 +23,17 @@
 #include "store/backend.h"
 #include "store/migrations.h"
 
-#define BUSY_TIMEOUT_MS     5000 /* how long a writer waits for the write lock */
+#define BUSY_TIMEOUT_MS     5000 /* how long a writer waits for another process's write lock */
+#define CHECKPOINT_BUSY_MS  100  /* how long a RESTART checkpoint waits, holding writers back */
+#define BUSY_YIELDS         3    /* busy_wait: the first waits only yield the CPU, */
+#define BUSY_SLEEP_MIN_US   50   /* then sleep this long, doubling */
+#define BUSY_SLEEP_MAX_US   200  /* up to this */
 #define POOL_MAX            64
 #define CHECKPOINT_PERIOD_S 1
-#define CHECKPOINT_PAGES    1000 /* a commit leaving the WAL this long wakes the checkpointer */
+#define CHECKPOINT_PAGES    2048 /* each time the WAL grows by this much, wake the checkpointer */
+#define WAL_RESTART_PAGES   8192 /* a WAL this long is checkpointed with writers held back, */
+#define WAL_TAIL_PAGES      256  /* once passive checkpoints leave no more than this behind */
+#define CHECKPOINT_PASSES   4    /* or after this many of them */
 
 /*
  * wal_autocheckpoint = 0: commits never pay for a checkpoint, the checkpoint thread does it.
@@ -192,26 +202,44 @@ struct query {
     size_t nargs;
 };
 
+/* busy_wait's state, one per connection. */
+struct busy {
+    int64_t since_ns; /* when the current wait for a lock began */
+    int64_t limit_ns; /* how long one wait may last */
+};
+
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[STMT_COUNT]; /* prepared on first use, kept until close */
     struct conn *next_idle;
+    struct busy busy;
 };
 
 struct checkpointer {
     sqlite3 *db; /* its own connection, used by the thread only */
+    struct busy busy;
+    pthread_mutex_t *write_mu; /* the store's: held for a RESTART checkpoint */
     pthread_t thread;
     bool running;
     pthread_mutex_t mu;
     pthread_cond_t wake; /* on CLOCK_MONOTONIC */
     bool stop;           /* guarded by mu */
-    bool kick;           /* guarded by mu: the WAL grew past CHECKPOINT_PAGES */
+    bool kick;           /* guarded by mu: the WAL grew by CHECKPOINT_PAGES */
+    int kicked_at;       /* guarded by write_mu: WAL frames at the last kick */
 };
 
+/*
+ * Every write transaction and write statement runs with write_mu held. SQLite lets one writer
+ * at a time have the database; without the mutex, the threads of this process would fight for
+ * that lock, and a loser would sleep in the busy handler while the lock is free again. With it,
+ * they queue here and are woken at once, and only writers in other processes meet the busy
+ * handler (BEGIN IMMEDIATE and busy_wait keep that correct).
+ */
 struct sqlite_store {
     struct store base; /* first member: store.c casts between them */
     char *path;
     bool memory; /* ":memory:": one connection, as each connection would get its own database */
+    pthread_mutex_t write_mu;
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cond; /* signalled when a connection is checked in */
     struct conn *conns;
@@ -254,6 +282,23 @@ static void conn_checkin(struct sqlite_store *s, struct conn *c)
     s->idle = c;
     pthread_cond_signal(&s->pool_cond);
     pthread_mutex_unlock(&s->pool_mu);
+}
+
+/*
+ * A connection to write with: write_mu first, so a writer waiting for its turn holds no
+ * connection that a reader could use. The pool is LIFO: writers mostly get the connection the
+ * last writer used, whose page cache is still valid.
+ */
+static struct conn *writer_checkout(struct sqlite_store *s)
+{
+    pthread_mutex_lock(&s->write_mu);
+    return conn_checkout(s);
+}
+
+static void writer_checkin(struct sqlite_store *s, struct conn *c)
+{
+    conn_checkin(s, c);
+    pthread_mutex_unlock(&s->write_mu);
 }
 
 static enum err stmt_get(struct conn *c, enum stmt_id id, sqlite3_stmt **out)
@@ -459,7 +504,7 @@ static enum err fetch_i64(struct sqlite_store *s, const struct query *q, int64_t
 /* Runs a write; *changes = rows it changed, when not NULL. */
 static enum err exec_write(struct sqlite_store *s, const struct query *q, int *changes)
 {
-    struct conn *c = conn_checkout(s);
+    struct conn *c = writer_checkout(s);
     sqlite3_stmt *stmt = NULL;
     bool row = false;
     enum err err = query_run(c, q, &stmt, &row);
@@ -469,7 +514,7 @@ static enum err exec_write(struct sqlite_store *s, const struct query *q, int *c
     if (err == ERR_OK && changes)
         *changes = sqlite3_changes(c->db);
     stmt_release(stmt);
-    conn_checkin(s, c);
+    writer_checkin(s, c);
     return err;
 }
 
@@ -571,10 +616,10 @@ static enum err conn_migrate(struct conn *c, int *applied, char *errbuf, size_t 
 static enum err sqlite_migrate(struct store *st, int *applied, char *errbuf, size_t errlen)
 {
     struct sqlite_store *s = to_sqlite(st);
-    struct conn *c = conn_checkout(s);
+    struct conn *c = writer_checkout(s);
     enum err err = conn_migrate(c, applied, errbuf, errlen);
 
-    conn_checkin(s, c);
+    writer_checkin(s, c);
     return err;
 }
 
@@ -738,10 +783,10 @@ static enum err sqlite_usage_consume(struct store *st, const struct usage_grant 
                                      int64_t *used_after)
 {
     struct sqlite_store *s = to_sqlite(st);
-    struct conn *c = conn_checkout(s);
+    struct conn *c = writer_checkout(s);
     enum err err = conn_usage_consume(c, g, granted, used_after);
 
-    conn_checkin(s, c);
+    writer_checkin(s, c);
     return err;
 }
 
@@ -820,7 +865,7 @@ static enum err sqlite_subscription_apply(struct store *st, const struct subscri
                                           int64_t updated_at, bool *applied)
 {
     struct sqlite_store *s = to_sqlite(st);
-    struct conn *c = conn_checkout(s);
+    struct conn *c = writer_checkout(s);
     enum err err = tx_begin(c);
 
     if (!err)
@@ -828,7 +873,7 @@ static enum err sqlite_subscription_apply(struct store *st, const struct subscri
     err = tx_end(c, err);
     if (err)
         *applied = false;
-    conn_checkin(s, c);
+    writer_checkin(s, c);
     return err;
 }
 
@@ -981,7 +1026,7 @@ static enum err sqlite_event_record_apply(struct store *st, const struct store_e
                                           char *errbuf, size_t errlen)
 {
     struct sqlite_store *s = to_sqlite(st);
-    struct conn *c = conn_checkout(s);
+    struct conn *c = writer_checkout(s);
     enum err err = tx_begin(c);
 
     *result = STORE_EVENT_DUPLICATE;
@@ -992,7 +1037,7 @@ static enum err sqlite_event_record_apply(struct store *st, const struct store_e
         *result = STORE_EVENT_DUPLICATE;
     if (err == ERR_STORE && errbuf && !errbuf[0])
         store_errf(errbuf, errlen, "database: %s", sqlite3_errmsg(c->db));
-    conn_checkin(s, c);
+    writer_checkin(s, c);
     return err;
 }
 
@@ -1135,7 +1180,7 @@ static enum err sqlite_usage_consume_once(struct store *st, const struct usage_g
                                           void *ctx, struct store_reply *out)
 {
     struct sqlite_store *s = to_sqlite(st);
-    struct conn *c = conn_checkout(s);
+    struct conn *c = writer_checkout(s);
     enum err err = tx_begin(c);
 
     if (err == ERR_OK)
@@ -1144,21 +1189,29 @@ static enum err sqlite_usage_consume_once(struct store *st, const struct usage_g
         free(out->body);
         memset(out, 0, sizeof(*out));
     }
-    conn_checkin(s, c);
+    writer_checkin(s, c);
     return err;
 }
 
 /* The checkpoint thread */
 
-/* Called by SQLite after each commit, on the committing thread. */
+/*
+ * Called by SQLite after each commit, on the committing thread, which holds write_mu. Wakes the
+ * checkpointer each time the WAL has grown by CHECKPOINT_PAGES: under steady writes a passive
+ * checkpoint rarely empties the WAL, and waking it after every commit past a fixed length made
+ * it checkpoint (two fdatasyncs) every few commits.
+ */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     struct checkpointer *cp = arg;
 
     (void)db;
     (void)name;
-    if (pages < CHECKPOINT_PAGES)
+    if (pages < cp->kicked_at) /* the WAL started over */
+        cp->kicked_at = 0;
+    if (pages - cp->kicked_at < CHECKPOINT_PAGES)
         return SQLITE_OK;
+    cp->kicked_at = pages;
     pthread_mutex_lock(&cp->mu);
     cp->kick = true;
     pthread_cond_signal(&cp->wake);
@@ -1178,13 +1231,36 @@ static void checkpoint_wait(struct checkpointer *cp)
             return;
 }
 
-/* PASSIVE: never waits for readers or writers, so it cannot stall requests. */
-static void checkpoint_once(sqlite3 *db)
+/*
+ * PASSIVE never waits for readers or writers, so requests go on while it copies the WAL into
+ * the database. But a writer starts the WAL over only when it finds it fully copied, and under
+ * steady writes new commits land during every passive checkpoint. So once the WAL is
+ * WAL_RESTART_PAGES long, passive checkpoints repeat until one finds little new (each copies
+ * what came in during the one before), and then a RESTART checkpoint runs with this process's
+ * writers held back on write_mu: it copies that little, waits for other processes' writers and
+ * for readers, and the next writer starts the WAL over. Writers wait for the RESTART's two
+ * fdatasyncs of a short tail, not for the whole WAL's. It is skipped when the last passive pass
+ * had to leave much of what it saw (a reader still uses an old snapshot, and waiting for it would
+ * hold writers back), and it waits for at most CHECKPOINT_BUSY_MS; the next kick tries again.
+ */
+static void checkpoint_once(struct checkpointer *cp)
 {
-    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int frames = 0, before = 0, copied = 0;
+    int rc = SQLITE_OK;
 
+    for (int pass = 0; pass < CHECKPOINT_PASSES && rc == SQLITE_OK; pass++) {
+        before = frames;
+        rc = sqlite3_wal_checkpoint_v2(cp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+        if (frames < WAL_RESTART_PAGES || frames - before <= WAL_TAIL_PAGES)
+            break;
+    }
+    if (rc == SQLITE_OK && frames >= WAL_RESTART_PAGES && frames - copied <= WAL_TAIL_PAGES) {
+        pthread_mutex_lock(cp->write_mu);
+        rc = sqlite3_wal_checkpoint_v2(cp->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        pthread_mutex_unlock(cp->write_mu);
+    }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        log_warn("sqlite: wal checkpoint failed: %s", sqlite3_errmsg(db));
+        log_warn("sqlite: wal checkpoint failed: %s", sqlite3_errmsg(cp->db));
 }
 
 static void *checkpoint_main(void *arg)
@@ -1198,17 +1274,18 @@ static void *checkpoint_main(void *arg)
             break;
         cp->kick = false;
         pthread_mutex_unlock(&cp->mu);
-        checkpoint_once(cp->db);
+        checkpoint_once(cp);
         pthread_mutex_lock(&cp->mu);
     }
     pthread_mutex_unlock(&cp->mu);
     return NULL;
 }
 
-static void checkpointer_init(struct checkpointer *cp)
+static void checkpointer_init(struct checkpointer *cp, pthread_mutex_t *write_mu)
 {
     pthread_condattr_t attr;
 
+    cp->write_mu = write_mu;
     pthread_mutex_init(&cp->mu, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -1262,7 +1339,43 @@ static enum err make_parents(const char *path, char *errbuf, size_t errlen)
     }
 }
 
-static enum err db_open(const char *path, sqlite3 **out, char *errbuf, size_t errlen)
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec;
+}
+
+/*
+ * SQLite's busy handler, met when another process holds the lock we want (this process's own
+ * writers queue on write_mu). sqlite3_busy_timeout() sleeps 1 ms at first and up to 100 ms,
+ * while a subgate transaction takes tens of microseconds; this yields, then polls every
+ * 50-200 us, for up to b->limit_ns. arg is the connection's struct busy.
+ */
+static int busy_wait(void *arg, int count)
+{
+    struct busy *b = arg;
+    int64_t now = monotonic_ns();
+    long sleep_us = BUSY_SLEEP_MIN_US;
+
+    if (count == 0)
+        b->since_ns = now;
+    if (now - b->since_ns >= b->limit_ns)
+        return 0; /* give up: the caller gets SQLITE_BUSY */
+    if (count < BUSY_YIELDS) {
+        (void)sched_yield(); /* cannot fail on Linux */
+        return 1;
+    }
+    for (int i = BUSY_YIELDS; i < count && sleep_us < BUSY_SLEEP_MAX_US; i++)
+        sleep_us *= 2;
+    (void)usleep((useconds_t)(sleep_us < BUSY_SLEEP_MAX_US ? sleep_us : BUSY_SLEEP_MAX_US));
+    return 1; /* an interrupted sleep only means an earlier retry */
+}
+
+/* *busy: busy_wait's state, owned by whoever uses the connection; waits last BUSY_TIMEOUT_MS. */
+static enum err db_open(const char *path, struct busy *busy, sqlite3 **out, char *errbuf,
+                        size_t errlen)
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     sqlite3 *db = NULL;
@@ -1270,7 +1383,8 @@ static enum err db_open(const char *path, sqlite3 **out, char *errbuf, size_t er
 
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(db, 1);
-        rc = sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        busy->limit_ns = BUSY_TIMEOUT_MS * INT64_C(1000000);
+        rc = sqlite3_busy_handler(db, busy_wait, busy);
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, CONN_PRAGMAS, NULL, NULL, NULL);
@@ -1303,6 +1417,7 @@ static void sqlite_close(struct store *st)
     pthread_mutex_destroy(&s->cp.mu);
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->write_mu);
     free(s->conns);
     free(s->path);
     free(s);
@@ -1312,7 +1427,7 @@ static enum err pool_open(struct sqlite_store *s, char *errbuf, size_t errlen)
 {
     for (int i = 0; i < s->nconns; i++) {
         struct conn *c = &s->conns[i];
-        enum err err = db_open(s->path, &c->db, errbuf, errlen);
+        enum err err = db_open(s->path, &c->busy, &c->db, errbuf, errlen);
         if (err)
             return err;
         if (!s->memory)
@@ -1326,10 +1441,11 @@ static enum err pool_open(struct sqlite_store *s, char *errbuf, size_t errlen)
 static enum err checkpointer_start(struct sqlite_store *s, char *errbuf, size_t errlen)
 {
     struct checkpointer *cp = &s->cp;
-    enum err err = db_open(s->path, &cp->db, errbuf, errlen);
+    enum err err = db_open(s->path, &cp->busy, &cp->db, errbuf, errlen);
 
     if (err)
         return err;
+    cp->busy.limit_ns = CHECKPOINT_BUSY_MS * INT64_C(1000000); /* see checkpoint_once() */
     if (pthread_create(&cp->thread, NULL, checkpoint_main, cp) != 0) {
         store_errf(errbuf, errlen, "cannot open database '%s': cannot start checkpoint thread",
                    s->path);
@@ -1377,15 +1493,31 @@ static struct sqlite_store *sqlite_store_new(const char *path, int pool_size)
     s->conns = xcalloc((size_t)s->nconns, sizeof(*s->conns));
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
-    checkpointer_init(&s->cp);
+    pthread_mutex_init(&s->write_mu, NULL);
+    checkpointer_init(&s->cp, &s->write_mu);
     return s;
 }
+
+/*
+ * Once per process, before the first connection: no memory statistics. With them, every
+ * allocation SQLite makes takes a global mutex, and Debian's build (no lookaside) allocates
+ * often. sqlite3_config() refuses once SQLite is initialized (something else used it first); the
+ * statistics then stay on, which costs only speed.
+ */
+static void global_init(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
 enum err sqlite_store_open(const char *target, int pool_size, struct store **out, char *errbuf,
                            size_t errlen)
 {
     struct sqlite_store *s;
     enum err err;
+
+    (void)pthread_once(&global_once, global_init); /* fails only on invalid arguments */
 
     if (target[0] == '\0') {
         store_errf(errbuf, errlen, "cannot open database '': empty path (want sqlite:PATH)");

@@ -1,11 +1,15 @@
 /*
  * test_store_sqlite.c: what only the SQLite backend promises, checked by looking at the file
- * with sqlite3 itself: WAL mode, the version guard, and two migrators racing on one file.
+ * with sqlite3 itself: WAL mode, the version guard, two migrators racing on one file, two
+ * stores (standing for two processes) consuming from one counter, and a WAL that stays bounded
+ * under writes without a pause.
  */
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -110,6 +114,110 @@ static void test_concurrent_migrate(void)
     store_close(st);
 }
 
+static struct store *open_migrated(const char *url, int pool_size)
+{
+    struct store *st = NULL;
+    char msg[256] = "";
+    int applied = 0;
+
+    if (store_open(url, pool_size, &st, msg, sizeof(msg)) != ERR_OK ||
+        store_migrate(st, &applied, msg, sizeof(msg)) != ERR_OK) {
+        printf("Bail out! %s\n", msg);
+        exit(1);
+    }
+    return st;
+}
+
+#define STORES       2
+#define THREADS_PER  4
+#define CONSUMES_PER 200
+#define SHARED_LIMIT 1000 /* below STORES * THREADS_PER * CONSUMES_PER: some are refused */
+
+struct consumer {
+    struct store *st;
+    int granted;
+    int failed;
+};
+
+static void *consumer_main(void *arg)
+{
+    struct consumer *w = arg;
+    struct usage_grant g = { "shared", "ai_minutes", 86400, 1, SHARED_LIMIT };
+
+    for (int i = 0; i < CONSUMES_PER; i++) {
+        bool granted = false;
+        int64_t used = 0;
+        if (store_usage_consume(w->st, &g, &granted, &used) != ERR_OK || used > SHARED_LIMIT)
+            w->failed++;
+        w->granted += granted;
+    }
+    return NULL;
+}
+
+/*
+ * Threads of one store queue on its writer mutex; two stores meet in SQLite's lock and the
+ * busy handler, as two processes do. Neither may fail, nor grant past the limit.
+ */
+static void test_two_stores_consume(void)
+{
+    char path[128], url[160];
+    struct store *st[STORES];
+    struct consumer w[STORES * THREADS_PER];
+    pthread_t th[STORES * THREADS_PER];
+    int granted = 0, failed = 0;
+    int64_t used = -1;
+
+    db_path(path, sizeof(path), "two");
+    (void)snprintf(url, sizeof(url), "sqlite:%s", path);
+    for (int i = 0; i < STORES; i++)
+        st[i] = open_migrated(url, THREADS_PER + 1);
+    for (int i = 0; i < STORES * THREADS_PER; i++) {
+        w[i] = (struct consumer){ st[i / THREADS_PER], 0, 0 };
+        pthread_create(&th[i], NULL, consumer_main, &w[i]);
+    }
+    for (int i = 0; i < STORES * THREADS_PER; i++) {
+        pthread_join(th[i], NULL);
+        granted += w[i].granted;
+        failed += w[i].failed;
+    }
+    T_EQ_I64(failed, 0, "two stores: no consume failed or saw the counter past the limit");
+    T_EQ_I64(granted, SHARED_LIMIT, "two stores: exactly the limit granted");
+    T_EQ_I64(store_usage_get(st[1], "shared", "ai_minutes", 86400, &used), ERR_OK, "read");
+    T_EQ_I64(used, SHARED_LIMIT, "two stores: the counter reads the limit");
+    for (int i = 0; i < STORES; i++)
+        store_close(st[i]);
+}
+
+#define WAL_COMMITS   32768                       /* one WAL frame each: 128 MiB unbounded */
+#define WAL_MAX_BYTES (INT64_C(96) * 1024 * 1024) /* journal_size_limit is 64 MiB */
+
+/*
+ * Writes without a pause leave a passive checkpoint no moment to finish, and a WAL that never
+ * starts over grows by every commit. The checkpointer must make it start over anyway.
+ */
+static void test_wal_bounded(void)
+{
+    char path[128], url[160], wal[160];
+    struct usage_grant g = { "steady", "ai_minutes", 86400, 1, -1 };
+    struct store *st;
+    struct stat sb;
+    int failed = 0;
+
+    db_path(path, sizeof(path), "steady");
+    (void)snprintf(url, sizeof(url), "sqlite:%s", path);
+    (void)snprintf(wal, sizeof(wal), "%s-wal", path);
+    st = open_migrated(url, 2);
+    for (int i = 0; i < WAL_COMMITS; i++) {
+        bool granted = false;
+        int64_t used = 0;
+        failed += store_usage_consume(st, &g, &granted, &used) != ERR_OK || !granted;
+    }
+    T_EQ_I64(failed, 0, "%d consumes in a row", WAL_COMMITS);
+    T_OK(stat(wal, &sb) == 0, "the WAL file exists");
+    T_OK(sb.st_size < WAL_MAX_BYTES, "the WAL stays bounded: %lld bytes", (long long)sb.st_size);
+    store_close(st);
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
     (void)sb;
@@ -128,6 +236,8 @@ int main(void)
     test_wal_mode();
     test_newer_version_refused();
     test_concurrent_migrate();
+    test_two_stores_consume();
+    test_wal_bounded();
     if (nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         printf("# could not remove %s\n", tmpdir);
     return t_done();
