@@ -4,8 +4,9 @@ CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
             -Wvla -Wformat=2 -Wimplicit-fallthrough -Wconversion
-BASE      = -std=c17 -D_GNU_SOURCE -Isrc -Iemulator -Itests/unit -MMD -MP $(WARN)
-LDLIBS    = -lmicrohttpd -ljansson -lsqlite3 -lcurl -lssl -lcrypto -lpthread
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+BASE      = -std=c17 -D_GNU_SOURCE -Isrc -Iemulator -Itests/unit $(PQ_CFLAGS) -MMD -MP $(WARN)
+LDLIBS    = -lmicrohttpd -ljansson -lsqlite3 -lpq -lcurl -lssl -lcrypto -lpthread
 HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SAN_asan  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_fuzz  = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer

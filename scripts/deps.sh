@@ -1,9 +1,10 @@
 #!/bin/sh
 # deps.sh [--test|--bench]: installs what is missing, and nothing when all is present: the
 # Debian packages subgate needs to build and run (one apt-get call); with --test also nginx (the
-# gate test's proxy) and the test-only npm packages; with --bench nginx and wrk.
+# gate test's proxy), PostgreSQL (a throwaway server per run) and the test-only npm packages;
+# with --bench also wrk.
 set -eu
-PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libssl-dev
+PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev
 libcurl4-openssl-dev clang libclang-rt-14-dev curl python3"
 install_packages() {
     echo "deps: installing: $*" >&2
@@ -30,6 +31,7 @@ fi
 if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     need=""
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
     if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
     [ -z "$need" ] || install_packages $need
 fi

@@ -61,13 +61,37 @@ run_units() {
     done
 }
 
+# run_integration FLAVOR [pg]: the Node suite on SQLite, or with "pg" on PostgreSQL (every
+# test's database a fresh one on the run's throwaway server; multi-instance and outage tests
+# run only then).
 run_integration() {
-    local flavor=$1 log="$logs/$flavor-integration.tap" rc
-    SUBGATE_BIN="build/$flavor/subgate" EMULATOR_BIN="build/$flavor/stripe-emulator" \
+    local flavor=$1 backend=${2:-sqlite} log="$logs/$1-integration-${2:-sqlite}.tap" rc pgurl=""
+    [ "$backend" = pg ] && pgurl=$PG_URL
+    SUBGATE_TEST_PG_URL="$pgurl" SUBGATE_TEST_PG_DIR="" \
+        SUBGATE_BIN="build/$flavor/subgate" EMULATOR_BIN="build/$flavor/stripe-emulator" \
         TOOLS_DIR="build/$flavor/tests/tools" node --test --test-reporter=tap \
         --test-concurrency=1 tests/integration/*.test.mjs >"$log" 2>&1
     rc=$?
-    count "$flavor integration" "$log" "$rc"
+    count "$flavor integration ($backend)" "$log" "$rc"
+}
+
+# A throwaway PostgreSQL server for the run (scripts/pg.sh), stopped on exit. Its failure to
+# start counts as a failed test: the PostgreSQL suites are part of the suite.
+PG_URL=""
+PG_DIR=""
+start_pg() {
+    local port
+    port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+    PG_DIR=$(mktemp -d /tmp/subgate-pg-XXXXXX)
+    if ! PG_URL=$(scripts/pg.sh start "$PG_DIR" "$port" 2>"$logs/pg.log"); then
+        echo "FAIL postgres: could not start a throwaway server (log: $logs/pg.log)"
+        tail -5 "$logs/pg.log"
+        failed=$((failed + 1))
+        PG_URL=""
+        return 1
+    fi
+    trap 'scripts/pg.sh stop "$PG_DIR" >/dev/null 2>&1' EXIT
+    echo "     postgres: throwaway server at ${PG_URL%%\?*}"
 }
 
 run_fuzz() {
@@ -112,8 +136,15 @@ for flavor in "$@"; do
         ;;
     *)
         build "$flavor" "all units" || continue
-        if [ -z "$only" ] || [ "$only" = unit ]; then run_units "$flavor"; fi
-        if [ -z "$only" ] || [ "$only" = integration ]; then run_integration "$flavor"; fi
+        [ -n "$PG_URL" ] || [ -n "$PG_DIR" ] || start_pg || true
+        if [ -z "$only" ] || [ "$only" = unit ]; then
+            SUBGATE_TEST_PG_URL="$PG_URL" SUBGATE_TEST_PG_DIR="$PG_DIR" run_units "$flavor"
+        fi
+        if [ -z "$only" ] || [ "$only" = integration ]; then
+            run_integration "$flavor"
+            # The PostgreSQL pass of the Node suite runs on the release build (time).
+            if [ "$flavor" = release ] && [ -n "$PG_URL" ]; then run_integration "$flavor" pg; fi
+        fi
         ;;
     esac
 done

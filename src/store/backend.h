@@ -70,6 +70,10 @@ typedef enum err (*store_open_fn)(const char *target, int pool_size, struct stor
 MUST_CHECK enum err sqlite_store_open(const char *target, int pool_size, struct store **out,
                                       char *errbuf, size_t errlen);
 
+/* target is the URL after "postgres://" or "postgresql://" (user:password@host:port/db?...). */
+MUST_CHECK enum err pg_store_open(const char *target, int pool_size, struct store **out,
+                                  char *errbuf, size_t errlen);
+
 /*
  * Record layouts, so backends bind and read whole records from one table per record, and
  * store.c validates them from the same tables. The field order is the column order of every

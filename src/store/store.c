@@ -21,8 +21,8 @@ struct backend_scheme {
 
 static const struct backend_scheme schemes[] = {
     { "sqlite:", sqlite_store_open, NULL },
-    { "postgres://", NULL, "postgres backend not built yet" },
-    { "postgresql://", NULL, "postgres backend not built yet" },
+    { "postgres://", pg_store_open, NULL },
+    { "postgresql://", pg_store_open, NULL },
 };
 
 /*

@@ -51,12 +51,15 @@ struct store_event_in {
 };
 
 /*
- * Opens the database named by url: "sqlite:PATH" (the parent directory is created when missing)
- * or "sqlite::memory:" (a private in-memory database, for tests). "postgres://..." and
- * "postgresql://..." answer ERR_UNAVAILABLE until that backend exists; any other scheme is
- * ERR_INVALID. pool_size is how many connections to keep: the server passes its thread count + 1.
- * On failure writes one line into errbuf (git style: "cannot open database 'var/x.db': <cause>")
- * and returns ERR_STORE, ERR_INVALID or ERR_UNAVAILABLE. Free the store with store_close().
+ * Opens the database named by url: "sqlite:PATH" (the parent directory is created when missing),
+ * "sqlite::memory:" (a private in-memory database, for tests), or a PostgreSQL URL
+ * "postgres://user:password@host:port/db?..." ("postgresql://" too; libpq's URL syntax); any
+ * other scheme is ERR_INVALID. pool_size is how many connections to keep: the server passes its
+ * thread count + 1. On failure writes one line into errbuf (git style: "cannot open database
+ * 'var/x.db': <cause>", never with the URL's password) and returns ERR_STORE, ERR_INVALID or
+ * ERR_UNAVAILABLE (a PostgreSQL server that cannot be reached). Free the store with store_close().
+ * On PostgreSQL, an operation that loses its connection (the server restarting, say) fails with
+ * ERR_UNAVAILABLE within seconds, and the connection is reset before the next one.
  */
 MUST_CHECK enum err store_open(const char *url, int pool_size, struct store **out, char *errbuf,
                                size_t errlen);

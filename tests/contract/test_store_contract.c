@@ -1,18 +1,25 @@
 /*
  * test_store_contract.c: the store contract (rule 39). One suite of cases written against
- * store.h only, run against every backend; a new backend is done when this passes.
+ * store.h only, run against every backend; a new backend is done when this passes. PostgreSQL
+ * joins when SUBGATE_TEST_PG_URL names a server (scripts/pg.sh start prints one): each case gets
+ * a database of its own, dropped at the end; with SUBGATE_TEST_PG_DIR (pg.sh's DIR) too, the
+ * outage cases stop and restart that server.
  */
 #include "t.h"
 
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "base/clock.h"
 #include "base/str.h"
@@ -27,8 +34,10 @@ static char tmpdir[64]; /* /tmp/subgate-contract-XXXXXX */
 /* A backend under test: each case gets a fresh, empty database from url(). */
 struct target {
     const char *name;
-    bool persistent; /* data outlives store_close(), so the reopen case runs */
+    const char *backend; /* what store_backend_name() says */
+    bool persistent;     /* data outlives store_close(), so the reopen case runs */
     void (*url)(char *buf, size_t size, const char *case_name);
+    bool (*available)(void); /* NULL: always */
 };
 
 static void memory_url(char *buf, size_t size, const char *case_name)
@@ -42,9 +51,84 @@ static void file_url(char *buf, size_t size, const char *case_name)
     (void)snprintf(buf, size, "sqlite:%s/%s.db", tmpdir, case_name);
 }
 
+/* PostgreSQL: a fresh database per case, created through a maintenance connection. */
+
+#define PG_DBS_MAX 64
+
+static PGconn *pg_admin;            /* to SUBGATE_TEST_PG_URL's database */
+static char pg_dbs[PG_DBS_MAX][64]; /* created here, dropped at the end */
+static int pg_ndbs;
+
+static bool pg_available(void)
+{
+    const char *url = getenv("SUBGATE_TEST_PG_URL");
+
+    return url && url[0];
+}
+
+static void pg_admin_exec(const char *sql)
+{
+    PGresult *res = PQexec(pg_admin, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        printf("Bail out! %s: %s\n", sql, PQerrorMessage(pg_admin));
+        exit(1);
+    }
+    PQclear(res);
+}
+
+/* SUBGATE_TEST_PG_URL with its database name replaced by db. */
+static void pg_url_for(char *buf, size_t size, const char *db)
+{
+    const char *base = getenv("SUBGATE_TEST_PG_URL");
+    const char *host = base ? strstr(base, "://") : NULL;
+    const char *path = host ? strchr(host + 3, '/') : NULL;
+    const char *query = base ? strchr(base, '?') : NULL;
+
+    if (!path || (query && path > query)) {
+        printf("Bail out! SUBGATE_TEST_PG_URL has no /database\n");
+        exit(1);
+    }
+    (void)snprintf(buf, size, "%.*s/%s%s", (int)(path - base), base, db, query ? query : "");
+}
+
+static void pg_url(char *buf, size_t size, const char *case_name)
+{
+    char sql[128];
+
+    if (!pg_admin) {
+        pg_admin = PQconnectdb(getenv("SUBGATE_TEST_PG_URL"));
+        if (PQstatus(pg_admin) != CONNECTION_OK) {
+            printf("Bail out! SUBGATE_TEST_PG_URL: %s\n", PQerrorMessage(pg_admin));
+            exit(1);
+        }
+    }
+    if (pg_ndbs == PG_DBS_MAX) {
+        printf("Bail out! too many databases\n");
+        exit(1);
+    }
+    (void)snprintf(pg_dbs[pg_ndbs], sizeof(pg_dbs[0]), "subgate_c%d_%s", (int)getpid(), case_name);
+    (void)snprintf(sql, sizeof(sql), "CREATE DATABASE %.63s", pg_dbs[pg_ndbs]);
+    pg_admin_exec(sql);
+    pg_url_for(buf, size, pg_dbs[pg_ndbs++]);
+}
+
+static void pg_drop_all(void)
+{
+    char sql[128];
+
+    PQreset(pg_admin); /* the outage case restarted the server */
+    for (int i = 0; i < pg_ndbs; i++) {
+        (void)snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %.63s WITH (FORCE)", pg_dbs[i]);
+        pg_admin_exec(sql);
+    }
+    PQfinish(pg_admin);
+}
+
 static const struct target targets[] = {
-    { "sqlite memory", false, memory_url },
-    { "sqlite file", true, file_url },
+    { "sqlite memory", "sqlite", false, memory_url, NULL },
+    { "sqlite file", "sqlite", true, file_url, NULL },
+    { "postgres", "postgres", true, pg_url, pg_available },
 };
 
 static struct store *open_store(const char *url)
@@ -172,7 +256,7 @@ static void case_migrate(const char *url, const struct target *t)
     T_EQ_I64(applied, 0, "%s: a second migrate applies nothing", t->name);
     T_EQ_I64(store_schema_version(st, &version), ERR_OK, "%s: schema version readable", t->name);
     T_EQ_I64(version, store_schema_version_latest(st), "%s: at the latest version", t->name);
-    T_EQ_STR(store_backend_name(st), "sqlite", "%s: backend name", t->name);
+    T_EQ_STR(store_backend_name(st), t->backend, "%s: backend name", t->name);
     store_close(st);
 }
 
@@ -414,6 +498,18 @@ static void *consume_worker(void *arg)
     return NULL;
 }
 
+static void *consume_one(void *arg)
+{
+    struct worker *w = arg;
+    struct usage_grant g = { "busy", "ai_minutes", 86400, 1, -1 };
+    bool granted = false;
+    int64_t used = 0;
+
+    if (store_usage_consume(w->st, &g, &granted, &used) != ERR_OK || !granted)
+        w->failed++;
+    return NULL;
+}
+
 static void case_concurrent_consume(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
@@ -475,6 +571,370 @@ static void case_event(const char *url, const struct target *t)
     store_close(st);
 }
 
+struct migrator {
+    struct store *st;
+    enum err err;
+    int applied;
+};
+
+static void *migrate_worker(void *arg)
+{
+    struct migrator *m = arg;
+    char msg[256] = "";
+
+    m->err = store_migrate(m->st, &m->applied, msg, sizeof(msg));
+    return NULL;
+}
+
+/* Two processes starting at once: each migration runs exactly once. */
+static void case_migrate_concurrent(const char *url, const struct target *t)
+{
+    struct migrator m[2] = { { open_store(url), ERR_INTERNAL, 0 },
+                             { open_store(url), ERR_INTERNAL, 0 } };
+    pthread_t th[2];
+    int version = -1;
+
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&th[i], NULL, migrate_worker, &m[i]) != 0)
+            exit(1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    T_EQ_I64(m[0].err, ERR_OK, "%s: first migrator", t->name);
+    T_EQ_I64(m[1].err, ERR_OK, "%s: second migrator", t->name);
+    T_EQ_I64(m[0].applied + m[1].applied, store_schema_version_latest(m[0].st),
+             "%s: every migration ran once in all", t->name);
+    T_EQ_I64(store_schema_version(m[1].st, &version), ERR_OK, "%s: version", t->name);
+    T_EQ_I64(version, store_schema_version_latest(m[1].st), "%s: at the latest", t->name);
+    store_close(m[0].st);
+    store_close(m[1].st);
+}
+
+#define APPLY_STATES 20 /* per thread */
+
+struct applier {
+    struct store *st;
+    int index;
+    int failed;
+};
+
+/* Thread i applies states i, i + THREADS, ... of one subscription, in a scrambled order. */
+static void *apply_worker(void *arg)
+{
+    struct applier *a = arg;
+
+    for (int k = 0; k < APPLY_STATES; k++) {
+        struct subscription s = make_sub("sub_race", "u1", "active");
+        bool applied = false;
+        s.past_due_since = 0;
+        s.stripe_updated = 1700000000 + ((k * THREADS + a->index) * 37) % (THREADS * APPLY_STATES);
+        if (store_subscription_apply(a->st, &s, &applied) != ERR_OK)
+            a->failed++;
+    }
+    return NULL;
+}
+
+static void case_subscription_apply(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct subscription s = make_sub("sub_1", "u1", "active"), got;
+    struct applier a[THREADS];
+    pthread_t th[THREADS];
+    bool applied = false;
+    int failed = 0;
+
+    s.past_due_since = 0;
+    T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: apply new", t->name);
+    T_OK(applied, "%s: a new subscription is stored", t->name);
+    s.stripe_updated--;
+    str_copy(s.status, sizeof(s.status), "past_due");
+    T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: apply older", t->name);
+    T_OK(!applied, "%s: an older state is not stored", t->name);
+    s.stripe_updated += 2;
+    T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: apply newer", t->name);
+    T_OK(applied, "%s: a newer state is stored", t->name);
+    T_EQ_I64(store_subscription_get(st, "sub_1", &got), ERR_OK, "%s: get", t->name);
+    T_EQ_STR(got.status, "past_due", "%s: the newer status", t->name);
+    T_EQ_I64(got.past_due_since, s.stripe_updated, "%s: past_due_since computed", t->name);
+    for (int i = 0; i < THREADS; i++) {
+        a[i] = (struct applier){ st, i, 0 };
+        if (pthread_create(&th[i], NULL, apply_worker, &a[i]) != 0)
+            exit(1);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        failed += a[i].failed;
+    }
+    T_EQ_I64(failed, 0, "%s: concurrent applies succeed", t->name);
+    T_EQ_I64(store_subscription_get(st, "sub_race", &got), ERR_OK, "%s: get raced", t->name);
+    T_EQ_I64(got.stripe_updated, 1700000000 + THREADS * APPLY_STATES - 1,
+             "%s: %d concurrent states end with the newest", t->name, THREADS * APPLY_STATES);
+    store_close(st);
+}
+
+/* Webhook inbox */
+
+static const char raw_body[] = "{\"id\":\"evt\"}\0tail"; /* a NUL inside: kept byte for byte */
+
+static struct billing_event make_event(const char *id, enum billing_event_kind kind)
+{
+    struct billing_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    str_copy(ev.id, sizeof(ev.id), id);
+    str_copy(ev.type, sizeof(ev.type), kind == EVENT_IGNORED ? "customer.created" : "some.type");
+    ev.created = 1700000100;
+    ev.kind = kind;
+    str_copy(ev.customer_id, sizeof(ev.customer_id), "cus_ev");
+    return ev;
+}
+
+static enum err record(struct store *st, const struct billing_event *ev, enum store_event_mode mode,
+                       enum store_event_result *result)
+{
+    const struct store_event_in in = { ev, raw_body, sizeof(raw_body) - 1, mode };
+    char msg[256] = "";
+
+    return store_event_record_apply(st, &in, result, msg, sizeof(msg));
+}
+
+static void check_event(struct store *st, const struct target *t, const char *id,
+                        const char *status, int attempts)
+{
+    struct webhook_event ev;
+
+    T_EQ_I64(store_event_get(st, id, &ev), ERR_OK, "%s: %s stored", t->name, id);
+    T_EQ_STR(ev.status, status, "%s: %s status", t->name, id);
+    T_EQ_I64(ev.attempts, attempts, "%s: %s attempts", t->name, id);
+}
+
+/* What the inbox steps of case_event_inbox left behind. */
+static void case_event_inbox_effects(struct store *st, const struct target *t)
+{
+    struct webhook_event list[8];
+    struct customer cus;
+    struct subscription sub;
+    struct invoice inv[2];
+    char *raw = NULL;
+    size_t raw_len = 0;
+    int n = -1;
+    struct billing_event bad = make_event("evt_bad", EVENT_IGNORED);
+    const struct store_event_in in = { &bad, "\xff\xfe", 2, STORE_EVENT_RECEIVE };
+
+    T_EQ_I64(store_customer_get(st, "u_ev", &cus), ERR_OK, "%s: checkout linked", t->name);
+    T_EQ_STR(cus.stripe_customer_id, "cus_ev", "%s: to its customer", t->name);
+    T_EQ_I64(store_invoice_list(st, "u_ev", 2, inv, &n), ERR_OK, "%s: invoices", t->name);
+    T_EQ_I64(n, 1, "%s: the invoice, once, for the customer's user", t->name);
+    T_EQ_I64(store_subscription_get_for_user(st, "u_ev", &sub), ERR_OK, "%s: sub", t->name);
+    T_EQ_STR(sub.id, "sub_ev", "%s: the subscription, for the customer's user", t->name);
+    T_EQ_I64(store_event_get_raw(st, "evt_inv", list, &raw, &raw_len), ERR_OK, "%s: raw", t->name);
+    T_OK(raw && raw_len == sizeof(raw_body) - 1 && memcmp(raw, raw_body, raw_len) == 0,
+         "%s: the raw body, byte for byte", t->name);
+    free(raw);
+    T_EQ_I64(store_event_get_raw(st, "evt_none", list, &raw, &raw_len), ERR_NOT_FOUND,
+             "%s: raw of an unknown event", t->name);
+    T_EQ_I64(store_event_record_failed(st, &in, "bad \xe2\x82"), ERR_OK, "%s: failed", t->name);
+    T_EQ_I64(store_event_list(st, true, 8, list, &n), ERR_OK, "%s: list failed", t->name);
+    T_EQ_I64(n, 1, "%s: only the failed one", t->name);
+    T_EQ_STR(list[0].id, "evt_bad", "%s: the failed one", t->name);
+    T_EQ_I64(store_event_list(st, false, 8, list, &n), ERR_OK, "%s: list all", t->name);
+    T_EQ_I64(n, 5, "%s: every event, once", t->name);
+}
+
+static void case_event_inbox(const char *url, const struct target *t)
+{
+    static const struct {
+        const char *what;
+        const char *id;
+        enum billing_event_kind kind;
+        enum store_event_mode mode;
+        enum err want_err;
+        enum store_event_result want;
+        const char *want_status;
+        int want_attempts;
+    } steps[] = {
+        { "invoice, customer unknown", "evt_inv", EVENT_INVOICE, STORE_EVENT_RECEIVE, ERR_NOT_FOUND,
+          STORE_EVENT_DUPLICATE, "failed", 1 },
+        { "checkout links", "evt_co", EVENT_CHECKOUT, STORE_EVENT_RECEIVE, ERR_OK,
+          STORE_EVENT_APPLIED, "applied", 1 },
+        { "failed invoice retried", "evt_inv", EVENT_INVOICE, STORE_EVENT_RECEIVE, ERR_OK,
+          STORE_EVENT_APPLIED, "applied", 2 },
+        { "duplicate", "evt_inv", EVENT_INVOICE, STORE_EVENT_RECEIVE, ERR_OK, STORE_EVENT_DUPLICATE,
+          "applied", 2 },
+        { "replay", "evt_inv", EVENT_INVOICE, STORE_EVENT_REPLAY, ERR_OK, STORE_EVENT_APPLIED,
+          "applied", 3 },
+        { "ignored type", "evt_ign", EVENT_IGNORED, STORE_EVENT_RECEIVE, ERR_OK,
+          STORE_EVENT_IGNORED, "ignored", 1 },
+        { "ignored duplicate", "evt_ign", EVENT_IGNORED, STORE_EVENT_RECEIVE, ERR_OK,
+          STORE_EVENT_DUPLICATE, "ignored", 1 },
+        { "subscription via customer", "evt_sub", EVENT_SUBSCRIPTION, STORE_EVENT_RECEIVE, ERR_OK,
+          STORE_EVENT_APPLIED, "applied", 1 },
+    };
+    struct store *st = open_migrated(url);
+
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct billing_event ev = make_event(steps[i].id, steps[i].kind);
+        enum store_event_result result = STORE_EVENT_APPLIED;
+        str_copy(ev.user_id, sizeof(ev.user_id), "u_ev");
+        ev.invoice = make_invoice("in_ev", "", 1700000050);
+        ev.has_sub = steps[i].kind == EVENT_SUBSCRIPTION;
+        ev.sub = make_sub("sub_ev", "", "active");
+        str_copy(ev.sub.stripe_customer_id, sizeof(ev.sub.stripe_customer_id), "cus_ev");
+        T_EQ_I64(record(st, &ev, steps[i].mode, &result), steps[i].want_err, "%s: %s", t->name,
+                 steps[i].what);
+        T_EQ_I64(result, steps[i].want, "%s: %s: result", t->name, steps[i].what);
+        check_event(st, t, steps[i].id, steps[i].want_status, steps[i].want_attempts);
+    }
+    case_event_inbox_effects(st, t);
+    store_close(st);
+}
+
+struct deliverer {
+    struct store *st;
+    int applied;
+    int failed;
+};
+
+static void *deliver_worker(void *arg)
+{
+    struct deliverer *d = arg;
+    struct billing_event ev = make_event("evt_race", EVENT_CHECKOUT);
+    enum store_event_result result = STORE_EVENT_DUPLICATE;
+
+    str_copy(ev.user_id, sizeof(ev.user_id), "u_race");
+    if (record(d->st, &ev, STORE_EVENT_RECEIVE, &result) != ERR_OK)
+        d->failed++;
+    d->applied += result == STORE_EVENT_APPLIED;
+    return NULL;
+}
+
+/* The same event delivered THREADS times at once is applied once. */
+static void case_event_concurrent(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct deliverer d[THREADS];
+    pthread_t th[THREADS];
+    int applied = 0, failed = 0;
+
+    for (int i = 0; i < THREADS; i++) {
+        d[i] = (struct deliverer){ st, 0, 0 };
+        if (pthread_create(&th[i], NULL, deliver_worker, &d[i]) != 0)
+            exit(1);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        applied += d[i].applied;
+        failed += d[i].failed;
+    }
+    T_EQ_I64(failed, 0, "%s: concurrent deliveries succeed", t->name);
+    T_EQ_I64(applied, 1, "%s: applied once", t->name);
+    check_event(st, t, "evt_race", "applied", 1);
+    store_close(st);
+}
+
+/* Idempotent consume */
+
+static void render_reply(void *ctx, bool granted, int64_t used_after, int *status, char **body)
+{
+    char buf[64];
+
+    (void)ctx;
+    (void)snprintf(buf, sizeof(buf), "{\"granted\":%d,\"used\":%lld}", granted,
+                   (long long)used_after);
+    *status = granted ? 200 : 402;
+    *body = strdup(buf);
+}
+
+static enum err consume_once(struct store *st, const char *key, const char *hash, int64_t n,
+                             struct store_reply *out)
+{
+    struct usage_grant g = { "u1", "ai_minutes", 86400, n, 10 };
+    const struct store_idempotency k = { key, "usage.consume", hash, 1700000000 };
+
+    return store_usage_consume_once(st, &g, &k, render_reply, NULL, out);
+}
+
+static void case_consume_once(const char *url, const struct target *t)
+{
+    static const struct {
+        const char *what;
+        const char *key;
+        const char *hash;
+        int64_t n;
+        enum err want_err;
+        bool want_replayed;
+        int want_status;
+        const char *want_body;
+        int64_t want_used;
+    } steps[] = {
+        { "first", "k1", "h1", 4, ERR_OK, false, 200, "{\"granted\":1,\"used\":4}", 4 },
+        { "retry", "k1", "h1", 4, ERR_OK, true, 200, "{\"granted\":1,\"used\":4}", 4 },
+        { "another request", "k1", "h2", 4, ERR_CONFLICT, false, 0, NULL, 4 },
+        { "another key", "k2", "h1", 4, ERR_OK, false, 200, "{\"granted\":1,\"used\":8}", 8 },
+        { "refused", "k3", "h1", 4, ERR_OK, false, 402, "{\"granted\":0,\"used\":8}", 8 },
+        { "refusal replayed", "k3", "h1", 4, ERR_OK, true, 402, "{\"granted\":0,\"used\":8}", 8 },
+    };
+    struct store *st = open_migrated(url);
+
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct store_reply r;
+        int64_t used = -1;
+        T_EQ_I64(consume_once(st, steps[i].key, steps[i].hash, steps[i].n, &r), steps[i].want_err,
+                 "%s: %s", t->name, steps[i].what);
+        T_EQ_I64(r.replayed, steps[i].want_replayed, "%s: %s: replayed", t->name, steps[i].what);
+        T_EQ_I64(r.status, steps[i].want_status, "%s: %s: status", t->name, steps[i].what);
+        T_EQ_STR(r.body, steps[i].want_body, "%s: %s: body", t->name, steps[i].what);
+        T_EQ_I64(store_usage_get(st, "u1", "ai_minutes", 86400, &used), ERR_OK, "%s: get", t->name);
+        T_EQ_I64(used, steps[i].want_used, "%s: %s: counter", t->name, steps[i].what);
+        free(r.body);
+    }
+    store_close(st);
+}
+
+struct keyed {
+    struct store *st;
+    int failed;
+    int fresh;
+};
+
+static void *keyed_worker(void *arg)
+{
+    struct keyed *k = arg;
+    struct store_reply r;
+
+    if (consume_once(k->st, "k_race", "h", 1, &r) != ERR_OK ||
+        strcmp(r.body, "{\"granted\":1,\"used\":1}") != 0)
+        k->failed++;
+    k->fresh += !r.replayed;
+    free(r.body);
+    return NULL;
+}
+
+/* One key sent THREADS times at once counts once, and every request gets the same reply. */
+static void case_consume_once_concurrent(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct keyed k[THREADS];
+    pthread_t th[THREADS];
+    int failed = 0, fresh = 0;
+    int64_t used = -1;
+
+    for (int i = 0; i < THREADS; i++) {
+        k[i] = (struct keyed){ st, 0, 0 };
+        if (pthread_create(&th[i], NULL, keyed_worker, &k[i]) != 0)
+            exit(1);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        failed += k[i].failed;
+        fresh += k[i].fresh;
+    }
+    T_EQ_I64(failed, 0, "%s: every request got the first reply", t->name);
+    T_EQ_I64(fresh, 1, "%s: one request consumed, the others replayed", t->name);
+    T_EQ_I64(store_usage_get(st, "u1", "ai_minutes", 86400, &used), ERR_OK, "%s: get", t->name);
+    T_EQ_I64(used, 1, "%s: counted once", t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -491,7 +951,80 @@ static const struct {
     { "concurrent_consume", case_concurrent_consume, false },
     { "event", case_event, false },
     { "reopen", case_reopen, true },
+    { "migrate_concurrent", case_migrate_concurrent, true },
+    { "subscription_apply", case_subscription_apply, false },
+    { "event_inbox", case_event_inbox, false },
+    { "event_concurrent", case_event_concurrent, false },
+    { "consume_once", case_consume_once, false },
+    { "consume_once_concurrent", case_consume_once_concurrent, false },
 };
+
+/* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */
+
+#define OUTAGE_MAX_MS 3000 /* an operation during an outage fails within this */
+
+static void pg_server(const char *action)
+{
+    char prog[] = "scripts/pg.sh", act[16], dir[PATH_MAX];
+    char *argv[] = { prog, act, dir, NULL };
+    pid_t pid;
+    int status = -1;
+
+    str_copy(act, sizeof(act), action);
+    str_copy(dir, sizeof(dir), getenv("SUBGATE_TEST_PG_DIR"));
+    if (posix_spawn(&pid, prog, NULL, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) < 0 ||
+        !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        printf("Bail out! %s %s failed\n", prog, act);
+        exit(1);
+    }
+}
+
+/* THREADS threads consume once each at once, so several pooled connections are used. */
+static int consume_burst(struct store *st)
+{
+    struct worker w[THREADS];
+    pthread_t th[THREADS];
+    int failed = 0;
+
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){ st, 0, 0 };
+        if (pthread_create(&th[i], NULL, consume_one, &w[i]) != 0)
+            exit(1);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        failed += w[i].failed;
+    }
+    return failed;
+}
+
+static void case_pg_outage(void)
+{
+    char url[PATH_MAX + 16];
+    struct store *st;
+    int64_t used = -1, start;
+    enum err err;
+
+    pg_url(url, sizeof(url), "outage");
+    st = open_migrated(url);
+    T_EQ_I64(consume_burst(st), 0, "outage: a burst before");
+    pg_server("pause");
+    pg_server("resume");
+    T_EQ_I64(consume_burst(st), 0, "outage: after a restart, every connection works at once");
+    pg_server("pause");
+    start = clock_mono_ms();
+    err = store_usage_get(st, "busy", "ai_minutes", 86400, &used);
+    T_OK(err == ERR_UNAVAILABLE || err == ERR_STORE, "outage: an operation fails (%d)", err);
+    T_OK(clock_mono_ms() - start < OUTAGE_MAX_MS, "outage: within %d ms", OUTAGE_MAX_MS);
+    T_EQ_I64(consume_burst(st), THREADS, "outage: every consume fails");
+    T_EQ_I64(store_ping(st), ERR_STORE, "outage: ping fails");
+    pg_server("resume");
+    T_EQ_I64(store_ping(st), ERR_OK, "outage: ping again without reopening");
+    T_EQ_I64(consume_burst(st), 0, "outage: consumes again");
+    T_EQ_I64(store_usage_get(st, "busy", "ai_minutes", 86400, &used), ERR_OK, "outage: get");
+    T_EQ_I64(used, 3 * THREADS, "outage: the granted consumes counted, the failed ones not");
+    store_close(st);
+}
 
 /* Cases about opening, not about one backend's data */
 
@@ -504,8 +1037,18 @@ static void case_open_errors(void)
     } rows[] = {
         { "sqlite:/dev/null/sub/x.db", ERR_STORE, "cannot open database '/dev/null/sub/x.db': " },
         { "sqlite:", ERR_INVALID, "cannot open database '': " },
-        { "postgres://u:secret@db/subgate", ERR_UNAVAILABLE, "postgres backend not built yet" },
-        { "postgresql://u:secret@db/subgate", ERR_UNAVAILABLE, "postgres backend not built yet" },
+        { "postgres://u:secret@127.0.0.1:1/subgate", ERR_UNAVAILABLE,
+          "cannot open database 'postgresql://u@127.0.0.1:1/subgate': connection to server" },
+        { "postgresql://u:secret@127.0.0.1:1/subgate?password=secret", ERR_UNAVAILABLE,
+          "cannot open database 'postgresql://u@127.0.0.1:1/subgate': " },
+        { "postgres://127.0.0.1:1/subgate?password=secret&bogus=1", ERR_INVALID,
+          "cannot open database 'postgresql://...': invalid URL" },
+        { "postgres://u:secret/x@127.0.0.1:1/subgate", ERR_INVALID, "invalid URL" },
+        { "postgres://u:sec@ret@127.0.0.1:1/subgate", ERR_INVALID, "invalid URL" },
+        { "postgres://u:se%40cret@127.0.0.1:1/subgate", ERR_UNAVAILABLE,
+          "cannot open database 'postgresql://u@127.0.0.1:1/subgate': " },
+        { "postgres://u:secret@127.0.0.1:1/subgate?secret=1", ERR_INVALID,
+          "cannot open database 'postgresql://...': invalid URL" },
         { "mysql://u:secret@db/subgate", ERR_INVALID, "unsupported scheme 'mysql'" },
     };
 
@@ -551,6 +1094,10 @@ int main(void)
         return 1;
     }
     for (size_t i = 0; i < ARRAY_SIZE(targets); i++) {
+        if (targets[i].available && !targets[i].available()) {
+            printf("# %s: skipped (not configured)\n", targets[i].name);
+            continue;
+        }
         for (size_t j = 0; j < ARRAY_SIZE(cases); j++) {
             char url[PATH_MAX + 16];
             if (cases[j].persistent_only && !targets[i].persistent)
@@ -562,6 +1109,10 @@ int main(void)
     }
     case_open_errors();
     case_open_creates_parents();
+    if (pg_available() && getenv("SUBGATE_TEST_PG_DIR"))
+        case_pg_outage();
+    if (pg_admin)
+        pg_drop_all();
     if (nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         printf("# could not remove %s\n", tmpdir);
     return t_done();
