@@ -10,6 +10,9 @@
 # BENCH_WRK_CPU (1), BENCH_HTTP_THREADS (subgate's default), BENCH_LOG_LEVEL (info),
 # BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1 profiles subgate with perf during each run, BENCH_STRICT=1 exits 1 when a target is missed, and
 # BENCH_{PRICING,CHECK,CONSUME,WEBHOOK}_PATH, BENCH_CHECK_FEATURE, BENCH_QUOTA.
+# BENCH_DB=postgres runs the same on a throwaway PostgreSQL (scripts/pg.sh, pinned with
+# subgate); BENCH_INSTANCES=N (N >= 2) starts N subgate processes on that one database behind
+# a round-robin nginx (bench/nginx-lb.conf.in), all pinned with subgate, and drives that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,6 +35,8 @@ WEBHOOK_PATH=${BENCH_WEBHOOK_PATH:-/api/v1/payments/webhook}
 PRICE_PREMIUM=price_bench_premium
 PRICE_PLUS=price_bench_plus
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+DB=${BENCH_DB:-sqlite}
+INSTANCES=${BENCH_INSTANCES:-1}
 
 # The targets of issue #5: name, kind (ratio to nginx, or absolute requests/s), value.
 TARGETS="pricing ratio 0.8
@@ -45,6 +50,10 @@ die() {
     exit 1
 }
 
+case $DB in sqlite | postgres) ;; *) die "BENCH_DB must be sqlite or postgres, not '$DB'" ;; esac
+case $INSTANCES in [1-9]) ;; *) die "BENCH_INSTANCES must be 1-9, not '$INSTANCES'" ;; esac
+[ "$INSTANCES" = 1 ] || [ "$DB" = postgres ] || die "several instances need BENCH_DB=postgres"
+[ "$DB" = sqlite ] || command -v psql >/dev/null 2>&1 || die "needs psql (Debian postgresql-client)"
 for tool in wrk taskset python3 sqlite3 curl; do
     command -v "$tool" >/dev/null 2>&1 || die "needs $tool (make bench installs it: scripts/deps.sh --bench)"
 done
@@ -54,15 +63,19 @@ done
 
 TMP=$(mktemp -d /tmp/subgate-bench.XXXXXX)
 SRV_PID=""
+SRV_PIDS=""
 NGX_PID=""
+LB_PID=""
+PG_DIR=""
 cleanup() {
     local pid
-    for pid in $SRV_PID $NGX_PID; do
+    for pid in $SRV_PIDS $NGX_PID $LB_PID; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in $SRV_PID $NGX_PID; do
+    for pid in $SRV_PIDS $NGX_PID $LB_PID; do
         wait "$pid" 2>/dev/null || true
     done
+    [ -z "$PG_DIR" ] || scripts/pg.sh stop "$PG_DIR" || true
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -80,7 +93,19 @@ SERVICE_KEY=sk_svc_bench_$(rand_hex 16)
 WEBHOOK_SECRET=whsec_bench_$(rand_hex 16)
 SRV_PORT=$(free_port)
 NGX_PORT=$(free_port)
-SRV_ENV=(env -i "PATH=$PATH" "DATABASE_URL=sqlite:$TMP/subgate.db" "JWT_SECRET=$JWT_SECRET"
+TARGET_PORT=$SRV_PORT # where wrk sends subgate's requests: the one instance, or the balancer
+DB_URL=sqlite:$TMP/subgate.db
+DB_DESC="SQLite (WAL) in $TMP"
+# A throwaway PostgreSQL in a directory of its own (the postgres user must reach it, and $TMP
+# is private), its processes pinned with subgate's.
+if [ "$DB" = postgres ]; then
+    PG_DIR=$(mktemp -d /tmp/subgate-bench-pg.XXXXXX)
+    DB_URL=$(scripts/pg.sh start "$PG_DIR" "$(free_port)" | tail -1) || die "scripts/pg.sh start failed"
+    PG_MAIN=$(head -1 "$PG_DIR/data/postmaster.pid")
+    for pid in "$PG_MAIN" $(pgrep -P "$PG_MAIN"); do taskset -pc "$SERVER_CPU" "$pid" >/dev/null; done
+    DB_DESC="PostgreSQL $(psql "$DB_URL" -XAtc 'SHOW server_version' | cut -d' ' -f1) in $PG_DIR"
+fi
+SRV_ENV=(env -i "PATH=$PATH" "DATABASE_URL=$DB_URL" "JWT_SECRET=$JWT_SECRET"
     "SERVICE_API_KEYS=$SERVICE_KEY" "STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET"
     "STRIPE_PREMIUM_PRICE_ID=$PRICE_PREMIUM" "STRIPE_PLUS_PRICE_ID=$PRICE_PLUS"
     "LISTEN=127.0.0.1:$SRV_PORT" "LOG_LEVEL=${BENCH_LOG_LEVEL:-info}")
@@ -101,7 +126,11 @@ wait_http() {
 seed() {
     subgate migrate >/dev/null || die "subgate migrate failed"
     python3 "$BENCH_DIR/seed.py" sql "$USERS" "$PRICE_PREMIUM" >"$TMP/seed.sql"
-    sqlite3 "$TMP/subgate.db" <"$TMP/seed.sql" || die "seeding the database failed"
+    if [ "$DB" = postgres ]; then
+        psql "$DB_URL" -Xq -v ON_ERROR_STOP=1 -f "$TMP/seed.sql" || die "seeding the database failed"
+    else
+        sqlite3 "$TMP/subgate.db" <"$TMP/seed.sql" || die "seeding the database failed"
+    fi
     : >"$TMP/tokens"
     for n in $(seq 0 $((USERS - 1))); do
         subgate token "bench_user_$n" "bench_user_$n@example.com" 3600 >>"$TMP/tokens" ||
@@ -119,10 +148,32 @@ start_nginx() {
     wait_http "http://127.0.0.1:$NGX_PORT/" || die "nginx did not start: $(cat "$TMP/nginx/stderr.log")"
 }
 
+# start_instance PORT LOG: one more `subgate serve` on PORT (the rest of SRV_ENV as is).
+start_instance() {
+    (cd "$TMP" && exec taskset -c "$SERVER_CPU" "${SRV_ENV[@]}" "LISTEN=127.0.0.1:$1" "$BIN" serve 2>"$2") &
+    SRV_PIDS="$SRV_PIDS $!"
+    wait_http "http://127.0.0.1:$1/healthz" || die "subgate did not start: $(tail -5 "$2")"
+}
+
+# INSTANCES subgate processes; from two on, behind a round-robin nginx that wrk then drives.
 start_server() {
-    (cd "$TMP" && exec taskset -c "$SERVER_CPU" "${SRV_ENV[@]}" "$BIN" serve 2>"$TMP/subgate.log") &
-    SRV_PID=$!
-    wait_http "http://127.0.0.1:$SRV_PORT/healthz" || die "subgate did not start: $(tail -5 "$TMP/subgate.log")"
+    local n port upstreams=""
+    start_instance "$SRV_PORT" "$TMP/subgate.log"
+    SRV_PID=${SRV_PIDS# }
+    [ "$INSTANCES" -gt 1 ] || return 0
+    upstreams="server 127.0.0.1:$SRV_PORT;"
+    for n in $(seq 2 "$INSTANCES"); do
+        port=$(free_port)
+        start_instance "$port" "$TMP/subgate-$n.log"
+        upstreams="$upstreams server 127.0.0.1:$port;"
+    done
+    TARGET_PORT=$(free_port)
+    mkdir -p "$TMP/lb/tmp"
+    sed -e "s|@PREFIX@|$TMP/lb|g" -e "s|@PORT@|$TARGET_PORT|g" -e "s|@UPSTREAMS@|$upstreams|" \
+        "$BENCH_DIR/nginx-lb.conf.in" >"$TMP/lb/nginx.conf"
+    taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/lb" -c "$TMP/lb/nginx.conf" 2>"$TMP/lb/stderr.log" &
+    LB_PID=$!
+    wait_http "http://127.0.0.1:$TARGET_PORT/healthz" || die "the balancer did not start: $(cat "$TMP/lb/stderr.log")"
 }
 
 rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SRV_PID/status"; }
@@ -190,7 +241,7 @@ nginx_before() {
 }
 
 bench_pricing() {
-    local url="http://127.0.0.1:$SRV_PORT$PRICING_PATH"
+    local url="http://127.0.0.1:$TARGET_PORT$PRICING_PATH"
     probe pricing "$url"
     R_NOTE[pricing]=$PROBE_NOTE
     [ -n "$PROBE_NOTE" ] && return 0
@@ -200,7 +251,7 @@ bench_pricing() {
 }
 
 bench_check() {
-    local url="http://127.0.0.1:$SRV_PORT$CHECK_PATH"
+    local url="http://127.0.0.1:$TARGET_PORT$CHECK_PATH"
     probe check -H "Authorization: Bearer $(head -1 "$TMP/tokens")" "$url?feature=$CHECK_FEATURE"
     R_NOTE[check]=$PROBE_NOTE
     [ -n "$PROBE_NOTE" ] && return 0
@@ -210,7 +261,7 @@ bench_check() {
 }
 
 bench_consume() {
-    local url="http://127.0.0.1:$SRV_PORT$CONSUME_PATH"
+    local url="http://127.0.0.1:$TARGET_PORT$CONSUME_PATH"
     probe consume -X POST -H "Authorization: Bearer $SERVICE_KEY" -H 'Content-Type: application/json' \
         --data "{\"user_id\":\"bench_user_0\",\"quota\":\"$QUOTA\",\"amount\":1}" "$url"
     R_NOTE[consume]=$PROBE_NOTE
@@ -222,7 +273,7 @@ bench_consume() {
 # Signs the events right before the run (Stripe's tolerance is 300 s), and probes with one
 # more event signed apart from the pool.
 bench_webhooks() {
-    local url="http://127.0.0.1:$SRV_PORT$WEBHOOK_PATH" body
+    local url="http://127.0.0.1:$TARGET_PORT$WEBHOOK_PATH" body
     mkdir -p "$TMP/probe" "$TMP/events"
     python3 "$BENCH_DIR/seed.py" webhooks "$WEBHOOK_SECRET" 1 "$USERS" "$INVOICE_JSON" "$TMP/probe"
     body=$(sed -e 's/@@I@@/1/g' -e 's/@@U@@/1/g' "$TMP/probe/webhook.tpl")
@@ -273,7 +324,8 @@ report() {
     echo
     echo "subgate bench: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
     echo "  subgate and nginx on cpu $SERVER_CPU, wrk on cpu $WRK_CPU; wrk -t1 -c$CONNS -d$DURATION; loopback; CPUs $BUSY% busy before the run"
-    echo "  subgate $("$BIN" version | awk '{print $2}'), SQLite (WAL) in $TMP, $USERS premium users; $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+    echo "  subgate $("$BIN" version | awk '{print $2}'), $DB_DESC, $USERS premium users; $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+    [ "$INSTANCES" = 1 ] || echo "  $INSTANCES subgate instances behind nginx round-robin (bench/nginx-lb.conf.in) on cpu $SERVER_CPU; RSS is the first instance's"
     echo
     # shellcheck disable=SC2059
     printf "$ROW" "endpoint" "req/s" "p50" "p99" "errors" "vs nginx" "RSS MiB" "target" "result"
@@ -338,7 +390,7 @@ echo "bench: seeding $USERS users in $TMP"
 seed
 start_nginx
 start_server
-echo "bench: nginx (the yardstick) on 127.0.0.1:$NGX_PORT, subgate on 127.0.0.1:$SRV_PORT (pid $SRV_PID)"
+echo "bench: nginx (the yardstick) on 127.0.0.1:$NGX_PORT, subgate on 127.0.0.1:$TARGET_PORT (pids$SRV_PIDS)"
 for b in pricing check consume webhooks; do
     echo "bench: $b"
     "bench_$b"

@@ -20,7 +20,9 @@ enum err ops_readyz(struct request *req, struct response *resp)
     if (store_ping(api->store) != ERR_OK || store_schema_version(api->store, &version) != ERR_OK)
         return request_fail(req, ERR_UNAVAILABLE, "database_unavailable", NULL,
                             "the database is not reachable");
-    if (version != store_schema_version_latest(api->store))
+    /* A newer schema is fine: migrations are additive, and during a rolling upgrade the old
+     * instances keep serving after the new ones migrated. */
+    if (version < store_schema_version_latest(api->store))
         return request_fail(req, ERR_UNAVAILABLE, "database_not_migrated", NULL,
                             "the database schema is at version %d, this build needs %d", version,
                             store_schema_version_latest(api->store));

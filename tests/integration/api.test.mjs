@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { SECRET, errorOf, now, req, signJwt, startServer, stopServer, userToken } from './lib.mjs';
+import { BACKEND, SECRET, errorOf, now, req, signJwt, startServer, stopServer, userToken } from './lib.mjs';
 
 let srv;
 before(async () => {
@@ -18,11 +18,11 @@ describe('operations', () => {
     assert.deepEqual(r.body, { status: 'ok' });
     assert.match(r.headers.get('request-id'), /^req_[0-9a-f]{16}$/);
   });
-  test('readyz reports the migrated sqlite database', async () => {
+  test('readyz reports the migrated database of the backend in use', async () => {
     const r = await req(srv, 'GET', '/readyz');
     assert.equal(r.status, 200);
     assert.equal(r.body.status, 'ready');
-    assert.equal(r.body.database, 'sqlite');
+    assert.equal(r.body.database, BACKEND);
     assert.ok(r.body.schema_version >= 1);
   });
   test('request ids differ per request', async () => {

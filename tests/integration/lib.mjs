@@ -1,5 +1,8 @@
 // lib.mjs: starts the real subgate binary on loopback with a fresh database, and signs tokens
-// with Node's own crypto (an implementation independent of ours).
+// with Node's own crypto (an implementation independent of ours). With SUBGATE_TEST_PG_URL set
+// (the maintenance URL of a throwaway PostgreSQL server: scripts/pg.sh start), every test's
+// database is a fresh PostgreSQL database instead of a SQLite file, so the same suite runs on
+// both backends (see databaseUrl below).
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -27,17 +30,50 @@ export function tmpDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'subgate-it-'));
 }
 
+// PostgreSQL mode: the maintenance URL, and the backend the suite runs on.
+export const PG_URL = process.env.SUBGATE_TEST_PG_URL || '';
+export const BACKEND = PG_URL ? 'postgres' : 'sqlite';
+
+// Creates a fresh, empty database on the PostgreSQL server of maintenanceUrl; its URL.
+export function createPgDatabase(maintenanceUrl = PG_URL) {
+  const name = `sg_${crypto.randomBytes(8).toString('hex')}`;
+  const r = spawnSync('psql', [maintenanceUrl, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `CREATE DATABASE ${name}`],
+    { encoding: 'utf8', timeout: 30000 });
+  if (r.status !== 0) throw new Error(`psql: CREATE DATABASE ${name} failed: ${r.error || r.stderr}`);
+  const u = new URL(maintenanceUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+// The DATABASE_URL a process gets for url (undefined: the default of a server in dir,
+// sqlite:<dir>/subgate.db). In PostgreSQL mode every SQLite file named subgate.db, the name of
+// "the test's database", stands for one fresh PostgreSQL database of its own (made on first
+// use, then reused, so that `subgate events` or `sync` run on the same file see the server's
+// data); SQLite files of any other name (two processes on one file, migrate on a new path) and
+// any other URL are kept as they are.
+const pgDatabases = new Map();
+export function databaseUrl(url, dir) {
+  const u = url === undefined ? `sqlite:${path.join(dir, 'subgate.db')}` : url;
+  if (!PG_URL || !u.startsWith('sqlite:')) return u;
+  const file = path.resolve(dir, u.slice('sqlite:'.length));
+  if (path.basename(file) !== 'subgate.db') return u;
+  if (!pgDatabases.has(file)) pgDatabases.set(file, createPgDatabase());
+  return pgDatabases.get(file);
+}
+
 // Runs a subcommand to completion: { status, stdout, stderr }.
 export function run(args, { env = {}, cwd } = {}) {
   const dir = cwd || tmpDir();
   const fullEnv = { PATH: process.env.PATH, ...env };
+  if (typeof env.DATABASE_URL === 'string') fullEnv.DATABASE_URL = databaseUrl(env.DATABASE_URL, dir);
   for (const k of Object.keys(fullEnv)) if (fullEnv[k] === undefined) delete fullEnv[k];
   const r = spawnSync(BIN, args, { cwd: dir, env: fullEnv, encoding: 'utf8', timeout: 30000 });
   assertNoSanitizerReport(r.stderr);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-// Starts `subgate serve`; resolves once /healthz answers. env replaces the defaults given here.
+// Starts `subgate serve`; resolves once /healthz answers. env replaces the defaults given here;
+// srv.databaseUrl is the database it was given.
 export async function startServer(env = {}, { cwd } = {}) {
   const dir = cwd || tmpDir();
   const port = await freePort();
@@ -45,14 +81,14 @@ export async function startServer(env = {}, { cwd } = {}) {
     PATH: process.env.PATH,
     JWT_SECRET: SECRET,
     SERVICE_API_KEYS: SERVICE_KEY,
-    DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
     LISTEN: `127.0.0.1:${port}`,
     HTTP_THREADS: '2',
     ...env,
+    DATABASE_URL: 'DATABASE_URL' in env && env.DATABASE_URL === undefined ? undefined : databaseUrl(env.DATABASE_URL, dir),
   };
   for (const k of Object.keys(fullEnv)) if (fullEnv[k] === undefined) delete fullEnv[k];
   const child = spawn(BIN, ['serve'], { cwd: dir, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const srv = { child, port, dir, base: `http://127.0.0.1:${port}`, log: '', exited: null };
+  const srv = { child, port, dir, base: `http://127.0.0.1:${port}`, databaseUrl: fullEnv.DATABASE_URL, log: '', exited: null };
   child.stdout.on('data', (d) => { srv.log += d; });
   child.stderr.on('data', (d) => { srv.log += d; });
   srv.exit = new Promise((resolve) => child.on('exit', (code, signal) => { srv.exited = { code, signal }; resolve(srv.exited); }));
