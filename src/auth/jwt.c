@@ -51,8 +51,8 @@ struct jwt_verifier {
  * change, so a hit skips them and re-checks only the times against now. Exactly the same
  * answers as without the cache; the token bytes are compared in constant time.
  */
-#define JWT_CACHE_SLOTS     32
-#define JWT_CACHE_TOKEN_MAX 1024
+#define JWT_CACHE_SLOTS     128
+#define JWT_CACHE_TOKEN_MAX 768
 
 struct jwt_cache_entry {
     uint64_t verifier_id; /* 0: empty */
