@@ -183,17 +183,6 @@ enum err emu_form_add(struct emu_form *f, const char *key, const char *value)
     return walk_and_set(f, &kp, v);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes <s, len> into a new NUL-terminated string; NULL on a bad %-escape or a NUL byte. */
 static char *percent_decode(const char *s, size_t len)
 {
@@ -205,8 +194,8 @@ static char *percent_decode(const char *s, size_t len)
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            int hi = i + 2 < len ? hex_val(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_val(s[i + 2]) : -1;
+            int hi = i + 2 < len ? str_hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? str_hex_digit(s[i + 2]) : -1;
             if (lo < 0 || (hi == 0 && lo == 0)) {
                 free(out);
                 return NULL;

@@ -29,6 +29,9 @@ bool str_has_prefix(const char *s, const char *prefix);
 /* Case-insensitive ASCII comparison of a <ptr, len> pair with a C string. */
 bool str_eq_nocase(const char *s, size_t len, const char *lit);
 
+/* The value of a hex digit (either case), or -1 for any other byte. */
+int str_hex_digit(char c);
+
 /* Trims ASCII spaces and tabs at both ends of <*s, *len> in place. */
 void str_trim(const char **s, size_t *len);
 

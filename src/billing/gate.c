@@ -77,17 +77,6 @@ void gate_rules_builtin(struct gate_rules *out)
 
 /* Path normalization */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX escapes of uri[0..len) into out[outlen]; refuses bad escapes and NUL bytes. */
 static enum err percent_decode(const char *uri, size_t len, char *out, size_t outlen)
 {
@@ -96,8 +85,8 @@ static enum err percent_decode(const char *uri, size_t len, char *out, size_t ou
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)uri[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(uri[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(uri[i + 2]) : -1;
+            int hi = i + 2 < len ? str_hex_digit(uri[i + 1]) : -1;
+            int lo = hi >= 0 ? str_hex_digit(uri[i + 2]) : -1;
             if (lo < 0 || (hi == 0 && lo == 0))
                 return ERR_INVALID;
             c = hi * 16 + lo;
