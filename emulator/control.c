@@ -7,6 +7,7 @@
 #include "api.h"
 #include "base/str.h"
 #include "billing.h"
+#include "faults.h"
 #include "http/router.h"
 
 #define DRAIN_TIMEOUT_MS_DEFAULT INT64_C(5000)
@@ -83,18 +84,6 @@ static void faults_get(struct control_call *c)
     response_json(c->resp, 200, emu_faults_json(c->app->faults));
 }
 
-static bool int_in(const json_t *body, const char *name, int64_t min, int64_t max, int64_t *out)
-{
-    const json_t *v = json_object_get(body, name);
-
-    if (!v)
-        return true;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return false;
-    *out = (int64_t)json_integer_value(v);
-    return true;
-}
-
 /* Reads the delivery fields present in the body over d; false on a bad value. */
 static bool delivery_parse(const json_t *body, struct emu_webhook_delivery *d)
 {
@@ -105,10 +94,10 @@ static bool delivery_parse(const json_t *body, struct emu_webhook_delivery *d)
         return false;
     if (order)
         d->order = strcmp(order, "shuffled") == 0 ? EMU_WEBHOOK_SHUFFLED : EMU_WEBHOOK_ORDERED;
-    if (!int_in(body, "duplicate_percent", 0, 100, &dup) ||
-        !int_in(body, "retry_base_ms", 0, 3600000, &d->retry_base_ms) ||
-        !int_in(body, "max_attempts", 1, 100, &attempts) ||
-        !int_in(body, "seed", 0, INT64_MAX, &seed))
+    if (!emu_json_int_field(body, "duplicate_percent", 0, 100, &dup) ||
+        !emu_json_int_field(body, "retry_base_ms", 0, 3600000, &d->retry_base_ms) ||
+        !emu_json_int_field(body, "max_attempts", 1, 100, &attempts) ||
+        !emu_json_int_field(body, "seed", 0, INT64_MAX, &seed))
         return false;
     d->duplicate_percent = (int)dup;
     d->max_attempts = (int)attempts;
@@ -169,7 +158,7 @@ static void webhooks_drain(struct control_call *c)
 {
     int64_t timeout_ms = DRAIN_TIMEOUT_MS_DEFAULT;
 
-    if (!int_in(c->body, "timeout_ms", 0, 600000, &timeout_ms)) {
+    if (!emu_json_int_field(c->body, "timeout_ms", 0, 600000, &timeout_ms)) {
         bad(c, 400, "timeout_ms: an integer from 0 to 600000");
         return;
     }

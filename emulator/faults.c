@@ -95,7 +95,8 @@ json_t *emu_faults_json(struct emu_faults *f)
                      (json_int_t)(c.count < 0 ? c.percent : 0), "delay_ms", (json_int_t)c.delay_ms);
 }
 
-static bool int_field(const json_t *body, const char *name, int64_t min, int64_t max, int64_t *out)
+bool emu_json_int_field(const json_t *body, const char *name, int64_t min, int64_t max,
+                        int64_t *out)
 {
     const json_t *v = json_object_get(body, name);
 
@@ -121,9 +122,9 @@ enum err emu_fault_config_parse(const json_t *body, struct emu_fault_config *out
         snprintf(errbuf, errlen, "mode: must be one of none, 500, 429, timeout, drop");
         return ERR_INVALID;
     }
-    if (!int_field(body, "count", 0, 1000000, &out->count) ||
-        !int_field(body, "percent", 0, 100, &percent) ||
-        !int_field(body, "delay_ms", 0, 600000, &out->delay_ms)) {
+    if (!emu_json_int_field(body, "count", 0, 1000000, &out->count) ||
+        !emu_json_int_field(body, "percent", 0, 100, &percent) ||
+        !emu_json_int_field(body, "delay_ms", 0, 600000, &out->delay_ms)) {
         snprintf(errbuf, errlen,
                  "count (0-1000000), percent (0-100) and delay_ms (0-600000) "
                  "must be integers in range");

@@ -6,6 +6,7 @@
 #ifndef SUBGATE_EMULATOR_FAULTS_H
 #define SUBGATE_EMULATOR_FAULTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,5 +52,12 @@ json_t *emu_faults_json(struct emu_faults *f);
  */
 MUST_CHECK enum err emu_fault_config_parse(const json_t *body, struct emu_fault_config *out,
                                            char *errbuf, size_t errlen);
+
+/*
+ * Reads the optional integer field name of a control-API body into *out when present. False
+ * when it is present but not an integer in [min, max]; *out is untouched then.
+ */
+bool emu_json_int_field(const json_t *body, const char *name, int64_t min, int64_t max,
+                        int64_t *out);
 
 #endif /* SUBGATE_EMULATOR_FAULTS_H */

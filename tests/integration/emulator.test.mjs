@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { stripeForm } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const Stripe = require('stripe');
@@ -36,17 +37,6 @@ function startEmulator(env = {}) {
   });
 }
 
-function form(params) {
-  const flat = [];
-  const walk = (prefix, v) => {
-    if (Array.isArray(v)) v.forEach((x, i) => walk(`${prefix}[${i}]`, x));
-    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}[${k}]` : k, x);
-    else flat.push([prefix, String(v)]);
-  };
-  walk('', params);
-  return new URLSearchParams(flat).toString();
-}
-
 // Calls the Stripe API: { status, body, headers }.
 async function api(method, p, params = {}, { key = KEY, idem, raw } = {}) {
   const headers = {};
@@ -55,11 +45,11 @@ async function api(method, p, params = {}, { key = KEY, idem, raw } = {}) {
   let url = emu.base + p;
   let body;
   if (method === 'GET') {
-    const q = raw ?? form(params);
+    const q = raw ?? stripeForm(params);
     if (q) url += `?${q}`;
   } else {
     headers['Content-Type'] = 'application/x-www-form-urlencoded';
-    body = raw ?? form(params);
+    body = raw ?? stripeForm(params);
   }
   const r = await fetch(url, { method, headers, body });
   return { status: r.status, body: await r.json(), headers: r.headers };
