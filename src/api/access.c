@@ -222,7 +222,7 @@ struct meter_in {
     bool track; /* record without refusing */
 };
 
-/* Everything the reply renderer needs; it runs inside the store's transaction. */
+/* What the answer shows besides the outcome. */
 struct meter_ctx {
     const struct meter_in *in;
     const struct tier *tier;
@@ -251,38 +251,43 @@ static enum err meter_input(struct request *req, bool track, struct meter_in *in
     return ERR_OK;
 }
 
-static json_t *refusal_json(const struct meter_ctx *m, const struct gate_quota_state *s)
+static json_t *refusal_json(const struct meter_ctx *m, const struct usage_outcome *o)
 {
     char msg[256];
+    json_t *body, *e;
 
     snprintf(msg, sizeof(msg),
              "quota '%s' exceeded: %" PRId64 " of %" PRId64 " used this %s, %" PRId64 " more asked",
-             m->quota->id, s->used, s->limit, quota_window_name(m->quota->window), m->in->amount);
-    return json_pack("{s:{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}}", "error", "type",
-                     "invalid_request_error", "code", "quota_exceeded", "param", "amount",
-                     "message", msg, "used", (json_int_t)s->used, "limit", (json_int_t)s->limit,
-                     "remaining", (json_int_t)s->remaining, "resets_at", (json_int_t)s->resets_at,
-                     "tier", m->tier->id);
+             m->quota->id, o->used, o->limit, quota_window_name(m->quota->window), m->in->amount);
+    body = error_json(ERR_QUOTA, "quota_exceeded", "amount", msg);
+    e = json_object_get(body, "error");
+    json_object_set_new(e, "used", json_integer(o->used));
+    json_object_set_new(e, "limit", json_integer(o->limit));
+    json_object_set_new(e, "remaining", json_integer(o->remaining));
+    json_object_set_new(e, "resets_at", json_integer(o->resets_at));
+    json_object_set_new(e, "tier", json_string(o->tier));
+    return body;
 }
 
-/* store_reply_fn: the answer to a consume or track, from its outcome. */
-static void meter_reply(void *ctx, bool granted, int64_t used_after, int *status, char **body)
+/* The answer to a consume or track, from its outcome (new or replayed). */
+static void meter_reply(const struct meter_ctx *m, const struct usage_outcome *o, int *status,
+                        char **body)
 {
-    const struct meter_ctx *m = ctx;
-    struct gate_quota_state s = gate_quota_state_of(m->quota->window, m->limit, used_after, m->now);
+    const struct gate_quota_state s = { o->used, o->limit, o->remaining, o->window_start,
+                                        o->resets_at };
     json_t *j;
 
-    if (granted) {
+    if (o->granted) {
         j = quota_json(m->quota, &s);
         json_object_set_new(j, m->in->track ? "recorded" : "granted", json_true());
         json_object_set_new(j, "user_id", json_string(m->in->user_id));
         json_object_set_new(j, "quota", json_string(m->quota->id));
         json_object_set_new(j, "amount", json_integer(m->in->amount));
-        json_object_set_new(j, "tier", json_string(m->tier->id));
+        json_object_set_new(j, "tier", json_string(o->tier));
     } else {
-        j = refusal_json(m, &s);
+        j = refusal_json(m, o);
     }
-    *status = granted ? 200 : 402;
+    *status = o->granted ? 200 : 402;
     *body = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
 }
@@ -332,7 +337,7 @@ static enum err digest(const char *label, const char *const *parts, size_t n,
 }
 
 static enum err keyed_meter(struct request *req, const struct usage_grant *g, const char *key,
-                            struct meter_ctx *m, struct store_reply *out)
+                            const struct meter_ctx *m, struct usage_outcome *o, bool *replayed)
 {
     const struct api *api = req->app;
     const char *auth = request_header(req, "Authorization");
@@ -347,7 +352,7 @@ static enum err keyed_meter(struct request *req, const struct usage_grant *g, co
     if (digest("subgate idempotency key", key_parts, ARRAY_SIZE(key_parts), scoped) ||
         digest("subgate request", req_parts, ARRAY_SIZE(req_parts), hash))
         return request_fail(req, ERR_INTERNAL, NULL, NULL, "cannot digest the idempotency key");
-    err = store_usage_consume_once(api->store, g, &k, meter_reply, m, out);
+    err = store_usage_consume_once(api->store, g, &k, o, replayed);
     if (err == ERR_CONFLICT)
         return request_fail(req, err, "idempotency_key_reused", NULL,
                             "Idempotency-Key '%s' was used for another request", key);
@@ -356,8 +361,8 @@ static enum err keyed_meter(struct request *req, const struct usage_grant *g, co
     return ERR_OK;
 }
 
-static enum err plain_meter(struct request *req, const struct usage_grant *g, struct meter_ctx *m,
-                            struct store_reply *out)
+static enum err plain_meter(struct request *req, const struct usage_grant *g,
+                            struct usage_outcome *o)
 {
     const struct api *api = req->app;
     bool granted = false;
@@ -366,7 +371,7 @@ static enum err plain_meter(struct request *req, const struct usage_grant *g, st
 
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot record the usage");
-    meter_reply(m, granted, used, &out->status, &out->body);
+    quota_outcome_settle(o, granted, used);
     return ERR_OK;
 }
 
@@ -376,8 +381,11 @@ static enum err meter(struct request *req, struct response *resp, bool track)
     struct meter_in in = { 0 };
     struct meter_ctx m = { .in = &in, .now = clock_now() };
     struct usage_grant g = { 0 };
-    struct store_reply out = { 0 };
+    struct usage_outcome o = { 0 };
     const char *key = NULL;
+    bool replayed = false;
+    char *body = NULL;
+    int status = 0;
     enum err err;
 
     if ((err = meter_input(req, track, &in)) || (err = idem_header(req, &key)) ||
@@ -391,12 +399,17 @@ static enum err meter(struct request *req, struct response *resp, bool track)
     g.window_start = quota_window_start(m.quota->window, m.now);
     g.n = in.amount;
     g.limit = track ? TIER_UNLIMITED : m.limit; /* unlimited tiers are recorded, never refused */
-    err = key ? keyed_meter(req, &g, key, &m, &out) : plain_meter(req, &g, &m, &out);
+    o.limit = m.limit;
+    o.window_start = g.window_start;
+    o.resets_at = quota_window_end(m.quota->window, g.window_start);
+    (void)str_copy(o.tier, sizeof(o.tier), m.tier->id); /* tier ids fit by construction */
+    err = key ? keyed_meter(req, &g, key, &m, &o, &replayed) : plain_meter(req, &g, &o);
     if (err)
         return err;
-    if (out.replayed && !response_add_header(resp, "Idempotent-Replayed", "true"))
+    if (replayed && !response_add_header(resp, "Idempotent-Replayed", "true"))
         log_warn("cannot add the Idempotent-Replayed header");
-    reply_send(resp, out.status, out.body);
+    meter_reply(&m, &o, &status, &body);
+    reply_send(resp, status, body);
     return ERR_OK;
 }
 

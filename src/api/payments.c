@@ -330,16 +330,15 @@ static enum err customer_link(struct request *req, const char *stripe_customer_i
 {
     const struct api *api = req->app;
     struct customer c = { 0 };
-    enum err err = store_customer_get(api->store, req->user, &c);
+    bool linked = false;
 
-    if (err != ERR_NOT_FOUND || !stripe_customer_id[0])
-        return err == ERR_NOT_FOUND ? ERR_OK : err;
+    if (!stripe_customer_id[0])
+        return ERR_OK;
     (void)str_copy(c.user_id, sizeof(c.user_id), req->user); /* same size */
     (void)str_copy(c.stripe_customer_id, sizeof(c.stripe_customer_id), stripe_customer_id);
     (void)str_copy(c.email, sizeof(c.email), req->user_email); /* same size */
     c.created = clock_now();
-    err = store_customer_insert(api->store, &c);
-    return err == ERR_CONFLICT ? ERR_OK : err; /* linked meanwhile (webhook, other request) */
+    return store_customer_link(api->store, &c, &linked); /* a link made meanwhile is kept */
 }
 
 /* Applies a subscription as Stripe just answered it, for this user. */

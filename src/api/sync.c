@@ -1,7 +1,7 @@
 /*
  * sync.c: `subgate sync` (see sync.h). Every write goes through store_subscription_apply or
- * store_invoice_upsert, each atomic on its own, so a sync racing webhooks or requests never
- * leaves a state older than the one it found.
+ * store_invoice_apply, each atomic and ordered on its own, so a sync racing webhooks or requests
+ * never leaves a state older than the one it found.
  */
 #include "api/sync.h"
 
@@ -99,7 +99,8 @@ static enum err sync_invoices(struct sync_ctx *x, const struct customer *c, stru
         for (size_t i = 0; i < page.len && !err; i++) {
             struct invoice *inv = &page.data[i].invoice;
             (void)str_copy(inv->user_id, sizeof(inv->user_id), c->user_id); /* same size */
-            err = store_invoice_upsert(x->st, inv);
+            bool applied = false;
+            err = store_invoice_apply(x->st, inv, &applied);
             n->invoices += err ? 0 : 1;
         }
         more = page.has_more && page.last_id[0];

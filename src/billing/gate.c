@@ -52,12 +52,11 @@ struct gate_decision gate_decide(const struct tier_catalog *cat, const struct ti
 struct gate_quota_state gate_quota_state_of(enum quota_window w, int64_t limit, int64_t used,
                                             int64_t now)
 {
-    struct gate_quota_state s = { .used = used, .limit = limit, .remaining = -1 };
+    struct gate_quota_state s = { .used = used, .limit = limit };
 
+    s.remaining = quota_remaining(limit, used);
     s.window_start = quota_window_start(w, now);
     s.resets_at = quota_window_end(w, s.window_start);
-    if (limit >= 0)
-        s.remaining = used >= limit ? 0 : limit - used;
     return s;
 }
 

@@ -81,3 +81,17 @@ enum err quota_window_parse(const char *name, enum quota_window *out)
     }
     return ERR_INVALID;
 }
+
+int64_t quota_remaining(int64_t limit, int64_t used)
+{
+    if (limit < 0)
+        return -1;
+    return used >= limit ? 0 : limit - used;
+}
+
+void quota_outcome_settle(struct usage_outcome *o, bool granted, int64_t used)
+{
+    o->granted = granted;
+    o->used = used;
+    o->remaining = quota_remaining(o->limit, used);
+}

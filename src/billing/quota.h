@@ -5,10 +5,12 @@
 #ifndef SUBGATE_BILLING_QUOTA_H
 #define SUBGATE_BILLING_QUOTA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/base.h"
 #include "base/err.h"
+#include "billing/records.h"
 
 #define QUOTA_DAY_S  INT64_C(86400)
 #define QUOTA_WEEK_S (7 * QUOTA_DAY_S)
@@ -44,5 +46,11 @@ const char *quota_window_name(enum quota_window w);
 
 /* Sets *out from a name of quota_window_name(); ERR_INVALID for any other string. */
 MUST_CHECK enum err quota_window_parse(const char *name, enum quota_window *out);
+
+/* What is left of limit after used units: never negative; -1 when limit < 0 (unlimited). */
+int64_t quota_remaining(int64_t limit, int64_t used);
+
+/* Completes an outcome whose limit is set with the decision: granted, used and remaining. */
+void quota_outcome_settle(struct usage_outcome *o, bool granted, int64_t used);
 
 #endif /* SUBGATE_BILLING_QUOTA_H */

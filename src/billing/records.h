@@ -67,4 +67,18 @@ struct usage_grant {
     int64_t limit;            /* the tier's limit; < 0 means unlimited */
 };
 
+/*
+ * What a consume or track decided, as its answer shows it: kept under the request's idempotency
+ * key, so a retry is answered the same whatever changed since.
+ */
+struct usage_outcome {
+    bool granted;
+    int64_t used;           /* the counter right after the decision */
+    int64_t limit;          /* the tier's limit; < 0 means unlimited */
+    int64_t remaining;      /* < 0 means unlimited */
+    int64_t window_start;   /* Unix seconds */
+    int64_t resets_at;      /* the end of the window */
+    char tier[TIER_ID_MAX]; /* the tier it was decided under */
+};
+
 #endif /* SUBGATE_BILLING_RECORDS_H */

@@ -239,17 +239,24 @@ bool response_add_header(struct response *resp, const char *name, const char *va
     return true;
 }
 
-void response_error(struct response *resp, const struct request *req)
+json_t *error_json(enum err err, const char *code, const char *param, const char *message)
 {
-    const struct err_http *h = err_http(req->error.err);
+    const struct err_http *h = err_http(err);
     json_t *e = json_object();
+    json_t *msg = json_string(message); /* NULL unless valid UTF-8: messages may quote input */
 
     json_object_set_new(e, "type", json_string(h->type));
-    json_object_set_new(e, "code", json_string(req->error.code[0] ? req->error.code : h->code));
-    if (req->error.param[0])
-        json_object_set_new(e, "param", json_string(req->error.param));
-    /* messages may quote caller input: keep only valid UTF-8 in the JSON */
-    json_t *msg = json_string(req->error.message);
+    json_object_set_new(e, "code", json_string(code && code[0] ? code : h->code));
+    if (param && param[0])
+        json_object_set_new(e, "param", json_string(param));
     json_object_set_new(e, "message", msg ? msg : json_string("invalid request"));
-    response_json(resp, h->status, json_pack("{s:o}", "error", e));
+    return json_pack("{s:o}", "error", e);
+}
+
+void response_error(struct response *resp, const struct request *req)
+{
+    const struct api_error *e = &req->error;
+
+    response_json(resp, err_http(e->err)->status,
+                  error_json(e->err, e->code, e->param, e->message));
 }

@@ -117,4 +117,11 @@ bool response_add_header(struct response *resp, const char *name, const char *va
 /* Renders req->error as the Stripe-shaped error body with the status of its err. */
 void response_error(struct response *resp, const struct request *req);
 
+/*
+ * The one Stripe-shaped error body: {"error": {type, code, param, message}}, with type (and code,
+ * when code is NULL or "") from err's row in http/errors.c; param is left out when NULL or "".
+ * Returns a new reference: callers may add fields to the "error" object before sending it.
+ */
+json_t *error_json(enum err err, const char *code, const char *param, const char *message);
+
 #endif /* SUBGATE_HTTP_REQUEST_H */

@@ -1,6 +1,9 @@
 /*
- * backend.h: what a storage backend implements (store_ops, one entry per domain operation) and
- * the record layouts they share. Included by store.c and the backends only, never by callers.
+ * backend.h: what a storage backend implements, and nothing more: a runner that lends a
+ * connection to a function (inside one transaction when it writes) and row operations on that
+ * connection. Every rule made of several steps (apply a webhook event, apply-if-newer, the
+ * idempotent consume, the migration loop) is written once above this table, in store.c,
+ * apply.c and keyed.c. Included by those files and the backends only, never by callers.
  */
 #ifndef SUBGATE_STORE_BACKEND_H
 #define SUBGATE_STORE_BACKEND_H
@@ -12,55 +15,132 @@
 #include "base/base.h"
 #include "base/err.h"
 #include "billing/records.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 /*
- * Every entry is required. store.c has already validated the arguments (strings fit their
+ * A connection lent to one run of a store_tx_fn. Each backend defines it in its own files; the
+ * code above the table only passes it on to the row operations.
+ */
+struct store_tx;
+
+/* What runs on a lent connection; its result is the run's (ERR_OK commits a transaction). */
+typedef enum err (*store_tx_fn)(struct store_tx *tx, void *arg);
+
+enum store_run_kind {
+    STORE_RUN_READ,   /* reads only, each statement seeing what is committed */
+    STORE_RUN_SINGLE, /* one write statement, committed by itself (no BEGIN/COMMIT) */
+    STORE_RUN_WRITE,  /* one transaction: commits when fn returns ERR_OK, else rolls back */
+};
+
+/* A subscription as written: the record, and what is stored beside it. */
+struct store_sub_row {
+    const struct subscription *sub;
+    int64_t updated_at; /* when subgate wrote it */
+    bool live;          /* sub_status_is_live(sub->status): the column the user's pick sorts by */
+};
+
+/* One idempotency record as stored (store_idempotency's key and its decision). */
+struct store_keyed_row {
+    char scope[QUOTA_ID_MAX];
+    char request_hash[128];
+    bool decided;                 /* false while the first request is in flight */
+    struct usage_outcome outcome; /* when decided */
+};
+
+/*
+ * Every entry is required. The wrappers above have validated the arguments (strings fit their
  * fields, required ones non-empty, counts in range), so a backend only talks to its database.
+ *
+ * run: lends a connection to fn. For STORE_RUN_WRITE it begins a transaction in which what fn
+ * reads stays true until it commits (a database lock, or row locks taken by the *_get(lock)
+ * operations), and runs fn again from the start when the engine asks for a retry (a deadlock
+ * or serialization failure), so fn resets its outputs first. When the run fails with
+ * ERR_STORE or ERR_UNAVAILABLE and errbuf is non-empty-sized and still "", the engine's own
+ * message is written there.
+ *
+ * The row operations: ERR_NOT_FOUND for a missing row where they read one, ERR_CONFLICT for a
+ * unique key taken, ERR_STORE (or ERR_UNAVAILABLE: the server cannot be reached) otherwise.
  */
 struct store_ops {
     const char *name;
     void (*close)(struct store *st);
-    enum err (*migrate)(struct store *st, int *applied, char *errbuf, size_t errlen);
-    enum err (*schema_version)(struct store *st, int *version);
-    int (*schema_version_latest)(const struct store *st);
-    enum err (*ping)(struct store *st);
-    enum err (*customer_get)(struct store *st, const char *user_id, struct customer *out);
-    enum err (*customer_get_by_stripe_id)(struct store *st, const char *stripe_customer_id,
+    enum err (*run)(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
+                    char *errbuf, size_t errlen);
+
+    /* Schema. migrations: the backend's compiled-in list, in version order. */
+    const struct migration *(*migrations)(size_t *count);
+    enum err (*schema_version)(struct store_tx *tx, int *version); /* 0: never migrated */
+    /* Inside the migration's transaction, before reading the version: serializes migrators. */
+    enum err (*migration_lock)(struct store_tx *tx);
+    /* Runs m's script and records m->version as the schema version. */
+    enum err (*migration_run)(struct store_tx *tx, const struct migration *m);
+    enum err (*ping)(struct store_tx *tx);
+
+    /* Customers: the user <-> Stripe customer link. */
+    enum err (*customer_get)(struct store_tx *tx, const char *user_id, struct customer *out);
+    enum err (*customer_get_by_stripe_id)(struct store_tx *tx, const char *stripe_customer_id,
                                           struct customer *out);
-    enum err (*customer_insert)(struct store *st, const struct customer *c);
-    enum err (*customer_mark_trial)(struct store *st, const char *user_id);
-    enum err (*subscription_upsert)(struct store *st, const struct subscription *s,
-                                    int64_t updated_at);
-    enum err (*subscription_apply)(struct store *st, const struct subscription *s,
-                                   int64_t updated_at, bool *applied);
-    enum err (*subscription_get)(struct store *st, const char *id, struct subscription *out);
-    enum err (*subscription_get_for_user)(struct store *st, const char *user_id,
+    enum err (*customer_insert)(struct store_tx *tx, const struct customer *c);
+    /* Inserts c unless its user or its Stripe customer is linked already: *linked says which. */
+    enum err (*customer_insert_new)(struct store_tx *tx, const struct customer *c, bool *linked);
+    enum err (*customer_mark_trial)(struct store_tx *tx, const char *user_id, bool *found);
+
+    /*
+     * Subscriptions and invoices. *_get with lock = true also locks the row until the end of
+     * the transaction (where the engine locks rows); *_insert_new inserts unless the id exists
+     * (*inserted says which; a concurrent insert of the same id waits for the first to end).
+     */
+    enum err (*subscription_get)(struct store_tx *tx, const char *id, bool lock,
+                                 struct subscription *out);
+    enum err (*subscription_insert_new)(struct store_tx *tx, const struct store_sub_row *row,
+                                        bool *inserted);
+    enum err (*subscription_put)(struct store_tx *tx, const struct store_sub_row *row);
+    /* The user's most relevant: live first, then updated_at, stripe_updated, id descending. */
+    enum err (*subscription_get_for_user)(struct store_tx *tx, const char *user_id,
                                           struct subscription *out);
-    enum err (*invoice_upsert)(struct store *st, const struct invoice *inv);
-    enum err (*invoice_list)(struct store *st, const char *user_id, int max, struct invoice *out,
+    enum err (*invoice_get)(struct store_tx *tx, const char *id, bool lock, struct invoice *out);
+    enum err (*invoice_insert_new)(struct store_tx *tx, const struct invoice *inv, bool *inserted);
+    enum err (*invoice_put)(struct store_tx *tx, const struct invoice *inv);
+    enum err (*invoice_list)(struct store_tx *tx, const char *user_id, int max, struct invoice *out,
                              int *n);
-    enum err (*usage_get)(struct store *st, const char *user_id, const char *quota,
+
+    /* Usage counters. ERR_NOT_FOUND from usage_add_within: refused, nothing changed. */
+    enum err (*usage_get)(struct store_tx *tx, const char *user_id, const char *quota,
                           int64_t window_start, int64_t *used);
-    enum err (*usage_consume)(struct store *st, const struct usage_grant *g, bool *granted,
-                              int64_t *used_after);
-    enum err (*event_get)(struct store *st, const char *id, struct webhook_event *out);
-    enum err (*event_record_apply)(struct store *st, const struct store_event_in *in, int64_t now,
-                                   enum store_event_result *result, char *errbuf, size_t errlen);
-    enum err (*event_record_failed)(struct store *st, const struct store_event_in *in, int64_t now,
-                                    const char *why);
-    enum err (*event_list)(struct store *st, bool failed_only, int max, struct webhook_event *out,
-                           int *n);
-    enum err (*event_get_raw)(struct store *st, const char *id, struct webhook_event *out,
-                              char **raw, size_t *raw_len);
-    enum err (*usage_consume_once)(struct store *st, const struct usage_grant *g,
-                                   const struct store_idempotency *k, store_reply_fn render,
-                                   void *ctx, struct store_reply *out);
+    enum err (*usage_add_within)(struct store_tx *tx, const struct usage_grant *g,
+                                 int64_t *used_after);
+
+    /*
+     * The webhook inbox. event_claim records the event with status ("applied" or "ignored")
+     * unless it is there already and neither failed nor replay: *claimed says which; a
+     * concurrent claim of the same id waits for the first transaction to end.
+     */
+    enum err (*event_get)(struct store_tx *tx, const char *id, struct webhook_event *out);
+    enum err (*event_claim)(struct store_tx *tx, const struct store_event_in *in,
+                            const char *status, int64_t now, bool *claimed);
+    enum err (*event_fail)(struct store_tx *tx, const struct store_event_in *in, int64_t now,
+                           const char *why);
+    enum err (*event_list)(struct store_tx *tx, bool failed_only, int max,
+                           struct webhook_event *out, int *n);
+    /* *raw: a new NUL-terminated string of *raw_len bytes, for free(). */
+    enum err (*event_raw)(struct store_tx *tx, const char *id, char **raw, size_t *raw_len);
+
+    /*
+     * Idempotency records. keyed_claim inserts the key undecided unless it exists (*claimed);
+     * a concurrent claim of the same key waits for the first transaction to end.
+     */
+    enum err (*keyed_claim)(struct store_tx *tx, const struct store_idempotency *k, bool *claimed);
+    enum err (*keyed_get)(struct store_tx *tx, const char *key, struct store_keyed_row *out);
+    enum err (*keyed_decide)(struct store_tx *tx, const char *key, const struct usage_outcome *o);
+    /* Deletes up to max records created before `before`; *deleted = how many. */
+    enum err (*keyed_prune)(struct store_tx *tx, int64_t before, int max, int *deleted);
 };
 
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */
 struct store {
     const struct store_ops *ops;
+    struct store_maint *maint; /* the pruning thread (store.c); NULL when not started */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -105,6 +185,21 @@ extern const struct store_record store_customer_record;
 extern const struct store_record store_subscription_record;
 extern const struct store_record store_invoice_record;
 extern const struct store_record store_event_record;
+extern const struct store_record store_outcome_record;
+
+/* A string argument that must be non-empty and fit a field of size bytes. */
+bool store_arg_ok(const char *s, size_t size);
+
+/* Every text field of rec terminated inside its array, and (when asked) required ones non-empty. */
+bool store_record_check(const struct store_record *r, const void *rec, bool required);
+
+/* Runs fn on a connection of st (ops->run without a message buffer). */
+MUST_CHECK enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
+                              void *arg);
+
+/* The maintenance thread (usage.c): started by store_open, stopped by store_close. */
+void store_maint_start(struct store *st);
+void store_maint_stop(struct store *st);
 
 /* Writes one formatted line into errbuf (which may be NULL when errlen is 0). */
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -102,6 +102,13 @@ MUST_CHECK enum err store_customer_get_by_stripe_id(struct store *st,
 /* ERR_CONFLICT when the user, or the Stripe customer id, already has a customer. */
 MUST_CHECK enum err store_customer_insert(struct store *st, const struct customer *c);
 
+/*
+ * Links c->user_id and c->stripe_customer_id unless either is linked already (the existing link
+ * is kept: the rule of every path that learns a link, webhooks included); *linked tells whether
+ * this call made the link.
+ */
+MUST_CHECK enum err store_customer_link(struct store *st, const struct customer *c, bool *linked);
+
 /* Records that the user had their one trial; ERR_NOT_FOUND when there is no such customer. */
 MUST_CHECK enum err store_customer_mark_trial(struct store *st, const char *user_id);
 
@@ -137,6 +144,13 @@ MUST_CHECK enum err store_subscription_get_for_user(struct store *st, const char
 
 /* Inserts the invoice, or overwrites every field of the one with the same id. */
 MUST_CHECK enum err store_invoice_upsert(struct store *st, const struct invoice *inv);
+
+/*
+ * Stores inv unless the stored invoice of that id is further along by billing/order.h
+ * (invoice_state_supersedes), atomically; *applied tells whether it was stored. Webhooks and
+ * sync both go through here, so a late or fetched state never moves an invoice back.
+ */
+MUST_CHECK enum err store_invoice_apply(struct store *st, const struct invoice *inv, bool *applied);
 
 /*
  * The user's invoices, newest first (created descending, then id descending). out has room for
@@ -203,19 +217,7 @@ MUST_CHECK enum err store_event_list(struct store *st, bool failed_only, int max
 MUST_CHECK enum err store_event_get_raw(struct store *st, const char *id, struct webhook_event *out,
                                         char **raw, size_t *raw_len);
 
-/* The reply to a request that carried an idempotency key, as first answered. */
-struct store_reply {
-    int status;    /* HTTP status */
-    char *body;    /* new string: free with free() */
-    bool replayed; /* answered from the key's first request: nothing was consumed now */
-};
-
-/*
- * Renders the reply to a consume from its outcome into *status and *body (a new string, for
- * free()). Called inside the transaction, with the write lock held: pure and quick.
- */
-typedef void (*store_reply_fn)(void *ctx, bool granted, int64_t used_after, int *status,
-                               char **body);
+#define IDEMPOTENCY_KEY_MAX 512 /* bytes of a scoped key or request hash, terminator included */
 
 /* What identifies a request carrying an idempotency key. All borrowed for the call. */
 struct store_idempotency {
@@ -226,16 +228,23 @@ struct store_idempotency {
 };
 
 /*
- * store_usage_consume with an idempotency key, in one transaction: when k->key was used before
- * for the same scope and request_hash, *out is the stored reply (replayed, nothing consumed);
- * when it is new, consumes as store_usage_consume does, renders the reply with render(ctx, ...)
- * and stores it under the key before committing, so concurrent requests with one key count
- * once and all get the same reply. ERR_CONFLICT (nothing changes) when the key was used with
- * another scope or request_hash. On success free out->body with free().
+ * store_usage_consume with an idempotency key, in one transaction. The caller fills what the
+ * answer shows besides the decision (o->limit, window_start, resets_at, tier); when k->key is
+ * new, this consumes as store_usage_consume does, settles o (granted, used, remaining:
+ * gate_outcome_settle) and stores the whole outcome under the key before committing, so
+ * concurrent requests with one key count once. When the key was used before for the same
+ * scope and request_hash, *o is the stored outcome, *replayed = true, and nothing is consumed.
+ * ERR_CONFLICT (nothing changes) when the key was used with another scope or request_hash.
  */
 MUST_CHECK enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
                                              const struct store_idempotency *k,
-                                             store_reply_fn render, void *ctx,
-                                             struct store_reply *out);
+                                             struct usage_outcome *o, bool *replayed);
+
+/*
+ * Deletes the idempotency records first used before `before` (Stripe keeps keys 24 hours), in
+ * batches; *deleted = how many. A thread of the store does it every hour (store_open starts it),
+ * so no request pays for it; this is the same step, for tests and tools.
+ */
+MUST_CHECK enum err store_idempotency_prune(struct store *st, int64_t before, int *deleted);
 
 #endif /* SUBGATE_STORE_STORE_H */

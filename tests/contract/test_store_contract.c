@@ -833,26 +833,26 @@ static void case_event_concurrent(const char *url, const struct target *t)
 
 /* Idempotent consume */
 
-static void render_reply(void *ctx, bool granted, int64_t used_after, int *status, char **body)
+/* The caller's view of the outcome: what the answer shows besides the decision. */
+static struct usage_outcome asked(const char *tier)
 {
-    char buf[64];
+    struct usage_outcome o = { .limit = 10, .window_start = 86400, .resets_at = 2 * 86400 };
 
-    (void)ctx;
-    (void)snprintf(buf, sizeof(buf), "{\"granted\":%d,\"used\":%lld}", granted,
-                   (long long)used_after);
-    *status = granted ? 200 : 402;
-    *body = strdup(buf);
+    (void)snprintf(o.tier, sizeof(o.tier), "%s", tier);
+    return o;
 }
 
 static enum err consume_once(struct store *st, const char *key, const char *hash, int64_t n,
-                             struct store_reply *out)
+                             const char *tier, struct usage_outcome *o, bool *replayed)
 {
     struct usage_grant g = { "u1", "ai_minutes", 86400, n, 10 };
     const struct store_idempotency k = { key, "usage.consume", hash, 1700000000 };
 
-    return store_usage_consume_once(st, &g, &k, render_reply, NULL, out);
+    *o = asked(tier);
+    return store_usage_consume_once(st, &g, &k, o, replayed);
 }
 
+/* A retry is answered from the stored outcome, whatever the caller's view is now (tier). */
 static void case_consume_once(const char *url, const struct target *t)
 {
     static const struct {
@@ -860,33 +860,81 @@ static void case_consume_once(const char *url, const struct target *t)
         const char *key;
         const char *hash;
         int64_t n;
+        const char *tier;
         enum err want_err;
         bool want_replayed;
-        int want_status;
-        const char *want_body;
+        bool want_granted;
+        int64_t want_used_after, want_remaining;
+        const char *want_tier;
         int64_t want_used;
     } steps[] = {
-        { "first", "k1", "h1", 4, ERR_OK, false, 200, "{\"granted\":1,\"used\":4}", 4 },
-        { "retry", "k1", "h1", 4, ERR_OK, true, 200, "{\"granted\":1,\"used\":4}", 4 },
-        { "another request", "k1", "h2", 4, ERR_CONFLICT, false, 0, NULL, 4 },
-        { "another key", "k2", "h1", 4, ERR_OK, false, 200, "{\"granted\":1,\"used\":8}", 8 },
-        { "refused", "k3", "h1", 4, ERR_OK, false, 402, "{\"granted\":0,\"used\":8}", 8 },
-        { "refusal replayed", "k3", "h1", 4, ERR_OK, true, 402, "{\"granted\":0,\"used\":8}", 8 },
+        { "first", "k1", "h1", 4, "free", ERR_OK, false, true, 4, 6, "free", 4 },
+        { "retry", "k1", "h1", 4, "plus", ERR_OK, true, true, 4, 6, "free", 4 },
+        { "another request", "k1", "h2", 4, "free", ERR_CONFLICT, false, false, 0, 0, "free", 4 },
+        { "another key", "k2", "h1", 4, "free", ERR_OK, false, true, 8, 2, "free", 8 },
+        { "refused", "k3", "h1", 4, "free", ERR_OK, false, false, 8, 2, "free", 8 },
+        { "refusal replayed", "k3", "h1", 4, "premium", ERR_OK, true, false, 8, 2, "free", 8 },
     };
     struct store *st = open_migrated(url);
 
     for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
-        struct store_reply r;
+        struct usage_outcome o;
+        bool replayed = true;
         int64_t used = -1;
-        T_EQ_I64(consume_once(st, steps[i].key, steps[i].hash, steps[i].n, &r), steps[i].want_err,
-                 "%s: %s", t->name, steps[i].what);
-        T_EQ_I64(r.replayed, steps[i].want_replayed, "%s: %s: replayed", t->name, steps[i].what);
-        T_EQ_I64(r.status, steps[i].want_status, "%s: %s: status", t->name, steps[i].what);
-        T_EQ_STR(r.body, steps[i].want_body, "%s: %s: body", t->name, steps[i].what);
+        T_EQ_I64(
+            consume_once(st, steps[i].key, steps[i].hash, steps[i].n, steps[i].tier, &o, &replayed),
+            steps[i].want_err, "%s: %s", t->name, steps[i].what);
+        T_EQ_I64(replayed, steps[i].want_replayed, "%s: %s: replayed", t->name, steps[i].what);
+        T_EQ_I64(o.granted, steps[i].want_granted, "%s: %s: granted", t->name, steps[i].what);
+        T_EQ_I64(o.used, steps[i].want_used_after, "%s: %s: used", t->name, steps[i].what);
+        T_EQ_I64(o.remaining, steps[i].want_remaining, "%s: %s: remaining", t->name, steps[i].what);
+        T_EQ_I64(o.limit, 10, "%s: %s: limit", t->name, steps[i].what);
+        T_EQ_I64(o.window_start, 86400, "%s: %s: window", t->name, steps[i].what);
+        T_EQ_I64(o.resets_at, 2 * 86400, "%s: %s: resets_at", t->name, steps[i].what);
+        if (steps[i].want_err == ERR_OK)
+            T_EQ_STR(o.tier, steps[i].want_tier, "%s: %s: tier", t->name, steps[i].what);
         T_EQ_I64(store_usage_get(st, "u1", "ai_minutes", 86400, &used), ERR_OK, "%s: get", t->name);
         T_EQ_I64(used, steps[i].want_used, "%s: %s: counter", t->name, steps[i].what);
-        free(r.body);
     }
+    store_close(st);
+}
+
+/* Records older than the cut are deleted, newer ones kept and still replayed. */
+static void case_idempotency_prune(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct usage_grant g = { "u1", "ai_minutes", 86400, 1, -1 };
+    struct usage_outcome o;
+    bool replayed = false;
+    int deleted = -1;
+    int64_t used = -1;
+
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        const struct store_idempotency k = { key, "usage.consume", "h", 1000 + i };
+        (void)snprintf(key, sizeof(key), "old%d", i);
+        o = asked("free");
+        T_EQ_I64(store_usage_consume_once(st, &g, &k, &o, &replayed), ERR_OK, "%s: %s", t->name,
+                 key);
+    }
+    T_EQ_I64(store_idempotency_prune(st, 1003, &deleted), ERR_OK, "%s: prune", t->name);
+    T_EQ_I64(deleted, 3, "%s: the three records before the cut are deleted", t->name);
+    T_EQ_I64(store_idempotency_prune(st, 1003, &deleted), ERR_OK, "%s: prune again", t->name);
+    T_EQ_I64(deleted, 0, "%s: nothing more to delete", t->name);
+    {
+        const struct store_idempotency kept = { "old4", "usage.consume", "h", 5000 };
+        const struct store_idempotency gone = { "old0", "usage.consume", "h", 5000 };
+        o = asked("free");
+        T_EQ_I64(store_usage_consume_once(st, &g, &kept, &o, &replayed), ERR_OK, "%s: kept",
+                 t->name);
+        T_EQ_I64(replayed, true, "%s: a kept key is still replayed", t->name);
+        o = asked("free");
+        T_EQ_I64(store_usage_consume_once(st, &g, &gone, &o, &replayed), ERR_OK, "%s: gone",
+                 t->name);
+        T_EQ_I64(replayed, false, "%s: a pruned key is new again", t->name);
+    }
+    T_EQ_I64(store_usage_get(st, "u1", "ai_minutes", 86400, &used), ERR_OK, "%s: get", t->name);
+    T_EQ_I64(used, 6, "%s: five first uses and the pruned key's new one", t->name);
     store_close(st);
 }
 
@@ -899,13 +947,13 @@ struct keyed {
 static void *keyed_worker(void *arg)
 {
     struct keyed *k = arg;
-    struct store_reply r;
+    struct usage_outcome o;
+    bool replayed = false;
 
-    if (consume_once(k->st, "k_race", "h", 1, &r) != ERR_OK ||
-        strcmp(r.body, "{\"granted\":1,\"used\":1}") != 0)
+    if (consume_once(k->st, "k_race", "h", 1, "free", &o, &replayed) != ERR_OK || !o.granted ||
+        o.used != 1 || o.remaining != 9)
         k->failed++;
-    k->fresh += !r.replayed;
-    free(r.body);
+    k->fresh += !replayed;
     return NULL;
 }
 
@@ -957,6 +1005,7 @@ static const struct {
     { "event_concurrent", case_event_concurrent, false },
     { "consume_once", case_consume_once, false },
     { "consume_once_concurrent", case_consume_once_concurrent, false },
+    { "idempotency_prune", case_idempotency_prune, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */

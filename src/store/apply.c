@@ -1,0 +1,351 @@
+/*
+ * apply.c: the rules that take several row operations, written once for every backend: store a
+ * subscription or invoice state only when billing/order.h says it is newer, and the webhook
+ * inbox (record an event and apply its effect in one transaction). A new rule for applying
+ * webhook events goes here, in apply_effect() and the functions it calls.
+ */
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "billing/order.h"
+#include "billing/status.h"
+#include "store/backend.h"
+#include "store/store.h"
+
+/* Apply-if-newer */
+
+static struct store_sub_row sub_row(const struct subscription *s, int64_t now)
+{
+    return (struct store_sub_row){ s, now, sub_status_is_live(sub_status_parse(s->status)) };
+}
+
+/*
+ * Stores s unless the stored state is newer, inside a write transaction: the stored row is
+ * locked (or inserted) first, so two appliers of one subscription end with the newer state.
+ */
+static enum err subscription_apply(const struct store_ops *ops, struct store_tx *tx,
+                                   const struct subscription *s, int64_t now, bool *applied)
+{
+    struct subscription stored, merged;
+    struct store_sub_row row;
+    bool inserted = false;
+    enum err err;
+
+    *applied = false;
+    (void)subscription_state_merge(NULL, s, &merged); /* nothing stored: always stored */
+    row = sub_row(&merged, now);
+    err = ops->subscription_get(tx, s->id, true, &stored);
+    if (err == ERR_NOT_FOUND) {
+        err = ops->subscription_insert_new(tx, &row, &inserted);
+        if (err || inserted) {
+            *applied = inserted;
+            return err;
+        }
+        err = ops->subscription_get(tx, s->id, true, &stored); /* inserted meanwhile */
+    }
+    if (err)
+        return err;
+    if (!subscription_state_merge(&stored, s, &merged))
+        return ERR_OK;
+    *applied = subscription_state_is_newer(s, &stored);
+    row = sub_row(&merged, now);
+    return ops->subscription_put(tx, &row);
+}
+
+/* Stores inv unless the stored invoice is further along; *applied says whether it was. */
+static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
+                              const struct invoice *inv, bool *applied)
+{
+    struct invoice stored;
+    bool inserted = false;
+    enum err err = ops->invoice_get(tx, inv->id, true, &stored);
+
+    *applied = false;
+    if (err == ERR_NOT_FOUND) {
+        err = ops->invoice_insert_new(tx, inv, &inserted);
+        if (err || inserted) {
+            *applied = inserted;
+            return err;
+        }
+        err = ops->invoice_get(tx, inv->id, true, &stored);
+    }
+    if (err)
+        return err;
+    if (!invoice_state_supersedes(inv, &stored))
+        return ERR_OK; /* a late state: the stored invoice is further along */
+    *applied = true;
+    return ops->invoice_put(tx, inv);
+}
+
+struct apply_arg {
+    const struct store_ops *ops;
+    const struct subscription *sub;
+    const struct invoice *inv;
+    int64_t now;
+    bool applied;
+};
+
+static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
+{
+    struct apply_arg *a = arg;
+
+    return subscription_apply(a->ops, tx, a->sub, a->now, &a->applied);
+}
+
+enum err store_subscription_apply(struct store *st, const struct subscription *s, bool *applied)
+{
+    struct apply_arg a = { .ops = st->ops, .sub = s, .now = clock_now() };
+    enum err err;
+
+    *applied = false;
+    if (!store_record_check(&store_subscription_record, s, true))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_WRITE, subscription_apply_tx, &a);
+    *applied = !err && a.applied;
+    return err;
+}
+
+static enum err invoice_apply_tx(struct store_tx *tx, void *arg)
+{
+    struct apply_arg *a = arg;
+
+    return invoice_apply(a->ops, tx, a->inv, &a->applied);
+}
+
+enum err store_invoice_apply(struct store *st, const struct invoice *inv, bool *applied)
+{
+    struct apply_arg a = { .ops = st->ops, .inv = inv };
+    enum err err;
+
+    *applied = false;
+    if (!store_record_check(&store_invoice_record, inv, true))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_WRITE, invoice_apply_tx, &a);
+    *applied = !err && a.applied;
+    return err;
+}
+
+/* The webhook inbox */
+
+struct event_ctx {
+    const struct store_ops *ops;
+    struct store_tx *tx;
+    const struct store_event_in *in;
+    int64_t now;
+    char *errbuf;
+    size_t errlen;
+};
+
+/* Links user and Stripe customer unless either is linked already; marks the trial if asked. */
+static enum err customer_link(const struct event_ctx *x, const char *user_id,
+                              const char *customer_id, bool trial)
+{
+    struct customer c = { .had_trial = trial, .created = x->now };
+    bool linked = false, found = false;
+    enum err err = ERR_OK;
+
+    if (user_id[0] && customer_id[0]) {
+        (void)str_copy(c.user_id, sizeof(c.user_id), user_id); /* same size */
+        (void)str_copy(c.stripe_customer_id, sizeof(c.stripe_customer_id), customer_id);
+        err = x->ops->customer_insert_new(x->tx, &c, &linked);
+    }
+    if (!err && trial && user_id[0])
+        err = x->ops->customer_mark_trial(x->tx, user_id, &found);
+    return err;
+}
+
+/* The user of an object: its own user_id, else the stored customer's. */
+static enum err resolve_user(const struct event_ctx *x, char user_id[USER_ID_MAX])
+{
+    const struct billing_event *ev = x->in->ev;
+    struct customer cus;
+    enum err err;
+
+    if (user_id[0])
+        return ERR_OK;
+    err = ev->customer_id[0] ? x->ops->customer_get_by_stripe_id(x->tx, ev->customer_id, &cus)
+                             : ERR_NOT_FOUND;
+    if (err == ERR_NOT_FOUND)
+        store_errf(x->errbuf, x->errlen,
+                   "no user for stripe customer '%s': no metadata.user_id and the customer is not "
+                   "linked yet",
+                   ev->customer_id);
+    if (!err)
+        memcpy(user_id, cus.user_id, USER_ID_MAX);
+    return err;
+}
+
+static enum err apply_subscription(const struct event_ctx *x, const char *user_id)
+{
+    struct subscription sub = x->in->ev->sub;
+    bool applied = false;
+    enum err err;
+
+    if (user_id[0])
+        memcpy(sub.user_id, user_id, USER_ID_MAX);
+    err = resolve_user(x, sub.user_id);
+    if (!err)
+        err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied);
+    if (!err)
+        err = customer_link(x, sub.user_id, sub.stripe_customer_id,
+                            billing_subscription_has_trial(&sub));
+    return err;
+}
+
+static enum err apply_invoice(const struct event_ctx *x)
+{
+    struct invoice inv = x->in->ev->invoice;
+    bool applied = false;
+    enum err err = resolve_user(x, inv.user_id);
+
+    return err ? err : invoice_apply(x->ops, x->tx, &inv, &applied);
+}
+
+static enum err apply_checkout(const struct event_ctx *x)
+{
+    const struct billing_event *ev = x->in->ev;
+    enum err err = customer_link(x, ev->user_id, ev->customer_id, false);
+
+    if (!err && ev->has_sub)
+        err = apply_subscription(x, ev->user_id);
+    return err;
+}
+
+static enum err apply_effect(const struct event_ctx *x)
+{
+    switch (x->in->ev->kind) {
+    case EVENT_CHECKOUT:
+        return apply_checkout(x);
+    case EVENT_SUBSCRIPTION:
+        return apply_subscription(x, "");
+    case EVENT_INVOICE:
+        return apply_invoice(x);
+    case EVENT_IGNORED:
+        break;
+    }
+    return ERR_OK;
+}
+
+struct record_arg {
+    struct event_ctx x;
+    enum store_event_result result;
+};
+
+/* Claims the event id first: a concurrent delivery of it waits, then finds it applied. */
+static enum err record_apply_tx(struct store_tx *tx, void *arg)
+{
+    struct record_arg *a = arg;
+    const struct billing_event *ev = a->x.in->ev;
+    bool claimed = false;
+    enum err err;
+
+    a->x.tx = tx;
+    a->result = STORE_EVENT_DUPLICATE;
+    store_errf(a->x.errbuf, a->x.errlen, "%s", "");
+    err = a->x.ops->event_claim(tx, a->x.in, ev->kind == EVENT_IGNORED ? "ignored" : "applied",
+                                a->x.now, &claimed);
+    if (err || !claimed)
+        return err;
+    err = apply_effect(&a->x);
+    if (!err)
+        a->result = ev->kind == EVENT_IGNORED ? STORE_EVENT_IGNORED : STORE_EVENT_APPLIED;
+    return err;
+}
+
+/* A fixed-size string field: terminated inside its array (it may be empty). */
+#define FITS(arr) (memchr((arr), '\0', sizeof(arr)) != NULL)
+
+/* The event names itself (id, type) and carries its raw body: enough to record it. */
+static bool event_envelope_ok(const struct store_event_in *in)
+{
+    const struct billing_event *ev = in->ev;
+
+    return ev && in->raw && store_arg_ok(ev->id, sizeof(ev->id)) &&
+           store_arg_ok(ev->type, sizeof(ev->type));
+}
+
+/*
+ * Enough to apply it too: every string fits its field. The user ids may still be "" (they are
+ * resolved through the customer); the rest is checked as store_*_upsert would.
+ */
+static bool event_in_ok(const struct store_event_in *in)
+{
+    const struct billing_event *ev = in->ev;
+
+    if (!event_envelope_ok(in))
+        return false;
+    if (!FITS(ev->customer_id) || !FITS(ev->user_id) || !FITS(ev->session_subscription))
+        return false;
+    if (ev->has_sub && (!store_record_check(&store_subscription_record, &ev->sub, false) ||
+                        !store_arg_ok(ev->sub.id, sizeof(ev->sub.id))))
+        return false;
+    if (ev->kind == EVENT_INVOICE &&
+        (!store_record_check(&store_invoice_record, &ev->invoice, false) ||
+         !store_arg_ok(ev->invoice.id, sizeof(ev->invoice.id))))
+        return false;
+    return true;
+}
+
+struct failed_arg {
+    const struct store_ops *ops;
+    const struct store_event_in *in;
+    int64_t now;
+    const char *why;
+};
+
+static enum err record_failed_tx(struct store_tx *tx, void *arg)
+{
+    struct failed_arg *a = arg;
+    char why[sizeof(((struct webhook_event *)0)->last_error)];
+
+    (void)str_copy(why, sizeof(why), a->why); /* a cut message is still a message */
+    return a->ops->event_fail(tx, a->in, a->now, why);
+}
+
+static enum err record_failed(struct store *st, const struct store_event_in *in, int64_t now,
+                              const char *why)
+{
+    struct failed_arg a = { st->ops, in, now, why };
+
+    return store_run(st, STORE_RUN_SINGLE, record_failed_tx, &a);
+}
+
+enum err store_event_record_apply(struct store *st, const struct store_event_in *in,
+                                  enum store_event_result *result, char *errbuf, size_t errlen)
+{
+    char why[sizeof(((struct webhook_event *)0)->last_error)] = "";
+    char engine[sizeof(why)] = "";
+    struct record_arg a = { { st->ops, NULL, in, clock_now(), why, sizeof(why) },
+                            STORE_EVENT_DUPLICATE };
+    enum err err;
+
+    *result = STORE_EVENT_DUPLICATE;
+    store_errf(errbuf, errlen, "%s", "");
+    if (!event_in_ok(in)) {
+        store_errf(errbuf, errlen, "event: a field is missing or too long");
+        return ERR_INVALID;
+    }
+    err = st->ops->run(st, STORE_RUN_WRITE, record_apply_tx, &a, engine, sizeof(engine));
+    if (!err) {
+        *result = a.result;
+        return ERR_OK;
+    }
+    if (!why[0] && engine[0])
+        store_errf(why, sizeof(why), "database: %s", engine);
+    if (!why[0])
+        (void)str_copy(why, sizeof(why), err_name(err)); /* fits */
+    store_errf(errbuf, errlen, "%s", why);
+    if (record_failed(st, in, a.x.now, why) != ERR_OK)
+        log_error("cannot record event '%s' as failed", in->ev->id);
+    return err;
+}
+
+enum err store_event_record_failed(struct store *st, const struct store_event_in *in,
+                                   const char *why)
+{
+    if (!event_envelope_ok(in) || !why)
+        return ERR_INVALID;
+    return record_failed(st, in, clock_now(), why);
+}

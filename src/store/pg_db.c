@@ -1,0 +1,704 @@
+/*
+ * pg_db.c: the PostgreSQL backend's machinery (see pg_db.h). A pool of connections, each used by
+ * one thread at a time with its statements prepared once per session; a connection found broken
+ * is reset before its next use, so one store outlives a server restart.
+ */
+#include "store/pg_db.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "base/xalloc.h"
+
+#define POOL_MAX    64
+#define TX_ATTEMPTS 3 /* a transaction picked as a deadlock victim runs again, this many times */
+#define PARAMS_MAX  16
+
+/*
+ * Session settings, before the URL's own (which win): connecting and every statement give up
+ * within seconds instead of hanging on a dead or stuck server, and TCP keepalives notice a
+ * peer that vanished without closing the connection.
+ */
+static const struct {
+    const char *key;
+    const char *value;
+} conn_settings[] = {
+    { "connect_timeout", "3" },
+    { "keepalives", "1" },
+    { "keepalives_idle", "10" },
+    { "keepalives_interval", "5" },
+    { "keepalives_count", "3" },
+    { "tcp_user_timeout", "10000" },
+    { "application_name", "subgate" },
+    { "options", "-c statement_timeout=15000 -c client_min_messages=warning" },
+};
+
+/* The parameters of one statement, as libpq takes them; numbers rendered in num[]. */
+struct params {
+    const char *values[PARAMS_MAX];
+    int lengths[PARAMS_MAX];
+    int formats[PARAMS_MAX];
+    char num[PARAMS_MAX][24];
+    int n;
+};
+
+struct conn {
+    PGconn *db;               /* NULL until first used */
+    const char *url;          /* borrowed from the store */
+    bool prepared[PGS_COUNT]; /* in this session: a reset forgets them */
+    bool op_first;            /* the next statement is the first of an operation */
+    char sqlstate[6];         /* of the last failure, "" when none */
+    char errmsg[256];         /* of the last failure, for messages */
+    struct conn *next_idle;
+};
+
+/* What a run lends to its function. */
+struct store_tx {
+    struct conn *c;
+};
+
+struct pg_store {
+    struct store base; /* first member: store.c casts between them */
+    char *url;         /* the full URL, password included: never printed */
+    char *shown;       /* user, host, port and database only, for messages */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cond; /* signalled when a connection is checked in */
+    struct conn *conns;
+    int nconns;
+    struct conn *idle; /* guarded by pool_mu */
+};
+
+static struct pg_store *to_pg(struct store *st)
+{
+    return (struct pg_store *)st;
+}
+
+/* Connections: lazily opened, checked before each operation, reset when broken. */
+
+static void conn_note(struct conn *c, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char *nl;
+
+    (void)str_copy(c->sqlstate, sizeof(c->sqlstate), state ? state : "");            /* 5 chars */
+    (void)str_copy(c->errmsg, sizeof(c->errmsg), msg ? msg : PQerrorMessage(c->db)); /* cut */
+    nl = strchr(c->errmsg, '\n');
+    if (nl)
+        *nl = '\0';
+}
+
+static bool sqlstate_is(const struct conn *c, const char *code)
+{
+    return strcmp(c->sqlstate, code) == 0;
+}
+
+/* Lost connection, server shutting down or overloaded, statement timed out: try again later. */
+static bool conn_unavailable(const struct conn *c)
+{
+    return PQstatus(c->db) != CONNECTION_OK || str_has_prefix(c->sqlstate, "08") ||
+           str_has_prefix(c->sqlstate, "57") || str_has_prefix(c->sqlstate, "53");
+}
+
+/* Maps a failed statement (res may be NULL) to an err; logs what is not expected. */
+static enum err result_err(struct conn *c, const PGresult *res)
+{
+    conn_note(c, res);
+    if (conn_unavailable(c)) {
+        log_warn("postgres: unavailable: %s", c->errmsg);
+        return ERR_UNAVAILABLE;
+    }
+    if (sqlstate_is(c, "23505"))
+        return ERR_CONFLICT;
+    if (!sqlstate_is(c, "42P01")) /* undefined table: the schema version of a new database */
+        log_error("postgres: %s (%s)", c->errmsg, c->sqlstate);
+    return ERR_STORE;
+}
+
+static void conn_forget_prepared(struct conn *c)
+{
+    memset(c->prepared, 0, sizeof(c->prepared));
+}
+
+/* Server notices go to our log, not to stderr as libpq's default does. */
+static void notice_log(void *arg, const char *message)
+{
+    (void)arg;
+    log_warn("postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+static enum err conn_connect(struct conn *c)
+{
+    const char *keys[ARRAY_SIZE(conn_settings) + 2];
+    const char *values[ARRAY_SIZE(conn_settings) + 2];
+    size_t n = 0;
+
+    for (; n < ARRAY_SIZE(conn_settings); n++) {
+        keys[n] = conn_settings[n].key;
+        values[n] = conn_settings[n].value;
+    }
+    keys[n] = "dbname"; /* the URL, expanded: last, so what it sets wins */
+    values[n++] = c->url;
+    keys[n] = NULL;
+    values[n] = NULL;
+    c->db = PQconnectdbParams(keys, values, 1);
+    if (!c->db)
+        abort(); /* libpq is out of memory: as xmalloc does */
+    conn_forget_prepared(c);
+    (void)PQsetNoticeProcessor(c->db, notice_log, NULL); /* the previous one: the default */
+    if (PQstatus(c->db) == CONNECTION_OK)
+        return ERR_OK;
+    conn_note(c, NULL);
+    return ERR_UNAVAILABLE;
+}
+
+static enum err conn_reset(struct conn *c)
+{
+    PQreset(c->db);
+    conn_forget_prepared(c);
+    if (PQstatus(c->db) != CONNECTION_OK) {
+        conn_note(c, NULL);
+        log_warn("postgres: cannot reconnect: %s", c->errmsg);
+        return ERR_UNAVAILABLE;
+    }
+    log_info("postgres: reconnected");
+    return ERR_OK;
+}
+
+/*
+ * Before an operation: connects the first time; otherwise reads what the server sent while the
+ * connection sat idle (without blocking: libpq's socket is non-blocking), so a server that shut
+ * down or restarted since shows as a broken connection, which is reset before anything is sent.
+ * A server shutting down sends a FATAL message, then closes: the first read takes the message,
+ * the second finds the end of the stream.
+ */
+static enum err conn_ready(struct conn *c)
+{
+    if (!c->db)
+        return conn_connect(c);
+    for (int i = 0;
+         i < 2 && PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) == PQTRANS_IDLE;
+         i++)
+        (void)!PQconsumeInput(c->db); /* a failure shows in PQstatus */
+    if (PQstatus(c->db) == CONNECTION_OK)
+        return ERR_OK;
+    return conn_reset(c);
+}
+
+static struct conn *conn_checkout(struct pg_store *s)
+{
+    struct conn *c;
+
+    pthread_mutex_lock(&s->pool_mu);
+    while (!s->idle)
+        pthread_cond_wait(&s->pool_cond, &s->pool_mu);
+    c = s->idle;
+    s->idle = c->next_idle;
+    pthread_mutex_unlock(&s->pool_mu);
+    c->op_first = true;
+    c->sqlstate[0] = '\0';
+    c->errmsg[0] = '\0';
+    return c;
+}
+
+static void conn_checkin(struct pg_store *s, struct conn *c)
+{
+    if (c->db && PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) != PQTRANS_IDLE) {
+        log_error("postgres: connection checked in inside a transaction; rolling back");
+        PQclear(PQexec(c->db, "ROLLBACK"));
+    }
+    pthread_mutex_lock(&s->pool_mu);
+    c->next_idle = s->idle;
+    s->idle = c;
+    pthread_cond_signal(&s->pool_cond);
+    pthread_mutex_unlock(&s->pool_mu);
+}
+
+/* Statements */
+
+static void params_add(struct params *p, const char *value, int len, int format)
+{
+    assert(p->n < PARAMS_MAX);
+    p->values[p->n] = value;
+    p->lengths[p->n] = len;
+    p->formats[p->n] = format;
+    p->n++;
+}
+
+static void params_add_i64(struct params *p, int64_t v)
+{
+    assert(p->n < PARAMS_MAX);
+    (void)snprintf(p->num[p->n], sizeof(p->num[p->n]), "%" PRId64, v); /* fits: 20 digits */
+    params_add(p, p->num[p->n], 0, 0);
+}
+
+static void params_add_field(struct params *p, const struct store_field *f, const char *src)
+{
+    int64_t v64;
+    int v;
+    bool b;
+
+    switch (f->kind) {
+    case FIELD_TEXT:
+        params_add(p, src, 0, 0);
+        return;
+    case FIELD_I64:
+        memcpy(&v64, src, sizeof(v64));
+        params_add_i64(p, v64);
+        return;
+    case FIELD_INT:
+        memcpy(&v, src, sizeof(v));
+        params_add_i64(p, v);
+        return;
+    case FIELD_BOOL:
+        memcpy(&b, src, sizeof(b));
+        params_add(p, b ? "t" : "f", 0, 0);
+        return;
+    }
+}
+
+static void params_add_arg(struct params *p, const struct pg_arg *a)
+{
+    switch (a->kind) {
+    case PG_ARG_TEXT:
+        params_add(p, a->text, 0, 0);
+        return;
+    case PG_ARG_BYTES:
+        params_add(p, a->text, (int)a->i64, 1);
+        return;
+    case PG_ARG_I64:
+        params_add_i64(p, a->i64);
+        return;
+    case PG_ARG_BOOL:
+        params_add(p, a->i64 ? "t" : "f", 0, 0);
+        return;
+    }
+}
+
+static void params_build(struct params *p, const struct pg_query *q)
+{
+    const size_t nfields = q->layout ? q->layout->count : 0;
+
+    p->n = 0;
+    for (size_t i = 0; i < nfields; i++) {
+        const struct store_field *f = &q->layout->fields[i];
+        params_add_field(p, f, (const char *)q->rec + f->off);
+    }
+    for (size_t i = 0; i < q->nargs; i++)
+        params_add_arg(p, &q->args[i]);
+}
+
+static void stmt_name(enum pg_stmt id, char *buf, size_t size)
+{
+    (void)snprintf(buf, size, "subgate_%d", (int)id); /* fits */
+}
+
+static enum err stmt_prepare(struct conn *c, enum pg_stmt id)
+{
+    char name[32];
+    PGresult *res;
+    enum err err = ERR_OK;
+
+    if (c->prepared[id])
+        return ERR_OK;
+    stmt_name(id, name, sizeof(name));
+    res = PQprepare(c->db, name, pg_stmts[id].sql, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        err = result_err(c, res);
+    PQclear(res);
+    c->prepared[id] = err == ERR_OK;
+    return err;
+}
+
+/* Prepares (once per session) and runs id; *out holds the result on success. */
+static enum err stmt_exec(struct conn *c, enum pg_stmt id, const struct params *p, PGresult **out)
+{
+    char name[32];
+    enum err err = stmt_prepare(c, id);
+    ExecStatusType status;
+
+    *out = NULL;
+    if (err)
+        return err;
+    stmt_name(id, name, sizeof(name));
+    *out = PQexecPrepared(c->db, name, p->n, p->values, p->lengths, p->formats, 0);
+    status = PQresultStatus(*out);
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        return ERR_OK;
+    err = result_err(c, *out);
+    PQclear(*out);
+    *out = NULL;
+    return err;
+}
+
+/*
+ * Runs q; on success *out holds the result (PQclear it). The first statement of an operation
+ * checks the connection first; when it still fails on a lost connection and could not have
+ * committed anything (it does not write outside a transaction), the connection is reset and
+ * the statement sent once more.
+ */
+static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **out)
+{
+    struct params p;
+    bool first = c->op_first;
+    enum err err = first ? conn_ready(c) : ERR_OK;
+
+    *out = NULL;
+    c->op_first = false;
+    if (err)
+        return err;
+    params_build(&p, q);
+    err = stmt_exec(c, q->id, &p, out);
+    if (err == ERR_UNAVAILABLE && first && !pg_stmts[q->id].writes &&
+        PQstatus(c->db) != CONNECTION_OK && conn_reset(c) == ERR_OK)
+        err = stmt_exec(c, q->id, &p, out);
+    return err;
+}
+
+/* Reading results */
+
+void pg_db_read_i64(const PGresult *res, int row, int col, int64_t *out)
+{
+    const char *v = PQgetvalue(res, row, col);
+
+    *out = 0;
+    if (!PQgetisnull(res, row, col) && parse_i64(v, strlen(v), INT64_MIN, INT64_MAX, out))
+        log_warn("postgres: column %d is not an integer: '%s'", col, v);
+}
+
+static void read_field(const PGresult *res, int row, int col, const struct store_field *f, char *p)
+{
+    int64_t v64 = 0;
+    int v;
+    bool b;
+
+    if (f->kind != FIELD_TEXT && f->kind != FIELD_BOOL)
+        pg_db_read_i64(res, row, col, &v64);
+    switch (f->kind) {
+    case FIELD_TEXT:
+        if (!str_copy(p, f->size, PQgetvalue(res, row, col)))
+            log_warn("postgres: column '%s' longer than its field, truncated", f->name);
+        return;
+    case FIELD_I64:
+        memcpy(p, &v64, sizeof(v64));
+        return;
+    case FIELD_INT:
+        v = v64 < INT_MIN ? INT_MIN : v64 > INT_MAX ? INT_MAX : (int)v64;
+        memcpy(p, &v, sizeof(v));
+        return;
+    case FIELD_BOOL:
+        b = PQgetvalue(res, row, col)[0] == 't';
+        memcpy(p, &b, sizeof(b));
+        return;
+    }
+}
+
+/* Reads the first layout->count columns of a row into a record. */
+void pg_db_read_record(const PGresult *res, int row, const struct store_record *layout, void *out)
+{
+    assert(PQnfields(res) >= (int)layout->count);
+    memset(out, 0, layout->size);
+    for (size_t i = 0; i < layout->count; i++) {
+        const struct store_field *f = &layout->fields[i];
+        assert(strcmp(PQfname(res, (int)i), f->name) == 0);
+        read_field(res, row, (int)i, f, (char *)out + f->off);
+    }
+}
+
+/* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */
+static enum err conn_fetch_record(struct conn *c, const struct pg_query *q,
+                                  const struct store_record *layout, void *out)
+{
+    PGresult *res = NULL;
+    enum err err = query_exec(c, q, &res);
+
+    if (err == ERR_OK && PQntuples(res) == 0)
+        err = ERR_NOT_FOUND;
+    if (err == ERR_OK)
+        pg_db_read_record(res, 0, layout, out);
+    PQclear(res);
+    return err;
+}
+
+/* Runs q, which yields at most one row, into an integer: ERR_NOT_FOUND when no row. */
+static enum err conn_fetch_i64(struct conn *c, const struct pg_query *q, int64_t *out)
+{
+    PGresult *res = NULL;
+    enum err err = query_exec(c, q, &res);
+
+    if (err == ERR_OK && PQntuples(res) == 0)
+        err = ERR_NOT_FOUND;
+    if (err == ERR_OK)
+        pg_db_read_i64(res, 0, 0, out);
+    PQclear(res);
+    return err;
+}
+
+/* Runs a write; *changes = rows it changed, when not NULL. */
+static enum err conn_write(struct conn *c, const struct pg_query *q, int *changes)
+{
+    PGresult *res = NULL;
+    enum err err = query_exec(c, q, &res);
+    int64_t n = 0;
+
+    if (err == ERR_OK && changes) {
+        const char *tuples = PQcmdTuples(res);
+        if (parse_i64(tuples, strlen(tuples), 0, INT_MAX, &n) != ERR_OK)
+            n = 0;
+        *changes = (int)n;
+    }
+    PQclear(res);
+    return err;
+}
+
+enum err pg_db_query(struct store_tx *tx, const struct pg_query *q, PGresult **res)
+{
+    return query_exec(tx->c, q, res);
+}
+
+enum err pg_db_fetch_record(struct store_tx *tx, const struct pg_query *q,
+                            const struct store_record *layout, void *out)
+{
+    return conn_fetch_record(tx->c, q, layout, out);
+}
+
+enum err pg_db_fetch_i64(struct store_tx *tx, const struct pg_query *q, int64_t *out)
+{
+    return conn_fetch_i64(tx->c, q, out);
+}
+
+enum err pg_db_write(struct store_tx *tx, const struct pg_query *q, int *changes)
+{
+    return conn_write(tx->c, q, changes);
+}
+
+enum err pg_db_fetch_list(struct store_tx *tx, const struct pg_query *q,
+                          const struct store_record *layout, int max, void *out, int *n)
+{
+    PGresult *res = NULL;
+    enum err err = query_exec(tx->c, q, &res);
+    int rows = err ? 0 : PQntuples(res);
+
+    for (int i = 0; i < rows && i < max; i++)
+        pg_db_read_record(res, i, layout, (char *)out + (size_t)i * layout->size);
+    *n = rows < max ? rows : max;
+    PQclear(res);
+    return err;
+}
+
+enum err pg_db_exec(struct store_tx *tx, const char *sql)
+{
+    struct conn *c = tx->c;
+    enum err err = c->op_first ? conn_ready(c) : ERR_OK;
+    PGresult *res;
+    ExecStatusType status;
+
+    c->op_first = false;
+    if (err)
+        return err;
+    res = PQexec(c->db, sql);
+    status = PQresultStatus(res);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+        err = result_err(c, res);
+    PQclear(res);
+    return err;
+}
+
+bool pg_db_failed_with(const struct store_tx *tx, const char *code)
+{
+    return sqlstate_is(tx->c, code);
+}
+
+/* Transactions */
+
+static enum err conn_simple(struct conn *c, enum pg_stmt id)
+{
+    const struct pg_query q = { id, NULL, NULL, NULL, 0 };
+
+    return conn_write(c, &q, NULL);
+}
+
+static enum err tx_begin(struct conn *c)
+{
+    c->sqlstate[0] = '\0'; /* what tx_retryable() reads is this attempt's */
+    return conn_simple(c, PGS_BEGIN);
+}
+
+/* Commits when err is ERR_OK, else rolls back; returns the first failure. */
+static enum err tx_end(struct conn *c, enum err err)
+{
+    if (err == ERR_OK && PQtransactionStatus(c->db) != PQTRANS_INTRANS)
+        err = ERR_STORE; /* a failed statement went unnoticed: COMMIT would roll back */
+    if (err == ERR_OK)
+        err = conn_simple(c, PGS_COMMIT);
+    if (err != ERR_OK && PQstatus(c->db) == CONNECTION_OK &&
+        PQtransactionStatus(c->db) != PQTRANS_IDLE) {
+        char state[sizeof(c->sqlstate)];
+        memcpy(state, c->sqlstate, sizeof(state));
+        (void)!conn_simple(c, PGS_ROLLBACK); /* err already says what failed */
+        memcpy(c->sqlstate, state, sizeof(state));
+    }
+    return err;
+}
+
+/* A deadlock victim or serialization failure: the whole transaction may run again. */
+static bool tx_retryable(const struct conn *c, enum err err)
+{
+    return err == ERR_STORE && (sqlstate_is(c, "40P01") || sqlstate_is(c, "40001"));
+}
+
+/* The runner */
+
+enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
+                   char *errbuf, size_t errlen)
+{
+    struct pg_store *s = to_pg(st);
+    struct store_tx tx = { conn_checkout(s) };
+    struct conn *c = tx.c;
+    enum err err = ERR_STORE;
+
+    if (kind != STORE_RUN_WRITE)
+        err = fn(&tx, arg);
+    for (int i = 0; kind == STORE_RUN_WRITE && i < TX_ATTEMPTS && (i == 0 || tx_retryable(c, err));
+         i++) {
+        err = tx_begin(c);
+        if (!err)
+            err = fn(&tx, arg);
+        err = tx_end(c, err);
+    }
+    if ((err == ERR_STORE || err == ERR_UNAVAILABLE) && errbuf && errlen && !errbuf[0])
+        store_errf(errbuf, errlen, "%s", c->errmsg[0] ? c->errmsg : "database error");
+    conn_checkin(s, c);
+    return err;
+}
+
+/* Opening and closing */
+
+/*
+ * libpq takes the user information of a URL up to the first '@' or '/': a password holding a
+ * raw '@' or '/' would be read as part of the host, port or database, which libpq's messages
+ * echo. Such a URL is refused: every '@' before the query must come before the first '/', and
+ * there may be one.
+ */
+static bool url_userinfo_ok(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    const char *rest = sep ? sep + 3 : url;
+    size_t end = strcspn(rest, "?#");
+    size_t slash = strcspn(rest, "/");
+    int ats = 0;
+
+    for (size_t i = 0; i < end; i++) {
+        if (rest[i] != '@')
+            continue;
+        if (i > slash || ++ats > 1)
+            return false;
+    }
+    return true;
+}
+
+static const char *conninfo_value(const PQconninfoOption *opts, const char *key)
+{
+    for (const PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0)
+            return o->val ? o->val : "";
+    return "";
+}
+
+/*
+ * Parses the URL as libpq does; on success *shown is what messages name it by (a new string):
+ * user, host, port and database, as libpq read them, never the password nor other options.
+ */
+static bool url_parse(const char *url, char **shown)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = url_userinfo_ok(url) ? PQconninfoParse(url, &msg) : NULL;
+    const char *user, *port;
+    size_t size = strlen(url) + 16;
+
+    PQfreemem(msg); /* it may quote the URL */
+    *shown = NULL;
+    if (!opts)
+        return false;
+    user = conninfo_value(opts, "user");
+    port = conninfo_value(opts, "port");
+    *shown = xmalloc(size);
+    (void)snprintf(*shown, size, "postgresql://%s%s%s%s%s/%s", user, user[0] ? "@" : "",
+                   conninfo_value(opts, "host"), port[0] ? ":" : "", port,
+                   conninfo_value(opts, "dbname")); /* decoded: never longer than url */
+    PQconninfoFree(opts);
+    return true;
+}
+
+void pg_db_close(struct store *st)
+{
+    struct pg_store *s = to_pg(st);
+
+    for (int i = 0; i < s->nconns; i++)
+        PQfinish(s->conns[i].db); /* NULL is a no-op */
+    pthread_cond_destroy(&s->pool_cond);
+    pthread_mutex_destroy(&s->pool_mu);
+    free(s->conns);
+    free(s->shown);
+    free(s->url);
+    free(s);
+}
+
+static struct pg_store *pg_store_new(char *url, char *shown, int pool_size,
+                                     const struct store_ops *ops)
+{
+    struct pg_store *s = xcalloc(1, sizeof(*s));
+
+    s->base.ops = ops;
+    s->url = url;
+    s->shown = shown;
+    s->nconns = pool_size < 1 ? 1 : pool_size > POOL_MAX ? POOL_MAX : pool_size;
+    s->conns = xcalloc((size_t)s->nconns, sizeof(*s->conns));
+    pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_cond_init(&s->pool_cond, NULL);
+    for (int i = s->nconns - 1; i >= 0; i--) {
+        s->conns[i].url = s->url;
+        s->conns[i].next_idle = s->idle;
+        s->idle = &s->conns[i];
+    }
+    return s;
+}
+
+enum err pg_db_open(const char *target, int pool_size, const struct store_ops *ops,
+                    struct store **out, char *errbuf, size_t errlen)
+{
+    size_t len = strlen("postgresql://") + strlen(target) + 1;
+    char *url = xmalloc(len);
+    char *shown = NULL;
+    struct pg_store *s;
+    enum err err;
+
+    (void)snprintf(url, len, "postgresql://%s", target); /* both schemes name one backend */
+    if (!url_parse(url, &shown)) {
+        store_errf(
+            errbuf, errlen,
+            "cannot open database 'postgresql://...': invalid URL (libpq's URI syntax, with '@' "
+            "and '/' percent-encoded in the user name and password)");
+        free(url);
+        return ERR_INVALID;
+    }
+    s = pg_store_new(url, shown, pool_size, ops);
+    err = conn_connect(&s->conns[0]); /* fail now when the server is not there */
+    if (err) {
+        store_errf(errbuf, errlen, "cannot open database '%s': %s", s->shown, s->conns[0].errmsg);
+        pg_db_close(&s->base);
+        return err;
+    }
+    *out = &s->base;
+    return ERR_OK;
+}

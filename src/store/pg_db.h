@@ -1,0 +1,145 @@
+/*
+ * pg_db.h: the PostgreSQL backend's machinery, shared by its two files: pg_db.c (libpq
+ * connections in a pool, reset when broken, statements prepared once per session, the
+ * transaction runner that retries deadlock victims) and pg.c (the SQL and the row operations).
+ * Nothing outside store/pg*.c includes it.
+ */
+#ifndef SUBGATE_STORE_PG_DB_H
+#define SUBGATE_STORE_PG_DB_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "base/err.h"
+#include "store/backend.h"
+
+/* The statements of pg.c, by number: pg_db.c prepares pg_stmts[id] once per session. */
+enum pg_stmt {
+    PGS_SCHEMA_VERSION,
+    PGS_MIGRATION_BUMP,
+    PGS_PING,
+    PGS_CUSTOMER_GET,
+    PGS_CUSTOMER_GET_BY_STRIPE_ID,
+    PGS_CUSTOMER_INSERT,
+    PGS_CUSTOMER_INSERT_NEW,
+    PGS_CUSTOMER_MARK_TRIAL,
+    PGS_SUBSCRIPTION_PUT,
+    PGS_SUBSCRIPTION_INSERT_NEW,
+    PGS_SUBSCRIPTION_GET,
+    PGS_SUBSCRIPTION_LOCK,
+    PGS_SUBSCRIPTION_GET_FOR_USER,
+    PGS_INVOICE_PUT,
+    PGS_INVOICE_INSERT_NEW,
+    PGS_INVOICE_GET,
+    PGS_INVOICE_LOCK,
+    PGS_INVOICE_LIST,
+    PGS_USAGE_GET,
+    PGS_USAGE_ADD,
+    PGS_EVENT_GET,
+    PGS_EVENT_CLAIM,
+    PGS_EVENT_FAILED,
+    PGS_EVENT_LIST,
+    PGS_EVENT_RAW,
+    PGS_KEYED_CLAIM,
+    PGS_KEYED_GET,
+    PGS_KEYED_DECIDE,
+    PGS_KEYED_PRUNE,
+    PGS_BEGIN,
+    PGS_COMMIT,
+    PGS_ROLLBACK,
+    PGS_COUNT,
+};
+
+struct pg_stmt_def {
+    const char *sql;
+    bool writes; /* may commit when run outside a transaction: never sent twice */
+};
+
+extern const struct pg_stmt_def pg_stmts[PGS_COUNT];
+
+enum pg_arg_kind {
+    PG_ARG_TEXT,
+    PG_ARG_BYTES, /* binary: may hold any byte */
+    PG_ARG_I64,
+    PG_ARG_BOOL,
+};
+
+struct pg_arg {
+    enum pg_arg_kind kind;
+    const char *text; /* borrowed until the statement has run */
+    int64_t i64;      /* PG_ARG_I64, PG_ARG_BOOL: the value; PG_ARG_BYTES: the length */
+};
+
+static inline struct pg_arg pg_text(const char *s)
+{
+    return (struct pg_arg){ PG_ARG_TEXT, s, 0 };
+}
+
+static inline struct pg_arg pg_bytes(const char *s, size_t len)
+{
+    return (struct pg_arg){ PG_ARG_BYTES, s, len > INT_MAX ? INT_MAX : (int64_t)len };
+}
+
+static inline struct pg_arg pg_i64(int64_t v)
+{
+    return (struct pg_arg){ PG_ARG_I64, NULL, v };
+}
+
+static inline struct pg_arg pg_bool(bool b)
+{
+    return (struct pg_arg){ PG_ARG_BOOL, NULL, b };
+}
+
+/* A statement and what to pass: the fields of rec first (when layout is set), then args. */
+struct pg_query {
+    enum pg_stmt id;
+    const struct store_record *layout;
+    const void *rec;
+    const struct pg_arg *args;
+    size_t nargs;
+};
+
+/* Opens the pool for target (the URL after its scheme) with ops as its table. */
+MUST_CHECK enum err pg_db_open(const char *target, int pool_size, const struct store_ops *ops,
+                               struct store **out, char *errbuf, size_t errlen);
+void pg_db_close(struct store *st);
+
+/* store_ops.run: WRITE runs are retried, whole, when picked as a deadlock or serialization victim.
+ */
+MUST_CHECK enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
+                              char *errbuf, size_t errlen);
+
+/* Runs q; on success *res holds the result (PQclear it). */
+MUST_CHECK enum err pg_db_query(struct store_tx *tx, const struct pg_query *q, PGresult **res);
+
+/* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */
+MUST_CHECK enum err pg_db_fetch_record(struct store_tx *tx, const struct pg_query *q,
+                                       const struct store_record *layout, void *out);
+
+/* Runs q, which yields at most one row, into an integer: ERR_NOT_FOUND when no row. */
+MUST_CHECK enum err pg_db_fetch_i64(struct store_tx *tx, const struct pg_query *q, int64_t *out);
+
+/* Runs q into out[max] records; *n = how many. */
+MUST_CHECK enum err pg_db_fetch_list(struct store_tx *tx, const struct pg_query *q,
+                                     const struct store_record *layout, int max, void *out, int *n);
+
+/* Runs a write; *changes = rows it changed, when not NULL. */
+MUST_CHECK enum err pg_db_write(struct store_tx *tx, const struct pg_query *q, int *changes);
+
+/* Runs sql (several statements allowed, no parameters) outside the statement cache. */
+MUST_CHECK enum err pg_db_exec(struct store_tx *tx, const char *sql);
+
+/* The SQLSTATE of the run's last failure is code ("42P01", ...). */
+bool pg_db_failed_with(const struct store_tx *tx, const char *code);
+
+/* Reads the first layout->count columns of a row into a record. */
+void pg_db_read_record(const PGresult *res, int row, const struct store_record *layout, void *out);
+
+/* Reads an integer column (0 when NULL). */
+void pg_db_read_i64(const PGresult *res, int row, int col, int64_t *out);
+
+#endif /* SUBGATE_STORE_PG_DB_H */

@@ -1,0 +1,338 @@
+/*
+ * rows.c: the store operations that are one row operation each (reads, plain upserts, lists),
+ * validated once here for every backend and run on a connection the backend lends.
+ */
+#include <string.h>
+
+#include "base/clock.h"
+#include "billing/status.h"
+#include "store/backend.h"
+#include "store/store.h"
+
+/* Customers */
+
+struct customer_arg {
+    const struct store_ops *ops;
+    const char *key; /* user id or Stripe customer id */
+    const struct customer *in;
+    struct customer *out;
+    bool done; /* customer_insert_new: linked; mark_trial: found */
+};
+
+static enum err customer_get_tx(struct store_tx *tx, void *arg)
+{
+    struct customer_arg *a = arg;
+
+    return a->ops->customer_get(tx, a->key, a->out);
+}
+
+enum err store_customer_get(struct store *st, const char *user_id, struct customer *out)
+{
+    struct customer_arg a = { .ops = st->ops, .key = user_id, .out = out };
+
+    if (!store_arg_ok(user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, customer_get_tx, &a);
+}
+
+static enum err customer_by_stripe_tx(struct store_tx *tx, void *arg)
+{
+    struct customer_arg *a = arg;
+
+    return a->ops->customer_get_by_stripe_id(tx, a->key, a->out);
+}
+
+enum err store_customer_get_by_stripe_id(struct store *st, const char *stripe_customer_id,
+                                         struct customer *out)
+{
+    struct customer_arg a = { .ops = st->ops, .key = stripe_customer_id, .out = out };
+
+    if (!store_arg_ok(stripe_customer_id, STRIPE_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, customer_by_stripe_tx, &a);
+}
+
+static enum err customer_insert_tx(struct store_tx *tx, void *arg)
+{
+    struct customer_arg *a = arg;
+
+    return a->ops->customer_insert(tx, a->in);
+}
+
+enum err store_customer_insert(struct store *st, const struct customer *c)
+{
+    struct customer_arg a = { .ops = st->ops, .in = c };
+
+    if (!store_record_check(&store_customer_record, c, true))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_SINGLE, customer_insert_tx, &a);
+}
+
+static enum err customer_link_tx(struct store_tx *tx, void *arg)
+{
+    struct customer_arg *a = arg;
+
+    return a->ops->customer_insert_new(tx, a->in, &a->done);
+}
+
+enum err store_customer_link(struct store *st, const struct customer *c, bool *linked)
+{
+    struct customer_arg a = { .ops = st->ops, .in = c };
+    enum err err;
+
+    *linked = false;
+    if (!store_record_check(&store_customer_record, c, true))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_SINGLE, customer_link_tx, &a);
+    *linked = !err && a.done;
+    return err;
+}
+
+static enum err mark_trial_tx(struct store_tx *tx, void *arg)
+{
+    struct customer_arg *a = arg;
+
+    return a->ops->customer_mark_trial(tx, a->key, &a->done);
+}
+
+enum err store_customer_mark_trial(struct store *st, const char *user_id)
+{
+    struct customer_arg a = { .ops = st->ops, .key = user_id };
+    enum err err;
+
+    if (!store_arg_ok(user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_SINGLE, mark_trial_tx, &a);
+    return err == ERR_OK && !a.done ? ERR_NOT_FOUND : err;
+}
+
+/* Subscriptions */
+
+struct sub_arg {
+    const struct store_ops *ops;
+    const char *key; /* subscription id or user id */
+    const struct subscription *in;
+    struct subscription *out;
+};
+
+static enum err subscription_put_tx(struct store_tx *tx, void *arg)
+{
+    struct sub_arg *a = arg;
+    const struct store_sub_row row = { a->in, clock_now(),
+                                       sub_status_is_live(sub_status_parse(a->in->status)) };
+
+    return a->ops->subscription_put(tx, &row);
+}
+
+enum err store_subscription_upsert(struct store *st, const struct subscription *s)
+{
+    struct sub_arg a = { .ops = st->ops, .in = s };
+
+    if (!store_record_check(&store_subscription_record, s, true))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_SINGLE, subscription_put_tx, &a);
+}
+
+static enum err subscription_get_tx(struct store_tx *tx, void *arg)
+{
+    struct sub_arg *a = arg;
+
+    return a->ops->subscription_get(tx, a->key, false, a->out);
+}
+
+enum err store_subscription_get(struct store *st, const char *id, struct subscription *out)
+{
+    struct sub_arg a = { .ops = st->ops, .key = id, .out = out };
+
+    if (!store_arg_ok(id, STRIPE_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, subscription_get_tx, &a);
+}
+
+static enum err subscription_for_user_tx(struct store_tx *tx, void *arg)
+{
+    struct sub_arg *a = arg;
+
+    return a->ops->subscription_get_for_user(tx, a->key, a->out);
+}
+
+enum err store_subscription_get_for_user(struct store *st, const char *user_id,
+                                         struct subscription *out)
+{
+    struct sub_arg a = { .ops = st->ops, .key = user_id, .out = out };
+
+    if (!store_arg_ok(user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, subscription_for_user_tx, &a);
+}
+
+/* Invoices */
+
+struct invoice_arg {
+    const struct store_ops *ops;
+    const char *user_id;
+    const struct invoice *in;
+    int max;
+    struct invoice *out;
+    int *n;
+};
+
+static enum err invoice_put_tx(struct store_tx *tx, void *arg)
+{
+    struct invoice_arg *a = arg;
+
+    return a->ops->invoice_put(tx, a->in);
+}
+
+enum err store_invoice_upsert(struct store *st, const struct invoice *inv)
+{
+    struct invoice_arg a = { .ops = st->ops, .in = inv };
+
+    if (!store_record_check(&store_invoice_record, inv, true))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_SINGLE, invoice_put_tx, &a);
+}
+
+static enum err invoice_list_tx(struct store_tx *tx, void *arg)
+{
+    struct invoice_arg *a = arg;
+
+    *a->n = 0;
+    return a->ops->invoice_list(tx, a->user_id, a->max, a->out, a->n);
+}
+
+enum err store_invoice_list(struct store *st, const char *user_id, int max, struct invoice *out,
+                            int *n)
+{
+    struct invoice_arg a = { .ops = st->ops, .user_id = user_id, .max = max, .out = out, .n = n };
+    enum err err;
+
+    *n = 0;
+    if (!store_arg_ok(user_id, USER_ID_MAX) || max < 0 || (max > 0 && !out))
+        return ERR_INVALID;
+    if (max == 0)
+        return ERR_OK;
+    err = store_run(st, STORE_RUN_READ, invoice_list_tx, &a);
+    if (err)
+        *n = 0;
+    return err;
+}
+
+/* Usage */
+
+struct usage_get_arg {
+    const struct store_ops *ops;
+    const char *user_id;
+    const char *quota;
+    int64_t window_start;
+    int64_t *used;
+};
+
+static enum err usage_get_tx(struct store_tx *tx, void *arg)
+{
+    struct usage_get_arg *a = arg;
+
+    return a->ops->usage_get(tx, a->user_id, a->quota, a->window_start, a->used);
+}
+
+enum err store_usage_get(struct store *st, const char *user_id, const char *quota,
+                         int64_t window_start, int64_t *used)
+{
+    struct usage_get_arg a = { st->ops, user_id, quota, window_start, used };
+    enum err err;
+
+    *used = 0;
+    if (!store_arg_ok(user_id, USER_ID_MAX) || !store_arg_ok(quota, QUOTA_ID_MAX))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_READ, usage_get_tx, &a);
+    if (err == ERR_NOT_FOUND) {
+        *used = 0;
+        err = ERR_OK;
+    }
+    return err;
+}
+
+/* The webhook inbox, read side */
+
+struct event_arg {
+    const struct store_ops *ops;
+    const char *id;
+    struct webhook_event *out;
+    bool failed_only;
+    int max;
+    int *n;
+    char **raw;
+    size_t *raw_len;
+};
+
+static enum err event_get_tx(struct store_tx *tx, void *arg)
+{
+    struct event_arg *a = arg;
+
+    return a->ops->event_get(tx, a->id, a->out);
+}
+
+enum err store_event_get(struct store *st, const char *id, struct webhook_event *out)
+{
+    struct event_arg a = { .ops = st->ops, .id = id, .out = out };
+
+    if (!store_arg_ok(id, STRIPE_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, event_get_tx, &a);
+}
+
+static enum err event_list_tx(struct store_tx *tx, void *arg)
+{
+    struct event_arg *a = arg;
+
+    *a->n = 0;
+    return a->ops->event_list(tx, a->failed_only, a->max, a->out, a->n);
+}
+
+enum err store_event_list(struct store *st, bool failed_only, int max, struct webhook_event *out,
+                          int *n)
+{
+    struct event_arg a = { .ops = st->ops,
+                           .out = out,
+                           .failed_only = failed_only,
+                           .max = max,
+                           .n = n };
+    enum err err;
+
+    *n = 0;
+    if (max < 0 || (max > 0 && !out))
+        return ERR_INVALID;
+    if (max == 0)
+        return ERR_OK;
+    err = store_run(st, STORE_RUN_READ, event_list_tx, &a);
+    if (err)
+        *n = 0;
+    return err;
+}
+
+static enum err event_get_raw_tx(struct store_tx *tx, void *arg)
+{
+    struct event_arg *a = arg;
+    enum err err = a->ops->event_get(tx, a->id, a->out);
+
+    return err ? err : a->ops->event_raw(tx, a->id, a->raw, a->raw_len);
+}
+
+enum err store_event_get_raw(struct store *st, const char *id, struct webhook_event *out,
+                             char **raw, size_t *raw_len)
+{
+    struct event_arg a = { .ops = st->ops, .id = id, .out = out, .raw = raw, .raw_len = raw_len };
+    enum err err;
+
+    *raw = NULL;
+    *raw_len = 0;
+    if (!store_arg_ok(id, STRIPE_ID_MAX))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_READ, event_get_raw_tx, &a);
+    if (err) {
+        free(*raw);
+        *raw = NULL;
+        *raw_len = 0;
+    }
+    return err;
+}

@@ -1,0 +1,131 @@
+/*
+ * sqlite_db.h: the SQLite backend's machinery, shared by its two files: sqlite_db.c (the pool of
+ * WAL connections, the writer queue, the transaction runner, the checkpoint thread, statements
+ * prepared once per connection) and sqlite.c (the SQL and the row operations). Nothing outside
+ * store/sqlite*.c includes it.
+ */
+#ifndef SUBGATE_STORE_SQLITE_DB_H
+#define SUBGATE_STORE_SQLITE_DB_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "base/err.h"
+#include "store/backend.h"
+
+/* The statements of sqlite.c, by number: sqlite_db.c prepares sqlite_sql[id] on first use. */
+enum sqlite_stmt {
+    SQ_SCHEMA_VERSION,
+    SQ_PING,
+    SQ_CUSTOMER_GET,
+    SQ_CUSTOMER_GET_BY_STRIPE_ID,
+    SQ_CUSTOMER_INSERT,
+    SQ_CUSTOMER_INSERT_NEW,
+    SQ_CUSTOMER_MARK_TRIAL,
+    SQ_SUBSCRIPTION_PUT,
+    SQ_SUBSCRIPTION_INSERT_NEW,
+    SQ_SUBSCRIPTION_GET,
+    SQ_SUBSCRIPTION_GET_FOR_USER,
+    SQ_INVOICE_PUT,
+    SQ_INVOICE_INSERT_NEW,
+    SQ_INVOICE_GET,
+    SQ_INVOICE_LIST,
+    SQ_USAGE_GET,
+    SQ_USAGE_ADD,
+    SQ_EVENT_GET,
+    SQ_EVENT_CLAIM,
+    SQ_EVENT_FAILED,
+    SQ_EVENT_LIST,
+    SQ_EVENT_RAW,
+    SQ_KEYED_CLAIM,
+    SQ_KEYED_GET,
+    SQ_KEYED_DECIDE,
+    SQ_KEYED_PRUNE,
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_COUNT,
+};
+
+extern const char *const sqlite_sql[SQ_COUNT];
+
+enum sqlite_arg_kind {
+    SQ_ARG_TEXT,
+    SQ_ARG_I64,
+};
+
+struct sqlite_arg {
+    enum sqlite_arg_kind kind;
+    const char *text; /* borrowed until the statement is released */
+    int64_t i64; /* SQ_ARG_I64: the value; SQ_ARG_TEXT: the length in bytes, -1 up to the NUL */
+};
+
+static inline struct sqlite_arg sq_text(const char *s)
+{
+    return (struct sqlite_arg){ SQ_ARG_TEXT, s, -1 };
+}
+
+/* Text of len bytes, which may hold NUL bytes (a raw webhook body). */
+static inline struct sqlite_arg sq_textn(const char *s, size_t len)
+{
+    return (struct sqlite_arg){ SQ_ARG_TEXT, s, len > INT_MAX ? INT_MAX : (int64_t)len };
+}
+
+static inline struct sqlite_arg sq_i64(int64_t v)
+{
+    return (struct sqlite_arg){ SQ_ARG_I64, NULL, v };
+}
+
+/* A statement and what to bind: the fields of rec first (when layout is set), then args. */
+struct sqlite_query {
+    enum sqlite_stmt id;
+    const struct store_record *layout;
+    const void *rec;
+    const struct sqlite_arg *args;
+    size_t nargs;
+};
+
+/* Opens the pool at path (":memory:" for a private database) with ops as its table. */
+MUST_CHECK enum err sqlite_db_open(const char *path, int pool_size, const struct store_ops *ops,
+                                   struct store **out, char *errbuf, size_t errlen);
+void sqlite_db_close(struct store *st);
+
+/* store_ops.run: reads on any connection; writes queued on the process's writer mutex. */
+MUST_CHECK enum err sqlite_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
+                                  void *arg, char *errbuf, size_t errlen);
+
+/* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */
+MUST_CHECK enum err sqlite_db_fetch_record(struct store_tx *tx, const struct sqlite_query *q,
+                                           const struct store_record *layout, void *out);
+
+/* Runs q, which yields at most one row, into an integer: ERR_NOT_FOUND when no row. */
+MUST_CHECK enum err sqlite_db_fetch_i64(struct store_tx *tx, const struct sqlite_query *q,
+                                        int64_t *out);
+
+/* Runs q into out[max] records; *n = how many. */
+MUST_CHECK enum err sqlite_db_fetch_list(struct store_tx *tx, const struct sqlite_query *q,
+                                         const struct store_record *layout, int max, void *out,
+                                         int *n);
+
+/* Runs a write; *changes = rows it changed, when not NULL. */
+MUST_CHECK enum err sqlite_db_write(struct store_tx *tx, const struct sqlite_query *q,
+                                    int *changes);
+
+/*
+ * Runs q, which yields at most one row, and hands the row to read(stmt, ctx): ERR_NOT_FOUND when
+ * no row. For rows that are not one record (a raw body, a record and more columns).
+ */
+MUST_CHECK enum err sqlite_db_fetch_with(struct store_tx *tx, const struct sqlite_query *q,
+                                         void (*read)(sqlite3_stmt *stmt, void *ctx), void *ctx);
+
+/* Reads the first layout->count columns of the current row into a record. */
+void sqlite_db_read_record(sqlite3_stmt *stmt, const struct store_record *layout, void *out);
+
+/* Runs sql (several statements, no parameters): a migration's script. */
+MUST_CHECK enum err sqlite_db_exec(struct store_tx *tx, const char *sql);
+
+#endif /* SUBGATE_STORE_SQLITE_DB_H */
