@@ -1,14 +1,10 @@
-/* emu.c: the emulator object, its reset, and the dispatch by path prefix (see emu.h). */
+/* emu.c: the emulator object and its reset (see emu.h); it calls only the modules below it. */
 #include "emu.h"
 
 #include <string.h>
 
-#include "api.h"
 #include "base/clock.h"
-#include "base/str.h"
 #include "base/xalloc.h"
-#include "control.h"
-#include "pages.h"
 
 struct emu *emu_new(const struct emu_config *cfg)
 {
@@ -57,18 +53,6 @@ void emu_reset(struct emu *app)
     pthread_mutex_lock(&app->log_mu);
     json_array_clear(app->reqlog);
     pthread_mutex_unlock(&app->log_mu);
-}
-
-void emu_dispatch(void *ctx, struct request *req, struct response *resp)
-{
-    struct emu *app = ctx;
-
-    if (str_has_prefix(req->path, "/v1/"))
-        emu_api_handle(app, req, resp);
-    else if (str_has_prefix(req->path, "/_emulator/"))
-        emu_control_handle(app, req, resp);
-    else
-        emu_pages_handle(app, req, resp);
 }
 
 void emu_emit(struct emu *app, const char *type, const json_t *obj, const json_t *prev,

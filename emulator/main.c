@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/str.h"
+#include "dispatch.h"
 #include "emu.h"
 #include "http/server.h"
 
