@@ -1,7 +1,7 @@
 /* emu.c: the emulator object and its reset (see emu.h); it calls only the modules below it. */
 #include "emu.h"
 
-#include <string.h>
+#include <stdlib.h>
 
 #include "base/clock.h"
 #include "base/xalloc.h"
@@ -77,20 +77,4 @@ void emu_reqlog_add(struct emu *app, const struct request *req, const char *quer
         json_array_remove(app->reqlog, 0);
     json_array_append_new(app->reqlog, entry);
     pthread_mutex_unlock(&app->log_mu);
-}
-
-void emu_html(struct response *resp, int status, const char *html)
-{
-    free(resp->body);
-    resp->status = status;
-    resp->body = xstrdup(html);
-    resp->len = strlen(html);
-    resp->content_type = "text/html; charset=utf-8";
-}
-
-void emu_redirect(struct response *resp, const char *location)
-{
-    emu_html(resp, 303, "");
-    if (!response_add_header(resp, "Location", location))
-        emu_html(resp, 400, "<p>Invalid redirect URL</p>");
 }

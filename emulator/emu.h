@@ -61,10 +61,4 @@ void emu_emit(struct emu *app, const char *type, const json_t *obj, const json_t
 /* Appends one /v1 request to the request log. */
 void emu_reqlog_add(struct emu *app, const struct request *req, const char *query, int status);
 
-/* Sets a text/html response (body copied). */
-void emu_html(struct response *resp, int status, const char *html);
-
-/* Sets a 303 redirect to location. */
-void emu_redirect(struct response *resp, const char *location);
-
 #endif /* SUBGATE_EMULATOR_EMU_H */
