@@ -44,11 +44,11 @@ done
 srcs="$(find src emulator -name '*.c')"
 PQ_INC=$(pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 if command -v clang-tidy >/dev/null 2>&1; then
-    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc -Iemulator $PQ_INC 2>/dev/null | grep -E 'warning:|error:' && status=1
+    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc $PQ_INC 2>/dev/null | grep -E 'warning:|error:' && status=1
 fi
 if command -v cppcheck >/dev/null 2>&1; then
     cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
-        --inline-suppr --suppress=missingIncludeSystem -Isrc -Iemulator $PQ_INC $srcs || status=1
+        --inline-suppr --suppress=missingIncludeSystem -Isrc $PQ_INC $srcs || status=1
 fi
 [ $status = 0 ] && echo "lint: clean"
 exit $status
