@@ -5,7 +5,13 @@ WARN      = -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
             -Wvla -Wformat=2 -Wimplicit-fallthrough -Wconversion
 PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
-BASE      = -std=c17 -D_GNU_SOURCE -Isrc -Iemulator -Itests/unit $(PQ_CFLAGS) -MMD -MP $(WARN)
+BASE      = -std=c17 -D_GNU_SOURCE -Isrc $(PQ_CFLAGS) -MMD -MP $(WARN)
+# Include paths beyond -Isrc, by source file ($(call INC,file.c)): tests see tests/unit (t.h),
+# and only the emulator's own tests (test_emu_*, fuzz_emu_*) see emulator/, whose form.h,
+# objects.h, api.h, billing.h... share names with headers under src/. Emulator sources need no
+# -Iemulator: their quoted includes resolve beside the including file.
+INC       = $(if $(filter tests/%,$1),-Itests/unit) \
+            $(if $(filter tests/unit/test_emu_% tests/fuzz/fuzz_emu_%,$1),-Iemulator)
 LDLIBS    = -lmicrohttpd -ljansson -lsqlite3 -lpq -lcurl -lssl -lcrypto -lpthread
 HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SAN_asan  = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -41,7 +47,7 @@ $(B)/libsubgate.a: $(LIB_OBJ)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(call INC,$<) -c -o $@ $<
 
 # Migrations are compiled in (generated from src/store/sql/<backend>/NNN_name.sql), so the binary
 # needs no files beside it.
@@ -52,14 +58,21 @@ $(GEN_SRC): $(SQL_FILES) scripts/embed_sql.sh
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
-# A unit test of an emulator module, tests/unit/test_emu_<m>.c, links emulator/<m>.o too.
+# A test of an emulator module, tests/unit/test_emu_<m>.c or tests/fuzz/fuzz_emu_<m>.c, links
+# emulator/<m>.o too.
+EMU_TEST_LINK = $(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< \
+                $(B)/emulator/$*.o $(B)/libsubgate.a $(LDLIBS)
 $(B)/tests/unit/test_emu_%: tests/unit/test_emu_%.c $(B)/emulator/%.o $(B)/libsubgate.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LINK_$(FLAVOR)) -o $@ $< $(B)/emulator/$*.o $(B)/libsubgate.a $(LDLIBS)
+	$(EMU_TEST_LINK)
+
+$(B)/tests/fuzz/fuzz_emu_%: tests/fuzz/fuzz_emu_%.c $(B)/emulator/%.o $(B)/libsubgate.a
+	@mkdir -p $(@D)
+	$(EMU_TEST_LINK)
 
 $(B)/tests/%: tests/%.c $(B)/libsubgate.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
 
 units: $(UNIT_BIN) $(TOOL_BIN)
 

@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "api_call.h"
+#include "api_handlers.h"
 #include "billing.h"
 #include "objects.h"
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api_call.h"
+#include "api_handlers.h"
 #include "billing.h"
 #include "objects.h"
 

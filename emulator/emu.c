@@ -1,14 +1,10 @@
-/* emu.c: the emulator object, its reset, and the dispatch by path prefix (see emu.h). */
+/* emu.c: the emulator object and its reset (see emu.h); it calls only the modules below it. */
 #include "emu.h"
 
-#include <string.h>
+#include <stdlib.h>
 
-#include "api.h"
 #include "base/clock.h"
-#include "base/str.h"
 #include "base/xalloc.h"
-#include "control.h"
-#include "pages.h"
 
 struct emu *emu_new(const struct emu_config *cfg)
 {
@@ -59,18 +55,6 @@ void emu_reset(struct emu *app)
     pthread_mutex_unlock(&app->log_mu);
 }
 
-void emu_dispatch(void *ctx, struct request *req, struct response *resp)
-{
-    struct emu *app = ctx;
-
-    if (str_has_prefix(req->path, "/v1/"))
-        emu_api_handle(app, req, resp);
-    else if (str_has_prefix(req->path, "/_emulator/"))
-        emu_control_handle(app, req, resp);
-    else
-        emu_pages_handle(app, req, resp);
-}
-
 void emu_emit(struct emu *app, const char *type, const json_t *obj, const json_t *prev,
               int64_t created)
 {
@@ -93,20 +77,4 @@ void emu_reqlog_add(struct emu *app, const struct request *req, const char *quer
         json_array_remove(app->reqlog, 0);
     json_array_append_new(app->reqlog, entry);
     pthread_mutex_unlock(&app->log_mu);
-}
-
-void emu_html(struct response *resp, int status, const char *html)
-{
-    free(resp->body);
-    resp->status = status;
-    resp->body = xstrdup(html);
-    resp->len = strlen(html);
-    resp->content_type = "text/html; charset=utf-8";
-}
-
-void emu_redirect(struct response *resp, const char *location)
-{
-    emu_html(resp, 303, "");
-    if (!response_add_header(resp, "Location", location))
-        emu_html(resp, 400, "<p>Invalid redirect URL</p>");
 }

@@ -1,7 +1,8 @@
 /*
  * emu.h: the emulator as one object: its configuration, its state behind one mutex, webhooks,
- * faults, idempotency keys and the log of /v1 requests; and the dispatch function the HTTP
- * layer calls, which sends /v1 to api.c, /_emulator to control.c and the rest to pages.c.
+ * faults, idempotency keys and the log of /v1 requests. The handlers (api.c, control.c,
+ * pages.c) use it; it uses only state, webhooks, faults and idempotency, never a handler, and
+ * dispatch.c routes requests to the handlers.
  */
 #ifndef SUBGATE_EMULATOR_EMU_H
 #define SUBGATE_EMULATOR_EMU_H
@@ -53,20 +54,11 @@ void emu_free(struct emu *app); /* NULL is a no-op */
 /* Empties state, events, idempotency keys, faults and the request log (keeps the prices). */
 void emu_reset(struct emu *app);
 
-/* The http_dispatch_fn: routes one request by path prefix. */
-void emu_dispatch(void *ctx, struct request *req, struct response *resp);
-
 /* Emits event `type` about obj (copied) with previous_attributes prev (NULL when none). */
 void emu_emit(struct emu *app, const char *type, const json_t *obj, const json_t *prev,
               int64_t created);
 
 /* Appends one /v1 request to the request log. */
 void emu_reqlog_add(struct emu *app, const struct request *req, const char *query, int status);
-
-/* Sets a text/html response (body copied). */
-void emu_html(struct response *resp, int status, const char *html);
-
-/* Sets a 303 redirect to location. */
-void emu_redirect(struct response *resp, const char *location);
 
 #endif /* SUBGATE_EMULATOR_EMU_H */

@@ -1,7 +1,7 @@
 /*
- * main.c: the stripe-emulator program: configuration (one table, environment then flags),
- * wiring of the emulator onto the HTTP server, the one "listening" line on stdout, and a clean
- * stop on SIGTERM or SIGINT.
+ * main.c: the stripe-emulator program, the top layer: configuration (one table, environment
+ * then flags), wiring of the emulator (emu.h) and its dispatch (dispatch.h) onto the HTTP server,
+ * the one "listening" line on stdout, and a clean stop on SIGTERM or SIGINT.
  */
 #include <signal.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/str.h"
+#include "dispatch.h"
 #include "emu.h"
 #include "http/server.h"
 

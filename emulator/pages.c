@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/str.h"
+#include "base/xalloc.h"
 #include "billing.h"
 #include "form.h"
 #include "http/router.h"
@@ -93,6 +94,24 @@ enum err emu_html_escape(struct buf *b, const char *s)
     return e;
 }
 
+/* Sets a text/html response (body copied). */
+static void respond_html(struct response *resp, int status, const char *body)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->body = xstrdup(body);
+    resp->len = strlen(body);
+    resp->content_type = "text/html; charset=utf-8";
+}
+
+/* Sets a 303 redirect to location. */
+static void respond_redirect(struct response *resp, const char *location)
+{
+    respond_html(resp, 303, "");
+    if (!response_add_header(resp, "Location", location))
+        respond_html(resp, 400, "<p>Invalid redirect URL</p>");
+}
+
 /* Appends fmt where each %s argument is escaped (only %s is supported). */
 static void html(struct buf *b, const char *fmt, ...)
 {
@@ -113,7 +132,7 @@ static void html(struct buf *b, const char *fmt, ...)
 static void page_send(struct page_call *p, int status, struct buf *b)
 {
     html(b, "</body></html>");
-    emu_html(p->resp, status, buf_str(b));
+    respond_html(p->resp, status, buf_str(b));
     buf_release(b);
 }
 
@@ -219,7 +238,7 @@ static void checkout_finish(struct page_call *p, json_t *s, const char *card)
     for (const char *m; (m = strstr(url, marker)) != NULL; url = m + strlen(marker))
         (void)!buf_appendf(&b, "%.*s%s", (int)(m - url), url, p->id); /* capped */
     (void)!buf_puts(&b, url); /* capped: a URL past the cap is cut */
-    emu_redirect(p->resp, buf_str(&b));
+    respond_redirect(p->resp, buf_str(&b));
     buf_release(&b);
 }
 
@@ -408,7 +427,7 @@ static void portal_set_cancel(struct page_call *p, bool on)
     prev = json_object();
     emu_subscription_cancel_at_period_end(p->app, sub, on, prev);
     emu_subscription_updated(p->app, sub, prev);
-    emu_redirect(p->resp, str_field(ps, "return_url"));
+    respond_redirect(p->resp, str_field(ps, "return_url"));
 }
 
 static void portal_cancel(struct page_call *p)
@@ -429,7 +448,7 @@ static void portal_cancel_now(struct page_call *p)
     if (!sub)
         return;
     emu_subscription_cancel_now(p->app, sub);
-    emu_redirect(p->resp, str_field(ps, "return_url"));
+    respond_redirect(p->resp, str_field(ps, "return_url"));
 }
 
 static void portal_switch(struct page_call *p)
@@ -449,7 +468,7 @@ static void portal_switch(struct page_call *p)
     prev = json_object();
     emu_subscription_switch(sub, price, prev);
     emu_subscription_updated(p->app, sub, prev);
-    emu_redirect(p->resp, str_field(ps, "return_url"));
+    respond_redirect(p->resp, str_field(ps, "return_url"));
 }
 
 static void invoice_page(struct page_call *p)
@@ -486,7 +505,7 @@ static void invoice_pdf(struct page_call *p)
         page_message(p, 404, "Invoice", "No such invoice.");
         return;
     }
-    emu_html(p->resp, 200, pdf);
+    respond_html(p->resp, 200, pdf);
     p->resp->content_type = "application/pdf";
 }
 

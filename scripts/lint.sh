@@ -1,5 +1,6 @@
 #!/bin/sh
-# lint.sh: `make lint`: include direction (STYLE rule 2), clang-tidy and cppcheck over src/.
+# lint.sh: `make lint`: include direction (STYLE rule 2) in src/ and emulator/, clang-tidy and
+# cppcheck over both.
 set -u
 cd "$(dirname "$0")/.."
 status=0
@@ -41,14 +42,47 @@ for f in emulator/*.[ch]; do
     done
 done
 
+# The emulator's layers, bottom up ("|" between layers): a file includes its own header and
+# headers of lower layers only, so no module calls into one that calls it (docs/ARCHITECTURE.md).
+# api_handlers.h declares the handlers of api_objects.c and api_billing.c, one layer up.
+emu_layers="state params form faults idempotency webhooks | objects emu | billing call |
+    api_handlers | api_objects api_billing pages | api | control | dispatch | main"
+emu_layer() {
+    n=0
+    for w in $emu_layers; do
+        case $w in
+        "|") n=$((n + 1)) ;;
+        "$1") echo $n && return ;;
+        esac
+    done
+    echo -1
+}
+for f in emulator/*.[ch]; do
+    [ -f "$f" ] || continue
+    m=$(basename "$f")
+    m=${m%.?}
+    lm=$(emu_layer "$m")
+    if [ "$lm" -lt 0 ]; then
+        echo "layering: $f is in no emulator layer (add it to emu_layers in scripts/lint.sh)"
+        status=1
+        continue
+    fi
+    for h in $(sed -n 's/^#include "\([a-z_]*\)\.h".*/\1/p' "$f"); do
+        if [ "$h" != "$m" ] && [ "$(emu_layer "$h")" -ge "$lm" ]; then
+            echo "layering: $f includes $h.h, which is not in a lower emulator layer"
+            status=1
+        fi
+    done
+done
+
 srcs="$(find src emulator -name '*.c')"
 PQ_INC=$(pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 if command -v clang-tidy >/dev/null 2>&1; then
-    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc -Iemulator $PQ_INC 2>/dev/null | grep -E 'warning:|error:' && status=1
+    clang-tidy --quiet $srcs -- -std=c17 -D_GNU_SOURCE -Isrc $PQ_INC 2>/dev/null | grep -E 'warning:|error:' && status=1
 fi
 if command -v cppcheck >/dev/null 2>&1; then
     cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
-        --inline-suppr --suppress=missingIncludeSystem -Isrc -Iemulator $PQ_INC $srcs || status=1
+        --inline-suppr --suppress=missingIncludeSystem -Isrc $PQ_INC $srcs || status=1
 fi
 [ $status = 0 ] && echo "lint: clean"
 exit $status

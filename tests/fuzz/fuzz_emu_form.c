@@ -1,13 +1,16 @@
 /*
- * fuzz_emu_form.c: libFuzzer target for the emulator's form decoder (emulator/form.c, compiled
- * in: the emulator is not part of libsubgate.a). A decoded tree holds only objects, arrays and
- * strings, never deeper than the cap, and every string re-encodes and decodes to itself.
+ * fuzz_emu_form.c: libFuzzer target for the emulator's form decoder (emulator/form.c, linked in
+ * by the Makefile's fuzz_emu_<m> rule). A decoded tree holds only objects, arrays and strings,
+ * never deeper than the cap, and every string re-encodes and decodes to itself.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* the fuzz build links libsubgate.a only, so the decoder is compiled in */
-#include "form.c" /* NOLINT(bugprone-suspicious-include) */
+#include <jansson.h>
+
+#include "base/buf.h"
+#include "form.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
