@@ -983,6 +983,72 @@ static void case_consume_once_concurrent(const char *url, const struct target *t
     store_close(st);
 }
 
+/* Invoices only move forward, whoever applies them (webhooks, sync). */
+static void case_invoice_apply(const char *url, const struct target *t)
+{
+    static const struct {
+        const char *what;
+        const char *status;
+        int64_t amount_paid;
+        bool want_applied;
+        const char *want_status;
+    } steps[] = {
+        { "new draft", "draft", 0, true, "draft" },    { "open", "open", 0, true, "open" },
+        { "paid", "paid", 999, true, "paid" },         { "a late open", "open", 0, false, "paid" },
+        { "a late draft", "draft", 0, false, "paid" }, { "paid again", "paid", 999, true, "paid" },
+    };
+    struct store *st = open_migrated(url);
+    struct invoice got[2];
+    int n = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct invoice inv = make_invoice("in_1", "u1", 100);
+        bool applied = !steps[i].want_applied;
+        (void)str_copy(inv.status, sizeof(inv.status), steps[i].status);
+        inv.amount_paid = steps[i].amount_paid;
+        T_EQ_I64(store_invoice_apply(st, &inv, &applied), ERR_OK, "%s: %s", t->name, steps[i].what);
+        T_EQ_I64(applied, steps[i].want_applied, "%s: %s: applied", t->name, steps[i].what);
+        T_EQ_I64(store_invoice_list(st, "u1", 2, got, &n), ERR_OK, "%s: list", t->name);
+        T_OK(n == 1 && strcmp(got[0].status, steps[i].want_status) == 0, "%s: %s: stored %s",
+             t->name, steps[i].what, n == 1 ? got[0].status : "nothing");
+    }
+    {
+        struct invoice bad = make_invoice("", "u1", 100);
+        bool applied = true;
+        T_EQ_I64(store_invoice_apply(st, &bad, &applied), ERR_INVALID, "%s: no id", t->name);
+        T_EQ_I64(applied, false, "%s: no id: not applied", t->name);
+    }
+    store_close(st);
+}
+
+/* A link is made once: neither the user nor the Stripe customer is linked twice. */
+static void case_customer_link(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct customer a = make_customer("u1", "cus_1"), got;
+    struct customer same_user = make_customer("u1", "cus_2");
+    struct customer same_cus = make_customer("u2", "cus_1");
+    struct customer other = make_customer("u3", "cus_3");
+    bool linked = false;
+
+    T_EQ_I64(store_customer_link(st, &a, &linked), ERR_OK, "%s: link", t->name);
+    T_EQ_I64(linked, true, "%s: a new link is made", t->name);
+    T_EQ_I64(store_customer_link(st, &a, &linked), ERR_OK, "%s: link again", t->name);
+    T_EQ_I64(linked, false, "%s: the same link again changes nothing", t->name);
+    T_EQ_I64(store_customer_link(st, &same_user, &linked), ERR_OK, "%s: user linked", t->name);
+    T_EQ_I64(linked, false, "%s: a linked user keeps its customer", t->name);
+    T_EQ_I64(store_customer_link(st, &same_cus, &linked), ERR_OK, "%s: customer linked", t->name);
+    T_EQ_I64(linked, false, "%s: a linked customer keeps its user", t->name);
+    T_EQ_I64(store_customer_get(st, "u1", &got), ERR_OK, "%s: get u1", t->name);
+    T_EQ_STR(got.stripe_customer_id, "cus_1", "%s: u1 still has cus_1", t->name);
+    T_EQ_I64(store_customer_get(st, "u2", &got), ERR_NOT_FOUND, "%s: u2 not linked", t->name);
+    T_EQ_I64(store_customer_link(st, &other, &linked), ERR_OK, "%s: another", t->name);
+    T_EQ_I64(linked, true, "%s: another pair is linked", t->name);
+    other.stripe_customer_id[0] = '\0';
+    T_EQ_I64(store_customer_link(st, &other, &linked), ERR_INVALID, "%s: no customer id", t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -1006,6 +1072,8 @@ static const struct {
     { "consume_once", case_consume_once, false },
     { "consume_once_concurrent", case_consume_once_concurrent, false },
     { "idempotency_prune", case_idempotency_prune, false },
+    { "invoice_apply", case_invoice_apply, false },
+    { "customer_link", case_customer_link, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */

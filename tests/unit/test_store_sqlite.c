@@ -13,6 +13,7 @@
 
 #include <sqlite3.h>
 
+#include "store/migrations.h"
 #include "store/store.h"
 #include "t.h"
 
@@ -226,6 +227,73 @@ static int remove_entry(const char *path, const struct stat *sb, int type, struc
     return remove(path);
 }
 
+/*
+ * A database written by version 1 (replies stored rendered) migrates to outcomes stored as
+ * data: a retry after the upgrade is answered from what the old reply said.
+ */
+static void test_legacy_replies_migrate(void)
+{
+    static const char legacy[] =
+        "INSERT INTO idempotency_keys (key, scope, request_hash, response_status, response_body, "
+        "created) VALUES "
+        "('kg', 'usage.consume', 'h', 200, '{\"amount\":1,\"granted\":true,\"limit\":30,"
+        "\"quota\":\"ai_minutes\",\"remaining\":25,\"resets_at\":172800,\"tier\":\"free\","
+        "\"used\":5,\"user_id\":\"u1\",\"window\":\"day\",\"window_start\":86400}', 1000), "
+        "('kr', 'usage.consume', 'h', 402, '{\"error\":{\"code\":\"quota_exceeded\",\"limit\":30,"
+        "\"remaining\":0,\"resets_at\":172800,\"tier\":\"free\",\"used\":30}}', 1000), "
+        "('ku', 'usage.track', 'h', 200, '{\"limit\":null,\"remaining\":null,\"used\":7,"
+        "\"window_start\":86400,\"resets_at\":172800,\"tier\":\"plus\"}', 1000);"
+        "INSERT INTO subscriptions (id, user_id, status, updated_at) VALUES "
+        "('sub_live', 'u1', 'past_due', 1), ('sub_old', 'u1', 'canceled', 2);";
+
+    static const struct {
+        const char *key, *scope;
+        bool granted;
+        int64_t used, limit, remaining, window_start;
+        const char *tier;
+    } want[] = {
+        { "kg", "usage.consume", true, 5, 30, 25, 86400, "free" },
+        { "kr", "usage.consume", false, 30, 30, 0, 0, "free" },
+        { "ku", "usage.track", true, 7, -1, -1, 86400, "plus" },
+    };
+
+    char path[128], url[160], msg[256] = "";
+    struct store *st = NULL;
+    struct subscription sub;
+    sqlite3 *db = NULL;
+    int applied = 0;
+
+    db_path(path, sizeof(path), "legacy");
+    (void)snprintf(url, sizeof(url), "sqlite:%s", path);
+    T_OK(sqlite3_open(path, &db) == SQLITE_OK &&
+             sqlite3_exec(db, sqlite_migrations[0].sql, NULL, NULL, NULL) == SQLITE_OK &&
+             sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL) == SQLITE_OK &&
+             sqlite3_exec(db, legacy, NULL, NULL, NULL) == SQLITE_OK,
+         "a database at version 1 with stored replies: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    T_EQ_I64(store_open(url, 2, &st, msg, sizeof(msg)), ERR_OK, "open %s", msg);
+    T_EQ_I64(store_migrate(st, &applied, msg, sizeof(msg)), ERR_OK, "migrate %s", msg);
+    T_OK(applied >= 1, "the later migrations ran (%d)", applied);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        struct usage_grant g = { "u1", "ai_minutes", 86400, 1, 30 };
+        const struct store_idempotency k = { want[i].key, want[i].scope, "h", 2000 };
+        struct usage_outcome o = { .limit = 99, .tier = "other" };
+        bool replayed = false;
+        T_EQ_I64(store_usage_consume_once(st, &g, &k, &o, &replayed), ERR_OK, "%s", want[i].key);
+        T_EQ_I64(replayed, true, "%s: replayed", want[i].key);
+        T_EQ_I64(o.granted, want[i].granted, "%s: granted", want[i].key);
+        T_EQ_I64(o.used, want[i].used, "%s: used", want[i].key);
+        T_EQ_I64(o.limit, want[i].limit, "%s: limit", want[i].key);
+        T_EQ_I64(o.remaining, want[i].remaining, "%s: remaining", want[i].key);
+        T_EQ_I64(o.window_start, want[i].window_start, "%s: window_start", want[i].key);
+        T_EQ_I64(o.resets_at, 172800, "%s: resets_at", want[i].key);
+        T_EQ_STR(o.tier, want[i].tier, "%s: tier", want[i].key);
+    }
+    T_EQ_I64(store_subscription_get_for_user(st, "u1", &sub), ERR_OK, "the user's subscription");
+    T_EQ_STR(sub.id, "sub_live", "rows from before are ranked live first after the migration");
+    store_close(st);
+}
+
 int main(void)
 {
     (void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/subgate-sqlite-XXXXXX");
@@ -238,6 +306,7 @@ int main(void)
     test_concurrent_migrate();
     test_two_stores_consume();
     test_wal_bounded();
+    test_legacy_replies_migrate();
     if (nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         printf("# could not remove %s\n", tmpdir);
     return t_done();
