@@ -19,8 +19,8 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "store/pool.h"
 
-#define POOL_MAX    64
 #define TX_ATTEMPTS 3 /* a transaction picked as a deadlock victim runs again, this many times */
 #define PARAMS_MAX  16
 
@@ -59,7 +59,6 @@ struct conn {
     bool op_first;            /* the next statement is the first of an operation */
     char sqlstate[6];         /* of the last failure, "" when none */
     char errmsg[256];         /* of the last failure, for messages */
-    struct conn *next_idle;
 };
 
 /* What a run lends to its function. */
@@ -71,11 +70,9 @@ struct pg_store {
     struct store base; /* first member: store.c casts between them */
     char *url;         /* the full URL, password included: never printed */
     char *shown;       /* user, host, port and database only, for messages */
-    pthread_mutex_t pool_mu;
-    pthread_cond_t pool_cond; /* signalled when a connection is checked in */
+    struct store_pool pool;
     struct conn *conns;
     int nconns;
-    struct conn *idle; /* guarded by pool_mu */
 };
 
 static struct pg_store *to_pg(struct store *st)
@@ -197,14 +194,8 @@ static enum err conn_ready(struct conn *c)
 
 static struct conn *conn_checkout(struct pg_store *s)
 {
-    struct conn *c;
+    struct conn *c = store_pool_take(&s->pool);
 
-    pthread_mutex_lock(&s->pool_mu);
-    while (!s->idle)
-        pthread_cond_wait(&s->pool_cond, &s->pool_mu);
-    c = s->idle;
-    s->idle = c->next_idle;
-    pthread_mutex_unlock(&s->pool_mu);
     c->op_first = true;
     c->sqlstate[0] = '\0';
     c->errmsg[0] = '\0';
@@ -217,11 +208,7 @@ static void conn_checkin(struct pg_store *s, struct conn *c)
         log_error("postgres: connection checked in inside a transaction; rolling back");
         PQclear(PQexec(c->db, "ROLLBACK"));
     }
-    pthread_mutex_lock(&s->pool_mu);
-    c->next_idle = s->idle;
-    s->idle = c;
-    pthread_cond_signal(&s->pool_cond);
-    pthread_mutex_unlock(&s->pool_mu);
+    store_pool_give(&s->pool, c);
 }
 
 /* Statements */
@@ -646,8 +633,7 @@ void pg_db_close(struct store *st)
 
     for (int i = 0; i < s->nconns; i++)
         PQfinish(s->conns[i].db); /* NULL is a no-op */
-    pthread_cond_destroy(&s->pool_cond);
-    pthread_mutex_destroy(&s->pool_mu);
+    store_pool_release(&s->pool);
     free(s->conns);
     free(s->shown);
     free(s->url);
@@ -662,14 +648,12 @@ static struct pg_store *pg_store_new(char *url, char *shown, int pool_size,
     s->base.ops = ops;
     s->url = url;
     s->shown = shown;
-    s->nconns = pool_size < 1 ? 1 : pool_size > POOL_MAX ? POOL_MAX : pool_size;
+    s->nconns = store_pool_size(pool_size);
     s->conns = xcalloc((size_t)s->nconns, sizeof(*s->conns));
-    pthread_mutex_init(&s->pool_mu, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
-    for (int i = s->nconns - 1; i >= 0; i--) {
+    store_pool_init(&s->pool, s->nconns);
+    for (int i = s->nconns - 1; i >= 0; i--) { /* conns[0], connected at open, lent first */
         s->conns[i].url = s->url;
-        s->conns[i].next_idle = s->idle;
-        s->idle = &s->conns[i];
+        store_pool_give(&s->pool, &s->conns[i]);
     }
     return s;
 }

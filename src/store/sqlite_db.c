@@ -18,13 +18,13 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "store/pool.h"
 
 #define BUSY_TIMEOUT_MS     5000 /* how long a writer waits for another process's write lock */
 #define CHECKPOINT_BUSY_MS  100  /* how long a RESTART checkpoint waits, holding writers back */
 #define BUSY_YIELDS         3    /* busy_wait: the first waits only yield the CPU, */
 #define BUSY_SLEEP_MIN_US   50   /* then sleep this long, doubling */
 #define BUSY_SLEEP_MAX_US   200  /* up to this */
-#define POOL_MAX            64
 #define CHECKPOINT_PERIOD_S 1
 #define CHECKPOINT_PAGES    2048 /* each time the WAL grows by this much, wake the checkpointer */
 #define WAL_RESTART_PAGES   8192 /* a WAL this long is checkpointed with writers held back, */
@@ -49,7 +49,6 @@ struct busy {
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *stmts[SQ_COUNT]; /* prepared on first use, kept until close */
-    struct conn *next_idle;
     struct busy busy;
     char errmsg[256]; /* of the last failure in the current run, for messages */
 };
@@ -84,11 +83,9 @@ struct sqlite_store {
     char *path;
     bool memory; /* ":memory:": one connection, as each connection would get its own database */
     pthread_mutex_t write_mu;
-    pthread_mutex_t pool_mu;
-    pthread_cond_t pool_cond; /* signalled when a connection is checked in */
+    struct store_pool pool;
     struct conn *conns;
     int nconns;
-    struct conn *idle; /* guarded by pool_mu */
     struct checkpointer cp;
 };
 
@@ -112,24 +109,12 @@ static enum err db_err(struct conn *c, int rc)
 
 static struct conn *conn_checkout(struct sqlite_store *s)
 {
-    struct conn *c;
-
-    pthread_mutex_lock(&s->pool_mu);
-    while (!s->idle)
-        pthread_cond_wait(&s->pool_cond, &s->pool_mu);
-    c = s->idle;
-    s->idle = c->next_idle;
-    pthread_mutex_unlock(&s->pool_mu);
-    return c;
+    return store_pool_take(&s->pool);
 }
 
 static void conn_checkin(struct sqlite_store *s, struct conn *c)
 {
-    pthread_mutex_lock(&s->pool_mu);
-    c->next_idle = s->idle;
-    s->idle = c;
-    pthread_cond_signal(&s->pool_cond);
-    pthread_mutex_unlock(&s->pool_mu);
+    store_pool_give(&s->pool, c);
 }
 
 /*
@@ -297,41 +282,6 @@ void sqlite_db_read_record(sqlite3_stmt *stmt, const struct store_record *layout
     }
 }
 
-/* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */
-static enum err conn_fetch_record(struct conn *c, const struct sqlite_query *q,
-                                  const struct store_record *layout, void *out)
-{
-    sqlite3_stmt *stmt = NULL;
-    bool row = false;
-    enum err err = query_run(c, q, &stmt, &row);
-
-    if (err == ERR_OK && !row)
-        err = ERR_NOT_FOUND;
-    if (err == ERR_OK) {
-        sqlite_db_read_record(stmt, layout, out);
-        err = query_finish(c, stmt);
-    }
-    stmt_release(stmt);
-    return err;
-}
-
-/* Runs q, which yields at most one row, into an integer: ERR_NOT_FOUND when no row. */
-static enum err conn_fetch_i64(struct conn *c, const struct sqlite_query *q, int64_t *out)
-{
-    sqlite3_stmt *stmt = NULL;
-    bool row = false;
-    enum err err = query_run(c, q, &stmt, &row);
-
-    if (err == ERR_OK && !row)
-        err = ERR_NOT_FOUND;
-    if (err == ERR_OK) {
-        *out = sqlite3_column_int64(stmt, 0);
-        err = query_finish(c, stmt);
-    }
-    stmt_release(stmt);
-    return err;
-}
-
 /* Runs a write; *changes = rows it changed, when not NULL. */
 static enum err conn_write(struct conn *c, const struct sqlite_query *q, int *changes)
 {
@@ -347,15 +297,34 @@ static enum err conn_write(struct conn *c, const struct sqlite_query *q, int *ch
     return err;
 }
 
+struct record_out {
+    const struct store_record *layout;
+    void *out;
+};
+
+static void read_one_record(sqlite3_stmt *stmt, void *ctx)
+{
+    const struct record_out *r = ctx;
+
+    sqlite_db_read_record(stmt, r->layout, r->out);
+}
+
 enum err sqlite_db_fetch_record(struct store_tx *tx, const struct sqlite_query *q,
                                 const struct store_record *layout, void *out)
 {
-    return conn_fetch_record(tx->c, q, layout, out);
+    struct record_out r = { layout, out };
+
+    return sqlite_db_fetch_with(tx, q, read_one_record, &r);
+}
+
+static void read_one_i64(sqlite3_stmt *stmt, void *ctx)
+{
+    *(int64_t *)ctx = sqlite3_column_int64(stmt, 0);
 }
 
 enum err sqlite_db_fetch_i64(struct store_tx *tx, const struct sqlite_query *q, int64_t *out)
 {
-    return conn_fetch_i64(tx->c, q, out);
+    return sqlite_db_fetch_with(tx, q, read_one_i64, out);
 }
 
 enum err sqlite_db_fetch_list(struct store_tx *tx, const struct sqlite_query *q,
@@ -700,8 +669,7 @@ void sqlite_db_close(struct store *st)
         conn_close(&s->conns[i]);
     pthread_cond_destroy(&s->cp.wake);
     pthread_mutex_destroy(&s->cp.mu);
-    pthread_cond_destroy(&s->pool_cond);
-    pthread_mutex_destroy(&s->pool_mu);
+    store_pool_release(&s->pool);
     pthread_mutex_destroy(&s->write_mu);
     free(s->conns);
     free(s->path);
@@ -717,8 +685,7 @@ static enum err pool_open(struct sqlite_store *s, char *errbuf, size_t errlen)
             return err;
         if (!s->memory)
             sqlite3_wal_hook(c->db, wal_hook, &s->cp);
-        c->next_idle = s->idle;
-        s->idle = c;
+        store_pool_give(&s->pool, c);
     }
     return ERR_OK;
 }
@@ -748,10 +715,9 @@ static struct sqlite_store *sqlite_store_new(const char *path, int pool_size,
     s->base.ops = ops;
     s->path = xstrdup(path);
     s->memory = strcmp(path, ":memory:") == 0;
-    s->nconns = s->memory ? 1 : pool_size < 1 ? 1 : pool_size > POOL_MAX ? POOL_MAX : pool_size;
+    s->nconns = s->memory ? 1 : store_pool_size(pool_size);
     s->conns = xcalloc((size_t)s->nconns, sizeof(*s->conns));
-    pthread_mutex_init(&s->pool_mu, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
+    store_pool_init(&s->pool, s->nconns);
     pthread_mutex_init(&s->write_mu, NULL);
     checkpointer_init(&s->cp, &s->write_mu);
     return s;
