@@ -237,13 +237,13 @@ static enum err meter_input(struct request *req, bool track, struct meter_in *in
     const struct api *api = req->app;
     enum err err;
 
-    in->amount = 1;
+    in->amount = 0;
     in->track = track;
     if ((err = service_only(req)) || (err = request_json_only(req, fields)) ||
         (err = request_json_string(req, "user_id", true, &in->user_id)) ||
         (err = user_id_check(req, in->user_id)) ||
         (err = request_json_string(req, "quota", true, &in->quota_id)) ||
-        (err = request_json_int(req, "amount", false, 1, GATE_AMOUNT_MAX, &in->amount)))
+        (err = request_json_int(req, "amount", true, 1, GATE_AMOUNT_MAX, &in->amount)))
         return err;
     if (tier_catalog_quota_index(api->tiers, in->quota_id) < 0)
         return request_fail(req, ERR_INVALID, "parameter_invalid", "quota", "unknown quota '%s'",

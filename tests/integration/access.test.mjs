@@ -113,7 +113,7 @@ describe('consume and track', () => {
     assert.equal(e.used, 29);
     assert.equal(e.limit, 30);
     assert.match(e.message, /29 of 30/);
-    r = await consume(srv, { user_id: 'u_lim', quota: 'ai_minutes' }); // amount defaults to 1
+    r = await consume(srv, { user_id: 'u_lim', quota: 'ai_minutes', amount: 1 });
     assert.equal(r.status, 200);
     assert.equal(r.body.used, 30);
     assert.equal(r.body.remaining, 0);
@@ -136,11 +136,14 @@ describe('consume and track', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.used, 7);
     assert.equal(r.body.remaining, 0);
-    r = await consume(srv, { user_id: 'u_trk', quota: 'scenarios' });
+    r = await consume(srv, { user_id: 'u_trk', quota: 'scenarios', amount: 1 });
     assert.equal(r.status, 402);
   });
   const bad = [
     { name: 'unknown quota', body: { user_id: 'u_bad', quota: 'gpu_hours', amount: 1 }, status: 400, param: 'quota' },
+    { name: 'a missing amount', body: { user_id: 'u_bad', quota: 'ai_minutes' }, status: 400, param: 'amount' },
+    { name: 'a null amount', body: { user_id: 'u_bad', quota: 'ai_minutes', amount: null }, status: 400, param: 'amount' },
+    { name: 'a string amount', body: { user_id: 'u_bad', quota: 'ai_minutes', amount: '1' }, status: 400, param: 'amount' },
     { name: 'zero amount', body: { user_id: 'u_bad', quota: 'ai_minutes', amount: 0 }, status: 400, param: 'amount' },
     { name: 'negative amount', body: { user_id: 'u_bad', quota: 'ai_minutes', amount: -5 }, status: 400, param: 'amount' },
     { name: 'huge amount', body: { user_id: 'u_bad', quota: 'ai_minutes', amount: 1000001 }, status: 400, param: 'amount' },
