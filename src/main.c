@@ -60,6 +60,35 @@ static int load_config(struct config *cfg)
     return 0;
 }
 
+/*
+ * With Stripe configured, every tier sold through checkout needs a Stripe price id: without one
+ * it cannot be sold, and its subscribers' events would name a price no tier has.
+ */
+static int check_prices(const struct config *cfg, const struct tier_catalog *cat)
+{
+    const struct tier *t = tier_catalog_unpriced(cat);
+    const char *var = !t                              ? ""
+                      : strcmp(t->id, "premium") == 0 ? "STRIPE_PREMIUM_PRICE_ID"
+                      : strcmp(t->id, "plus") == 0    ? "STRIPE_PLUS_PRICE_ID"
+                                                      : "TIERS_FILE";
+    char msg[ERRBUF + 128];
+
+    if (!t)
+        return 0;
+    if (!t->stripe_price_id[0])
+        snprintf(msg, sizeof(msg),
+                 "%s: tier '%s' is sold through checkout and needs a Stripe price id (price_...) "
+                 "when STRIPE_SECRET_KEY is set%s",
+                 var, t->id,
+                 strcmp(var, "TIERS_FILE") != 0 && cfg->tiers_file && *cfg->tiers_file
+                     ? " (or stripe_price_id in TIERS_FILE)"
+                     : "");
+    else
+        snprintf(msg, sizeof(msg), "%s: '%s' (tier '%s') is not a Stripe price id (price_...)", var,
+                 t->stripe_price_id, t->id);
+    return fail(msg);
+}
+
 static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
 {
     char err[ERRBUF], msg[ERRBUF + 64];
@@ -88,7 +117,7 @@ static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
         !tier_catalog_find(cat, "plus")->stripe_price_id[0] &&
         tier_catalog_set_price_id(cat, "plus", cfg->stripe_plus_price_id) != ERR_OK)
         return fail("STRIPE_PLUS_PRICE_ID: cannot be set on tier 'plus'");
-    return 0;
+    return config_has_stripe(cfg) ? check_prices(cfg, cat) : 0;
 }
 
 /* GATE_RULES_FILE; else the example app's rules over the built-in catalogue; else none. */

@@ -130,6 +130,16 @@ static bool price_id_is_valid(const char *s)
     return true;
 }
 
+const struct tier *tier_catalog_unpriced(const struct tier_catalog *cat)
+{
+    for (size_t i = 0; i < cat->tier_count; i++) {
+        const struct tier *t = &cat->tiers[i];
+        if (t->checkout && !str_has_prefix(t->stripe_price_id, "price_"))
+            return t;
+    }
+    return NULL;
+}
+
 enum err tier_catalog_set_price_id(struct tier_catalog *cat, const char *tier_id,
                                    const char *price_id)
 {

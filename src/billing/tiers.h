@@ -65,6 +65,13 @@ struct tier_catalog {
 void tier_catalog_builtin(struct tier_catalog *out);
 
 /*
+ * The first tier sold through checkout whose Stripe price id is missing or is not a price id
+ * ("price_..."); NULL when every such tier has one. With Stripe configured such a tier cannot be
+ * sold, and a subscription to a price no tier names would be read as no tier at all.
+ */
+const struct tier *tier_catalog_unpriced(const struct tier_catalog *cat);
+
+/*
  * Parses and validates a TIERS_FILE body (docs/tiers.example.json shows the format) of len bytes.
  * On error returns ERR_INVALID, empties *out and writes one line to errbuf naming the JSON path
  * and the rule ("tiers[2].price.amount: must be an integer >= 0"), or, for malformed JSON, the

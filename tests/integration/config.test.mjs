@@ -76,13 +76,38 @@ describe('check-config', () => {
   test('prints the effective configuration with secrets redacted; the environment beats .env', () => {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, '.env'), `JWT_SECRET=${SECRET}\nSTRIPE_PUBLISHABLE_KEY=pk_test_fromdotenv\nLISTEN=127.0.0.1:9999\n`);
-    const env = { STRIPE_SECRET_KEY: 'sk_test_supersecretvalue123', STRIPE_WEBHOOK_SECRET: 'whsec_topsecret1', LISTEN: '127.0.0.1:7777' };
+    const env = {
+      STRIPE_SECRET_KEY: 'sk_test_supersecretvalue123', STRIPE_WEBHOOK_SECRET: 'whsec_topsecret1', LISTEN: '127.0.0.1:7777',
+      STRIPE_PREMIUM_PRICE_ID: 'price_p', STRIPE_PLUS_PRICE_ID: 'price_x',
+    };
     const r = run(['check-config'], { env, cwd: dir });
     assert.equal(r.status, 0, r.stderr);
     for (const s of ['supersecretvalue123', 'topsecret1', SECRET]) assert.ok(!r.stdout.includes(s), `${s} leaked`);
     assert.match(r.stdout, /STRIPE_PUBLISHABLE_KEY=pk_test_fromdotenv/);
     assert.match(r.stdout, /LISTEN=127\.0\.0\.1:7777/);
     assert.match(r.stdout, /STRIPE_SECRET_KEY=.*redacted/);
+  });
+});
+
+describe('prices, with Stripe configured', () => {
+  const STRIPE = { STRIPE_SECRET_KEY: 'sk_test_x', STRIPE_WEBHOOK_SECRET: 'whsec_x', JWT_SECRET: SECRET };
+  const cases = [
+    ['no premium price', { STRIPE_PLUS_PRICE_ID: 'price_x' }, /^subgate: STRIPE_PREMIUM_PRICE_ID: tier 'premium' is sold through checkout and needs a Stripe price id/m],
+    ['no plus price', { STRIPE_PREMIUM_PRICE_ID: 'price_p' }, /^subgate: STRIPE_PLUS_PRICE_ID: tier 'plus' /m],
+    ['a product id for a price', { STRIPE_PREMIUM_PRICE_ID: 'prod_123', STRIPE_PLUS_PRICE_ID: 'price_x' }, /^subgate: STRIPE_PREMIUM_PRICE_ID: 'prod_123' \(tier 'premium'\) is not a Stripe price id/m],
+  ];
+  for (const [name, prices, want] of cases) {
+    for (const cmd of ['check-config', 'serve', 'sync']) {
+      test(`${cmd} refuses ${name}`, () => {
+        const r = run([cmd], { env: { ...STRIPE, ...prices, DATABASE_URL: 'sqlite:x.db' } });
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr, want);
+      });
+    }
+  }
+  test('without Stripe, a tier without a price is no error', () => {
+    const r = run(['check-config'], { env: { JWT_SECRET: SECRET } });
+    assert.equal(r.status, 0, r.stderr);
   });
 });
 
