@@ -19,11 +19,27 @@
 #include "stripe/events.h"
 #include "stripe/webhook.h"
 
-static void complete_tier(const struct tier_catalog *cat, struct billing_event *ev)
+/*
+ * Names the tier of the event's subscription from its price. A price no tier names is refused
+ * (ERR_NOT_FOUND, why in se): applying it would read as no tier and take the user's away.
+ */
+static enum err complete_tier(const struct tier_catalog *cat, struct billing_event *ev,
+                              struct stripe_error *se)
 {
     const struct tier *t = ev->has_sub ? tier_catalog_find_by_price(cat, ev->sub.price_id) : NULL;
 
+    char why[1024];
+
+    if (ev->has_sub && !t) {
+        snprintf(why, sizeof(why),
+                 "price '%s' of subscription '%s' is not the price of any tier: not applied; "
+                 "configure it (STRIPE_*_PRICE_ID or TIERS_FILE), then `subgate events replay %s`",
+                 ev->sub.price_id, ev->sub.id, ev->id);
+        (void)str_copy(se->message, sizeof(se->message), why); /* a cut message will do */
+        return ERR_NOT_FOUND;
+    }
     (void)str_copy(ev->sub.tier, sizeof(ev->sub.tier), t ? t->id : ""); /* same size */
+    return ERR_OK;
 }
 
 enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const char *body,
@@ -39,13 +55,15 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
     err = stripe_event_parse(body, len, &ev, &se);
     (void)str_copy(out->id, sizeof(out->id), ev.id);       /* same size */
     (void)str_copy(out->type, sizeof(out->type), ev.type); /* same size */
-    if (err == ERR_UPSTREAM && store_event_record_failed(st, &in, se.message) != ERR_OK)
+    if (!err)
+        err = complete_tier(cat, &ev, &se);
+    if ((err == ERR_UPSTREAM || err == ERR_NOT_FOUND) &&
+        store_event_record_failed(st, &in, se.message) != ERR_OK)
         log_error("cannot record event '%s' as failed", ev.id);
     if (err) {
         (void)str_copy(out->message, sizeof(out->message), se.message); /* cut is fine */
         return err;
     }
-    complete_tier(cat, &ev);
     return store_event_record_apply(st, &in, &out->result, out->message, sizeof(out->message));
 }
 
@@ -79,6 +97,8 @@ static enum err ingest_fail(struct request *req, enum err err, const struct webh
         return request_fail(req, ERR_INVALID, "event_invalid", NULL, "%s", o->message);
     case ERR_NOT_FOUND: /* the customer is linked later: Stripe's retry will apply it */
         return request_fail(req, ERR_INTERNAL, "event_not_applied", NULL, "%s", o->message);
+    case ERR_CONFLICT: /* another user's customer or subscription: recorded as failed */
+        return request_fail(req, ERR_CONFLICT, "event_conflict", NULL, "%s", o->message);
     default:
         return request_fail(req, ERR_STORE, NULL, NULL, "cannot apply the event: %s", o->message);
     }

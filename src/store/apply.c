@@ -47,6 +47,8 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
     }
     if (err)
         return err;
+    if (strcmp(stored.user_id, s->user_id) != 0)
+        return ERR_CONFLICT; /* a subscription never changes hands */
     if (!subscription_state_merge(&stored, s, &merged))
         return ERR_OK;
     *applied = subscription_state_is_newer(s, &stored);
@@ -156,25 +158,38 @@ static enum err customer_link(const struct event_ctx *x, const char *user_id,
     return err;
 }
 
-/* The user of an object: its own user_id, else the stored customer's. */
+/*
+ * The user of an object: the user its Stripe customer is linked to owns it. An object that names
+ * a user of its own (metadata.user_id, client_reference_id) must name that one (ERR_CONFLICT
+ * otherwise: nothing is applied); before the customer is linked, the named user is taken (the
+ * caller links them).
+ */
 static enum err resolve_user(const struct event_ctx *x, char user_id[USER_ID_MAX])
 {
     const struct billing_event *ev = x->in->ev;
     struct customer cus;
-    enum err err;
+    enum err err = ev->customer_id[0]
+                       ? x->ops->customer_get_by_stripe_id(x->tx, ev->customer_id, &cus)
+                       : ERR_NOT_FOUND;
 
-    if (user_id[0])
+    if (err == ERR_NOT_FOUND && user_id[0])
         return ERR_OK;
-    err = ev->customer_id[0] ? x->ops->customer_get_by_stripe_id(x->tx, ev->customer_id, &cus)
-                             : ERR_NOT_FOUND;
     if (err == ERR_NOT_FOUND)
         store_errf(x->errbuf, x->errlen,
                    "no user for stripe customer '%s': no metadata.user_id and the customer is not "
                    "linked yet",
                    ev->customer_id);
-    if (!err)
-        memcpy(user_id, cus.user_id, USER_ID_MAX);
-    return err;
+    if (err)
+        return err;
+    if (user_id[0] && strcmp(user_id, cus.user_id) != 0) {
+        store_errf(x->errbuf, x->errlen,
+                   "stripe customer '%s' is linked to user '%s' but the event names user '%s': "
+                   "not applied",
+                   ev->customer_id, cus.user_id, user_id);
+        return ERR_CONFLICT;
+    }
+    memcpy(user_id, cus.user_id, USER_ID_MAX);
+    return ERR_OK;
 }
 
 static enum err apply_subscription(const struct event_ctx *x, const char *user_id)
@@ -188,6 +203,10 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     err = resolve_user(x, sub.user_id);
     if (!err)
         err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied);
+    if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
+        store_errf(x->errbuf, x->errlen,
+                   "subscription '%s' belongs to another user than '%s': not applied", sub.id,
+                   sub.user_id);
     if (!err)
         err = customer_link(x, sub.user_id, sub.stripe_customer_id,
                             billing_subscription_has_trial(&sub));

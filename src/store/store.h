@@ -125,7 +125,8 @@ MUST_CHECK enum err store_subscription_upsert(struct store *st, const struct sub
  * past_due_since is computed here (subscription_state_merge); the value in s is ignored.
  * Webhook events and answers fetched from Stripe (checkout success, cancel, sync) all go
  * through here, so their order of arrival never matters: set s->stripe_updated to the event's
- * `created`, or to the time the object was fetched.
+ * `created`, or to the time the object was fetched. A subscription never changes hands:
+ * ERR_CONFLICT (nothing stored) when the stored one belongs to another user.
  */
 MUST_CHECK enum err store_subscription_apply(struct store *st, const struct subscription *s,
                                              bool *applied);
@@ -178,7 +179,8 @@ MUST_CHECK enum err store_event_get(struct store *st, const char *id, struct web
 /*
  * Records the event in the inbox and applies its effect in the same transaction (SPEC §5):
  *   EVENT_SUBSCRIPTION: the state through the ordering rule (as store_subscription_apply); the
- *     user is ev->sub.user_id or, when "", the user of the stored customer ev->customer_id;
+ *     user is the one the stored customer ev->customer_id is linked to, else ev->sub.user_id
+ *     (which, when both are there, must be the same: ERR_CONFLICT otherwise);
  *     the user and customer are linked when not yet; a state with a trial marks the
  *     customer's had_trial;
  *   EVENT_INVOICE: the invoice, unless the stored one is further along (invoice_state_supersedes),
@@ -190,7 +192,8 @@ MUST_CHECK enum err store_event_get(struct store *st, const char *id, struct web
  * rolled back, the event is recorded as failed in a transaction of its own (attempts + 1,
  * last_error), and the error is returned with a line in errbuf: ERR_NOT_FOUND when the
  * user of the customer is not known yet (Stripe's retry will find it once the customer is
- * linked), ERR_STORE when the database fails.
+ * linked), ERR_CONFLICT when the event names another user than the customer's or the stored
+ * subscription's, ERR_STORE when the database fails.
  */
 MUST_CHECK enum err store_event_record_apply(struct store *st, const struct store_event_in *in,
                                              enum store_event_result *result, char *errbuf,

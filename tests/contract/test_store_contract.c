@@ -1049,6 +1049,42 @@ static void case_customer_link(const char *url, const struct target *t)
     store_close(st);
 }
 
+/* The customer link owns a subscription: an event naming another user changes nothing. */
+static void case_event_ownership(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct billing_event ev = make_event("evt_own", EVENT_SUBSCRIPTION);
+    struct subscription sub;
+    struct webhook_event stored;
+    enum store_event_result result;
+    bool applied = true;
+    char msg[256] = "";
+    const struct store_event_in in = { &ev, raw_body, sizeof(raw_body) - 1, STORE_EVENT_RECEIVE };
+
+    ev.has_sub = true;
+    ev.sub = make_sub("sub_own", "u_own", "active");
+    (void)str_copy(ev.sub.stripe_customer_id, sizeof(ev.sub.stripe_customer_id), "cus_ev");
+    T_EQ_I64(record(st, &ev, STORE_EVENT_RECEIVE, &result), ERR_OK, "%s: owner's event", t->name);
+    (void)str_copy(ev.id, sizeof(ev.id), "evt_thief");
+    (void)str_copy(ev.sub.user_id, sizeof(ev.sub.user_id), "u_thief");
+    ev.sub.stripe_updated = ev.created = 1700000200;
+    T_EQ_I64(store_event_record_apply(st, &in, &result, msg, sizeof(msg)), ERR_CONFLICT,
+             "%s: another user named for a linked customer", t->name);
+    T_OK(strstr(msg, "linked to user 'u_own'") != NULL, "%s: says why: %s", t->name, msg);
+    T_EQ_I64(store_event_get(st, "evt_thief", &stored), ERR_OK, "%s: recorded", t->name);
+    T_EQ_STR(stored.status, "failed", "%s: as failed", t->name);
+    T_EQ_I64(store_subscription_get_for_user(st, "u_thief", &sub), ERR_NOT_FOUND,
+             "%s: nothing moved to the other user", t->name);
+    T_EQ_I64(store_subscription_get_for_user(st, "u_own", &sub), ERR_OK, "%s: owner's", t->name);
+    T_EQ_STR(sub.id, "sub_own", "%s: the owner keeps it", t->name);
+    sub = make_sub("sub_own", "u_other", "active");
+    sub.stripe_updated = 1700000300;
+    T_EQ_I64(store_subscription_apply(st, &sub, &applied), ERR_CONFLICT,
+             "%s: a stored subscription never changes hands", t->name);
+    T_EQ_I64(applied, false, "%s: not applied", t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -1074,6 +1110,7 @@ static const struct {
     { "idempotency_prune", case_idempotency_prune, false },
     { "invoice_apply", case_invoice_apply, false },
     { "customer_link", case_customer_link, false },
+    { "event_ownership", case_event_ownership, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */

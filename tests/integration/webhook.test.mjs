@@ -157,7 +157,8 @@ test('an invoice of an unknown customer fails with 500 and is applied on a later
 });
 
 test('subgate events replay applies a stored event again', () => {
-  const r = run(['events', 'replay', 'evt_sub_created'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  // With the price configured, as the server has it (without, the replay would be refused).
+  const r = run(['events', 'replay', 'evt_sub_created'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}`, STRIPE_PREMIUM_PRICE_ID: PRICE }, cwd: srv.dir });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /replayed evt_sub_created \(customer\.subscription\.created\): applied/);
   const missing = run(['events', 'replay', 'evt_nope'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
@@ -165,6 +166,48 @@ test('subgate events replay applies a stored event again', () => {
   assert.match(missing.stderr, /no such event/);
   const usage = run(['events', '--limit', '0'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
   assert.equal(usage.status, 2);
+});
+
+test('the customer link owns the subscription: an event naming another user is refused and changes nothing', async () => {
+  const mine = subscription('sub_own', 'user_own');
+  assert.equal((await postSigned(srv, event('evt_own', 'customer.subscription.created', mine))).status, 200);
+  const cases = [
+    ['the same subscription', 'evt_steal', subscription('sub_own', 'user_own', { metadata: { user_id: 'user_thief' } })],
+    ['a new one on the linked customer', 'evt_steal_new', subscription('sub_own2', 'user_own', { metadata: { user_id: 'user_thief' } })],
+    ['the stored subscription of another customer', 'evt_steal_cus', subscription('sub_own', 'user_thief')],
+  ];
+  for (const [name, id, obj] of cases) {
+    const r = await postSigned(srv, event(id, 'customer.subscription.updated', obj));
+    assert.equal(r.status, 409, `${name}: ${JSON.stringify(r.body)}`);
+    assert.equal(errorOf(r).code, 'event_conflict', name);
+    const row = events(srv, ['--failed']).find((x) => x[0] === id);
+    assert.ok(row, `${name}: listed as failed`);
+    assert.match(row[5], /linked to user 'user_own'|belongs to another user/, name);
+  }
+  const own = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_own') });
+  assert.deepEqual([own.body.tier, own.body.status], ['premium', 'active']);
+  const thief = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_thief') });
+  assert.deepEqual([thief.body.tier, thief.body.status], ['free', 'none']);
+});
+
+test('a price no tier names is not applied: the user keeps the tier, the event waits for a replay', async () => {
+  const paid = subscription('sub_np', 'user_np');
+  assert.equal((await postSigned(srv, event('evt_np_paid', 'customer.subscription.created', paid))).status, 200);
+  const moved = subscription('sub_np', 'user_np', { items: { object: 'list', data: [{ id: 'si_np', price: { id: 'price_nobody' } }] } });
+  const r = await postSigned(srv, event('evt_np_unknown', 'customer.subscription.updated', moved, now() + 1));
+  assert.equal(r.status, 500, JSON.stringify(r.body));
+  assert.match(errorOf(r).message, /price 'price_nobody' .* not the price of any tier/);
+  const s = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_np') });
+  assert.deepEqual([s.body.tier, s.body.price_id], ['premium', PRICE]);
+  const row = events(srv, ['--failed']).find((x) => x[0] === 'evt_np_unknown');
+  assert.ok(row, 'listed by events --failed');
+  const db = { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` };
+  const still = run(['events', 'replay', 'evt_np_unknown'], { env: db, cwd: srv.dir });
+  assert.notEqual(still.status, 0, 'not applied while the price is unknown');
+  const replay = run(['events', 'replay', 'evt_np_unknown'], { env: { ...db, STRIPE_PREMIUM_PRICE_ID: PRICE, STRIPE_PLUS_PRICE_ID: 'price_nobody' }, cwd: srv.dir });
+  assert.equal(replay.status, 0, replay.stderr + replay.stdout);
+  const after = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_np') });
+  assert.deepEqual([after.body.tier, after.body.price_id], ['plus', 'price_nobody']);
 });
 
 test('without STRIPE_WEBHOOK_SECRET the webhook answers 503', async () => {
