@@ -32,3 +32,47 @@ bool billing_subscription_has_trial(const struct subscription *s)
 {
     return s->trial_end > 0 || strcmp(s->status, "trialing") == 0;
 }
+
+static bool time_ok(int64_t t)
+{
+    return t >= 0 && t <= BILLING_TIME_MAX;
+}
+
+const char *billing_subscription_time_out_of_range(const struct subscription *s)
+{
+    const struct {
+        const char *name;
+        int64_t t;
+    } times[] = {
+        { "current_period_start", s->current_period_start },
+        { "current_period_end", s->current_period_end },
+        { "cancel_at", s->cancel_at },
+        { "canceled_at", s->canceled_at },
+        { "trial_end", s->trial_end },
+        { "stripe_updated", s->stripe_updated },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(times); i++)
+        if (!time_ok(times[i].t))
+            return times[i].name;
+    return NULL;
+}
+
+const char *billing_event_time_out_of_range(const struct billing_event *ev)
+{
+    const struct invoice *inv = &ev->invoice;
+
+    if (!time_ok(ev->created))
+        return "created";
+    if (ev->has_sub && billing_subscription_time_out_of_range(&ev->sub))
+        return billing_subscription_time_out_of_range(&ev->sub);
+    if (ev->kind != EVENT_INVOICE)
+        return NULL;
+    if (!time_ok(inv->created))
+        return "invoice.created";
+    if (!time_ok(inv->period_start))
+        return "invoice.period_start";
+    if (!time_ok(inv->period_end))
+        return "invoice.period_end";
+    return NULL;
+}

@@ -39,6 +39,15 @@ struct billing_event {
 /* The kind of a Stripe event type; EVENT_IGNORED for the types subgate does not handle. */
 enum billing_event_kind billing_event_kind_of(const char *type);
 
+/*
+ * The name of the first time of ev (created, the subscription's, the invoice's) outside
+ * 0..BILLING_TIME_MAX; NULL when all are in range.
+ */
+const char *billing_event_time_out_of_range(const struct billing_event *ev);
+
+/* Same, for a subscription state on its own (a direct answer from Stripe). */
+const char *billing_subscription_time_out_of_range(const struct subscription *s);
+
 /* True when the subscription state holds a trial (trialing, or a trial_end set). */
 bool billing_subscription_has_trial(const struct subscription *s);
 

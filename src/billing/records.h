@@ -17,6 +17,13 @@
 #define URL_MAX       2048
 #define QUOTA_ID_MAX  32
 
+/*
+ * The times a record may hold: Unix seconds from 1970 up to the last second of year 9999. A time
+ * outside is refused where it comes in (webhooks, Stripe's answers), so arithmetic on times,
+ * with day or grace-period offsets added, never overflows.
+ */
+#define BILLING_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+
 struct customer {
     char user_id[USER_ID_MAX];
     char stripe_customer_id[STRIPE_ID_MAX];

@@ -42,8 +42,9 @@ static enum err read_envelope(const json_t *j, struct billing_event *ev, struct 
         err = envelope_str(j, "type", ev->type, sizeof(ev->type), se);
     if (err)
         return err;
-    if (!json_is_integer(created) || json_integer_value(created) < 0)
-        return envelope_fail(se, "created", "is not a non-negative integer");
+    if (!json_is_integer(created) || json_integer_value(created) < 0 ||
+        json_integer_value(created) > BILLING_TIME_MAX)
+        return envelope_fail(se, "created", "is not a time from 1970 to the year 9999");
     ev->created = (int64_t)json_integer_value(created);
     ev->kind = billing_event_kind_of(ev->type);
     return ERR_OK;
@@ -123,6 +124,7 @@ enum err stripe_event_parse(const char *body, size_t len, struct billing_event *
                             struct stripe_error *se)
 {
     json_t *j = NULL;
+    const char *bad;
     enum err err;
 
     memset(ev, 0, sizeof(*ev));
@@ -132,5 +134,10 @@ enum err stripe_event_parse(const char *body, size_t len, struct billing_event *
     if (!err)
         err = read_object(j, ev, se);
     json_decref(j);
+    if (!err && (bad = billing_event_time_out_of_range(ev)) != NULL) {
+        snprintf(se->message, sizeof(se->message),
+                 "event '%s': %s is not a time from 1970 to the year 9999", ev->id, bad);
+        err = ERR_UPSTREAM;
+    }
     return err;
 }

@@ -210,6 +210,27 @@ test('a price no tier names is not applied: the user keeps the tier, the event w
   assert.deepEqual([after.body.tier, after.body.price_id], ['plus', 'price_nobody']);
 });
 
+test('times outside 1970..9999 are refused with 400 and change nothing; reads still work', async () => {
+  assert.equal((await postSigned(srv, event('evt_time_ok', 'customer.subscription.created', subscription('sub_time', 'user_time')))).status, 200);
+  const huge = '9223372036854775807';
+  const cases = [
+    ['created 2^63-1', `{"id":"evt_time_max","object":"event","type":"customer.subscription.updated","created":${huge},"data":{"object":${JSON.stringify(subscription('sub_time', 'user_time', { status: 'canceled' }))}}}`],
+    ['created -1', event('evt_time_neg', 'customer.subscription.updated', subscription('sub_time', 'user_time', { status: 'canceled' }), -1)],
+    ['a period end in the year 10000', event('evt_time_10000', 'customer.subscription.updated', subscription('sub_time', 'user_time', { current_period_end: 253402300800 }))],
+    ['a negative trial end', event('evt_time_trial', 'customer.subscription.updated', subscription('sub_time', 'user_time', { trial_end: -86400 }))],
+    ['a period start of 2^63-1', event('evt_time_start', 'customer.subscription.updated', subscription('sub_time', 'user_time', { current_period_start: 9007199254740991 }))],
+  ];
+  for (const [name, body] of cases) {
+    const r = await postSigned(srv, body);
+    assert.equal(r.status, 400, `${name}: ${JSON.stringify(r.body)}`);
+    assert.match(errorOf(r).message, /1970 to the year 9999/, name);
+  }
+  const s = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_time') });
+  assert.deepEqual([s.status, s.body.tier, s.body.status], [200, 'premium', 'active']);
+  const u = await req(srv, 'GET', '/api/v1/payments/usage', { token: userToken('user_time') });
+  assert.equal(u.status, 200);
+});
+
 test('without STRIPE_WEBHOOK_SECRET the webhook answers 503', async () => {
   const plain = await startServer({});
   try {
