@@ -54,6 +54,7 @@ struct call {
     char request_id[STRIPE_REQ_ID_MAX];
     char curl_err[CURL_ERROR_SIZE];
     struct stripe_attempt att;
+    int64_t date; /* the answer's Date header, Unix seconds; 0 when none */
     bool body_too_large;
 };
 
@@ -319,6 +320,10 @@ static void take_header(struct call *k, const char *name, size_t nlen, const cha
     } else if (str_eq_nocase(name, nlen, "stripe-should-retry")) {
         (void)str_copyn(val, sizeof(val), v, vlen); /* a longer value is no known value */
         k->att.should_retry = stripe_should_retry_parse(val);
+    } else if (str_eq_nocase(name, nlen, "date")) {
+        char date[64];
+        time_t t = str_copyn(date, sizeof(date), v, vlen) ? curl_getdate(date, NULL) : -1;
+        k->date = t > 0 ? (int64_t)t : 0; /* Stripe's clock: it orders Stripe's answers */
     } else if (str_eq_nocase(name, nlen, "retry-after") &&
                parse_i64(v, vlen, 0, INT64_MAX / 1000, &secs) == ERR_OK) {
         k->att.retry_after_s = secs; /* an HTTP-date Retry-After is ignored */
@@ -337,6 +342,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         k->att.should_retry = STRIPE_SHOULD_RETRY_ABSENT;
         k->att.retry_after_s = -1;
         k->request_id[0] = '\0';
+        k->date = 0;
         return n;
     }
     if (!colon)
@@ -527,6 +533,7 @@ enum err stripe_client_call(struct stripe_client *c, const struct stripe_request
         goto out;
     h = handle_take(c);
     se->attempts = attempts_run(c, h, &k);
+    se->answered_at = k.date;
     err = finish(c, &k, out, se);
     handle_put(c, h);
     if (err)

@@ -33,6 +33,7 @@ struct stripe_error {
     char message[512];                  /* Stripe's message, or ours; never a secret */
     char request_id[STRIPE_REQ_ID_MAX]; /* Stripe's Request-Id header ("" when none) */
     int attempts;                       /* HTTP attempts made, retries included */
+    int64_t answered_at; /* the Date of Stripe's last answer (Stripe's clock), 0 when none */
 };
 
 struct stripe_customer {
