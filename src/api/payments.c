@@ -17,6 +17,7 @@
 #include "base/xalloc.h"
 #include "billing/entitlement.h"
 #include "billing/records.h"
+#include "billing/status.h"
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -63,8 +64,9 @@ static json_t *subscription_json(const struct subscription *s, const char *tier,
                                  const struct entitlement *e)
 {
     return json_pack(
-        "{s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:s, s:o}", "tier", tier, "status", s->status,
-        "current_period_start", json_time_or_null(s->current_period_start), "current_period_end",
+        "{s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:s, s:o}", "tier", tier, "status",
+        sub_status_name(s->status), "current_period_start",
+        json_time_or_null(s->current_period_start), "current_period_end",
         json_time_or_null(s->current_period_end), "cancel_at_period_end", s->cancel_at_period_end,
         "trial_end", json_time_or_null(s->trial_end), "price_id", s->price_id, "id", s->id,
         "access", entitlement_reason_name(e->reason), "access_until", json_time_or_null(e->until));
@@ -217,14 +219,14 @@ static enum err refuse_if_live(struct request *req)
     struct subscription sub;
     enum err err = store_subscription_get_for_user(api->store, req->user, &sub);
 
-    if (err == ERR_NOT_FOUND || (!err && !glue_status_is_live(sub.status)))
+    if (err == ERR_NOT_FOUND || (!err && !sub_status_is_live(sub.status)))
         return ERR_OK;
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
     return request_fail(req, ERR_CONFLICT, "subscription_exists", NULL,
                         "you already have a subscription ('%s', status '%s'): change or cancel "
                         "it through POST /api/v1/payments/customer-portal",
-                        sub.tier, sub.status);
+                        sub.tier, sub_status_name(sub.status));
 }
 
 /*
@@ -453,7 +455,7 @@ enum err payments_cancel_subscription(struct request *req, struct response *resp
     if ((err = cancel_input(req, &immediate)))
         return err;
     err = store_subscription_get_for_user(api->store, req->user, &sub);
-    if (err == ERR_NOT_FOUND || (!err && !glue_status_is_live(sub.status)))
+    if (err == ERR_NOT_FOUND || (!err && !sub_status_is_live(sub.status)))
         return request_fail(req, ERR_NOT_FOUND, "no_subscription", NULL,
                             "no subscription to cancel");
     if (err)

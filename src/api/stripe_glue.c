@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "base/str.h"
+#include "billing/status.h"
 #include "billing/tiers.h"
 #include "store/store.h"
 
@@ -25,16 +26,6 @@ struct glue_trial glue_trial_decide(int64_t requested_days, bool had_trial)
     return t;
 }
 
-bool glue_status_is_live(const char *status)
-{
-    static const char *const live[] = { "active", "trialing", "past_due" };
-
-    for (size_t i = 0; i < ARRAY_SIZE(live); i++)
-        if (strcmp(status, live[i]) == 0)
-            return true;
-    return false;
-}
-
 bool glue_session_belongs_to(const struct stripe_checkout_session *cs, const char *user_id)
 {
     if (!user_id || !user_id[0])
@@ -47,14 +38,14 @@ void glue_subscription_complete(const struct tier_catalog *cat, const char *user
                                 struct subscription *s)
 {
     const struct tier *t = tier_catalog_find_by_price(cat, s->price_id);
-    bool past_due = strcmp(s->status, "past_due") == 0;
+    bool past_due = s->status == SUB_STATUS_PAST_DUE;
 
     (void)str_copy(s->tier, sizeof(s->tier), t ? t->id : ""); /* tier ids fit by construction */
     if (user_id && user_id[0])
         (void)str_copy(s->user_id, sizeof(s->user_id), user_id); /* both are USER_ID_MAX */
     s->stripe_updated = fetched_at;
     s->past_due_since = 0;
-    if (past_due && stored && strcmp(stored->status, "past_due") == 0 && stored->past_due_since)
+    if (past_due && stored && stored->status == SUB_STATUS_PAST_DUE && stored->past_due_since)
         s->past_due_since = stored->past_due_since; /* the grace clock runs from the first sight */
     else if (past_due)
         s->past_due_since = fetched_at;
@@ -65,8 +56,7 @@ bool glue_subscription_differs(const struct subscription *a, const struct subscr
     return strcmp(a->id, b->id) != 0 || strcmp(a->user_id, b->user_id) != 0 ||
            strcmp(a->stripe_customer_id, b->stripe_customer_id) != 0 ||
            strcmp(a->tier, b->tier) != 0 || strcmp(a->price_id, b->price_id) != 0 ||
-           strcmp(a->status, b->status) != 0 ||
-           a->current_period_start != b->current_period_start ||
+           a->status != b->status || a->current_period_start != b->current_period_start ||
            a->current_period_end != b->current_period_end ||
            a->cancel_at_period_end != b->cancel_at_period_end || a->cancel_at != b->cancel_at ||
            a->canceled_at != b->canceled_at || a->trial_end != b->trial_end;

@@ -30,9 +30,6 @@ struct glue_trial {
 /* One trial per user, ever: a user who had one gets none, and reason says so. */
 struct glue_trial glue_trial_decide(int64_t requested_days, bool had_trial);
 
-/* True for the statuses that block a new checkout: active, trialing, past_due. */
-bool glue_status_is_live(const char *status);
-
 /* True when the session names user_id in client_reference_id or metadata.user_id. */
 bool glue_session_belongs_to(const struct stripe_checkout_session *cs, const char *user_id);
 

@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/str.h"
 #include "billing/records.h"
+#include "billing/status.h"
 #include "store/store.h"
 #include "stripe/resources.h"
 
@@ -47,7 +48,8 @@ static enum err sync_subscription(struct sync_ctx *x, const struct customer *c,
     if (changed) {
         n->repaired++;
         fprintf(x->out, "  repaired %s (user %s): status '%s', tier '%s'%s\n", s->id, c->user_id,
-                s->status, s->tier, s->cancel_at_period_end ? ", cancels at period end" : "");
+                sub_status_name(s->status), s->tier,
+                s->cancel_at_period_end ? ", cancels at period end" : "");
     }
     return ERR_OK;
 }

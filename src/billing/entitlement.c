@@ -1,9 +1,8 @@
 /* entitlement.c: effective tier from Stripe's subscription status and the clock. */
 #include "billing/entitlement.h"
 
-#include <string.h>
-
 #include "base/base.h"
+#include "billing/status.h"
 
 static const char *const reason_names[] = {
     [ENT_NONE] = "none",
@@ -54,17 +53,15 @@ static struct entitlement past_due(const struct subscription *s, int64_t now, in
 struct entitlement entitlement_of(const struct subscription *sub, int64_t now, int64_t grace_s)
 {
     int64_t end;
-    bool trialing;
 
     if (!sub)
         return ent(false, ENT_NONE, 0);
-    trialing = strcmp(sub->status, "trialing") == 0;
-    if (!trialing && strcmp(sub->status, "active") != 0 && strcmp(sub->status, "past_due") != 0)
+    if (!sub_status_is_live(sub->status))
         return ent(false, ENT_INACTIVE, 0);
     end = scheduled_end(sub);
     if (end > 0 && now >= end)
         return ent(false, ENT_PERIOD_ENDED, 0);
-    if (strcmp(sub->status, "past_due") == 0) {
+    if (sub->status == SUB_STATUS_PAST_DUE) {
         struct entitlement e = past_due(sub, now, grace_s);
         if (e.grants && end > 0 && end < e.until)
             e.until = end;
@@ -72,5 +69,6 @@ struct entitlement entitlement_of(const struct subscription *sub, int64_t now, i
     }
     if (end > 0)
         return ent(true, ENT_ENDING, end);
-    return trialing ? ent(true, ENT_TRIALING, 0) : ent(true, ENT_ACTIVE, 0);
+    return sub->status == SUB_STATUS_TRIALING ? ent(true, ENT_TRIALING, 0)
+                                              : ent(true, ENT_ACTIVE, 0);
 }

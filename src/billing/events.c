@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "billing/status.h"
 
 struct event_type {
     const char *type;
@@ -30,7 +31,7 @@ enum billing_event_kind billing_event_kind_of(const char *type)
 
 bool billing_subscription_has_trial(const struct subscription *s)
 {
-    return s->trial_end > 0 || strcmp(s->status, "trialing") == 0;
+    return s->trial_end > 0 || s->status == SUB_STATUS_TRIALING;
 }
 
 static bool time_ok(int64_t t)

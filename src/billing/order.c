@@ -7,24 +7,42 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "billing/status.h"
 
 /* <0, 0, >0 like strcmp: how a compares with b on one key. */
 typedef int (*sub_key_fn)(const struct subscription *a, const struct subscription *b);
+
+/*
+ * Each subscription status's place in the rule (order.h). rank is key 4, how far along the
+ * status is; from SUB_TERMINAL_RANK on it is terminal (key 1). tie settles key 6 between the
+ * statuses of one rank in the order of their Stripe names, the order the rule used when
+ * statuses were strings, so stored states compare as they did. Unknown statuses (and none at
+ * all) rank 0, with incomplete: the least advanced.
+ */
+struct sub_place {
+    int rank;
+    int tie;
+};
+
+static const struct sub_place sub_places[] = {
+    [SUB_STATUS_MISSING] = { 0, 0 },
+    [SUB_STATUS_INCOMPLETE] = { 0, 1 },
+    [SUB_STATUS_UNKNOWN] = { 0, 2 },
+    [SUB_STATUS_TRIALING] = { 1, 0 },
+    [SUB_STATUS_ACTIVE] = { 2, 0 },
+    [SUB_STATUS_PAST_DUE] = { 3, 0 },
+    [SUB_STATUS_UNPAID] = { 4, 0 },
+    [SUB_STATUS_PAUSED] = { 5, 0 },
+    [SUB_STATUS_CANCELED] = { 6, 0 }, /* terminal from here */
+    [SUB_STATUS_INCOMPLETE_EXPIRED] = { 6, 1 },
+};
+
+#define SUB_TERMINAL_RANK 6
 
 struct status_rank {
     const char *status;
     int rank;
 };
-
-/* Unknown statuses rank 0, with incomplete: the least advanced. */
-static const struct status_rank sub_ranks[] = {
-    { "incomplete", 0 },         { "trialing", 1 }, { "active", 2 },
-    { "past_due", 3 },           { "unpaid", 4 },   { "paused", 5 },
-    { "canceled", 6 }, /* terminal from here */
-    { "incomplete_expired", 6 },
-};
-
-#define SUB_TERMINAL_RANK 6
 
 static const struct status_rank invoice_ranks[] = {
     { "draft", 0 }, { "open", 1 }, { "uncollectible", 2 }, { "paid", 3 }, { "void", 3 },
@@ -38,9 +56,16 @@ static int rank_of(const struct status_rank *table, size_t n, const char *status
     return 0;
 }
 
+static struct sub_place sub_place(const struct subscription *s)
+{
+    if ((size_t)s->status < ARRAY_SIZE(sub_places))
+        return sub_places[s->status];
+    return sub_places[SUB_STATUS_UNKNOWN];
+}
+
 static int sub_rank(const struct subscription *s)
 {
-    return rank_of(sub_ranks, ARRAY_SIZE(sub_ranks), s->status);
+    return sub_place(s).rank;
 }
 
 static int cmp_i64(int64_t a, int64_t b)
@@ -86,7 +111,7 @@ static int key_rest(const struct subscription *a, const struct subscription *b)
     if (c == 0)
         c = cmp_i64(a->trial_end, b->trial_end);
     if (c == 0)
-        c = strcmp(a->status, b->status);
+        c = sub_place(a).tie - sub_place(b).tie; /* the ranks are equal by now (key 4) */
     if (c == 0)
         c = strcmp(a->price_id, b->price_id);
     return c;
@@ -108,7 +133,7 @@ bool subscription_state_is_newer(const struct subscription *a, const struct subs
 
 static bool is_past_due(const struct subscription *s)
 {
-    return strcmp(s->status, "past_due") == 0;
+    return s->status == SUB_STATUS_PAST_DUE;
 }
 
 /* Both past_due within one period: the grace clock runs from the earlier of the two. */

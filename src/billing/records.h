@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "billing/status.h"
+
 #define USER_ID_MAX   256 /* bytes of a user id (JWT "sub"), terminator included */
 #define EMAIL_MAX     320
 #define STRIPE_ID_MAX 256 /* Stripe ids are far shorter; a longer one is rejected */
@@ -38,7 +40,7 @@ struct subscription {
     char stripe_customer_id[STRIPE_ID_MAX];
     char tier[TIER_ID_MAX]; /* the catalogue tier its price maps to */
     char price_id[STRIPE_ID_MAX];
-    char status[STATUS_MAX]; /* Stripe's: active, trialing, past_due, canceled, ... */
+    enum sub_status status; /* parsed once from Stripe's string (billing/status.h) */
     int64_t current_period_start;
     int64_t current_period_end;
     bool cancel_at_period_end;

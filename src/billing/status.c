@@ -6,6 +6,7 @@
 #include "base/base.h"
 
 static const char *const names[] = {
+    [SUB_STATUS_MISSING] = "",
     [SUB_STATUS_UNKNOWN] = "unknown",
     [SUB_STATUS_INCOMPLETE] = "incomplete",
     [SUB_STATUS_INCOMPLETE_EXPIRED] = "incomplete_expired",
@@ -19,9 +20,10 @@ static const char *const names[] = {
 
 enum sub_status sub_status_parse(const char *s)
 {
-    if (!s)
-        return SUB_STATUS_UNKNOWN;
-    for (size_t i = 1; i < ARRAY_SIZE(names); i++)
+    if (!s || s[0] == '\0')
+        return SUB_STATUS_MISSING;
+    /* Stripe's names only: "" and "unknown" are ours. */
+    for (size_t i = SUB_STATUS_INCOMPLETE; i < ARRAY_SIZE(names); i++)
         if (strcmp(names[i], s) == 0)
             return (enum sub_status)i;
     return SUB_STATUS_UNKNOWN;
@@ -39,6 +41,7 @@ bool sub_status_is_live(enum sub_status st)
     case SUB_STATUS_ACTIVE:
     case SUB_STATUS_PAST_DUE:
         return true;
+    case SUB_STATUS_MISSING:
     case SUB_STATUS_UNKNOWN:
     case SUB_STATUS_INCOMPLETE:
     case SUB_STATUS_INCOMPLETE_EXPIRED:

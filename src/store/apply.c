@@ -18,7 +18,7 @@
 
 static struct store_sub_row sub_row(const struct subscription *s, int64_t now)
 {
-    return (struct store_sub_row){ s, now, sub_status_is_live(sub_status_parse(s->status)) };
+    return (struct store_sub_row){ s, now, sub_status_is_live(s->status) };
 }
 
 /*

@@ -160,10 +160,11 @@ MUST_CHECK enum err pg_store_open(const char *target, int pool_size, struct stor
  * backend's SQL for that record.
  */
 enum store_field_kind {
-    FIELD_TEXT, /* char[size], NUL-terminated */
-    FIELD_I64,  /* int64_t */
-    FIELD_INT,  /* int */
-    FIELD_BOOL, /* bool */
+    FIELD_TEXT,       /* char[size], NUL-terminated */
+    FIELD_I64,        /* int64_t */
+    FIELD_INT,        /* int */
+    FIELD_BOOL,       /* bool */
+    FIELD_SUB_STATUS, /* enum sub_status, in a text column: sub_status_name(), parsed back */
 };
 
 struct store_field {
@@ -171,7 +172,7 @@ struct store_field {
     enum store_field_kind kind;
     size_t off;    /* offsetof in the record */
     size_t size;   /* bytes of a FIELD_TEXT array */
-    bool required; /* FIELD_TEXT that must not be empty */
+    bool required; /* FIELD_TEXT that must not be empty, FIELD_SUB_STATUS not MISSING */
 };
 
 struct store_record {
@@ -190,7 +191,10 @@ extern const struct store_record store_outcome_record;
 /* A string argument that must be non-empty and fit a field of size bytes. */
 bool store_arg_ok(const char *s, size_t size);
 
-/* Every text field of rec terminated inside its array, and (when asked) required ones non-empty. */
+/*
+ * Every text field of rec terminated inside its array, and (when asked) required ones given:
+ * text non-empty, a status not SUB_STATUS_MISSING.
+ */
 bool store_record_check(const struct store_record *r, const void *rec, bool required);
 
 /* Runs fn on a connection of st (ops->run without a message buffer). */

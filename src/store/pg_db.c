@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "billing/status.h"
 #include "store/pool.h"
 
 #define TX_ATTEMPTS 3 /* a transaction picked as a deadlock victim runs again, this many times */
@@ -234,10 +235,15 @@ static void params_add_field(struct params *p, const struct store_field *f, cons
     int64_t v64;
     int v;
     bool b;
+    enum sub_status st;
 
     switch (f->kind) {
     case FIELD_TEXT:
         params_add(p, src, 0, 0);
+        return;
+    case FIELD_SUB_STATUS:
+        memcpy(&st, src, sizeof(st));
+        params_add(p, sub_status_name(st), 0, 0);
         return;
     case FIELD_I64:
         memcpy(&v64, src, sizeof(v64));
@@ -368,13 +374,18 @@ static void read_field(const PGresult *res, int row, int col, const struct store
     int64_t v64 = 0;
     int v;
     bool b;
+    enum sub_status st;
 
-    if (f->kind != FIELD_TEXT && f->kind != FIELD_BOOL)
+    if (f->kind == FIELD_I64 || f->kind == FIELD_INT)
         pg_db_read_i64(res, row, col, &v64);
     switch (f->kind) {
     case FIELD_TEXT:
         if (!str_copy(p, f->size, PQgetvalue(res, row, col)))
             log_warn("postgres: column '%s' longer than its field, truncated", f->name);
+        return;
+    case FIELD_SUB_STATUS:
+        st = sub_status_parse(PQgetvalue(res, row, col));
+        memcpy(p, &st, sizeof(st));
         return;
     case FIELD_I64:
         memcpy(p, &v64, sizeof(v64));

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "billing/status.h"
 #include "store/pool.h"
 
 #define BUSY_TIMEOUT_MS     5000 /* how long a writer waits for another process's write lock */
@@ -160,10 +161,14 @@ static int bind_field(sqlite3_stmt *stmt, int idx, const struct store_field *f, 
     int64_t v64;
     int v;
     bool b;
+    enum sub_status st;
 
     switch (f->kind) {
     case FIELD_TEXT:
         return sqlite3_bind_text(stmt, idx, p, -1, SQLITE_STATIC);
+    case FIELD_SUB_STATUS:
+        memcpy(&st, p, sizeof(st));
+        return sqlite3_bind_text(stmt, idx, sub_status_name(st), -1, SQLITE_STATIC);
     case FIELD_I64:
         memcpy(&v64, p, sizeof(v64));
         return sqlite3_bind_int64(stmt, idx, v64);
@@ -250,12 +255,17 @@ static void read_field(sqlite3_stmt *stmt, int col, const struct store_field *f,
     int64_t v64 = 0;
     int v;
     bool b;
+    enum sub_status st;
 
-    if (f->kind != FIELD_TEXT)
+    if (f->kind != FIELD_TEXT && f->kind != FIELD_SUB_STATUS)
         v64 = sqlite3_column_int64(stmt, col);
     switch (f->kind) {
     case FIELD_TEXT:
         read_text(stmt, col, f, p);
+        return;
+    case FIELD_SUB_STATUS:
+        st = sub_status_parse((const char *)sqlite3_column_text(stmt, col));
+        memcpy(p, &st, sizeof(st));
         return;
     case FIELD_I64:
         memcpy(p, &v64, sizeof(v64));

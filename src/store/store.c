@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/str.h"
+#include "billing/status.h"
 #include "store/backend.h"
 
 struct backend_scheme {
@@ -34,6 +35,7 @@ static const struct backend_scheme schemes[] = {
 #define I64(rec, f)       { #f, FIELD_I64, offsetof(struct rec, f), 0, false }
 #define INT(rec, f)       { #f, FIELD_INT, offsetof(struct rec, f), 0, false }
 #define BOOL(rec, f)      { #f, FIELD_BOOL, offsetof(struct rec, f), 0, false }
+#define STATUS(rec, f, req) { #f, FIELD_SUB_STATUS, offsetof(struct rec, f), 0, req }
 #define RECORD(name, rec, fields) { name, sizeof(struct rec), fields, ARRAY_SIZE(fields) }
 
 static const struct store_field customer_fields[] = {
@@ -50,7 +52,7 @@ static const struct store_field subscription_fields[] = {
     TEXT(subscription, stripe_customer_id, false),
     TEXT(subscription, tier, false),
     TEXT(subscription, price_id, false),
-    TEXT(subscription, status, true),
+    STATUS(subscription, status, true),
     I64(subscription, current_period_start),
     I64(subscription, current_period_end),
     BOOL(subscription, cancel_at_period_end),
@@ -172,14 +174,29 @@ bool store_arg_ok(const char *s, size_t size)
     return s && s[0] != '\0' && strnlen(s, size) < size;
 }
 
+static bool field_ok(const struct store_field *f, const char *p, bool required)
+{
+    enum sub_status st;
+
+    switch (f->kind) {
+    case FIELD_TEXT:
+        return memchr(p, '\0', f->size) != NULL && !(required && f->required && p[0] == '\0');
+    case FIELD_SUB_STATUS:
+        memcpy(&st, p, sizeof(st));
+        return !(required && f->required && st == SUB_STATUS_MISSING);
+    case FIELD_I64:
+    case FIELD_INT:
+    case FIELD_BOOL:
+        break;
+    }
+    return true;
+}
+
 bool store_record_check(const struct store_record *r, const void *rec, bool required)
 {
     for (size_t i = 0; i < r->count; i++) {
         const struct store_field *f = &r->fields[i];
-        const char *text = (const char *)rec + f->off;
-        if (f->kind != FIELD_TEXT)
-            continue;
-        if (!memchr(text, '\0', f->size) || (required && f->required && text[0] == '\0'))
+        if (!field_ok(f, (const char *)rec + f->off, required))
             return false;
     }
     return true;

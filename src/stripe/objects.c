@@ -9,6 +9,7 @@
 
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "billing/status.h"
 
 /* A reader: which object is being read (for messages) and the first failure. */
 struct rd {
@@ -244,6 +245,18 @@ static void rd_period(struct rd *r, const json_t *sub, const json_t *item, const
         rd_i64(r, item, key, out);
 }
 
+/*
+ * Stripe's status string, parsed here once: missing reads as SUB_STATUS_MISSING (the store
+ * refuses it where a status is required), an unknown string as SUB_STATUS_UNKNOWN.
+ */
+static void rd_sub_status(struct rd *r, const json_t *obj, enum sub_status *out)
+{
+    char text[STATUS_MAX]; /* a longer string is malformed */
+
+    rd_str(r, obj, "status", text, sizeof(text));
+    *out = sub_status_parse(text);
+}
+
 static void rd_subscription_item(struct rd *r, const json_t *item, struct subscription *out)
 {
     const json_t *price = member(item, "price");
@@ -264,7 +277,7 @@ enum err stripe_subscription_from_json(const json_t *j, struct subscription *out
     rd_begin(&r, "subscription", j, se);
     rd_id(&r, j, "id", out->id, sizeof(out->id));
     rd_ref(&r, j, "customer", out->stripe_customer_id, sizeof(out->stripe_customer_id), NULL);
-    rd_str(&r, j, "status", out->status, sizeof(out->status));
+    rd_sub_status(&r, j, &out->status);
     item = first_item(&r, j);
     if (item)
         rd_subscription_item(&r, item, out);

@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/str.h"
+#include "billing/status.h"
 #include "store/store.h"
 
 #define POOL_SIZE 9 /* what a server with 8 worker threads passes */
@@ -170,7 +171,7 @@ static struct customer make_customer(const char *user_id, const char *stripe_id)
     return c;
 }
 
-static struct subscription make_sub(const char *id, const char *user_id, const char *status)
+static struct subscription make_sub(const char *id, const char *user_id, enum sub_status status)
 {
     struct subscription s;
 
@@ -180,7 +181,7 @@ static struct subscription make_sub(const char *id, const char *user_id, const c
     str_copy(s.stripe_customer_id, sizeof(s.stripe_customer_id), "cus_1");
     str_copy(s.tier, sizeof(s.tier), "premium");
     str_copy(s.price_id, sizeof(s.price_id), "price_premium");
-    str_copy(s.status, sizeof(s.status), status);
+    s.status = status;
     s.current_period_start = 1700000002;
     s.current_period_end = 1700000003;
     s.cancel_at_period_end = true;
@@ -226,7 +227,7 @@ static bool customer_eq(const struct customer *a, const struct customer *b)
 static bool subscription_eq(const struct subscription *a, const struct subscription *b)
 {
     return SAME_STR(id) && SAME_STR(user_id) && SAME_STR(stripe_customer_id) && SAME_STR(tier) &&
-           SAME_STR(price_id) && SAME_STR(status) && SAME(current_period_start) &&
+           SAME_STR(price_id) && SAME(status) && SAME(current_period_start) &&
            SAME(current_period_end) && SAME(cancel_at_period_end) && SAME(cancel_at) &&
            SAME(canceled_at) && SAME(trial_end) && SAME(past_due_since) && SAME(stripe_updated);
 }
@@ -307,7 +308,7 @@ static void case_too_long(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
     struct customer c = make_customer("u1", "cus_1");
-    struct subscription s = make_sub("sub_1", "u1", "active");
+    struct subscription s = make_sub("sub_1", "u1", SUB_STATUS_ACTIVE);
     char long_id[USER_ID_MAX + 1];
 
     memset(c.email, 'e', sizeof(c.email)); /* no terminator inside the array */
@@ -323,12 +324,12 @@ static void case_too_long(const char *url, const struct target *t)
 static void case_subscription(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
-    struct subscription want = make_sub("sub_1", "u1", "trialing"), got;
+    struct subscription want = make_sub("sub_1", "u1", SUB_STATUS_TRIALING), got;
 
     T_EQ_I64(store_subscription_upsert(st, &want), ERR_OK, "%s: insert subscription", t->name);
     T_EQ_I64(store_subscription_get(st, "sub_1", &got), ERR_OK, "%s: get subscription", t->name);
     T_OK(subscription_eq(&got, &want), "%s: subscription round trip", t->name);
-    want = make_sub("sub_1", "u2", "active");
+    want = make_sub("sub_1", "u2", SUB_STATUS_ACTIVE);
     want.cancel_at_period_end = false;
     want.current_period_end = 1800000000;
     T_EQ_I64(store_subscription_upsert(st, &want), ERR_OK, "%s: update subscription", t->name);
@@ -338,13 +339,16 @@ static void case_subscription(const char *url, const struct target *t)
     store_close(st);
 }
 
-/* Upserts sub_<row>_a, _b, ... with these statuses, one clock second apart. */
+/*
+ * Upserts sub_<row>_a, _b, ... with these statuses, one clock second apart, up to the first
+ * SUB_STATUS_MISSING.
+ */
 static enum err seed_subs(struct store *st, size_t row, const char *user,
-                          const char *const statuses[3])
+                          const enum sub_status statuses[3])
 {
     enum err err = ERR_OK;
 
-    for (int j = 0; j < 3 && statuses[j] && err == ERR_OK; j++) {
+    for (int j = 0; j < 3 && statuses[j] != SUB_STATUS_MISSING && err == ERR_OK; j++) {
         char id[32];
         (void)snprintf(id, sizeof(id), "sub_%zu_%c", row, 'a' + j);
         struct subscription s = make_sub(id, user, statuses[j]);
@@ -359,15 +363,24 @@ static void case_subscription_for_user(const char *url, const struct target *t)
 {
     static const struct {
         const char *what;
-        const char *statuses[3]; /* of sub_<row>_a, _b, _c, upserted in this order */
-        char want;               /* 'a', 'b', 'c'; 0: ERR_NOT_FOUND */
+        enum sub_status statuses[3]; /* of sub_<row>_a, _b, _c, upserted in this order */
+        char want;                   /* 'a', 'b', 'c'; 0: ERR_NOT_FOUND */
     } rows[] = {
-        { "none", { NULL }, 0 },
-        { "the only one", { "canceled" }, 'a' },
-        { "live before newer canceled", { "active", "canceled", "incomplete_expired" }, 'a' },
-        { "past_due is live", { "canceled", "past_due", "unpaid" }, 'b' },
-        { "newest of the live", { "trialing", "active", "canceled" }, 'b' },
-        { "newest of the dead", { "canceled", "unpaid", "canceled" }, 'c' },
+        { "none", { SUB_STATUS_MISSING }, 0 },
+        { "the only one", { SUB_STATUS_CANCELED }, 'a' },
+        { "live before newer canceled",
+          { SUB_STATUS_ACTIVE, SUB_STATUS_CANCELED, SUB_STATUS_INCOMPLETE_EXPIRED },
+          'a' },
+        { "past_due is live",
+          { SUB_STATUS_CANCELED, SUB_STATUS_PAST_DUE, SUB_STATUS_UNPAID },
+          'b' },
+        { "newest of the live",
+          { SUB_STATUS_TRIALING, SUB_STATUS_ACTIVE, SUB_STATUS_CANCELED },
+          'b' },
+        { "newest of the dead",
+          { SUB_STATUS_CANCELED, SUB_STATUS_UNPAID, SUB_STATUS_CANCELED },
+          'c' },
+        { "an unknown status is not live", { SUB_STATUS_TRIALING, SUB_STATUS_UNKNOWN }, 'a' },
     };
     struct store *st = open_migrated(url);
 
@@ -617,13 +630,40 @@ struct applier {
     int failed;
 };
 
+/* Every status round trips through its text column; a subscription without one is refused. */
+static void case_subscription_status(const char *url, const struct target *t)
+{
+    static const enum sub_status statuses[] = {
+        SUB_STATUS_UNKNOWN,  SUB_STATUS_INCOMPLETE, SUB_STATUS_INCOMPLETE_EXPIRED,
+        SUB_STATUS_TRIALING, SUB_STATUS_ACTIVE,     SUB_STATUS_PAST_DUE,
+        SUB_STATUS_CANCELED, SUB_STATUS_UNPAID,     SUB_STATUS_PAUSED,
+    };
+    struct store *st = open_migrated(url);
+    struct subscription s = make_sub("sub_1", "u1", SUB_STATUS_MISSING), got;
+    bool applied = true;
+
+    T_EQ_I64(store_subscription_upsert(st, &s), ERR_INVALID, "%s: no status: upsert refused",
+             t->name);
+    T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_INVALID,
+             "%s: no status: apply refused", t->name);
+    T_OK(!applied, "%s: no status: not applied", t->name);
+    for (size_t i = 0; i < ARRAY_SIZE(statuses); i++) {
+        const char *name = sub_status_name(statuses[i]);
+        s.status = statuses[i];
+        T_EQ_I64(store_subscription_upsert(st, &s), ERR_OK, "%s: %s: upsert", t->name, name);
+        T_EQ_I64(store_subscription_get(st, "sub_1", &got), ERR_OK, "%s: %s: get", t->name, name);
+        T_EQ_STR(sub_status_name(got.status), name, "%s: %s: round trip", t->name, name);
+    }
+    store_close(st);
+}
+
 /* Thread i applies states i, i + THREADS, ... of one subscription, in a scrambled order. */
 static void *apply_worker(void *arg)
 {
     struct applier *a = arg;
 
     for (int k = 0; k < APPLY_STATES; k++) {
-        struct subscription s = make_sub("sub_race", "u1", "active");
+        struct subscription s = make_sub("sub_race", "u1", SUB_STATUS_ACTIVE);
         bool applied = false;
         s.past_due_since = 0;
         s.stripe_updated = 1700000000 + ((k * THREADS + a->index) * 37) % (THREADS * APPLY_STATES);
@@ -636,7 +676,7 @@ static void *apply_worker(void *arg)
 static void case_subscription_apply(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
-    struct subscription s = make_sub("sub_1", "u1", "active"), got;
+    struct subscription s = make_sub("sub_1", "u1", SUB_STATUS_ACTIVE), got;
     struct applier a[THREADS];
     pthread_t th[THREADS];
     bool applied = false;
@@ -646,14 +686,14 @@ static void case_subscription_apply(const char *url, const struct target *t)
     T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: apply new", t->name);
     T_OK(applied, "%s: a new subscription is stored", t->name);
     s.stripe_updated--;
-    str_copy(s.status, sizeof(s.status), "past_due");
+    s.status = SUB_STATUS_PAST_DUE;
     T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: apply older", t->name);
     T_OK(!applied, "%s: an older state is not stored", t->name);
     s.stripe_updated += 2;
     T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: apply newer", t->name);
     T_OK(applied, "%s: a newer state is stored", t->name);
     T_EQ_I64(store_subscription_get(st, "sub_1", &got), ERR_OK, "%s: get", t->name);
-    T_EQ_STR(got.status, "past_due", "%s: the newer status", t->name);
+    T_EQ_STR(sub_status_name(got.status), "past_due", "%s: the newer status", t->name);
     T_EQ_I64(got.past_due_since, s.stripe_updated, "%s: past_due_since computed", t->name);
     for (int i = 0; i < THREADS; i++) {
         a[i] = (struct applier){ st, i, 0 };
@@ -777,7 +817,7 @@ static void case_event_inbox(const char *url, const struct target *t)
         str_copy(ev.user_id, sizeof(ev.user_id), "u_ev");
         ev.invoice = make_invoice("in_ev", "", 1700000050);
         ev.has_sub = steps[i].kind == EVENT_SUBSCRIPTION;
-        ev.sub = make_sub("sub_ev", "", "active");
+        ev.sub = make_sub("sub_ev", "", SUB_STATUS_ACTIVE);
         str_copy(ev.sub.stripe_customer_id, sizeof(ev.sub.stripe_customer_id), "cus_ev");
         T_EQ_I64(record(st, &ev, steps[i].mode, &result), steps[i].want_err, "%s: %s", t->name,
                  steps[i].what);
@@ -1062,7 +1102,7 @@ static void case_event_ownership(const char *url, const struct target *t)
     const struct store_event_in in = { &ev, raw_body, sizeof(raw_body) - 1, STORE_EVENT_RECEIVE };
 
     ev.has_sub = true;
-    ev.sub = make_sub("sub_own", "u_own", "active");
+    ev.sub = make_sub("sub_own", "u_own", SUB_STATUS_ACTIVE);
     (void)str_copy(ev.sub.stripe_customer_id, sizeof(ev.sub.stripe_customer_id), "cus_ev");
     T_EQ_I64(record(st, &ev, STORE_EVENT_RECEIVE, &result), ERR_OK, "%s: owner's event", t->name);
     (void)str_copy(ev.id, sizeof(ev.id), "evt_thief");
@@ -1077,7 +1117,7 @@ static void case_event_ownership(const char *url, const struct target *t)
              "%s: nothing moved to the other user", t->name);
     T_EQ_I64(store_subscription_get_for_user(st, "u_own", &sub), ERR_OK, "%s: owner's", t->name);
     T_EQ_STR(sub.id, "sub_own", "%s: the owner keeps it", t->name);
-    sub = make_sub("sub_own", "u_other", "active");
+    sub = make_sub("sub_own", "u_other", SUB_STATUS_ACTIVE);
     sub.stripe_updated = 1700000300;
     T_EQ_I64(store_subscription_apply(st, &sub, &applied), ERR_CONFLICT,
              "%s: a stored subscription never changes hands", t->name);
@@ -1095,6 +1135,7 @@ static const struct {
     { "customer", case_customer, false },
     { "too_long", case_too_long, false },
     { "subscription", case_subscription, false },
+    { "subscription_status", case_subscription_status, false },
     { "subscription_for_user", case_subscription_for_user, false },
     { "invoice_list", case_invoice_list, false },
     { "usage", case_usage, false },

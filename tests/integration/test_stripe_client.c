@@ -12,6 +12,7 @@
 
 #include "base/secret.h"
 #include "base/str.h"
+#include "billing/status.h"
 #include "emu_proc.h"
 #include "stripe/client.h"
 #include "stripe/resources.h"
@@ -287,9 +288,9 @@ static void test_portal_and_cancel(struct stripe_client *c, const char *customer
              ERR_OK, "cancel at period end (%.200s)", se.message);
     T_OK(sub.cancel_at_period_end, "is set");
     T_EQ_I64(stripe_subscription_retrieve(c, page.data[0].id, &sub, &se), ERR_OK, "retrieve");
-    T_OK(sub.cancel_at_period_end && strcmp(sub.status, "active") == 0, "still active");
+    T_OK(sub.cancel_at_period_end && sub.status == SUB_STATUS_ACTIVE, "still active");
     T_EQ_I64(stripe_subscription_cancel(c, page.data[0].id, &sub, &se), ERR_OK, "cancel now");
-    T_EQ_STR(sub.status, "canceled", "is canceled");
+    T_EQ_STR(sub_status_name(sub.status), "canceled", "is canceled");
     T_EQ_I64(stripe_subscription_retrieve(c, "sub_doesnotexist", &sub, &se), ERR_NOT_FOUND,
              "an unknown subscription is ERR_NOT_FOUND");
     stripe_subscription_page_release(&page);

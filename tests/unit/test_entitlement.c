@@ -1,8 +1,8 @@
 /* test_entitlement.c: the effective-tier rules of SPEC §4, one row per case. */
 #include "t.h"
 
-#include "base/str.h"
 #include "billing/entitlement.h"
+#include "billing/status.h"
 
 #define T0    INT64_C(1800000000) /* period start */
 #define DAY   INT64_C(86400)
@@ -11,7 +11,7 @@
 
 static const struct {
     const char *name;
-    const char *status;
+    enum sub_status status;
     bool cancel_at_period_end;
     int64_t cancel_at;
     int64_t past_due_since;
@@ -20,35 +20,40 @@ static const struct {
     enum entitlement_reason reason;
     int64_t until;
 } rows[] = {
-    { "active mid-period", "active", false, 0, 0, T0 + DAY, true, ENT_ACTIVE, 0 },
-    { "active past period end (renewal not seen yet)", "active", false, 0, 0, T1 + DAY, true,
-      ENT_ACTIVE, 0 },
-    { "trialing", "trialing", false, 0, 0, T0 + DAY, true, ENT_TRIALING, 0 },
-    { "cancel at period end, before the end", "active", true, 0, 0, T1 - 1, true, ENT_ENDING, T1 },
-    { "cancel at period end, at the end", "active", true, 0, 0, T1, false, ENT_PERIOD_ENDED, 0 },
-    { "cancel_at in the future", "active", false, T0 + 10 * DAY, 0, T0 + DAY, true, ENT_ENDING,
-      T0 + 10 * DAY },
-    { "cancel_at reached", "active", false, T0 + 10 * DAY, 0, T0 + 10 * DAY, false,
+    { "active mid-period", SUB_STATUS_ACTIVE, false, 0, 0, T0 + DAY, true, ENT_ACTIVE, 0 },
+    { "active past period end (renewal not seen yet)", SUB_STATUS_ACTIVE, false, 0, 0, T1 + DAY,
+      true, ENT_ACTIVE, 0 },
+    { "trialing", SUB_STATUS_TRIALING, false, 0, 0, T0 + DAY, true, ENT_TRIALING, 0 },
+    { "cancel at period end, before the end", SUB_STATUS_ACTIVE, true, 0, 0, T1 - 1, true,
+      ENT_ENDING, T1 },
+    { "cancel at period end, at the end", SUB_STATUS_ACTIVE, true, 0, 0, T1, false,
       ENT_PERIOD_ENDED, 0 },
-    { "trial cancelling at period end, before", "trialing", true, 0, 0, T0, true, ENT_ENDING, T1 },
-    { "past_due just now", "past_due", false, 0, T0 + DAY, T0 + DAY, true, ENT_PAST_DUE_GRACE,
-      T0 + DAY + GRACE },
-    { "past_due, one second before grace ends", "past_due", false, 0, T0, T0 + GRACE - 1, true,
-      ENT_PAST_DUE_GRACE, T0 + GRACE },
-    { "past_due, grace ended one second ago", "past_due", false, 0, T0, T0 + GRACE + 1, false,
+    { "cancel_at in the future", SUB_STATUS_ACTIVE, false, T0 + 10 * DAY, 0, T0 + DAY, true,
+      ENT_ENDING, T0 + 10 * DAY },
+    { "cancel_at reached", SUB_STATUS_ACTIVE, false, T0 + 10 * DAY, 0, T0 + 10 * DAY, false,
+      ENT_PERIOD_ENDED, 0 },
+    { "trial cancelling at period end, before", SUB_STATUS_TRIALING, true, 0, 0, T0, true,
+      ENT_ENDING, T1 },
+    { "past_due just now", SUB_STATUS_PAST_DUE, false, 0, T0 + DAY, T0 + DAY, true,
+      ENT_PAST_DUE_GRACE, T0 + DAY + GRACE },
+    { "past_due, one second before grace ends", SUB_STATUS_PAST_DUE, false, 0, T0, T0 + GRACE - 1,
+      true, ENT_PAST_DUE_GRACE, T0 + GRACE },
+    { "past_due, grace ended one second ago", SUB_STATUS_PAST_DUE, false, 0, T0, T0 + GRACE + 1,
+      false, ENT_PAST_DUE_EXPIRED, 0 },
+    { "past_due, grace ends exactly now", SUB_STATUS_PAST_DUE, false, 0, T0, T0 + GRACE, false,
       ENT_PAST_DUE_EXPIRED, 0 },
-    { "past_due, grace ends exactly now", "past_due", false, 0, T0, T0 + GRACE, false,
-      ENT_PAST_DUE_EXPIRED, 0 },
-    { "past_due with unknown start uses the period start", "past_due", false, 0, 0, T0 + DAY, true,
-      ENT_PAST_DUE_GRACE, T0 + GRACE },
-    { "past_due and cancelling sooner than grace", "past_due", true, 0, T1 - DAY, T1 - 1, true,
-      ENT_PAST_DUE_GRACE, T1 },
-    { "canceled", "canceled", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
-    { "unpaid", "unpaid", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
-    { "incomplete", "incomplete", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
-    { "incomplete_expired", "incomplete_expired", false, 0, 0, T0, false, ENT_INACTIVE, 0 },
-    { "paused", "paused", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
-    { "an unknown status", "frobnicated", false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "past_due with unknown start uses the period start", SUB_STATUS_PAST_DUE, false, 0, 0,
+      T0 + DAY, true, ENT_PAST_DUE_GRACE, T0 + GRACE },
+    { "past_due and cancelling sooner than grace", SUB_STATUS_PAST_DUE, true, 0, T1 - DAY, T1 - 1,
+      true, ENT_PAST_DUE_GRACE, T1 },
+    { "canceled", SUB_STATUS_CANCELED, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "unpaid", SUB_STATUS_UNPAID, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "incomplete", SUB_STATUS_INCOMPLETE, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "incomplete_expired", SUB_STATUS_INCOMPLETE_EXPIRED, false, 0, 0, T0, false, ENT_INACTIVE,
+      0 },
+    { "paused", SUB_STATUS_PAUSED, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "an unknown status", SUB_STATUS_UNKNOWN, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
+    { "no status", SUB_STATUS_MISSING, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
 };
 
 int main(void)
@@ -58,7 +63,7 @@ int main(void)
     T_OK(!none.grants && none.reason == ENT_NONE, "no subscription grants nothing");
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct subscription s = { 0 };
-        str_copy(s.status, sizeof(s.status), rows[i].status);
+        s.status = rows[i].status;
         s.current_period_start = T0;
         s.current_period_end = T1;
         s.cancel_at_period_end = rows[i].cancel_at_period_end;

@@ -11,6 +11,7 @@
 #include "api/webhook.h"
 #include "base/clock.h"
 #include "base/xalloc.h"
+#include "billing/status.h"
 #include "billing/tiers.h"
 #include "store/store.h"
 #include "t.h"
@@ -31,7 +32,7 @@
 
 /* One state of the subscription, as a customer.subscription.* event carries it. */
 struct sub_state {
-    const char *status;
+    enum sub_status status; /* SUB_STATUS_MISSING: the event carries no subscription */
     int64_t start, end;
     int64_t trial_end;
     bool cancel_at_period_end;
@@ -51,13 +52,14 @@ struct scripted {
     struct invoice_state invoice; /* invoice.* */
 };
 
-#define SUB(status, start, end, trial, cape, cat, cancel_at) \
-    {                                                        \
-        status, start, end, trial, cape, cat, cancel_at      \
+/* status: ACTIVE for SUB_STATUS_ACTIVE. */
+#define SUB(status, start, end, trial, cape, cat, cancel_at)         \
+    {                                                                \
+        SUB_STATUS_##status, start, end, trial, cape, cat, cancel_at \
     }
-#define NO_SUB                     \
-    {                              \
-        NULL, 0, 0, 0, false, 0, 0 \
+#define NO_SUB                                   \
+    {                                            \
+        SUB_STATUS_MISSING, 0, 0, 0, false, 0, 0 \
     }
 #define INV(id, status, paid, created, ps, pe) \
     {                                          \
@@ -72,37 +74,37 @@ struct scripted {
 static const struct scripted script[] = {
     { "evt_01", "checkout.session.completed", T0, NO_SUB, NO_INV },
     { "evt_02", "customer.subscription.created", T0,
-      SUB("trialing", T0, TE, TE, false, 0, 0), NO_INV },
+      SUB(TRIALING, T0, TE, TE, false, 0, 0), NO_INV },
     { "evt_03", "invoice.paid", T0, NO_SUB, INV("in_0", "paid", 0, T0, T0, T0) },
     { "evt_04", "customer.subscription.trial_will_end", TE - 3 * DAY,
-      SUB("trialing", T0, TE, TE, false, 0, 0), NO_INV },
+      SUB(TRIALING, T0, TE, TE, false, 0, 0), NO_INV },
     { "evt_05", "customer.subscription.updated", TE,
-      SUB("active", TE, TR, TE, false, 0, 0), NO_INV },
+      SUB(ACTIVE, TE, TR, TE, false, 0, 0), NO_INV },
     { "evt_06", "invoice.paid", TE, NO_SUB, INV("in_1", "paid", 999, TE, T0, TE) },
     { "evt_07", "invoice.created", TR, NO_SUB, NO_INV },
     { "evt_08", "customer.subscription.updated", TR,
-      SUB("active", TR, TF, TE, false, 0, 0), NO_INV },
+      SUB(ACTIVE, TR, TF, TE, false, 0, 0), NO_INV },
     { "evt_09", "invoice.paid", TR, NO_SUB, INV("in_2", "paid", 999, TR, TE, TR) },
     { "evt_10", "customer.subscription.updated", TF,
-      SUB("active", TF, TD, TE, false, 0, 0), NO_INV },
+      SUB(ACTIVE, TF, TD, TE, false, 0, 0), NO_INV },
     { "evt_11", "customer.subscription.updated", TF,
-      SUB("past_due", TF, TD, TE, false, 0, 0), NO_INV },
+      SUB(PAST_DUE, TF, TD, TE, false, 0, 0), NO_INV },
     { "evt_12", "invoice.payment_failed", TF, NO_SUB, INV("in_3", "open", 0, TF, TR, TF) },
     { "evt_13", "customer.subscription.updated", TP,
-      SUB("active", TF, TD, TE, false, 0, 0), NO_INV },
+      SUB(ACTIVE, TF, TD, TE, false, 0, 0), NO_INV },
     { "evt_14", "invoice.paid", TP, NO_SUB, INV("in_3", "paid", 999, TF, TR, TF) },
     { "evt_15", "customer.subscription.updated", TC,
-      SUB("active", TF, TD, TE, true, TC, TD), NO_INV },
+      SUB(ACTIVE, TF, TD, TE, true, TC, TD), NO_INV },
     { "evt_16", "customer.subscription.updated", TD,
-      SUB("active", TF, TD, TE, true, TC, TD), NO_INV },
+      SUB(ACTIVE, TF, TD, TE, true, TC, TD), NO_INV },
     { "evt_17", "customer.subscription.deleted", TD,
-      SUB("canceled", TF, TD, TE, true, TC, TD), NO_INV },
+      SUB(CANCELED, TF, TD, TE, true, TC, TD), NO_INV },
 };
 /* clang-format on */
 
 #define N_EVENTS ARRAY_SIZE(script)
 
-static const struct sub_state final_sub = SUB("canceled", TF, TD, TE, true, TC, TD);
+static const struct sub_state final_sub = SUB(CANCELED, TF, TD, TE, true, TC, TD);
 static const struct invoice_state final_invoices[] = {
     INV("in_0", "paid", 0, T0, T0, T0),
     INV("in_1", "paid", 999, TE, T0, TE),
@@ -119,11 +121,12 @@ static json_t *subscription_object(const struct sub_state *s)
 {
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:b, s:o, s:o, s:{s:s}, s:{s:[{s:{s:s}}]}}", "id",
-        "sub_1", "object", "subscription", "customer", "cus_1", "status", s->status,
-        "current_period_start", (json_int_t)s->start, "current_period_end", (json_int_t)s->end,
-        "trial_end", time_or_null(s->trial_end), "cancel_at_period_end", s->cancel_at_period_end,
-        "canceled_at", time_or_null(s->canceled_at), "cancel_at", time_or_null(s->cancel_at),
-        "metadata", "user_id", USER, "items", "data", "price", "id", PRICE);
+        "sub_1", "object", "subscription", "customer", "cus_1", "status",
+        sub_status_name(s->status), "current_period_start", (json_int_t)s->start,
+        "current_period_end", (json_int_t)s->end, "trial_end", time_or_null(s->trial_end),
+        "cancel_at_period_end", s->cancel_at_period_end, "canceled_at",
+        time_or_null(s->canceled_at), "cancel_at", time_or_null(s->cancel_at), "metadata",
+        "user_id", USER, "items", "data", "price", "id", PRICE);
 }
 
 /* Invoices carry no user: it is found through the customer, linked at checkout. */
@@ -140,7 +143,7 @@ static json_t *invoice_object(const struct invoice_state *inv)
 
 static json_t *object_of(const struct scripted *e)
 {
-    if (e->sub.status)
+    if (e->sub.status != SUB_STATUS_MISSING)
         return subscription_object(&e->sub);
     if (e->invoice.id)
         return invoice_object(&e->invoice);
@@ -225,7 +228,7 @@ static void retry_failed(struct run *r)
 
 static bool sub_matches(const struct subscription *got, const struct sub_state *want)
 {
-    return strcmp(got->status, want->status) == 0 && got->current_period_start == want->start &&
+    return got->status == want->status && got->current_period_start == want->start &&
            got->current_period_end == want->end && got->trial_end == want->trial_end &&
            got->cancel_at_period_end == want->cancel_at_period_end &&
            got->canceled_at == want->canceled_at && got->cancel_at == want->cancel_at &&
@@ -292,8 +295,9 @@ static void check_run(struct run *r, uint64_t seed)
          (unsigned long long)seed);
     if (!sub_ok)
         printf("#   got status %s period %lld-%lld cancel %d canceled_at %lld since %lld\n",
-               sub.status, (long long)sub.current_period_start, (long long)sub.current_period_end,
-               sub.cancel_at_period_end, (long long)sub.canceled_at, (long long)sub.past_due_since);
+               sub_status_name(sub.status), (long long)sub.current_period_start,
+               (long long)sub.current_period_end, sub.cancel_at_period_end,
+               (long long)sub.canceled_at, (long long)sub.past_due_since);
     T_OK(invoices_match(r->st), "seed %llu: every invoice with its final status",
          (unsigned long long)seed);
     T_OK(inbox_complete(r->st), "seed %llu: every event recorded once, none failed",

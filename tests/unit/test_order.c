@@ -3,11 +3,12 @@
 
 #include "base/str.h"
 #include "billing/order.h"
+#include "billing/status.h"
 #include "t.h"
 
 /* The fields the rule looks at, one row per state. */
 struct state {
-    const char *status;
+    enum sub_status status;
     int64_t period_start;
     int64_t updated;
     bool cancel_at_period_end;
@@ -16,18 +17,18 @@ struct state {
     const char *price;
 };
 
-/* Rows name what matters to them; the rest is zero. */
-#define ST(status, start, updated)                \
-    {                                             \
-        status, start, updated, false, 0, 0, NULL \
+/* Rows name what matters to them; the rest is zero. status: ACTIVE for SUB_STATUS_ACTIVE. */
+#define ST(status, start, updated)                             \
+    {                                                          \
+        SUB_STATUS_##status, start, updated, false, 0, 0, NULL \
     }
-#define STC(status, start, updated, c, at)     \
-    {                                          \
-        status, start, updated, c, at, 0, NULL \
+#define STC(status, start, updated, c, at)                  \
+    {                                                       \
+        SUB_STATUS_##status, start, updated, c, at, 0, NULL \
     }
-#define STX(status, start, updated, c, at, end, price) \
-    {                                                  \
-        status, start, updated, c, at, end, price      \
+#define STX(status, start, updated, c, at, end, price)         \
+    {                                                          \
+        SUB_STATUS_##status, start, updated, c, at, end, price \
     }
 
 static struct subscription sub_of(const struct state *st)
@@ -36,7 +37,7 @@ static struct subscription sub_of(const struct state *st)
 
     memset(&s, 0, sizeof(s));
     (void)!str_copy(s.id, sizeof(s.id), "sub_1"); /* fits */
-    (void)!str_copy(s.status, sizeof(s.status), st->status);
+    s.status = st->status;
     (void)!str_copy(s.price_id, sizeof(s.price_id), st->price ? st->price : "price_1");
     s.current_period_start = st->period_start;
     s.current_period_end = st->period_end ? st->period_end : st->period_start + 100;
@@ -52,26 +53,30 @@ static void test_is_newer(void)
         const char *name;
         struct state a, b; /* want: a newer than b (and so b not newer than a) */
     } rows[] = {
-        { "later event, same period", ST("active", 100, 20), ST("active", 100, 10) },
-        { "later period beats later event time", ST("active", 200, 10), ST("active", 100, 20) },
-        { "canceled beats a later period", ST("canceled", 100, 10), ST("active", 200, 20) },
-        { "incomplete_expired is terminal", ST("incomplete_expired", 0, 1), ST("active", 5, 9) },
-        { "same second: active after trialing", ST("active", 100, 10), ST("trialing", 100, 10) },
-        { "same second: active after incomplete", ST("active", 1, 10), ST("incomplete", 1, 10) },
-        { "same second: past_due after active", ST("past_due", 100, 10), ST("active", 100, 10) },
-        { "same second: unpaid after past_due", ST("unpaid", 100, 10), ST("past_due", 100, 10) },
-        { "same second: paused after trialing", ST("paused", 100, 10), ST("trialing", 100, 10) },
-        { "same second: unknown status ranks lowest", ST("trialing", 1, 1), ST("weird", 1, 1) },
-        { "same second: cancel flag set after unset", STC("active", 100, 10, true, 10),
-          STC("active", 100, 10, false, 0) },
-        { "same second: later canceled_at", STC("active", 1, 1, true, 9),
-          STC("active", 1, 1, true, 8) },
-        { "both canceled: later event", STC("canceled", 1, 9, true, 5),
-          STC("canceled", 1, 8, true, 5) },
-        { "rest: later period end", STX("active", 1, 1, false, 0, 300, NULL),
-          STX("active", 1, 1, false, 0, 200, NULL) },
-        { "rest: price breaks the tie", STX("active", 1, 1, false, 0, 0, "price_b"),
-          STX("active", 1, 1, false, 0, 0, "price_a") },
+        { "later event, same period", ST(ACTIVE, 100, 20), ST(ACTIVE, 100, 10) },
+        { "later period beats later event time", ST(ACTIVE, 200, 10), ST(ACTIVE, 100, 20) },
+        { "canceled beats a later period", ST(CANCELED, 100, 10), ST(ACTIVE, 200, 20) },
+        { "incomplete_expired is terminal", ST(INCOMPLETE_EXPIRED, 0, 1), ST(ACTIVE, 5, 9) },
+        { "same second: active after trialing", ST(ACTIVE, 100, 10), ST(TRIALING, 100, 10) },
+        { "same second: active after incomplete", ST(ACTIVE, 1, 10), ST(INCOMPLETE, 1, 10) },
+        { "same second: past_due after active", ST(PAST_DUE, 100, 10), ST(ACTIVE, 100, 10) },
+        { "same second: unpaid after past_due", ST(UNPAID, 100, 10), ST(PAST_DUE, 100, 10) },
+        { "same second: paused after trialing", ST(PAUSED, 100, 10), ST(TRIALING, 100, 10) },
+        { "same second: unknown status ranks lowest", ST(TRIALING, 1, 1), ST(UNKNOWN, 1, 1) },
+        { "same second: cancel flag set after unset", STC(ACTIVE, 100, 10, true, 10),
+          STC(ACTIVE, 100, 10, false, 0) },
+        { "same second: later canceled_at", STC(ACTIVE, 1, 1, true, 9),
+          STC(ACTIVE, 1, 1, true, 8) },
+        { "both canceled: later event", STC(CANCELED, 1, 9, true, 5),
+          STC(CANCELED, 1, 8, true, 5) },
+        { "rest: later period end", STX(ACTIVE, 1, 1, false, 0, 300, NULL),
+          STX(ACTIVE, 1, 1, false, 0, 200, NULL) },
+        { "rest: price breaks the tie", STX(ACTIVE, 1, 1, false, 0, 0, "price_b"),
+          STX(ACTIVE, 1, 1, false, 0, 0, "price_a") },
+        { "rest: incomplete_expired after canceled", ST(INCOMPLETE_EXPIRED, 1, 1),
+          ST(CANCELED, 1, 1) },
+        { "rest: unknown after incomplete", ST(UNKNOWN, 1, 1), ST(INCOMPLETE, 1, 1) },
+        { "rest: incomplete after no status", ST(INCOMPLETE, 1, 1), ST(MISSING, 1, 1) },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
@@ -83,7 +88,7 @@ static void test_is_newer(void)
 
 static void test_equal_is_not_newer(void)
 {
-    static const struct state st = STC("active", 100, 10, true, 5);
+    static const struct state st = STC(ACTIVE, 100, 10, true, 5);
     struct subscription a = sub_of(&st), b = sub_of(&st);
 
     T_OK(!subscription_state_is_newer(&a, &b), "an equal state is not newer");
@@ -99,24 +104,24 @@ static void test_merge_past_due(void)
         int64_t stored_since;
         struct state incoming;
         int64_t want_since;
-        const char *want_status;
+        enum sub_status want_status;
     } rows[] = {
-        { "first state past_due", false, true, ST("", 0, 0), 0, ST("past_due", 1, 50), 50,
-          "past_due" },
-        { "becomes past_due", true, true, ST("active", 1, 40), 0, ST("past_due", 1, 50), 50,
-          "past_due" },
-        { "stays past_due: kept", true, true, ST("past_due", 1, 50), 50, ST("past_due", 1, 60), 50,
-          "past_due" },
-        { "past_due in a new period: restarts", true, true, ST("past_due", 1, 50), 50,
-          ST("past_due", 2, 60), 60, "past_due" },
-        { "paid: cleared", true, true, ST("past_due", 1, 50), 50, ST("active", 1, 70), 0,
-          "active" },
-        { "earlier failure arrives late: lowered", true, true, ST("past_due", 1, 60), 60,
-          ST("past_due", 1, 50), 50, "past_due" },
-        { "older active arrives late: nothing", true, false, ST("past_due", 1, 60), 60,
-          ST("active", 1, 50), 60, "past_due" },
-        { "duplicate: nothing", true, false, ST("past_due", 1, 60), 60, ST("past_due", 1, 60), 60,
-          "past_due" },
+        { "first state past_due", false, true, ST(MISSING, 0, 0), 0, ST(PAST_DUE, 1, 50), 50,
+          SUB_STATUS_PAST_DUE },
+        { "becomes past_due", true, true, ST(ACTIVE, 1, 40), 0, ST(PAST_DUE, 1, 50), 50,
+          SUB_STATUS_PAST_DUE },
+        { "stays past_due: kept", true, true, ST(PAST_DUE, 1, 50), 50, ST(PAST_DUE, 1, 60), 50,
+          SUB_STATUS_PAST_DUE },
+        { "past_due in a new period: restarts", true, true, ST(PAST_DUE, 1, 50), 50,
+          ST(PAST_DUE, 2, 60), 60, SUB_STATUS_PAST_DUE },
+        { "paid: cleared", true, true, ST(PAST_DUE, 1, 50), 50, ST(ACTIVE, 1, 70), 0,
+          SUB_STATUS_ACTIVE },
+        { "earlier failure arrives late: lowered", true, true, ST(PAST_DUE, 1, 60), 60,
+          ST(PAST_DUE, 1, 50), 50, SUB_STATUS_PAST_DUE },
+        { "older active arrives late: nothing", true, false, ST(PAST_DUE, 1, 60), 60,
+          ST(ACTIVE, 1, 50), 60, SUB_STATUS_PAST_DUE },
+        { "duplicate: nothing", true, false, ST(PAST_DUE, 1, 60), 60, ST(PAST_DUE, 1, 60), 60,
+          SUB_STATUS_PAST_DUE },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
@@ -127,7 +132,8 @@ static void test_merge_past_due(void)
         write = subscription_state_merge(rows[i].has_stored ? &stored : NULL, &in, &out);
         T_EQ_I64(write, rows[i].want_write, "%s: write", rows[i].name);
         T_EQ_I64(out.past_due_since, rows[i].want_since, "%s: past_due_since", rows[i].name);
-        T_EQ_STR(out.status, rows[i].want_status, "%s: status", rows[i].name);
+        T_EQ_STR(sub_status_name(out.status), sub_status_name(rows[i].want_status), "%s: status",
+                 rows[i].name);
     }
 }
 

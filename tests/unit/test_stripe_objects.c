@@ -6,6 +6,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "billing/status.h"
 #include "stripe/objects.h"
 #include "t.h"
 
@@ -31,20 +32,22 @@ static json_t *load(const char *name)
 
 static const struct {
     const char *file;
-    const char *id, *customer, *price_id, *status, *user_id;
+    const char *id, *customer, *price_id;
+    enum sub_status status;
+    const char *user_id;
     int64_t current_period_start, current_period_end;
     bool cancel_at_period_end;
     int64_t cancel_at, canceled_at, trial_end;
 } subs[] = {
     { "subscription.2023-08-16.json", "sub_1NnmX4GPxmnHQRkJrhGrFloA", "cus_Oaxlz8kB0PJWGa",
-      "price_1NnlpZGPxmnHQRkJuWjM7eRV", "active", "user_42", 1700000000, 1702592000, false, 0, 0,
-      0 },
+      "price_1NnlpZGPxmnHQRkJuWjM7eRV", SUB_STATUS_ACTIVE, "user_42", 1700000000, 1702592000, false,
+      0, 0, 0 },
     { "subscription.cancel_at.json", "sub_1NnmX4GPxmnHQRkJrhGrFloA", "cus_Oaxlz8kB0PJWGa",
-      "price_1NnlpZGPxmnHQRkJuWjM7eRV", "trialing", "user_42", 1700000000, 1702592000, true,
-      1702592000, 1700100000, 1700600000 },
+      "price_1NnlpZGPxmnHQRkJuWjM7eRV", SUB_STATUS_TRIALING, "user_42", 1700000000, 1702592000,
+      true, 1702592000, 1700100000, 1700600000 },
     /* newer API versions: periods only on items.data[0] */
     { "subscription.latest.json", "sub_1Pgc6rB7WZ01zgkWNy0Cn5nw", "cus_QXg1o8vcGmoR32",
-      "price_1PgafmB7WZ01zgkW6dKueIc5", "active", "user_43", 1710000000, 1712678400, true,
+      "price_1PgafmB7WZ01zgkW6dKueIc5", SUB_STATUS_ACTIVE, "user_43", 1710000000, 1712678400, true,
       1234567890, 1234567890, 1234567890 },
 };
 
@@ -60,7 +63,8 @@ static void test_subscriptions(void)
         T_EQ_STR(s.id, subs[i].id, "%s: id", subs[i].file);
         T_EQ_STR(s.stripe_customer_id, subs[i].customer, "%s: customer", subs[i].file);
         T_EQ_STR(s.price_id, subs[i].price_id, "%s: price from items.data[0]", subs[i].file);
-        T_EQ_STR(s.status, subs[i].status, "%s: status", subs[i].file);
+        T_EQ_STR(sub_status_name(s.status), sub_status_name(subs[i].status), "%s: status",
+                 subs[i].file);
         T_EQ_STR(s.user_id, subs[i].user_id, "%s: metadata.user_id", subs[i].file);
         T_EQ_I64(s.current_period_start, subs[i].current_period_start, "%s: period start",
                  subs[i].file);
@@ -204,6 +208,42 @@ static void test_malformed(void)
     }
 }
 
+/* The status is parsed once, here: none, Stripe's names, and a string this build does not know. */
+static void test_sub_status(void)
+{
+    static const struct {
+        const char *json;
+        enum err want;
+        enum sub_status status;
+    } rows[] = {
+        { "{\"id\":\"sub_1\"}", ERR_OK, SUB_STATUS_MISSING },
+        { "{\"id\":\"sub_1\",\"status\":null}", ERR_OK, SUB_STATUS_MISSING },
+        { "{\"id\":\"sub_1\",\"status\":\"\"}", ERR_OK, SUB_STATUS_MISSING },
+        { "{\"id\":\"sub_1\",\"status\":\"past_due\"}", ERR_OK, SUB_STATUS_PAST_DUE },
+        { "{\"id\":\"sub_1\",\"status\":\"incomplete_expired\"}", ERR_OK,
+          SUB_STATUS_INCOMPLETE_EXPIRED },
+        { "{\"id\":\"sub_1\",\"status\":\"frobnicated\"}", ERR_OK, SUB_STATUS_UNKNOWN },
+        { "{\"id\":\"sub_1\",\"status\":\"Active\"}", ERR_OK, SUB_STATUS_UNKNOWN },
+        { "{\"id\":\"sub_1\",\"status\":7}", ERR_UPSTREAM, SUB_STATUS_MISSING },
+        { "{\"id\":\"sub_1\",\"status\":\"a_status_of_thirty_two_bytes_xxx\"}", ERR_UPSTREAM,
+          SUB_STATUS_MISSING },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct subscription s;
+        struct stripe_error se = { 0 };
+        enum err err = parse_sub_text(rows[i].json, &s, &se);
+
+        T_EQ_I64(err, rows[i].want, "status text %zu (%.200s)", i, se.message);
+        if (err == ERR_OK)
+            T_EQ_STR(sub_status_name(s.status), sub_status_name(rows[i].status),
+                     "status text %zu: status", i);
+        else
+            T_OK(strstr(se.message, "'status'") != NULL, "status text %zu names the field: %.200s",
+                 i, se.message);
+    }
+}
+
 /* An id one byte too long for its field is refused, never truncated. */
 static void test_long_id(void)
 {
@@ -306,7 +346,7 @@ static void test_pages(void)
     T_EQ_I64(sp.len, 2, "two items");
     T_OK(sp.has_more, "has_more");
     T_EQ_STR(sp.last_id, "sub_2", "last id for starting_after");
-    T_EQ_STR(sp.data[1].status, "canceled", "items are read");
+    T_EQ_STR(sub_status_name(sp.data[1].status), "canceled", "items are read");
     stripe_subscription_page_release(&sp);
     json_decref(j);
     j = json_loads(empty, 0, NULL);
@@ -327,6 +367,7 @@ int main(void)
     test_sessions();
     test_invoices_customer_portal();
     test_malformed();
+    test_sub_status();
     test_long_id();
     test_errors();
     test_pages();
