@@ -188,6 +188,25 @@ extern const struct store_record store_invoice_record;
 extern const struct store_record store_event_record;
 extern const struct store_record store_outcome_record;
 
+/* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
+struct store_value {
+    bool is_text;
+    const char *text; /* is_text: borrowed from the record or a static name */
+    int64_t i64;
+};
+
+/* The value of field f of rec, for binding. */
+struct store_value store_field_value(const struct store_field *f, const void *rec);
+
+/*
+ * Sets field f of rec from the text a database answered (NULL: empty, or 0; a boolean is 't'
+ * or '1'). False when the text did not fit (cut) or is no integer for an integer field (0).
+ */
+bool store_field_from_text(const struct store_field *f, void *rec, const char *text);
+
+/* Sets integer field f of rec (FIELD_I64, FIELD_INT saturated, FIELD_BOOL v != 0). */
+void store_field_from_i64(const struct store_field *f, void *rec, int64_t v);
+
 /* A string argument that must be non-empty and fit a field of size bytes. */
 bool store_arg_ok(const char *s, size_t size);
 

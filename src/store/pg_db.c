@@ -230,34 +230,14 @@ static void params_add_i64(struct params *p, int64_t v)
     params_add(p, p->num[p->n], 0, 0);
 }
 
-static void params_add_field(struct params *p, const struct store_field *f, const char *src)
+static void params_add_field(struct params *p, const struct store_field *f, const void *rec)
 {
-    int64_t v64;
-    int v;
-    bool b;
-    enum sub_status st;
+    const struct store_value v = store_field_value(f, rec);
 
-    switch (f->kind) {
-    case FIELD_TEXT:
-        params_add(p, src, 0, 0);
-        return;
-    case FIELD_SUB_STATUS:
-        memcpy(&st, src, sizeof(st));
-        params_add(p, sub_status_name(st), 0, 0);
-        return;
-    case FIELD_I64:
-        memcpy(&v64, src, sizeof(v64));
-        params_add_i64(p, v64);
-        return;
-    case FIELD_INT:
-        memcpy(&v, src, sizeof(v));
-        params_add_i64(p, v);
-        return;
-    case FIELD_BOOL:
-        memcpy(&b, src, sizeof(b));
-        params_add(p, b ? "t" : "f", 0, 0);
-        return;
-    }
+    if (v.is_text)
+        params_add(p, v.text, 0, 0);
+    else
+        params_add_i64(p, v.i64); /* a boolean as 0 or 1, which PostgreSQL reads as one */
 }
 
 static void params_add_arg(struct params *p, const struct pg_arg *a)
@@ -285,7 +265,7 @@ static void params_build(struct params *p, const struct pg_query *q)
     p->n = 0;
     for (size_t i = 0; i < nfields; i++) {
         const struct store_field *f = &q->layout->fields[i];
-        params_add_field(p, f, (const char *)q->rec + f->off);
+        params_add_field(p, f, q->rec);
     }
     for (size_t i = 0; i < q->nargs; i++)
         params_add_arg(p, &q->args[i]);
@@ -360,7 +340,8 @@ static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **
 
 /* Reading results */
 
-void pg_db_read_i64(const PGresult *res, int row, int col, int64_t *out)
+/* Reads an integer column (0 when NULL). */
+static void read_i64(const PGresult *res, int row, int col, int64_t *out)
 {
     const char *v = PQgetvalue(res, row, col);
 
@@ -369,36 +350,13 @@ void pg_db_read_i64(const PGresult *res, int row, int col, int64_t *out)
         log_warn("postgres: column %d is not an integer: '%s'", col, v);
 }
 
-static void read_field(const PGresult *res, int row, int col, const struct store_field *f, char *p)
+static void read_field(const PGresult *res, int row, int col, const struct store_field *f,
+                       void *rec)
 {
-    int64_t v64 = 0;
-    int v;
-    bool b;
-    enum sub_status st;
+    const char *text = PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
 
-    if (f->kind == FIELD_I64 || f->kind == FIELD_INT)
-        pg_db_read_i64(res, row, col, &v64);
-    switch (f->kind) {
-    case FIELD_TEXT:
-        if (!str_copy(p, f->size, PQgetvalue(res, row, col)))
-            log_warn("postgres: column '%s' longer than its field, truncated", f->name);
-        return;
-    case FIELD_SUB_STATUS:
-        st = sub_status_parse(PQgetvalue(res, row, col));
-        memcpy(p, &st, sizeof(st));
-        return;
-    case FIELD_I64:
-        memcpy(p, &v64, sizeof(v64));
-        return;
-    case FIELD_INT:
-        v = v64 < INT_MIN ? INT_MIN : v64 > INT_MAX ? INT_MAX : (int)v64;
-        memcpy(p, &v, sizeof(v));
-        return;
-    case FIELD_BOOL:
-        b = PQgetvalue(res, row, col)[0] == 't';
-        memcpy(p, &b, sizeof(b));
-        return;
-    }
+    if (!store_field_from_text(f, rec, text))
+        log_warn("postgres: column '%s' is too long or not an integer: cut or 0", f->name);
 }
 
 /* Reads the first layout->count columns of a row into a record. */
@@ -409,7 +367,7 @@ void pg_db_read_record(const PGresult *res, int row, const struct store_record *
     for (size_t i = 0; i < layout->count; i++) {
         const struct store_field *f = &layout->fields[i];
         assert(strcmp(PQfname(res, (int)i), f->name) == 0);
-        read_field(res, row, (int)i, f, (char *)out + f->off);
+        read_field(res, row, (int)i, f, out);
     }
 }
 
@@ -437,7 +395,7 @@ static enum err conn_fetch_i64(struct conn *c, const struct pg_query *q, int64_t
     if (err == ERR_OK && PQntuples(res) == 0)
         err = ERR_NOT_FOUND;
     if (err == ERR_OK)
-        pg_db_read_i64(res, 0, 0, out);
+        read_i64(res, 0, 0, out);
     PQclear(res);
     return err;
 }

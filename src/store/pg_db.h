@@ -139,7 +139,4 @@ bool pg_db_failed_with(const struct store_tx *tx, const char *code);
 /* Reads the first layout->count columns of a row into a record. */
 void pg_db_read_record(const PGresult *res, int row, const struct store_record *layout, void *out);
 
-/* Reads an integer column (0 when NULL). */
-void pg_db_read_i64(const PGresult *res, int row, int col, int64_t *out);
-
 #endif /* SUBGATE_STORE_PG_DB_H */

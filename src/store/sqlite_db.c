@@ -156,30 +156,13 @@ static void stmt_release(sqlite3_stmt *stmt)
     sqlite3_clear_bindings(stmt);
 }
 
-static int bind_field(sqlite3_stmt *stmt, int idx, const struct store_field *f, const char *p)
+static int bind_field(sqlite3_stmt *stmt, int idx, const struct store_field *f, const void *rec)
 {
-    int64_t v64;
-    int v;
-    bool b;
-    enum sub_status st;
+    const struct store_value v = store_field_value(f, rec);
 
-    switch (f->kind) {
-    case FIELD_TEXT:
-        return sqlite3_bind_text(stmt, idx, p, -1, SQLITE_STATIC);
-    case FIELD_SUB_STATUS:
-        memcpy(&st, p, sizeof(st));
-        return sqlite3_bind_text(stmt, idx, sub_status_name(st), -1, SQLITE_STATIC);
-    case FIELD_I64:
-        memcpy(&v64, p, sizeof(v64));
-        return sqlite3_bind_int64(stmt, idx, v64);
-    case FIELD_INT:
-        memcpy(&v, p, sizeof(v));
-        return sqlite3_bind_int(stmt, idx, v);
-    case FIELD_BOOL:
-        memcpy(&b, p, sizeof(b));
-        return sqlite3_bind_int(stmt, idx, b);
-    }
-    return SQLITE_MISUSE;
+    if (v.is_text)
+        return sqlite3_bind_text(stmt, idx, v.text, -1, SQLITE_STATIC);
+    return sqlite3_bind_int64(stmt, idx, v.i64);
 }
 
 static int bind_query(sqlite3_stmt *stmt, const struct sqlite_query *q)
@@ -189,7 +172,7 @@ static int bind_query(sqlite3_stmt *stmt, const struct sqlite_query *q)
 
     for (size_t i = 0; i < nfields && rc == SQLITE_OK; i++) {
         const struct store_field *f = &q->layout->fields[i];
-        rc = bind_field(stmt, (int)i + 1, f, (const char *)q->rec + f->off);
+        rc = bind_field(stmt, (int)i + 1, f, q->rec);
     }
     for (size_t i = 0; i < q->nargs && rc == SQLITE_OK; i++) {
         const struct sqlite_arg *a = &q->args[i];
@@ -242,43 +225,12 @@ static enum err query_finish(struct conn *c, sqlite3_stmt *stmt)
     return err;
 }
 
-static void read_text(sqlite3_stmt *stmt, int col, const struct store_field *f, char *dst)
+static void read_field(sqlite3_stmt *stmt, int col, const struct store_field *f, void *rec)
 {
-    const unsigned char *text = sqlite3_column_text(stmt, col);
-
-    if (!str_copy(dst, f->size, text ? (const char *)text : ""))
-        log_warn("sqlite: column '%s' longer than its field, truncated", f->name);
-}
-
-static void read_field(sqlite3_stmt *stmt, int col, const struct store_field *f, char *p)
-{
-    int64_t v64 = 0;
-    int v;
-    bool b;
-    enum sub_status st;
-
     if (f->kind != FIELD_TEXT && f->kind != FIELD_SUB_STATUS)
-        v64 = sqlite3_column_int64(stmt, col);
-    switch (f->kind) {
-    case FIELD_TEXT:
-        read_text(stmt, col, f, p);
-        return;
-    case FIELD_SUB_STATUS:
-        st = sub_status_parse((const char *)sqlite3_column_text(stmt, col));
-        memcpy(p, &st, sizeof(st));
-        return;
-    case FIELD_I64:
-        memcpy(p, &v64, sizeof(v64));
-        return;
-    case FIELD_INT:
-        v = v64 < INT_MIN ? INT_MIN : v64 > INT_MAX ? INT_MAX : (int)v64;
-        memcpy(p, &v, sizeof(v));
-        return;
-    case FIELD_BOOL:
-        b = v64 != 0;
-        memcpy(p, &b, sizeof(b));
-        return;
-    }
+        store_field_from_i64(f, rec, sqlite3_column_int64(stmt, col));
+    else if (!store_field_from_text(f, rec, (const char *)sqlite3_column_text(stmt, col)))
+        log_warn("sqlite: column '%s' longer than its field, truncated", f->name);
 }
 
 void sqlite_db_read_record(sqlite3_stmt *stmt, const struct store_record *layout, void *out)
@@ -288,7 +240,7 @@ void sqlite_db_read_record(sqlite3_stmt *stmt, const struct store_record *layout
     for (size_t i = 0; i < layout->count; i++) {
         const struct store_field *f = &layout->fields[i];
         assert(strcmp(sqlite3_column_name(stmt, (int)i), f->name) == 0);
-        read_field(stmt, (int)i, f, (char *)out + f->off);
+        read_field(stmt, (int)i, f, out);
     }
 }
 

@@ -5,6 +5,7 @@
  */
 #include "store/store.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -200,4 +201,79 @@ bool store_record_check(const struct store_record *r, const void *rec, bool requ
             return false;
     }
     return true;
+}
+
+struct store_value store_field_value(const struct store_field *f, const void *rec)
+{
+    const char *p = (const char *)rec + f->off;
+    struct store_value v = { false, NULL, 0 };
+    enum sub_status st;
+    int i;
+    bool b;
+
+    switch (f->kind) {
+    case FIELD_TEXT:
+        v.is_text = true;
+        v.text = p;
+        break;
+    case FIELD_SUB_STATUS:
+        memcpy(&st, p, sizeof(st));
+        v.is_text = true;
+        v.text = sub_status_name(st);
+        break;
+    case FIELD_I64:
+        memcpy(&v.i64, p, sizeof(v.i64));
+        break;
+    case FIELD_INT:
+        memcpy(&i, p, sizeof(i));
+        v.i64 = i;
+        break;
+    case FIELD_BOOL:
+        memcpy(&b, p, sizeof(b));
+        v.i64 = b;
+        break;
+    }
+    return v;
+}
+
+void store_field_from_i64(const struct store_field *f, void *rec, int64_t v)
+{
+    char *p = (char *)rec + f->off;
+    int i = v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
+    bool b = v != 0;
+
+    if (f->kind == FIELD_I64)
+        memcpy(p, &v, sizeof(v));
+    else if (f->kind == FIELD_INT)
+        memcpy(p, &i, sizeof(i));
+    else if (f->kind == FIELD_BOOL)
+        memcpy(p, &b, sizeof(b));
+}
+
+bool store_field_from_text(const struct store_field *f, void *rec, const char *text)
+{
+    char *p = (char *)rec + f->off;
+    const char *t = text ? text : "";
+    enum sub_status st;
+    int64_t v = 0;
+    bool ok = true;
+
+    switch (f->kind) {
+    case FIELD_TEXT:
+        return str_copy(p, f->size, t);
+    case FIELD_SUB_STATUS:
+        st = sub_status_parse(t);
+        memcpy(p, &st, sizeof(st));
+        return true;
+    case FIELD_BOOL:
+        v = t[0] == 't' || t[0] == '1';
+        break;
+    case FIELD_I64:
+    case FIELD_INT:
+        ok = !t[0] || parse_i64(t, strlen(t), INT64_MIN, INT64_MAX, &v) == ERR_OK;
+        v = ok ? v : 0;
+        break;
+    }
+    store_field_from_i64(f, rec, v);
+    return ok;
 }
