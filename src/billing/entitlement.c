@@ -39,11 +39,21 @@ static int64_t scheduled_end(const struct subscription *s)
     return end;
 }
 
+/* a + b, held to INT64_MIN..INT64_MAX instead of overflowing (times from a database or a config). */
+static int64_t add_saturated(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
 static struct entitlement past_due(const struct subscription *s, int64_t now, int64_t grace_s)
 {
     /* Stripe fails a renewal at the start of the new period when no event told us earlier. */
     int64_t since = s->past_due_since ? s->past_due_since : s->current_period_start;
-    int64_t until = since + grace_s;
+    int64_t until = add_saturated(since, grace_s);
 
     if (now < until)
         return ent(true, ENT_PAST_DUE_GRACE, until);

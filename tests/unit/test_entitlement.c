@@ -75,5 +75,16 @@ int main(void)
                  "%s: reason", rows[i].name);
         T_EQ_I64(e.until, rows[i].until, "%s: until", rows[i].name);
     }
+    {
+        /* A stored time at the end of int64 (read back from a database): no overflow (UBSan). */
+        struct subscription s = { .status = SUB_STATUS_PAST_DUE };
+        s.past_due_since = INT64_MAX - 1;
+        struct entitlement e = entitlement_of(&s, INT64_MAX - 1, GRACE);
+        T_OK(e.grants && e.until == INT64_MAX, "past_due since the end of time: grace saturates");
+        s.past_due_since = 0;
+        s.current_period_start = INT64_MIN + 1;
+        e = entitlement_of(&s, 0, -GRACE);
+        T_OK(!e.grants, "a negative grace from the distant past: saturates, expired");
+    }
     return t_done();
 }
