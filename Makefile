@@ -59,14 +59,21 @@ $(B)/gen/%.o: $(B)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 # A test of an emulator module, tests/unit/test_emu_<m>.c or tests/fuzz/fuzz_emu_<m>.c, links
-# emulator/<m>.o too.
+# emulator/<m>.o, then whatever it needs of the other emulator modules (libemulator.a: all but
+# main.o), so a module above the bottom layer can be tested with the ones below it.
+EMU_LIB       = $(B)/libemulator.a
 EMU_TEST_LINK = $(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< \
-                $(B)/emulator/$*.o $(B)/libsubgate.a $(LDLIBS)
-$(B)/tests/unit/test_emu_%: tests/unit/test_emu_%.c $(B)/emulator/%.o $(B)/libsubgate.a
+                $(B)/emulator/$*.o $(EMU_LIB) $(B)/libsubgate.a $(LDLIBS)
+
+$(EMU_LIB): $(filter-out $(B)/emulator/main.o,$(EMU_OBJ))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/tests/unit/test_emu_%: tests/unit/test_emu_%.c $(B)/emulator/%.o $(EMU_LIB) $(B)/libsubgate.a
 	@mkdir -p $(@D)
 	$(EMU_TEST_LINK)
 
-$(B)/tests/fuzz/fuzz_emu_%: tests/fuzz/fuzz_emu_%.c $(B)/emulator/%.o $(B)/libsubgate.a
+$(B)/tests/fuzz/fuzz_emu_%: tests/fuzz/fuzz_emu_%.c $(B)/emulator/%.o $(EMU_LIB) $(B)/libsubgate.a
 	@mkdir -p $(@D)
 	$(EMU_TEST_LINK)
 

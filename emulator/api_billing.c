@@ -1,7 +1,9 @@
 /*
- * api_billing.c: /v1 handlers for subscriptions (retrieve, list, update, cancel) and invoices
- * (retrieve, list), with the parameter tables from Stripe's OpenAPI spec.
+ * api_billing.c: /v1 handlers for subscriptions (retrieve, list, update, cancel), invoices
+ * (retrieve, list), their payments (charges and PaymentIntents: retrieve, list) and refunds
+ * (create, retrieve, list), with the parameter tables from Stripe's OpenAPI spec.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api_handlers.h"
@@ -81,11 +83,48 @@ const struct emu_param emu_p_invoice_list[] = {
     END,
 };
 
+const struct emu_param emu_p_charge_list[] = {
+    PAGING, ANY("created"), ANY("transfer_group"),
+    { "customer", EP_STRING, false, NULL, NULL },
+    { "payment_intent", EP_STRING, false, NULL, NULL },
+    END,
+};
+
+const struct emu_param emu_p_payment_intent_get[] = {
+    ANY("client_secret"),
+    { "expand", EP_STRINGS, false, NULL, NULL },
+    END,
+};
+
+const struct emu_param emu_p_refund_create[] = {
+    ANY("currency"), ANY("customer"), ANY("instructions_email"), ANY("origin"),
+    ANY("refund_application_fee"), ANY("reverse_transfer"),
+    { "amount", EP_INT, false, NULL, NULL },
+    { "charge", EP_STRING, false, NULL, NULL },
+    { "expand", EP_STRINGS, false, NULL, NULL },
+    { "metadata", EP_METADATA, false, NULL, NULL },
+    { "payment_intent", EP_STRING, false, NULL, NULL },
+    { "reason", EP_STRING, false, NULL, "duplicate|fraudulent|requested_by_customer" },
+    END,
+};
+
+const struct emu_param emu_p_refund_list[] = {
+    PAGING, ANY("created"),
+    { "charge", EP_STRING, false, NULL, NULL },
+    { "payment_intent", EP_STRING, false, NULL, NULL },
+    END,
+};
+
 /* clang-format on */
 
 static const char *str_field(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));
+}
+
+static int64_t int_field(const json_t *obj, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(obj, key));
 }
 
 static bool field_is(const json_t *obj, const char *key, const char *want)
@@ -220,4 +259,137 @@ static bool invoice_match(const json_t *inv, const void *ctx)
 enum err emu_invoice_list_h(struct emu_call *c)
 {
     return emu_call_list(c, EMU_INVOICE, "/v1/invoices", invoice_match, c->params);
+}
+
+enum err emu_charge_get_h(struct emu_call *c)
+{
+    json_t *ch = emu_state_get(c->app->st, EMU_CHARGE, c->id);
+
+    if (!ch)
+        return emu_call_missing(c, "charge", NULL, c->id);
+    emu_call_answer(c, ch);
+    return ERR_OK;
+}
+
+static bool charge_match(const json_t *ch, const void *ctx)
+{
+    const json_t *params = ctx;
+
+    return field_is(ch, "customer", emu_param_str(params, "customer")) &&
+           field_is(ch, "payment_intent", emu_param_str(params, "payment_intent"));
+}
+
+enum err emu_charge_list_h(struct emu_call *c)
+{
+    return emu_call_list(c, EMU_CHARGE, "/v1/charges", charge_match, c->params);
+}
+
+enum err emu_payment_intent_get_h(struct emu_call *c)
+{
+    json_t *pi = emu_state_get(c->app->st, EMU_PAYMENT_INTENT, c->id);
+
+    if (!pi)
+        return emu_call_missing(c, "payment_intent", NULL, c->id);
+    emu_call_answer(c, pi);
+    return ERR_OK;
+}
+
+/* The charge a refund names: `charge`, or `payment_intent`'s charge; when both, they agree. */
+static enum err refund_target(struct emu_call *c, json_t **charge)
+{
+    const char *ch_id = emu_param_str(c->params, "charge");
+    const char *pi_id = emu_param_str(c->params, "payment_intent");
+    const json_t *pi = emu_state_get(c->app->st, EMU_PAYMENT_INTENT, pi_id);
+
+    if (!ch_id && !pi_id)
+        return emu_call_fail(c, ERR_INVALID, "parameter_missing", NULL,
+                             "One of the following params should be provided for this request: "
+                             "payment_intent or charge.");
+    if (pi_id && !pi)
+        return emu_call_missing(c, "payment_intent", "payment_intent", pi_id);
+    *charge = emu_state_get(c->app->st, EMU_CHARGE, ch_id ? ch_id : str_field(pi, "latest_charge"));
+    if (!*charge && ch_id)
+        return emu_call_missing(c, "charge", "charge", ch_id);
+    if (!*charge)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "payment_intent",
+                             "This PaymentIntent ('%s') does not have a successful charge to "
+                             "refund.",
+                             pi_id);
+    if (pi_id && !field_is(*charge, "payment_intent", pi_id))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "payment_intent",
+                             "The charge '%s' was not made by the PaymentIntent '%s'.", ch_id,
+                             pi_id);
+    return ERR_OK;
+}
+
+/* Writes cents as dollars ("$9.99"): the emulator's prices are in usd. */
+static void dollars(char *out, size_t len, int64_t cents)
+{
+    snprintf(out, len, "$%lld.%02lld", (long long)(cents / 100), (long long)(cents % 100));
+}
+
+/* The amount to refund (Stripe's refusals: nothing left, more than what is left). */
+static enum err refund_amount(struct emu_call *c, const json_t *charge, int64_t *amount)
+{
+    int64_t requested = 0;
+    bool has = emu_param_int(c->params, "amount", &requested);
+    char want[32], left[32];
+
+    if (has && requested < 1)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid_integer", "amount",
+                             "This value must be greater than or equal to 1.");
+    switch (emu_refund_amount(int_field(charge, "amount"), int_field(charge, "amount_refunded"),
+                              has, requested, amount)) {
+    case EMU_REFUND_OK:
+        return ERR_OK;
+    case EMU_REFUND_ALREADY_REFUNDED:
+        return emu_call_fail(c, ERR_INVALID, "charge_already_refunded", NULL,
+                             "Charge %s has already been refunded.", str_field(charge, "id"));
+    case EMU_REFUND_TOO_LARGE:
+        break;
+    }
+    dollars(want, sizeof(want), requested);
+    dollars(left, sizeof(left), *amount);
+    return emu_call_fail(c, ERR_INVALID, "amount_too_large", "amount",
+                         "Refund amount (%s) is greater than unrefunded amount on charge (%s)",
+                         want, left);
+}
+
+enum err emu_refund_create_h(struct emu_call *c)
+{
+    json_t *charge = NULL;
+    int64_t amount = 0;
+    enum err e = refund_target(c, &charge);
+
+    if (e != ERR_OK)
+        return e;
+    e = refund_amount(c, charge, &amount);
+    if (e != ERR_OK)
+        return e;
+    emu_call_answer(c, emu_charge_refund(c->app, charge, amount, emu_param_str(c->params, "reason"),
+                                         json_object_get(c->params, "metadata")));
+    return ERR_OK;
+}
+
+enum err emu_refund_get_h(struct emu_call *c)
+{
+    json_t *re = emu_state_get(c->app->st, EMU_REFUND, c->id);
+
+    if (!re)
+        return emu_call_missing(c, "refund", NULL, c->id);
+    emu_call_answer(c, re);
+    return ERR_OK;
+}
+
+static bool refund_match(const json_t *re, const void *ctx)
+{
+    const json_t *params = ctx;
+
+    return field_is(re, "charge", emu_param_str(params, "charge")) &&
+           field_is(re, "payment_intent", emu_param_str(params, "payment_intent"));
+}
+
+enum err emu_refund_list_h(struct emu_call *c)
+{
+    return emu_call_list(c, EMU_REFUND, "/v1/refunds", refund_match, c->params);
 }

@@ -14,8 +14,8 @@ typedef enum err (*emu_api_fn)(struct emu_call *c);
 /* Handlers (api_objects.c) and their parameter tables. */
 extern const struct emu_param emu_p_customer_create[], emu_p_customer_update[],
     emu_p_customer_list[], emu_p_retrieve[], emu_p_price_list[], emu_p_session_create[],
-    emu_p_portal_create[], emu_p_clock_create[], emu_p_clock_advance[], emu_p_clock_list[],
-    emu_p_none[], emu_p_event_list[];
+    emu_p_session_list[], emu_p_portal_create[], emu_p_clock_create[], emu_p_clock_advance[],
+    emu_p_clock_list[], emu_p_none[], emu_p_event_list[];
 enum err emu_customer_create_h(struct emu_call *c);
 enum err emu_customer_get_h(struct emu_call *c);
 enum err emu_customer_update_h(struct emu_call *c);
@@ -24,6 +24,8 @@ enum err emu_price_get_h(struct emu_call *c);
 enum err emu_price_list_h(struct emu_call *c);
 enum err emu_session_create_h(struct emu_call *c);
 enum err emu_session_get_h(struct emu_call *c);
+enum err emu_session_list_h(struct emu_call *c);
+enum err emu_session_expire_h(struct emu_call *c);
 enum err emu_portal_create_h(struct emu_call *c);
 enum err emu_clock_create_h(struct emu_call *c);
 enum err emu_clock_get_h(struct emu_call *c);
@@ -35,12 +37,19 @@ enum err emu_event_list_h(struct emu_call *c);
 
 /* Handlers (api_billing.c) and their parameter tables. */
 extern const struct emu_param emu_p_sub_list[], emu_p_sub_update[], emu_p_sub_cancel[],
-    emu_p_invoice_list[];
+    emu_p_invoice_list[], emu_p_charge_list[], emu_p_payment_intent_get[], emu_p_refund_create[],
+    emu_p_refund_list[];
 enum err emu_sub_get_h(struct emu_call *c);
 enum err emu_sub_list_h(struct emu_call *c);
 enum err emu_sub_update_h(struct emu_call *c);
 enum err emu_sub_cancel_h(struct emu_call *c);
 enum err emu_invoice_get_h(struct emu_call *c);
 enum err emu_invoice_list_h(struct emu_call *c);
+enum err emu_charge_get_h(struct emu_call *c);
+enum err emu_charge_list_h(struct emu_call *c);
+enum err emu_payment_intent_get_h(struct emu_call *c);
+enum err emu_refund_create_h(struct emu_call *c);
+enum err emu_refund_get_h(struct emu_call *c);
+enum err emu_refund_list_h(struct emu_call *c);
 
 #endif /* SUBGATE_EMULATOR_API_HANDLERS_H */

@@ -1,7 +1,7 @@
 /*
- * api_objects.c: /v1 handlers for customers, prices, checkout sessions, billing portal
- * sessions, test clocks and events, with the parameter tables each endpoint accepts (from
- * Stripe's OpenAPI spec: documented parameters the emulator ignores are EP_ANY).
+ * api_objects.c: /v1 handlers for customers, prices, checkout sessions (create, retrieve, list,
+ * expire), billing portal sessions, test clocks and events, with the parameter tables each endpoint
+ * accepts (from Stripe's OpenAPI spec: documented parameters the emulator ignores are EP_ANY).
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +18,9 @@
     { "ending_before", EP_STRING, false, NULL, NULL }, { "limit", EP_INT, false, NULL, NULL }, \
         { "starting_after", EP_STRING, false, NULL, NULL }, P_EXPAND
 
-#define TRIAL_DAYS_MAX 730
+#define TRIAL_DAYS_MAX       730
+#define SESSION_EXPIRY_MIN_S INT64_C(1800) /* expires_at: from 30 minutes after creation */
+#define SESSION_EXPIRY_MAX_S EMU_DAY_S     /* to 24 hours after it (the default) */
 
 /* clang-format off */
 const struct emu_param emu_p_none[] = { { NULL, EP_ANY, false, NULL, NULL } };
@@ -113,6 +115,7 @@ const struct emu_param emu_p_session_create[] = {
     { "client_reference_id", EP_STRING, false, NULL, NULL },
     { "customer", EP_STRING, false, NULL, NULL },
     { "customer_email", EP_STRING, false, NULL, NULL },
+    { "expires_at", EP_INT, false, NULL, NULL },
     { "line_items", EP_OBJECTS, false, line_item_fields, NULL },
     { "metadata", EP_METADATA, false, NULL, NULL },
     { "mode", EP_STRING, true, NULL, "payment|setup|subscription" },
@@ -131,7 +134,6 @@ const struct emu_param emu_p_session_create[] = {
     { "customer_creation", EP_ANY, false, NULL, NULL },
     { "customer_update", EP_ANY, false, NULL, NULL },
     { "discounts", EP_ANY, false, NULL, NULL },
-    { "expires_at", EP_ANY, false, NULL, NULL },
     { "invoice_creation", EP_ANY, false, NULL, NULL },
     { "locale", EP_ANY, false, NULL, NULL },
     { "payment_intent_data", EP_ANY, false, NULL, NULL },
@@ -144,6 +146,21 @@ const struct emu_param emu_p_session_create[] = {
     { "shipping_options", EP_ANY, false, NULL, NULL },
     { "submit_type", EP_ANY, false, NULL, NULL },
     { "tax_id_collection", EP_ANY, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+static const struct emu_param customer_details_fields[] = {
+    { "email", EP_STRING, true, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+const struct emu_param emu_p_session_list[] = {
+    P_LIST_PAGING,
+    { "customer", EP_STRING, false, NULL, NULL },
+    { "customer_details", EP_OBJECT, false, customer_details_fields, NULL },
+    { "payment_intent", EP_STRING, false, NULL, NULL },
+    { "payment_link", EP_STRING, false, NULL, NULL },
+    { "subscription", EP_STRING, false, NULL, NULL },
     { NULL, EP_ANY, false, NULL, NULL },
 };
 
@@ -333,21 +350,35 @@ static enum err session_check(struct emu_call *c, const json_t **price, int64_t 
     return session_trial(c, trial_days);
 }
 
+/* expires_at: 30 minutes to 24 hours after creation, 24 hours when absent (Stripe's rule). */
+static enum err session_expiry(struct emu_call *c, int64_t now, int64_t *expires_at)
+{
+    *expires_at = now + SESSION_EXPIRY_MAX_S;
+    if (!emu_param_int(c->params, "expires_at", expires_at))
+        return ERR_OK;
+    if (*expires_at < now + SESSION_EXPIRY_MIN_S || *expires_at > now + SESSION_EXPIRY_MAX_S)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "expires_at",
+                             "The `expires_at` timestamp must be between 30 minutes and 24 hours "
+                             "from Checkout Session creation.");
+    return ERR_OK;
+}
+
 enum err emu_session_create_h(struct emu_call *c)
 {
     const json_t *price = NULL;
     int64_t qty = 1, trial_days = 0;
     char id[EMU_ID_MAX], url[EMU_URL_MAX + EMU_ID_MAX + 16];
     const char *cus = emu_param_str(c->params, "customer");
+    int64_t now = emu_state_customer_now(c->app->st, cus), expires_at = 0;
     json_t *s, *priv;
 
-    if (session_check(c, &price, &qty, &trial_days) != ERR_OK)
+    if (session_check(c, &price, &qty, &trial_days) != ERR_OK ||
+        session_expiry(c, now, &expires_at) != ERR_OK)
         return ERR_INVALID;
     emu_id_new("cs_test_", id, 40);
     snprintf(url, sizeof(url), "%s/checkout/%s", c->app->cfg.public_url, id);
-    s = emu_session_json(c->params, id, url,
-                         cus ? emu_state_customer_now(c->app->st, cus)
-                             : emu_state_now(c->app->st, NULL));
+    s = emu_session_json(c->params, id, url, now);
+    json_object_set_new(s, "expires_at", json_integer(expires_at));
     json_object_set(s, "amount_total", json_object_get(price, "unit_amount"));
     json_object_set(s, "amount_subtotal", json_object_get(price, "unit_amount"));
     emu_state_put(c->app->st, EMU_SESSION, s);
@@ -363,10 +394,50 @@ enum err emu_session_create_h(struct emu_call *c)
 
 enum err emu_session_get_h(struct emu_call *c)
 {
-    json_t *s = emu_state_get(c->app->st, EMU_SESSION, c->id);
+    json_t *s;
 
+    emu_checkout_expire_due(c->app);
+    s = emu_state_get(c->app->st, EMU_SESSION, c->id);
     if (!s)
         return emu_call_missing(c, "checkout.session", NULL, c->id);
+    emu_call_answer(c, s);
+    return ERR_OK;
+}
+
+/* customer_details[email] matches what a session filled in when it completed, as at Stripe. */
+static bool session_match(const json_t *s, const void *ctx)
+{
+    const char *email = emu_param_str(json_object_get(ctx, "customer_details"), "email");
+    const char *have = str_field(json_object_get(s, "customer_details"), "email");
+
+    if (email && (!have || strcmp(email, have) != 0))
+        return false;
+    return field_matches(s, ctx, "customer") && field_matches(s, ctx, "subscription") &&
+           field_matches(s, ctx, "payment_intent") && field_matches(s, ctx, "payment_link");
+}
+
+enum err emu_session_list_h(struct emu_call *c)
+{
+    emu_checkout_expire_due(c->app);
+    return emu_call_list(c, EMU_SESSION, "/v1/checkout/sessions", session_match, c->params);
+}
+
+enum err emu_session_expire_h(struct emu_call *c)
+{
+    json_t *s;
+    const char *status;
+
+    emu_checkout_expire_due(c->app);
+    s = emu_state_get(c->app->st, EMU_SESSION, c->id);
+    if (!s)
+        return emu_call_missing(c, "checkout.session", NULL, c->id);
+    status = str_field(s, "status");
+    if (strcmp(status, "open") != 0)
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL,
+                             "Only Checkout Sessions with a status in [\"open\"] can be expired. "
+                             "This Checkout Session has a status of `%s`.",
+                             status);
+    emu_checkout_expire(c->app, s, emu_state_customer_now(c->app->st, str_field(s, "customer")));
     emu_call_answer(c, s);
     return ERR_OK;
 }

@@ -1,6 +1,7 @@
 /*
- * billing.c: the emulator's subscription lifecycle (see billing.h). The events each change emits
- * are listed in the step tables below, in the order Stripe sends them.
+ * billing.c: the emulator's checkout, subscription and payment lifecycle (see billing.h). The
+ * events each change emits are listed in the step tables below, in the order Stripe sends them,
+ * or emitted where the change is made (expiry, refunds).
  */
 #include "billing.h"
 
@@ -121,6 +122,23 @@ static json_t *session_customer(struct emu *app, json_t *session)
     return cus;
 }
 
+/*
+ * The card payment of a paid invoice: a PaymentIntent and its charge, whose ids the invoice
+ * carries (a $0 invoice has neither, as at Stripe).
+ */
+static void invoice_charge(struct emu *app, json_t *inv, const char *card, int64_t now)
+{
+    struct emu_charge_params cp = { inv, card, now };
+    json_t *pi = emu_payment_intent_json(&cp);
+    json_t *ch = emu_charge_json(&cp, str_field(pi, "id"));
+
+    json_object_set(pi, "latest_charge", json_object_get(ch, "id"));
+    json_object_set(inv, "payment_intent", json_object_get(pi, "id"));
+    json_object_set(inv, "charge", json_object_get(ch, "id"));
+    emu_state_put(app->st, EMU_PAYMENT_INTENT, pi);
+    emu_state_put(app->st, EMU_CHARGE, ch);
+}
+
 /* Creates, settles and stores an invoice for the subscription's current period. */
 static json_t *invoice_for(struct emu *app, json_t *sub, json_t *cus, const char *reason,
                            int64_t amount, int64_t now)
@@ -136,10 +154,12 @@ static json_t *invoice_for(struct emu *app, json_t *sub, json_t *cus, const char
         .public_url = app->cfg.public_url,
     };
     json_t *inv = emu_invoice_json(&ip);
-    enum emu_card card =
-        emu_card_parse(str_field(emu_state_private(app->st, str_field(cus, "id")), "card"));
+    const char *card = str_field(emu_state_private(app->st, str_field(cus, "id")), "card");
+    bool paid = emu_card_parse(card) != EMU_CARD_DECLINE || amount == 0;
 
-    emu_invoice_settle(inv, card != EMU_CARD_DECLINE || amount == 0, now);
+    emu_invoice_settle(inv, paid, now);
+    if (paid && amount > 0)
+        invoice_charge(app, inv, card, now);
     json_object_set_new(cus, "next_invoice_sequence",
                         json_integer(int_field(cus, "next_invoice_sequence") + 1));
     json_object_set(sub, "latest_invoice", json_object_get(inv, "id"));
@@ -248,6 +268,78 @@ static void keep_changed(json_t *prev, const json_t *sub)
     }
 }
 
+enum emu_refund_check emu_refund_amount(int64_t amount, int64_t refunded, bool has_requested,
+                                        int64_t requested, int64_t *out)
+{
+    int64_t left = amount - refunded;
+
+    *out = left;
+    if (left <= 0)
+        return EMU_REFUND_ALREADY_REFUNDED;
+    if (!has_requested)
+        return EMU_REFUND_OK;
+    if (requested > left)
+        return EMU_REFUND_TOO_LARGE;
+    *out = requested;
+    return EMU_REFUND_OK;
+}
+
+json_t *emu_charge_refund(struct emu *app, json_t *charge, int64_t amount, const char *reason,
+                          const json_t *metadata)
+{
+    static const char *const keys[] = { "amount_refunded", "refunded", NULL };
+    int64_t now = emu_state_customer_now(app->st, str_field(charge, "customer"));
+    struct emu_refund_params rp = { charge, amount, reason, metadata, now };
+    json_t *refund = emu_refund_json(&rp);
+    json_t *prev = capture(charge, keys);
+    int64_t total = int_field(charge, "amount_refunded") + amount;
+
+    json_object_set_new(charge, "amount_refunded", json_integer(total));
+    json_object_set_new(charge, "refunded", json_boolean(total >= int_field(charge, "amount")));
+    keep_changed(prev, charge);
+    emu_state_put(app->st, EMU_REFUND, refund);
+    emu_emit(app, "refund.created", refund, NULL, now);
+    emu_emit(app, "charge.refunded", charge, prev, now);
+    json_decref(prev);
+    return refund;
+}
+
+/* The test clock a session runs on (its customer's), or NULL for the real clock. */
+static const char *session_clock(const struct emu *app, const json_t *session)
+{
+    const json_t *cus = emu_state_get(app->st, EMU_CUSTOMER, str_field(session, "customer"));
+
+    return str_field(cus, "test_clock");
+}
+
+static bool session_is_open(const json_t *session)
+{
+    const char *status = str_field(session, "status");
+
+    return status && strcmp(status, "open") == 0;
+}
+
+void emu_checkout_expire(struct emu *app, json_t *session, int64_t at)
+{
+    json_object_set_new(session, "status", json_string("expired"));
+    json_object_set_new(session, "url", json_null());
+    json_object_del(emu_state_private(app->st, str_field(session, "id")), "pending_3ds");
+    emu_emit(app, "checkout.session.expired", session, NULL, at);
+}
+
+void emu_checkout_expire_due(struct emu *app)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(emu_state_all(app->st, EMU_SESSION), i, s)
+    {
+        int64_t now = emu_state_now(app->st, session_clock(app, s));
+        if (session_is_open(s) && now >= int_field(s, "expires_at"))
+            emu_checkout_expire(app, s, now);
+    }
+}
+
 void emu_subscription_cancel_at_period_end(struct emu *app, json_t *sub, bool on, json_t *prev)
 {
     static const char *const keys[] = { "cancel_at_period_end", "cancel_at", "canceled_at", NULL };
@@ -346,13 +438,14 @@ static void sub_renew(struct emu *app, json_t *sub, int64_t at)
 
 enum due_kind {
     DUE_NONE,
-    DUE_TRIAL_WARNING, /* customer.subscription.trial_will_end */
-    DUE_TRIAL_END,     /* trialing -> active (or past_due) with its first charge */
-    DUE_PERIOD_END,    /* renewal, or the scheduled cancellation */
+    DUE_TRIAL_WARNING,  /* customer.subscription.trial_will_end */
+    DUE_TRIAL_END,      /* trialing -> active (or past_due) with its first charge */
+    DUE_PERIOD_END,     /* renewal, or the scheduled cancellation */
+    DUE_SESSION_EXPIRY, /* an open checkout session reaches its expires_at */
 };
 
 struct due {
-    json_t *sub;
+    json_t *obj; /* the subscription, or the session of DUE_SESSION_EXPIRY */
     enum due_kind kind;
     int64_t at;
 };
@@ -374,22 +467,36 @@ static struct due sub_next_due(struct emu *app, json_t *sub)
     return (struct due){ sub, DUE_PERIOD_END, end };
 }
 
+/* Keeps in *best the earlier of *best and d, when d is due at or before limit. */
+static void due_consider(struct due *best, struct due d, int64_t limit)
+{
+    if (d.kind != DUE_NONE && d.at <= limit && (best->kind == DUE_NONE || d.at < best->at))
+        *best = d;
+}
+
+static bool on_clock(const char *clock, const char *clock_id)
+{
+    return clock && strcmp(clock, clock_id) == 0;
+}
+
 /* The earliest thing due on the clock at or before limit; kind DUE_NONE when nothing. */
 static struct due clock_next_due(struct emu *app, const char *clock_id, int64_t limit)
 {
     struct due best = { NULL, DUE_NONE, 0 };
     size_t i;
-    json_t *sub;
+    json_t *obj;
 
-    json_array_foreach(emu_state_all(app->st, EMU_SUBSCRIPTION), i, sub)
+    json_array_foreach(emu_state_all(app->st, EMU_SUBSCRIPTION), i, obj)
     {
-        const char *c = str_field(sub, "test_clock");
-        struct due d;
-        if (!c || strcmp(c, clock_id) != 0)
-            continue;
-        d = sub_next_due(app, sub);
-        if (d.kind != DUE_NONE && d.at <= limit && (best.kind == DUE_NONE || d.at < best.at))
-            best = d;
+        if (on_clock(str_field(obj, "test_clock"), clock_id))
+            due_consider(&best, sub_next_due(app, obj), limit);
+    }
+    json_array_foreach(emu_state_all(app->st, EMU_SESSION), i, obj)
+    {
+        if (session_is_open(obj) && on_clock(session_clock(app, obj), clock_id))
+            due_consider(&best,
+                         (struct due){ obj, DUE_SESSION_EXPIRY, int_field(obj, "expires_at") },
+                         limit);
     }
     return best;
 }
@@ -398,18 +505,21 @@ static void due_run(struct emu *app, const struct due *d, int64_t at)
 {
     switch (d->kind) {
     case DUE_TRIAL_WARNING:
-        json_object_set_new(emu_state_private(app->st, str_field(d->sub, "id")), "trial_warned",
+        json_object_set_new(emu_state_private(app->st, str_field(d->obj, "id")), "trial_warned",
                             json_true());
-        emu_emit(app, "customer.subscription.trial_will_end", d->sub, NULL, at);
+        emu_emit(app, "customer.subscription.trial_will_end", d->obj, NULL, at);
         break;
     case DUE_TRIAL_END:
-        sub_renew(app, d->sub, at);
+        sub_renew(app, d->obj, at);
         break;
     case DUE_PERIOD_END:
-        if (json_is_true(json_object_get(d->sub, "cancel_at_period_end")))
-            sub_end(app, d->sub, at);
+        if (json_is_true(json_object_get(d->obj, "cancel_at_period_end")))
+            sub_end(app, d->obj, at);
         else
-            sub_renew(app, d->sub, at);
+            sub_renew(app, d->obj, at);
+        break;
+    case DUE_SESSION_EXPIRY:
+        emu_checkout_expire(app, d->obj, at);
         break;
     case DUE_NONE:
         break;

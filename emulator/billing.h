@@ -1,7 +1,8 @@
 /*
- * billing.h: the emulator's state changes with their events, in Stripe's order: paying a checkout
- * session, updating and cancelling subscriptions, and advancing test clocks (trial ends,
- * renewals, failed renewals, scheduled cancellations). Every function runs with app->mu held.
+ * billing.h: the emulator's state changes with their events, in Stripe's order: paying and
+ * expiring checkout sessions, updating and cancelling subscriptions, charging invoices and
+ * refunding charges, and advancing test clocks (trial ends, renewals, failed renewals, scheduled
+ * cancellations, session expiry). Every function runs with app->mu held.
  */
 #ifndef SUBGATE_EMULATOR_BILLING_H
 #define SUBGATE_EMULATOR_BILLING_H
@@ -30,10 +31,41 @@ json_t *emu_customer_create(struct emu *app, const json_t *params);
 
 /*
  * Pays an open session with a card that passed (OK or authenticated 3DS): creates the customer
- * if needed, the subscription and its first invoice (paid; 0 for a trial), completes the
- * session and emits the checkout events. `card` becomes the customer's card for renewals.
+ * if needed, the subscription and its first invoice (paid, with its PaymentIntent and charge;
+ * 0 and neither for a trial), completes the session and emits the checkout events. `card`
+ * becomes the customer's card for renewals. A customer may pay several sessions: each makes a
+ * subscription of its own, as at Stripe.
  */
 void emu_checkout_pay(struct emu *app, json_t *session, const char *card);
+
+/* Expires an open session at `at`: status expired, url null; emits checkout.session.expired. */
+void emu_checkout_expire(struct emu *app, json_t *session, int64_t at);
+
+/* Expires every open session whose expires_at has come on its customer's clock (or the real one).
+ */
+void emu_checkout_expire_due(struct emu *app);
+
+enum emu_refund_check {
+    EMU_REFUND_OK,
+    EMU_REFUND_ALREADY_REFUNDED, /* nothing is left of the charge */
+    EMU_REFUND_TOO_LARGE,        /* the requested amount is more than what is left */
+};
+
+/*
+ * What a refund takes from a charge of `amount` of which `refunded` went back already: the
+ * requested amount (>= 1) when has_requested, else all that is left; *out is what is left when
+ * the refund is refused. Pure.
+ */
+enum emu_refund_check emu_refund_amount(int64_t amount, int64_t refunded, bool has_requested,
+                                        int64_t requested, int64_t *out);
+
+/*
+ * Refunds `amount` (checked by emu_refund_amount) of a charge: stores a succeeded refund, adds
+ * to the charge's amount_refunded (refunded once nothing is left), emits refund.created then
+ * charge.refunded. The refund is borrowed from the state.
+ */
+json_t *emu_charge_refund(struct emu *app, json_t *charge, int64_t amount, const char *reason,
+                          const json_t *metadata);
 
 /*
  * Emits customer.subscription.updated with previous_attributes prev (stolen) when prev is not

@@ -61,8 +61,13 @@ enum err emu_call_list(struct emu_call *c, enum emu_kind kind, const char *url, 
                        const void *match_ctx)
 {
     struct emu_list_params lp = {
-        kind,     EMU_LIST_LIMIT_DEFAULT, emu_param_str(c->params, "starting_after"), url, match,
-        match_ctx
+        .kind = kind,
+        .limit = EMU_LIST_LIMIT_DEFAULT,
+        .starting_after = emu_param_str(c->params, "starting_after"),
+        .ending_before = emu_param_str(c->params, "ending_before"),
+        .url = url,
+        .match = match,
+        .match_ctx = match_ctx,
     };
     json_t *list;
 
@@ -70,8 +75,14 @@ enum err emu_call_list(struct emu_call *c, enum emu_kind kind, const char *url, 
         return emu_call_fail(c, ERR_INVALID, "parameter_invalid_integer", "limit",
                              "This value must be greater than or equal to 1 and less than or "
                              "equal to 100.");
+    if (lp.starting_after && lp.ending_before)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", NULL,
+                             "You may only specify one of these parameters: ending_before, "
+                             "starting_after.");
     if (emu_state_list(c->app->st, &lp, &list) != ERR_OK)
-        return emu_call_missing(c, emu_kind_name(kind), "starting_after", lp.starting_after);
+        return emu_call_missing(c, emu_kind_name(kind),
+                                lp.ending_before ? "ending_before" : "starting_after",
+                                lp.ending_before ? lp.ending_before : lp.starting_after);
     c->result = emu_expand(c->app->st, list, NULL);
     json_decref(list);
     return ERR_OK;

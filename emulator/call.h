@@ -42,7 +42,10 @@ enum err emu_call_missing(struct emu_call *c, const char *kind_name, const char 
 /* Sets c->result to a copy of obj with the call's expand[] applied. */
 void emu_call_answer(struct emu_call *c, const json_t *obj);
 
-/* The call's list limit (1-100, default 10) and starting_after; fails on a bad limit. */
+/*
+ * Answers a list call: its limit (1-100, default 10) and its starting_after or ending_before
+ * cursor; fails on a bad limit, on both cursors at once and on a cursor naming nothing.
+ */
 MUST_CHECK enum err emu_call_list(struct emu_call *c, enum emu_kind kind, const char *url,
                                   emu_match_fn match, const void *match_ctx);
 

@@ -30,6 +30,7 @@ static void webhooks_get(struct control_call *c);
 static void webhooks_flush(struct control_call *c);
 static void webhooks_drain(struct control_call *c);
 static void customer_card(struct control_call *c);
+static void customer_payments(struct control_call *c);
 static void requests_get(struct control_call *c);
 static void requests_clear(struct control_call *c);
 
@@ -46,6 +47,7 @@ static const struct {
     { "POST", "/_emulator/webhooks/flush", webhooks_flush },
     { "POST", "/_emulator/webhooks/drain", webhooks_drain },
     { "POST", "/_emulator/customers/*/card", customer_card },
+    { "GET", "/_emulator/customers/*/payments", customer_payments },
     { "GET", "/_emulator/requests", requests_get },
     { "POST", "/_emulator/requests/clear", requests_clear },
 };
@@ -187,6 +189,75 @@ static void customer_card(struct control_call *c)
     json_object_set_new(emu_state_private(c->app->st, c->id), "card", json_string(card));
     pthread_mutex_unlock(&c->app->mu);
     ok(c);
+}
+
+static const char *str_field(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static bool same_id(const json_t *obj, const char *key, const char *id)
+{
+    const char *v = str_field(obj, key);
+
+    return v && id && strcmp(v, id) == 0;
+}
+
+/* obj[key], or JSON null when absent (borrowed either way). */
+static json_t *field_or_null(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+
+    return v ? v : json_null();
+}
+
+/* One charge as the payments view shows it: what paid which subscription, and its refunds. */
+static json_t *payment_json(const struct emu_state *st, const json_t *ch)
+{
+    const json_t *inv = emu_state_get(st, EMU_INVOICE, str_field(ch, "invoice"));
+    json_t *refunds = json_array();
+    size_t i;
+    json_t *re;
+
+    json_array_foreach(emu_state_all(st, EMU_REFUND), i, re)
+    {
+        if (same_id(re, "charge", str_field(ch, "id")))
+            json_array_append_new(refunds,
+                                  json_pack("{s:O,s:O,s:O,s:O}", "id", field_or_null(re, "id"),
+                                            "amount", field_or_null(re, "amount"), "reason",
+                                            field_or_null(re, "reason"), "created",
+                                            field_or_null(re, "created")));
+    }
+    return json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:o}", "charge", field_or_null(ch, "id"),
+                     "payment_intent", field_or_null(ch, "payment_intent"), "invoice",
+                     field_or_null(ch, "invoice"), "subscription",
+                     field_or_null(inv, "subscription"), "amount", field_or_null(ch, "amount"),
+                     "amount_refunded", field_or_null(ch, "amount_refunded"), "refunded",
+                     field_or_null(ch, "refunded"), "created", field_or_null(ch, "created"),
+                     "refunds", refunds);
+}
+
+/* The customer's card payments, oldest first, each with what went back of it. */
+static void customer_payments(struct control_call *c)
+{
+    json_t *data = json_array();
+    size_t i;
+    json_t *ch;
+
+    pthread_mutex_lock(&c->app->mu);
+    if (!emu_state_get(c->app->st, EMU_CUSTOMER, c->id)) {
+        pthread_mutex_unlock(&c->app->mu);
+        json_decref(data);
+        bad(c, 404, "No such customer");
+        return;
+    }
+    json_array_foreach(emu_state_all(c->app->st, EMU_CHARGE), i, ch)
+    {
+        if (same_id(ch, "customer", c->id))
+            json_array_append_new(data, payment_json(c->app->st, ch));
+    }
+    pthread_mutex_unlock(&c->app->mu);
+    response_json(c->resp, 200, json_pack("{s:o}", "data", data));
 }
 
 static void requests_get(struct control_call *c)

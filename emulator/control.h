@@ -1,7 +1,7 @@
 /*
  * control.h: the emulator's control API under /_emulator (loopback callers only, no Stripe
- * key): reset, faults, webhook endpoint and delivery, a customer's renewal card, and the log of
- * /v1 requests received. JSON in, JSON out.
+ * key): reset, faults, webhook endpoint and delivery, a customer's renewal card, a customer's
+ * payments with their refunds, and the log of /v1 requests received. JSON in, JSON out.
  */
 #ifndef SUBGATE_EMULATOR_CONTROL_H
 #define SUBGATE_EMULATOR_CONTROL_H

@@ -340,6 +340,138 @@ void emu_invoice_settle(json_t *inv, bool paid, int64_t now)
     json_object_set_new(json_object_get(inv, "status_transitions"), "paid_at", json_integer(now));
 }
 
+/* The invoice's description of its payment, as Stripe words it. */
+static const char *payment_description(const json_t *inv)
+{
+    const char *reason = json_string_value(json_object_get(inv, "billing_reason"));
+
+    return reason && strcmp(reason, "subscription_create") == 0 ? "Subscription creation"
+                                                                : "Subscription update";
+}
+
+json_t *emu_payment_intent_json(const struct emu_charge_params *p)
+{
+    static const char *const nulls[] = { "application",
+                                         "application_fee_amount",
+                                         "automatic_payment_methods",
+                                         "canceled_at",
+                                         "cancellation_reason",
+                                         "last_payment_error",
+                                         "latest_charge",
+                                         "next_action",
+                                         "on_behalf_of",
+                                         "payment_method",
+                                         "processing",
+                                         "receipt_email",
+                                         "review",
+                                         "setup_future_usage",
+                                         "shipping",
+                                         "statement_descriptor",
+                                         "statement_descriptor_suffix",
+                                         "transfer_data",
+                                         "transfer_group",
+                                         NULL };
+    const json_t *inv = p->invoice;
+    char id[EMU_ID_MAX], secret[EMU_ID_MAX * 2];
+    json_t *pi;
+
+    emu_id_new("pi_", id, 28);
+    emu_id_new("_secret_", secret, 33);
+    pi = json_pack("{s:s,s:s,s:O,s:i,s:{s:{}},s:O,s:s,s:s,s:I,s:O,s:O,s:s,s:O,s:b,s:{},s:{},"
+                   "s:[s],s:s}",
+                   "id", id, "object", "payment_intent", "amount",
+                   json_object_get(inv, "amount_paid"), "amount_capturable", 0, "amount_details",
+                   "tip", "amount_received", json_object_get(inv, "amount_paid"), "capture_method",
+                   "automatic", "confirmation_method", "automatic", "created", (json_int_t)p->now,
+                   "currency", json_object_get(inv, "currency"), "customer",
+                   json_object_get(inv, "customer"), "description", payment_description(inv),
+                   "invoice", json_object_get(inv, "id"), "livemode", 0, "metadata",
+                   "payment_method_options", "payment_method_types", "card", "status", "succeeded");
+    set_nulls(pi, nulls);
+    json_object_set_new(pi, "client_secret", json_sprintf("%s%s", id, secret));
+    return pi;
+}
+
+static json_t *billing_details(const json_t *inv)
+{
+    return json_pack("{s:{s:n,s:n,s:n,s:n,s:n,s:n},s:O,s:O,s:n}", "address", "city", "country",
+                     "line1", "line2", "postal_code", "state", "email",
+                     json_object_get(inv, "customer_email"), "name",
+                     json_object_get(inv, "customer_name"), "phone");
+}
+
+static json_t *card_details(const char *card)
+{
+    size_t n = card ? strlen(card) : 0;
+    const char *last4 = n >= 4 ? card + n - 4 : "4242";
+
+    return json_pack("{s:{s:s,s:{s:n,s:n,s:s},s:s,s:i,s:i,s:s,s:s,s:s},s:s}", "card", "brand",
+                     "visa", "checks", "address_line1_check", "address_postal_code_check",
+                     "cvc_check", "pass", "country", "US", "exp_month", 12, "exp_year", 2034,
+                     "funding", "credit", "last4", last4, "network", "visa", "type", "card");
+}
+
+json_t *emu_charge_json(const struct emu_charge_params *p, const char *pi_id)
+{
+    static const char *const nulls[] = { "application",
+                                         "application_fee",
+                                         "application_fee_amount",
+                                         "balance_transaction",
+                                         "calculated_statement_descriptor",
+                                         "failure_balance_transaction",
+                                         "failure_code",
+                                         "failure_message",
+                                         "on_behalf_of",
+                                         "payment_method",
+                                         "receipt_email",
+                                         "receipt_number",
+                                         "receipt_url",
+                                         "review",
+                                         "shipping",
+                                         "source_transfer",
+                                         "statement_descriptor",
+                                         "statement_descriptor_suffix",
+                                         "transfer_data",
+                                         "transfer_group",
+                                         NULL };
+    const json_t *inv = p->invoice;
+    char id[EMU_ID_MAX];
+    json_t *ch;
+
+    emu_id_new("ch_", id, 28);
+    ch = json_pack(
+        "{s:s,s:s,s:O,s:O,s:i,s:o,s:b,s:I,s:O,s:O,s:s,s:b,s:{},s:O,s:b,s:{},s:b,"
+        "s:o,s:s,s:b,s:s}",
+        "id", id, "object", "charge", "amount", json_object_get(inv, "amount_paid"),
+        "amount_captured", json_object_get(inv, "amount_paid"), "amount_refunded", 0,
+        "billing_details", billing_details(inv), "captured", 1, "created", (json_int_t)p->now,
+        "currency", json_object_get(inv, "currency"), "customer", json_object_get(inv, "customer"),
+        "description", payment_description(inv), "disputed", 0, "fraud_details", "invoice",
+        json_object_get(inv, "id"), "livemode", 0, "metadata", "paid", 1, "payment_method_details",
+        card_details(p->card), "payment_intent", pi_id, "refunded", 0, "status", "succeeded");
+    set_nulls(ch, nulls);
+    json_object_set_new(ch, "outcome",
+                        json_pack("{s:s,s:n,s:s,s:s,s:s}", "network_status", "approved_by_network",
+                                  "reason", "risk_level", "normal", "seller_message",
+                                  "Payment complete.", "type", "authorized"));
+    return ch;
+}
+
+json_t *emu_refund_json(const struct emu_refund_params *p)
+{
+    char id[EMU_ID_MAX];
+
+    emu_id_new("re_", id, 28);
+    return json_pack("{s:s,s:s,s:I,s:n,s:O,s:I,s:O,s:o,s:O,s:o,s:n,s:n,s:s,s:n}", "id", id,
+                     "object", "refund", "amount", (json_int_t)p->amount, "balance_transaction",
+                     "charge", json_object_get(p->charge, "id"), "created", (json_int_t)p->now,
+                     "currency", json_object_get(p->charge, "currency"), "metadata",
+                     metadata_copy(p->metadata), "payment_intent",
+                     json_object_get(p->charge, "payment_intent"), "reason", str_or_null(p->reason),
+                     "receipt_number", "source_transfer_reversal", "status", "succeeded",
+                     "transfer_reversal");
+}
+
 json_t *emu_portal_json(const char *customer, const char *return_url, const char *url, int64_t now)
 {
     char id[EMU_ID_MAX];

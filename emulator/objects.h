@@ -61,6 +61,29 @@ json_t *emu_invoice_json(const struct emu_invoice_params *p);
 /* Marks an invoice paid or failed at `now`. */
 void emu_invoice_settle(json_t *inv, bool paid, int64_t now);
 
+struct emu_charge_params {
+    const json_t *invoice; /* the paid invoice: its amount_paid, currency, customer, id */
+    const char *card;      /* the test card number that paid */
+    int64_t now;
+};
+
+/* A new succeeded PaymentIntent for a paid invoice; the caller sets latest_charge. */
+json_t *emu_payment_intent_json(const struct emu_charge_params *p);
+
+/* A new succeeded card charge of a paid invoice, made through the PaymentIntent pi_id. */
+json_t *emu_charge_json(const struct emu_charge_params *p, const char *pi_id);
+
+struct emu_refund_params {
+    const json_t *charge;
+    int64_t amount;         /* minor units, at most what is left of the charge */
+    const char *reason;     /* "duplicate", "fraudulent", "requested_by_customer"; NULL = none */
+    const json_t *metadata; /* NULL = {} */
+    int64_t now;
+};
+
+/* A new succeeded refund of (part of) a charge. */
+json_t *emu_refund_json(const struct emu_refund_params *p);
+
 /* A new billing portal session. */
 json_t *emu_portal_json(const char *customer, const char *return_url, const char *url, int64_t now);
 

@@ -202,13 +202,32 @@ static void checkout_render(struct page_call *p, const json_t *s, int status, co
     page_send(p, status, &b);
 }
 
+/* The page of an expired session: it says so, and offers no form to pay with. */
+static void expired_page(struct page_call *p, const json_t *s)
+{
+    struct buf b;
+
+    page_begin(&b, "Checkout");
+    html(&b, "<p class=\"err\">This checkout session has expired. It can no longer be paid; "
+             "return to the site to start a new one.</p>");
+    if (str_field(s, "cancel_url"))
+        html(&b, "<p><a href=\"%s\">Go back</a></p>", str_field(s, "cancel_url"));
+    page_send(p, 410, &b);
+}
+
 /* The open session of the page, or NULL with an answer sent. */
 static json_t *open_session(struct page_call *p)
 {
-    json_t *s = emu_state_get(p->app->st, EMU_SESSION, p->id);
+    json_t *s;
 
+    emu_checkout_expire_due(p->app);
+    s = emu_state_get(p->app->st, EMU_SESSION, p->id);
     if (!s) {
         page_message(p, 404, "Checkout", "No such checkout session.");
+        return NULL;
+    }
+    if (strcmp(str_field(s, "status"), "expired") == 0) {
+        expired_page(p, s);
         return NULL;
     }
     if (strcmp(str_field(s, "status"), "open") != 0) {

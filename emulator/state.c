@@ -31,6 +31,9 @@ static const struct kind_info kinds[EMU_KIND_COUNT] = {
     [EMU_INVOICE] = { "in_", "invoice" },
     [EMU_PORTAL] = { "bps_", "billing_portal.session" },
     [EMU_CLOCK] = { "clock_", "test_helpers.test_clock" },
+    [EMU_PAYMENT_INTENT] = { "pi_", "payment_intent" },
+    [EMU_CHARGE] = { "ch_", "charge" },
+    [EMU_REFUND] = { "re_", "refund" },
 };
 
 /* The prices that exist from the start: premium and plus. */
@@ -176,46 +179,76 @@ json_t *emu_state_all(const struct emu_state *st, enum emu_kind kind)
     return st->all[kind];
 }
 
-/* Index in `all` (newest first order) just past starting_after, or an error when absent. */
-static enum err list_start(const struct emu_state *st, const struct emu_list_params *p,
-                           size_t *start)
+/* Index in `all` (oldest first) of the object with this id, or an error when absent. */
+static enum err list_find(const json_t *arr, const char *id, size_t *at)
 {
-    json_t *arr = st->all[p->kind];
-    size_t n = json_array_size(arr);
-
-    *start = n;
-    if (!p->starting_after)
-        return ERR_OK;
-    for (size_t i = n; i-- > 0;) {
+    for (size_t i = json_array_size(arr); i-- > 0;) {
         json_t *v = json_array_get(arr, i);
-        if (strcmp(json_string_value(json_object_get(v, "id")), p->starting_after) == 0) {
-            *start = i;
+        if (strcmp(json_string_value(json_object_get(v, "id")), id) == 0) {
+            *at = i;
             return ERR_OK;
         }
     }
     return ERR_NOT_FOUND;
 }
 
-enum err emu_state_list(const struct emu_state *st, const struct emu_list_params *p, json_t **out)
+static bool list_takes(const struct emu_list_params *p, const json_t *v)
 {
-    json_t *arr = st->all[p->kind];
-    json_t *data;
-    size_t start;
-    bool more = false;
+    return !p->match || p->match(v, p->match_ctx);
+}
 
-    if (list_start(st, p, &start) != ERR_OK)
-        return ERR_NOT_FOUND;
-    data = json_array();
-    for (size_t i = start; i-- > 0;) {
+/* From index `from` towards older objects: the first `limit` that match, newest first. */
+static json_t *list_older(const struct emu_list_params *p, const json_t *arr, size_t from,
+                          bool *more)
+{
+    json_t *data = json_array();
+
+    for (size_t i = from; i-- > 0;) {
         json_t *v = json_array_get(arr, i);
-        if (p->match && !p->match(v, p->match_ctx))
+        if (!list_takes(p, v))
             continue;
         if ((int64_t)json_array_size(data) == p->limit) {
-            more = true;
+            *more = true;
             break;
         }
         json_array_append_new(data, json_deep_copy(v));
     }
+    return data;
+}
+
+/* From index `from` towards newer objects: the first `limit` that match, still newest first. */
+static json_t *list_newer(const struct emu_list_params *p, const json_t *arr, size_t from,
+                          bool *more)
+{
+    json_t *data = json_array();
+
+    for (size_t i = from; i < json_array_size(arr); i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!list_takes(p, v))
+            continue;
+        if ((int64_t)json_array_size(data) == p->limit) {
+            *more = true;
+            break;
+        }
+        json_array_insert_new(data, 0, json_deep_copy(v));
+    }
+    return data;
+}
+
+enum err emu_state_list(const struct emu_state *st, const struct emu_list_params *p, json_t **out)
+{
+    json_t *arr = st->all[p->kind];
+    const char *cursor = p->ending_before ? p->ending_before : p->starting_after;
+    size_t at = json_array_size(arr);
+    json_t *data;
+    bool more = false;
+
+    if (cursor && list_find(arr, cursor, &at) != ERR_OK)
+        return ERR_NOT_FOUND;
+    if (p->ending_before)
+        data = list_newer(p, arr, at + 1, &more);
+    else
+        data = list_older(p, arr, at, &more);
     *out = json_pack("{s:s,s:o,s:b,s:s}", "object", "list", "data", data, "has_more", more, "url",
                      p->url);
     return ERR_OK;

@@ -27,6 +27,9 @@ enum emu_kind {
     EMU_INVOICE,
     EMU_PORTAL,
     EMU_CLOCK,
+    EMU_PAYMENT_INTENT,
+    EMU_CHARGE,
+    EMU_REFUND,
     EMU_KIND_COUNT,
 };
 
@@ -39,6 +42,7 @@ struct emu_list_params {
     enum emu_kind kind;
     int64_t limit;              /* 1-100 */
     const char *starting_after; /* NULL when absent */
+    const char *ending_before;  /* NULL when absent; at most one of the two is set */
     const char *url;            /* "/v1/customers" */
     emu_match_fn match;         /* NULL = every object */
     const void *match_ctx;
@@ -68,8 +72,10 @@ bool emu_state_remove(struct emu_state *st, enum emu_kind kind, const char *id);
 json_t *emu_state_all(const struct emu_state *st, enum emu_kind kind);
 
 /*
- * A Stripe list object ({object:"list",data,has_more,url}, newest first) of deep copies. Fails
- * with ERR_NOT_FOUND when starting_after names no listed object.
+ * A Stripe list object ({object:"list",data,has_more,url}, newest first) of deep copies: the
+ * matching objects older than starting_after, or the ones just newer than ending_before (has_more
+ * then says whether still newer ones match). Fails with ERR_NOT_FOUND when the cursor names no
+ * stored object.
  */
 MUST_CHECK enum err emu_state_list(const struct emu_state *st, const struct emu_list_params *p,
                                    json_t **out);

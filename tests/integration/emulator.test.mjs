@@ -1,6 +1,7 @@
 // emulator.test.mjs: the Stripe emulator on its own, over loopback: Stripe's wire format and
-// errors, idempotency, hosted checkout with test cards, subscriptions, invoices, test clocks,
-// the billing portal, faults, the control API, and signed webhooks checked with Stripe's SDK.
+// errors, idempotency, hosted checkout with test cards, session expiry, subscriptions (two for
+// one customer too), invoices with their charges, refunds, test clocks, the billing portal,
+// faults, the control API, and signed webhooks checked with Stripe's SDK.
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
@@ -444,6 +445,307 @@ describe('billing portal', () => {
   });
 });
 
+// Pays a session on its hosted page with the card that always succeeds.
+async function pay(session) {
+  const r = await page('POST', `/checkout/${session.id}/pay`, { card: '4242 4242 4242 4242' });
+  assert.equal(r.status, 303, r.text);
+  return ok('GET', `/v1/checkout/sessions/${session.id}`);
+}
+
+async function lastEvents(n) {
+  return (await ok('GET', '/v1/events', { limit: n })).data.reverse();
+}
+
+describe('checkout session expiry', () => {
+  test('an open session expires: status expired, url null, event, and its page cannot be paid', async () => {
+    const cus = await newCustomer();
+    const s = await newSession(cus.id);
+    assert.ok(s.expires_at >= s.created + DAY - 5);
+    const ex = await ok('POST', `/v1/checkout/sessions/${s.id}/expire`);
+    assert.equal(ex.id, s.id);
+    assert.equal(ex.object, 'checkout.session');
+    assert.equal(ex.status, 'expired');
+    assert.equal(ex.url, null);
+    assert.equal(ex.payment_status, 'unpaid');
+    assert.deepEqual(await ok('GET', `/v1/checkout/sessions/${s.id}`), ex);
+    const [ev] = await lastEvents(1);
+    assert.equal(ev.type, 'checkout.session.expired');
+    assert.deepEqual(ev.data.object, ex);
+    const pg = await page('GET', `/checkout/${s.id}`);
+    assert.equal(pg.status, 410);
+    assert.match(pg.text, /has expired/);
+    assert.doesNotMatch(pg.text, /<form/);
+    const paid = await page('POST', `/checkout/${s.id}/pay`, { card: '4242 4242 4242 4242' });
+    assert.equal(paid.status, 410);
+    assert.match(paid.text, /has expired/);
+    assert.equal((await page('POST', `/checkout/${s.id}/3ds/complete`, {})).status, 410);
+    assert.equal((await ok('GET', '/v1/subscriptions', { customer: cus.id, status: 'all' })).data.length, 0);
+    assert.equal((await ok('GET', '/v1/invoices', { customer: cus.id })).data.length, 0);
+    assert.equal((await ok('GET', '/v1/charges', { customer: cus.id })).data.length, 0);
+    assert.equal((await lastEvents(1))[0].id, ev.id);
+  });
+
+  test('a session waiting for 3DS authentication expires and cannot then be completed', async () => {
+    const s = await newSession((await newCustomer()).id);
+    assert.equal((await page('POST', `/checkout/${s.id}/pay`, { card: '4000 0025 0000 3155' })).status, 200);
+    await ok('POST', `/v1/checkout/sessions/${s.id}/expire`);
+    assert.equal((await page('POST', `/checkout/${s.id}/3ds/complete`, {})).status, 410);
+    assert.equal((await ok('GET', `/v1/checkout/sessions/${s.id}`)).subscription, null);
+  });
+
+  test('only open sessions expire: complete and expired ones answer 400, unknown ids 404', async () => {
+    const { session } = await subscribed();
+    const done = await api('POST', `/v1/checkout/sessions/${session.id}/expire`);
+    assert.equal(done.status, 400);
+    assert.equal(done.body.error.type, 'invalid_request_error');
+    assert.equal(done.body.error.message,
+      'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout Session has a status of `complete`.');
+    assert.equal((await ok('GET', `/v1/checkout/sessions/${session.id}`)).status, 'complete');
+    const s = await newSession(session.customer);
+    await ok('POST', `/v1/checkout/sessions/${s.id}/expire`);
+    const twice = await api('POST', `/v1/checkout/sessions/${s.id}/expire`);
+    assert.equal(twice.status, 400);
+    assert.match(twice.body.error.message, /has a status of `expired`\.$/);
+    const types = await eventTypes();
+    assert.equal(types.filter((t) => t === 'checkout.session.expired').length, 1);
+    const none = await api('POST', '/v1/checkout/sessions/cs_test_nope/expire');
+    assert.equal(none.status, 404);
+    assert.equal(none.body.error.code, 'resource_missing');
+    assert.equal(none.body.error.message, "No such checkout.session: 'cs_test_nope'");
+  });
+
+  test('Idempotency-Key replays an expiry instead of refusing it', async () => {
+    const s = await newSession((await newCustomer()).id);
+    const a = await api('POST', `/v1/checkout/sessions/${s.id}/expire`, {}, { idem: 'exp-1' });
+    const b = await api('POST', `/v1/checkout/sessions/${s.id}/expire`, {}, { idem: 'exp-1' });
+    assert.equal(a.status, 200);
+    assert.equal(b.status, 200);
+    assert.deepEqual(b.body, a.body);
+    assert.equal(b.headers.get('idempotent-replayed'), 'true');
+    assert.equal((await eventTypes()).filter((t) => t === 'checkout.session.expired').length, 1);
+  });
+
+  test('expires_at is honoured on the customer\'s test clock', async () => {
+    const T0 = 1700000000;
+    const clk = await ok('POST', '/v1/test_helpers/test_clocks', { frozen_time: T0 });
+    const cus = await newCustomer({ test_clock: clk.id });
+    const early = await api('POST', '/v1/checkout/sessions', {
+      mode: 'subscription', customer: cus.id, success_url: 'https://app.example/ok',
+      line_items: [{ price: 'price_premium_monthly' }], expires_at: T0 + 60,
+    });
+    assert.equal(early.status, 400);
+    assert.equal(early.body.error.param, 'expires_at');
+    const s = await newSession(cus.id, { expires_at: T0 + 3600 });
+    assert.equal(s.expires_at, T0 + 3600);
+    await ok('POST', `/v1/test_helpers/test_clocks/${clk.id}/advance`, { frozen_time: T0 + 1800 });
+    assert.equal((await ok('GET', `/v1/checkout/sessions/${s.id}`)).status, 'open');
+    await ok('POST', `/v1/test_helpers/test_clocks/${clk.id}/advance`, { frozen_time: T0 + 7200 });
+    const now = await ok('GET', `/v1/checkout/sessions/${s.id}`);
+    assert.equal(now.status, 'expired');
+    assert.equal(now.url, null);
+    const ev = (await ok('GET', '/v1/events', { limit: 100 })).data.find((e) => e.type === 'checkout.session.expired');
+    assert.equal(ev.created, T0 + 3600);
+    assert.equal((await page('POST', `/checkout/${s.id}/pay`, { card: '4242424242424242' })).status, 410);
+  });
+});
+
+describe('checkout session list', () => {
+  test('filters by customer and subscription; pages with starting_after and ending_before', async () => {
+    const a = await newCustomer();
+    const b = await newCustomer({ email: 'b@example.com' });
+    const s1 = await newSession(a.id);
+    const s2 = await newSession(a.id);
+    const s3 = await newSession(a.id);
+    const other = await newSession(b.id);
+    const done = await pay(s2);
+    const ids = (list) => list.data.map((x) => x.id);
+    const all = await ok('GET', '/v1/checkout/sessions', { customer: a.id });
+    assert.equal(all.object, 'list');
+    assert.equal(all.url, '/v1/checkout/sessions');
+    assert.deepEqual(ids(all), [s3.id, s2.id, s1.id]);
+    assert.deepEqual(ids(await ok('GET', '/v1/checkout/sessions', { customer: b.id })), [other.id]);
+    assert.deepEqual(ids(await ok('GET', '/v1/checkout/sessions', { subscription: done.subscription })), [s2.id]);
+    // customer_details is filled in when a session completes, as at Stripe.
+    assert.deepEqual(ids(await ok('GET', '/v1/checkout/sessions', { customer_details: { email: 'u@example.com' } })), [s2.id]);
+    const p1 = await ok('GET', '/v1/checkout/sessions', { customer: a.id, limit: 1 });
+    assert.deepEqual(ids(p1), [s3.id]);
+    assert.equal(p1.has_more, true);
+    const p2 = await ok('GET', '/v1/checkout/sessions', { customer: a.id, limit: 1, starting_after: s3.id });
+    assert.deepEqual(ids(p2), [s2.id]);
+    const back = await ok('GET', '/v1/checkout/sessions', { customer: a.id, limit: 1, ending_before: s1.id });
+    assert.deepEqual(ids(back), [s2.id]);
+    assert.equal(back.has_more, true);
+    const top = await ok('GET', '/v1/checkout/sessions', { customer: a.id, ending_before: s1.id });
+    assert.deepEqual(ids(top), [s3.id, s2.id]);
+    assert.equal(top.has_more, false);
+    const both = await api('GET', '/v1/checkout/sessions', { starting_after: s1.id, ending_before: s3.id });
+    assert.equal(both.status, 400);
+    const gone = await api('GET', '/v1/checkout/sessions', { ending_before: 'cs_test_nope' });
+    assert.equal(gone.status, 400);
+    assert.equal(gone.body.error.param, 'ending_before');
+  });
+});
+
+describe('charges and refunds', () => {
+  test('a paid invoice carries its charge and PaymentIntent; a free trial\'s has neither', async () => {
+    const { cus, sub } = await subscribed();
+    const inv = await ok('GET', `/v1/invoices/${sub.latest_invoice}`);
+    assert.match(inv.charge, /^ch_[A-Za-z0-9]{24}$/);
+    assert.match(inv.payment_intent, /^pi_[A-Za-z0-9]{24}$/);
+    const ch = await ok('GET', `/v1/charges/${inv.charge}`);
+    assert.equal(ch.object, 'charge');
+    assert.equal(ch.amount, 999);
+    assert.equal(ch.amount_captured, 999);
+    assert.equal(ch.amount_refunded, 0);
+    assert.equal(ch.refunded, false);
+    assert.equal(ch.paid, true);
+    assert.equal(ch.status, 'succeeded');
+    assert.equal(ch.currency, 'usd');
+    assert.equal(ch.customer, cus.id);
+    assert.equal(ch.invoice, inv.id);
+    assert.equal(ch.payment_intent, inv.payment_intent);
+    assert.equal(ch.payment_method_details.card.last4, '4242');
+    const pi = await ok('GET', `/v1/payment_intents/${inv.payment_intent}`);
+    assert.equal(pi.object, 'payment_intent');
+    assert.equal(pi.status, 'succeeded');
+    assert.equal(pi.amount, 999);
+    assert.equal(pi.latest_charge, ch.id);
+    assert.equal(pi.invoice, inv.id);
+    const expanded = await ok('GET', `/v1/invoices/${inv.id}`, { expand: ['charge', 'payment_intent'] });
+    assert.equal(expanded.charge.id, ch.id);
+    assert.equal(expanded.payment_intent.id, pi.id);
+    assert.deepEqual((await ok('GET', '/v1/charges', { customer: cus.id })).data.map((c) => c.id), [ch.id]);
+    const { sub: trial } = await subscribed({ trialDays: 7 });
+    const free = await ok('GET', `/v1/invoices/${trial.latest_invoice}`);
+    assert.equal(free.charge, null);
+    assert.equal(free.payment_intent, null);
+  });
+
+  test('refunding the whole charge: the refund, the charge, the events, the control view', async () => {
+    const { cus, sub } = await subscribed();
+    const inv = await ok('GET', `/v1/invoices/${sub.latest_invoice}`);
+    const re = await ok('POST', '/v1/refunds', { charge: inv.charge, reason: 'duplicate', metadata: { why: 'second' } });
+    assert.match(re.id, /^re_[A-Za-z0-9]{24}$/);
+    assert.equal(re.object, 'refund');
+    assert.equal(re.amount, 999);
+    assert.equal(re.charge, inv.charge);
+    assert.equal(re.payment_intent, inv.payment_intent);
+    assert.equal(re.currency, 'usd');
+    assert.equal(re.status, 'succeeded');
+    assert.equal(re.reason, 'duplicate');
+    assert.deepEqual(re.metadata, { why: 'second' });
+    assert.equal(typeof re.created, 'number');
+    const ch = await ok('GET', `/v1/charges/${inv.charge}`);
+    assert.equal(ch.amount_refunded, 999);
+    assert.equal(ch.refunded, true);
+    assert.deepEqual(await ok('GET', `/v1/refunds/${re.id}`), re);
+    assert.deepEqual((await ok('GET', '/v1/refunds', { charge: inv.charge })).data, [re]);
+    const events = await lastEvents(2);
+    assert.deepEqual(events.map((e) => e.type), ['refund.created', 'charge.refunded']);
+    assert.deepEqual(events[0].data.object, re);
+    assert.deepEqual(events[1].data.object, ch);
+    assert.deepEqual(events[1].data.previous_attributes, { amount_refunded: 0, refunded: false });
+    assert.equal((await ok('GET', `/v1/invoices/${inv.id}`)).status, 'paid');
+    const again = await api('POST', '/v1/refunds', { charge: inv.charge });
+    assert.equal(again.status, 400);
+    assert.equal(again.body.error.type, 'invalid_request_error');
+    assert.equal(again.body.error.code, 'charge_already_refunded');
+    assert.equal(again.body.error.message, `Charge ${inv.charge} has already been refunded.`);
+    const view = await control('GET', `/_emulator/customers/${cus.id}/payments`);
+    assert.equal(view.status, 200);
+    assert.deepEqual(view.body.data, [{
+      charge: inv.charge, payment_intent: inv.payment_intent, invoice: inv.id, subscription: sub.id,
+      amount: 999, amount_refunded: 999, refunded: true, created: ch.created,
+      refunds: [{ id: re.id, amount: 999, reason: 'duplicate', created: re.created }],
+    }]);
+    assert.equal((await control('GET', '/_emulator/customers/cus_nope/payments')).status, 404);
+  });
+
+  test('partial refunds by payment_intent, more than is left, then the rest', async () => {
+    const { sub } = await subscribed();
+    const inv = await ok('GET', `/v1/invoices/${sub.latest_invoice}`);
+    const part = await ok('POST', '/v1/refunds', { payment_intent: inv.payment_intent, amount: 300 });
+    assert.equal(part.amount, 300);
+    assert.equal(part.charge, inv.charge);
+    assert.equal(part.reason, null);
+    let ch = await ok('GET', `/v1/charges/${inv.charge}`);
+    assert.equal(ch.amount_refunded, 300);
+    assert.equal(ch.refunded, false);
+    const ev = (await lastEvents(1))[0];
+    assert.equal(ev.type, 'charge.refunded');
+    assert.deepEqual(ev.data.previous_attributes, { amount_refunded: 0 });
+    const big = await api('POST', '/v1/refunds', { charge: inv.charge, amount: 700 });
+    assert.equal(big.status, 400);
+    assert.equal(big.body.error.code, 'amount_too_large');
+    assert.equal(big.body.error.param, 'amount');
+    assert.equal(big.body.error.message, 'Refund amount ($7.00) is greater than unrefunded amount on charge ($6.99)');
+    const rest = await ok('POST', '/v1/refunds', { charge: inv.charge, payment_intent: inv.payment_intent });
+    assert.equal(rest.amount, 699);
+    ch = await ok('GET', `/v1/charges/${inv.charge}`);
+    assert.equal(ch.amount_refunded, 999);
+    assert.equal(ch.refunded, true);
+    const list = await ok('GET', '/v1/refunds', { payment_intent: inv.payment_intent });
+    assert.deepEqual(list.data.map((r) => r.id), [rest.id, part.id]);
+    const more = await api('POST', '/v1/refunds', { payment_intent: inv.payment_intent, amount: 1 });
+    assert.equal(more.status, 400);
+    assert.equal(more.body.error.code, 'charge_already_refunded');
+  });
+
+  test('refund errors: no target, unknown ids, a bad amount or reason', async () => {
+    const { sub } = await subscribed();
+    const inv = await ok('GET', `/v1/invoices/${sub.latest_invoice}`);
+    const cases = [
+      [{}, 400, 'parameter_missing', undefined],
+      [{ charge: 'ch_nope' }, 400, 'resource_missing', 'charge'],
+      [{ payment_intent: 'pi_nope' }, 400, 'resource_missing', 'payment_intent'],
+      [{ charge: inv.charge, amount: 0 }, 400, 'parameter_invalid_integer', 'amount'],
+      [{ charge: inv.charge, reason: 'bored' }, 400, 'parameter_invalid', 'reason'],
+      [{ charge: inv.charge, bogus: 1 }, 400, 'parameter_unknown', 'bogus'],
+    ];
+    for (const [params, status, code, param] of cases) {
+      const r = await api('POST', '/v1/refunds', params);
+      assert.equal(r.status, status, JSON.stringify(params));
+      assert.equal(r.body.error.type, 'invalid_request_error');
+      assert.equal(r.body.error.code, code, JSON.stringify(r.body));
+      assert.equal(r.body.error.param, param);
+    }
+    assert.equal((await api('POST', '/v1/refunds', { charge: 'ch_nope' })).body.error.message, "No such charge: 'ch_nope'");
+    assert.equal((await api('GET', '/v1/refunds/re_nope')).status, 404);
+    assert.equal((await api('GET', '/v1/charges/ch_nope')).status, 404);
+    assert.equal((await api('GET', '/v1/payment_intents/pi_nope')).status, 404);
+    assert.equal((await ok('GET', `/v1/charges/${inv.charge}`)).amount_refunded, 0);
+    assert.equal((await ok('GET', '/v1/refunds')).data.length, 0);
+  });
+});
+
+describe('a second subscription for one customer', () => {
+  test('a second paid session makes a second live subscription; cancel it now and refund it', async () => {
+    const { cus, sub: first } = await subscribed();
+    const s2 = await newSession(cus.id);
+    const done = await pay(s2);
+    assert.equal(done.status, 'complete');
+    assert.equal(done.customer, cus.id);
+    assert.notEqual(done.subscription, first.id);
+    const live = await ok('GET', '/v1/subscriptions', { customer: cus.id });
+    assert.deepEqual(live.data.map((x) => [x.id, x.status]), [[done.subscription, 'active'], [first.id, 'active']]);
+    const second = await ok('GET', `/v1/subscriptions/${done.subscription}`);
+    const inv1 = await ok('GET', `/v1/invoices/${first.latest_invoice}`);
+    const inv2 = await ok('GET', `/v1/invoices/${second.latest_invoice}`);
+    assert.notEqual(inv1.charge, inv2.charge);
+    assert.equal(inv2.amount_paid, 999);
+    const del = await ok('DELETE', `/v1/subscriptions/${second.id}`, { invoice_now: false, prorate: false });
+    assert.equal(del.status, 'canceled');
+    await ok('POST', '/v1/refunds', { charge: inv2.charge, reason: 'duplicate' });
+    assert.deepEqual((await ok('GET', '/v1/subscriptions', { customer: cus.id })).data.map((x) => x.id), [first.id]);
+    assert.deepEqual((await eventTypes()).slice(-3), ['customer.subscription.deleted', 'refund.created', 'charge.refunded']);
+    const view = (await control('GET', `/_emulator/customers/${cus.id}/payments`)).body.data;
+    assert.deepEqual(view.map((p) => [p.subscription, p.amount_refunded, p.refunded]),
+      [[first.id, 0, false], [second.id, 999, true]]);
+    const both = await ok('DELETE', `/v1/subscriptions/${first.id}`, { invoice_now: true, prorate: true });
+    assert.equal(both.status, 'canceled');
+  });
+});
+
 describe('faults and control API', () => {
   test('500 twice, then OK', async () => {
     assert.equal((await control('POST', '/_emulator/faults', { mode: '500', count: 2 })).status, 200);
@@ -486,18 +788,48 @@ describe('faults and control API', () => {
     await ok('GET', '/v1/subscriptions', { status: 'all', limit: 3 });
     const log = (await control('GET', '/_emulator/requests')).body.data;
     assert.ok(log.length >= 4);
-    for (const r of log) {
-      const p = r.path.replace(/\/(cus|sub|cs_test|in)_[A-Za-z0-9_]+/, (m, k) => ({
-        cus: '/{customer}', sub: '/{subscription_exposed_id}', cs_test: '/{session}', in: '/{invoice}',
-      })[k]);
-      const body = r.method === 'GET' ? r.query : r.body;
-      const res = spawnSync('python3', ['/work/shared/tools/stripe_params.py', '-q', r.method, p, '--form', body], { encoding: 'utf8' });
-      assert.equal(res.status, 0, `${r.method} ${p} ${body}: ${res.stdout}${res.stderr}`);
-    }
+    checkAgainstSpec(log);
     assert.equal((await control('POST', '/_emulator/requests/clear')).status, 200);
     assert.equal((await control('GET', '/_emulator/requests')).body.data.length, 0);
   });
+
+  test('expiry, session lists, charges and refunds: the requests are valid for the OpenAPI spec', async () => {
+    const { cus, sub } = await subscribed();
+    const inv = await ok('GET', `/v1/invoices/${sub.latest_invoice}`, { expand: ['charge'] });
+    const s = await newSession(cus.id);
+    await ok('POST', `/v1/checkout/sessions/${s.id}/expire`, { expand: ['subscription'] });
+    await ok('GET', '/v1/checkout/sessions', { customer: cus.id, limit: 2, ending_before: s.id });
+    await ok('GET', '/v1/checkout/sessions', { subscription: sub.id, customer_details: { email: 'u@example.com' } });
+    await ok('GET', `/v1/charges/${inv.charge.id}`);
+    await ok('GET', '/v1/charges', { customer: cus.id, payment_intent: inv.payment_intent });
+    await ok('GET', `/v1/payment_intents/${inv.payment_intent}`);
+    const re = await ok('POST', '/v1/refunds', { payment_intent: inv.payment_intent, amount: 100, reason: 'requested_by_customer', metadata: { k: 'v' } });
+    await ok('POST', '/v1/refunds', { charge: inv.charge.id, reason: 'duplicate' });
+    await ok('GET', `/v1/refunds/${re.id}`);
+    await ok('GET', '/v1/refunds', { charge: inv.charge.id, limit: 5 });
+    await ok('DELETE', `/v1/subscriptions/${sub.id}`, { invoice_now: true, prorate: false });
+    const log = (await control('GET', '/_emulator/requests')).body.data;
+    const seen = new Set(log.map((r) => `${r.method} ${r.path.replace(/\/(ch|pi|re|cs_test|sub|in)_[A-Za-z0-9_]+/, '/{id}')}`));
+    for (const want of ['POST /v1/checkout/sessions/{id}/expire', 'GET /v1/checkout/sessions', 'GET /v1/charges/{id}',
+      'GET /v1/charges', 'GET /v1/payment_intents/{id}', 'POST /v1/refunds', 'GET /v1/refunds/{id}', 'GET /v1/refunds',
+      'DELETE /v1/subscriptions/{id}']) assert.ok(seen.has(want), want);
+    checkAgainstSpec(log);
+  });
 });
+
+// Checks every logged request's parameters against Stripe's OpenAPI spec (stripe_params.py).
+function checkAgainstSpec(log) {
+  const templates = {
+    cus: '/{customer}', sub: '/{subscription_exposed_id}', cs_test: '/{session}', in: '/{invoice}',
+    ch: '/{charge}', pi: '/{intent}', re: '/{refund}',
+  };
+  for (const r of log) {
+    const p = r.path.replace(/\/(cus|sub|cs_test|in|ch|pi|re)_[A-Za-z0-9_]+/, (m, k) => templates[k]);
+    const body = r.method === 'GET' ? r.query : r.body;
+    const res = spawnSync('python3', ['/work/shared/tools/stripe_params.py', '-q', r.method, p, '--form', body], { encoding: 'utf8' });
+    assert.equal(res.status, 0, `${r.method} ${p} ${body}: ${res.stdout}${res.stderr}`);
+  }
+}
 
 describe('webhooks', () => {
   let receiver;
@@ -528,6 +860,28 @@ describe('webhooks', () => {
       'invoice.created', 'invoice.finalized', 'invoice.paid', 'invoice.payment_succeeded',
       'checkout.session.completed']);
     assert.throws(() => stripe.webhooks.constructEvent(received[0].body, received[0].sig, 'whsec_wrong'));
+    await control('POST', '/_emulator/webhooks', { url: '' });
+  });
+
+  test('session expiry and refunds are delivered signed like the others', async () => {
+    received = [];
+    const url = `http://127.0.0.1:${receiver.address().port}/hook`;
+    const { cus, sub } = await subscribed();
+    const inv = await ok('GET', `/v1/invoices/${sub.latest_invoice}`);
+    assert.equal((await control('POST', '/_emulator/webhooks', { url, order: 'ordered', retry_base_ms: 10 })).status, 200);
+    const s = await newSession(cus.id);
+    await ok('POST', `/v1/checkout/sessions/${s.id}/expire`);
+    await ok('POST', '/v1/refunds', { charge: inv.charge, amount: 500 });
+    assert.equal((await control('POST', '/_emulator/webhooks/drain', { timeout_ms: 5000 })).status, 200);
+    const stripe = new Stripe('sk_test_x');
+    const events = received.map((r) => stripe.webhooks.constructEvent(r.body, r.sig, WHSEC));
+    const byType = Object.fromEntries(events.map((e) => [e.type, e]));
+    assert.ok(byType['checkout.session.expired'], events.map((e) => e.type).join());
+    assert.equal(byType['checkout.session.expired'].data.object.id, s.id);
+    assert.equal(byType['checkout.session.expired'].data.object.status, 'expired');
+    assert.equal(byType['refund.created'].data.object.amount, 500);
+    assert.equal(byType['charge.refunded'].data.object.id, inv.charge);
+    assert.equal(byType['charge.refunded'].data.object.amount_refunded, 500);
     await control('POST', '/_emulator/webhooks', { url: '' });
   });
 });
