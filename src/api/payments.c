@@ -343,28 +343,36 @@ static enum err customer_link(struct request *req, const char *stripe_customer_i
     return store_customer_link(api->store, &c, &linked); /* a link made meanwhile is kept */
 }
 
-/* Applies a subscription as Stripe just answered it, for this user. */
-static enum err apply_fetched(struct request *req, struct subscription *sub)
+/* Applies a subscription as Stripe just answered it (se: that call's), for this user. */
+static enum err apply_fetched(struct request *req, struct stripe_client *sc,
+                              const struct stripe_error *se, struct subscription *sub)
 {
     const struct api *api = req->app;
     enum err err =
-        glue_subscription_store(api->store, api->tiers, req->user, clock_now(), sub, NULL);
+        glue_subscription_store_answer(api->store, api->tiers, sc, req->user, se, sub, NULL);
 
     if (!err && sub->trial_end > 0)
         err = store_customer_mark_trial(api->store, req->user);
     if (err == ERR_NOT_FOUND)
         err = ERR_OK; /* no customer row to mark: the subscription itself records the trial */
+    if (err == ERR_UPSTREAM)
+        return request_fail(req, err, "price_unknown", NULL,
+                            "stripe answered subscription '%s' with price '%s', which no tier "
+                            "names: not applied",
+                            sub->id, sub->price_id);
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot store the subscription");
     return ERR_OK;
 }
 
 static enum err session_fetch(struct request *req, struct stripe_client *sc, const char *id,
-                              struct stripe_checkout_session *cs, struct subscription *sub)
+                              struct stripe_checkout_session *cs, struct subscription *sub,
+                              struct stripe_error *se_out)
 {
     struct stripe_error se;
     enum err err = stripe_checkout_session_retrieve(sc, id, true, cs, sub, &se);
 
+    *se_out = se;
     if (err == ERR_INVALID || err == ERR_NOT_FOUND ||
         (!err && !glue_session_belongs_to(cs, req->user)))
         return request_fail(req, ERR_NOT_FOUND, "resource_missing", "session_id",
@@ -383,16 +391,17 @@ enum err payments_checkout_success(struct request *req, struct response *resp)
     struct stripe_client *sc = NULL;
     struct stripe_checkout_session cs;
     struct subscription sub;
+    struct stripe_error se;
     const char *id = NULL;
     enum err err;
 
     if ((err = request_json_only(req, fields)) ||
         (err = request_json_string(req, "session_id", true, &id)) || (err = stripe_of(req, &sc)) ||
-        (err = session_fetch(req, sc, id, &cs, &sub)))
+        (err = session_fetch(req, sc, id, &cs, &sub, &se)))
         return err;
     if ((err = customer_link(req, cs.customer)))
         return request_fail(req, err, NULL, NULL, "cannot store the customer");
-    if ((err = apply_fetched(req, &sub)))
+    if ((err = apply_fetched(req, sc, &se, &sub)))
         return err;
     return payments_subscription(req, resp);
 }
@@ -466,7 +475,7 @@ enum err payments_cancel_subscription(struct request *req, struct response *resp
                     : stripe_subscription_set_cancel_at_period_end(sc, sub.id, true, &now, &se);
     if (err)
         return glue_fail_stripe(req, err, &se, "cancel the subscription", NULL);
-    if ((err = apply_fetched(req, &now)))
+    if ((err = apply_fetched(req, sc, &se, &now)))
         return err;
     return payments_subscription(req, resp);
 }

@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "billing/status.h"
 #include "billing/tiers.h"
 #include "store/store.h"
+#include "stripe/resources.h"
 
 struct glue_trial glue_trial_decide(int64_t requested_days, bool had_trial)
 {
@@ -63,21 +65,59 @@ bool glue_subscription_differs(const struct subscription *a, const struct subscr
 }
 
 enum err glue_subscription_store(struct store *st, const struct tier_catalog *cat,
-                                 const char *user_id, int64_t now, struct subscription *s,
+                                 const char *user_id, int64_t stripe_time, struct subscription *s,
                                  bool *changed)
 {
     struct subscription stored;
     bool found, applied = false;
     enum err err = store_subscription_get(st, s->id, &stored);
 
+    if (changed)
+        *changed = false;
     if (err && err != ERR_NOT_FOUND)
         return err;
     found = err == ERR_OK;
-    glue_subscription_complete(cat, user_id, now, found ? &stored : NULL, s);
+    glue_subscription_complete(cat, user_id, stripe_time, found ? &stored : NULL, s);
+    if (!s->tier[0]) {
+        log_error("subscription '%s' has price '%s', which no tier names: not applied; configure "
+                  "it (STRIPE_*_PRICE_ID or TIERS_FILE)",
+                  s->id, s->price_id);
+        return ERR_UPSTREAM;
+    }
     err = store_subscription_apply(st, s, &applied);
     if (changed)
         *changed = !err && applied && (!found || glue_subscription_differs(&stored, s));
     return err;
+}
+
+int64_t glue_answer_time(struct stripe_client *sc, const struct subscription *s,
+                         const struct stripe_error *se, int64_t local_now)
+{
+    struct stripe_error clock_se;
+    int64_t frozen = 0;
+
+    if (s->test_clock[0] && stripe_test_clock_time(sc, s->test_clock, &frozen, &clock_se) == ERR_OK)
+        return frozen;
+    if (s->test_clock[0])
+        log_warn("cannot read test clock '%s' of subscription '%s': %s; ordering by the answer's "
+                 "Date",
+                 s->test_clock, s->id, clock_se.message);
+    if (se->answered_at > 0)
+        return se->answered_at;
+    log_warn("stripe's answer for subscription '%s' had no Date header: ordered by this "
+             "server's clock",
+             s->id);
+    return local_now;
+}
+
+enum err glue_subscription_store_answer(struct store *st, const struct tier_catalog *cat,
+                                        struct stripe_client *sc, const char *user_id,
+                                        const struct stripe_error *se, struct subscription *s,
+                                        bool *changed)
+{
+    s->answered = true;
+    return glue_subscription_store(st, cat, user_id, glue_answer_time(sc, s, se, clock_now()), s,
+                                   changed);
 }
 
 /* The answer for a failure of Stripe itself, after the client's retries. */

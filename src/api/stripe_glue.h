@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "billing/records.h"
 #include "http/request.h"
+#include "stripe/client.h"
 #include "stripe/objects.h"
 
 struct store;
@@ -47,13 +48,32 @@ void glue_subscription_complete(const struct tier_catalog *cat, const char *user
 bool glue_subscription_differs(const struct subscription *a, const struct subscription *b);
 
 /*
- * Completes s (glue_subscription_complete, with now) and stores it through
+ * Completes s (glue_subscription_complete, at Stripe's time stripe_time) and stores it through
  * store_subscription_apply. *changed (may be NULL) is true when it was stored and differs from
- * what was stored before (or nothing was). Errors: the store's.
+ * what was stored before (or nothing was). ERR_UPSTREAM, nothing stored, when its price is in
+ * no tier (it would read as no tier and take the user's away); otherwise the store's errors.
  */
 MUST_CHECK enum err glue_subscription_store(struct store *st, const struct tier_catalog *cat,
-                                            const char *user_id, int64_t now,
+                                            const char *user_id, int64_t stripe_time,
                                             struct subscription *s, bool *changed);
+
+/*
+ * Stripe's time of a state it answered (s, with se of that call): the time of its test clock
+ * when it runs on one (the clock its events are dated by; one more call), else the Date of
+ * Stripe's answer. Never the server's clock against Stripe's, but for an answer without a Date,
+ * when local_now is all there is (logged).
+ */
+int64_t glue_answer_time(struct stripe_client *sc, const struct subscription *s,
+                         const struct stripe_error *se, int64_t local_now);
+
+/*
+ * glue_subscription_store for a state Stripe answered (checkout success, cancel, sync): at
+ * glue_answer_time, marked answered, so it also wins a tie with an event of the same second.
+ */
+MUST_CHECK enum err glue_subscription_store_answer(struct store *st, const struct tier_catalog *cat,
+                                                   struct stripe_client *sc, const char *user_id,
+                                                   const struct stripe_error *se,
+                                                   struct subscription *s, bool *changed);
 
 /*
  * Records a failed Stripe call on req, said plainly for the caller, and returns the error to

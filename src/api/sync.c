@@ -34,11 +34,20 @@ struct sync_counts {
 };
 
 static enum err sync_subscription(struct sync_ctx *x, const struct customer *c,
-                                  struct subscription *s, struct sync_counts *n)
+                                  const struct stripe_error *se, struct subscription *s,
+                                  struct sync_counts *n)
 {
     bool changed = false;
-    enum err err = glue_subscription_store(x->st, x->cat, c->user_id, clock_now(), s, &changed);
+    enum err err =
+        glue_subscription_store_answer(x->st, x->cat, x->sc, c->user_id, se, s, &changed);
 
+    if (err == ERR_UPSTREAM) {
+        fprintf(x->out,
+                "  %s: subscription '%s' has price '%s', which no tier names: not applied "
+                "(configure it, then sync again)\n",
+                c->stripe_customer_id, s->id, s->price_id);
+        return err;
+    }
     if (err) {
         fprintf(x->out, "  %s: cannot store subscription '%s': %s\n", c->stripe_customer_id, s->id,
                 err_name(err));
@@ -77,7 +86,7 @@ static enum err sync_subscriptions(struct sync_ctx *x, const struct customer *c,
         if (err)
             return list_failed(x, c, "subscriptions", err, &se);
         for (size_t i = 0; i < page.len && !err; i++)
-            err = sync_subscription(x, c, &page.data[i], n);
+            err = sync_subscription(x, c, &se, &page.data[i], n);
         more = page.has_more && page.last_id[0];
         (void)str_copy(after, sizeof(after), page.last_id); /* both STRIPE_ID_MAX */
         stripe_subscription_page_release(&page);

@@ -39,7 +39,8 @@ static int64_t scheduled_end(const struct subscription *s)
     return end;
 }
 
-/* a + b, held to INT64_MIN..INT64_MAX instead of overflowing (times from a database or a config). */
+/* a + b, held to INT64_MIN..INT64_MAX instead of overflowing (times from a database or a config).
+ */
 static int64_t add_saturated(int64_t a, int64_t b)
 {
     if (b > 0 && a > INT64_MAX - b)
@@ -53,7 +54,11 @@ static struct entitlement past_due(const struct subscription *s, int64_t now, in
 {
     /* Stripe fails a renewal at the start of the new period when no event told us earlier. */
     int64_t since = s->past_due_since ? s->past_due_since : s->current_period_start;
-    int64_t until = add_saturated(since, grace_s);
+    /*
+     * Stripe's time is the subscription's (a test clock's may run ahead of ours): a grace that
+     * would start after now has started now, so no grace means none, whatever the clocks say.
+     */
+    int64_t until = add_saturated(since < now ? since : now, grace_s);
 
     if (now < until)
         return ent(true, ENT_PAST_DUE_GRACE, until);

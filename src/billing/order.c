@@ -83,9 +83,15 @@ static int key_period(const struct subscription *a, const struct subscription *b
     return cmp_i64(a->current_period_start, b->current_period_start);
 }
 
+/*
+ * Stripe's time; on a tie, a state Stripe answered directly wins: it is the whole state as of
+ * that second, every event of the second included.
+ */
 static int key_updated(const struct subscription *a, const struct subscription *b)
 {
-    return cmp_i64(a->stripe_updated, b->stripe_updated);
+    int c = cmp_i64(a->stripe_updated, b->stripe_updated);
+
+    return c ? c : (int)a->answered - (int)b->answered;
 }
 
 static int key_status(const struct subscription *a, const struct subscription *b)

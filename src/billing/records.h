@@ -48,7 +48,12 @@ struct subscription {
     int64_t canceled_at;    /* 0 when none */
     int64_t trial_end;      /* 0 when none */
     int64_t past_due_since; /* 0 unless past_due: when it became past_due (grace clock) */
-    int64_t stripe_updated; /* the Stripe event `created` or fetch time this state is from */
+    int64_t stripe_updated; /* Stripe's time of this state: the event's `created`, or when Stripe
+                               answered (its clock: a test clock's, or its Date header) */
+    /* Not stored: where this state came from, for the ordering rule. */
+    bool answered;                  /* Stripe's whole state as it answered a call (not an event):
+                                       it wins a tie on stripe_updated */
+    char test_clock[STRIPE_ID_MAX]; /* the test clock it runs on, "" for none */
 };
 
 struct invoice {

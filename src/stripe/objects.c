@@ -288,6 +288,7 @@ enum err stripe_subscription_from_json(const json_t *j, struct subscription *out
     rd_i64(&r, j, "canceled_at", &out->canceled_at);
     rd_i64(&r, j, "trial_end", &out->trial_end);
     rd_user_id(&r, j, out->user_id, sizeof(out->user_id));
+    rd_ref(&r, j, "test_clock", out->test_clock, sizeof(out->test_clock), NULL);
     return r.err;
 }
 

@@ -231,6 +231,30 @@ enum err stripe_subscription_retrieve(struct stripe_client *c, const char *id,
     return err ? err : call_then_parse(c, &rq, parse_subscription, out, se);
 }
 
+static enum err parse_clock_time(const json_t *j, void *out, struct stripe_error *se)
+{
+    const json_t *t = json_object_get(j, "frozen_time");
+
+    if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+        json_integer_value(t) > BILLING_TIME_MAX) {
+        (void)!fail(se, ERR_UPSTREAM, "test clock: frozen_time is not a time");
+        return ERR_UPSTREAM;
+    }
+    *(int64_t *)out = (int64_t)json_integer_value(t);
+    return ERR_OK;
+}
+
+enum err stripe_test_clock_time(struct stripe_client *c, const char *id, int64_t *frozen_time,
+                                struct stripe_error *se)
+{
+    char path[PATH_MAX_];
+    struct stripe_request rq = { STRIPE_GET, path, NULL, NULL };
+    enum err err = object_path(path, "/v1/test_helpers/test_clocks/", id, se);
+
+    *frozen_time = 0;
+    return err ? err : call_then_parse(c, &rq, parse_clock_time, frozen_time, se);
+}
+
 enum err stripe_subscription_list(struct stripe_client *c, const char *customer,
                                   const char *starting_after, int limit,
                                   struct stripe_subscription_page *out, struct stripe_error *se)

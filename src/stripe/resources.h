@@ -93,6 +93,10 @@ MUST_CHECK enum err stripe_subscription_set_cancel_at_period_end(struct stripe_c
 MUST_CHECK enum err stripe_subscription_cancel(struct stripe_client *c, const char *id,
                                                struct subscription *out, struct stripe_error *se);
 
+/* GET /v1/test_helpers/test_clocks/{id}: *frozen_time is the clock's time. */
+MUST_CHECK enum err stripe_test_clock_time(struct stripe_client *c, const char *id,
+                                           int64_t *frozen_time, struct stripe_error *se);
+
 /* GET /v1/invoices?customer=: one page, newest first. starting_after may be NULL. */
 MUST_CHECK enum err stripe_invoice_list(struct stripe_client *c, const char *customer,
                                         const char *starting_after, int limit,

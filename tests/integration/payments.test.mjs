@@ -259,6 +259,31 @@ describe('cancel at period end on a test clock', () => {
   });
 });
 
+describe("Stripe's clock orders Stripe's answers", () => {
+  test('a cancel right after a test-clock renewal (events dated ahead of the server) is shown at once', async () => {
+    const user = 'pay_clock_ahead';
+    const { clock, sub } = await clockedSubscriber(user);
+    await advance(clock, sub.current_period_end + 3600); // the renewal, dated a month ahead
+    await drainWebhooks();
+    if (webhooks) assert.ok((await subscription(user)).current_period_start >= sub.current_period_end, 'renewed by the webhooks');
+    // Hold the cancel's own webhook back: the direct answer alone must show it.
+    const hold = await emuControl(emu, 'POST', '/_emulator/webhooks', { order: 'shuffled', duplicate_percent: 0 });
+    assert.equal(hold.status, 200, JSON.stringify(hold.body));
+    let r;
+    try {
+      r = await call(user, 'POST', '/cancel-subscription?immediate=false');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.cancel_at_period_end, true, 'the answer shows the cancel');
+      assert.equal((await subscription(user)).cancel_at_period_end, true, 'and so does /subscription');
+    } finally {
+      await emuControl(emu, 'POST', '/_emulator/webhooks', { order: 'ordered' });
+      await emuControl(emu, 'POST', '/_emulator/webhooks/flush');
+    }
+    await drainWebhooks();
+    assert.equal((await subscription(user)).cancel_at_period_end, true, 'after the webhooks too');
+  });
+});
+
 describe('a declined card', () => {
   const user = 'pay_carol';
 

@@ -85,6 +85,13 @@ int main(void)
         s.current_period_start = INT64_MIN + 1;
         e = entitlement_of(&s, 0, -GRACE);
         T_OK(!e.grants, "a negative grace from the distant past: saturates, expired");
+        s.current_period_start = T0;
+        s.past_due_since = T0 + 40 * DAY; /* a test clock's time, ahead of ours */
+        e = entitlement_of(&s, T0, GRACE);
+        T_OK(e.grants && e.until == T0 + GRACE,
+             "past_due since a time ahead: the grace runs from now");
+        e = entitlement_of(&s, T0, 0);
+        T_OK(!e.grants, "past_due since a time ahead, no grace: no tier");
     }
     return t_done();
 }

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "api/stripe_glue.h"
 #include "api/webhook.h"
 #include "base/clock.h"
 #include "base/xalloc.h"
@@ -339,6 +340,119 @@ static void test_in_order(const struct tier_catalog *cat, char **bodies)
     store_close(r.st);
 }
 
+/*
+ * Issue #10 item 4: events and direct answers (cancel, resume, sync) ordered on Stripe's clock
+ * alone. A short lifecycle with a cancel and a resume, whose answers are applied as the API
+ * applies them (glue_subscription_store_answer, the answer's Date being Stripe's time) while this
+ * server's clock runs 40 days behind or ahead of Stripe's; the events of each phase arrive
+ * shuffled, with duplicates. After each phase the store holds Stripe's state of that moment.
+ */
+#define A0     (TE + 1000)     /* the subscription starts */
+#define A1     (A0 + 30 * DAY) /* it renews */
+#define AC     (A0 + 10)       /* the user cancels at period end: answer and event */
+#define AR     (A0 + 5 * DAY)  /* the user resumes through the portal: an event only */
+#define AS     (A0 + 6 * DAY)  /* a sync fetches it */
+#define SKEW_N 2
+
+static const struct scripted skew_events[] = {
+    { "evt_s1", "customer.subscription.created", A0, SUB(ACTIVE, A0, A1, 0, false, 0, 0), NO_INV },
+    { "evt_s2", "customer.subscription.updated", AC, SUB(ACTIVE, A0, A1, 0, true, AC, A1), NO_INV },
+    { "evt_s3", "customer.subscription.updated", AR, SUB(ACTIVE, A0, A1, 0, false, 0, 0), NO_INV },
+    { "evt_s4", "customer.subscription.updated", A1, SUB(ACTIVE, A1, A1 + 30 * DAY, 0, false, 0, 0),
+      NO_INV },
+};
+
+/* The phases: events created before the answer that ends it, then that answer (if any). */
+static const struct {
+    size_t first, last; /* skew_events[first..last) arrive, shuffled, with duplicates */
+    struct sub_state answer;
+    int64_t answered_at;   /* 0: no answer, the phase ends on its last event */
+    struct sub_state want; /* the stored state after the phase */
+} skew_phases[] = {
+    { 0, 1, SUB(ACTIVE, A0, A1, 0, true, AC, A1), AC, SUB(ACTIVE, A0, A1, 0, true, AC, A1) },
+    { 1, 3, NO_SUB, 0, SUB(ACTIVE, A0, A1, 0, false, 0, 0) },
+    { 3, 3, SUB(ACTIVE, A0, A1, 0, false, 0, 0), AS, SUB(ACTIVE, A0, A1, 0, false, 0, 0) },
+    { 3, 4, NO_SUB, 0, SUB(ACTIVE, A1, A1 + 30 * DAY, 0, false, 0, 0) },
+};
+
+static void skew_deliver(struct store *st, const struct tier_catalog *cat, char **bodies,
+                         size_t first, size_t last, uint64_t *rng)
+{
+    size_t order[16], n = 0;
+
+    for (size_t i = first; i < last; i++)
+        order[n++] = i;
+    for (size_t i = first; i < last && n < ARRAY_SIZE(order); i++)
+        if (next_rand(rng) % 2)
+            order[n++] = i; /* a duplicate */
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(next_rand(rng) % i), tmp = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = tmp;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct webhook_outcome o;
+        clock_set_fake(skew_events[order[i]].created);
+        (void)!webhook_ingest(st, cat, bodies[order[i]], strlen(bodies[order[i]]),
+                              STORE_EVENT_RECEIVE, &o); /* checked through the state below */
+    }
+}
+
+/* The answer Stripe gives at answered_at, applied while this server's clock reads now. */
+static void skew_answer(struct store *st, const struct tier_catalog *cat, const struct sub_state *a,
+                        int64_t answered_at, int64_t now)
+{
+    struct subscription s = { .id = "sub_1", .stripe_customer_id = "cus_1", .price_id = PRICE };
+    struct stripe_error se = { .answered_at = answered_at };
+
+    s.status = a->status;
+    s.current_period_start = a->start;
+    s.current_period_end = a->end;
+    s.cancel_at_period_end = a->cancel_at_period_end;
+    s.canceled_at = a->canceled_at;
+    s.cancel_at = a->cancel_at;
+    clock_set_fake(now);
+    if (glue_subscription_store_answer(st, cat, NULL, USER, &se, &s, NULL) != ERR_OK)
+        printf("#   the answer at %lld was not stored\n", (long long)answered_at);
+}
+
+static void test_server_clock_skew(const struct tier_catalog *cat)
+{
+    static const int64_t skews[SKEW_N] = { -40 * DAY, 40 * DAY };
+    char *bodies[ARRAY_SIZE(skew_events)];
+    int wrong[SKEW_N] = { 0 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(skew_events); i++)
+        bodies[i] = event_body(&skew_events[i]);
+    for (size_t k = 0; k < SKEW_N; k++) {
+        for (uint64_t seed = 1; seed <= RUNS / 2; seed++) {
+            struct store *st = open_memory();
+            uint64_t rng = seed * 7919 + k;
+            for (size_t p = 0; p < ARRAY_SIZE(skew_phases); p++) {
+                struct subscription got;
+                skew_deliver(st, cat, bodies, skew_phases[p].first, skew_phases[p].last, &rng);
+                if (skew_phases[p].answered_at)
+                    skew_answer(st, cat, &skew_phases[p].answer, skew_phases[p].answered_at,
+                                skew_phases[p].answered_at + skews[k]);
+                if (store_subscription_get(st, "sub_1", &got) != ERR_OK ||
+                    got.cancel_at_period_end != skew_phases[p].want.cancel_at_period_end ||
+                    got.current_period_start != skew_phases[p].want.start) {
+                    if (!wrong[k]++)
+                        printf("#   skew %lld d, seed %llu, phase %zu: cancel %d start %lld\n",
+                               (long long)(skews[k] / DAY), (unsigned long long)seed, p,
+                               got.cancel_at_period_end, (long long)got.current_period_start);
+                }
+            }
+            store_close(st);
+        }
+        T_EQ_I64(wrong[k], 0,
+                 "server clock %+lld days from Stripe's: every phase ends in Stripe's state",
+                 (long long)(skews[k] / DAY));
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(skew_events); i++)
+        free(bodies[i]);
+}
+
 int main(void)
 {
     struct tier_catalog cat;
@@ -354,6 +468,7 @@ int main(void)
         bodies[i] = event_body(&script[i]);
     test_in_order(&cat, bodies);
     test_random_orders(&cat, bodies);
+    test_server_clock_skew(&cat);
     for (size_t i = 0; i < N_EVENTS; i++)
         free(bodies[i]);
     return t_done();

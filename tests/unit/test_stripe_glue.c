@@ -159,6 +159,12 @@ static void test_store(void)
     T_OK(changed, "cancel_at_period_end is a change");
     T_OK(store_subscription_get(st, "sub_9", &got) == ERR_OK && got.cancel_at_period_end,
          "cancel stored");
+    s = sub_of("sub_9", "price_unknown", SUB_STATUS_ACTIVE);
+    T_OK(glue_subscription_store(st, &cat, "u9", 400, &s, &changed) == ERR_UPSTREAM,
+         "a price no tier names is refused");
+    T_OK(!changed, "refused: no change");
+    T_OK(store_subscription_get(st, "sub_9", &got) == ERR_OK && !strcmp(got.tier, "premium"),
+         "the stored tier stays");
     store_close(st);
 }
 
