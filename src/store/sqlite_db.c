@@ -339,6 +339,7 @@ enum err sqlite_db_exec(struct store_tx *tx, const char *sql)
     if (rc == SQLITE_OK)
         return ERR_OK;
     (void)str_copy(tx->c->errmsg, sizeof(tx->c->errmsg), msg ? msg : sqlite3_errstr(rc));
+    log_error("sqlite: %s (%s)", tx->c->errmsg, sqlite3_errstr(rc));
     sqlite3_free(msg);
     return ERR_STORE;
 }
@@ -589,6 +590,23 @@ static int busy_wait(void *arg, int count)
     return 1; /* an interrupted sleep only means an earlier retry */
 }
 
+/*
+ * The connection's pragmas. Switching a new file to WAL needs its exclusive lock, and SQLite
+ * answers SQLITE_BUSY at once, without the busy handler, when another process opening the same
+ * new file holds a shared lock meanwhile (waiting could deadlock): so try again, for as long as
+ * a writer would wait.
+ */
+static int pragmas_run(sqlite3 *db)
+{
+    int64_t until = monotonic_ns() + BUSY_TIMEOUT_MS * INT64_C(1000000);
+    int rc;
+
+    while ((rc = sqlite3_exec(db, CONN_PRAGMAS, NULL, NULL, NULL)) != SQLITE_OK &&
+           (rc & 0xff) == SQLITE_BUSY && monotonic_ns() < until)
+        (void)usleep(1000); /* an interrupted sleep only means an earlier retry */
+    return rc;
+}
+
 /* *busy: busy_wait's state, owned by whoever uses the connection; waits last BUSY_TIMEOUT_MS. */
 static enum err db_open(const char *path, struct busy *busy, sqlite3 **out, char *errbuf,
                         size_t errlen)
@@ -603,7 +621,7 @@ static enum err db_open(const char *path, struct busy *busy, sqlite3 **out, char
         rc = sqlite3_busy_handler(db, busy_wait, busy);
     }
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, CONN_PRAGMAS, NULL, NULL, NULL);
+        rc = pragmas_run(db);
     if (rc != SQLITE_OK) {
         store_errf(errbuf, errlen, "cannot open database '%s': %s", path,
                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));

@@ -74,17 +74,17 @@ struct migrator {
     const char *url;
     enum err err;
     int applied;
+    char msg[256];
 };
 
 static void *migrate_main(void *arg)
 {
     struct migrator *m = arg;
     struct store *st = NULL;
-    char msg[256];
 
-    m->err = store_open(m->url, 1, &st, msg, sizeof(msg));
+    m->err = store_open(m->url, 1, &st, m->msg, sizeof(m->msg));
     if (m->err == ERR_OK)
-        m->err = store_migrate(st, &m->applied, msg, sizeof(msg));
+        m->err = store_migrate(st, &m->applied, m->msg, sizeof(m->msg));
     store_close(st);
     return NULL;
 }
@@ -93,7 +93,7 @@ static void *migrate_main(void *arg)
 static void test_concurrent_migrate(void)
 {
     char path[128], url[160];
-    struct migrator m[2] = { { url, ERR_INTERNAL, 0 }, { url, ERR_INTERNAL, 0 } };
+    struct migrator m[2] = { { url, ERR_INTERNAL, 0, "" }, { url, ERR_INTERNAL, 0, "" } };
     pthread_t th[2];
     struct store *st = NULL;
     char msg[256] = "";
@@ -105,8 +105,8 @@ static void test_concurrent_migrate(void)
         pthread_create(&th[i], NULL, migrate_main, &m[i]);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
-    T_EQ_I64(m[0].err, ERR_OK, "first migrator");
-    T_EQ_I64(m[1].err, ERR_OK, "second migrator");
+    T_EQ_I64(m[0].err, ERR_OK, "first migrator %s", m[0].msg);
+    T_EQ_I64(m[1].err, ERR_OK, "second migrator %s", m[1].msg);
     T_EQ_I64(store_open(url, 1, &st, msg, sizeof(msg)), ERR_OK, "reopen %s", msg);
     T_EQ_I64(m[0].applied + m[1].applied, store_schema_version_latest(st),
              "each migration ran once");
