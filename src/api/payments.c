@@ -9,9 +9,12 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "api/checkout.h"
+#include "api/duplicates.h"
 #include "api/handlers.h"
 #include "api/stripe_glue.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "base/url.h"
 #include "base/xalloc.h"
@@ -273,45 +276,12 @@ static enum err customer_for(struct request *req, struct stripe_client *sc, stru
     return ERR_OK;
 }
 
-static json_t *trial_json(const struct glue_trial *t)
-{
-    return json_pack("{s:I, s:I, s:o}", "requested", (json_int_t)t->requested, "granted",
-                     (json_int_t)t->granted, "reason",
-                     t->reason ? json_string(t->reason) : json_null());
-}
-
-/* Creates the session; a new random idempotency key per request (the client keeps it). */
-static enum err session_create(struct request *req, struct stripe_client *sc,
-                               const struct checkout_in *in, const struct customer *c,
-                               const struct glue_trial *trial, struct response *resp)
-{
-    struct stripe_checkout_params p = { .customer = c->stripe_customer_id,
-                                        .price = in->tier->stripe_price_id,
-                                        .success_url = in->success_url,
-                                        .cancel_url = in->cancel_url,
-                                        .client_reference_id = req->user,
-                                        .user_id = req->user,
-                                        .trial_period_days = trial->granted };
-    struct stripe_checkout_session cs;
-    struct stripe_error se;
-    json_t *body;
-    enum err err = stripe_checkout_session_create(sc, &p, NULL, &cs, &se);
-
-    if (err)
-        return glue_fail_stripe(req, err, &se, "create the checkout session", NULL);
-    body = json_pack("{s:s, s:s}", "session_id", cs.id, "url", cs.url);
-    if (trial->requested > 0)
-        json_object_set_new(body, "trial", trial_json(trial));
-    response_json(resp, 200, body);
-    return ERR_OK;
-}
-
 enum err payments_create_checkout_session(struct request *req, struct response *resp)
 {
     struct checkout_in in = { 0 };
     struct stripe_client *sc = NULL;
     struct customer c;
-    struct glue_trial trial;
+    struct checkout_ask ask;
     enum err err = checkout_input(req, &in);
 
     if (err)
@@ -323,8 +293,9 @@ enum err payments_create_checkout_session(struct request *req, struct response *
         return price_needed(req, in.tier);
     if ((err = refuse_if_live(req)) || (err = customer_for(req, sc, &c)))
         return err;
-    trial = glue_trial_decide(in.trial_days, c.had_trial);
-    return session_create(req, sc, &in, &c, &trial, resp);
+    ask = (struct checkout_ask){ in.tier->stripe_price_id, in.success_url, in.cancel_url,
+                                 in.trial_days };
+    return checkout_session_open(req, sc, &ask, &c, resp);
 }
 
 /* Links the session's customer to the user when the user has none stored yet. */
@@ -388,6 +359,8 @@ static enum err session_fetch(struct request *req, struct stripe_client *sc, con
 enum err payments_checkout_success(struct request *req, struct response *resp)
 {
     static const char *const fields[] = { "session_id", NULL };
+    const struct api *api = req->app;
+    bool closed = false;
     struct stripe_client *sc = NULL;
     struct stripe_checkout_session cs;
     struct subscription sub;
@@ -403,6 +376,9 @@ enum err payments_checkout_success(struct request *req, struct response *resp)
         return request_fail(req, err, NULL, NULL, "cannot store the customer");
     if ((err = apply_fetched(req, sc, &se, &sub)))
         return err;
+    if (store_checkout_close(api->store, cs.id, "complete", &closed) != ERR_OK)
+        log_warn("cannot record checkout session '%s' as complete", cs.id);
+    (void)duplicates_resolve(api->store, sc, api->tiers, 4); /* paid twice: undone at once */
     return payments_subscription(req, resp);
 }
 

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "api/duplicates.h"
 #include "api/handlers.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -120,6 +121,8 @@ enum err payments_webhook(struct request *req, struct response *resp)
                          req->body.len, STORE_EVENT_RECEIVE, &o);
     if (err)
         return ingest_fail(req, err, &o);
+    if (o.result == STORE_EVENT_APPLIED) /* a second live subscription it made is undone now */
+        (void)duplicates_resolve(api->store, api->stripe, api->tiers, 4);
     response_json(resp, 200,
                   json_pack("{s:b, s:s, s:b, s:b}", "received", 1, "id", o.id, "duplicate",
                             o.result == STORE_EVENT_DUPLICATE, "ignored",

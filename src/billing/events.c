@@ -13,6 +13,7 @@ struct event_type {
 
 static const struct event_type handled[] = {
     { "checkout.session.completed", EVENT_CHECKOUT },
+    { "checkout.session.expired", EVENT_CHECKOUT_EXPIRED },
     { "customer.subscription.created", EVENT_SUBSCRIPTION },
     { "customer.subscription.updated", EVENT_SUBSCRIPTION },
     { "customer.subscription.deleted", EVENT_SUBSCRIPTION },

@@ -15,10 +15,11 @@
 
 /* What an event does to our records. */
 enum billing_event_kind {
-    EVENT_IGNORED,      /* a type we do not handle: recorded, nothing applied */
-    EVENT_CHECKOUT,     /* checkout.session.completed: links the user and the customer */
-    EVENT_SUBSCRIPTION, /* customer.subscription.*: a new state of the subscription */
-    EVENT_INVOICE,      /* invoice.paid, invoice.payment_failed: a new state of the invoice */
+    EVENT_IGNORED,          /* a type we do not handle: recorded, nothing applied */
+    EVENT_CHECKOUT,         /* checkout.session.completed: links the user and the customer */
+    EVENT_SUBSCRIPTION,     /* customer.subscription.*: a new state of the subscription */
+    EVENT_INVOICE,          /* invoice.paid, invoice.payment_failed: a new state of the invoice */
+    EVENT_CHECKOUT_EXPIRED, /* checkout.session.expired: the session can no longer be paid */
 };
 
 struct billing_event {
@@ -34,6 +35,7 @@ struct billing_event {
                                         metadata.user_id (resolved through the customer) */
     struct invoice invoice;          /* EVENT_INVOICE; user_id "" (resolved through the customer) */
     char session_subscription[STRIPE_ID_MAX]; /* checkout: the session's subscription id */
+    char session_id[STRIPE_ID_MAX];           /* checkout: the session (cs_...) */
 };
 
 /* The kind of a Stripe event type; EVENT_IGNORED for the types subgate does not handle. */

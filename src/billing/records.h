@@ -48,6 +48,7 @@ struct subscription {
     int64_t canceled_at;    /* 0 when none */
     int64_t trial_end;      /* 0 when none */
     int64_t past_due_since; /* 0 unless past_due: when it became past_due (grace clock) */
+    int64_t created;        /* Stripe's `created`: of two live ones, the older is kept */
     int64_t stripe_updated; /* Stripe's time of this state: the event's `created`, or when Stripe
                                answered (its clock: a test clock's, or its Date header) */
     /* Not stored: where this state came from, for the ordering rule. */

@@ -81,6 +81,33 @@ static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
     return ops->invoice_put(tx, inv);
 }
 
+/*
+ * After a live state of a user's subscription is stored: when the user now has two or more live
+ * subscriptions, every one but the oldest (Stripe's created, then id) is recorded as a
+ * duplicate to cancel and refund (api/ does, at Stripe), once, and logged at error level.
+ */
+static enum err note_duplicates(const struct store_ops *ops, struct store_tx *tx,
+                                const char *user_id, int64_t now)
+{
+    struct subscription live[4];
+    int n = 0;
+    enum err err = ops->subscription_list_live(tx, user_id, (int)ARRAY_SIZE(live), live, &n);
+
+    for (int i = 1; i < n && !err; i++) {
+        struct duplicate_record d = { .status = "pending", .detected_at = now };
+        bool inserted = false;
+        memcpy(d.id, live[i].id, sizeof(d.id));
+        memcpy(d.user_id, user_id, strlen(user_id) + 1); /* < USER_ID_MAX: checked on the way in */
+        memcpy(d.kept_id, live[0].id, sizeof(d.kept_id));
+        err = ops->duplicate_insert(tx, &d, &inserted);
+        if (!err && inserted)
+            log_error("user '%s' has a second live subscription '%s' (keeping '%s'): it is "
+                      "canceled and refunded",
+                      user_id, d.id, d.kept_id);
+    }
+    return err;
+}
+
 struct apply_arg {
     const struct store_ops *ops;
     const struct subscription *sub;
@@ -92,8 +119,11 @@ struct apply_arg {
 static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
 {
     struct apply_arg *a = arg;
+    enum err err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied);
 
-    return subscription_apply(a->ops, tx, a->sub, a->now, &a->applied);
+    if (!err && a->applied && sub_status_is_live(a->sub->status))
+        err = note_duplicates(a->ops, tx, a->sub->user_id, a->now);
+    return err;
 }
 
 enum err store_subscription_apply(struct store *st, const struct subscription *s, bool *applied)
@@ -210,6 +240,8 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     if (!err)
         err = customer_link(x, sub.user_id, sub.stripe_customer_id,
                             billing_subscription_has_trial(&sub));
+    if (!err && applied && sub_status_is_live(sub.status))
+        err = note_duplicates(x->ops, x->tx, sub.user_id, x->now);
     return err;
 }
 
@@ -222,10 +254,23 @@ static enum err apply_invoice(const struct event_ctx *x)
     return err ? err : invoice_apply(x->ops, x->tx, &inv, &applied);
 }
 
+/* Marks the session subgate recorded (if it did) complete or expired. */
+static enum err session_close(const struct event_ctx *x, const char *status)
+{
+    bool closed = false;
+
+    if (!x->in->ev->session_id[0])
+        return ERR_OK;
+    return x->ops->checkout_close(x->tx, x->in->ev->session_id, status, &closed);
+}
+
 static enum err apply_checkout(const struct event_ctx *x)
 {
     const struct billing_event *ev = x->in->ev;
-    enum err err = customer_link(x, ev->user_id, ev->customer_id, false);
+    enum err err = session_close(x, "complete");
+
+    if (!err)
+        err = customer_link(x, ev->user_id, ev->customer_id, false);
 
     if (!err && ev->has_sub)
         err = apply_subscription(x, ev->user_id);
@@ -241,6 +286,8 @@ static enum err apply_effect(const struct event_ctx *x)
         return apply_subscription(x, "");
     case EVENT_INVOICE:
         return apply_invoice(x);
+    case EVENT_CHECKOUT_EXPIRED:
+        return session_close(x, "expired");
     case EVENT_IGNORED:
         break;
     }
@@ -295,7 +342,8 @@ static bool event_in_ok(const struct store_event_in *in)
 
     if (!event_envelope_ok(in))
         return false;
-    if (!FITS(ev->customer_id) || !FITS(ev->user_id) || !FITS(ev->session_subscription))
+    if (!FITS(ev->customer_id) || !FITS(ev->user_id) || !FITS(ev->session_subscription) ||
+        !FITS(ev->session_id))
         return false;
     if (ev->has_sub && (!store_record_check(&store_subscription_record, &ev->sub, false) ||
                         !store_arg_ok(ev->sub.id, sizeof(ev->sub.id))))

@@ -135,6 +135,33 @@ struct store_ops {
     enum err (*keyed_decide)(struct store_tx *tx, const char *key, const struct usage_outcome *o);
     /* Deletes up to max records created before `before`; *deleted = how many. */
     enum err (*keyed_prune)(struct store_tx *tx, int64_t before, int max, int *deleted);
+
+    /*
+     * Checkout sessions and trials. checkout_insert: ERR_CONFLICT when the id is taken or the
+     * user has an open session. checkout_close: open -> status, *closed says whether it was
+     * open. trial_reserve: see store_trial_reserve; stale_before is when a holder without a
+     * session is given up.
+     */
+    enum err (*checkout_latest)(struct store_tx *tx, const char *user_id,
+                                struct checkout_record *out);
+    enum err (*checkout_expire_stale)(struct store_tx *tx, const char *user_id, int64_t now);
+    enum err (*checkout_insert)(struct store_tx *tx, const struct checkout_record *c);
+    enum err (*checkout_close)(struct store_tx *tx, const char *id, const char *status,
+                               bool *closed);
+    enum err (*trial_reserve)(struct store_tx *tx, const char *user_id, const char *key,
+                              int64_t now, int64_t stale_before, bool *reserved);
+
+    /*
+     * Live subscriptions and duplicates. subscription_list_live: oldest first (Stripe's
+     * created, then the order they were first stored in, then id).
+     */
+    enum err (*subscription_list_live)(struct store_tx *tx, const char *user_id, int max,
+                                       struct subscription *out, int *n);
+    enum err (*duplicate_insert)(struct store_tx *tx, const struct duplicate_record *d,
+                                 bool *inserted);
+    enum err (*duplicate_list)(struct store_tx *tx, bool pending_only, int max,
+                               struct duplicate_record *out, int *n);
+    enum err (*duplicate_update)(struct store_tx *tx, const struct duplicate_record *d);
 };
 
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */
@@ -187,6 +214,8 @@ extern const struct store_record store_subscription_record;
 extern const struct store_record store_invoice_record;
 extern const struct store_record store_event_record;
 extern const struct store_record store_outcome_record;
+extern const struct store_record store_checkout_record;
+extern const struct store_record store_duplicate_record;
 
 /* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
 struct store_value {

@@ -23,10 +23,10 @@
 #define SUBSCRIPTION_COLS                                                             \
     "id, user_id, stripe_customer_id, tier, price_id, status, current_period_start, " \
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
-    "past_due_since, stripe_updated"
+    "past_due_since, stripe_updated, created"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
 #define INVOICE_COLS                                                                             \
     "id, user_id, subscription_id, number, status, amount_due, amount_paid, currency, created, " \
     "period_start, period_end, hosted_invoice_url, invoice_pdf"
@@ -35,6 +35,10 @@
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
 #define EVENT_COLS   "id, type, created, status, attempts, last_error, received_at, applied_at"
 #define OUTCOME_COLS "granted, used, quota_limit, remaining, window_start, resets_at, tier"
+#define CHECKOUT_COLS \
+    "id, user_id, fingerprint, idem_key, url, trial_days, status, created, expires_at"
+#define DUP_COLS \
+    "id, user_id, kept_id, status, refunded, attempts, last_error, detected_at, resolved_at"
 
 /* clang-format off */
 const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
@@ -62,7 +66,7 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "cancel_at_period_end = excluded.cancel_at_period_end, cancel_at = excluded.cancel_at, "
         "canceled_at = excluded.canceled_at, trial_end = excluded.trial_end, "
         "past_due_since = excluded.past_due_since, stripe_updated = excluded.stripe_updated, "
-        "updated_at = excluded.updated_at, live = excluded.live", true },
+        "updated_at = excluded.updated_at, live = excluded.live, created = greatest(excluded.created, subscriptions.created)", true },
     [PGS_SUBSCRIPTION_INSERT_NEW] = { SUBSCRIPTION_INSERT "ON CONFLICT (id) DO NOTHING", true },
     [PGS_SUBSCRIPTION_GET] = {
         "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE id = $1", false },
@@ -136,6 +140,41 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_KEYED_PRUNE] = {
         "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys "
         "WHERE created < $1 ORDER BY created LIMIT $2 FOR UPDATE SKIP LOCKED)", true },
+    [PGS_CHECKOUT_LATEST] = {
+        "SELECT " CHECKOUT_COLS " FROM checkout_sessions WHERE user_id = $1 "
+        "ORDER BY status = 'open' DESC, created DESC, id DESC LIMIT 1", false },
+    [PGS_CHECKOUT_EXPIRE_STALE] = {
+        "UPDATE checkout_sessions SET status = 'expired' "
+        "WHERE user_id = $1 AND status = 'open' AND expires_at <= $2", true },
+    [PGS_CHECKOUT_INSERT] = {
+        "INSERT INTO checkout_sessions (" CHECKOUT_COLS ") "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", true },
+    [PGS_CHECKOUT_CLOSE] = {
+        "UPDATE checkout_sessions SET status = $2 WHERE id = $1 AND status = 'open'", true },
+    /*
+     * The trial is free when nobody holds it, the caller does (a retry), its holder's session
+     * expired, or its holder made no session within the hold ($4: the hold's oldest start).
+     */
+    [PGS_TRIAL_RESERVE] = {
+        "UPDATE customers SET trial_hold = $2, trial_hold_at = $3 WHERE user_id = $1 "
+        "AND NOT had_trial AND (trial_hold = '' OR trial_hold = $2 "
+        "OR EXISTS (SELECT 1 FROM checkout_sessions s WHERE s.idem_key = customers.trial_hold "
+        "AND s.status = 'expired') OR (trial_hold_at < $4 AND NOT EXISTS (SELECT 1 FROM "
+        "checkout_sessions s WHERE s.idem_key = customers.trial_hold AND s.status <> 'expired')))",
+        true },
+    [PGS_SUB_LIST_LIVE] = {
+        "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE user_id = $1 AND live "
+        "ORDER BY created, seen, id LIMIT $2", false }, /* seen: first stored */
+    [PGS_DUP_INSERT] = {
+        "INSERT INTO duplicate_subscriptions (" DUP_COLS ") "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING", true },
+    [PGS_DUP_LIST] = {
+        "SELECT " DUP_COLS " FROM duplicate_subscriptions "
+        "WHERE NOT $1::boolean OR status = 'pending' ORDER BY detected_at, id LIMIT $2", false },
+    [PGS_DUP_UPDATE] = {
+        "UPDATE duplicate_subscriptions SET status = $4, refunded = $5, attempts = $6, "
+        "last_error = $7, resolved_at = $9 WHERE id = $1 AND user_id = $2 AND kept_id = $3 "
+        "AND detected_at = $8", true },
     [PGS_BEGIN] = { "BEGIN", false },
     [PGS_COMMIT] = { "COMMIT", true },
     [PGS_ROLLBACK] = { "ROLLBACK", false },
@@ -526,6 +565,95 @@ static enum err pg_keyed_prune(struct store_tx *tx, int64_t before, int max, int
     return pg_db_write(tx, &q, deleted);
 }
 
+/* Checkout sessions and trials */
+
+static enum err pg_checkout_latest(struct store_tx *tx, const char *user_id,
+                                   struct checkout_record *out)
+{
+    const struct pg_arg args[] = { pg_text(user_id) };
+    const struct pg_query q = QUERY(PGS_CHECKOUT_LATEST, args);
+
+    return pg_db_fetch_record(tx, &q, &store_checkout_record, out);
+}
+
+static enum err pg_checkout_expire_stale(struct store_tx *tx, const char *user_id, int64_t now)
+{
+    const struct pg_arg args[] = { pg_text(user_id), pg_i64(now) };
+    const struct pg_query q = QUERY(PGS_CHECKOUT_EXPIRE_STALE, args);
+
+    return pg_db_write(tx, &q, NULL);
+}
+
+static enum err pg_checkout_insert(struct store_tx *tx, const struct checkout_record *c)
+{
+    const struct pg_query q = { PGS_CHECKOUT_INSERT, &store_checkout_record, c, NULL, 0 };
+
+    return pg_db_write(tx, &q, NULL);
+}
+
+static enum err pg_checkout_close(struct store_tx *tx, const char *id, const char *status,
+                                  bool *closed)
+{
+    const struct pg_arg args[] = { pg_text(id), pg_text(status) };
+    const struct pg_query q = QUERY(PGS_CHECKOUT_CLOSE, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *closed = !err && changes == 1;
+    return err;
+}
+
+static enum err pg_trial_reserve(struct store_tx *tx, const char *user_id, const char *key,
+                                 int64_t now, int64_t stale_before, bool *reserved)
+{
+    const struct pg_arg args[] = { pg_text(user_id), pg_text(key), pg_i64(now),
+                                   pg_i64(stale_before) };
+    const struct pg_query q = QUERY(PGS_TRIAL_RESERVE, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *reserved = !err && changes == 1;
+    return err;
+}
+
+/* Live subscriptions and duplicates */
+
+static enum err pg_subscription_list_live(struct store_tx *tx, const char *user_id, int max,
+                                          struct subscription *out, int *n)
+{
+    const struct pg_arg args[] = { pg_text(user_id), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_SUB_LIST_LIVE, args);
+
+    return pg_db_fetch_list(tx, &q, &store_subscription_record, max, out, n);
+}
+
+static enum err pg_duplicate_insert(struct store_tx *tx, const struct duplicate_record *d,
+                                    bool *inserted)
+{
+    const struct pg_query q = { PGS_DUP_INSERT, &store_duplicate_record, d, NULL, 0 };
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *inserted = !err && changes == 1;
+    return err;
+}
+
+static enum err pg_duplicate_list(struct store_tx *tx, bool pending_only, int max,
+                                  struct duplicate_record *out, int *n)
+{
+    const struct pg_arg args[] = { pg_bool(pending_only), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_DUP_LIST, args);
+
+    return pg_db_fetch_list(tx, &q, &store_duplicate_record, max, out, n);
+}
+
+static enum err pg_duplicate_update(struct store_tx *tx, const struct duplicate_record *d)
+{
+    const struct pg_query q = { PGS_DUP_UPDATE, &store_duplicate_record, d, NULL, 0 };
+
+    return pg_db_write(tx, &q, NULL);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_db_close,
@@ -559,6 +687,15 @@ static const struct store_ops pg_ops = {
     .keyed_get = pg_keyed_get,
     .keyed_decide = pg_keyed_decide,
     .keyed_prune = pg_keyed_prune,
+    .checkout_latest = pg_checkout_latest,
+    .checkout_expire_stale = pg_checkout_expire_stale,
+    .checkout_insert = pg_checkout_insert,
+    .checkout_close = pg_checkout_close,
+    .trial_reserve = pg_trial_reserve,
+    .subscription_list_live = pg_subscription_list_live,
+    .duplicate_insert = pg_duplicate_insert,
+    .duplicate_list = pg_duplicate_list,
+    .duplicate_update = pg_duplicate_update,
 };
 
 enum err pg_store_open(const char *target, int pool_size, struct store **out, char *errbuf,

@@ -18,10 +18,10 @@
 #define SUBSCRIPTION_COLS                                                             \
     "id, user_id, stripe_customer_id, tier, price_id, status, current_period_start, " \
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
-    "past_due_since, stripe_updated"
+    "past_due_since, stripe_updated, created"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
 #define INVOICE_COLS                                                                             \
     "id, user_id, subscription_id, number, status, amount_due, amount_paid, currency, created, " \
     "period_start, period_end, hosted_invoice_url, invoice_pdf"
@@ -30,6 +30,10 @@
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
 #define EVENT_COLS   "id, type, created, status, attempts, last_error, received_at, applied_at"
 #define OUTCOME_COLS "granted, used, quota_limit, remaining, window_start, resets_at, tier"
+#define CHECKOUT_COLS \
+    "id, user_id, fingerprint, idem_key, url, trial_days, status, created, expires_at"
+#define DUP_COLS \
+    "id, user_id, kept_id, status, refunded, attempts, last_error, detected_at, resolved_at"
 
 const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_SCHEMA_VERSION] = "PRAGMA user_version",
@@ -51,7 +55,7 @@ const char *const sqlite_sql[SQ_COUNT] = {
     "cancel_at_period_end = excluded.cancel_at_period_end, cancel_at = excluded.cancel_at, "
     "canceled_at = excluded.canceled_at, trial_end = excluded.trial_end, "
     "past_due_since = excluded.past_due_since, stripe_updated = excluded.stripe_updated, "
-    "updated_at = excluded.updated_at, live = excluded.live",
+    "updated_at = excluded.updated_at, live = excluded.live, created = max(excluded.created, subscriptions.created)",
     [SQ_SUBSCRIPTION_INSERT_NEW] = SUBSCRIPTION_INSERT "ON CONFLICT (id) DO NOTHING",
     [SQ_SUBSCRIPTION_GET] = "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE id = ?1",
     [SQ_SUBSCRIPTION_GET_FOR_USER] = "SELECT " SUBSCRIPTION_COLS " FROM subscriptions "
@@ -111,6 +115,34 @@ const char *const sqlite_sql[SQ_COUNT] = {
                         "WHERE key = ?8",
     [SQ_KEYED_PRUNE] = "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM "
                        "idempotency_keys WHERE created < ?1 ORDER BY created LIMIT ?2)",
+    [SQ_CHECKOUT_LATEST] = "SELECT " CHECKOUT_COLS " FROM checkout_sessions WHERE user_id = ?1 "
+                           "ORDER BY status = 'open' DESC, created DESC, id DESC LIMIT 1",
+    [SQ_CHECKOUT_EXPIRE_STALE] = "UPDATE checkout_sessions SET status = 'expired' "
+                                 "WHERE user_id = ?1 AND status = 'open' AND expires_at <= ?2",
+    [SQ_CHECKOUT_INSERT] = "INSERT INTO checkout_sessions (" CHECKOUT_COLS ") "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [SQ_CHECKOUT_CLOSE] =
+        "UPDATE checkout_sessions SET status = ?2 WHERE id = ?1 AND status = 'open'",
+    /*
+     * The trial is free when nobody holds it, the caller does (a retry), its holder's session
+     * expired, or its holder made no session within the hold (?4: the hold's oldest start).
+     */
+    [SQ_TRIAL_RESERVE] =
+        "UPDATE customers SET trial_hold = ?2, trial_hold_at = ?3 WHERE user_id = ?1 "
+        "AND had_trial = 0 AND (trial_hold = '' OR trial_hold = ?2 "
+        "OR EXISTS (SELECT 1 FROM checkout_sessions s WHERE s.idem_key = customers.trial_hold "
+        "AND s.status = 'expired') OR (trial_hold_at < ?4 AND NOT EXISTS (SELECT 1 FROM "
+        "checkout_sessions s WHERE s.idem_key = customers.trial_hold AND s.status <> 'expired')))",
+    [SQ_SUB_LIST_LIVE] =
+        "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE user_id = ?1 "
+        "AND live = 1 ORDER BY created, rowid, id LIMIT ?2", /* rowid: first stored */
+    [SQ_DUP_INSERT] = "INSERT INTO duplicate_subscriptions (" DUP_COLS ") "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+    [SQ_DUP_LIST] = "SELECT " DUP_COLS " FROM duplicate_subscriptions "
+                    "WHERE ?1 = 0 OR status = 'pending' ORDER BY detected_at, id LIMIT ?2",
+    [SQ_DUP_UPDATE] = "UPDATE duplicate_subscriptions SET status = ?4, refunded = ?5, "
+                      "attempts = ?6, last_error = ?7, resolved_at = ?9 WHERE id = ?1 "
+                      "AND user_id = ?2 AND kept_id = ?3 AND detected_at = ?8",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
@@ -462,6 +494,95 @@ static enum err sq_keyed_prune(struct store_tx *tx, int64_t before, int max, int
     return sqlite_db_write(tx, &q, deleted);
 }
 
+/* Checkout sessions and trials */
+
+static enum err sq_checkout_latest(struct store_tx *tx, const char *user_id,
+                                   struct checkout_record *out)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id) };
+    const struct sqlite_query q = QUERY(SQ_CHECKOUT_LATEST, args);
+
+    return sqlite_db_fetch_record(tx, &q, &store_checkout_record, out);
+}
+
+static enum err sq_checkout_expire_stale(struct store_tx *tx, const char *user_id, int64_t now)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id), sq_i64(now) };
+    const struct sqlite_query q = QUERY(SQ_CHECKOUT_EXPIRE_STALE, args);
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
+static enum err sq_checkout_insert(struct store_tx *tx, const struct checkout_record *c)
+{
+    const struct sqlite_query q = { SQ_CHECKOUT_INSERT, &store_checkout_record, c, NULL, 0 };
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
+static enum err sq_checkout_close(struct store_tx *tx, const char *id, const char *status,
+                                  bool *closed)
+{
+    const struct sqlite_arg args[] = { sq_text(id), sq_text(status) };
+    const struct sqlite_query q = QUERY(SQ_CHECKOUT_CLOSE, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *closed = !err && changes == 1;
+    return err;
+}
+
+static enum err sq_trial_reserve(struct store_tx *tx, const char *user_id, const char *key,
+                                 int64_t now, int64_t stale_before, bool *reserved)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id), sq_text(key), sq_i64(now),
+                                       sq_i64(stale_before) };
+    const struct sqlite_query q = QUERY(SQ_TRIAL_RESERVE, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *reserved = !err && changes == 1;
+    return err;
+}
+
+/* Live subscriptions and duplicates */
+
+static enum err sq_subscription_list_live(struct store_tx *tx, const char *user_id, int max,
+                                          struct subscription *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id), sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_SUB_LIST_LIVE, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_subscription_record, max, out, n);
+}
+
+static enum err sq_duplicate_insert(struct store_tx *tx, const struct duplicate_record *d,
+                                    bool *inserted)
+{
+    const struct sqlite_query q = { SQ_DUP_INSERT, &store_duplicate_record, d, NULL, 0 };
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *inserted = !err && changes == 1;
+    return err;
+}
+
+static enum err sq_duplicate_list(struct store_tx *tx, bool pending_only, int max,
+                                  struct duplicate_record *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_i64(pending_only), sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_DUP_LIST, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_duplicate_record, max, out, n);
+}
+
+static enum err sq_duplicate_update(struct store_tx *tx, const struct duplicate_record *d)
+{
+    const struct sqlite_query q = { SQ_DUP_UPDATE, &store_duplicate_record, d, NULL, 0 };
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_db_close,
@@ -495,6 +616,15 @@ static const struct store_ops sqlite_ops = {
     .keyed_get = sq_keyed_get,
     .keyed_decide = sq_keyed_decide,
     .keyed_prune = sq_keyed_prune,
+    .checkout_latest = sq_checkout_latest,
+    .checkout_expire_stale = sq_checkout_expire_stale,
+    .checkout_insert = sq_checkout_insert,
+    .checkout_close = sq_checkout_close,
+    .trial_reserve = sq_trial_reserve,
+    .subscription_list_live = sq_subscription_list_live,
+    .duplicate_insert = sq_duplicate_insert,
+    .duplicate_list = sq_duplicate_list,
+    .duplicate_update = sq_duplicate_update,
 };
 
 enum err sqlite_store_open(const char *target, int pool_size, struct store **out, char *errbuf,

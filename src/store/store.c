@@ -62,6 +62,7 @@ static const struct store_field subscription_fields[] = {
     I64(subscription, trial_end),
     I64(subscription, past_due_since),
     I64(subscription, stripe_updated),
+    I64(subscription, created),
 };
 
 static const struct store_field invoice_fields[] = {
@@ -90,6 +91,30 @@ static const struct store_field outcome_fields[] = {
     TEXT(usage_outcome, tier, false),
 };
 
+static const struct store_field checkout_fields[] = {
+    TEXT(checkout_record, id, true),
+    TEXT(checkout_record, user_id, true),
+    TEXT(checkout_record, fingerprint, true),
+    TEXT(checkout_record, idem_key, true),
+    TEXT(checkout_record, url, false),
+    I64(checkout_record, trial_days),
+    TEXT(checkout_record, status, true),
+    I64(checkout_record, created),
+    I64(checkout_record, expires_at),
+};
+
+static const struct store_field duplicate_fields[] = {
+    TEXT(duplicate_record, id, true),
+    TEXT(duplicate_record, user_id, true),
+    TEXT(duplicate_record, kept_id, true),
+    TEXT(duplicate_record, status, true),
+    I64(duplicate_record, refunded),
+    INT(duplicate_record, attempts),
+    TEXT(duplicate_record, last_error, false),
+    I64(duplicate_record, detected_at),
+    I64(duplicate_record, resolved_at),
+};
+
 static const struct store_field event_fields[] = {
     TEXT(webhook_event, id, true),
     TEXT(webhook_event, type, true),
@@ -109,6 +134,10 @@ const struct store_record store_invoice_record = RECORD("invoice", invoice, invo
 const struct store_record store_event_record = RECORD("webhook event", webhook_event, event_fields);
 const struct store_record store_outcome_record =
     RECORD("usage outcome", usage_outcome, outcome_fields);
+const struct store_record store_checkout_record =
+    RECORD("checkout session", checkout_record, checkout_fields);
+const struct store_record store_duplicate_record =
+    RECORD("duplicate subscription", duplicate_record, duplicate_fields);
 
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
 {

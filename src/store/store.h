@@ -220,6 +220,68 @@ MUST_CHECK enum err store_event_list(struct store *st, bool failed_only, int max
 MUST_CHECK enum err store_event_get_raw(struct store *st, const char *id, struct webhook_event *out,
                                         char **raw, size_t *raw_len);
 
+/* A checkout session subgate opened for a user (issue #10: one open per user). */
+struct checkout_record {
+    char id[STRIPE_ID_MAX]; /* cs_... */
+    char user_id[USER_ID_MAX];
+    char fingerprint[80]; /* hex digest of what was asked: the same ask gets this session back */
+    char idem_key[128];   /* the Idempotency-Key it was created with; holds the trial it carries */
+    char url[URL_MAX];
+    int64_t trial_days; /* the trial it carries: 0 for none */
+    char status[16];    /* open, complete, expired */
+    int64_t created;
+    int64_t expires_at;
+};
+
+/* The user's open checkout session, else the newest; ERR_NOT_FOUND when none. */
+MUST_CHECK enum err store_checkout_latest(struct store *st, const char *user_id,
+                                          struct checkout_record *out);
+
+/*
+ * Records c as the user's open session (or, with status "expired", one made and expired at
+ * once), in one transaction, after marking the user's open ones past their expires_at (by
+ * c->created) expired. ERR_CONFLICT when the user has another open session, or c's id is
+ * recorded already: *other (may be NULL) is then the user's newest.
+ */
+MUST_CHECK enum err store_checkout_open(struct store *st, const struct checkout_record *c,
+                                        struct checkout_record *other);
+
+/*
+ * Closes an open session: status "complete" or "expired" (an expired session no longer holds
+ * the user's trial). Nothing happens when it is not open (or not subgate's): *closed says.
+ */
+MUST_CHECK enum err store_checkout_close(struct store *st, const char *id, const char *status,
+                                         bool *closed);
+
+/*
+ * Reserves the user's one trial for the checkout about to be created with idempotency key
+ * key, atomically: *reserved = true when the user never had a trial and no other checkout
+ * holds it (a holder is gone when its session expired, or when it made no session within an
+ * hour). The same key reserves again (a retry). ERR_NOT_FOUND when the user has no customer.
+ */
+MUST_CHECK enum err store_trial_reserve(struct store *st, const char *user_id, const char *key,
+                                        int64_t now, bool *reserved);
+
+/* A second live subscription of a user, found anyway (paid in two tabs, made outside subgate). */
+struct duplicate_record {
+    char id[STRIPE_ID_MAX]; /* the newer one: to cancel and refund */
+    char user_id[USER_ID_MAX];
+    char kept_id[STRIPE_ID_MAX]; /* the older one, kept */
+    char status[16];             /* pending, resolved */
+    int64_t refunded;            /* minor units refunded */
+    int attempts;
+    char last_error[256];
+    int64_t detected_at;
+    int64_t resolved_at;
+};
+
+/* The duplicates recorded, pending ones only when pending_only, oldest first; *n how many. */
+MUST_CHECK enum err store_duplicate_list(struct store *st, bool pending_only, int max,
+                                         struct duplicate_record *out, int *n);
+
+/* Stores d's status, refunded, attempts, last_error and resolved_at. */
+MUST_CHECK enum err store_duplicate_update(struct store *st, const struct duplicate_record *d);
+
 #define IDEMPOTENCY_KEY_MAX 512 /* bytes of a scoped key or request hash, terminator included */
 
 /* What identifies a request carrying an idempotency key. All borrowed for the call. */

@@ -61,6 +61,7 @@ static enum err read_checkout(const json_t *obj, struct billing_event *ev, struc
     (void)str_copy(ev->user_id, sizeof(ev->user_id),
                    cs.client_reference_id[0] ? cs.client_reference_id : cs.user_id);
     (void)str_copy(ev->session_subscription, sizeof(ev->session_subscription), cs.subscription);
+    (void)str_copy(ev->session_id, sizeof(ev->session_id), cs.id);
     ev->has_sub = cs.subscription_expanded;
     if (ev->has_sub && ev->sub.user_id[0] == '\0')
         (void)str_copy(ev->sub.user_id, sizeof(ev->sub.user_id), ev->user_id);
@@ -105,6 +106,7 @@ static enum err read_object(const json_t *j, struct billing_event *ev, struct st
     }
     switch (ev->kind) {
     case EVENT_CHECKOUT:
+    case EVENT_CHECKOUT_EXPIRED:
         err = read_checkout(obj, ev, se);
         break;
     case EVENT_SUBSCRIPTION:

@@ -287,6 +287,7 @@ enum err stripe_subscription_from_json(const json_t *j, struct subscription *out
     rd_i64(&r, j, "cancel_at", &out->cancel_at);
     rd_i64(&r, j, "canceled_at", &out->canceled_at);
     rd_i64(&r, j, "trial_end", &out->trial_end);
+    rd_i64(&r, j, "created", &out->created);
     rd_user_id(&r, j, out->user_id, sizeof(out->user_id));
     rd_ref(&r, j, "test_clock", out->test_clock, sizeof(out->test_clock), NULL);
     return r.err;
@@ -325,6 +326,7 @@ enum err stripe_checkout_session_from_json(const json_t *j, struct stripe_checko
     rd_str(&r, j, "client_reference_id", out->client_reference_id,
            sizeof(out->client_reference_id));
     rd_user_id(&r, j, out->user_id, sizeof(out->user_id));
+    rd_i64(&r, j, "expires_at", &out->expires_at);
     rd_session_subscription(&r, j, out, sub_out);
     return r.err;
 }
@@ -360,6 +362,21 @@ enum err stripe_invoice_from_json(const json_t *j, struct stripe_invoice *out,
     rd_str(&r, j, "invoice_pdf", inv->invoice_pdf, sizeof(inv->invoice_pdf));
     rd_invoice_subscription(&r, j, inv->subscription_id, sizeof(inv->subscription_id));
     rd_ref(&r, j, "customer", out->customer, sizeof(out->customer), NULL);
+    rd_ref(&r, j, "charge", out->charge, sizeof(out->charge), NULL);
+    return r.err;
+}
+
+enum err stripe_refund_from_json(const json_t *j, struct stripe_refund *out,
+                                 struct stripe_error *se)
+{
+    struct rd r;
+
+    memset(out, 0, sizeof(*out));
+    rd_begin(&r, "refund", j, se);
+    rd_id(&r, j, "id", out->id, sizeof(out->id));
+    rd_ref(&r, j, "charge", out->charge, sizeof(out->charge), NULL);
+    rd_i64(&r, j, "amount", &out->amount);
+    rd_str(&r, j, "status", out->status, sizeof(out->status));
     return r.err;
 }
 

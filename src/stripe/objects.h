@@ -56,12 +56,22 @@ struct stripe_checkout_session {
     bool subscription_expanded;       /* the session carried the whole subscription object */
     char client_reference_id[USER_ID_MAX];
     char user_id[USER_ID_MAX]; /* metadata.user_id */
+    int64_t expires_at;        /* when Stripe expires it unpaid; 0 when not said */
 };
 
 /* An invoice as records.h has it, plus the customer it belongs to. */
 struct stripe_invoice {
     struct invoice invoice; /* user_id stays "": Stripe does not know it */
     char customer[STRIPE_ID_MAX];
+    char charge[STRIPE_ID_MAX]; /* ch_... of a paid invoice with an amount; "" when none */
+};
+
+/* A refund (POST /v1/refunds). */
+struct stripe_refund {
+    char id[STRIPE_ID_MAX]; /* re_... */
+    char charge[STRIPE_ID_MAX];
+    int64_t amount;
+    char status[STATUS_MAX];
 };
 
 /* One page of a list call. data is owned: free the page with its _release function. */
@@ -136,6 +146,9 @@ MUST_CHECK enum err stripe_subscription_from_json(const json_t *j, struct subscr
  */
 MUST_CHECK enum err stripe_invoice_from_json(const json_t *j, struct stripe_invoice *out,
                                              struct stripe_error *se);
+
+MUST_CHECK enum err stripe_refund_from_json(const json_t *j, struct stripe_refund *out,
+                                            struct stripe_error *se);
 
 /* Reads a billing portal session's url into url_out[URL_MAX]. */
 MUST_CHECK enum err stripe_portal_session_from_json(const json_t *j, char *url_out,

@@ -231,6 +231,46 @@ enum err stripe_subscription_retrieve(struct stripe_client *c, const char *id,
     return err ? err : call_then_parse(c, &rq, parse_subscription, out, se);
 }
 
+enum err stripe_checkout_session_expire(struct stripe_client *c, const char *id,
+                                        struct stripe_checkout_session *out,
+                                        struct stripe_error *se)
+{
+    char path[PATH_MAX_], key[STRIPE_IDEMPOTENCY_KEY_MAX];
+    struct stripe_request rq = { STRIPE_POST, path, NULL, key };
+
+    memset(out, 0, sizeof(*out));
+    if (!id_is_safe(id))
+        return fail(se, ERR_INVALID, "'%s' is not a stripe id", id ? id : "");
+    snprintf(path, sizeof(path), "/v1/checkout/sessions/%s/expire", id);
+    stripe_idempotency_key_for("session-expire", id, key);
+    return call_then_parse(c, &rq, parse_session, out, se);
+}
+
+static enum err parse_refund(const json_t *j, void *out, struct stripe_error *se)
+{
+    return stripe_refund_from_json(j, out, se);
+}
+
+enum err stripe_refund_create(struct stripe_client *c, const char *charge, const char *reason,
+                              const char *idempotency_key, struct stripe_refund *out,
+                              struct stripe_error *se)
+{
+    struct form f;
+    struct stripe_request rq = { STRIPE_POST, "/v1/refunds", &f, idempotency_key };
+    enum err err;
+
+    memset(out, 0, sizeof(*out));
+    if (!id_is_safe(charge))
+        return fail(se, ERR_INVALID, "'%s' is not a stripe id", charge ? charge : "");
+    form_init(&f, FORM_MAX_DEFAULT);
+    form_add(&f, "charge", charge);
+    if (reason)
+        form_add(&f, "reason", reason);
+    err = call_then_parse(c, &rq, parse_refund, out, se);
+    form_release(&f);
+    return err;
+}
+
 static enum err parse_clock_time(const json_t *j, void *out, struct stripe_error *se)
 {
     const json_t *t = json_object_get(j, "frozen_time");

@@ -93,6 +93,22 @@ MUST_CHECK enum err stripe_subscription_set_cancel_at_period_end(struct stripe_c
 MUST_CHECK enum err stripe_subscription_cancel(struct stripe_client *c, const char *id,
                                                struct subscription *out, struct stripe_error *se);
 
+/*
+ * POST /v1/checkout/sessions/{id}/expire (a stable idempotency key per session). ERR_INVALID
+ * when Stripe refuses because the session is not open any more (complete or expired).
+ */
+MUST_CHECK enum err stripe_checkout_session_expire(struct stripe_client *c, const char *id,
+                                                   struct stripe_checkout_session *out,
+                                                   struct stripe_error *se);
+
+/*
+ * POST /v1/refunds charge=&reason=: refunds what is left of the charge. idempotency_key: the
+ * caller's stable key, so a retry never refunds twice.
+ */
+MUST_CHECK enum err stripe_refund_create(struct stripe_client *c, const char *charge,
+                                         const char *reason, const char *idempotency_key,
+                                         struct stripe_refund *out, struct stripe_error *se);
+
 /* GET /v1/test_helpers/test_clocks/{id}: *frozen_time is the clock's time. */
 MUST_CHECK enum err stripe_test_clock_time(struct stripe_client *c, const char *id,
                                            int64_t *frozen_time, struct stripe_error *se);

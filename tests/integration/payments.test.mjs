@@ -259,6 +259,93 @@ describe('cancel at period end on a test clock', () => {
   });
 });
 
+describe('nobody pays twice: one open checkout, one trial, one live subscription', () => {
+  const sessionOf = async (id) => (await stripeApi(emu, 'GET', `/v1/checkout/sessions/${id}`)).body;
+
+  test('two tabs asking the same get one session', async () => {
+    const user = 'pay_two_tabs';
+    const [x, y] = await Promise.all([checkout(user), checkout(user)]);
+    assert.equal(x.status, 200, JSON.stringify(x.body));
+    assert.equal(y.status, 200, JSON.stringify(y.body));
+    assert.equal(x.body.session_id, y.body.session_id);
+    const again = await checkout(user);
+    assert.equal(again.body.session_id, x.body.session_id, 'a retry later: the same open session');
+  });
+
+  test('another ask expires the open session at Stripe first: its page cannot be paid', async () => {
+    const user = 'pay_changed_mind';
+    const first = await checkout(user);
+    const second = await checkout(user, { tier: 'plus' });
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.notEqual(second.body.session_id, first.body.session_id);
+    assert.equal((await sessionOf(first.body.session_id)).status, 'expired');
+    const page = await fetch(first.body.url);
+    assert.equal(page.status, 410, 'the expired page says so');
+    const payOld = await fetch(`${first.body.url}/pay`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ card: CARD_OK }).toString(), redirect: 'manual',
+    });
+    assert.equal(payOld.status, 410, 'and cannot be paid');
+    const id = await payAndReturn(second.body.url);
+    const done = await call(user, 'POST', '/checkout-success', { session_id: id });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.tier, 'plus');
+    const cus = (await sessionOf(id)).customer;
+    const subs = await stripeApi(emu, 'GET', '/v1/subscriptions', { customer: cus, status: 'all' });
+    assert.equal(subs.body.data.length, 1, 'one subscription at Stripe');
+  });
+
+  test('ten tabs at once asking for a trial: one trial, at most one payable session', async () => {
+    const user = 'pay_ten_trials';
+    const rs = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      checkout(user, { trial_days: 7, success_url: `${ORIGIN}/billing/success?tab=${i}&session_id={CHECKOUT_SESSION_ID}` })));
+    const ok = rs.filter((r) => r.status === 200);
+    for (const r of rs) assert.ok(r.status === 200 || (r.status === 409 && errorOf(r).code === 'checkout_busy'), JSON.stringify(r.body));
+    assert.ok(ok.length >= 1, 'some tab got a session');
+    const states = await Promise.all(ok.map(async (r) => ({ r, s: await sessionOf(r.body.session_id) })));
+    const open = states.filter((x) => x.s.status === 'open');
+    assert.ok(open.length <= 1, `at most one open session: ${open.length}`);
+    const trials = states.filter((x) => x.s.status === 'open' && x.r.body.trial.granted > 0);
+    assert.ok(trials.length <= 1, 'at most one open session carries the trial');
+    const stored = await checkout(user, { trial_days: 7 });
+    assert.equal(stored.status, 200, JSON.stringify(stored.body));
+    const all = await stripeApi(emu, 'GET', '/v1/checkout/sessions', { customer: (await sessionOf(stored.body.session_id)).customer, limit: 100 });
+    assert.equal(all.body.data.filter((s) => s.status === 'open').length, 1, 'after one more ask: exactly one open');
+    assert.equal(stored.body.trial.granted, 7, 'and it carries the one trial (the others expired)');
+  });
+
+  test('paid twice anyway (a session made outside subgate): the newer is canceled and refunded', async () => {
+    const user = 'pay_twice';
+    const first = await checkout(user);
+    const id = await payAndReturn(first.body.url);
+    assert.equal((await call(user, 'POST', '/checkout-success', { session_id: id })).status, 200);
+    await drainWebhooks();
+    const cus = (await sessionOf(id)).customer;
+    const outside = await stripeApi(emu, 'POST', '/v1/checkout/sessions', {
+      mode: 'subscription', customer: cus, client_reference_id: user,
+      line_items: [{ price: 'price_plus_monthly', quantity: 1 }],
+      success_url: SUCCESS, cancel_url: CANCEL, metadata: { user_id: user },
+      subscription_data: { metadata: { user_id: user } },
+    });
+    assert.equal(outside.status, 200, JSON.stringify(outside.body));
+    await payAndReturn(outside.body.url);
+    await drainWebhooks();
+    if (!webhooks) return;
+    const subs = (await stripeApi(emu, 'GET', '/v1/subscriptions', { customer: cus, status: 'all' })).body.data;
+    assert.equal(subs.length, 2);
+    const live = subs.filter((s) => s.status === 'active');
+    assert.equal(live.length, 1, 'one live subscription left at Stripe');
+    assert.equal(live[0].items.data[0].price.id, 'price_premium_monthly', 'the first is kept');
+    const pays = await emuControl(emu, 'GET', `/_emulator/customers/${cus}/payments`);
+    const second = pays.body.data.find((p) => p.subscription !== live[0].id);
+    assert.ok(second, JSON.stringify(pays.body));
+    assert.equal(second.refunded, true, 'what the second charged is refunded');
+    assert.equal(second.amount_refunded, second.amount);
+    const s = await subscription(user);
+    assert.deepEqual([s.tier, s.status], ['premium', 'active']);
+  });
+});
+
 describe("Stripe's clock orders Stripe's answers", () => {
   test('a cancel right after a test-clock renewal (events dated ahead of the server) is shown at once', async () => {
     const user = 'pay_clock_ahead';
@@ -400,7 +487,8 @@ describe('concurrency and faults', () => {
     const creates = log.body.data.filter((x) => x.method === 'POST' && x.path === '/v1/customers');
     assert.ok(creates.length > 1, `the race happened: ${creates.length} customer creations were asked`);
     for (const r of rs) assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(new Set(rs.map((r) => r.body.session_id)).size, 20);
+    // One open checkout per user (issue #10): the same ask, 20 times at once, is one session.
+    assert.equal(new Set(rs.map((r) => r.body.session_id)).size, 1);
     const cus = await customersByEmail(`${user}@example.com`);
     assert.equal(cus.length, 1);
     const sessions = await Promise.all(rs.map((r) => stripeApi(emu, 'GET', `/v1/checkout/sessions/${r.body.session_id}`)));
