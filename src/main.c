@@ -342,18 +342,29 @@ out:
     return rc;
 }
 
-/* sync [--user ID]: pulls subscriptions and invoices from Stripe and repairs the store. */
+/*
+ * sync [--user ID] [--dry-run] | sync --import [--import-key KEY] [--dry-run]: pulls
+ * subscriptions and invoices from Stripe and repairs the store (api/sync.c). Exit 0 when every
+ * customer synced, 1 when one failed or the configuration is incomplete, 2 on a usage error.
+ */
 static int cmd_sync(int argc, char **argv)
 {
     struct app a = { 0 };
+    struct sync_options o;
     struct sync_totals tot;
-    const char *user = NULL;
+    char err[ERRBUF];
     int rc = 1;
 
-    if (argc == 3 && strcmp(argv[1], "--user") == 0 && argv[2][0])
-        user = argv[2];
-    else if (argc != 1)
-        return fail("usage: subgate sync [--user ID]");
+    switch (sync_options_parse(argc, argv, &o, err, sizeof(err))) {
+    case SYNC_ARGS_HELP:
+        printf("%s\n", SYNC_USAGE);
+        return 0;
+    case SYNC_ARGS_BAD:
+        fprintf(stderr, "subgate: sync: %s\n%s\n", err, SYNC_USAGE);
+        return 2;
+    case SYNC_ARGS_OK:
+        break;
+    }
     if (load_config(&a.cfg))
         goto out;
     if (!config_has_stripe(&a.cfg)) {
@@ -363,10 +374,7 @@ static int cmd_sync(int argc, char **argv)
     if (load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store) ||
         make_stripe(&a.cfg, &a.stripe))
         goto out;
-    enum err err = sync_run(a.store, a.stripe, &a.tiers, user, stdout, &tot);
-    printf("synced %d customer(s): %d subscription(s), %d repaired, %d invoice(s), %d failed\n",
-           tot.customers, tot.subscriptions, tot.repaired, tot.invoices, tot.failed);
-    rc = err ? 1 : 0;
+    rc = sync_run(a.store, a.stripe, &a.tiers, &o, stdout, &tot) == ERR_OK ? 0 : 1;
 out:
     app_release(&a);
     return rc;
@@ -453,7 +461,8 @@ struct command {
 static const struct command commands[] = {
     { "serve", cmd_serve, "run the HTTP service (applies pending migrations first)" },
     { "migrate", cmd_migrate, "apply pending database migrations and exit" },
-    { "sync", cmd_sync, "sync [--user ID]: repair subscriptions and invoices from Stripe" },
+    { "sync", cmd_sync,
+      "sync [--user ID] [--import [--import-key KEY]] [--dry-run]: repair from Stripe" },
     { "events", cmd_events, "events [--failed] [--limit N] | events replay ID: webhook inbox" },
     { "check-config", cmd_check_config, "print the effective configuration, secrets redacted" },
     { "token", cmd_token, "token USER [EMAIL] [TTL_S]: mint a development user token (HS256)" },

@@ -1,6 +1,8 @@
 /*
  * stripe_glue.c: the decisions shared by payments.c and sync.c between Stripe's answers and the
- * store (see stripe_glue.h). Everything but glue_subscription_store and glue_fail_stripe is pure.
+ * store (see stripe_glue.h). The trial rule, the session owner, glue_subscription_complete and the
+ * *_differs and *_would_change predicates are pure; the rest reads the store or Stripe, and the
+ * *_store functions and glue_fail_stripe write.
  */
 #include "api/stripe_glue.h"
 
@@ -10,6 +12,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "billing/order.h"
 #include "billing/status.h"
 #include "billing/tiers.h"
 #include "store/store.h"
@@ -64,29 +67,117 @@ bool glue_subscription_differs(const struct subscription *a, const struct subscr
            a->canceled_at != b->canceled_at || a->trial_end != b->trial_end;
 }
 
-enum err glue_subscription_store(struct store *st, const struct tier_catalog *cat,
-                                 const char *user_id, int64_t stripe_time, struct subscription *s,
-                                 bool *changed)
+bool glue_subscription_would_change(const struct subscription *stored, const struct subscription *s)
 {
-    struct subscription stored;
-    bool found, applied = false;
-    enum err err = store_subscription_get(st, s->id, &stored);
+    return !stored ||
+           (subscription_state_is_newer(s, stored) && glue_subscription_differs(stored, s));
+}
 
-    if (changed)
-        *changed = false;
+/*
+ * What storing and checking share: reads the stored state of s (*found tells whether there is
+ * one), completes s at stripe_time and refuses a price no tier names.
+ */
+static enum err subscription_prepare(struct store *st, const struct tier_catalog *cat,
+                                     const char *user_id, int64_t stripe_time,
+                                     struct subscription *s, struct subscription *stored,
+                                     bool *found)
+{
+    enum err err = store_subscription_get(st, s->id, stored);
+
+    *found = err == ERR_OK;
     if (err && err != ERR_NOT_FOUND)
         return err;
-    found = err == ERR_OK;
-    glue_subscription_complete(cat, user_id, stripe_time, found ? &stored : NULL, s);
+    glue_subscription_complete(cat, user_id, stripe_time, *found ? stored : NULL, s);
     if (!s->tier[0]) {
         log_error("subscription '%s' has price '%s', which no tier names: not applied; configure "
                   "it (STRIPE_*_PRICE_ID or TIERS_FILE)",
                   s->id, s->price_id);
         return ERR_UPSTREAM;
     }
+    return ERR_OK;
+}
+
+enum err glue_subscription_store(struct store *st, const struct tier_catalog *cat,
+                                 const char *user_id, int64_t stripe_time, struct subscription *s,
+                                 bool *changed)
+{
+    struct subscription stored;
+    bool found = false, applied = false;
+    enum err err = subscription_prepare(st, cat, user_id, stripe_time, s, &stored, &found);
+
+    if (changed)
+        *changed = false;
+    if (err)
+        return err;
     err = store_subscription_apply(st, s, &applied);
     if (changed)
-        *changed = !err && applied && (!found || glue_subscription_differs(&stored, s));
+        *changed = !err && applied && glue_subscription_would_change(found ? &stored : NULL, s);
+    return err;
+}
+
+enum err glue_subscription_check(struct store *st, const struct tier_catalog *cat,
+                                 const char *user_id, int64_t stripe_time, struct subscription *s,
+                                 bool *changed)
+{
+    struct subscription stored;
+    bool found = false;
+    enum err err = subscription_prepare(st, cat, user_id, stripe_time, s, &stored, &found);
+
+    *changed = false;
+    if (err)
+        return err;
+    if (found && strcmp(stored.user_id, s->user_id) != 0)
+        return ERR_CONFLICT; /* as store_subscription_apply: a subscription never changes hands */
+    *changed = glue_subscription_would_change(found ? &stored : NULL, s);
+    return ERR_OK;
+}
+
+bool glue_invoice_differs(const struct invoice *a, const struct invoice *b)
+{
+    return strcmp(a->id, b->id) != 0 || strcmp(a->user_id, b->user_id) != 0 ||
+           strcmp(a->subscription_id, b->subscription_id) != 0 ||
+           strcmp(a->number, b->number) != 0 || strcmp(a->status, b->status) != 0 ||
+           a->amount_due != b->amount_due || a->amount_paid != b->amount_paid ||
+           strcmp(a->currency, b->currency) != 0 || a->created != b->created ||
+           a->period_start != b->period_start || a->period_end != b->period_end ||
+           strcmp(a->hosted_invoice_url, b->hosted_invoice_url) != 0 ||
+           strcmp(a->invoice_pdf, b->invoice_pdf) != 0;
+}
+
+bool glue_invoice_would_change(const struct invoice *stored, const struct invoice *inv)
+{
+    return !stored || (invoice_state_supersedes(inv, stored) && glue_invoice_differs(stored, inv));
+}
+
+/* The stored invoice of inv's id, when there is one: *found. */
+static enum err invoice_stored(struct store *st, const struct invoice *inv, struct invoice *stored,
+                               bool *found)
+{
+    enum err err = store_invoice_get(st, inv->id, stored);
+
+    *found = err == ERR_OK;
+    return err == ERR_NOT_FOUND ? ERR_OK : err;
+}
+
+enum err glue_invoice_store(struct store *st, const struct invoice *inv, bool *changed)
+{
+    struct invoice stored;
+    bool found = false, applied = false;
+    enum err err = invoice_stored(st, inv, &stored, &found);
+
+    if (!err)
+        err = store_invoice_apply(st, inv, &applied);
+    *changed = !err && applied && glue_invoice_would_change(found ? &stored : NULL, inv);
+    return err;
+}
+
+enum err glue_invoice_check(struct store *st, const struct invoice *inv, bool *changed)
+{
+    struct invoice stored;
+    bool found = false;
+    enum err err = invoice_stored(st, inv, &stored, &found);
+
+    *changed = !err && glue_invoice_would_change(found ? &stored : NULL, inv);
     return err;
 }
 
@@ -117,6 +208,16 @@ enum err glue_subscription_store_answer(struct store *st, const struct tier_cata
 {
     s->answered = true;
     return glue_subscription_store(st, cat, user_id, glue_answer_time(sc, s, se, clock_now()), s,
+                                   changed);
+}
+
+enum err glue_subscription_check_answer(struct store *st, const struct tier_catalog *cat,
+                                        struct stripe_client *sc, const char *user_id,
+                                        const struct stripe_error *se, struct subscription *s,
+                                        bool *changed)
+{
+    s->answered = true;
+    return glue_subscription_check(st, cat, user_id, glue_answer_time(sc, s, se, clock_now()), s,
                                    changed);
 }
 

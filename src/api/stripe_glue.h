@@ -58,6 +58,42 @@ MUST_CHECK enum err glue_subscription_store(struct store *st, const struct tier_
                                             struct subscription *s, bool *changed);
 
 /*
+ * True when storing s (completed) over stored (NULL: nothing stored) changes what is stored:
+ * nothing was, or s is newer by the ordering rule (billing/order.h) and differs in a field
+ * Stripe owns. What sync reports as repaired, and what its dry run reports it would repair.
+ */
+bool glue_subscription_would_change(const struct subscription *stored,
+                                    const struct subscription *s);
+
+/*
+ * glue_subscription_store without writing: completes s the same way and sets *changed to
+ * whether storing it would change the stored state (glue_subscription_would_change). The same
+ * errors: ERR_UPSTREAM for a price no tier names, ERR_CONFLICT when the stored subscription
+ * belongs to another user than s, the store's errors.
+ */
+MUST_CHECK enum err glue_subscription_check(struct store *st, const struct tier_catalog *cat,
+                                            const char *user_id, int64_t stripe_time,
+                                            struct subscription *s, bool *changed);
+
+/* True when a and b differ in any stored field. */
+bool glue_invoice_differs(const struct invoice *a, const struct invoice *b);
+
+/*
+ * True when storing inv over stored (NULL: nothing stored) changes what is stored: nothing
+ * was, or inv is at least as far along (invoice_state_supersedes) and differs.
+ */
+bool glue_invoice_would_change(const struct invoice *stored, const struct invoice *inv);
+
+/*
+ * Stores inv through store_invoice_apply (an invoice never moves back); *changed tells whether
+ * that changed the stored invoice (glue_invoice_would_change). The store's errors.
+ */
+MUST_CHECK enum err glue_invoice_store(struct store *st, const struct invoice *inv, bool *changed);
+
+/* glue_invoice_store without writing: *changed tells whether it would change the stored one. */
+MUST_CHECK enum err glue_invoice_check(struct store *st, const struct invoice *inv, bool *changed);
+
+/*
  * Stripe's time of a state it answered (s, with se of that call): the time of its test clock
  * when it runs on one (the clock its events are dated by; one more call), else the Date of
  * Stripe's answer. Never the server's clock against Stripe's, but for an answer without a Date,
@@ -71,6 +107,12 @@ int64_t glue_answer_time(struct stripe_client *sc, const struct subscription *s,
  * glue_answer_time, marked answered, so it also wins a tie with an event of the same second.
  */
 MUST_CHECK enum err glue_subscription_store_answer(struct store *st, const struct tier_catalog *cat,
+                                                   struct stripe_client *sc, const char *user_id,
+                                                   const struct stripe_error *se,
+                                                   struct subscription *s, bool *changed);
+
+/* glue_subscription_check for a state Stripe answered, at the time glue_*_store_answer uses. */
+MUST_CHECK enum err glue_subscription_check_answer(struct store *st, const struct tier_catalog *cat,
                                                    struct stripe_client *sc, const char *user_id,
                                                    const struct stripe_error *se,
                                                    struct subscription *s, bool *changed);

@@ -170,6 +170,7 @@ enum err store_subscription_get_for_user(struct store *st, const char *user_id,
 struct invoice_arg {
     const struct store_ops *ops;
     const char *user_id;
+    const char *key; /* invoice id */
     const struct invoice *in;
     int max;
     struct invoice *out;
@@ -190,6 +191,22 @@ enum err store_invoice_upsert(struct store *st, const struct invoice *inv)
     if (!store_record_check(&store_invoice_record, inv, true))
         return ERR_INVALID;
     return store_run(st, STORE_RUN_SINGLE, invoice_put_tx, &a);
+}
+
+static enum err invoice_get_tx(struct store_tx *tx, void *arg)
+{
+    struct invoice_arg *a = arg;
+
+    return a->ops->invoice_get(tx, a->key, false, a->out);
+}
+
+enum err store_invoice_get(struct store *st, const char *id, struct invoice *out)
+{
+    struct invoice_arg a = { .ops = st->ops, .key = id, .out = out };
+
+    if (!store_arg_ok(id, STRIPE_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, invoice_get_tx, &a);
 }
 
 static enum err invoice_list_tx(struct store_tx *tx, void *arg)

@@ -143,6 +143,9 @@ MUST_CHECK enum err store_subscription_get(struct store *st, const char *id,
 MUST_CHECK enum err store_subscription_get_for_user(struct store *st, const char *user_id,
                                                     struct subscription *out);
 
+/* ERR_NOT_FOUND when there is no invoice with that id. */
+MUST_CHECK enum err store_invoice_get(struct store *st, const char *id, struct invoice *out);
+
 /* Inserts the invoice, or overwrites every field of the one with the same id. */
 MUST_CHECK enum err store_invoice_upsert(struct store *st, const struct invoice *inv);
 

@@ -203,6 +203,56 @@ static void rd_user_id(struct rd *r, const json_t *obj, char *dst, size_t size)
         rd_str(r, md, "user_id", dst, size);
 }
 
+/* Keeps one metadata entry; a value that is not a string is malformed. */
+static void rd_metadata_entry(struct rd *r, const char *key, const json_t *v,
+                              struct stripe_metadata *m)
+{
+    struct stripe_metadata_entry *e;
+
+    if (!json_is_string(v)) {
+        rd_fail(r, "metadata", "has a value that is not a string");
+        return;
+    }
+    if (m->len == STRIPE_METADATA_MAX)
+        return; /* not kept (objects.h) */
+    e = &m->entries[m->len];
+    if (!str_copy(e->key, sizeof(e->key), key))
+        return; /* not kept (objects.h) */
+    e->value_len = json_string_length(v);
+    e->value[0] = '\0';
+    if (e->value_len < sizeof(e->value))
+        rd_copy(r, v, "metadata", e->value, sizeof(e->value));
+    m->len++;
+}
+
+static void rd_metadata(struct rd *r, const json_t *obj, struct stripe_metadata *m)
+{
+    json_t *md = json_is_object(obj) ? json_object_get(obj, "metadata") : NULL; /* iterated */
+    const char *key;
+    json_t *v;
+
+    m->len = 0;
+    if (r->err != ERR_OK || !md || json_is_null(md))
+        return;
+    if (!json_is_object(md)) {
+        rd_fail(r, "metadata", "is not an object");
+        return;
+    }
+    json_object_foreach(md, key, v)
+    {
+        rd_metadata_entry(r, key, v, m);
+    }
+}
+
+const struct stripe_metadata_entry *stripe_metadata_find(const struct stripe_metadata *m,
+                                                         const char *key)
+{
+    for (size_t i = 0; i < m->len; i++)
+        if (strcmp(m->entries[i].key, key) == 0)
+            return &m->entries[i];
+    return NULL;
+}
+
 enum err stripe_customer_from_json(const json_t *j, struct stripe_customer *out,
                                    struct stripe_error *se)
 {
@@ -215,7 +265,7 @@ enum err stripe_customer_from_json(const json_t *j, struct stripe_customer *out,
     rd_str(&r, j, "email", out->email, sizeof(out->email));
     rd_str(&r, j, "name", out->name, sizeof(out->name));
     rd_i64(&r, j, "created", &out->created);
-    rd_user_id(&r, j, out->user_id, sizeof(out->user_id));
+    rd_metadata(&r, j, &out->metadata);
     return r.err;
 }
 

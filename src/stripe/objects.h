@@ -36,11 +36,32 @@ struct stripe_error {
     int64_t answered_at; /* the Date of Stripe's last answer (Stripe's clock), 0 when none */
 };
 
+#define STRIPE_METADATA_MAX       50 /* Stripe's cap on the keys of one object's metadata */
+#define STRIPE_METADATA_KEY_MAX   41 /* bytes of a key, NUL included: Stripe's are 40 at most */
+#define STRIPE_METADATA_VALUE_MAX USER_ID_MAX /* bytes kept of a value, NUL included: an id */
+
+/* One key of an object's metadata. */
+struct stripe_metadata_entry {
+    char key[STRIPE_METADATA_KEY_MAX];
+    char value[STRIPE_METADATA_VALUE_MAX]; /* "" when the value is too long to keep */
+    size_t value_len;                      /* the value's length in bytes at Stripe */
+};
+
+/*
+ * An object's metadata, as far as subgate reads it: keys in the answer's order; a key longer than
+ * STRIPE_METADATA_KEY_MAX - 1 bytes (no key subgate asks for is) and keys beyond
+ * STRIPE_METADATA_MAX are not kept.
+ */
+struct stripe_metadata {
+    size_t len;
+    struct stripe_metadata_entry entries[STRIPE_METADATA_MAX];
+};
+
 struct stripe_customer {
     char id[STRIPE_ID_MAX]; /* cus_... */
     char email[EMAIL_MAX];  /* "" when none */
     char name[STRIPE_NAME_MAX];
-    char user_id[USER_ID_MAX]; /* metadata.user_id, "" when none */
+    struct stripe_metadata metadata; /* metadata.user_id is subgate's own key (customer_create) */
     int64_t created;
     bool deleted; /* a deleted customer comes back as {id, deleted: true} */
 };
@@ -123,6 +144,10 @@ enum err stripe_error_to_err(const struct stripe_error *se);
  */
 MUST_CHECK enum err stripe_customer_from_json(const json_t *j, struct stripe_customer *out,
                                               struct stripe_error *se);
+
+/* The entry of key in m, or NULL when m has none. */
+const struct stripe_metadata_entry *stripe_metadata_find(const struct stripe_metadata *m,
+                                                         const char *key);
 
 /*
  * sub_out (may be NULL) receives the subscription when the session carries it expanded; its

@@ -434,6 +434,10 @@ static void case_invoice_list(const char *url, const struct target *t)
     T_OK(n == 5 && got[4].amount_paid == 999, "%s: update overwrote, no duplicate", t->name);
     T_EQ_I64(store_invoice_list(st, "nobody", 8, got, &n), ERR_OK, "%s: list none", t->name);
     T_EQ_I64(n, 0, "%s: empty list", t->name);
+    T_EQ_I64(store_invoice_get(st, "in_a", &got[0]), ERR_OK, "%s: get by id", t->name);
+    T_OK(invoice_eq(&got[0], &want), "%s: get round trip", t->name);
+    T_EQ_I64(store_invoice_get(st, "in_none", &got[0]), ERR_NOT_FOUND, "%s: unknown id", t->name);
+    T_EQ_I64(store_invoice_get(st, "", &got[0]), ERR_INVALID, "%s: empty id", t->name);
     store_close(st);
 }
 

@@ -99,9 +99,11 @@ describe('prices, with Stripe configured', () => {
   for (const [name, prices, want] of cases) {
     for (const cmd of ['check-config', 'serve', 'sync']) {
       test(`${cmd} refuses ${name}`, () => {
-        const r = run([cmd], { env: { ...STRIPE, ...prices, DATABASE_URL: 'sqlite:x.db' } });
+        const dir = tmpDir();
+        const r = run([cmd], { env: { ...STRIPE, ...prices, DATABASE_URL: 'sqlite:x.db' }, cwd: dir });
         assert.notEqual(r.status, 0);
         assert.match(r.stderr, want);
+        assert.ok(!fs.existsSync(path.join(dir, 'x.db')), 'refused before opening the database');
       });
     }
   }

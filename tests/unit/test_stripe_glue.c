@@ -168,6 +168,147 @@ static void test_store(void)
     store_close(st);
 }
 
+static void test_would_change(void)
+{
+    struct subscription stored = sub_of("sub_1", "price_p", SUB_STATUS_ACTIVE), s = stored;
+
+    stored.stripe_updated = 100;
+    s.stripe_updated = 200;
+    T_OK(glue_subscription_would_change(NULL, &s), "nothing stored: a change");
+    T_OK(!glue_subscription_would_change(&stored, &s), "the same state later: no change");
+    s.cancel_at_period_end = true;
+    T_OK(glue_subscription_would_change(&stored, &s), "newer and different: a change");
+    s.stripe_updated = 50;
+    T_OK(!glue_subscription_would_change(&stored, &s), "older: no change, however different");
+    s.stripe_updated = 200;
+    s.current_period_start = stored.current_period_start - 1;
+    T_OK(!glue_subscription_would_change(&stored, &s), "an earlier period: no change");
+    stored.status = SUB_STATUS_CANCELED;
+    s = sub_of("sub_1", "price_p", SUB_STATUS_ACTIVE);
+    s.stripe_updated = 300;
+    T_OK(!glue_subscription_would_change(&stored, &s), "a canceled subscription stays canceled");
+}
+
+static bool open_store(struct store **st)
+{
+    char errbuf[256];
+    int applied = 0;
+
+    *st = NULL;
+    if (store_open("sqlite::memory:", 1, st, errbuf, sizeof(errbuf)) == ERR_OK &&
+        store_migrate(*st, &applied, errbuf, sizeof(errbuf)) == ERR_OK)
+        return true;
+    T_OK(false, "open the store: %s", errbuf);
+    store_close(*st);
+    return false;
+}
+
+/*
+ * A dry run decides as the write does: for each state in turn, check first (nothing is written),
+ * then store; both must say the same, and the check must leave the stored state as it was.
+ */
+static void test_check_agrees(void)
+{
+    static const struct {
+        const char *what;
+        const char *price;
+        enum sub_status status;
+        int64_t at; /* Stripe's time */
+        bool cancel;
+        const char *user;
+        enum err want;
+        bool changed;
+    } steps[] = {
+        { "new", "price_p", SUB_STATUS_ACTIVE, 100, false, "u9", ERR_OK, true },
+        { "same later", "price_p", SUB_STATUS_ACTIVE, 200, false, "u9", ERR_OK, false },
+        { "cancel", "price_p", SUB_STATUS_ACTIVE, 300, true, "u9", ERR_OK, true },
+        { "older resume", "price_p", SUB_STATUS_ACTIVE, 250, false, "u9", ERR_OK, false },
+        { "plus", "price_x", SUB_STATUS_ACTIVE, 400, true, "u9", ERR_OK, true },
+        { "unknown price", "price_unknown", SUB_STATUS_ACTIVE, 500, true, "u9", ERR_UPSTREAM,
+          false },
+        { "another user", "price_p", SUB_STATUS_ACTIVE, 600, true, "u8", ERR_CONFLICT, false },
+        { "canceled", "price_x", SUB_STATUS_CANCELED, 700, false, "u9", ERR_OK, true },
+    };
+    struct tier_catalog cat;
+    struct store *st;
+
+    catalog(&cat);
+    if (!open_store(&st))
+        return;
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct subscription s = sub_of("sub_9", steps[i].price, steps[i].status), before, after;
+        bool had = store_subscription_get(st, "sub_9", &before) == ERR_OK,
+             checked = !steps[i].changed, stored = !steps[i].changed;
+        s.cancel_at_period_end = steps[i].cancel;
+        T_EQ_I64(glue_subscription_check(st, &cat, steps[i].user, steps[i].at, &s, &checked),
+                 steps[i].want, "%s: check", steps[i].what);
+        T_OK(checked == steps[i].changed, "%s: check says changed=%d", steps[i].what,
+             steps[i].changed);
+        T_OK(store_subscription_get(st, "sub_9", &after) == (had ? ERR_OK : ERR_NOT_FOUND) &&
+                 (!had || !glue_subscription_differs(&before, &after)),
+             "%s: the check wrote nothing", steps[i].what);
+        s = sub_of("sub_9", steps[i].price, steps[i].status);
+        s.cancel_at_period_end = steps[i].cancel;
+        T_EQ_I64(glue_subscription_store(st, &cat, steps[i].user, steps[i].at, &s, &stored),
+                 steps[i].want, "%s: store", steps[i].what);
+        T_OK(stored == checked, "%s: the store agrees (changed=%d)", steps[i].what, stored);
+    }
+    store_close(st);
+}
+
+static struct invoice invoice_of(const char *status, int64_t paid)
+{
+    struct invoice inv = { 0 };
+
+    (void)str_copy(inv.id, sizeof(inv.id), "in_1");
+    (void)str_copy(inv.user_id, sizeof(inv.user_id), "u1");
+    (void)str_copy(inv.status, sizeof(inv.status), status);
+    (void)str_copy(inv.currency, sizeof(inv.currency), "usd");
+    inv.amount_due = 1500;
+    inv.amount_paid = paid;
+    inv.created = 100;
+    return inv;
+}
+
+/* Invoices: the same agreement, over the forward-only rule. */
+static void test_invoice_check_agrees(void)
+{
+    static const struct {
+        const char *what;
+        const char *status;
+        int64_t paid;
+        bool changed;
+    } steps[] = {
+        { "new draft", "draft", 0, true },   { "same draft", "draft", 0, false },
+        { "open", "open", 0, true },         { "paid", "paid", 1500, true },
+        { "a late open", "open", 0, false }, { "paid again", "paid", 1500, false },
+        { "void", "void", 1500, true },      { "a late paid", "paid", 1500, true },
+    };
+    struct invoice a = invoice_of("paid", 1500), b = a;
+    struct store *st;
+
+    T_OK(!glue_invoice_differs(&a, &b), "equal invoices do not differ");
+    b.hosted_invoice_url[0] = 'x';
+    T_OK(glue_invoice_differs(&a, &b), "the url differs");
+    T_OK(glue_invoice_would_change(NULL, &a), "nothing stored: a change");
+    if (!open_store(&st))
+        return;
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        struct invoice inv = invoice_of(steps[i].status, steps[i].paid), got;
+        bool checked = !steps[i].changed, stored = !steps[i].changed;
+        bool had = store_invoice_get(st, "in_1", &a) == ERR_OK;
+        T_EQ_I64(glue_invoice_check(st, &inv, &checked), ERR_OK, "%s: check", steps[i].what);
+        T_OK(checked == steps[i].changed, "%s: check says changed=%d", steps[i].what,
+             steps[i].changed);
+        T_OK(store_invoice_get(st, "in_1", &got) == (had ? ERR_OK : ERR_NOT_FOUND) &&
+                 (!had || !glue_invoice_differs(&a, &got)),
+             "%s: the check wrote nothing", steps[i].what);
+        T_EQ_I64(glue_invoice_store(st, &inv, &stored), ERR_OK, "%s: store", steps[i].what);
+        T_OK(stored == checked, "%s: the store agrees (changed=%d)", steps[i].what, stored);
+    }
+    store_close(st);
+}
+
 static void test_fail(void)
 {
     static const struct {
@@ -212,6 +353,9 @@ int main(void)
     test_complete();
     test_differs();
     test_store();
+    test_would_change();
+    test_check_agrees();
+    test_invoice_check_agrees();
     test_fail();
     return t_done();
 }

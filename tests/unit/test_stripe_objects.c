@@ -149,7 +149,8 @@ static void test_invoices_customer_portal(void)
     T_EQ_I64(stripe_customer_from_json(j, &cus, &se), ERR_OK, "customer parses");
     T_EQ_STR(cus.id, "cus_Oaxlz8kB0PJWGa", "customer id");
     T_EQ_STR(cus.email, "jenny@example.com", "email");
-    T_EQ_STR(cus.user_id, "user_42", "metadata.user_id");
+    T_OK(stripe_metadata_find(&cus.metadata, "user_id") != NULL, "metadata.user_id");
+    T_EQ_STR(stripe_metadata_find(&cus.metadata, "user_id")->value, "user_42", "its value");
     T_OK(!cus.deleted, "not deleted");
     json_decref(j);
 
@@ -263,6 +264,109 @@ static void test_long_id(void)
     T_EQ_I64(parse_sub_text(text, &s, &se), ERR_OK, "an id of %d bytes fits", STRIPE_ID_MAX - 1);
 }
 
+static enum err parse_customer_text(const char *text, struct stripe_customer *c,
+                                    struct stripe_error *se)
+{
+    json_t *j = NULL;
+    enum err err = stripe_json_parse(text, strlen(text), &j, se);
+
+    if (err == ERR_OK)
+        err = stripe_customer_from_json(j, c, se);
+    json_decref(j);
+    return err;
+}
+
+/* A customer's metadata: each key kept with its value, or its length when it is too long. */
+static void test_customer_metadata(void)
+{
+    static const struct {
+        const char *json;
+        enum err want;
+        const char *key;   /* looked up */
+        const char *value; /* NULL: not found */
+        size_t len;
+        const char *message; /* a part of se.message, for failures */
+    } rows[] = {
+        { "{\"id\":\"cus_1\"}", ERR_OK, "user_id", NULL, 0, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":null}", ERR_OK, "user_id", NULL, 0, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":{}}", ERR_OK, "user_id", NULL, 0, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"user_id\":\"u1\",\"team\":\"t-9\"}}", ERR_OK, "team",
+          "t-9", 3, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"user_id\":\"u1\",\"team\":\"t-9\"}}", ERR_OK,
+          "user_id", "u1", 2, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"user_id\":\"\"}}", ERR_OK, "user_id", "", 0, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"User_Id\":\"u1\"}}", ERR_OK, "user_id", NULL, 0, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"k\":\"\u00e9t\u00e9\"}}", ERR_OK, "k",
+          "\xc3\xa9t\xc3\xa9", 5, "" },
+        { "{\"id\":\"cus_1\",\"metadata\":[]}", ERR_UPSTREAM, "", NULL, 0,
+          "'metadata' is not an object" },
+        { "{\"id\":\"cus_1\",\"metadata\":\"x\"}", ERR_UPSTREAM, "", NULL, 0,
+          "'metadata' is not an object" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"user_id\":5}}", ERR_UPSTREAM, "", NULL, 0,
+          "not a string" },
+        { "{\"id\":\"cus_1\",\"metadata\":{\"user_id\":null}}", ERR_UPSTREAM, "", NULL, 0,
+          "not a string" },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct stripe_customer c;
+        struct stripe_error se = { 0 };
+        const struct stripe_metadata_entry *e;
+
+        T_EQ_I64(parse_customer_text(rows[i].json, &c, &se), rows[i].want, "metadata row %zu", i);
+        if (rows[i].want != ERR_OK) {
+            T_OK(strstr(se.message, rows[i].message) != NULL, "metadata row %zu: says '%s': %.200s",
+                 i, rows[i].message, se.message);
+            continue;
+        }
+        e = stripe_metadata_find(&c.metadata, rows[i].key);
+        T_OK((e != NULL) == (rows[i].value != NULL), "metadata row %zu: '%s' found", i,
+             rows[i].key);
+        if (e && rows[i].value) {
+            T_EQ_STR(e->value, rows[i].value, "metadata row %zu: value", i);
+            T_EQ_I64(e->value_len, rows[i].len, "metadata row %zu: length", i);
+        }
+    }
+}
+
+/* Metadata at and past what is kept: long values keep their length, long keys and key 51 go. */
+static void test_customer_metadata_limits(void)
+{
+    char text[8192], value[STRIPE_METADATA_VALUE_MAX + 1], key[STRIPE_METADATA_KEY_MAX + 1];
+    struct stripe_customer c;
+    struct stripe_error se = { 0 };
+    const struct stripe_metadata_entry *e;
+    size_t n;
+
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "{\"id\":\"cus_1\",\"metadata\":{\"long\":\"%s\",\"fits\":\"%.*s\","
+             "\"%s\":\"x\",\"%.*s\":\"y\"}}",
+             value, STRIPE_METADATA_VALUE_MAX - 1, value, key, STRIPE_METADATA_KEY_MAX - 1, key);
+    T_EQ_I64(parse_customer_text(text, &c, &se), ERR_OK, "long metadata parses: %.200s",
+             se.message);
+    e = stripe_metadata_find(&c.metadata, "long");
+    T_OK(e && e->value[0] == '\0' && e->value_len == STRIPE_METADATA_VALUE_MAX,
+         "a value too long to keep: empty, with its length");
+    e = stripe_metadata_find(&c.metadata, "fits");
+    T_OK(e && strlen(e->value) == STRIPE_METADATA_VALUE_MAX - 1, "the longest value kept");
+    T_EQ_I64(c.metadata.len, 3, "a key of %d bytes is not kept", STRIPE_METADATA_KEY_MAX);
+    key[STRIPE_METADATA_KEY_MAX - 1] = '\0';
+    T_OK(stripe_metadata_find(&c.metadata, key) != NULL, "a key of %d bytes is",
+         STRIPE_METADATA_KEY_MAX - 1);
+
+    n = (size_t)snprintf(text, sizeof(text), "{\"id\":\"cus_1\",\"metadata\":{");
+    for (int i = 0; i <= STRIPE_METADATA_MAX && n < sizeof(text); i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"k%d\":\"%d\"", i ? "," : "", i, i);
+    if (n < sizeof(text))
+        snprintf(text + n, sizeof(text) - n, "}}");
+    T_EQ_I64(parse_customer_text(text, &c, &se), ERR_OK, "%d keys parse", STRIPE_METADATA_MAX + 1);
+    T_EQ_I64(c.metadata.len, STRIPE_METADATA_MAX, "%d are kept", STRIPE_METADATA_MAX);
+}
+
 static const struct {
     int status;
     enum err want;
@@ -369,6 +473,8 @@ int main(void)
     test_malformed();
     test_sub_status();
     test_long_id();
+    test_customer_metadata();
+    test_customer_metadata_limits();
     test_errors();
     test_pages();
     return t_done();
