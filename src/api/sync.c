@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/duplicates.h"
 #include "api/stripe_glue.h"
 #include "base/clock.h"
 #include "base/str.h"
@@ -520,6 +521,11 @@ enum err sync_run(struct store *st, struct stripe_client *sc, const struct tier_
     if (o->dry_run)
         fprintf(out, "dry run: nothing is written\n");
     err = o->user_id ? sync_user(&x, o->user_id) : sync_all(&x);
+    if (!o->dry_run) {
+        int n = duplicates_resolve(st, sc, cat, 8); /* a second live subscription: undone */
+        if (n > 0)
+            fprintf(out, "canceled and refunded %d duplicate subscription(s)\n", n);
+    }
     print_totals(&x);
     free(x.planned);
     return err;

@@ -10,8 +10,9 @@
 #include "store/backend.h"
 #include "store/store.h"
 
-#define TRIAL_HOLD_S INT64_C(3600) /* a trial held by a checkout that made no session is given up \
-                                    */
+#define TRIAL_HOLD_S                                                             \
+    INT64_C(3600) /* a trial held by a checkout that made no session is given up \
+                   */
 
 struct checkout_arg {
     const struct store_ops *ops;
