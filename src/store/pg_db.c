@@ -23,7 +23,7 @@
 #include "store/pool.h"
 
 #define TX_ATTEMPTS 3 /* a transaction picked as a deadlock victim runs again, this many times */
-#define PARAMS_MAX  16
+#define PARAMS_MAX  24
 
 /*
  * Session settings, before the URL's own (which win): connecting and every statement give up

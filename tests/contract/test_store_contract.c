@@ -1129,6 +1129,103 @@ static void case_event_ownership(const char *url, const struct target *t)
     store_close(st);
 }
 
+static struct checkout_record make_session(const char *id, const char *user, const char *fp,
+                                           int64_t created)
+{
+    struct checkout_record c = { .trial_days = 7, .status = "open", .created = created };
+
+    (void)str_copy(c.id, sizeof(c.id), id);
+    (void)str_copy(c.user_id, sizeof(c.user_id), user);
+    (void)str_copy(c.fingerprint, sizeof(c.fingerprint), fp);
+    (void)snprintf(c.idem_key, sizeof(c.idem_key), "key-%s", id);
+    (void)snprintf(c.url, sizeof(c.url), "https://checkout/%s", id);
+    c.expires_at = created + 86400;
+    return c;
+}
+
+/* One open session per user; the trial held by one checkout; an expired one gives it back. */
+static void case_checkout(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct customer cus = make_customer("u_co", "cus_co");
+    struct checkout_record a = make_session("cs_a", "u_co", "fp1", 1000), got, other;
+    struct checkout_record b = make_session("cs_b", "u_co", "fp2", 1001);
+    struct checkout_record late = make_session("cs_c", "u_co", "fp3", 1000 + 86400 + 5);
+    bool reserved = false, closed = false;
+
+    T_EQ_I64(store_checkout_latest(st, "u_co", &got), ERR_NOT_FOUND, "%s: none yet", t->name);
+    T_EQ_I64(store_trial_reserve(st, "u_co", "key-cs_a", 1000, &reserved), ERR_NOT_FOUND,
+             "%s: no customer, no trial", t->name);
+    T_EQ_I64(store_customer_insert(st, &cus), ERR_OK, "%s: customer", t->name);
+    T_EQ_I64(store_trial_reserve(st, "u_co", "key-cs_a", 1000, &reserved), ERR_OK, "%s: reserve",
+             t->name);
+    T_EQ_I64(reserved, true, "%s: the first checkout holds the trial", t->name);
+    T_EQ_I64(store_trial_reserve(st, "u_co", "key-cs_a", 1001, &reserved), ERR_OK, "%s: again",
+             t->name);
+    T_EQ_I64(reserved, true, "%s: its retry too", t->name);
+    T_EQ_I64(store_trial_reserve(st, "u_co", "key-cs_b", 1002, &reserved), ERR_OK, "%s: other",
+             t->name);
+    T_EQ_I64(reserved, false, "%s: another checkout does not", t->name);
+    T_EQ_I64(store_checkout_open(st, &a, &other), ERR_OK, "%s: open a", t->name);
+    T_EQ_I64(store_checkout_open(st, &b, &other), ERR_CONFLICT, "%s: a second open", t->name);
+    T_EQ_STR(other.id, "cs_a", "%s: the open one is named", t->name);
+    T_EQ_I64(store_checkout_open(st, &a, &other), ERR_CONFLICT, "%s: the same twice", t->name);
+    T_EQ_I64(store_checkout_latest(st, "u_co", &got), ERR_OK, "%s: latest", t->name);
+    T_EQ_STR(got.id, "cs_a", "%s: the open one", t->name);
+    T_EQ_STR(got.fingerprint, "fp1", "%s: with its ask", t->name);
+    T_EQ_I64(store_checkout_close(st, "cs_a", "expired", &closed), ERR_OK, "%s: expire", t->name);
+    T_EQ_I64(closed, true, "%s: closed", t->name);
+    T_EQ_I64(store_checkout_close(st, "cs_a", "complete", &closed), ERR_OK, "%s: again", t->name);
+    T_EQ_I64(closed, false, "%s: a closed session stays as it is", t->name);
+    T_EQ_I64(store_trial_reserve(st, "u_co", "key-cs_b", 1003, &reserved), ERR_OK, "%s: b",
+             t->name);
+    T_EQ_I64(reserved, true, "%s: an expired session gives the trial back", t->name);
+    T_EQ_I64(store_checkout_open(st, &b, &other), ERR_OK, "%s: open b", t->name);
+    T_EQ_I64(store_checkout_open(st, &late, &other), ERR_OK,
+             "%s: b is past its expires_at: another may open", t->name);
+    T_EQ_I64(store_checkout_latest(st, "u_co", &got), ERR_OK, "%s: latest", t->name);
+    T_EQ_STR(got.id, "cs_c", "%s: the new open one", t->name);
+    T_EQ_I64(store_checkout_close(st, "cs_b", "complete", &closed), ERR_OK, "%s: b", t->name);
+    T_EQ_I64(closed, false, "%s: b was expired for being late", t->name);
+    T_EQ_I64(store_checkout_close(st, "cs_c", "paid", &closed), ERR_INVALID, "%s: bad status",
+             t->name);
+    store_close(st);
+}
+
+/* A second live subscription of a user is recorded once; the older one is kept. */
+static void case_duplicates(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct subscription older = make_sub("sub_old", "u_dup", SUB_STATUS_ACTIVE);
+    struct subscription newer = make_sub("sub_new", "u_dup", SUB_STATUS_ACTIVE);
+    struct duplicate_record d[4];
+    bool applied = false;
+    int n = -1;
+
+    older.created = 100;
+    newer.created = 200;
+    T_EQ_I64(store_subscription_apply(st, &newer, &applied), ERR_OK, "%s: newer first", t->name);
+    T_EQ_I64(store_duplicate_list(st, true, 4, d, &n), ERR_OK, "%s: list", t->name);
+    T_EQ_I64(n, 0, "%s: one live: no duplicate", t->name);
+    T_EQ_I64(store_subscription_apply(st, &older, &applied), ERR_OK, "%s: older", t->name);
+    T_EQ_I64(store_subscription_apply(st, &older, &applied), ERR_OK, "%s: again", t->name);
+    T_EQ_I64(store_duplicate_list(st, true, 4, d, &n), ERR_OK, "%s: list", t->name);
+    T_EQ_I64(n, 1, "%s: one duplicate, once", t->name);
+    T_EQ_STR(d[0].id, "sub_new", "%s: the newer is the duplicate", t->name);
+    T_EQ_STR(d[0].kept_id, "sub_old", "%s: the older is kept", t->name);
+    T_EQ_STR(d[0].status, "pending", "%s: pending", t->name);
+    (void)str_copy(d[0].status, sizeof(d[0].status), "resolved");
+    d[0].refunded = 999;
+    d[0].attempts = 1;
+    T_EQ_I64(store_duplicate_update(st, &d[0]), ERR_OK, "%s: resolve", t->name);
+    T_EQ_I64(store_duplicate_list(st, true, 4, d, &n), ERR_OK, "%s: pending", t->name);
+    T_EQ_I64(n, 0, "%s: none pending", t->name);
+    T_EQ_I64(store_duplicate_list(st, false, 4, d, &n), ERR_OK, "%s: all", t->name);
+    T_OK(n == 1 && d[0].refunded == 999 && !strcmp(d[0].status, "resolved"), "%s: recorded",
+         t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -1156,6 +1253,8 @@ static const struct {
     { "invoice_apply", case_invoice_apply, false },
     { "customer_link", case_customer_link, false },
     { "event_ownership", case_event_ownership, false },
+    { "checkout", case_checkout, false },
+    { "duplicates", case_duplicates, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */
