@@ -142,6 +142,30 @@ describe('two instances on one PostgreSQL database', { skip: SKIP }, () => {
     assert.equal(cus.body.data.length, 1, 'one Stripe customer');
     const sessions = await Promise.all(rs.map((r) => stripeApi(emu, 'GET', `/v1/checkout/sessions/${r.body.session_id}`)));
     for (const s of sessions) assert.equal(s.body.customer, cus.body.data[0].id);
+    assert.equal(new Set(rs.map((r) => r.body.session_id)).size, 1, 'the same ask on both: one session');
+  });
+
+  test('ten different asks with a trial across both at once: one open session, one trial', async () => {
+    const user = 'mi_tabs';
+    const rs = await Promise.all(Array.from({ length: 10 }, (_, i) => req(both()[i % 2], 'POST', `${P}/create-checkout-session`, {
+      token: auth(user),
+      body: { tier: i % 3 ? 'premium' : 'plus', success_url: `${ORIGIN}/ok?tab=${i}&session_id={CHECKOUT_SESSION_ID}`, cancel_url: CANCEL, trial_days: 7 },
+    })));
+    for (const r of rs) assert.ok(r.status === 200 || (r.status === 409 && r.body.error.code === 'checkout_busy'), JSON.stringify(r.body));
+    const ok = rs.filter((r) => r.status === 200);
+    const states = await Promise.all(ok.map((r) => stripeApi(emu, 'GET', `/v1/checkout/sessions/${r.body.session_id}`)));
+    const open = states.filter((s) => s.body.status === 'open');
+    assert.ok(open.length <= 1, `at most one open session: ${open.length}`);
+    const trials = ok.filter((r, i) => states[i].body.status === 'open' && r.body.trial.granted > 0);
+    assert.ok(trials.length <= 1, 'at most one open session carries the trial');
+    const last = await req(b, 'POST', `${P}/create-checkout-session`, {
+      token: auth(user), body: { tier: 'premium', success_url: SUCCESS, cancel_url: CANCEL, trial_days: 7 },
+    });
+    assert.equal(last.status, 200, JSON.stringify(last.body));
+    const cus = (await stripeApi(emu, 'GET', `/v1/checkout/sessions/${last.body.session_id}`)).body.customer;
+    const all = await stripeApi(emu, 'GET', '/v1/checkout/sessions', { customer: cus, limit: 100 });
+    assert.equal(all.body.data.filter((s) => s.status === 'open').length, 1, 'then exactly one open');
+    assert.equal(last.body.trial.granted, 7, 'holding the one trial');
   });
 
   test('a checkout started on A and completed through B is seen by both', async () => {
