@@ -3,6 +3,7 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "base/clock.h"
 #include "store/store.h"
 
 enum err ops_healthz(struct request *req, struct response *resp)
@@ -22,6 +23,10 @@ enum err ops_readyz(struct request *req, struct response *resp)
                             "the database is not reachable");
     /* A newer schema is fine: migrations are additive, and during a rolling upgrade the old
      * instances keep serving after the new ones migrated. */
+    if (store_writable(api->store, clock_now()) != ERR_OK)
+        return request_fail(req, ERR_UNAVAILABLE, "database_not_writable", NULL,
+                            "the database does not take writes (disk full or read-only?); "
+                            "reads still work");
     if (version < store_schema_version_latest(api->store))
         return request_fail(req, ERR_UNAVAILABLE, "database_not_migrated", NULL,
                             "the database schema is at version %d, this build needs %d", version,

@@ -259,4 +259,6 @@ void response_error(struct response *resp, const struct request *req)
 
     response_json(resp, err_http(e->err)->status,
                   error_json(e->err, e->code, e->param, e->message));
+    if (e->err == ERR_UNAVAILABLE)
+        (void)response_add_header(resp, "Retry-After", "5"); /* a constant: cannot be refused */
 }

@@ -162,12 +162,16 @@ struct store_ops {
     enum err (*duplicate_list)(struct store_tx *tx, bool pending_only, int max,
                                struct duplicate_record *out, int *n);
     enum err (*duplicate_update)(struct store_tx *tx, const struct duplicate_record *d);
+
+    /* Writes the one health row (a write that must reach the disk). */
+    enum err (*health_touch)(struct store_tx *tx, int64_t now);
 };
 
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */
 struct store {
     const struct store_ops *ops;
     struct store_maint *maint; /* the pruning thread (store.c); NULL when not started */
+    bool write_failing;        /* the last write found the storage unavailable (atomic) */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -245,7 +249,13 @@ bool store_arg_ok(const char *s, size_t size);
  */
 bool store_record_check(const struct store_record *r, const void *rec, bool required);
 
-/* Runs fn on a connection of st (ops->run without a message buffer). */
+/*
+ * Notes how a run of this kind ended: a write that met ERR_UNAVAILABLE (disk full, read-only,
+ * database gone) marks the storage failing, until a write succeeds (store_writable).
+ */
+void store_note_write(struct store *st, enum store_run_kind kind, enum err err);
+
+/* Runs fn on a connection of st (ops->run without a message buffer); notes writes. */
 MUST_CHECK enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                               void *arg);
 

@@ -175,6 +175,9 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "UPDATE duplicate_subscriptions SET status = $4, refunded = $5, attempts = $6, "
         "last_error = $7, resolved_at = $9 WHERE id = $1 AND user_id = $2 AND kept_id = $3 "
         "AND detected_at = $8", true },
+    [PGS_HEALTH_TOUCH] = {
+        "INSERT INTO health (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        true },
     [PGS_BEGIN] = { "BEGIN", false },
     [PGS_COMMIT] = { "COMMIT", true },
     [PGS_ROLLBACK] = { "ROLLBACK", false },
@@ -654,6 +657,14 @@ static enum err pg_duplicate_update(struct store_tx *tx, const struct duplicate_
     return pg_db_write(tx, &q, NULL);
 }
 
+static enum err pg_health_touch(struct store_tx *tx, int64_t now)
+{
+    const struct pg_arg args[] = { pg_i64(now) };
+    const struct pg_query q = QUERY(PGS_HEALTH_TOUCH, args);
+
+    return pg_db_write(tx, &q, NULL);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_db_close,
@@ -696,6 +707,7 @@ static const struct store_ops pg_ops = {
     .duplicate_insert = pg_duplicate_insert,
     .duplicate_list = pg_duplicate_list,
     .duplicate_update = pg_duplicate_update,
+    .health_touch = pg_health_touch,
 };
 
 enum err pg_store_open(const char *target, int pool_size, struct store **out, char *errbuf,

@@ -118,6 +118,10 @@ static enum err result_err(struct conn *c, const PGresult *res)
     }
     if (sqlstate_is(c, "23505"))
         return ERR_CONFLICT;
+    if (sqlstate_is(c, "25006")) { /* read-only transaction: a standby, or writes switched off */
+        log_warn("postgres: unavailable: %s", c->errmsg);
+        return ERR_UNAVAILABLE;
+    }
     if (!sqlstate_is(c, "42P01")) /* undefined table: the schema version of a new database */
         log_error("postgres: %s (%s)", c->errmsg, c->sqlstate);
     return ERR_STORE;

@@ -57,6 +57,7 @@ enum pg_stmt {
     PGS_DUP_INSERT,
     PGS_DUP_LIST,
     PGS_DUP_UPDATE,
+    PGS_HEALTH_TOUCH,
     PGS_BEGIN,
     PGS_COMMIT,
     PGS_ROLLBACK,

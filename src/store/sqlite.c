@@ -143,6 +143,8 @@ const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_DUP_UPDATE] = "UPDATE duplicate_subscriptions SET status = ?4, refunded = ?5, "
                       "attempts = ?6, last_error = ?7, resolved_at = ?9 WHERE id = ?1 "
                       "AND user_id = ?2 AND kept_id = ?3 AND detected_at = ?8",
+    [SQ_HEALTH_TOUCH] = "INSERT INTO health (id, at) VALUES (1, ?1) "
+                        "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
@@ -583,6 +585,14 @@ static enum err sq_duplicate_update(struct store_tx *tx, const struct duplicate_
     return sqlite_db_write(tx, &q, NULL);
 }
 
+static enum err sq_health_touch(struct store_tx *tx, int64_t now)
+{
+    const struct sqlite_arg args[] = { sq_i64(now) };
+    const struct sqlite_query q = QUERY(SQ_HEALTH_TOUCH, args);
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_db_close,
@@ -625,6 +635,7 @@ static const struct store_ops sqlite_ops = {
     .duplicate_insert = sq_duplicate_insert,
     .duplicate_list = sq_duplicate_list,
     .duplicate_update = sq_duplicate_update,
+    .health_touch = sq_health_touch,
 };
 
 enum err sqlite_store_open(const char *target, int pool_size, struct store **out, char *errbuf,

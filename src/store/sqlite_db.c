@@ -101,10 +101,16 @@ static struct sqlite_store *to_sqlite(struct store *st)
  */
 static enum err db_err(struct conn *c, int rc)
 {
+    int primary = rc & 0xff;
+
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
         return ERR_CONFLICT;
     (void)str_copy(c->errmsg, sizeof(c->errmsg), sqlite3_errmsg(c->db)); /* a cut one will do */
     log_error("sqlite: %s (%s)", c->errmsg, sqlite3_errstr(rc));
+    /* The disk, not the request: full, read-only, failing. Try again later (503). */
+    if (primary == SQLITE_FULL || primary == SQLITE_READONLY || primary == SQLITE_IOERR ||
+        primary == SQLITE_CANTOPEN || primary == SQLITE_BUSY)
+        return ERR_UNAVAILABLE;
     return ERR_STORE;
 }
 

@@ -54,6 +54,7 @@ enum sqlite_stmt {
     SQ_DUP_INSERT,
     SQ_DUP_LIST,
     SQ_DUP_UPDATE,
+    SQ_HEALTH_TOUCH,
     SQ_BEGIN,
     SQ_COMMIT,
     SQ_ROLLBACK,

@@ -194,9 +194,40 @@ const char *store_backend_name(const struct store *st)
     return st->ops->name;
 }
 
+void store_note_write(struct store *st, enum store_run_kind kind, enum err err)
+{
+    if (kind == STORE_RUN_READ || (err != ERR_OK && err != ERR_UNAVAILABLE))
+        return; /* a read, or the request's own fault (a conflict, a refusal): says nothing */
+    __atomic_store_n(&st->write_failing, err == ERR_UNAVAILABLE, __ATOMIC_RELAXED);
+}
+
 enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg)
 {
-    return st->ops->run(st, kind, fn, arg, NULL, 0);
+    enum err err = st->ops->run(st, kind, fn, arg, NULL, 0);
+
+    store_note_write(st, kind, err);
+    return err;
+}
+
+struct health_arg {
+    const struct store_ops *ops;
+    int64_t now;
+};
+
+static enum err health_tx(struct store_tx *tx, void *arg)
+{
+    struct health_arg *a = arg;
+
+    return a->ops->health_touch(tx, a->now);
+}
+
+enum err store_writable(struct store *st, int64_t now)
+{
+    struct health_arg a = { st->ops, now };
+
+    if (!__atomic_load_n(&st->write_failing, __ATOMIC_RELAXED))
+        return ERR_OK;
+    return store_run(st, STORE_RUN_SINGLE, health_tx, &a); /* clears the flag when it works */
 }
 
 bool store_arg_ok(const char *s, size_t size)

@@ -84,6 +84,13 @@ MUST_CHECK enum err store_schema_version(struct store *st, int *version);
 /* The newest schema version this binary knows. */
 int store_schema_version_latest(const struct store *st);
 
+/*
+ * ERR_OK unless the last write found the storage unavailable (disk full, read-only): then a
+ * probe write tells whether it works again (ERR_OK, and the storage counts as working) or not
+ * (ERR_UNAVAILABLE).
+ */
+MUST_CHECK enum err store_writable(struct store *st, int64_t now);
+
 /* ERR_OK when the database is reachable and answering; ERR_STORE otherwise. */
 MUST_CHECK enum err store_ping(struct store *st);
 
