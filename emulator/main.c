@@ -128,8 +128,12 @@ static void public_url_default(struct emu_config *c, uint16_t port)
 
 static int serve(struct emu *app)
 {
-    struct http_server_params hp = { app->cfg.host, app->cfg.port, EMU_THREADS,
-                                     EMU_MAX_BODY,  emu_dispatch,  app };
+    struct http_server_params hp = { .host = app->cfg.host,
+                                     .port = app->cfg.port,
+                                     .threads = EMU_THREADS,
+                                     .max_body = EMU_MAX_BODY,
+                                     .dispatch = emu_dispatch,
+                                     .app = app };
     struct http_server *srv = NULL;
     char err[256];
     sigset_t set;

@@ -282,7 +282,10 @@ static int cmd_serve(int argc, char **argv)
                                      .threads = a.threads,
                                      .max_body = (size_t)a.cfg.max_body_bytes,
                                      .dispatch = api_dispatch,
-                                     .app = &a.api };
+                                     .app = &a.api,
+                                     .is_slow = api_is_slow,
+                                     .slow_workers = (int)a.cfg.stripe_concurrency,
+                                     .slow_queue = (int)a.cfg.stripe_queue_max };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
         fail(err);
         goto out;

@@ -48,4 +48,7 @@ void api_release(struct api *api);
 /* The server's dispatch function: app is a struct api. */
 void api_dispatch(void *app, struct request *req, struct response *resp);
 
+/* The request's route calls Stripe (ROUTE_SLOW): the server runs it off its serving threads. */
+bool api_is_slow(void *app, const struct request *req);
+
 #endif /* SUBGATE_API_API_H */

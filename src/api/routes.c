@@ -16,11 +16,11 @@ static const struct route routes[] = {
     { "GET",  P "/pricing",                 AUTH_NONE, 0,               payments_pricing },
     { "GET",  P "/subscription",            AUTH_USER, 0,               payments_subscription },
     { "GET",  P "/invoices",                AUTH_USER, 0,               payments_invoices },
-    { "POST", P "/create-checkout-session", AUTH_USER, ROUTE_JSON_BODY, payments_create_checkout_session },
-    { "POST", P "/customer-portal",         AUTH_USER, ROUTE_JSON_BODY, payments_customer_portal },
-    { "POST", P "/cancel-subscription",     AUTH_USER, 0,               payments_cancel_subscription },
+    { "POST", P "/create-checkout-session", AUTH_USER, ROUTE_JSON_BODY | ROUTE_SLOW, payments_create_checkout_session },
+    { "POST", P "/customer-portal",         AUTH_USER, ROUTE_JSON_BODY | ROUTE_SLOW, payments_customer_portal },
+    { "POST", P "/cancel-subscription",     AUTH_USER, ROUTE_SLOW,      payments_cancel_subscription },
     { "POST", P "/webhook",                 AUTH_STRIPE, ROUTE_RAW_BODY, payments_webhook },
-    { "POST", P "/checkout-success",        AUTH_USER, ROUTE_JSON_BODY, payments_checkout_success },
+    { "POST", P "/checkout-success",        AUTH_USER, ROUTE_JSON_BODY | ROUTE_SLOW, payments_checkout_success },
     { "GET",  P "/usage",                   AUTH_USER, 0,               access_usage },
     { "GET",  A "/check",                   AUTH_USER_OR_SERVICE, 0,    access_check },
     { "POST", A "/consume",                 AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_consume },
@@ -51,6 +51,19 @@ static enum err route_and_run(struct request *req, struct response *resp)
     if ((r->flags & ROUTE_JSON_BODY) && (err = request_json_body(req)) != ERR_OK)
         return err;
     return r->handler(req, resp);
+}
+
+bool api_is_slow(void *app, const struct request *req)
+{
+    const struct route *r = NULL;
+    char allow[64];
+
+    (void)app;
+    if (req->method[0] != 'P') /* every route that calls Stripe is a POST: the hot GETs skip */
+        return false;
+    return router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, allow,
+                        sizeof(allow)) == ERR_OK &&
+           (r->flags & ROUTE_SLOW);
 }
 
 void api_dispatch(void *app, struct request *req, struct response *resp)

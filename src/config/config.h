@@ -54,6 +54,8 @@ struct config {
     int64_t past_due_grace_days;           /* PAST_DUE_GRACE_DAYS: 0-60; past_due keeps the tier */
     int64_t max_body_bytes;                /* MAX_BODY_BYTES: request body cap, 1024-10485760 */
     int64_t http_threads;                  /* HTTP_THREADS: 1-256, 0 = one per core */
+    int64_t stripe_concurrency;            /* STRIPE_CONCURRENCY: requests calling Stripe at once */
+    int64_t stripe_queue_max;              /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
     char *log_level;                       /* LOG_LEVEL: debug, info, warn or error */
     enum config_source source[CONFIG_VARS_MAX]; /* per table row, in table order */
 };

@@ -23,13 +23,30 @@
 #include "base/str.h"
 #include "base/xalloc.h"
 #include "http/errors.h"
+#include "http/offload.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
+    struct offload *slow; /* the pool for requests that call Stripe; NULL without one */
     struct http_server_params p;
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic uint64_t seq;  /* request counter, part of the request id */
     uint32_t id_salt;      /* random per process, so ids differ across restarts */
+};
+
+/* Where a request sent to the slow pool is: its connection is suspended while it runs. */
+enum slow_state {
+    SLOW_NONE,    /* served on the serving thread, as usual */
+    SLOW_RUNNING, /* on the pool */
+    SLOW_DONE,    /* its response is ready: sent at the next access-handler call */
+};
+
+/* A request as the server holds it: the application's part first (con_cls points here). */
+struct server_request {
+    struct request req;
+    struct http_server *s;
+    struct response resp; /* a slow request's response, once done */
+    _Atomic int slow;     /* enum slow_state */
 };
 
 static void request_new_id(struct http_server *s, struct request *req)
@@ -43,8 +60,10 @@ static void request_new_id(struct http_server *s, struct request *req)
 static struct request *request_begin(struct http_server *s, struct MHD_Connection *conn,
                                      const char *url, const char *method)
 {
-    struct request *req = xcalloc(1, sizeof(*req));
+    struct server_request *sr = xcalloc(1, sizeof(*sr));
+    struct request *req = &sr->req;
 
+    sr->s = s;
     req->method = method;
     req->path = url;
     req->conn = conn;
@@ -228,14 +247,12 @@ static bool content_length_too_big(struct request *req, size_t max)
     return (uint64_t)n > max;
 }
 
-static enum MHD_Result dispatch(struct http_server *s, struct request *req)
+/* Sends what dispatch left in resp: its response, a 500 when it set none, or nothing (drop). */
+static enum MHD_Result answer(struct request *req, struct response *resp_in)
 {
-    struct response resp = { 0 };
+    struct response resp = *resp_in;
 
-    if (req->body_too_large)
-        return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
-                          s->p.max_body);
-    s->p.dispatch(s->p.app, req, &resp);
+    memset(resp_in, 0, sizeof(*resp_in));
     if (resp.status == 0) {
         log_error("dispatch left no status for %s %s", req->method, req->route ? req->route : "?");
         if (!resp.body_static)
@@ -252,6 +269,63 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
         return MHD_NO;
     }
     return send_response(req, &resp);
+}
+
+/* On a pool thread: runs the slow request, then wakes its connection to send the answer. */
+static void run_slow(void *arg)
+{
+    struct server_request *sr = arg;
+
+    sr->s->p.dispatch(sr->s->p.app, &sr->req, &sr->resp);
+    atomic_store(&sr->slow, SLOW_DONE);
+    MHD_resume_connection(sr->req.conn);
+}
+
+/*
+ * Sends the request to the slow pool, its connection suspended (first, so the pool's resume
+ * never comes before it); a full queue is answered 503 at once, through the same resume.
+ */
+static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
+{
+    struct request *req = &sr->req;
+
+    MHD_suspend_connection(req->conn);
+    atomic_store(&sr->slow, SLOW_RUNNING);
+    if (offload_submit(s->slow, run_slow, sr))
+        return MHD_YES;
+    log_warn("%s %s: %d requests already wait for Stripe: 503", req->method, req->path,
+             s->p.slow_queue);
+    req->error.err = ERR_UNAVAILABLE;
+    (void)str_copy(req->error.code, sizeof(req->error.code), "busy");
+    snprintf(req->error.message, sizeof(req->error.message),
+             "too many requests are waiting for Stripe: try again in a few seconds");
+    response_error(&sr->resp, req);
+    atomic_store(&sr->slow, SLOW_DONE);
+    MHD_resume_connection(req->conn);
+    return MHD_YES;
+}
+
+static enum MHD_Result dispatch(struct http_server *s, struct request *req)
+{
+    struct server_request *sr = (struct server_request *)req;
+    struct response resp = { 0 };
+
+    if (req->body_too_large)
+        return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
+                          s->p.max_body);
+    switch ((enum slow_state)atomic_load(&sr->slow)) {
+    case SLOW_RUNNING:
+        return MHD_YES; /* woken before its time: keep waiting */
+    case SLOW_DONE:
+        atomic_store(&sr->slow, SLOW_NONE);
+        return answer(req, &sr->resp);
+    case SLOW_NONE:
+        break;
+    }
+    if (s->slow && s->p.is_slow && s->p.is_slow(s->p.app, req))
+        return offload(s, sr);
+    s->p.dispatch(s->p.app, req, &resp);
+    return answer(req, &resp);
 }
 
 /* Appends a chunk of the body; past the cap, answers 413 once and drops the rest. */
@@ -308,6 +382,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     buf_release(&req->body);
     json_decref(req->json);
+    {
+        struct server_request *sr = (struct server_request *)req; /* req is its first member */
+        if (!sr->resp.body_static)
+            free(sr->resp.body); /* a slow answer the client left before it was sent */
+        free(sr->resp.headers);
+    }
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&s->in_flight, 1);
@@ -352,8 +432,8 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     struct sockaddr_storage ss;
     bool v6 = false;
     struct http_server *s;
-    unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                         MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     if (!make_addr(p->host, p->port, &ss, &v6)) {
         snprintf(errbuf, errlen, "cannot listen on '%s': not a numeric IPv4 or IPv6 address",
@@ -362,6 +442,11 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     }
     s = xcalloc(1, sizeof(*s));
     s->p = *p;
+    if (p->is_slow && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
+        snprintf(errbuf, errlen, "cannot start the threads for requests that call Stripe");
+        free(s);
+        return ERR_INTERNAL;
+    }
     if (RAND_bytes((unsigned char *)&s->id_salt, sizeof(s->id_salt)) != 1)
         s->id_salt = (uint32_t)getpid();
     if (v6)
@@ -375,6 +460,7 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     if (!s->daemon) {
         snprintf(errbuf, errlen, "cannot listen on '%s' port %u: %s", p->host, p->port,
                  strerror(errno));
+        offload_free(s->slow);
         free(s);
         return ERR_UNAVAILABLE;
     }
@@ -403,6 +489,7 @@ void http_server_stop(struct http_server *s, int64_t grace_ms)
         usleep(10 * 1000);
     if (atomic_load(&s->in_flight) > 0)
         log_warn("stopping with %d request(s) still in flight", atomic_load(&s->in_flight));
+    offload_free(s->slow); /* what runs there finishes and resumes its connection first */
     MHD_stop_daemon(s->daemon);
     free(s);
 }

@@ -25,6 +25,14 @@ struct http_server_params {
     size_t max_body;  /* bodies past this many bytes are refused with 413 */
     http_dispatch_fn dispatch;
     void *app; /* passed to dispatch */
+    /*
+     * Requests for which is_slow(app, req) (may be NULL) is true are dispatched on a pool of
+     * slow_workers threads with at most slow_queue waiting, their connections suspended
+     * meanwhile; past that they are answered 503 with Retry-After.
+     */
+    bool (*is_slow)(void *app, const struct request *req);
+    int slow_workers;
+    int slow_queue;
 };
 
 /* Binds and starts serving. On failure writes one line into errbuf. */

@@ -355,7 +355,10 @@ static void test_list(struct emu_webhooks *w)
 int main(void)
 {
     struct http_server *srv = NULL;
-    struct http_server_params p = { "127.0.0.1", 0, 2, 1 << 20, receive, NULL };
+    struct http_server_params p = { .host = "127.0.0.1",
+                                    .threads = 2,
+                                    .max_body = 1 << 20,
+                                    .dispatch = receive };
     char err[256], url[64];
 
     log_min_level = LOG_WARN;

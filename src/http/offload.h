@@ -1,0 +1,24 @@
+/*
+ * offload.h: a bounded pool of threads for slow work (requests that call Stripe), so it never
+ * holds the threads that serve everything else. A job that finds the queue full is refused at
+ * once: the server answers 503 with Retry-After instead of queueing without bound.
+ */
+#ifndef SUBGATE_HTTP_OFFLOAD_H
+#define SUBGATE_HTTP_OFFLOAD_H
+
+#include <stdbool.h>
+
+struct offload; /* opaque */
+
+typedef void (*offload_fn)(void *arg);
+
+/* Starts workers (>= 1) threads taking jobs from a queue of at most queue_max (>= 1) waiting. */
+struct offload *offload_new(int workers, int queue_max);
+
+/* Queues fn(arg) for a worker; false (nothing queued) when the queue is full or stopping. */
+bool offload_submit(struct offload *o, offload_fn fn, void *arg);
+
+/* Runs the queued jobs to the end, joins the workers and frees o. NULL is a no-op. */
+void offload_free(struct offload *o);
+
+#endif /* SUBGATE_HTTP_OFFLOAD_H */
