@@ -212,14 +212,21 @@ enum err access_check(struct request *req, struct response *resp)
     return ERR_OK;
 }
 
-/* POST /access/consume and /access/track */
+/* POST /access/consume, /access/track and /access/refund */
+
+enum meter_kind {
+    METER_CONSUME,
+    METER_TRACK,
+    METER_REFUND,
+};
 
 /* A checked metering request; strings borrowed from req->json. */
 struct meter_in {
     const char *user_id;
     const char *quota_id;
     int64_t amount;
-    bool track; /* record without refusing */
+    bool track;  /* record without refusing */
+    bool refund; /* give units back (never below zero) */
 };
 
 /* What the answer shows besides the outcome. */
@@ -231,14 +238,15 @@ struct meter_ctx {
     int64_t now;
 };
 
-static enum err meter_input(struct request *req, bool track, struct meter_in *in)
+static enum err meter_input(struct request *req, enum meter_kind kind, struct meter_in *in)
 {
     static const char *const fields[] = { "user_id", "quota", "amount", NULL };
     const struct api *api = req->app;
     enum err err;
 
     in->amount = 0;
-    in->track = track;
+    in->track = kind == METER_TRACK;
+    in->refund = kind == METER_REFUND;
     if ((err = service_only(req)) || (err = request_json_only(req, fields)) ||
         (err = request_json_string(req, "user_id", true, &in->user_id)) ||
         (err = user_id_check(req, in->user_id)) ||
@@ -279,7 +287,11 @@ static void meter_reply(const struct meter_ctx *m, const struct usage_outcome *o
 
     if (o->granted) {
         j = quota_json(m->quota, &s);
-        json_object_set_new(j, m->in->track ? "recorded" : "granted", json_true());
+        json_object_set_new(j,
+                            m->in->refund  ? "refunded"
+                            : m->in->track ? "recorded"
+                                           : "granted",
+                            json_true());
         json_object_set_new(j, "user_id", json_string(m->in->user_id));
         json_object_set_new(j, "quota", json_string(m->quota->id));
         json_object_set_new(j, "amount", json_integer(m->in->amount));
@@ -341,7 +353,9 @@ static enum err keyed_meter(struct request *req, const struct usage_grant *g, co
 {
     const struct api *api = req->app;
     const char *auth = request_header(req, "Authorization");
-    const char *scope = m->in->track ? "usage.track" : "usage.consume";
+    const char *scope = m->in->refund  ? "usage.refund"
+                        : m->in->track ? "usage.track"
+                                       : "usage.consume";
     char amount[HEADER_NUM_MAX], scoped[HMAC_SHA256_HEX_LEN + 1], hash[HMAC_SHA256_HEX_LEN + 1];
     const char *key_parts[] = { auth ? auth : "", g->user_id, key };
     const char *req_parts[] = { scope, g->quota, amount };
@@ -352,7 +366,8 @@ static enum err keyed_meter(struct request *req, const struct usage_grant *g, co
     if (digest("subgate idempotency key", key_parts, ARRAY_SIZE(key_parts), scoped) ||
         digest("subgate request", req_parts, ARRAY_SIZE(req_parts), hash))
         return request_fail(req, ERR_INTERNAL, NULL, NULL, "cannot digest the idempotency key");
-    err = store_usage_consume_once(api->store, g, &k, o, replayed);
+    err = m->in->refund ? store_usage_refund(api->store, g, &k, o, replayed)
+                        : store_usage_consume_once(api->store, g, &k, o, replayed);
     if (err == ERR_CONFLICT)
         return request_fail(req, err, "idempotency_key_reused", NULL,
                             "Idempotency-Key '%s' was used for another request", key);
@@ -362,20 +377,23 @@ static enum err keyed_meter(struct request *req, const struct usage_grant *g, co
 }
 
 static enum err plain_meter(struct request *req, const struct usage_grant *g,
-                            struct usage_outcome *o)
+                            const struct meter_ctx *m, struct usage_outcome *o)
 {
     const struct api *api = req->app;
-    bool granted = false;
+    bool granted = false, replayed = false;
     int64_t used = 0;
-    enum err err = store_usage_consume(api->store, g, &granted, &used);
+    enum err err = m->in->refund ? store_usage_refund(api->store, g, NULL, o, &replayed)
+                                 : store_usage_consume(api->store, g, &granted, &used);
 
+    if (!err && m->in->refund)
+        return ERR_OK; /* o is settled */
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot record the usage");
     quota_outcome_settle(o, granted, used);
     return ERR_OK;
 }
 
-static enum err meter(struct request *req, struct response *resp, bool track)
+static enum err meter(struct request *req, struct response *resp, enum meter_kind kind)
 {
     const struct api *api = req->app;
     struct meter_in in = { 0 };
@@ -388,7 +406,7 @@ static enum err meter(struct request *req, struct response *resp, bool track)
     int status = 0;
     enum err err;
 
-    if ((err = meter_input(req, track, &in)) || (err = idem_header(req, &key)) ||
+    if ((err = meter_input(req, kind, &in)) || (err = idem_header(req, &key)) ||
         (err = tier_of_user(req, in.user_id, m.now, &m.tier)))
         return err;
     int q = tier_catalog_quota_index(api->tiers, in.quota_id);
@@ -398,12 +416,12 @@ static enum err meter(struct request *req, struct response *resp, bool track)
     (void)str_copy(g.quota, sizeof(g.quota), m.quota->id);    /* same size */
     g.window_start = quota_window_start(m.quota->window, m.now);
     g.n = in.amount;
-    g.limit = track ? TIER_UNLIMITED : m.limit; /* unlimited tiers are recorded, never refused */
+    g.limit = kind == METER_CONSUME ? m.limit : TIER_UNLIMITED; /* track and refund never refuse */
     o.limit = m.limit;
     o.window_start = g.window_start;
     o.resets_at = quota_window_end(m.quota->window, g.window_start);
     (void)str_copy(o.tier, sizeof(o.tier), m.tier->id); /* tier ids fit by construction */
-    err = key ? keyed_meter(req, &g, key, &m, &o, &replayed) : plain_meter(req, &g, &o);
+    err = key ? keyed_meter(req, &g, key, &m, &o, &replayed) : plain_meter(req, &g, &m, &o);
     if (err)
         return err;
     if (replayed && !response_add_header(resp, "Idempotent-Replayed", "true"))
@@ -415,12 +433,12 @@ static enum err meter(struct request *req, struct response *resp, bool track)
 
 enum err access_consume(struct request *req, struct response *resp)
 {
-    return meter(req, resp, false);
+    return meter(req, resp, METER_CONSUME);
 }
 
 enum err access_track(struct request *req, struct response *resp)
 {
-    return meter(req, resp, true);
+    return meter(req, resp, METER_TRACK);
 }
 
 /* GET /access/gate: nginx auth_request */
@@ -542,5 +560,40 @@ enum err access_gate(struct request *req, struct response *resp)
     else
         gate_user(req, r, &a);
     gate_send(resp, &a);
+    return ERR_OK;
+}
+
+enum err access_refund(struct request *req, struct response *resp)
+{
+    return meter(req, resp, METER_REFUND);
+}
+
+/* GET /access/usage: a user's quotas without spending them (a service names the user). */
+enum err access_usage_read(struct request *req, struct response *resp)
+{
+    static const char *const allowed[] = { "user_id", NULL };
+    const struct api *api = req->app;
+    struct gate_quota_state states[TIER_QUOTA_MAX] = { 0 };
+    const struct tier *t = NULL;
+    const char *user = NULL;
+    int64_t now = clock_now();
+    json_t *quotas;
+    enum err err;
+
+    if ((err = request_query_only(req, allowed)) ||
+        (err = subject_of(req, request_query(req, "user_id"), &user)) ||
+        (err = tier_of_user(req, user, now, &t)))
+        return err;
+    quotas = json_object();
+    for (size_t i = 0; i < api->tiers->quota_count; i++) {
+        if ((err = quota_state(req, user, t, i, now, &states[i]))) {
+            json_decref(quotas);
+            return err;
+        }
+        json_object_set_new(quotas, api->tiers->quotas[i].id,
+                            quota_json(&api->tiers->quotas[i], &states[i]));
+    }
+    response_json(resp, 200,
+                  json_pack("{s:s, s:s, s:o}", "user_id", user, "tier", t->id, "quotas", quotas));
     return ERR_OK;
 }

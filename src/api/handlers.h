@@ -26,6 +26,8 @@ enum err access_usage(struct request *req, struct response *resp);
 enum err access_check(struct request *req, struct response *resp);
 enum err access_consume(struct request *req, struct response *resp);
 enum err access_track(struct request *req, struct response *resp);
+enum err access_refund(struct request *req, struct response *resp);
+enum err access_usage_read(struct request *req, struct response *resp);
 enum err access_gate(struct request *req, struct response *resp);
 
 #endif /* SUBGATE_API_HANDLERS_H */

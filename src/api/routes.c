@@ -25,6 +25,8 @@ static const struct route routes[] = {
     { "GET",  A "/check",                   AUTH_USER_OR_SERVICE, 0,    access_check },
     { "POST", A "/consume",                 AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_consume },
     { "POST", A "/track",                   AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_track },
+    { "POST", A "/refund",                  AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_refund },
+    { "GET",  A "/usage",                   AUTH_USER_OR_SERVICE, 0,    access_usage_read },
     { "GET",  A "/gate",                    AUTH_NONE, 0,               access_gate },
     { "POST", A "/gate",                    AUTH_NONE, 0,               access_gate },
 };

@@ -110,6 +110,8 @@ struct store_ops {
                           int64_t window_start, int64_t *used);
     enum err (*usage_add_within)(struct store_tx *tx, const struct usage_grant *g,
                                  int64_t *used_after);
+    /* Takes g->n back, never below zero; ERR_NOT_FOUND when the window has no counter. */
+    enum err (*usage_sub)(struct store_tx *tx, const struct usage_grant *g, int64_t *used_after);
 
     /*
      * The webhook inbox. event_claim records the event with status ("applied" or "ignored")

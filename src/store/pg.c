@@ -105,6 +105,9 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "SELECT $1::text, $2::text, $3::bigint, $4::bigint WHERE $4::bigint <= $5::bigint "
         "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = u.used + excluded.used "
         "WHERE excluded.used <= $5::bigint - u.used RETURNING used", true },
+    [PGS_USAGE_SUB] = {
+        "UPDATE usage_counters SET used = greatest(used - $4::bigint, 0) "
+        "WHERE user_id = $1 AND quota = $2 AND window_start = $3 RETURNING used", true },
     [PGS_EVENT_GET] = { "SELECT " EVENT_COLS " FROM webhook_events WHERE id = $1", false },
     /*
      * Records the event first, inside the transaction that applies it: the unique id makes a
@@ -403,6 +406,15 @@ static enum err pg_usage_add_within(struct store_tx *tx, const struct usage_gran
     return pg_db_fetch_i64(tx, &q, used_after);
 }
 
+static enum err pg_usage_sub(struct store_tx *tx, const struct usage_grant *g, int64_t *used_after)
+{
+    const struct pg_arg args[] = { pg_text(g->user_id), pg_text(g->quota), pg_i64(g->window_start),
+                                   pg_i64(g->n) };
+    const struct pg_query q = QUERY(PGS_USAGE_SUB, args);
+
+    return pg_db_fetch_i64(tx, &q, used_after);
+}
+
 /* The webhook inbox */
 
 static enum err pg_event_get(struct store_tx *tx, const char *id, struct webhook_event *out)
@@ -689,6 +701,7 @@ static const struct store_ops pg_ops = {
     .invoice_list = pg_invoice_list,
     .usage_get = pg_usage_get,
     .usage_add_within = pg_usage_add_within,
+    .usage_sub = pg_usage_sub,
     .event_get = pg_event_get,
     .event_claim = pg_event_claim,
     .event_fail = pg_event_fail,

@@ -85,6 +85,8 @@ const char *const sqlite_sql[SQ_COUNT] = {
         "SELECT ?1, ?2, ?3, ?4 WHERE ?4 <= ?5 "
         "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = used + excluded.used "
         "WHERE excluded.used <= ?5 - used RETURNING used",
+    [SQ_USAGE_SUB] = "UPDATE usage_counters SET used = max(used - ?4, 0) "
+                     "WHERE user_id = ?1 AND quota = ?2 AND window_start = ?3 RETURNING used",
     [SQ_EVENT_GET] = "SELECT " EVENT_COLS " FROM webhook_events WHERE id = ?1",
     /*
      * ?5 is 'applied' or 'ignored', ?6 the time, ?7 replay. raw_body is kept from the first
@@ -356,6 +358,15 @@ static enum err sq_usage_add_within(struct store_tx *tx, const struct usage_gran
     return sqlite_db_fetch_i64(tx, &q, used_after);
 }
 
+static enum err sq_usage_sub(struct store_tx *tx, const struct usage_grant *g, int64_t *used_after)
+{
+    const struct sqlite_arg args[] = { sq_text(g->user_id), sq_text(g->quota),
+                                       sq_i64(g->window_start), sq_i64(g->n) };
+    const struct sqlite_query q = QUERY(SQ_USAGE_SUB, args);
+
+    return sqlite_db_fetch_i64(tx, &q, used_after);
+}
+
 /* The webhook inbox */
 
 static enum err sq_event_get(struct store_tx *tx, const char *id, struct webhook_event *out)
@@ -617,6 +628,7 @@ static const struct store_ops sqlite_ops = {
     .invoice_list = sq_invoice_list,
     .usage_get = sq_usage_get,
     .usage_add_within = sq_usage_add_within,
+    .usage_sub = sq_usage_sub,
     .event_get = sq_event_get,
     .event_claim = sq_event_claim,
     .event_fail = sq_event_fail,

@@ -36,6 +36,7 @@ enum sqlite_stmt {
     SQ_INVOICE_LIST,
     SQ_USAGE_GET,
     SQ_USAGE_ADD,
+    SQ_USAGE_SUB,
     SQ_EVENT_GET,
     SQ_EVENT_CLAIM,
     SQ_EVENT_FAILED,

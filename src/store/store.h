@@ -316,6 +316,16 @@ MUST_CHECK enum err store_usage_consume_once(struct store *st, const struct usag
                                              struct usage_outcome *o, bool *replayed);
 
 /*
+ * Gives g->n units (n > 0) back to the counter of g's window, atomically, never below zero (for
+ * work that failed or used less than it reserved); *used_after is the counter after. g->limit
+ * is ignored. With k (may be NULL: no key), as store_usage_consume_once: a retry with the same
+ * key refunds nothing more and gets the first outcome; o is filled as there (granted = true).
+ */
+MUST_CHECK enum err store_usage_refund(struct store *st, const struct usage_grant *g,
+                                       const struct store_idempotency *k, struct usage_outcome *o,
+                                       bool *replayed);
+
+/*
  * Deletes the idempotency records first used before `before` (Stripe keeps keys 24 hours), in
  * batches; *deleted = how many. A thread of the store does it every hour (store_open starts it),
  * so no request pays for it; this is the same step, for tests and tools.

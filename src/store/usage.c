@@ -22,6 +22,7 @@
 
 struct consume_arg {
     const struct store_ops *ops;
+    bool refund; /* give back instead of take */
     const struct usage_grant *g;
     const struct store_idempotency *k;
     struct usage_outcome *o;
@@ -79,6 +80,19 @@ enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool
     return ERR_OK;
 }
 
+/* Takes g->n back, never below zero; a window never counted stays at zero. */
+static enum err give_back(const struct store_ops *ops, struct store_tx *tx,
+                          const struct usage_grant *g, int64_t *used)
+{
+    enum err err = ops->usage_sub(tx, g, used);
+
+    if (err == ERR_NOT_FOUND) {
+        *used = 0;
+        err = ERR_OK;
+    }
+    return err;
+}
+
 /*
  * The key is claimed first: a concurrent request with the same key waits for this transaction,
  * then finds the outcome. A key of another request (scope or body) is a conflict.
@@ -89,9 +103,10 @@ static enum err keyed_tx(struct store_tx *tx, void *arg)
     struct store_keyed_row row;
     bool claimed = false, granted = false;
     int64_t used = 0;
-    enum err err = a->ops->keyed_claim(tx, a->k, &claimed);
+    enum err err = a->k ? a->ops->keyed_claim(tx, a->k, &claimed) : ERR_OK;
 
     a->replayed = false;
+    claimed = claimed || !a->k;
     if (err)
         return err;
     if (!claimed) {
@@ -106,10 +121,16 @@ static enum err keyed_tx(struct store_tx *tx, void *arg)
         a->replayed = true;
         return ERR_OK;
     }
-    if ((err = consume(a->ops, tx, a->g, &granted, &used)) != ERR_OK)
+    if (a->refund) {
+        granted = true;
+        err = give_back(a->ops, tx, a->g, &used);
+    } else {
+        err = consume(a->ops, tx, a->g, &granted, &used);
+    }
+    if (err)
         return err;
     quota_outcome_settle(a->o, granted, used);
-    return a->ops->keyed_decide(tx, a->k->key, a->o);
+    return a->k ? a->ops->keyed_decide(tx, a->k->key, a->o) : ERR_OK;
 }
 
 enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
@@ -127,6 +148,29 @@ enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
         !memchr(o->tier, '\0', sizeof(o->tier)))
         return ERR_INVALID;
     err = store_run(st, STORE_RUN_WRITE, keyed_tx, &a);
+    if (err) {
+        *o = asked;
+        return err;
+    }
+    *replayed = a.replayed;
+    return ERR_OK;
+}
+
+enum err store_usage_refund(struct store *st, const struct usage_grant *g,
+                            const struct store_idempotency *k, struct usage_outcome *o,
+                            bool *replayed)
+{
+    const struct usage_outcome asked = *o;
+    struct consume_arg a = { .ops = st->ops, .refund = true, .g = g, .k = k, .o = o };
+    enum err err;
+
+    *replayed = false;
+    if (!grant_ok(g) || !memchr(o->tier, '\0', sizeof(o->tier)) ||
+        (k &&
+         (!store_arg_ok(k->key, IDEMPOTENCY_KEY_MAX) || !store_arg_ok(k->scope, QUOTA_ID_MAX) ||
+          !store_arg_ok(k->request_hash, IDEMPOTENCY_KEY_MAX))))
+        return ERR_INVALID;
+    err = store_run(st, k ? STORE_RUN_WRITE : STORE_RUN_SINGLE, keyed_tx, &a);
     if (err) {
         *o = asked;
         return err;

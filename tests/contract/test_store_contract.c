@@ -943,6 +943,36 @@ static void case_consume_once(const char *url, const struct target *t)
     store_close(st);
 }
 
+/* Units given back: never below zero; once per key. */
+static void case_usage_refund(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct usage_grant take = { "u_rf", "ai_minutes", 86400, 5, 30 };
+    struct usage_grant back = { "u_rf", "ai_minutes", 86400, 3, 30 };
+    const struct store_idempotency k = { "rf1", "usage.refund", "h", 1700000000 };
+    struct usage_outcome o = asked("free");
+    bool granted = false, replayed = true;
+    int64_t used = -1;
+
+    T_EQ_I64(store_usage_consume(st, &take, &granted, &used), ERR_OK, "%s: take 5", t->name);
+    T_EQ_I64(store_usage_refund(st, &back, &k, &o, &replayed), ERR_OK, "%s: give 3", t->name);
+    T_OK(o.granted && o.used == 2 && o.remaining == 8 && !replayed, "%s: 2 used", t->name);
+    o = asked("free");
+    T_EQ_I64(store_usage_refund(st, &back, &k, &o, &replayed), ERR_OK, "%s: again", t->name);
+    T_OK(replayed && o.used == 2, "%s: the same key gives nothing more", t->name);
+    back.n = 100;
+    o = asked("free");
+    T_EQ_I64(store_usage_refund(st, &back, NULL, &o, &replayed), ERR_OK, "%s: give 100", t->name);
+    T_EQ_I64(o.used, 0, "%s: never below zero", t->name);
+    T_EQ_I64(store_usage_get(st, "u_rf", "ai_minutes", 86400, &used), ERR_OK, "%s: get", t->name);
+    T_EQ_I64(used, 0, "%s: stored zero", t->name);
+    back.window_start = 2 * 86400;
+    o = asked("free");
+    T_EQ_I64(store_usage_refund(st, &back, NULL, &o, &replayed), ERR_OK, "%s: empty", t->name);
+    T_EQ_I64(o.used, 0, "%s: a window never used stays at zero", t->name);
+    store_close(st);
+}
+
 /* Records older than the cut are deleted, newer ones kept and still replayed. */
 static void case_idempotency_prune(const char *url, const struct target *t)
 {
@@ -1255,6 +1285,7 @@ static const struct {
     { "event_ownership", case_event_ownership, false },
     { "checkout", case_checkout, false },
     { "duplicates", case_duplicates, false },
+    { "usage_refund", case_usage_refund, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */

@@ -229,6 +229,50 @@ async function storm(servers, user, n) {
   return { granted: count(200), refused: count(402), other: rs.filter((r) => r.status !== 200 && r.status !== 402) };
 }
 
+describe('service-side reads and refunds', () => {
+  const refund = (body, headers = {}) => req(srv, 'POST', `${A}/refund`, { token: SERVICE_KEY, body, headers });
+  const usage = (user, token = SERVICE_KEY) => req(srv, 'GET', `${A}/usage${user === null ? '' : `?user_id=${user}`}`, { token });
+
+  test('a service reads any user\'s quotas without spending them', async () => {
+    assert.equal((await consume(srv, { user_id: 'u_read', quota: 'ai_minutes', amount: 4 })).status, 200);
+    for (let i = 0; i < 3; i++) {
+      const r = await usage('u_read');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.user_id, 'u_read');
+      assert.equal(r.body.tier, 'free');
+      assert.deepEqual([r.body.quotas.ai_minutes.used, r.body.quotas.ai_minutes.remaining], [4, 26]);
+    }
+    assert.equal((await usage('u_read', userToken('u_read'))).status, 200, 'a user reads its own');
+    assert.equal((await usage('u_read', userToken('u_other'))).status, 403, 'but not another\'s');
+    const missing = await usage(null);
+    assert.equal(missing.status, 400);
+    assert.equal(errorOf(missing).param, 'user_id');
+  });
+
+  test('units given back lower the counter, never below zero, once per Idempotency-Key', async () => {
+    assert.equal((await consume(srv, { user_id: 'u_ref', quota: 'ai_minutes', amount: 30 })).status, 200);
+    assert.equal((await consume(srv, { user_id: 'u_ref', quota: 'ai_minutes', amount: 1 })).status, 402);
+    let r = await refund({ user_id: 'u_ref', quota: 'ai_minutes', amount: 5 }, { 'idempotency-key': 'failed-call-1' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.refunded, r.body.used, r.body.remaining], [true, 25, 5]);
+    r = await refund({ user_id: 'u_ref', quota: 'ai_minutes', amount: 5 }, { 'idempotency-key': 'failed-call-1' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('idempotent-replayed'), 'true');
+    assert.equal(r.body.used, 25, 'the retry gave nothing more back');
+    assert.equal((await consume(srv, { user_id: 'u_ref', quota: 'ai_minutes', amount: 5 })).status, 200, 'the units are usable again');
+    r = await refund({ user_id: 'u_ref', quota: 'ai_minutes', amount: 1000 });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.used, 0, 'never below zero');
+    r = await refund({ user_id: 'u_never', quota: 'scenarios', amount: 2 });
+    assert.deepEqual([r.status, r.body.used], [200, 0], 'nothing used: stays at zero');
+    const user = await req(srv, 'POST', `${A}/refund`, { token: userToken('u_ref'), body: { user_id: 'u_ref', quota: 'ai_minutes', amount: 1 } });
+    assert.equal(user.status, 403, 'users cannot give themselves units');
+    const bad = await refund({ user_id: 'u_ref', quota: 'ai_minutes' });
+    assert.equal(bad.status, 400);
+    assert.equal(errorOf(bad).param, 'amount');
+  });
+});
+
 describe('concurrency', () => {
   test('200 concurrent consumes of 1 minute: exactly 30 granted, 170 refused', async () => {
     const s = await storm([srv], 'u_storm', 200);
