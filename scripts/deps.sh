@@ -33,6 +33,8 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
     if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
+    # promtool checks /metrics against Prometheus's own rules (tests only).
+    if [ "${1:-}" = "--test" ]; then command -v promtool >/dev/null 2>&1 || need="$need prometheus"; fi
     [ -z "$need" ] || install_packages $need
 fi
 # Test-only npm packages (package.json): the official Stripe SDK as a referee.

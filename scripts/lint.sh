@@ -11,11 +11,12 @@ allowed() {
     base) echo "base" ;;
     billing) echo "base billing" ;;
     config) echo "base config" ;;
-    http) echo "base http" ;;
+    http) echo "base http metrics" ;;
+    metrics) echo "base metrics" ;;
     auth) echo "base auth billing" ;;
-    store) echo "base store billing" ;;
+    store) echo "base store billing metrics" ;;
     stripe) echo "base stripe billing" ;;
-    api) echo "base api auth billing config http store stripe" ;;
+    api) echo "base api auth billing config http metrics store stripe" ;;
     *) echo "*" ;;
     esac
 }

@@ -23,6 +23,7 @@
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "stripe/client.h"
 
@@ -178,6 +179,13 @@ static int open_store(const struct config *cfg, int threads, struct store **out)
 }
 
 /* The Stripe client when STRIPE_SECRET_KEY is set; *out stays NULL otherwise. */
+/* Every attempt at Stripe is counted and timed for /metrics. */
+static void on_stripe_attempt(void *ctx, const struct stripe_trace *t)
+{
+    (void)ctx;
+    metrics_stripe(t->status, t->elapsed_us);
+}
+
 static int make_stripe(const struct config *cfg, struct stripe_client **out)
 {
     struct stripe_client_params p;
@@ -192,7 +200,22 @@ static int make_stripe(const struct config *cfg, struct stripe_client **out)
     p.secret_key = &cfg->stripe_secret_key;
     if (stripe_client_new(&p, out, err, sizeof(err)) != ERR_OK)
         return fail(err);
+    stripe_client_set_trace(*out, on_stripe_attempt, NULL);
     return 0;
+}
+
+/* Names the metrics' series: routes, quotas, kinds of webhook event (billing/events.h order). */
+static void metrics_setup(const struct tier_catalog *cat)
+{
+    static const char *const kinds[] = { "ignored", "checkout", "subscription", "invoice",
+                                         "checkout_expired" };
+    static const char *quotas[METRICS_QUOTAS_MAX];
+    size_t n_routes = 0, n_quotas = 0;
+    const char *const *routes = api_route_labels(&n_routes);
+
+    for (; n_quotas < cat->quota_count && n_quotas < METRICS_QUOTAS_MAX; n_quotas++)
+        quotas[n_quotas] = cat->quotas[n_quotas].id;
+    metrics_init(SUBGATE_VERSION, routes, n_routes, quotas, n_quotas, kinds, ARRAY_SIZE(kinds));
 }
 
 static void app_release(struct app *a)
@@ -277,6 +300,7 @@ static int cmd_serve(int argc, char **argv)
     mallopt(M_TOP_PAD, 1024 * 1024);
     if (app_init(&a))
         goto out;
+    metrics_setup(&a.tiers);
     p = (struct http_server_params){ .host = a.cfg.listen_host,
                                      .port = (uint16_t)a.cfg.listen_port,
                                      .threads = a.threads,

@@ -22,6 +22,7 @@
 #include "billing/records.h"
 #include "billing/tiers.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 #define DAY_S           INT64_C(86400)
@@ -426,6 +427,8 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
         return err;
     if (replayed && !response_add_header(resp, "Idempotent-Replayed", "true"))
         log_warn("cannot add the Idempotent-Replayed header");
+    if (kind == METER_CONSUME && !replayed)
+        metrics_consume((size_t)q, o.granted);
     meter_reply(&m, &o, &status, &body);
     reply_send(resp, status, body);
     return ERR_OK;

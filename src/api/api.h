@@ -48,6 +48,9 @@ void api_release(struct api *api);
 /* The server's dispatch function: app is a struct api. */
 void api_dispatch(void *app, struct request *req, struct response *resp);
 
+/* "METHOD /path" of each route of the table, for the metrics' labels; *n how many. */
+const char *const *api_route_labels(size_t *n);
+
 /* The request's route calls Stripe (ROUTE_SLOW): the server runs it off its serving threads. */
 bool api_is_slow(void *app, const struct request *req);
 

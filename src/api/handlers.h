@@ -8,6 +8,7 @@
 /* ops.c */
 enum err ops_healthz(struct request *req, struct response *resp);
 enum err ops_readyz(struct request *req, struct response *resp);
+enum err ops_metrics(struct request *req, struct response *resp);
 
 /* payments.c */
 enum err payments_pricing(struct request *req, struct response *resp);

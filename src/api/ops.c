@@ -3,8 +3,27 @@
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "base/buf.h"
 #include "base/clock.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
+
+#define METRICS_MAX (1 << 20) /* bytes of the exposition: far more than it takes */
+
+enum err ops_metrics(struct request *req, struct response *resp)
+{
+    struct buf b;
+
+    buf_init(&b, METRICS_MAX);
+    if (metrics_render(&b) != ERR_OK) {
+        buf_release(&b);
+        return request_fail(req, ERR_INTERNAL, NULL, NULL, "cannot render the metrics");
+    }
+    resp->status = 200;
+    resp->body = buf_detach(&b, &resp->len);
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return ERR_OK;
+}
 
 enum err ops_healthz(struct request *req, struct response *resp)
 {

@@ -1,10 +1,13 @@
 /* routes.c: THE route table of subgate (SPEC §3 and §6), and the dispatcher that walks it. */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "api/auth.h"
 #include "api/handlers.h"
+#include "base/clock.h"
 #include "http/router.h"
+#include "metrics/metrics.h"
 
 #define P "/api/v1/payments"
 #define A "/api/v1/access"
@@ -13,6 +16,7 @@
 static const struct route routes[] = {
     { "GET",  "/healthz",                   AUTH_NONE, 0,               ops_healthz },
     { "GET",  "/readyz",                    AUTH_NONE, 0,               ops_readyz },
+    { "GET",  "/metrics",                   AUTH_NONE, 0,               ops_metrics },
     { "GET",  P "/pricing",                 AUTH_NONE, 0,               payments_pricing },
     { "GET",  P "/subscription",            AUTH_USER, 0,               payments_subscription },
     { "GET",  P "/invoices",                AUTH_USER, 0,               payments_invoices },
@@ -33,13 +37,31 @@ static const struct route routes[] = {
 
 /* clang-format on */
 
-static enum err route_and_run(struct request *req, struct response *resp)
+/* "METHOD /path" of every route, the label of its metrics series. */
+static char route_labels[ARRAY_SIZE(routes)][96];
+static const char *route_label_ptrs[ARRAY_SIZE(routes)];
+
+const char *const *api_route_labels(size_t *n)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        snprintf(route_labels[i], sizeof(route_labels[i]), "%s %s", routes[i].method,
+                 routes[i].path);
+        route_label_ptrs[i] = route_labels[i];
+    }
+    *n = ARRAY_SIZE(routes);
+    return route_label_ptrs;
+}
+
+static enum err route_and_run(struct request *req, struct response *resp, size_t *index)
 {
     const struct route *r = NULL;
     enum err err;
 
+    *index = ARRAY_SIZE(routes); /* none: the metrics' unmatched series */
     err = router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, resp->allow,
                        sizeof(resp->allow));
+    if (r)
+        *index = (size_t)(r - routes);
     if (err == ERR_NOT_FOUND)
         return request_fail(req, err, NULL, NULL, "no route for '%s'", req->path);
     if (err == ERR_METHOD)
@@ -70,13 +92,16 @@ bool api_is_slow(void *app, const struct request *req)
 
 void api_dispatch(void *app, struct request *req, struct response *resp)
 {
+    int64_t t0 = clock_mono_us();
+    size_t route = 0;
     enum err err;
 
     (void)app; /* handlers reach it through req->app */
-    err = route_and_run(req, resp);
+    err = route_and_run(req, resp, &route);
     if (err) {
         if (req->error.err != err) /* a handler returned an error without detail */
             (void)request_fail(req, err, NULL, NULL, "%s", err_name(err));
         response_error(resp, req);
     }
+    metrics_request(route, resp->status, clock_mono_us() - t0);
 }

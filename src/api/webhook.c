@@ -17,6 +17,7 @@
 #include "base/str.h"
 #include "billing/tiers.h"
 #include "config/config.h"
+#include "metrics/metrics.h"
 #include "stripe/events.h"
 #include "stripe/webhook.h"
 
@@ -115,12 +116,22 @@ enum err payments_webhook(struct request *req, struct response *resp)
         return request_fail(req, ERR_UNAVAILABLE, "webhooks_not_configured", NULL,
                             "STRIPE_WEBHOOK_SECRET is not configured: webhooks are refused");
     err = verify_signature(req, api->cfg);
-    if (err)
+    if (err) {
+        metrics_webhook(METRICS_KINDS_MAX, METRICS_EVENT_REFUSED);
         return err;
+    }
     err = webhook_ingest(api->store, api->tiers, req->body.data ? req->body.data : "",
                          req->body.len, STORE_EVENT_RECEIVE, &o);
-    if (err)
+    if (err) {
+        metrics_webhook(billing_event_kind_of(o.type), err == ERR_INVALID || err == ERR_UPSTREAM
+                                                           ? METRICS_EVENT_REFUSED
+                                                           : METRICS_EVENT_FAILED);
         return ingest_fail(req, err, &o);
+    }
+    metrics_webhook(billing_event_kind_of(o.type),
+                    o.result == STORE_EVENT_DUPLICATE ? METRICS_EVENT_DUPLICATE
+                    : o.result == STORE_EVENT_IGNORED ? METRICS_EVENT_IGNORED
+                                                      : METRICS_EVENT_APPLIED);
     if (o.result == STORE_EVENT_APPLIED) /* a second live subscription it made is undone now */
         (void)duplicates_resolve(api->store, api->stripe, api->tiers, 4);
     response_json(resp, 200,

@@ -10,6 +10,9 @@ int64_t clock_now(void);
 /* Monotonic milliseconds, for latencies and timeouts. */
 int64_t clock_mono_ms(void);
 
+/* Monotonic microseconds, for durations. */
+int64_t clock_mono_us(void);
+
 /* Pins clock_now() to t; t < 0 goes back to the real clock. Tests only. */
 void clock_set_fake(int64_t t);
 

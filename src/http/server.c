@@ -24,12 +24,14 @@
 #include "base/xalloc.h"
 #include "http/errors.h"
 #include "http/offload.h"
+#include "metrics/metrics.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct offload *slow; /* the pool for requests that call Stripe; NULL without one */
     struct http_server_params p;
     _Atomic int in_flight; /* requests begun and not yet completed */
+    _Atomic int64_t open;  /* connections open now, for /metrics */
     _Atomic uint64_t seq;  /* request counter, part of the request id */
     uint32_t id_salt;      /* random per process, so ids differ across restarts */
 };
@@ -393,6 +395,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    int64_t n = atomic_fetch_add(&s->open, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+
+    (void)conn;
+    (void)socket_context;
+    metrics_set_connections(n + (code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1));
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -456,7 +469,8 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
         flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(errbuf, errlen, "cannot listen on '%s' port %u: %s", p->host, p->port,
                  strerror(errno));

@@ -12,6 +12,7 @@
 
 #include "base/str.h"
 #include "billing/status.h"
+#include "metrics/metrics.h"
 #include "store/backend.h"
 
 struct backend_scheme {
@@ -196,6 +197,8 @@ const char *store_backend_name(const struct store *st)
 
 void store_note_write(struct store *st, enum store_run_kind kind, enum err err)
 {
+    if (err == ERR_STORE || err == ERR_UNAVAILABLE)
+        metrics_storage_error();
     if (kind == STORE_RUN_READ || (err != ERR_OK && err != ERR_UNAVAILABLE))
         return; /* a read, or the request's own fault (a conflict, a refusal): says nothing */
     __atomic_store_n(&st->write_failing, err == ERR_UNAVAILABLE, __ATOMIC_RELAXED);

@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "base/version.h"
@@ -54,7 +55,8 @@ struct call {
     char request_id[STRIPE_REQ_ID_MAX];
     char curl_err[CURL_ERROR_SIZE];
     struct stripe_attempt att;
-    int64_t date; /* the answer's Date header, Unix seconds; 0 when none */
+    int64_t date;       /* the answer's Date header, Unix seconds; 0 when none */
+    int64_t elapsed_us; /* of the last attempt */
     bool body_too_large;
 };
 
@@ -411,7 +413,9 @@ static void attempt_once(const struct stripe_client *c, CURL *h, struct call *k)
     memset(&k->att, 0, sizeof(k->att));
     k->att.retry_after_s = -1;
     setup(c, h, k);
+    k->elapsed_us = clock_mono_us();
     rc = curl_easy_perform(h);
+    k->elapsed_us = clock_mono_us() - k->elapsed_us;
     if (rc != CURLE_OK) {
         k->att.retryable_io = code_is_retryable(rc);
         if (!k->curl_err[0])
@@ -432,6 +436,7 @@ static void trace_attempt(const struct stripe_client *c, const struct call *k, i
         .idempotency_key = k->idem_key,
         .status = k->att.status,
         .attempt = attempt,
+        .elapsed_us = k->elapsed_us,
     };
 
     if (c->trace)

@@ -38,6 +38,7 @@ struct stripe_trace {
     const char *idempotency_key; /* "" when none (GET, DELETE) */
     int status;                  /* HTTP status; 0 when no answer came */
     int attempt;                 /* 1 for the first try */
+    int64_t elapsed_us;          /* how long the attempt took */
 };
 
 typedef void (*stripe_trace_fn)(void *ctx, const struct stripe_trace *t);
