@@ -60,8 +60,6 @@ static enum err route_and_run(struct request *req, struct response *resp, size_t
     *index = ARRAY_SIZE(routes); /* none: the metrics' unmatched series */
     err = router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, resp->allow,
                        sizeof(resp->allow));
-    if (r)
-        *index = (size_t)(r - routes);
     if (err == ERR_NOT_FOUND)
         return request_fail(req, err, NULL, NULL, "no route for '%s'", req->path);
     if (err == ERR_METHOD)
@@ -69,6 +67,7 @@ static enum err route_and_run(struct request *req, struct response *resp, size_t
                             req->method, resp->allow);
     resp->allow[0] = '\0'; /* filled by earlier same-path routes; only a 405 carries it */
     req->route = r->path;
+    *index = (size_t)(r - routes);
     err = api_authenticate(req, (enum auth_kind)r->auth);
     if (err)
         return err;

@@ -59,6 +59,7 @@ static struct slot *slot(void)
 }
 
 /* The one writer adds; readers load whole 64-bit values (relaxed: counts, not order). */
+/* NOLINTNEXTLINE(readability-non-const-parameter): written through __atomic_store_n */
 static void add(uint64_t *p, uint64_t n)
 {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
