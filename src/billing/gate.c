@@ -236,38 +236,38 @@ const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const c
     return best;
 }
 
-/* Adds the rule path falls under to m (once); false when there is none. */
-static bool match_add(const struct gate_rules *rules, const char *path, bool case_sensitive,
-                      struct gate_match *m)
+/* Adds r to m unless it is NULL or there already. */
+static void match_add(struct gate_match *m, const struct gate_rule *r)
 {
-    const struct gate_rule *r = gate_rules_match(rules, path, case_sensitive);
-
     if (!r)
-        return false;
+        return;
     for (size_t i = 0; i < m->count; i++)
         if (m->rules[i] == r)
-            return true;
+            return;
     assert(m->count < GATE_FORMS_MAX); /* 2 forms (params) x 2 matches (case) */
     m->rules[m->count++] = r;
-    return true;
 }
 
 /*
- * Adds to m the rules of the form of uri that flags give, matched case-folded and, for a
- * case-sensitive app, exactly. ERR_INVALID when it does not normalize, ERR_NOT_FOUND when a
- * match finds no rule.
+ * Adds to m the rules of the form of uri that flags give: matched as the app routes it (exactly
+ * when case_sensitive) and, for a case-sensitive app, case-folded too. ERR_INVALID when the form
+ * does not normalize; ERR_NOT_FOUND when it is the routed form (primary) and has no rule.
  */
 static enum err match_form(const struct gate_rules *rules, const char *uri, unsigned flags,
-                           struct gate_match *m)
+                           bool primary, struct gate_match *m)
 {
     char path[GATE_PATH_MAX];
+    bool cs = rules->options.case_sensitive;
+    const struct gate_rule *r;
 
     if (gate_path_normalize(uri, flags, path, sizeof(path)) != ERR_OK)
         return ERR_INVALID;
-    if (!match_add(rules, path, false, m))
+    r = gate_rules_match(rules, path, cs);
+    if (!r && primary)
         return ERR_NOT_FOUND;
-    if (rules->options.case_sensitive && !match_add(rules, path, true, m))
-        return ERR_NOT_FOUND;
+    match_add(m, r);
+    if (cs)
+        match_add(m, gate_rules_match(rules, path, false));
     return ERR_OK;
 }
 
@@ -277,14 +277,14 @@ enum err gate_match_uri(const struct gate_rules *rules, const char *uri, struct 
 
     memset(out, 0, sizeof(*out));
     if (rules->options.params == GATE_PARAMS_REFUSE) {
-        err = match_form(rules, uri, 0, out);
+        err = match_form(rules, uri, 0, true, out);
     } else {
-        err = match_form(rules, uri, GATE_NORM_STRIP_PARAMS, out);
+        err = match_form(rules, uri, GATE_NORM_STRIP_PARAMS, true, out);
         if (err == ERR_OK)
-            err = match_form(rules, uri, GATE_NORM_KEEP_PARAMS, out);
+            err = match_form(rules, uri, GATE_NORM_KEEP_PARAMS, false, out);
     }
     if (err != ERR_OK)
-        memset(out, 0, sizeof(*out)); /* no rule for some form: no rule at all */
+        memset(out, 0, sizeof(*out)); /* the routed form has no rule: none */
     return err == ERR_INVALID ? ERR_INVALID : ERR_OK;
 }
 

@@ -143,11 +143,12 @@ const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const c
 MUST_CHECK enum err gate_path_normalize(const char *uri, unsigned flags, char *out, size_t outlen);
 
 /*
- * The rules request uri falls under with rules->options: the longest-prefix rule of every form
- * the app may route it as (with GATE_PARAMS_STRIP the path with and without its ';'
- * parameters; with case_sensitive also the case-folded path), so a path that differs from a
- * gated one in case or parameters is never gated more loosely than the strictest of them.
- * ERR_INVALID when uri does not normalize; out->count is 0 when any form has no rule.
+ * The rules request uri falls under with rules->options. The routed form (the path, or with
+ * GATE_PARAMS_STRIP the path without its ';' parameters) decides whether there is a rule:
+ * out->count is 0 when it has none. Every other form the path may be routed as adds its rule:
+ * the literal path with GATE_PARAMS_STRIP, and the case-folded match of each form when
+ * case_sensitive. So a variant that differs from a gated path in case or parameters is never
+ * gated more loosely than the strictest of them. ERR_INVALID when uri does not normalize.
  */
 MUST_CHECK enum err gate_match_uri(const struct gate_rules *rules, const char *uri,
                                    struct gate_match *out);

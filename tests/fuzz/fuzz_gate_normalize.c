@@ -74,31 +74,55 @@ static const struct gate_rule *form_rule(const struct gate_rules *rules, const c
     return gate_rules_match(rules, path, case_sensitive);
 }
 
-/* A URI that matches is held to the rule of each form the app may route it as. */
-static void check_match(struct gate_rules *rules, const char *uri, const char *lower)
+/* True when r is NULL (that form has no rule) or one of the rules of m. */
+static int covered(const struct gate_match *m, const struct gate_rule *r)
+{
+    return !r || match_has(m, r);
+}
+
+/*
+ * The routed form decides whether there is a rule; the rule of every form the app may route
+ * the URI as (stripped or literal, exact or case-folded) is among those applied.
+ */
+static void check_forms(const struct gate_rules *rules, const char *uri, bool cs, bool strip)
+{
+    unsigned routed = strip ? GATE_NORM_STRIP_PARAMS : 0;
+    struct gate_match m;
+
+    if (gate_match_uri(rules, uri, &m) != ERR_OK)
+        return;
+    if (m.count == 0) {
+        if (form_rule(rules, uri, routed, cs))
+            abort(); /* the routed form has a rule */
+        return;
+    }
+    if (!match_has(&m, form_rule(rules, uri, routed, cs)) ||
+        !covered(&m, form_rule(rules, uri, routed, false)))
+        abort(); /* looser than the routed or the case-folded form's rule */
+    if (strip && (!covered(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS, cs)) ||
+                  !covered(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS, false))))
+        abort(); /* looser than the literal form's rule */
+}
+
+/* Case-insensitive by default: the lower-cased URI falls under the same rules. */
+static void check_fold(const struct gate_rules *rules, const char *uri, const char *lower)
 {
     struct gate_match m, ml;
-    enum err e, el;
+    enum err e = gate_match_uri(rules, uri, &m), el = gate_match_uri(rules, lower, &ml);
 
+    if (el != e || ml.count != m.count || memcmp(ml.rules, m.rules, sizeof(m.rules)) != 0)
+        abort();
+}
+
+static void check_match(struct gate_rules *rules, const char *uri, const char *lower)
+{
     for (int cs = 0; cs < 2; cs++) {
         for (int strip = 0; strip < 2; strip++) {
             rules->options.case_sensitive = cs;
             rules->options.params = strip ? GATE_PARAMS_STRIP : GATE_PARAMS_REFUSE;
-            e = gate_match_uri(rules, uri, &m);
-            if (e != ERR_OK || m.count == 0)
-                continue;
-            if (!match_has(&m, form_rule(rules, uri, strip ? GATE_NORM_STRIP_PARAMS : 0, false)))
-                abort(); /* looser than the case-folded (stripped) form's rule */
-            if (strip && !match_has(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS, false)))
-                abort();
-            if (cs &&
-                !match_has(&m, form_rule(rules, uri, strip ? GATE_NORM_STRIP_PARAMS : 0, true)))
-                abort();
-            if (cs)
-                continue;
-            el = gate_match_uri(rules, lower, &ml);
-            if (el != e || ml.count != m.count || memcmp(ml.rules, m.rules, sizeof(m.rules)))
-                abort(); /* case-insensitive: the lower-cased URI falls under the same rules */
+            check_forms(rules, uri, cs, strip);
+            if (!cs)
+                check_fold(rules, uri, lower);
         }
     }
 }

@@ -244,12 +244,16 @@ static void test_match_uri(void)
         { false, GATE_PARAMS_STRIP, "/api/Business-German;v=1/x", ERR_OK,
           "/api/business-german/ /api/" },
         { false, GATE_PARAMS_STRIP, "/api/ai/chat", ERR_OK, "/api/ai/" },
-        { false, GATE_PARAMS_STRIP, "/static;x/..;/api/ai/chat", ERR_OK, "" },
+        { false, GATE_PARAMS_STRIP, "/static;x/..;/api/ai/chat", ERR_OK, "/api/ai/" },
+        { false, GATE_PARAMS_STRIP, "/api;x/business-german;y/x;z", ERR_OK,
+          "/api/business-german/" },
+        { false, GATE_PARAMS_STRIP, "/about;x/../static", ERR_OK, "" },
         { true, GATE_PARAMS_REFUSE, "/api/business-german/x", ERR_OK, "/api/business-german/" },
         { true, GATE_PARAMS_REFUSE, "/api/Business-German/x", ERR_OK,
-          "/api/business-german/ /api/" },
+          "/api/ /api/business-german/" },
         { true, GATE_PARAMS_REFUSE, "/API/business-german/x", ERR_OK, "" },
-        { true, GATE_PARAMS_STRIP, "/api/AI;x/chat", ERR_OK, "/api/ai/ /api/" },
+        { true, GATE_PARAMS_STRIP, "/api/AI;x/chat", ERR_OK, "/api/ /api/ai/" },
+        { true, GATE_PARAMS_STRIP, "/API;x/ai/chat", ERR_OK, "" },
     };
     struct gate_rules rules;
     struct gate_match m;
