@@ -144,6 +144,9 @@ static int load_gate(const struct config *cfg, const struct tier_catalog *cat,
         snprintf(msg, sizeof(msg), "GATE_RULES_FILE: %s", err);
         return fail(msg);
     }
+    out->options.case_sensitive = cfg->gate_case_sensitive;
+    out->options.params =
+        cfg->gate_path_params == CONFIG_PATH_PARAMS_STRIP ? GATE_PARAMS_STRIP : GATE_PARAMS_REFUSE;
     return 0;
 }
 

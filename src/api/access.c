@@ -523,27 +523,42 @@ static void gate_consume(struct request *req, const struct gate_rule *r, int64_t
         gate_refuse(a, 403, GATE_QUOTA_EXCEEDED);
 }
 
-/* Decides for a signed-in user under rule r. */
-static void gate_user(struct request *req, const struct gate_rule *r, struct gate_answer *a)
+/* Refuses a signed-in user of tier a->tier when a rule of m needs a feature the tier lacks. */
+static bool gate_features_allow(const struct api *api, const struct gate_match *m,
+                                struct gate_answer *a)
 {
-    const struct api *api = req->app;
+    for (size_t i = 0; i < m->count; i++) {
+        const struct gate_rule *r = m->rules[i];
+        struct gate_decision d;
+        if (!r->feature[0])
+            continue;
+        d = gate_decide(api->tiers, a->tier, r->feature);
+        if (!d.allowed) {
+            a->required = d.required;
+            gate_refuse(a, 403, d.reason);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Decides for a signed-in user under every rule of m (one unless the path can be routed in
+ * several ways, see gate_match_uri): each feature is needed, each quota consumed.
+ */
+static void gate_user(struct request *req, const struct gate_match *m, struct gate_answer *a)
+{
     int64_t now = clock_now();
-    struct gate_decision d;
 
     if (tier_of_user(req, req->user, now, &a->tier) != ERR_OK) {
         gate_refuse(a, 403, GATE_ERROR);
         return;
     }
-    if (r->feature[0]) {
-        d = gate_decide(api->tiers, a->tier, r->feature);
-        if (!d.allowed) {
-            a->required = d.required;
-            gate_refuse(a, 403, d.reason);
-            return;
-        }
-    }
-    if (r->quota[0])
-        gate_consume(req, r, now, a);
+    if (!gate_features_allow(req->app, m, a))
+        return;
+    for (size_t i = 0; i < m->count && a->status == 200; i++)
+        if (m->rules[i]->quota[0])
+            gate_consume(req, m->rules[i], now, a);
 }
 
 enum err access_gate(struct request *req, struct response *resp)
@@ -551,17 +566,16 @@ enum err access_gate(struct request *req, struct response *resp)
     const struct api *api = req->app;
     const char *uri = request_header(req, "X-Original-URI");
     struct gate_answer a = { .status = 200, .reason = GATE_ALLOWED };
-    char path[GATE_PATH_MAX];
-    const struct gate_rule *r = NULL;
+    struct gate_match m = { 0 };
 
-    if (!uri || gate_path_normalize(uri, path, sizeof(path)) != ERR_OK)
+    if (!uri || (api->gate && gate_match_uri(api->gate, uri, &m) != ERR_OK))
         gate_refuse(&a, 403, GATE_BAD_PATH);
-    else if (!api->gate || !(r = gate_rules_match(api->gate, path)))
+    else if (m.count == 0)
         gate_refuse(&a, 403, GATE_NO_RULE);
     else if (api_authenticate(req, AUTH_USER) != ERR_OK)
         gate_refuse(&a, 401, GATE_UNAUTHENTICATED);
     else
-        gate_user(req, r, &a);
+        gate_user(req, &m, &a);
     gate_send(resp, &a);
     return ERR_OK;
 }

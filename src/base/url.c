@@ -16,30 +16,80 @@ static bool url_has_bad_byte(const char *url)
     return false;
 }
 
-static bool host_char_ok(char c)
+static bool is_alnum(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '[' || c == ']' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* Splits "host[:port]" of length n; returns the port (or def), -1 when malformed. */
-static int64_t split_port(const char *auth, size_t n, size_t *host_len, int64_t def)
+/* A DNS name or IPv4 address: labels of [A-Za-z0-9-], no empty label, no trailing dot. */
+static bool reg_name_ok(const char *h, size_t n)
 {
-    const char *colon = NULL;
-    int64_t port;
+    size_t label = 0;
 
     for (size_t i = 0; i < n; i++) {
-        if (auth[i] == ']')
-            colon = NULL; /* colons inside an IPv6 literal are not the port's */
-        else if (auth[i] == ':')
-            colon = auth + i;
+        if (h[i] == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (is_alnum(h[i]) || h[i] == '-') {
+            label++;
+        } else {
+            return false;
+        }
     }
-    if (!colon) {
-        *host_len = n;
-        return def;
+    return label > 0;
+}
+
+/* "[" IPv6 "]": hex digits, colons and dots (an embedded IPv4) inside, at least one colon. */
+static bool ip_literal_ok(const char *h, size_t n)
+{
+    bool colon = false;
+
+    if (n < 4 || h[0] != '[' || h[n - 1] != ']')
+        return false;
+    for (size_t i = 1; i + 1 < n; i++) {
+        if (h[i] == ':')
+            colon = true;
+        else if (str_hex_digit(h[i]) < 0 && h[i] != '.')
+            return false;
     }
-    *host_len = (size_t)(colon - auth);
-    if (parse_i64(colon + 1, n - *host_len - 1, 1, 65535, &port) != ERR_OK)
+    return colon;
+}
+
+/* The length of the host at the start of authority <auth, n>: an IP literal or a name. */
+static size_t host_len_of(const char *auth, size_t n)
+{
+    if (n > 0 && auth[0] == '[') {
+        const char *close = memchr(auth, ']', n);
+        return close ? (size_t)(close - auth) + 1 : 0;
+    }
+    const char *colon = memchr(auth, ':', n);
+    return colon ? (size_t)(colon - auth) : n;
+}
+
+/*
+ * Splits authority <auth, n> into a host and an optional ":port" of 1-5 digits, no leading zero;
+ * returns the port (or def), -1 when malformed: anything after the port (a second port), an
+ * empty port, a host that is neither a DNS name, an IPv4 address nor a bracketed IPv6 address.
+ */
+static int64_t split_port(const char *auth, size_t n, size_t *host_len, int64_t def)
+{
+    size_t h = host_len_of(auth, n);
+    int64_t port = def;
+
+    if (h == 0 || h > 253)
+        return -1;
+    if (!(auth[0] == '[' ? ip_literal_ok(auth, h) : reg_name_ok(auth, h)))
+        return -1;
+    *host_len = h;
+    if (h == n)
+        return port;
+    if (auth[h] != ':' || n - h - 1 > 5 || auth[h + 1] == '0')
+        return -1;
+    for (size_t i = h + 1; i < n; i++)
+        if (auth[i] < '0' || auth[i] > '9')
+            return -1;
+    if (parse_i64(auth + h + 1, n - h - 1, 1, 65535, &port) != ERR_OK)
         return -1;
     return port;
 }
@@ -64,11 +114,8 @@ bool url_origin(const char *url, char *origin, size_t len)
     if (auth_len == 0 || memchr(auth, '@', auth_len))
         return false;
     port = split_port(auth, auth_len, &host_len, def);
-    if (port < 0 || host_len == 0 || host_len > 253)
+    if (port < 0)
         return false;
-    for (size_t i = 0; i < host_len; i++)
-        if (!host_char_ok(auth[i]))
-            return false;
     int w = port == def ? snprintf(origin, len, "%s://%.*s", scheme, (int)host_len, auth)
                         : snprintf(origin, len, "%s://%.*s:%lld", scheme, (int)host_len, auth,
                                    (long long)port);

@@ -1,10 +1,12 @@
 /* gate.c: feature decisions, quota state and gate rules (SPEC §4); pure, no clock, no I/O. */
 #include "billing/gate.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -76,24 +78,61 @@ void gate_rules_builtin(struct gate_rules *out)
 
 /* Path normalization */
 
-/* Decodes %XX escapes of uri[0..len) into out[outlen]; refuses bad escapes and NUL bytes. */
-static enum err percent_decode(const char *uri, size_t len, char *out, size_t outlen)
+static bool is_unreserved(int c)
 {
-    size_t n = 0;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
 
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)uri[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? str_hex_digit(uri[i + 1]) : -1;
-            int lo = hi >= 0 ? str_hex_digit(uri[i + 2]) : -1;
-            if (lo < 0 || (hi == 0 && lo == 0))
-                return ERR_INVALID;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (n + 1 >= outlen)
+/*
+ * Reads the escape at uri[i] ('%'): decodes an unreserved character, keeps any other as "%XX"
+ * (upper-case hex) in out at *n. Returns the bytes consumed (3), 0 for a bad or refused escape.
+ */
+static size_t escape_copy(const char *uri, size_t i, size_t len, char *out, size_t *n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int hi = i + 2 < len ? str_hex_digit(uri[i + 1]) : -1;
+    int lo = hi >= 0 ? str_hex_digit(uri[i + 2]) : -1;
+    int c = hi * 16 + lo;
+
+    if (lo < 0 || c == 0 || c == '/' || c == '\\' || c == ';')
+        return 0;
+    if (is_unreserved(c)) {
+        out[(*n)++] = (char)c;
+    } else {
+        out[(*n)++] = '%';
+        out[(*n)++] = hex[hi];
+        out[(*n)++] = hex[lo];
+    }
+    return 3;
+}
+
+/*
+ * Copies uri[0..len) into out[outlen] decoding unreserved escapes; a ';' is refused, kept or
+ * dropped with the rest of its segment, by flags. Refuses control bytes, space and backslash.
+ */
+static enum err path_decode(const char *uri, size_t len, unsigned flags, char *out, size_t outlen)
+{
+    size_t n = 0, i = 0;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)uri[i];
+        if (n + 3 >= outlen || c <= 0x20 || c == 0x7f || c == '\\')
             return ERR_INVALID;
-        out[n++] = (char)c;
+        if (c == ';' && (flags & GATE_NORM_STRIP_PARAMS)) {
+            while (i < len && uri[i] != '/')
+                i++;
+        } else if (c == ';' && !(flags & GATE_NORM_KEEP_PARAMS)) {
+            return ERR_INVALID;
+        } else if (c == '%') {
+            size_t used = escape_copy(uri, i, len, out, &n);
+            if (used == 0)
+                return ERR_INVALID;
+            i += used;
+        } else {
+            out[n++] = (char)c;
+            i++;
+        }
     }
     out[n] = '\0';
     return ERR_OK;
@@ -139,14 +178,14 @@ static enum err segments_normalize(char *p)
     return ERR_OK;
 }
 
-enum err gate_path_normalize(const char *uri, char *out, size_t outlen)
+enum err gate_path_normalize(const char *uri, unsigned flags, char *out, size_t outlen)
 {
     size_t len = strcspn(uri, "?#");
 
     if (outlen == 0)
         return ERR_INVALID;
     out[0] = '\0';
-    if (len == 0 || uri[0] != '/' || percent_decode(uri, len, out, outlen) != ERR_OK ||
+    if (len == 0 || uri[0] != '/' || path_decode(uri, len, flags, out, outlen) != ERR_OK ||
         out[0] != '/' || segments_normalize(out) != ERR_OK) {
         out[0] = '\0';
         return ERR_INVALID;
@@ -156,23 +195,30 @@ enum err gate_path_normalize(const char *uri, char *out, size_t outlen)
 
 /* Matching */
 
+/* strncmp, or its ASCII case-insensitive twin. */
+static bool prefix_eq(const char *a, const char *b, size_t n, bool case_sensitive)
+{
+    return case_sensitive ? strncmp(a, b, n) == 0 : strncasecmp(a, b, n) == 0;
+}
+
 /*
  * How much of path prefix covers: its length for a plain match, its length - 1 when a prefix
  * ending in '/' matches the path without that slash, -1 when it does not match.
  */
-static long match_len(const char *prefix, const char *path)
+static long match_len(const char *prefix, const char *path, bool case_sensitive)
 {
     size_t plen = strlen(prefix);
 
-    if (strncmp(path, prefix, plen) == 0)
+    if (prefix_eq(path, prefix, plen, case_sensitive))
         return (long)plen;
     if (plen > 1 && prefix[plen - 1] == '/' && strlen(path) == plen - 1 &&
-        strncmp(path, prefix, plen - 1) == 0)
+        prefix_eq(path, prefix, plen - 1, case_sensitive))
         return (long)plen - 1;
     return -1;
 }
 
-const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const char *path)
+const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const char *path,
+                                         bool case_sensitive)
 {
     const struct gate_rule *best = NULL;
     long best_len = -1;
@@ -180,7 +226,7 @@ const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const c
     /* Longest wins; on a tie ("/api" and "/api/" for "/api") the plain match, seen as longer. */
     for (size_t i = 0; i < rules->count; i++) {
         const struct gate_rule *r = &rules->rules[i];
-        long n = match_len(r->prefix, path);
+        long n = match_len(r->prefix, path, case_sensitive);
         long score = n < 0 ? -1 : 2 * n + (n == (long)strlen(r->prefix));
         if (score > best_len) {
             best = r;
@@ -188,6 +234,58 @@ const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const c
         }
     }
     return best;
+}
+
+/* Adds r to m unless it is NULL or there already. */
+static void match_add(struct gate_match *m, const struct gate_rule *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < m->count; i++)
+        if (m->rules[i] == r)
+            return;
+    assert(m->count < GATE_FORMS_MAX); /* 2 forms (params) x 2 matches (case) */
+    m->rules[m->count++] = r;
+}
+
+/*
+ * Adds to m the rules of the form of uri that flags give: matched as the app routes it (exactly
+ * when case_sensitive) and, for a case-sensitive app, case-folded too. ERR_INVALID when the form
+ * does not normalize; ERR_NOT_FOUND when it is the routed form (primary) and has no rule.
+ */
+static enum err match_form(const struct gate_rules *rules, const char *uri, unsigned flags,
+                           bool primary, struct gate_match *m)
+{
+    char path[GATE_PATH_MAX];
+    bool cs = rules->options.case_sensitive;
+    const struct gate_rule *r;
+
+    if (gate_path_normalize(uri, flags, path, sizeof(path)) != ERR_OK)
+        return ERR_INVALID;
+    r = gate_rules_match(rules, path, cs);
+    if (!r && primary)
+        return ERR_NOT_FOUND;
+    match_add(m, r);
+    if (cs)
+        match_add(m, gate_rules_match(rules, path, false));
+    return ERR_OK;
+}
+
+enum err gate_match_uri(const struct gate_rules *rules, const char *uri, struct gate_match *out)
+{
+    enum err err;
+
+    memset(out, 0, sizeof(*out));
+    if (rules->options.params == GATE_PARAMS_REFUSE) {
+        err = match_form(rules, uri, 0, true, out);
+    } else {
+        err = match_form(rules, uri, GATE_NORM_STRIP_PARAMS, true, out);
+        if (err == ERR_OK)
+            err = match_form(rules, uri, GATE_NORM_KEEP_PARAMS, false, out);
+    }
+    if (err != ERR_OK)
+        memset(out, 0, sizeof(*out)); /* the routed form has no rule: none */
+    return err == ERR_INVALID ? ERR_INVALID : ERR_OK;
 }
 
 /* Validation and parsing */
@@ -211,7 +309,7 @@ static enum err rule_validate(const struct gate_rule *r, size_t i, const struct 
 {
     char norm[GATE_PATH_MAX];
 
-    if (gate_path_normalize(r->prefix, norm, sizeof(norm)) != ERR_OK ||
+    if (gate_path_normalize(r->prefix, 0, norm, sizeof(norm)) != ERR_OK ||
         strcmp(norm, r->prefix) != 0 || strpbrk(r->prefix, "%?#"))
         return failf(errbuf, errlen, "[%zu].prefix: must be a normalized path starting with '/'",
                      i);
@@ -232,7 +330,7 @@ enum err gate_rules_validate(const struct gate_rules *rules, const struct tier_c
         if (rule_validate(&rules->rules[i], i, cat, errbuf, errlen) != ERR_OK)
             return ERR_INVALID;
         for (size_t j = 0; j < i; j++)
-            if (strcmp(rules->rules[j].prefix, rules->rules[i].prefix) == 0)
+            if (strcasecmp(rules->rules[j].prefix, rules->rules[i].prefix) == 0)
                 return failf(errbuf, errlen, "[%zu].prefix: '%s' is also rule [%zu]", i,
                              rules->rules[i].prefix, j);
     }

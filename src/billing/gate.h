@@ -18,6 +18,7 @@
 #define GATE_PREFIX_MAX 256  /* bytes of a rule's prefix, terminator included */
 #define GATE_PATH_MAX   2048 /* bytes of a normalized request path, terminator included */
 #define GATE_AMOUNT_MAX INT64_C(1000000) /* units one request may consume or track */
+#define GATE_FORMS_MAX  4                /* rules one request can fall under (see gate_match_uri) */
 
 /* Why access was or was not given; each has a stable name (X-Subgate-Reason, "reason"). */
 enum gate_reason {
@@ -55,10 +56,35 @@ struct gate_rule {
     int64_t amount;               /* units per request, 1..GATE_AMOUNT_MAX; 0 without a quota */
 };
 
+/* What the app's router does with ';' path parameters (GATE_PATH_PARAMS). */
+enum gate_params {
+    GATE_PARAMS_REFUSE, /* a path with ';' is refused (bad_path) */
+    GATE_PARAMS_STRIP,  /* the router drops ";..." from each segment, as Tomcat and Spring do */
+};
+
+/* How request paths are read against the rules; all zero is the safe default. */
+struct gate_options {
+    bool case_sensitive;     /* GATE_CASE_SENSITIVE: the app's router tells case apart */
+    enum gate_params params; /* GATE_PATH_PARAMS */
+};
+
 /* A value struct: copy it freely, nothing to free. */
 struct gate_rules {
     size_t count;
     struct gate_rule rules[GATE_RULES_MAX];
+    struct gate_options options; /* zero after parsing: case-insensitive, ';' refused */
+};
+
+/* The rules a request falls under: it must pass every one of them. */
+struct gate_match {
+    size_t count; /* 0: no rule */
+    const struct gate_rule *rules[GATE_FORMS_MAX];
+};
+
+/* gate_path_normalize's treatment of ';' (path parameters). */
+enum gate_norm_flags {
+    GATE_NORM_STRIP_PARAMS = 1 << 0, /* drop ";..." up to the next '/' before resolving dots */
+    GATE_NORM_KEEP_PARAMS = 1 << 1,  /* ';' is an ordinary byte */
 };
 
 /* Decides whether tier t (never NULL) may use feature in catalogue cat. */
@@ -84,8 +110,9 @@ void gate_rules_builtin(struct gate_rules *out);
  * Parses and validates a GATE_RULES_FILE body of len bytes: a JSON array of
  * {"prefix", "feature"?, "quota"?, "amount"?} objects (feature null or absent: any signed-in
  * user; amount defaults to 1 when a quota is named). Every feature and quota must exist in cat,
- * prefixes must be normalized paths and distinct. On error returns ERR_INVALID, empties *out and
- * writes one line to errbuf naming the element ("[2].quota: unknown quota 'minutes'").
+ * prefixes must be normalized paths and distinct, ignoring case. On error returns ERR_INVALID,
+ * empties *out and writes one line to errbuf naming the element ("[2].quota: unknown quota
+ * 'minutes'").
  */
 MUST_CHECK enum err gate_rules_parse(const char *json, size_t len, const struct tier_catalog *cat,
                                      struct gate_rules *out, char *errbuf, size_t errlen);
@@ -96,17 +123,34 @@ MUST_CHECK enum err gate_rules_validate(const struct gate_rules *rules,
                                         size_t errlen);
 
 /*
- * Returns the rule with the longest prefix of path (a normalized path), or NULL. A prefix that
- * ends in '/' also matches the path without that slash ("/api/ai/" matches "/api/ai").
+ * Returns the rule with the longest prefix of path (a normalized path), or NULL; ASCII case is
+ * ignored unless case_sensitive. A prefix that ends in '/' also matches the path without that
+ * slash ("/api/ai/" matches "/api/ai").
  */
-const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const char *path);
+const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const char *path,
+                                         bool case_sensitive);
 
 /*
- * Normalizes a request URI as nginx passes it ($request_uri): drops the query and fragment,
- * decodes %XX escapes, merges repeated slashes and resolves "." and ".." segments, into
- * out[outlen]. ERR_INVALID for a URI not starting with '/', a bad or NUL escape, ".." above the
- * root, or a result that does not fit.
+ * Normalizes a request URI as nginx passes it ($request_uri) into out[outlen], the way
+ * RFC 3986 §6.2.2 does: drops the query and fragment; decodes escapes of unreserved characters
+ * (letters, digits, '-', '.', '_', '~') and writes every other escape with upper-case hex;
+ * merges repeated slashes and resolves "." and ".." segments. A ';' is refused unless flags
+ * (enum gate_norm_flags) strip or keep it. ERR_INVALID for a URI not starting with '/', a
+ * control byte, space or backslash, a bad escape or one of NUL, '/', '\' or ';' (whose meaning
+ * differs between routers), ".." above the root, or a result that does not fit. The result is
+ * never longer than uri, and normalizing it again with the same flags gives it back.
  */
-MUST_CHECK enum err gate_path_normalize(const char *uri, char *out, size_t outlen);
+MUST_CHECK enum err gate_path_normalize(const char *uri, unsigned flags, char *out, size_t outlen);
+
+/*
+ * The rules request uri falls under with rules->options. The routed form (the path, or with
+ * GATE_PARAMS_STRIP the path without its ';' parameters) decides whether there is a rule:
+ * out->count is 0 when it has none. Every other form the path may be routed as adds its rule:
+ * the literal path with GATE_PARAMS_STRIP, and the case-folded match of each form when
+ * case_sensitive. So a variant that differs from a gated path in case or parameters is never
+ * gated more loosely than the strictest of them. ERR_INVALID when uri does not normalize.
+ */
+MUST_CHECK enum err gate_match_uri(const struct gate_rules *rules, const char *uri,
+                                   struct gate_match *out);
 
 #endif /* SUBGATE_BILLING_GATE_H */

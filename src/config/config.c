@@ -28,6 +28,8 @@ enum conf_kind {
     CONF_SECRET, /* struct secret; with CONF_LIST a struct secret * array */
     CONF_INT,    /* int64_t within [min, max] */
     CONF_ADDR,   /* host:port; the char * host at off, the int64_t port at aux_off */
+    CONF_BOOL,   /* bool: "true" or "false", any case */
+    CONF_CHOICE, /* int: the index in choices of the value, any case */
 };
 
 enum conf_flags {
@@ -45,6 +47,7 @@ struct conf_var {
     size_t aux_off;              /* CONF_LIST: the count; CONF_ADDR: the port */
     const char *def;             /* the default value, NULL for none */
     const char *const *prefixes; /* NULL-terminated; the value must start with one */
+    const char *const *choices;  /* CONF_CHOICE: NULL-terminated names, in index order */
     int64_t min, max;            /* CONF_INT: the range; CONF_LIST: max is the most entries */
     conf_check_fn check;         /* more validation, NULL for none */
     enum conf_kind kind;         /* what the field is */
@@ -64,6 +67,12 @@ static const char *const secret_key_prefixes[] = { "sk_test_", "sk_live_", "rk_"
 static const char *const publishable_key_prefixes[] = { "pk_test_", "pk_live_", NULL };
 static const char *const webhook_secret_prefixes[] = { "whsec_", NULL };
 static const char *const http_prefixes[] = { "http://", "https://", NULL };
+static const char *const bool_names[] = { "false", "true", NULL };
+static const char *const gate_path_params_names[] = {
+    [CONFIG_PATH_PARAMS_REFUSE] = "refuse",
+    [CONFIG_PATH_PARAMS_STRIP] = "strip",
+    NULL,
+};
 static const char *const database_url_prefixes[] = { "sqlite:", "postgres://", "postgresql://",
                                                      NULL };
 
@@ -150,6 +159,16 @@ static const struct conf_var conf_vars[] = {
       .kind = CONF_STRING,
       .off = F(gate_rules_file),
       .check = check_readable_file },
+    { .name = "GATE_CASE_SENSITIVE",
+      .kind = CONF_BOOL,
+      .off = F(gate_case_sensitive),
+      .def = "false",
+      .choices = bool_names },
+    { .name = "GATE_PATH_PARAMS",
+      .kind = CONF_CHOICE,
+      .off = F(gate_path_params),
+      .def = "refuse",
+      .choices = gate_path_params_names },
     { .name = "PAST_DUE_GRACE_DAYS",
       .kind = CONF_INT,
       .off = F(past_due_grace_days),
@@ -451,6 +470,37 @@ static bool set_int(struct config *c, const struct conf_var *v, const char *val,
     return true;
 }
 
+/* The index of val in v->choices (any case), or -1; why lists the choices when it is none. */
+static int choice_index(const struct conf_var *v, const char *val, char *why, size_t whylen)
+{
+    size_t off = 0;
+
+    for (int i = 0; v->choices[i]; i++)
+        if (str_eq_nocase(val, strlen(val), v->choices[i]))
+            return i;
+    off = (size_t)snprintf(why, whylen, "must be");
+    for (int i = 0; v->choices[i] && off < whylen; i++)
+        off += (size_t)snprintf(why + off, whylen - off, "%s '%s'", i == 0 ? "" : " or",
+                                v->choices[i]);
+    if (off < whylen)
+        snprintf(why + off, whylen - off, ", got '%.*s'", echo_len(strlen(val)), val);
+    return -1;
+}
+
+static bool set_choice(struct config *c, const struct conf_var *v, const char *val, char *why,
+                       size_t whylen)
+{
+    int i = choice_index(v, val, why, whylen);
+
+    if (i < 0)
+        return false;
+    if (v->kind == CONF_BOOL)
+        *(bool *)field(c, v->off) = i == 1;
+    else
+        *(int *)field(c, v->off) = i;
+    return true;
+}
+
 /* "127.0.0.1:8080" or "[::1]:8080": the server binds numeric addresses only. */
 static bool set_addr(struct config *c, const struct conf_var *v, const char *val, char *why,
                      size_t whylen)
@@ -485,6 +535,9 @@ static bool apply(struct config *c, const struct conf_var *v, const char *val, c
         return set_int(c, v, val, why, whylen);
     case CONF_ADDR:
         return set_addr(c, v, val, why, whylen);
+    case CONF_BOOL:
+    case CONF_CHOICE:
+        return set_choice(c, v, val, why, whylen);
     case CONF_STRING:
     case CONF_SECRET:
         break;
@@ -698,6 +751,12 @@ static void print_value(const struct config *c, const struct conf_var *v, FILE *
         else
             fprintf(out, strchr(host, ':') ? "[%s]:%lld" : "%s:%lld", host, n);
         break;
+    case CONF_BOOL:
+        fputs(*(const bool *)cfield(c, v->off) ? "true" : "false", out);
+        break;
+    case CONF_CHOICE:
+        fputs(v->choices[*(const int *)cfield(c, v->off)], out);
+        break;
     case CONF_STRING:
         print_strings(c, v, out);
         break;
@@ -731,7 +790,7 @@ static void release_var(struct config *c, const struct conf_var *v)
     void *f = field(c, v->off);
     size_t count = (v->flags & CONF_LIST) ? *(size_t *)field(c, v->aux_off) : 0;
 
-    if (v->kind == CONF_INT)
+    if (v->kind == CONF_INT || v->kind == CONF_BOOL || v->kind == CONF_CHOICE)
         return;
     if (v->kind == CONF_SECRET && !(v->flags & CONF_LIST)) {
         secret_release(f);

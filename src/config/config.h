@@ -25,6 +25,12 @@ enum config_source {
     CONFIG_SRC_ENV,       /* the real environment (or the lookup given to config_load_from) */
 };
 
+/* GATE_PATH_PARAMS: what the app's router does with ';' path parameters. */
+enum config_path_params {
+    CONFIG_PATH_PARAMS_REFUSE = 0, /* "refuse": the gate refuses a path with ';' */
+    CONFIG_PATH_PARAMS_STRIP = 1,  /* "strip": the router drops them (Tomcat, Spring) */
+};
+
 /*
  * The effective configuration. Strings are owned and NUL-terminated, NULL when unset; lists are
  * owned arrays with their count. Release with config_release().
@@ -51,6 +57,8 @@ struct config {
     int64_t listen_port;                   /* LISTEN: 1-65535 */
     char *tiers_file;                      /* TIERS_FILE: readable JSON file, NULL: built-in */
     char *gate_rules_file;                 /* GATE_RULES_FILE: readable JSON file, NULL: built-in */
+    bool gate_case_sensitive;              /* GATE_CASE_SENSITIVE: the app's router tells case */
+    int gate_path_params;                  /* GATE_PATH_PARAMS: enum config_path_params */
     int64_t past_due_grace_days;           /* PAST_DUE_GRACE_DAYS: 0-60; past_due keeps the tier */
     int64_t max_body_bytes;                /* MAX_BODY_BYTES: request body cap, 1024-10485760 */
     int64_t http_threads;                  /* HTTP_THREADS: 1-256, 0 = one per core */

@@ -37,6 +37,8 @@ static const char *const all_names[] = {
     "LISTEN",
     "TIERS_FILE",
     "GATE_RULES_FILE",
+    "GATE_CASE_SENSITIVE",
+    "GATE_PATH_PARAMS",
     "PAST_DUE_GRACE_DAYS",
     "MAX_BODY_BYTES",
     "HTTP_THREADS",
@@ -216,6 +218,15 @@ static const struct {
     { { { "TIERS_FILE", "/nonexistent/tiers.json" } },
       "TIERS_FILE: cannot read '/nonexistent/tiers.json': No such file or directory",
       false },
+    { { { "GATE_CASE_SENSITIVE", "yes" } },
+      "GATE_CASE_SENSITIVE: must be 'false' or 'true', got 'yes'",
+      false },
+    { { { "GATE_CASE_SENSITIVE", "1" } },
+      "GATE_CASE_SENSITIVE: must be 'false' or 'true', got '1'",
+      false },
+    { { { "GATE_PATH_PARAMS", "allow" } },
+      "GATE_PATH_PARAMS: must be 'refuse' or 'strip', got 'allow'",
+      false },
     { { { "PAST_DUE_GRACE_DAYS", "61" } },
       "PAST_DUE_GRACE_DAYS: must be an integer 0-60, got '61'",
       false },
@@ -288,6 +299,11 @@ static const struct {
     { { { "LISTEN", "10.0.0.1:65535" } }, "LISTEN", "10.0.0.1:65535" },
     { { { NULL, NULL } }, "LOG_LEVEL", "info" },
     { { { "LOG_LEVEL", "DEBUG" } }, "LOG_LEVEL", "debug" },
+    { { { NULL, NULL } }, "GATE_CASE_SENSITIVE", "false" },
+    { { { "GATE_CASE_SENSITIVE", "TRUE" } }, "GATE_CASE_SENSITIVE", "true" },
+    { { { "GATE_CASE_SENSITIVE", "false" } }, "GATE_CASE_SENSITIVE", "false" },
+    { { { NULL, NULL } }, "GATE_PATH_PARAMS", "refuse" },
+    { { { "GATE_PATH_PARAMS", "Strip" } }, "GATE_PATH_PARAMS", "strip" },
     { { { NULL, NULL } }, "PAST_DUE_GRACE_DAYS", "3" },
     { { { "PAST_DUE_GRACE_DAYS", "60" } }, "PAST_DUE_GRACE_DAYS", "60" },
     { { { "PAST_DUE_GRACE_DAYS", "" } }, "PAST_DUE_GRACE_DAYS", "3" },
@@ -353,6 +369,8 @@ static void test_fields(void)
     T_EQ_I64(c.past_due_grace_days, 3, "grace days");
     T_EQ_I64(c.max_body_bytes, 65536, "max body");
     T_EQ_I64(c.http_threads, 0, "threads");
+    T_OK(!c.gate_case_sensitive, "the gate ignores case by default");
+    T_EQ_I64(c.gate_path_params, CONFIG_PATH_PARAMS_REFUSE, "the gate refuses ';' by default");
     T_EQ_I64(c.allowed_redirect_origin_count, 1, "one default origin");
     T_EQ_STR(c.allowed_redirect_origins[0], "http://localhost:3000", "default origin");
     T_EQ_I64(c.stripe_webhook_secret_count, 2, "two webhook secrets");

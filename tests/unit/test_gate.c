@@ -2,6 +2,7 @@
  * test_gate.c: billing/gate: feature decisions, quota state at window edges (injected now),
  * path normalization, longest-prefix matching and GATE_RULES_FILE validation.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "billing/gate.h"
@@ -102,7 +103,17 @@ static void test_normalize(void)
         { "/api/./ai/./chat", "/api/ai/chat" },
         { "/api/free/../business-german/x", "/api/business-german/x" },
         { "/api/free/%2e%2e/business-german/x", "/api/business-german/x" },
-        { "/api%2Fbusiness-german%2Fx", "/api/business-german/x" },
+        { "/api/%41%7e%2D%5f%2e/x", "/api/A~-_./x" },
+        { "/api/%c3%a9t%e9/%3f%23%25", "/api/%C3%A9t%E9/%3F%23%25" },
+        { "/api%2Fbusiness-german%2Fx", NULL },
+        { "/api/free/%2e%2e%2fbusiness-german/x", NULL },
+        { "/api/business-german%5c..%5cx", NULL },
+        { "/api\\business-german", NULL },
+        { "/api/business-german;/x", NULL },
+        { "/api/business-german%3b/x", NULL },
+        { "/api/ai/chat\x01", NULL },
+        { "/api/ai chat", NULL },
+        { "/api/ai/chat\x7f", NULL },
         { "/api/a/..", "/api" },
         { "/api/a/../", "/api/" },
         { "/a/b/../../..", NULL },
@@ -120,12 +131,43 @@ static void test_normalize(void)
     char out[GATE_PATH_MAX];
 
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-        enum err err = gate_path_normalize(rows[i].uri, out, sizeof(out));
+        enum err err = gate_path_normalize(rows[i].uri, 0, out, sizeof(out));
         T_EQ_I64(err, rows[i].want ? ERR_OK : ERR_INVALID, "normalize '%s' result", rows[i].uri);
         if (rows[i].want)
             T_EQ_STR(out, rows[i].want, "normalize '%s'", rows[i].uri);
     }
-    T_EQ_I64(gate_path_normalize("/abcdef", out, 4), ERR_INVALID, "too long for out");
+    T_EQ_I64(gate_path_normalize("/abcdef", 0, out, 4), ERR_INVALID, "too long for out");
+}
+
+/* Path parameters: Tomcat and Spring drop ";..." from each segment before resolving dots. */
+static void test_normalize_params(void)
+{
+    static const struct {
+        const char *uri;
+        unsigned flags;
+        const char *want; /* NULL: ERR_INVALID */
+    } rows[] = {
+        { "/api/business-german;/x", GATE_NORM_STRIP_PARAMS, "/api/business-german/x" },
+        { "/api/business-german;jsessionid=1/x", GATE_NORM_STRIP_PARAMS, "/api/business-german/x" },
+        { "/api/free/..;/business-german/x", GATE_NORM_STRIP_PARAMS, "/api/business-german/x" },
+        { "/api/ai;x", GATE_NORM_STRIP_PARAMS, "/api/ai" },
+        { "/;x/..;y/..", GATE_NORM_STRIP_PARAMS, NULL },
+        { "/api/business-german;/x", GATE_NORM_KEEP_PARAMS, "/api/business-german;/x" },
+        { "/api/free/..;/business-german/x", GATE_NORM_KEEP_PARAMS,
+          "/api/free/..;/business-german/x" },
+        { "/api/x%3b/y", GATE_NORM_KEEP_PARAMS, NULL },
+        { "/api/x%3b/y", GATE_NORM_STRIP_PARAMS, NULL },
+    };
+
+    char out[GATE_PATH_MAX];
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        enum err err = gate_path_normalize(rows[i].uri, rows[i].flags, out, sizeof(out));
+        T_EQ_I64(err, rows[i].want ? ERR_OK : ERR_INVALID, "normalize '%s' (%u) result",
+                 rows[i].uri, rows[i].flags);
+        if (rows[i].want)
+            T_EQ_STR(out, rows[i].want, "normalize '%s' (%u)", rows[i].uri, rows[i].flags);
+    }
 }
 
 static bool str_copy_test(char *dst, const char *src)
@@ -158,7 +200,7 @@ static void test_match(void)
 
     gate_rules_builtin(&rules);
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-        const struct gate_rule *r = gate_rules_match(&rules, rows[i].path);
+        const struct gate_rule *r = gate_rules_match(&rules, rows[i].path, true);
         T_EQ_STR(r ? r->prefix : NULL, rows[i].prefix, "match '%s'", rows[i].path);
     }
     /* Found by fuzz_gate: "/api" and "/api/" both cover "/api"; the plain match wins. */
@@ -166,9 +208,70 @@ static void test_match(void)
     (void)str_copy_test(rules.rules[0].prefix, "/api/");
     (void)str_copy_test(rules.rules[1].prefix, "/api");
     rules.count = 2;
-    T_EQ_STR(gate_rules_match(&rules, "/api")->prefix, "/api", "'/api' beats '/api/' for '/api'");
-    T_EQ_STR(gate_rules_match(&rules, "/api/x")->prefix, "/api/", "'/api/' for '/api/x'");
-    T_EQ_STR(gate_rules_match(&rules, "/apix")->prefix, "/api", "'/api' for '/apix'");
+    T_EQ_STR(gate_rules_match(&rules, "/api", true)->prefix, "/api",
+             "'/api' beats '/api/' for '/api'");
+    T_EQ_STR(gate_rules_match(&rules, "/api/x", true)->prefix, "/api/", "'/api/' for '/api/x'");
+    T_EQ_STR(gate_rules_match(&rules, "/apix", true)->prefix, "/api", "'/api' for '/apix'");
+}
+
+/*
+ * The issue #11 bypasses: with an app whose router ignores case or strips ';' parameters, each
+ * variant falls under the rule of the canonical path (every listed rule must pass).
+ */
+static void test_match_uri(void)
+{
+    static const struct {
+        bool case_sensitive;
+        enum gate_params params;
+        const char *uri;
+        enum err err;
+        const char *prefixes; /* the rules, space-separated in match order; "": no rule */
+    } rows[] = {
+        { false, GATE_PARAMS_REFUSE, "/api/business-german/lesson1", ERR_OK,
+          "/api/business-german/" },
+        { false, GATE_PARAMS_REFUSE, "/api/Business-German/lesson1", ERR_OK,
+          "/api/business-german/" },
+        { false, GATE_PARAMS_REFUSE, "/api/CUSTOM-AI/run", ERR_OK, "/api/custom-ai/" },
+        { false, GATE_PARAMS_REFUSE, "/api/AI/chat", ERR_OK, "/api/ai/" },
+        { false, GATE_PARAMS_REFUSE, "/API/business-german/lesson1", ERR_OK,
+          "/api/business-german/" },
+        { false, GATE_PARAMS_REFUSE, "/api/%42usiness-german/x", ERR_OK, "/api/business-german/" },
+        { false, GATE_PARAMS_REFUSE, "/Api/Scenarios/Start?x", ERR_OK, "/api/scenarios/start" },
+        { false, GATE_PARAMS_REFUSE, "/api/business-german;/x", ERR_INVALID, "" },
+        { false, GATE_PARAMS_REFUSE, "/static/app.js", ERR_OK, "" },
+        { false, GATE_PARAMS_STRIP, "/api/business-german;/x", ERR_OK,
+          "/api/business-german/ /api/" },
+        { false, GATE_PARAMS_STRIP, "/api/Business-German;v=1/x", ERR_OK,
+          "/api/business-german/ /api/" },
+        { false, GATE_PARAMS_STRIP, "/api/ai/chat", ERR_OK, "/api/ai/" },
+        { false, GATE_PARAMS_STRIP, "/static;x/..;/api/ai/chat", ERR_OK, "/api/ai/" },
+        { false, GATE_PARAMS_STRIP, "/api;x/business-german;y/x;z", ERR_OK,
+          "/api/business-german/" },
+        { false, GATE_PARAMS_STRIP, "/about;x/../static", ERR_OK, "" },
+        { true, GATE_PARAMS_REFUSE, "/api/business-german/x", ERR_OK, "/api/business-german/" },
+        { true, GATE_PARAMS_REFUSE, "/api/Business-German/x", ERR_OK,
+          "/api/ /api/business-german/" },
+        { true, GATE_PARAMS_REFUSE, "/API/business-german/x", ERR_OK, "" },
+        { true, GATE_PARAMS_STRIP, "/api/AI;x/chat", ERR_OK, "/api/ /api/ai/" },
+        { true, GATE_PARAMS_STRIP, "/API;x/ai/chat", ERR_OK, "" },
+    };
+    struct gate_rules rules;
+    struct gate_match m;
+
+    gate_rules_builtin(&rules);
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char got[256] = "";
+        size_t n = 0;
+        rules.options.case_sensitive = rows[i].case_sensitive;
+        rules.options.params = rows[i].params;
+        T_EQ_I64(gate_match_uri(&rules, rows[i].uri, &m), rows[i].err, "match_uri '%s' result",
+                 rows[i].uri);
+        for (size_t k = 0; k < m.count; k++)
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", k ? " " : "",
+                                  m.rules[k]->prefix);
+        T_EQ_STR(got, rows[i].prefixes, "rules of '%s' (case_sensitive %d, params %d)", rows[i].uri,
+                 rows[i].case_sensitive, (int)rows[i].params);
+    }
 }
 
 static void test_parse(void)
@@ -201,6 +304,9 @@ static void test_parse(void)
         { "[{\"prefix\":\"/a\",\"quota\":\"scenarios\",\"amount\":\"1\"}]",
           "[0].amount: must be an integer, with a quota" },
         { "[{\"prefix\":\"/a\"},{\"prefix\":\"/a\"}]", "[1].prefix: '/a' is also rule [0]" },
+        { "[{\"prefix\":\"/api/\"},{\"prefix\":\"/API/\"}]",
+          "[1].prefix: '/API/' is also rule [0]" },
+        { "[{\"prefix\":\"/a;b\"}]", "[0].prefix: must be a normalized path starting with '/'" },
         { "[{\"prefix\":\"/a\",\"prefix\":\"/b\"}]",
           "line 1 column 24: duplicate object key near '\"prefix\"'" },
         { "[", "line 1 column 1: ']' expected near end of file" },
@@ -245,7 +351,9 @@ int main(void)
     test_decide();
     test_quota_state();
     test_normalize();
+    test_normalize_params();
     test_match();
+    test_match_uri();
     test_parse();
     test_builtin_valid();
     return t_done();

@@ -29,6 +29,30 @@ static const struct {
     { "http://localhost\t:3000", NULL },
     { "", NULL },
     { "http:/", NULL },
+    /* One authority, one port: a second port or a colon outside brackets is malformed. */
+    { "http://localhost:3000:80/", NULL },
+    { "http://localhost:3000:3000/", NULL },
+    { "http://localhost::3000/", NULL },
+    { "http://localhost:/", NULL },
+    { "http://a:b@localhost:3000/", NULL },
+    { "http://localhost:3000\\@evil.example/", NULL },
+    { "http://localhost%3a3000/", NULL },
+    { "http://%6cocalhost:3000/", NULL },
+    { "http://localhost.:3000/", NULL },
+    { "http://.localhost:3000/", NULL },
+    { "http://app..example.com/", NULL },
+    { "http://localhost:+3000/", NULL },
+    { "http://localhost:03000/", NULL },
+    { "http://[::1]:3000:80/", NULL },
+    { "http://[::1/", NULL },
+    { "http://::1]/", NULL },
+    { "http://[::1]x:3000/", NULL },
+    { "http://[]/", NULL },
+    { "http://[evil.example]/", NULL },
+    { "http://a[::1]/", NULL },
+    { "HtTp://LOCALHOST:3000/x", "http://localhost:3000" },
+    { "http://[::1]/", "http://[::1]" },
+    { "http://127.0.0.1:3000", "http://127.0.0.1:3000" },
 };
 
 static const char *const allowed[] = { "http://localhost:3000", "https://app.example.com" };
@@ -43,6 +67,10 @@ static const struct {
     { "https://localhost:3000/x", false },
     { "https://app.example.com.evil.example/x", false },
     { "https://evil.example/https://app.example.com", false },
+    { "http://localhost:3000:80/", false },
+    { "http://localhost:3000:3000/", false },
+    { "https://app.example.com:443:8443/", false },
+    { "http://localhost.:3000/", false },
 };
 
 int main(void)
