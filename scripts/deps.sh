@@ -1,8 +1,9 @@
 #!/bin/sh
 # deps.sh [--test|--bench]: installs what is missing, and nothing when all is present: the
 # Debian packages subgate needs to build and run (one apt-get call); with --test also nginx (the
-# gate test's proxy), PostgreSQL (a throwaway server per run) and the test-only npm packages;
-# with --bench also wrk.
+# gate test's proxy), PostgreSQL (a throwaway server per run), pytest, FastAPI, uvicorn and httpx
+# (FastAPI's TestClient) for the Python client's tests, and the test-only npm packages; with
+# --bench also wrk.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev
 libcurl4-openssl-dev clang libclang-rt-14-dev curl python3"
@@ -33,8 +34,16 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
     if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
+<<<<<<< HEAD
     # promtool checks /metrics against Prometheus's own rules (tests only).
     if [ "${1:-}" = "--test" ]; then command -v promtool >/dev/null 2>&1 || need="$need prometheus"; fi
+=======
+    if [ "${1:-}" = "--test" ]; then
+        for p in python3-pytest python3-fastapi python3-uvicorn python3-httpx; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
+        done
+    fi
+>>>>>>> py-client
     [ -z "$need" ] || install_packages $need
 fi
 # Test-only npm packages (package.json): the official Stripe SDK as a referee.

@@ -1,7 +1,8 @@
 #!/bin/bash
-# test.sh [--only unit|integration|fuzz|gates] FLAVOR...: builds each flavor (release, asan,
-# fuzz; 'gates' is format-check and lint) and
-# runs its tests, counting every TAP "ok"/"not ok" line; ends with "N passed, N failed" and
+# test.sh [--only unit|integration|python|fuzz|gates] FLAVOR...: builds each flavor (release,
+# asan, fuzz; 'gates' is format-check and lint) and
+# runs its tests (the Python client's with the release build's integration tests, or alone with
+# --only python), counting every TAP "ok"/"not ok" line; ends with "N passed, N failed" and
 # exits non-zero on any failure. Logs go to build/test-logs/.
 set -u
 cd "$(dirname "$0")/.."
@@ -75,6 +76,30 @@ run_integration() {
     count "$flavor integration ($backend)" "$log" "$rc"
 }
 
+# run_python FLAVOR: the Python client's tests (clients/python/tests) with Debian's pytest,
+# FastAPI and uvicorn (/usr/bin/python3, not a virtualenv's) against the flavor's binary. pytest's
+# summary line ("2 failed, 13 passed, 1 error in 1.2s") becomes the "# pass N" / "# fail N"
+# totals that count reads; errors count as failures, and a run with no summary (pytest or a
+# package missing) fails by its exit status. Nothing is written into the tree.
+run_python() {
+    local flavor=$1 log="$logs/$1-python-client.log" rc summary ok bad
+    PYTHONDONTWRITEBYTECODE=1 SUBGATE_BIN="build/$flavor/subgate" \
+        "${PYTHON:-/usr/bin/python3}" -m pytest -q -p no:cacheprovider -rfE \
+        clients/python/tests >"$log" 2>&1
+    rc=$?
+    summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|errors?|skipped)\b.* in [0-9.]+s' "$log" |
+        tail -n 1)
+    ok=$(echo "$summary" | sed -n 's/.*\b\([0-9][0-9]*\) passed.*/\1/p')
+    bad=0
+    for n in $(echo "$summary" | grep -oE '[0-9]+ (failed|errors?)' | cut -d' ' -f1); do
+        bad=$((bad + n))
+    done
+    # pytest's own failure lines carry no TAP "not ok": mark them so count shows them.
+    sed -i 's/^FAILED /not ok - FAILED /; s/^ERROR /not ok - ERROR /' "$log"
+    printf '# pass %s\n# fail %s\n' "${ok:-0}" "$bad" >>"$log"
+    count "$flavor python client" "$log" "$rc"
+}
+
 # A throwaway PostgreSQL server for the run (scripts/pg.sh), stopped on exit. Its failure to
 # start counts as a failed test: the PostgreSQL suites are part of the suite.
 PG_URL=""
@@ -136,7 +161,7 @@ for flavor in "$@"; do
         ;;
     *)
         build "$flavor" "all units" || continue
-        [ -n "$PG_URL" ] || [ -n "$PG_DIR" ] || start_pg || true
+        [ "$only" = python ] || [ -n "$PG_URL" ] || [ -n "$PG_DIR" ] || start_pg || true
         if [ -z "$only" ] || [ "$only" = unit ]; then
             SUBGATE_TEST_PG_URL="$PG_URL" SUBGATE_TEST_PG_DIR="$PG_DIR" run_units "$flavor"
         fi
@@ -144,6 +169,10 @@ for flavor in "$@"; do
             run_integration "$flavor"
             # The PostgreSQL pass of the Node suite runs on the release build (time).
             if [ "$flavor" = release ] && [ -n "$PG_URL" ]; then run_integration "$flavor" pg; fi
+        fi
+        # The Python client's tests run once, on the release build.
+        if [ "$flavor" = release ] && { [ -z "$only" ] || [ "$only" = integration ] || [ "$only" = python ]; }; then
+            run_python "$flavor"
         fi
         ;;
     esac
