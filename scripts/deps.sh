@@ -34,16 +34,14 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
     if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
-<<<<<<< HEAD
-    # promtool checks /metrics against Prometheus's own rules (tests only).
-    if [ "${1:-}" = "--test" ]; then command -v promtool >/dev/null 2>&1 || need="$need prometheus"; fi
-=======
     if [ "${1:-}" = "--test" ]; then
+        # promtool checks /metrics against Prometheus's own rules; the Python client's tests
+        # run on Debian's pytest, FastAPI, uvicorn and httpx.
+        command -v promtool >/dev/null 2>&1 || need="$need prometheus"
         for p in python3-pytest python3-fastapi python3-uvicorn python3-httpx; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
         done
     fi
->>>>>>> py-client
     [ -z "$need" ] || install_packages $need
 fi
 # Test-only npm packages (package.json): the official Stripe SDK as a referee.
