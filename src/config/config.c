@@ -608,9 +608,7 @@ enum err config_load_from(struct config *c, config_lookup_fn lookup, void *ctx, 
         const char *val = lookup(ctx, v->name);
         const char *def = default_value(v, lookup, ctx);
 
-        c->source[i] = val && *val ? CONFIG_SRC_ENV
-                       : def       ? CONFIG_SRC_DEFAULT
-                                   : CONFIG_SRC_UNSET;
+        c->source[i] = val && *val ? CONFIG_SRC_ENV : def ? CONFIG_SRC_DEFAULT : CONFIG_SRC_UNSET;
         if (!val || !*val)
             val = def;
         if (val && !apply(c, v, val, why, sizeof(why))) {
