@@ -97,6 +97,7 @@ static enum err cors_preflight(struct request *req, struct response *resp, const
         if (strcmp(r->path, req->path) != 0)
             continue;
         known = true;
+        req->route = r->path; /* for the log line */
         if (!(r->flags & ROUTE_BROWSER))
             continue;
         snprintf(methods + used, sizeof(methods) - used, "%s%s", used ? ", " : "", r->method);
