@@ -2,7 +2,8 @@
 # deps.sh [--test|--bench]: installs what is missing, and nothing when all is present: the
 # Debian packages subgate needs to build and run (one apt-get call); with --test also nginx (the
 # gate test's proxy), PostgreSQL (a throwaway server per run), pytest, FastAPI, uvicorn and httpx
-# (FastAPI's TestClient) for the Python client's tests, and the test-only npm packages; with
+# (FastAPI's TestClient) for the Python client's tests, chromium for the JS client's browser
+# test, and the test-only npm packages; with
 # --bench also wrk.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev
@@ -36,18 +37,20 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
     if [ "${1:-}" = "--test" ]; then
         # promtool checks /metrics against Prometheus's own rules; the Python client's tests
-        # run on Debian's pytest, FastAPI, uvicorn and httpx.
+        # run on Debian's pytest, FastAPI, uvicorn and httpx; the JS client's browser test on
+        # Debian's chromium (driven by playwright-core from npm).
         command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+        command -v chromium >/dev/null 2>&1 || need="$need chromium"
         for p in python3-pytest python3-fastapi python3-uvicorn python3-httpx; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
         done
     fi
     [ -z "$need" ] || install_packages $need
 fi
-# Test-only npm packages (package.json): the official Stripe SDK as a referee.
+# Test-only npm packages (package.json): the official Stripe SDK as a referee, playwright-core.
 [ "${1:-}" = "--test" ] || exit 0
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules/stripe ]; then
+if [ ! -d node_modules/stripe ] || [ ! -d node_modules/playwright-core ]; then
     echo "deps: npm ci" >&2
     npm ci --no-audit --no-fund --loglevel=error >&2
 fi

@@ -46,6 +46,7 @@ struct conf_var {
     size_t off;                  /* the field in struct config */
     size_t aux_off;              /* CONF_LIST: the count; CONF_ADDR: the port */
     const char *def;             /* the default value, NULL for none */
+    const char *def_var;         /* or the value of this earlier variable (and its default) */
     const char *const *prefixes; /* NULL-terminated; the value must start with one */
     const char *const *choices;  /* CONF_CHOICE: NULL-terminated names, in index order */
     int64_t min, max;            /* CONF_INT: the range; CONF_LIST: max is the most entries */
@@ -142,6 +143,15 @@ static const struct conf_var conf_vars[] = {
       .off = F(allowed_redirect_origins),
       .aux_off = F(allowed_redirect_origin_count),
       .def = "http://localhost:3000",
+      .flags = CONF_LIST | CONF_LOWER,
+      .max = 32,
+      .prefixes = http_prefixes,
+      .check = check_origin },
+    { .name = "CORS_ORIGINS",
+      .kind = CONF_STRING,
+      .off = F(cors_origins),
+      .aux_off = F(cors_origin_count),
+      .def_var = "ALLOWED_REDIRECT_ORIGINS",
       .flags = CONF_LIST | CONF_LOWER,
       .max = 32,
       .prefixes = http_prefixes,
@@ -559,6 +569,31 @@ static enum err check_combination(const struct config *c, char *errbuf, size_t e
     return ERR_OK;
 }
 
+/* The row of variable name, or CONF_VAR_COUNT when it is none of ours. */
+static size_t var_index(const char *name)
+{
+    size_t i = 0;
+
+    while (i < CONF_VAR_COUNT && strcmp(conf_vars[i].name, name) != 0)
+        i++;
+    return i;
+}
+
+/* The default of v: its own, or what the variable it follows (def_var) was set to. */
+static const char *default_value(const struct conf_var *v, config_lookup_fn lookup, void *ctx)
+{
+    const char *val;
+    size_t i;
+
+    if (!v->def_var)
+        return v->def;
+    val = lookup(ctx, v->def_var);
+    if (val && *val)
+        return val;
+    i = var_index(v->def_var);
+    return i < CONF_VAR_COUNT ? conf_vars[i].def : NULL;
+}
+
 enum err config_load_from(struct config *c, config_lookup_fn lookup, void *ctx, char *errbuf,
                           size_t errlen)
 {
@@ -571,12 +606,11 @@ enum err config_load_from(struct config *c, config_lookup_fn lookup, void *ctx, 
     for (size_t i = 0; i < CONF_VAR_COUNT && !err; i++) {
         const struct conf_var *v = &conf_vars[i];
         const char *val = lookup(ctx, v->name);
+        const char *def = default_value(v, lookup, ctx);
 
-        c->source[i] = val && *val ? CONFIG_SRC_ENV
-                       : v->def    ? CONFIG_SRC_DEFAULT
-                                   : CONFIG_SRC_UNSET;
+        c->source[i] = val && *val ? CONFIG_SRC_ENV : def ? CONFIG_SRC_DEFAULT : CONFIG_SRC_UNSET;
         if (!val || !*val)
-            val = v->def;
+            val = def;
         if (val && !apply(c, v, val, why, sizeof(why))) {
             snprintf(errbuf, errlen, "%s: %s", v->name, why);
             err = ERR_INVALID;
@@ -594,16 +628,6 @@ struct env_ctx {
     char *dotenv[CONF_VAR_COUNT];     /* per row, the .env value (owned), NULL when absent */
     bool from_dotenv[CONF_VAR_COUNT]; /* per row, whether the lookup answered from .env */
 };
-
-/* The row of variable name, or CONF_VAR_COUNT when it is none of ours. */
-static size_t var_index(const char *name)
-{
-    size_t i = 0;
-
-    while (i < CONF_VAR_COUNT && strcmp(conf_vars[i].name, name) != 0)
-        i++;
-    return i;
-}
 
 static void wipe_free(char *s)
 {

@@ -53,6 +53,8 @@ struct config {
     size_t service_api_key_count;          /* 0 to 16 */
     char **allowed_redirect_origins;       /* ALLOWED_REDIRECT_ORIGINS: lower-case origins */
     size_t allowed_redirect_origin_count;  /* 1 to 32 with the default */
+    char **cors_origins;                   /* CORS_ORIGINS: lower-case origins browsers call from */
+    size_t cors_origin_count;              /* 1 to 32; unset: ALLOWED_REDIRECT_ORIGINS */
     char *listen_host;                     /* LISTEN: numeric address, IPv6 without brackets */
     int64_t listen_port;                   /* LISTEN: 1-65535 */
     char *tiers_file;                      /* TIERS_FILE: readable JSON file, NULL: built-in */

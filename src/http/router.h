@@ -14,7 +14,8 @@ typedef enum err (*route_handler_fn)(struct request *req, struct response *resp)
 enum route_flags {
     ROUTE_JSON_BODY = 1 << 0, /* the handler reads a JSON body: Content-Type is checked first */
     ROUTE_RAW_BODY = 1 << 1,  /* the handler reads the raw bytes (webhooks) */
-    ROUTE_SLOW = 1 << 2, /* it calls Stripe: run on the bounded pool, off the serving threads */
+    ROUTE_SLOW = 1 << 2,    /* it calls Stripe: run on the bounded pool, off the serving threads */
+    ROUTE_BROWSER = 1 << 3, /* a user's page may call it from another origin (CORS_ORIGINS) */
 };
 
 struct route {

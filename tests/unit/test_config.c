@@ -34,6 +34,7 @@ static const char *const all_names[] = {
     "JWT_AUDIENCE",
     "SERVICE_API_KEYS",
     "ALLOWED_REDIRECT_ORIGINS",
+    "CORS_ORIGINS",
     "LISTEN",
     "TIERS_FILE",
     "GATE_RULES_FILE",
@@ -203,6 +204,17 @@ static const struct {
       "ALLOWED_REDIRECT_ORIGINS: must be scheme://host[:port] with no path, got "
       "'https://a.example:0'",
       false },
+    { { { "CORS_ORIGINS", "*" } }, "CORS_ORIGINS: must start with 'http://' or 'https://'", false },
+    { { { "CORS_ORIGINS", "https://a.example,,https://b.example" } },
+      "CORS_ORIGINS: empty entry in the list",
+      false },
+    { { { "CORS_ORIGINS", "https://a.example/app" } },
+      "CORS_ORIGINS: must be scheme://host[:port] with no path, got 'https://a.example/app'",
+      false },
+    { { { "ALLOWED_REDIRECT_ORIGINS", "http://a.example/x" } },
+      "ALLOWED_REDIRECT_ORIGINS: must be scheme://host[:port] with no path, got "
+      "'http://a.example/x'",
+      false },
     { { { "LISTEN", "127.0.0.1:99999" } }, "LISTEN: port must be 1-65535, got '99999'", false },
     { { { "LISTEN", "127.0.0.1:0" } }, "LISTEN: port must be 1-65535, got '0'", false },
     { { { "LISTEN", "127.0.0.1:65536" } }, "LISTEN: port must be 1-65535, got '65536'", false },
@@ -293,6 +305,14 @@ static const struct {
     { { { "ALLOWED_REDIRECT_ORIGINS", " https://App.Example.COM , http://[::1]:3000" } },
       "ALLOWED_REDIRECT_ORIGINS",
       "https://app.example.com,http://[::1]:3000" },
+    { { { NULL, NULL } }, "CORS_ORIGINS", "http://localhost:3000" },
+    { { { "ALLOWED_REDIRECT_ORIGINS", "https://App.Example, https://b.example" } },
+      "CORS_ORIGINS",
+      "https://app.example,https://b.example" },
+    { { { "ALLOWED_REDIRECT_ORIGINS", "https://a.example" },
+        { "CORS_ORIGINS", "http://LocalHost:5173 ,https://a.example" } },
+      "CORS_ORIGINS",
+      "http://localhost:5173,https://a.example" },
     { { { NULL, NULL } }, "LISTEN", "127.0.0.1:8080" },
     { { { "LISTEN", "[::1]:9000" } }, "LISTEN", "[::1]:9000" },
     { { { "LISTEN", "0.0.0.0:1" } }, "LISTEN", "0.0.0.0:1" },
@@ -373,6 +393,8 @@ static void test_fields(void)
     T_EQ_I64(c.gate_path_params, CONFIG_PATH_PARAMS_REFUSE, "the gate refuses ';' by default");
     T_EQ_I64(c.allowed_redirect_origin_count, 1, "one default origin");
     T_EQ_STR(c.allowed_redirect_origins[0], "http://localhost:3000", "default origin");
+    T_EQ_I64(c.cors_origin_count, 1, "CORS follows the redirect origins by default");
+    T_EQ_STR(c.cors_origins[0], "http://localhost:3000", "default CORS origin");
     T_EQ_I64(c.stripe_webhook_secret_count, 2, "two webhook secrets");
     T_OK(secret_equal(&c.stripe_webhook_secrets[1], "whsec_topsecret2", 16), "second secret");
     T_EQ_I64(c.service_api_key_count, 2, "two service keys");

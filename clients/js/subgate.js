@@ -1,0 +1,106 @@
+// subgate.js: the browser and Node client of subgate's user API (pricing, subscription, usage,
+// invoices, checkout, checkout-success, portal, cancel). An ES module with no dependencies and
+// no build step: it needs only fetch (every browser, Node 18+).
+
+/** An error answer of subgate, from its Stripe-shaped body {"error": {type, code, param, message}}. */
+export class SubgateError extends Error {
+  constructor({ status, type, code, param, message, requestId }) {
+    super(message || `subgate answered ${status}`);
+    this.name = 'SubgateError';
+    this.status = status;       // HTTP status; 0 when the request did not reach subgate
+    this.type = type || 'api_error';
+    this.code = code || null;
+    this.param = param || null;
+    this.requestId = requestId || null; // the Request-Id header, for subgate's logs
+  }
+}
+
+const PAYMENTS = '/api/v1/payments';
+
+export class Subgate {
+  /**
+   * @param {object} opts
+   * @param {string} opts.baseUrl  subgate's address, e.g. "https://billing.example.com"
+   * @param {string|(() => string|Promise<string>)} [opts.token]  the user's JWT, or a function
+   *   returning it (called before each request, so a refreshed token is always used)
+   * @param {typeof fetch} [opts.fetch]  a fetch implementation (default: globalThis.fetch)
+   */
+  constructor({ baseUrl, token, fetch: fetchImpl } = {}) {
+    if (!baseUrl) throw new TypeError('Subgate: baseUrl is required');
+    this.baseUrl = String(baseUrl).replace(/\/+$/, '');
+    this.token = token;
+    this._fetch = fetchImpl || globalThis.fetch.bind(globalThis);
+  }
+
+  async _token() {
+    const t = typeof this.token === 'function' ? await this.token() : this.token;
+    return t || null;
+  }
+
+  async _request(method, path, { query, body, auth = true } = {}) {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    const headers = {};
+    if (auth) {
+      const t = await this._token();
+      if (t) headers.Authorization = `Bearer ${t}`;
+    }
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await this._fetch(url.toString(), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new SubgateError({ status: 0, type: 'connection_error', message: `cannot reach subgate: ${e.message}` });
+    }
+    const requestId = res.headers.get('Request-Id');
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+    if (!res.ok) {
+      const e = (data && data.error) || {};
+      throw new SubgateError({
+        status: res.status, type: e.type, code: e.code, param: e.param,
+        message: e.message || `subgate answered ${res.status}`, requestId,
+      });
+    }
+    return data;
+  }
+
+  /** GET /pricing: the tiers and the publishable key. Needs no token. */
+  pricing() { return this._request('GET', `${PAYMENTS}/pricing`, { auth: false }); }
+
+  /** GET /subscription: the user's subscription and the tier it grants now. */
+  subscription() { return this._request('GET', `${PAYMENTS}/subscription`); }
+
+  /** GET /usage: the user's quotas (used, limit, remaining, resets_at). */
+  usage() { return this._request('GET', `${PAYMENTS}/usage`); }
+
+  /** GET /invoices: stored invoices, newest first; limit 1-100 (default 10). */
+  async invoices({ limit } = {}) {
+    return this._request('GET', `${PAYMENTS}/invoices`, { query: { limit } });
+  }
+
+  /** POST /create-checkout-session: {session_id, url}; send the browser to url. */
+  checkout({ tier, successUrl, cancelUrl, trialDays } = {}) {
+    const body = { tier, success_url: successUrl, cancel_url: cancelUrl };
+    if (trialDays !== undefined) body.trial_days = trialDays;
+    return this._request('POST', `${PAYMENTS}/create-checkout-session`, { body });
+  }
+
+  /** POST /checkout-success: applies the paid session at once; answers like subscription(). */
+  checkoutSuccess(sessionId) {
+    return this._request('POST', `${PAYMENTS}/checkout-success`, { body: { session_id: sessionId } });
+  }
+
+  /** POST /customer-portal: {url} of a Stripe billing-portal session returning to returnUrl. */
+  portal(returnUrl) {
+    return this._request('POST', `${PAYMENTS}/customer-portal`, { body: { return_url: returnUrl } });
+  }
+
+  /** POST /cancel-subscription: at period end (default) or now with {immediate: true}. */
+  cancel({ immediate = false } = {}) {
+    return this._request('POST', `${PAYMENTS}/cancel-subscription`, { query: { immediate: immediate ? 'true' : 'false' } });
+  }
+}
+
+export default Subgate;
