@@ -38,14 +38,30 @@ static enum err ask_digest(const struct checkout_ask *ask, char hex[HMAC_SHA256_
     return hmac_sha256_hex("subgate checkout", strlen("subgate checkout"), p, ARRAY_SIZE(p), hex);
 }
 
-/* The Stripe idempotency key of this ask after the user's newest session (after_id, or ""). */
-static void ask_key(const char *user, const char *digest, const char *after_id,
+/*
+ * The key of this ask after the user's newest session (after_id, or "") in this round: the
+ * same for every request asking the same at the same moment, so they share one session; it
+ * holds the trial. A round after a lost race has a key of its own.
+ */
+static void ask_key(const char *user, const char *digest, const char *after_id, int round,
                     char key[STRIPE_IDEMPOTENCY_KEY_MAX])
 {
-    char subject[USER_ID_MAX + HMAC_SHA256_HEX_LEN + STRIPE_ID_MAX + 4];
+    char subject[USER_ID_MAX + HMAC_SHA256_HEX_LEN + STRIPE_ID_MAX + 16];
 
-    snprintf(subject, sizeof(subject), "%s\n%s\n%s", user, digest, after_id);
-    stripe_idempotency_key_for("checkout-create", subject, key);
+    snprintf(subject, sizeof(subject), "%s\n%s\n%s\n%d", user, digest, after_id, round);
+    stripe_idempotency_key_for("checkout-ask", subject, key);
+}
+
+/*
+ * The Idempotency-Key sent to Stripe: the ask's key and the trial the session carries, so two
+ * requests that ended with different trials never send one key with two sets of parameters.
+ */
+static void stripe_key(const char *key, int64_t trial_days, char out[STRIPE_IDEMPOTENCY_KEY_MAX])
+{
+    char subject[STRIPE_IDEMPOTENCY_KEY_MAX + 24];
+
+    snprintf(subject, sizeof(subject), "%s\n%lld", key, (long long)trial_days);
+    stripe_idempotency_key_for("checkout-create", subject, out);
 }
 
 static enum err answer(struct response *resp, const struct checkout_record *rec,
@@ -132,9 +148,11 @@ static enum err trial_for(struct request *req, const struct checkout_ask *ask,
 
 static enum err session_make(struct request *req, struct stripe_client *sc,
                              const struct checkout_ask *ask, const struct customer *c,
-                             const char *key, int64_t trial_days,
+                             const char *ask_key_, int64_t trial_days,
                              struct stripe_checkout_session *cs)
 {
+    char key[STRIPE_IDEMPOTENCY_KEY_MAX];
+
     struct stripe_checkout_params p = { .customer = c->stripe_customer_id,
                                         .price = ask->price_id,
                                         .success_url = ask->success_url,
@@ -143,7 +161,10 @@ static enum err session_make(struct request *req, struct stripe_client *sc,
                                         .user_id = c->user_id,
                                         .trial_period_days = trial_days };
     struct stripe_error se;
-    enum err err = stripe_checkout_session_create(sc, &p, key, cs, &se);
+    enum err err;
+
+    stripe_key(ask_key_, trial_days, key);
+    err = stripe_checkout_session_create(sc, &p, key, cs, &se);
 
     if (err)
         return glue_fail_stripe(req, err, &se, "create the checkout session", NULL);
@@ -196,7 +217,7 @@ enum err checkout_session_open(struct request *req, struct stripe_client *sc,
             if ((err = expire_open(req, sc, &latest)))
                 return err;
         }
-        ask_key(c->user_id, digest, have ? latest.id : "", key);
+        ask_key(c->user_id, digest, have ? latest.id : "", round, key);
         if ((err = trial_for(req, ask, c, key, &trial_days)) ||
             (err = session_make(req, sc, ask, c, key, trial_days, &cs)))
             return err;
