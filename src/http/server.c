@@ -30,6 +30,7 @@ struct http_server {
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic uint64_t seq;  /* request counter, part of the request id */
     uint32_t id_salt;      /* random per process, so ids differ across restarts */
+    uint16_t port;         /* the bound port (the one asked for, or the one given for 0) */
 };
 
 static void request_new_id(struct http_server *s, struct request *req)
@@ -346,35 +347,84 @@ static bool make_addr(const char *host, uint16_t port, struct sockaddr_storage *
     return false;
 }
 
+/* "127.0.0.1:8080" or "[::1]:8080", for messages. */
+static void addr_name(const struct http_server_params *p, char *out, size_t len)
+{
+    if (strchr(p->host, ':'))
+        snprintf(out, len, "[%s]:%u", p->host, p->port);
+    else
+        snprintf(out, len, "%s:%u", p->host, p->port);
+}
+
+/*
+ * Binds and listens exclusively: SO_REUSEADDR lets a restart bind over connections left in
+ * TIME_WAIT, but without SO_REUSEPORT a second process on a taken address fails here instead
+ * of silently taking a share of the traffic.
+ */
+static enum err listen_socket_open(const struct http_server_params *p, int *fd_out,
+                                   uint16_t *port_out, char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    bool v6 = false;
+    char name[80];
+    int one = 1, fd, e;
+
+    addr_name(p, name, sizeof(name));
+    if (!make_addr(p->host, p->port, &ss, &v6)) {
+        snprintf(errbuf, errlen, "cannot listen on %s: not a numeric IPv4 or IPv6 address", name);
+        return ERR_INVALID;
+    }
+    sslen = v6 ? (socklen_t)sizeof(struct sockaddr_in6) : (socklen_t)sizeof(struct sockaddr_in);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", name, strerror(e));
+        return ERR_UNAVAILABLE;
+    }
+    *port_out =
+        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return ERR_OK;
+}
+
 enum err http_server_start(const struct http_server_params *p, struct http_server **out,
                            char *errbuf, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    bool v6 = false;
     struct http_server *s;
     unsigned int flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    uint16_t port = 0;
+    int fd = -1;
+    enum err e;
 
-    if (!make_addr(p->host, p->port, &ss, &v6)) {
-        snprintf(errbuf, errlen, "cannot listen on '%s': not a numeric IPv4 or IPv6 address",
-                 p->host);
-        return ERR_INVALID;
-    }
+    e = listen_socket_open(p, &fd, &port, errbuf, errlen);
+    if (e != ERR_OK)
+        return e;
     s = xcalloc(1, sizeof(*s));
     s->p = *p;
+    s->port = port;
     if (RAND_bytes((unsigned char *)&s->id_salt, sizeof(s->id_salt)) != 1)
         s->id_salt = (uint32_t)getpid();
-    if (v6)
+    if (strchr(p->host, ':'))
         flags |= MHD_USE_IPv6;
     /* The logger goes first, or the library logs its own way until it is set. */
-    s->daemon = MHD_start_daemon(
-        flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                 on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p->threads,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(errbuf, errlen, "cannot listen on '%s' port %u: %s", p->host, p->port,
-                 strerror(errno));
+        char name[80];
+
+        addr_name(p, name, sizeof(name));
+        snprintf(errbuf, errlen, "cannot serve on %s: the HTTP library did not start", name);
+        close(fd);
         free(s);
         return ERR_UNAVAILABLE;
     }
@@ -384,9 +434,7 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
 
 uint16_t http_server_port(const struct http_server *s)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-
-    return info ? info->port : 0;
+    return s->port;
 }
 
 void http_server_stop(struct http_server *s, int64_t grace_ms)
