@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,14 @@
 #include "base/str.h"
 #include "base/xalloc.h"
 #include "http/errors.h"
+
+/*
+ * A connection has HEADER_DEADLINE_S of silence to deliver its first request's headers; once
+ * they are in, it may idle IDLE_TIMEOUT_S between keep-alive requests.
+ */
+#define HEADER_DEADLINE_S 10u
+#define IDLE_TIMEOUT_S    60u
+#define FD_RESERVE_MIN    128 /* descriptors kept for the store, Stripe, logs and files */
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -271,6 +280,16 @@ static enum MHD_Result take_upload(struct http_server *s, struct request *req, c
     return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes", s->p.max_body);
 }
 
+/* The first request's headers are in: from now on the connection has the idle timeout. */
+static void connection_headers_arrived(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+
+    if (info && info->connection_timeout == HEADER_DEADLINE_S)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
+}
+
 /* The library's callback signature fixes the parameter list. */
 /* NOLINTNEXTLINE(readability-function-size) */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -282,6 +301,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     (void)version;
     if (!req) {
+        connection_headers_arrived(conn);
         *con_cls = req = request_begin(s, conn, url, method);
         if (content_length_too_big(req, s->p.max_body)) {
             req->body_too_large = true;
@@ -393,16 +413,51 @@ static enum err listen_socket_open(const struct http_server_params *p, int *fd_o
     return ERR_OK;
 }
 
+/*
+ * Raises the soft descriptor limit to the hard one and sizes the connection limits from it:
+ * the global limit keeps a reserve of descriptors for everything else, and one address may
+ * take three quarters of it, so the last quarter is headroom for the others.
+ */
+static void connection_limits(unsigned int *total, unsigned int *per_addr)
+{
+    struct rlimit rl;
+    rlim_t fds = 1024, reserve;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t want = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+            struct rlimit raised = { want, rl.rlim_max };
+            if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+                rl.rlim_cur = want;
+        }
+        fds = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur;
+    }
+    if (fds > 1000000)
+        fds = 1000000;
+    reserve = fds / 8 > FD_RESERVE_MIN ? fds / 8 : FD_RESERVE_MIN;
+    *total = fds > reserve + 64 ? (unsigned int)(fds - reserve) : 64u;
+    *per_addr = *total / 4 * 3;
+    if (*total < 2048)
+        log_warn("http: only %u connections (%u per address): the descriptor limit is %llu", *total,
+                 *per_addr, (unsigned long long)fds);
+}
+
 enum err http_server_start(const struct http_server_params *p, struct http_server **out,
                            char *errbuf, size_t errlen)
 {
     struct http_server *s;
+    /*
+     * poll, not epoll: with epoll, 0.9.75 misses a client's FIN on a connection that has sent
+     * part of a request, and such sockets sit in CLOSE-WAIT until the timeout.
+     */
     unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned int total, per_addr;
     uint16_t port = 0;
     int fd = -1;
     enum err e;
 
+    connection_limits(&total, &per_addr);
     e = listen_socket_open(p, &fd, &port, errbuf, errlen);
     if (e != ERR_OK)
         return e;
@@ -414,11 +469,12 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     if (strchr(p->host, ':'))
         flags |= MHD_USE_IPv6;
     /* The logger goes first, or the library logs its own way until it is set. */
-    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-                                 on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p->threads,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_LIMIT, total, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr,
+        MHD_OPTION_CONNECTION_TIMEOUT, HEADER_DEADLINE_S, MHD_OPTION_END);
     if (!s->daemon) {
         char name[80];
 
