@@ -101,6 +101,19 @@ describe('connections', () => {
     }
   });
 
+  test('a connection whose request headers do not arrive is closed after about 10 s', { timeout: 20000 }, async () => {
+    const srv = await startServer();
+    try {
+      const t0 = Date.now();
+      const s = await open(srv.port);
+      s.write('GET /healthz HTTP/1.1\r\n');
+      await Promise.race([new Promise((r) => s.on('close', r)), sleep(15000)]);
+      const took = Date.now() - t0;
+      s.destroy();
+      assert.ok(took > 8000 && took < 13000, `closed after ${took} ms`);
+    } finally { await stopServer(srv); }
+  });
+
   test('2,000 concurrent keep-alive clients are all served, twice each', { timeout: 20000 }, async () => {
     const srv = await startServer();
     const socks = await hold(srv.port, 2000, null);
