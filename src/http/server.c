@@ -24,6 +24,7 @@
 #include "base/str.h"
 #include "base/xalloc.h"
 #include "http/errors.h"
+#include "http/strict.h"
 
 /*
  * A connection has HEADER_DEADLINE_S of silence to deliver its first request's headers; once
@@ -32,6 +33,16 @@
 #define HEADER_DEADLINE_S 10u
 #define IDLE_TIMEOUT_S    60u
 #define FD_RESERVE_MIN    128 /* descriptors kept for the store, Stripe, logs and files */
+
+/*
+ * 0.9.75 cannot send a response queued in the middle of an upload, so a chunked body past the
+ * cap is read and dropped, and the 413 goes out when it ends; past this many dropped bytes
+ * the connection is closed instead.
+ */
+#define DISCARD_MAX_BYTES ((size_t)4 << 20)
+
+/* What the URI callback returns for a target that encodes a NUL: the first call answers 400. */
+static char target_has_nul;
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -205,6 +216,7 @@ static enum MHD_Result send_response(struct request *req, struct response *resp)
     MHD_add_response_header(r, "Request-Id", req->id);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     ret = MHD_queue_response(req->conn, (unsigned int)resp->status, r);
+    req->answered = true;
     MHD_destroy_response(r);
     log_request(req, resp->status);
     return ret;
@@ -264,20 +276,121 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
     return send_response(req, &resp);
 }
 
-/* Appends a chunk of the body; past the cap, answers 413 once and drops the rest. */
+/*
+ * Appends a chunk of the body. Past the cap, the rest is read and dropped so that the 413 can
+ * be answered when the body ends (dispatch); past DISCARD_MAX_BYTES more, the connection is
+ * closed without an answer.
+ */
 static enum MHD_Result take_upload(struct http_server *s, struct request *req, const char *upload,
                                    size_t *upload_size)
 {
     size_t n = *upload_size;
 
+    (void)s;
     *upload_size = 0;
-    if (req->body_too_large)
+    if (req->answered)
         return MHD_YES;
-    if (buf_append(&req->body, upload, n) == ERR_OK)
+    if (!req->body_too_large && buf_append(&req->body, upload, n) == ERR_OK)
         return MHD_YES;
-    req->body_too_large = true;
-    buf_release(&req->body);
-    return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes", s->p.max_body);
+    if (!req->body_too_large) {
+        req->body_too_large = true;
+        buf_release(&req->body);
+    }
+    req->discarded += n;
+    if (req->discarded <= DISCARD_MAX_BYTES)
+        return MHD_YES;
+    log_request(req, 0);
+    return MHD_NO;
+}
+
+/* Counts the Content-Length headers and notes whether their values differ. */
+struct content_lengths {
+    const char *first;
+    bool differ;
+};
+
+static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    struct content_lengths *cl = cls;
+
+    (void)kind;
+    (void)value_size;
+    if (key_size != strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+        strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (!cl->first)
+        cl->first = value ? value : "";
+    else if (strcmp(cl->first, value ? value : "") != 0)
+        cl->differ = true;
+    return MHD_YES;
+}
+
+/* Stops at the first query key or value that is not clean UTF-8 (a decoded NUL included). */
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    bool *clean = cls;
+
+    (void)kind;
+    if (strict_text_is_clean(key, key_size) && (!value || strict_text_is_clean(value, value_size)))
+        return MHD_YES;
+    *clean = false;
+    return MHD_NO;
+}
+
+/*
+ * The request head's checks, on the first call, before any body is read: what the library
+ * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
+ * differing Content-Length headers, a query that is not UTF-8), and a Content-Length past the
+ * cap with 413.
+ */
+static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
+                                  bool target_clean)
+{
+    struct content_lengths cl = { NULL, false };
+    bool query_clean = true;
+
+    if (!target_clean)
+        return send_error(req, ERR_INVALID, "the request target holds a NUL byte (raw or %%00)");
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
+        return send_error(req, ERR_INVALID, "an HTTP/1.1 request must have a Host header");
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
+    if (cl.differ)
+        return send_error(req, ERR_INVALID, "the request has differing Content-Length headers");
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &query_clean);
+    if (!query_clean)
+        return send_error(req, ERR_INVALID, "a query parameter is not valid UTF-8");
+    if (content_length_too_big(req, s->p.max_body)) {
+        req->body_too_large = true;
+        return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
+                          s->p.max_body);
+    }
+    return MHD_YES;
+}
+
+/*
+ * A raw NUL in the request line reaches us as a target cut short. The library parses the line
+ * in place in its read buffer and hands over the target ended by the NUL that replaced the
+ * space before the version: when what follows is not "HTTP/", a NUL cut the target.
+ */
+static bool target_is_whole(const char *uri)
+{
+    const char *after = uri + strlen(uri) + 1;
+
+    return strncmp(after, "HTTP/", 5) == 0;
+}
+
+/*
+ * Called once the request line is read, before the headers: notes a raw target that holds or
+ * encodes a NUL (the library would hand on the path cut short). Its return value is the first
+ * access-handler call's *con_cls.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    return strict_target_is_clean(uri) && target_is_whole(uri) ? NULL : &target_has_nul;
 }
 
 /* The first request's headers are in: from now on the connection has the idle timeout. */
@@ -299,21 +412,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *s = cls;
     struct request *req = *con_cls;
 
-    (void)version;
-    if (!req) {
+    if (!req || *con_cls == &target_has_nul) {
+        bool target_clean = !req;
+
         connection_headers_arrived(conn);
         *con_cls = req = request_begin(s, conn, url, method);
-        if (content_length_too_big(req, s->p.max_body)) {
-            req->body_too_large = true;
-            return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
-                              s->p.max_body);
-        }
-        return MHD_YES;
+        return check_head(s, req, version, target_clean);
     }
     if (*upload_size)
         return take_upload(s, req, upload, upload_size);
-    if (req->body_too_large)
-        return MHD_YES; /* the 413 is queued already */
+    if (req->answered)
+        return MHD_YES; /* answered on the first call */
     return dispatch(s, req);
 }
 
@@ -325,8 +434,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
     (void)conn;
     (void)toe;
-    if (!req)
+    if (!req || *con_cls == &target_has_nul) {
+        *con_cls = NULL;
         return;
+    }
     buf_release(&req->body);
     json_decref(req->json);
     free(req);
@@ -473,8 +584,9 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
         flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, total, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr,
-        MHD_OPTION_CONNECTION_TIMEOUT, HEADER_DEADLINE_S, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_LIMIT, total,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+        HEADER_DEADLINE_S, MHD_OPTION_END);
     if (!s->daemon) {
         char name[80];
 

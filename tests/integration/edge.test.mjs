@@ -138,3 +138,74 @@ describe('connections', () => {
     }
   });
 });
+
+// Sends raw bytes on a fresh connection; resolves to everything the server sent until it
+// closed (or until ms passed).
+function exchange(port, bytes, ms = 3000) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+    const chunks = [];
+    const t = setTimeout(() => { s.destroy(); resolve(`${Buffer.concat(chunks)}<timeout>`); }, ms);
+    s.on('data', (d) => chunks.push(d));
+    s.on('close', () => { clearTimeout(t); resolve(Buffer.concat(chunks).toString('latin1')); });
+    s.on('error', () => {});
+  });
+}
+
+// The answer holds exactly one status line, the one expected, and a JSON error body.
+function assertOneAnswer(answer, statusLine) {
+  const heads = answer.match(/HTTP\/1\.[01] \d{3}[^\r]*/g) || [];
+  assert.deepEqual(heads, [statusLine], answer);
+  assert.match(answer, /\r\n\r\n\{"error":\{/);
+}
+
+describe('strict HTTP at the edge', () => {
+  let srv;
+  test('start', async () => { srv = await startServer({ MAX_BODY_BYTES: '2048' }); });
+
+  const bad = [
+    ['a raw NUL in the target', 'GET /healthz\0.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+    ['%00 in the path', 'GET /healthz%00.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+    ['%00 in a query value', 'GET /healthz?a=%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+    ['differing duplicate Content-Length',
+      'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc'],
+    ['HTTP/1.1 without Host', 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'],
+    ['invalid UTF-8 in a query value', 'GET /api/v1/access/check?user_id=%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+  ];
+  for (const [what, bytes] of bad) {
+    test(`400 for ${what}, answered once`, async () => {
+      assertOneAnswer(await exchange(srv.port, Buffer.from(bytes, 'latin1')), 'HTTP/1.1 400 Bad Request');
+    });
+  }
+
+  test('the same Content-Length twice and HTTP/1.0 without Host are accepted', async () => {
+    const a = await exchange(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    assert.match(a, /^HTTP\/1\.1 200 OK\r\n/);
+    const b = await exchange(srv.port, 'GET /healthz HTTP/1.0\r\n\r\n');
+    assert.match(b, /^HTTP\/1\.1 200 OK\r\n/);
+    const c = await exchange(srv.port, 'GET /healthz?q=caf%C3%A9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(c, /^HTTP\/1\.1 200 OK\r\n/);
+  });
+
+  test('413 for a chunked body over the cap, answered once, and the connection kept', async () => {
+    const chunk = `1000\r\n${'a'.repeat(4096)}\r\n`;
+    const head = 'POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const s = await open(srv.port);
+    let data = '';
+    s.on('data', (d) => { data += d; });
+    s.write(head + chunk + chunk + '0\r\n\r\n');
+    for (let i = 0; i < 100 && !data.includes('"body_too_large"'); i++) await sleep(20);
+    assertOneAnswer(data, 'HTTP/1.1 413 Content Too Large');
+    // the body was read to its end, so the connection can serve the next request
+    data = '';
+    s.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await new Promise((r) => s.on('close', r));
+    assert.match(data, /^HTTP\/1\.1 200 OK\r\n/);
+  });
+
+  test('a malformed Content-Length is answered 400 once', { todo: 'libmicrohttpd 0.9.75 sends its own 400 head twice on this path; no hook runs before it' }, async () => {
+    assertOneAnswer(await exchange(srv.port, 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+  });
+
+  test('stop', async () => { await stopServer(srv); });
+});
