@@ -447,14 +447,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
 
+/*
+ * The library logs each connection it refuses at a connection limit, so a flood would flood
+ * the log too: such lines are written at most once a second, with the count of the others.
+ */
+static _Atomic int64_t limit_logged_s = -1;
+static _Atomic unsigned int limit_unlogged;
+
+static bool limit_line_is_due(unsigned int *unlogged)
+{
+    int64_t now_s = clock_mono_ms() / 1000;
+    int64_t last = atomic_load(&limit_logged_s);
+
+    if (now_s == last || !atomic_compare_exchange_strong(&limit_logged_s, &last, now_s)) {
+        atomic_fetch_add(&limit_unlogged, 1);
+        return false;
+    }
+    *unlogged = atomic_exchange(&limit_unlogged, 0);
+    return true;
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
+    unsigned int unlogged = 0;
 
     (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    log_warn("http: %s", msg);
+    if (!strstr(msg, "connection limit"))
+        log_warn("http: %s", msg);
+    else if (limit_line_is_due(&unlogged))
+        log_warn("http: %s (and %u more since the last such line)", msg, unlogged);
 }
 
 static bool make_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, bool *v6)

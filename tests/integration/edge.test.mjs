@@ -95,6 +95,8 @@ describe('connections', () => {
     try {
       await sleep(300);
       assert.equal(await getFrom(srv.port, '127.0.0.2', '/healthz', 1000), 'HTTP/1.1 200 OK');
+      const refusals = (srv.log.match(/connection limit/g) || []).length;
+      assert.ok(refusals >= 1 && refusals <= 5, `refusals are logged at most once a second (${refusals} lines)`);
     } finally {
       for (const s of socks) s.destroy();
       await stopServer(srv);
