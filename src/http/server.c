@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,12 +28,13 @@
 #include "http/strict.h"
 
 /*
- * A connection has HEADER_DEADLINE_S of silence to deliver its first request's headers; once
- * they are in, it may idle IDLE_TIMEOUT_S between keep-alive requests.
+ * A connection has HEADER_DEADLINE_MS from its accept to deliver its first request's headers,
+ * however it dribbles them (the library's own timeout only counts silence); then it may idle
+ * IDLE_TIMEOUT_S between keep-alive requests.
  */
-#define HEADER_DEADLINE_S 10u
-#define IDLE_TIMEOUT_S    60u
-#define FD_RESERVE_MIN    128 /* descriptors kept for the store, Stripe, logs and files */
+#define HEADER_DEADLINE_MS INT64_C(10000)
+#define IDLE_TIMEOUT_S     60u
+#define FD_RESERVE_MIN     128 /* descriptors kept for the store, Stripe, logs and files */
 
 /*
  * 0.9.75 cannot send a response queued in the middle of an upload, so a chunked body past the
@@ -44,8 +46,23 @@
 /* What the URI callback returns for a target that encodes a NUL: the first call answers 400. */
 static char target_has_nul;
 
+/* A connection still waiting for its first request's headers (see watcher_main). */
+struct watch {
+    struct watch *prev, *next;
+    int fd;
+    int64_t start_ms; /* monotonic, at accept */
+    bool linked;      /* in the server's list */
+    bool shut;        /* past the deadline: shut down, the library closes it */
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
+    pthread_mutex_t watch_mu;  /* guards watched, the watches and watcher_stop */
+    pthread_cond_t watch_cond; /* wakes the watcher to stop */
+    struct watch *watched;     /* connections waiting for their first headers */
+    pthread_t watcher;
+    bool watcher_started;
+    bool watcher_stop;
     struct http_server_params p;
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic uint64_t seq;  /* request counter, part of the request id */
@@ -393,14 +410,94 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return strict_target_is_clean(uri) && target_is_whole(uri) ? NULL : &target_has_nul;
 }
 
-/* The first request's headers are in: from now on the connection has the idle timeout. */
-static void connection_headers_arrived(struct MHD_Connection *conn)
+static void watch_unlink(struct http_server *s, struct watch *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        s->watched = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->linked = false;
+}
+
+/* Library callback: a connection was accepted (watched until its headers are in) or closed. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *s = cls;
+    struct watch *w = *socket_context;
+    const union MHD_ConnectionInfo *info;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!w)
+            return;
+        pthread_mutex_lock(&s->watch_mu);
+        watch_unlink(s, w);
+        pthread_mutex_unlock(&s->watch_mu);
+        free(w);
+        *socket_context = NULL;
+        return;
+    }
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return;
+    w = xcalloc(1, sizeof(*w));
+    w->fd = info->connect_fd;
+    w->start_ms = clock_mono_ms();
+    w->linked = true;
+    pthread_mutex_lock(&s->watch_mu);
+    w->next = s->watched;
+    if (w->next)
+        w->next->prev = w;
+    s->watched = w;
+    pthread_mutex_unlock(&s->watch_mu);
+    *socket_context = w;
+}
+
+/* A request's headers are in: the connection is no longer held to the header deadline. */
+static void connection_headers_arrived(struct http_server *s, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_TIMEOUT);
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct watch *w = info ? info->socket_context : NULL;
 
-    if (info && info->connection_timeout == HEADER_DEADLINE_S)
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
+    if (!w || !w->linked)
+        return; /* not the connection's first request */
+    pthread_mutex_lock(&s->watch_mu);
+    watch_unlink(s, w);
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+/*
+ * Once a second, shuts down the connections past the header deadline. shutdown() leaves the
+ * descriptor to the library, which sees the end of the stream and closes the connection; a
+ * watch leaves the list (under the lock) before the library closes its descriptor, so the
+ * descriptor shut down here is always still that connection's.
+ */
+static void *watcher_main(void *arg)
+{
+    struct http_server *s = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&s->watch_mu);
+    while (!s->watcher_stop) {
+        int64_t now = clock_mono_ms();
+
+        for (struct watch *w = s->watched; w; w = w->next) {
+            if (!w->shut && now - w->start_ms >= HEADER_DEADLINE_MS) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->shut = true;
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->watch_cond, &s->watch_mu, &until);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+    return NULL;
 }
 
 /* The library's callback signature fixes the parameter list. */
@@ -415,7 +512,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req || *con_cls == &target_has_nul) {
         bool target_clean = !req;
 
-        connection_headers_arrived(conn);
+        connection_headers_arrived(s, conn);
         *con_cls = req = request_begin(s, conn, url, method);
         return check_head(s, req, version, target_clean);
     }
@@ -577,6 +674,14 @@ static void connection_limits(unsigned int *total, unsigned int *per_addr)
                  *per_addr, (unsigned long long)fds);
 }
 
+/* Frees s once the library has let go of it (every watch is freed by then). */
+static void server_free(struct http_server *s)
+{
+    pthread_cond_destroy(&s->watch_cond);
+    pthread_mutex_destroy(&s->watch_mu);
+    free(s);
+}
+
 enum err http_server_start(const struct http_server_params *p, struct http_server **out,
                            char *errbuf, size_t errlen)
 {
@@ -603,23 +708,28 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
         s->id_salt = (uint32_t)getpid();
     if (strchr(p->host, ':'))
         flags |= MHD_USE_IPv6;
+    pthread_mutex_init(&s->watch_mu, NULL);
+    pthread_cond_init(&s->watch_cond, NULL);
     /* The logger goes first, or the library logs its own way until it is set. */
     s->daemon = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_LIMIT, total,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr, MHD_OPTION_CONNECTION_TIMEOUT,
-        HEADER_DEADLINE_S, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         char name[80];
 
         addr_name(p, name, sizeof(name));
         snprintf(errbuf, errlen, "cannot serve on %s: the HTTP library did not start", name);
         close(fd);
-        free(s);
+        server_free(s);
         return ERR_UNAVAILABLE;
     }
+    s->watcher_started = pthread_create(&s->watcher, NULL, watcher_main, s) == 0;
+    if (!s->watcher_started)
+        log_warn("http: no header deadline: the watcher thread did not start");
     *out = s;
     return ERR_OK;
 }
@@ -643,6 +753,13 @@ void http_server_stop(struct http_server *s, int64_t grace_ms)
         usleep(10 * 1000);
     if (atomic_load(&s->in_flight) > 0)
         log_warn("stopping with %d request(s) still in flight", atomic_load(&s->in_flight));
+    if (s->watcher_started) {
+        pthread_mutex_lock(&s->watch_mu);
+        s->watcher_stop = true;
+        pthread_cond_signal(&s->watch_cond);
+        pthread_mutex_unlock(&s->watch_mu);
+        pthread_join(s->watcher, NULL);
+    }
     MHD_stop_daemon(s->daemon);
-    free(s);
+    server_free(s);
 }
