@@ -34,6 +34,8 @@ struct request {
     char user_email[320];        /* the user token's email claim; "" when none */
     struct buf body;             /* raw body, capped by MAX_BODY_BYTES */
     bool body_too_large;         /* the cap was hit: answer 413 */
+    size_t discarded;            /* body bytes read and dropped past the cap */
+    bool answered;               /* a response is queued: later calls only read what is left */
     json_t *json;                /* parsed body (request_json_body), released with the request */
     struct api_error error;      /* filled by request_fail */
     void *conn;                  /* the library's connection, for header and query look-ups */

@@ -8,10 +8,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,16 +26,52 @@
 #include "base/xalloc.h"
 #include "http/errors.h"
 #include "http/offload.h"
+#include "http/strict.h"
 #include "metrics/metrics.h"
+
+/*
+ * A connection has HEADER_DEADLINE_MS from its accept to deliver its first request's headers,
+ * however it dribbles them (the library's own timeout only counts silence); then it may idle
+ * IDLE_TIMEOUT_S between keep-alive requests.
+ */
+#define HEADER_DEADLINE_MS INT64_C(10000)
+#define IDLE_TIMEOUT_S     60u
+#define FD_RESERVE_MIN     128 /* descriptors kept for the store, Stripe, logs and files */
+
+/*
+ * 0.9.75 cannot send a response queued in the middle of an upload, so a chunked body past the
+ * cap is read and dropped, and the 413 goes out when it ends; past this many dropped bytes
+ * the connection is closed instead.
+ */
+#define DISCARD_MAX_BYTES ((size_t)4 << 20)
+
+/* What the URI callback returns for a target that encodes a NUL: the first call answers 400. */
+static char target_has_nul;
+
+/* A connection still waiting for its first request's headers (see watcher_main). */
+struct watch {
+    struct watch *prev, *next;
+    int fd;
+    int64_t start_ms; /* monotonic, at accept */
+    bool linked;      /* in the server's list */
+    bool shut;        /* past the deadline: shut down, the library closes it */
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
-    struct offload *slow; /* the pool for requests that call Stripe; NULL without one */
+    struct offload *slow;      /* the pool for requests that call Stripe; NULL without one */
+    pthread_mutex_t watch_mu;  /* guards watched, the watches and watcher_stop */
+    pthread_cond_t watch_cond; /* wakes the watcher to stop */
+    struct watch *watched;     /* connections waiting for their first headers */
+    pthread_t watcher;
+    bool watcher_started;
+    bool watcher_stop;
     struct http_server_params p;
     _Atomic int in_flight; /* requests begun and not yet completed */
     _Atomic int64_t open;  /* connections open now, for /metrics */
     _Atomic uint64_t seq;  /* request counter, part of the request id */
     uint32_t id_salt;      /* random per process, so ids differ across restarts */
+    uint16_t port;         /* the bound port (the one asked for, or the one given for 0) */
 };
 
 /* Where a request sent to the slow pool is: its connection is suspended while it runs. */
@@ -216,6 +254,7 @@ static enum MHD_Result send_response(struct request *req, struct response *resp)
     MHD_add_response_header(r, "Request-Id", req->id);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     ret = MHD_queue_response(req->conn, (unsigned int)resp->status, r);
+    req->answered = true;
     MHD_destroy_response(r);
     log_request(req, resp->status);
     return ret;
@@ -330,20 +369,213 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
     return answer(req, &resp);
 }
 
-/* Appends a chunk of the body; past the cap, answers 413 once and drops the rest. */
+/*
+ * Appends a chunk of the body. Past the cap, the rest is read and dropped so that the 413 can
+ * be answered when the body ends (dispatch); past DISCARD_MAX_BYTES more, the connection is
+ * closed without an answer.
+ */
 static enum MHD_Result take_upload(struct http_server *s, struct request *req, const char *upload,
                                    size_t *upload_size)
 {
     size_t n = *upload_size;
 
+    (void)s;
     *upload_size = 0;
-    if (req->body_too_large)
+    if (req->answered)
         return MHD_YES;
-    if (buf_append(&req->body, upload, n) == ERR_OK)
+    if (!req->body_too_large && buf_append(&req->body, upload, n) == ERR_OK)
         return MHD_YES;
-    req->body_too_large = true;
-    buf_release(&req->body);
-    return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes", s->p.max_body);
+    if (!req->body_too_large) {
+        req->body_too_large = true;
+        buf_release(&req->body);
+    }
+    req->discarded += n;
+    if (req->discarded <= DISCARD_MAX_BYTES)
+        return MHD_YES;
+    log_request(req, 0);
+    return MHD_NO;
+}
+
+/* Counts the Content-Length headers and notes whether their values differ. */
+struct content_lengths {
+    const char *first;
+    bool differ;
+};
+
+static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         size_t key_size, const char *value, size_t value_size)
+{
+    struct content_lengths *cl = cls;
+
+    (void)kind;
+    (void)value_size;
+    if (key_size != strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+        strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (!cl->first)
+        cl->first = value ? value : "";
+    else if (strcmp(cl->first, value ? value : "") != 0)
+        cl->differ = true;
+    return MHD_YES;
+}
+
+/* Stops at the first query key or value that is not clean UTF-8 (a decoded NUL included). */
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size)
+{
+    bool *clean = cls;
+
+    (void)kind;
+    if (strict_text_is_clean(key, key_size) && (!value || strict_text_is_clean(value, value_size)))
+        return MHD_YES;
+    *clean = false;
+    return MHD_NO;
+}
+
+/*
+ * The request head's checks, on the first call, before any body is read: what the library
+ * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
+ * differing Content-Length headers, a query that is not UTF-8), and a Content-Length past the
+ * cap with 413.
+ */
+static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
+                                  bool target_clean)
+{
+    struct content_lengths cl = { NULL, false };
+    bool query_clean = true;
+
+    if (!target_clean)
+        return send_error(req, ERR_INVALID, "the request target holds a NUL byte (raw or %%00)");
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
+        return send_error(req, ERR_INVALID, "an HTTP/1.1 request must have a Host header");
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
+    if (cl.differ)
+        return send_error(req, ERR_INVALID, "the request has differing Content-Length headers");
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &query_clean);
+    if (!query_clean)
+        return send_error(req, ERR_INVALID, "a query parameter is not valid UTF-8");
+    if (content_length_too_big(req, s->p.max_body)) {
+        req->body_too_large = true;
+        return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
+                          s->p.max_body);
+    }
+    return MHD_YES;
+}
+
+/*
+ * A raw NUL in the request line reaches us as a target cut short. The library parses the line
+ * in place in its read buffer and hands over the target ended by the NUL that replaced the
+ * space before the version: when what follows is not "HTTP/", a NUL cut the target.
+ */
+static bool target_is_whole(const char *uri)
+{
+    const char *after = uri + strlen(uri) + 1;
+
+    return strncmp(after, "HTTP/", 5) == 0;
+}
+
+/*
+ * Called once the request line is read, before the headers: notes a raw target that holds or
+ * encodes a NUL (the library would hand on the path cut short). Its return value is the first
+ * access-handler call's *con_cls.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    return strict_target_is_clean(uri) && target_is_whole(uri) ? NULL : &target_has_nul;
+}
+
+static void watch_unlink(struct http_server *s, struct watch *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        s->watched = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->linked = false;
+}
+
+/* Library callback: a connection was accepted (watched until its headers are in) or closed. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *s = cls;
+    struct watch *w = *socket_context;
+    const union MHD_ConnectionInfo *info;
+    int64_t step = toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+
+    metrics_set_connections(atomic_fetch_add(&s->open, step) + step);
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!w)
+            return;
+        pthread_mutex_lock(&s->watch_mu);
+        watch_unlink(s, w);
+        pthread_mutex_unlock(&s->watch_mu);
+        free(w);
+        *socket_context = NULL;
+        return;
+    }
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return;
+    w = xcalloc(1, sizeof(*w));
+    w->fd = info->connect_fd;
+    w->start_ms = clock_mono_ms();
+    w->linked = true;
+    pthread_mutex_lock(&s->watch_mu);
+    w->next = s->watched;
+    if (w->next)
+        w->next->prev = w;
+    s->watched = w;
+    pthread_mutex_unlock(&s->watch_mu);
+    *socket_context = w;
+}
+
+/* A request's headers are in: the connection is no longer held to the header deadline. */
+static void connection_headers_arrived(struct http_server *s, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct watch *w = info ? info->socket_context : NULL;
+
+    if (!w || !w->linked)
+        return; /* not the connection's first request */
+    pthread_mutex_lock(&s->watch_mu);
+    watch_unlink(s, w);
+    pthread_mutex_unlock(&s->watch_mu);
+}
+
+/*
+ * Once a second, shuts down the connections past the header deadline. shutdown() leaves the
+ * descriptor to the library, which sees the end of the stream and closes the connection; a
+ * watch leaves the list (under the lock) before the library closes its descriptor, so the
+ * descriptor shut down here is always still that connection's.
+ */
+static void *watcher_main(void *arg)
+{
+    struct http_server *s = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&s->watch_mu);
+    while (!s->watcher_stop) {
+        int64_t now = clock_mono_ms();
+
+        for (struct watch *w = s->watched; w; w = w->next) {
+            if (!w->shut && now - w->start_ms >= HEADER_DEADLINE_MS) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->shut = true;
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->watch_cond, &s->watch_mu, &until);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+    return NULL;
 }
 
 /* The library's callback signature fixes the parameter list. */
@@ -355,20 +587,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *s = cls;
     struct request *req = *con_cls;
 
-    (void)version;
-    if (!req) {
+    if (!req || *con_cls == &target_has_nul) {
+        bool target_clean = !req;
+
+        connection_headers_arrived(s, conn);
         *con_cls = req = request_begin(s, conn, url, method);
-        if (content_length_too_big(req, s->p.max_body)) {
-            req->body_too_large = true;
-            return send_error(req, ERR_TOO_LARGE, "request body is larger than %zu bytes",
-                              s->p.max_body);
-        }
-        return MHD_YES;
+        return check_head(s, req, version, target_clean);
     }
     if (*upload_size)
         return take_upload(s, req, upload, upload_size);
-    if (req->body_too_large)
-        return MHD_YES; /* the 413 is queued already */
+    if (req->answered)
+        return MHD_YES; /* answered on the first call */
     return dispatch(s, req);
 }
 
@@ -380,8 +609,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
     (void)conn;
     (void)toe;
-    if (!req)
+    if (!req || *con_cls == &target_has_nul) {
+        *con_cls = NULL;
         return;
+    }
     buf_release(&req->body);
     json_decref(req->json);
     {
@@ -395,27 +626,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    struct http_server *s = cls;
-    int64_t n = atomic_fetch_add(&s->open, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
-
-    (void)conn;
-    (void)socket_context;
-    metrics_set_connections(n + (code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1));
-}
-
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
+
+/*
+ * The library logs each connection it refuses at a connection limit, so a flood would flood
+ * the log too: such lines are written at most once a second, with the count of the others.
+ */
+static _Atomic int64_t limit_logged_s = -1;
+static _Atomic unsigned int limit_unlogged;
+
+static bool limit_line_is_due(unsigned int *unlogged)
+{
+    int64_t now_s = clock_mono_ms() / 1000;
+    int64_t last = atomic_load(&limit_logged_s);
+
+    if (now_s == last || !atomic_compare_exchange_strong(&limit_logged_s, &last, now_s)) {
+        atomic_fetch_add(&limit_unlogged, 1);
+        return false;
+    }
+    *unlogged = atomic_exchange(&limit_unlogged, 0);
+    return true;
+}
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
+    unsigned int unlogged = 0;
 
     (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    log_warn("http: %s", msg);
+    if (!strstr(msg, "connection limit"))
+        log_warn("http: %s", msg);
+    else if (limit_line_is_due(&unlogged))
+        log_warn("http: %s (and %u more since the last such line)", msg, unlogged);
 }
 
 static bool make_addr(const char *host, uint16_t port, struct sockaddr_storage *ss, bool *v6)
@@ -439,54 +683,151 @@ static bool make_addr(const char *host, uint16_t port, struct sockaddr_storage *
     return false;
 }
 
+/* "127.0.0.1:8080" or "[::1]:8080", for messages. */
+static void addr_name(const struct http_server_params *p, char *out, size_t len)
+{
+    if (strchr(p->host, ':'))
+        snprintf(out, len, "[%s]:%u", p->host, p->port);
+    else
+        snprintf(out, len, "%s:%u", p->host, p->port);
+}
+
+/*
+ * Binds and listens exclusively: SO_REUSEADDR lets a restart bind over connections left in
+ * TIME_WAIT, but without SO_REUSEPORT a second process on a taken address fails here instead
+ * of silently taking a share of the traffic.
+ */
+static enum err listen_socket_open(const struct http_server_params *p, int *fd_out,
+                                   uint16_t *port_out, char *errbuf, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    bool v6 = false;
+    char name[80];
+    int one = 1, fd, e;
+
+    addr_name(p, name, sizeof(name));
+    if (!make_addr(p->host, p->port, &ss, &v6)) {
+        snprintf(errbuf, errlen, "cannot listen on %s: not a numeric IPv4 or IPv6 address", name);
+        return ERR_INVALID;
+    }
+    sslen = v6 ? (socklen_t)sizeof(struct sockaddr_in6) : (socklen_t)sizeof(struct sockaddr_in);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", name, strerror(e));
+        return ERR_UNAVAILABLE;
+    }
+    *port_out =
+        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return ERR_OK;
+}
+
+/*
+ * Raises the soft descriptor limit to the hard one and sizes the connection limits from it:
+ * the global limit keeps a reserve of descriptors for everything else, and one address may
+ * take three quarters of it, so the last quarter is headroom for the others.
+ */
+static void connection_limits(unsigned int *total, unsigned int *per_addr)
+{
+    struct rlimit rl;
+    rlim_t fds = 1024, reserve;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t want = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+            struct rlimit raised = { want, rl.rlim_max };
+            if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+                rl.rlim_cur = want;
+        }
+        fds = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur;
+    }
+    if (fds > 1000000)
+        fds = 1000000;
+    reserve = fds / 8 > FD_RESERVE_MIN ? fds / 8 : FD_RESERVE_MIN;
+    *total = fds > reserve + 64 ? (unsigned int)(fds - reserve) : 64u;
+    *per_addr = *total / 4 * 3;
+    if (*total < 2048)
+        log_warn("http: only %u connections (%u per address): the descriptor limit is %llu", *total,
+                 *per_addr, (unsigned long long)fds);
+}
+
+/* Frees s once the library has let go of it (every watch is freed by then). */
+static void server_free(struct http_server *s)
+{
+    pthread_cond_destroy(&s->watch_cond);
+    pthread_mutex_destroy(&s->watch_mu);
+    free(s);
+}
+
 enum err http_server_start(const struct http_server_params *p, struct http_server **out,
                            char *errbuf, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    bool v6 = false;
     struct http_server *s;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+    /*
+     * poll, not epoll: with epoll, 0.9.75 misses a client's FIN on a connection that has sent
+     * part of a request, and such sockets sit in CLOSE-WAIT until the timeout.
+     */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                          MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned int total, per_addr;
+    uint16_t port = 0;
+    int fd = -1;
+    enum err e;
 
-    if (!make_addr(p->host, p->port, &ss, &v6)) {
-        snprintf(errbuf, errlen, "cannot listen on '%s': not a numeric IPv4 or IPv6 address",
-                 p->host);
-        return ERR_INVALID;
-    }
+    connection_limits(&total, &per_addr);
+    e = listen_socket_open(p, &fd, &port, errbuf, errlen);
+    if (e != ERR_OK)
+        return e;
     s = xcalloc(1, sizeof(*s));
     s->p = *p;
+    s->port = port;
     if (p->is_slow && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
         snprintf(errbuf, errlen, "cannot start the threads for requests that call Stripe");
+        close(fd);
         free(s);
         return ERR_INTERNAL;
     }
     if (RAND_bytes((unsigned char *)&s->id_salt, sizeof(s->id_salt)) != 1)
         s->id_salt = (uint32_t)getpid();
-    if (v6)
+    if (strchr(p->host, ':'))
         flags |= MHD_USE_IPv6;
+    pthread_mutex_init(&s->watch_mu, NULL);
+    pthread_cond_init(&s->watch_cond, NULL);
     /* The logger goes first, or the library logs its own way until it is set. */
     s->daemon = MHD_start_daemon(
-        flags, p->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)p->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_CONNECTION_LIMIT, total,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
-        snprintf(errbuf, errlen, "cannot listen on '%s' port %u: %s", p->host, p->port,
-                 strerror(errno));
+        char name[80];
+
+        addr_name(p, name, sizeof(name));
+        snprintf(errbuf, errlen, "cannot serve on %s: the HTTP library did not start", name);
+        close(fd);
         offload_free(s->slow);
-        free(s);
+        server_free(s);
         return ERR_UNAVAILABLE;
     }
+    s->watcher_started = pthread_create(&s->watcher, NULL, watcher_main, s) == 0;
+    if (!s->watcher_started)
+        log_warn("http: no header deadline: the watcher thread did not start");
     *out = s;
     return ERR_OK;
 }
 
 uint16_t http_server_port(const struct http_server *s)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-
-    return info ? info->port : 0;
+    return s->port;
 }
 
 void http_server_stop(struct http_server *s, int64_t grace_ms)
@@ -503,7 +844,14 @@ void http_server_stop(struct http_server *s, int64_t grace_ms)
         usleep(10 * 1000);
     if (atomic_load(&s->in_flight) > 0)
         log_warn("stopping with %d request(s) still in flight", atomic_load(&s->in_flight));
+    if (s->watcher_started) {
+        pthread_mutex_lock(&s->watch_mu);
+        s->watcher_stop = true;
+        pthread_cond_signal(&s->watch_cond);
+        pthread_mutex_unlock(&s->watch_mu);
+        pthread_join(s->watcher, NULL);
+    }
     offload_free(s->slow); /* what runs there finishes and resumes its connection first */
     MHD_stop_daemon(s->daemon);
-    free(s);
+    server_free(s);
 }

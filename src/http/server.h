@@ -1,5 +1,5 @@
 /*
- * server.h: the HTTP server, an adapter over libmicrohttpd (thread pool + epoll). It reads and
+ * server.h: the HTTP server, an adapter over libmicrohttpd (thread pool + poll). It reads and
  * caps bodies, gives each request an id, hands complete requests to one dispatch function,
  * sends the response and writes one JSON log line per request.
  */

@@ -4,8 +4,12 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { SECRET, errorOf, req, run, signJwt, startServer, stopServer, tmpDir, userToken, now } from './lib.mjs';
+import {
+  BIN, EMULATOR_BIN, SECRET, errorOf, req, run, signJwt, startEmulator, startServer, stopEmulator, stopServer, tmpDir,
+  userToken, now,
+} from './lib.mjs';
 
 describe('subcommands', () => {
   test('version prints the version', () => {
@@ -168,5 +172,30 @@ describe('TIERS_FILE', () => {
     const r = run(['serve'], { env: { JWT_SECRET: SECRET, TIERS_FILE: file } });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /^subgate: TIERS_FILE: .*line 1/);
+  });
+});
+
+describe('one listener per address', () => {
+  // A second process on a taken address must fail at once, not share the port (SO_REUSEPORT).
+  const second = (bin, args, env) => spawnSync(bin, args, { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 5000 });
+  test('a second serve on a taken address exits non-zero naming it', async () => {
+    const srv = await startServer();
+    try {
+      const r = second(BIN, ['serve'], { JWT_SECRET: SECRET, LISTEN: `127.0.0.1:${srv.port}`, DATABASE_URL: `sqlite:${path.join(tmpDir(), 'x.db')}` });
+      assert.equal(r.error, undefined, 'it exits by itself');
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${srv.port}: address already in use`, 'i'));
+      assert.equal((await req(srv, 'GET', '/healthz')).status, 200, 'the first one still serves');
+    } finally { await stopServer(srv); }
+  });
+  test('a second emulator on a taken address exits non-zero naming it', async () => {
+    const emu = await startEmulator();
+    try {
+      const addr = emu.base.slice('http://'.length);
+      const r = second(EMULATOR_BIN, [], { EMULATOR_LISTEN: addr });
+      assert.equal(r.error, undefined, 'it exits by itself');
+      assert.notEqual(r.status, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`cannot listen on ${addr.replace(/\./g, '\\.')}: address already in use`, 'i'));
+    } finally { await stopEmulator(emu); }
   });
 });

@@ -73,8 +73,9 @@ export function run(args, { env = {}, cwd } = {}) {
 }
 
 // Starts `subgate serve`; resolves once /healthz answers. env replaces the defaults given here;
-// srv.databaseUrl is the database it was given.
-export async function startServer(env = {}, { cwd } = {}) {
+// srv.databaseUrl is the database it was given. ulimit (e.g. '-Sn 1024') runs the server under
+// that shell `ulimit` first.
+export async function startServer(env = {}, { cwd, ulimit } = {}) {
   const dir = cwd || tmpDir();
   const port = await freePort();
   const fullEnv = {
@@ -87,7 +88,8 @@ export async function startServer(env = {}, { cwd } = {}) {
     DATABASE_URL: 'DATABASE_URL' in env && env.DATABASE_URL === undefined ? undefined : databaseUrl(env.DATABASE_URL, dir),
   };
   for (const k of Object.keys(fullEnv)) if (fullEnv[k] === undefined) delete fullEnv[k];
-  const child = spawn(BIN, ['serve'], { cwd: dir, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, args] = ulimit ? ['sh', ['-c', `ulimit ${ulimit} && exec "$0" serve`, BIN]] : [BIN, ['serve']];
+  const child = spawn(cmd, args, { cwd: dir, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const srv = { child, port, dir, base: `http://127.0.0.1:${port}`, databaseUrl: fullEnv.DATABASE_URL, log: '', exited: null };
   child.stdout.on('data', (d) => { srv.log += d; });
   child.stderr.on('data', (d) => { srv.log += d; });

@@ -1,6 +1,9 @@
-/* test_http.c: the route matcher and the error-to-HTTP table. */
+/* test_http.c: the route matcher, the error-to-HTTP table and the edge's strict checks. */
+#include <string.h>
+
 #include "http/errors.h"
 #include "http/router.h"
+#include "http/strict.h"
 #include "t.h"
 
 static enum err h_a(struct request *req, struct response *resp)
@@ -78,8 +81,50 @@ static const struct {
       "" }, /* too long */
 };
 
+/* n = 0: strlen. */
+static const struct {
+    const char *s;
+    size_t n;
+    bool want;
+} text_rows[] = {
+    { "", 0, true },
+    { "plain ascii", 0, true },
+    { "caf\xc3\xa9", 0, true },       /* U+00E9 */
+    { "\xe2\x82\xac", 0, true },      /* U+20AC */
+    { "\xf0\x9f\x98\x80", 0, true },  /* U+1F600 */
+    { "\xf4\x8f\xbf\xbf", 0, true },  /* U+10FFFF, the last */
+    { "\xff", 0, false },             /* never in UTF-8: check?user_id=%ff */
+    { "\x80", 0, false },             /* a lone continuation byte */
+    { "\xc3", 0, false },             /* cut short */
+    { "\xe2\x82", 0, false },         /* cut short */
+    { "\xc0\xaf", 0, false },         /* overlong '/' */
+    { "\xe0\x80\xaf", 0, false },     /* overlong '/' */
+    { "\xed\xa0\x80", 0, false },     /* a surrogate, U+D800 */
+    { "\xf4\x90\x80\x80", 0, false }, /* past U+10FFFF */
+    { "\xc3(", 0, false },            /* a bad continuation */
+    { "a\0b", 3, false },             /* a NUL (decoded %00) */
+};
+
+static const struct {
+    const char *raw;
+    bool want;
+} target_rows[] = {
+    { "/healthz", true },  { "/healthz%00.json", false },
+    { "/a?x=%00", false }, { "/a?x=%000", false },
+    { "/a?x=%0A", true }, /* other escapes are the handlers' business */
+    { "/a%2500", true },  /* "%25" is '%': the target decodes to "/a%00", no NUL */
+    { "/a%", true },       { "/a%0", true },
+};
+
 int main(void)
 {
+    for (size_t i = 0; i < ARRAY_SIZE(text_rows); i++) {
+        size_t n = text_rows[i].n ? text_rows[i].n : strlen(text_rows[i].s);
+        T_EQ_I64(strict_text_is_clean(text_rows[i].s, n), text_rows[i].want, "text row %zu", i);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(target_rows); i++)
+        T_EQ_I64(strict_target_is_clean(target_rows[i].raw), target_rows[i].want, "target '%s'",
+                 target_rows[i].raw);
     for (size_t i = 0; i < ARRAY_SIZE(path_rows); i++) {
         char id[32] = "";
         bool ok = router_path_match(path_rows[i].pattern, path_rows[i].path, id, sizeof(id));
