@@ -71,7 +71,7 @@ static enum err answer(struct response *resp, const struct checkout_record *rec,
     const char *reason = NULL;
 
     if (ask->trial_days > 0 && rec->trial_days == 0)
-        reason = had_trial ? "one trial per customer: this account already had its trial"
+        reason = had_trial ? glue_trial_decide(ask->trial_days, true).reason /* the one rule */
                            : "one trial per customer: another checkout of yours holds it";
     if (ask->trial_days > 0)
         json_object_set_new(body, "trial",

@@ -16,11 +16,6 @@
 
 /* Apply-if-newer */
 
-static struct store_sub_row sub_row(const struct subscription *s, int64_t now)
-{
-    return (struct store_sub_row){ s, now, sub_status_is_live(s->status) };
-}
-
 /*
  * Stores s unless the stored state is newer, inside a write transaction: the stored row is
  * locked (or inserted) first, so two appliers of one subscription end with the newer state.
@@ -35,7 +30,7 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
 
     *applied = false;
     (void)subscription_state_merge(NULL, s, &merged); /* nothing stored: always stored */
-    row = sub_row(&merged, now);
+    row = store_sub_row_of(&merged, now);
     err = ops->subscription_get(tx, s->id, true, &stored);
     if (err == ERR_NOT_FOUND) {
         err = ops->subscription_insert_new(tx, &row, &inserted);
@@ -52,7 +47,7 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
     if (!subscription_state_merge(&stored, s, &merged))
         return ERR_OK;
     *applied = subscription_state_is_newer(s, &stored);
-    row = sub_row(&merged, now);
+    row = store_sub_row_of(&merged, now);
     return ops->subscription_put(tx, &row);
 }
 

@@ -15,6 +15,7 @@
 #include "base/base.h"
 #include "base/err.h"
 #include "billing/records.h"
+#include "billing/status.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -39,6 +40,12 @@ struct store_sub_row {
     int64_t updated_at; /* when subgate wrote it */
     bool live;          /* sub_status_is_live(sub->status): the column the user's pick sorts by */
 };
+
+/* The row of s as written at now: its live flag from billing/status.c. */
+static inline struct store_sub_row store_sub_row_of(const struct subscription *s, int64_t now)
+{
+    return (struct store_sub_row){ s, now, sub_status_is_live(s->status) };
+}
 
 /* One idempotency record as stored (store_idempotency's key and its decision). */
 struct store_keyed_row {

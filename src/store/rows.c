@@ -118,7 +118,7 @@ struct sub_arg {
 static enum err subscription_put_tx(struct store_tx *tx, void *arg)
 {
     struct sub_arg *a = arg;
-    const struct store_sub_row row = { a->in, clock_now(), sub_status_is_live(a->in->status) };
+    const struct store_sub_row row = store_sub_row_of(a->in, clock_now());
 
     return a->ops->subscription_put(tx, &row);
 }

@@ -133,35 +133,16 @@ static enum err keyed_tx(struct store_tx *tx, void *arg)
     return a->k ? a->ops->keyed_decide(tx, a->k->key, a->o) : ERR_OK;
 }
 
-enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
-                                  const struct store_idempotency *k, struct usage_outcome *o,
-                                  bool *replayed)
+/*
+ * Runs keyed_tx for a consume or a refund: with a key, in one transaction that claims it first;
+ * a refund without a key is one statement. *o is left as asked when it fails.
+ */
+static enum err keyed_run(struct store *st, bool refund, const struct usage_grant *g,
+                          const struct store_idempotency *k, struct usage_outcome *o,
+                          bool *replayed)
 {
     const struct usage_outcome asked = *o;
-    struct consume_arg a = { .ops = st->ops, .g = g, .k = k, .o = o };
-    enum err err;
-
-    *replayed = false;
-    if (!grant_ok(g) || !store_arg_ok(k->key, IDEMPOTENCY_KEY_MAX) ||
-        !store_arg_ok(k->scope, QUOTA_ID_MAX) ||
-        !store_arg_ok(k->request_hash, IDEMPOTENCY_KEY_MAX) ||
-        !memchr(o->tier, '\0', sizeof(o->tier)))
-        return ERR_INVALID;
-    err = store_run(st, STORE_RUN_WRITE, keyed_tx, &a);
-    if (err) {
-        *o = asked;
-        return err;
-    }
-    *replayed = a.replayed;
-    return ERR_OK;
-}
-
-enum err store_usage_refund(struct store *st, const struct usage_grant *g,
-                            const struct store_idempotency *k, struct usage_outcome *o,
-                            bool *replayed)
-{
-    const struct usage_outcome asked = *o;
-    struct consume_arg a = { .ops = st->ops, .refund = true, .g = g, .k = k, .o = o };
+    struct consume_arg a = { .ops = st->ops, .refund = refund, .g = g, .k = k, .o = o };
     enum err err;
 
     *replayed = false;
@@ -177,6 +158,23 @@ enum err store_usage_refund(struct store *st, const struct usage_grant *g,
     }
     *replayed = a.replayed;
     return ERR_OK;
+}
+
+enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
+                                  const struct store_idempotency *k, struct usage_outcome *o,
+                                  bool *replayed)
+{
+    *replayed = false;
+    if (!k) /* a keyless consume is store_usage_consume */
+        return ERR_INVALID;
+    return keyed_run(st, false, g, k, o, replayed);
+}
+
+enum err store_usage_refund(struct store *st, const struct usage_grant *g,
+                            const struct store_idempotency *k, struct usage_outcome *o,
+                            bool *replayed)
+{
+    return keyed_run(st, true, g, k, o, replayed);
 }
 
 /* Pruning */
