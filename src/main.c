@@ -311,6 +311,7 @@ static int cmd_serve(int argc, char **argv)
                                      .dispatch = api_dispatch,
                                      .app = &a.api,
                                      .is_slow = api_is_slow,
+                                     .decorate = api_decorate,
                                      .slow_workers = (int)a.cfg.stripe_concurrency,
                                      .slow_queue = (int)a.cfg.stripe_queue_max };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {

@@ -54,4 +54,7 @@ const char *const *api_route_labels(size_t *n);
 /* The request's route calls Stripe (ROUTE_SLOW): the server runs it off its serving threads. */
 bool api_is_slow(void *app, const struct request *req);
 
+/* http_server_params.decorate: CORS headers on the server's own answers to browser routes. */
+void api_decorate(void *app, const struct request *req, struct response *resp);
+
 #endif /* SUBGATE_API_API_H */

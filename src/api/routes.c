@@ -166,11 +166,33 @@ bool api_is_slow(void *app, const struct request *req)
            (r->flags & ROUTE_SLOW);
 }
 
+/* The CORS headers of an answer to a browser route from a configured origin. */
+static void cors_answer(const struct request *req, size_t route, struct response *resp)
+{
+    const char *origin;
+
+    if (route < ARRAY_SIZE(routes) && (routes[route].flags & ROUTE_BROWSER) &&
+        (origin = cors_origin(req)) != NULL) {
+        cors_allow(resp, origin); /* errors too: the page reads their bodies */
+        (void)response_add_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    }
+}
+
+void api_decorate(void *app, const struct request *req, struct response *resp)
+{
+    const struct route *r = NULL;
+    char allow[64];
+
+    (void)app;
+    if (router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, allow,
+                     sizeof(allow)) == ERR_OK)
+        cors_answer(req, (size_t)(r - routes), resp);
+}
+
 void api_dispatch(void *app, struct request *req, struct response *resp)
 {
     int64_t t0 = clock_mono_us();
     size_t route = 0;
-    const char *origin;
     enum err err;
 
     (void)app; /* handlers reach it through req->app */
@@ -180,10 +202,6 @@ void api_dispatch(void *app, struct request *req, struct response *resp)
             (void)request_fail(req, err, NULL, NULL, "%s", err_name(err));
         response_error(resp, req);
     }
-    if (route < ARRAY_SIZE(routes) && (routes[route].flags & ROUTE_BROWSER) &&
-        (origin = cors_origin(req)) != NULL) {
-        cors_allow(resp, origin); /* errors too: the page reads their bodies */
-        (void)response_add_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
-    }
+    cors_answer(req, route, resp);
     metrics_request(route, resp->status, clock_mono_us() - t0);
 }

@@ -31,8 +31,9 @@
 
 /*
  * A connection has HEADER_DEADLINE_MS from its accept to deliver its first request's headers,
- * however it dribbles them (the library's own timeout only counts silence); then it may idle
- * IDLE_TIMEOUT_S between keep-alive requests.
+ * and each later request from its request line to its last header, however it dribbles them
+ * (the library's own timeout only counts silence); it may idle IDLE_TIMEOUT_S between
+ * keep-alive requests.
  */
 #define HEADER_DEADLINE_MS INT64_C(10000)
 #define IDLE_TIMEOUT_S     60u
@@ -48,13 +49,19 @@
 /* What the URI callback returns for a target that encodes a NUL: the first call answers 400. */
 static char target_has_nul;
 
-/* A connection still waiting for its first request's headers (see watcher_main). */
+/*
+ * An open connection, in the server's list from accept to close. Its serving thread (owner)
+ * alone writes head_ms and in_head; the watcher reads them (see watcher_main).
+ */
 struct watch {
     struct watch *prev, *next;
+    struct MHD_Connection *conn;
+    pthread_t owner; /* the serving thread that accepted it and serves it */
     int fd;
-    int64_t start_ms; /* monotonic, at accept */
-    bool linked;      /* in the server's list */
-    bool shut;        /* past the deadline: shut down, the library closes it */
+    _Atomic int64_t head_ms; /* monotonic: accept, or the current request line */
+    _Atomic bool in_head;    /* a request's head is being read */
+    bool linked;             /* in the server's list */
+    bool shut;               /* shut down (deadline, or answered here): the library closes it */
 };
 
 struct http_server {
@@ -62,7 +69,7 @@ struct http_server {
     struct offload *slow;      /* the pool for requests that call Stripe; NULL without one */
     pthread_mutex_t watch_mu;  /* guards watched, the watches and watcher_stop */
     pthread_cond_t watch_cond; /* wakes the watcher to stop */
-    struct watch *watched;     /* connections waiting for their first headers */
+    struct watch *watched;     /* the open connections */
     pthread_t watcher;
     bool watcher_started;
     bool watcher_stop;
@@ -273,6 +280,8 @@ static enum MHD_Result send_error(struct request *req, enum err e, const char *f
     vsnprintf(req->error.message, sizeof(req->error.message), fmt, ap);
     va_end(ap);
     response_error(&resp, req);
+    if (((struct server_request *)req)->s->p.decorate)
+        ((struct server_request *)req)->s->p.decorate(req->app, req, &resp);
     return send_response(req, &resp);
 }
 
@@ -341,6 +350,8 @@ static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
     snprintf(req->error.message, sizeof(req->error.message),
              "too many requests are waiting for Stripe: try again in a few seconds");
     response_error(&sr->resp, req);
+    if (s->p.decorate)
+        s->p.decorate(s->p.app, req, &sr->resp);
     atomic_store(&sr->slow, SLOW_DONE);
     MHD_resume_connection(req->conn);
     return MHD_YES;
@@ -474,15 +485,30 @@ static bool target_is_whole(const char *uri)
     return strncmp(after, "HTTP/", 5) == 0;
 }
 
+/* The watch of a connection (its socket context), or NULL. */
+static struct watch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
 /*
- * Called once the request line is read, before the headers: notes a raw target that holds or
- * encodes a NUL (the library would hand on the path cut short). Its return value is the first
+ * Called once the request line is read, before the headers: starts the header deadline of a
+ * keep-alive connection's next request, and notes a raw target that holds or encodes a NUL
+ * (the library would hand on the path cut short). Its return value is the first
  * access-handler call's *con_cls.
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    struct watch *w = watch_of(conn);
+
     (void)cls;
-    (void)conn;
+    if (w && !atomic_load(&w->in_head)) {
+        atomic_store(&w->head_ms, clock_mono_ms());
+        atomic_store(&w->in_head, true);
+    }
     return strict_target_is_clean(uri) && target_is_whole(uri) ? NULL : &target_has_nul;
 }
 
@@ -499,7 +525,7 @@ static void watch_unlink(struct http_server *s, struct watch *w)
     w->linked = false;
 }
 
-/* Library callback: a connection was accepted (watched until its headers are in) or closed. */
+/* Library callback: a connection was accepted (watched until it closes) or closed. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -523,8 +549,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (!info)
         return;
     w = xcalloc(1, sizeof(*w));
+    w->conn = conn;
+    w->owner = pthread_self();
     w->fd = info->connect_fd;
-    w->start_ms = clock_mono_ms();
+    atomic_init(&w->head_ms, clock_mono_ms());
+    atomic_init(&w->in_head, true);
     w->linked = true;
     pthread_mutex_lock(&s->watch_mu);
     w->next = s->watched;
@@ -536,17 +565,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 }
 
 /* A request's headers are in: the connection is no longer held to the header deadline. */
-static void connection_headers_arrived(struct http_server *s, struct MHD_Connection *conn)
+static void connection_headers_arrived(struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct watch *w = info ? info->socket_context : NULL;
+    struct watch *w = watch_of(conn);
 
-    if (!w || !w->linked)
-        return; /* not the connection's first request */
-    pthread_mutex_lock(&s->watch_mu);
-    watch_unlink(s, w);
-    pthread_mutex_unlock(&s->watch_mu);
+    if (w)
+        atomic_store(&w->in_head, false);
 }
 
 /*
@@ -565,7 +589,8 @@ static void *watcher_main(void *arg)
         int64_t now = clock_mono_ms();
 
         for (struct watch *w = s->watched; w; w = w->next) {
-            if (!w->shut && now - w->start_ms >= HEADER_DEADLINE_MS) {
+            if (!w->shut && atomic_load(&w->in_head) &&
+                now - atomic_load(&w->head_ms) >= HEADER_DEADLINE_MS) {
                 shutdown(w->fd, SHUT_RDWR);
                 w->shut = true;
             }
@@ -576,6 +601,59 @@ static void *watcher_main(void *arg)
     }
     pthread_mutex_unlock(&s->watch_mu);
     return NULL;
+}
+
+/*
+ * 0.9.75 answers a malformed or overflowing Content-Length itself, and on that path it puts
+ * its status line and headers in the send buffer twice; no access-handler call comes first,
+ * only its log line, on the thread serving the connection. So at that line the connection is
+ * found here (this thread's, its head being read, its Content-Length not a number), answered
+ * with the usual JSON error in one head, and its sending side shut: the library's own answer
+ * then fails to send and it closes the connection.
+ */
+static bool content_length_is_number(const char *v)
+{
+    size_t n = strspn(v, "0123456789");
+
+    return n > 0 && n <= 18 && v[n] == '\0';
+}
+
+static void answer_bad_length(struct http_server *s, enum err e, const char *message)
+{
+    pthread_t self = pthread_self();
+
+    pthread_mutex_lock(&s->watch_mu);
+    for (struct watch *w = s->watched; w; w = w->next) {
+        const char *cl;
+        json_t *err;
+        char *body, head[256];
+        int head_len;
+
+        if (w->shut || !atomic_load(&w->in_head) || !pthread_equal(w->owner, self))
+            continue;
+        cl = MHD_lookup_connection_value(w->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!cl || content_length_is_number(cl))
+            continue;
+        err = error_json(e, NULL, NULL, message);
+        body = json_dumps(err, JSON_COMPACT);
+        json_decref(err);
+        head_len =
+            snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "Connection: close\r\n\r\n",
+                     err_http(e)->status, e == ERR_TOO_LARGE ? "Content Too Large" : "Bad Request",
+                     body ? strlen(body) : 0);
+        (void)send(w->fd, head, (size_t)head_len,
+                   MSG_NOSIGNAL | MSG_DONTWAIT | (body ? MSG_MORE : 0));
+        if (body)
+            (void)send(w->fd, body, strlen(body), MSG_NOSIGNAL | MSG_DONTWAIT);
+        free(body);
+        shutdown(w->fd, SHUT_WR);
+        w->shut = true;
+        log_warn("http: answered %d: %s", err_http(e)->status, message);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
 }
 
 /* The library's callback signature fixes the parameter list. */
@@ -590,7 +668,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req || *con_cls == &target_has_nul) {
         bool target_clean = !req;
 
-        connection_headers_arrived(s, conn);
+        connection_headers_arrived(conn);
         *con_cls = req = request_begin(s, conn, url, method);
         return check_head(s, req, version, target_clean);
     }
@@ -653,10 +731,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     unsigned int unlogged = 0;
 
-    (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    if (!strstr(msg, "connection limit"))
+    if (strstr(msg, "Failed to parse `Content-Length' header"))
+        answer_bad_length(cls, ERR_INVALID, "the Content-Length header is not a number");
+    else if (strstr(msg, "Too large value of 'Content-Length' header"))
+        answer_bad_length(cls, ERR_TOO_LARGE, "the Content-Length header is too large");
+    else if (!strstr(msg, "connection limit"))
         log_warn("http: %s", msg);
     else if (limit_line_is_due(&unlogged))
         log_warn("http: %s (and %u more since the last such line)", msg, unlogged);

@@ -33,6 +33,11 @@ struct http_server_params {
     bool (*is_slow)(void *app, const struct request *req);
     int slow_workers;
     int slow_queue;
+    /*
+     * Adds the application's headers (CORS) to an answer the server makes itself: a refused
+     * head, a body past the cap, a full slow queue. May be NULL.
+     */
+    void (*decorate)(void *app, const struct request *req, struct response *resp);
 };
 
 /* Binds and starts serving. On failure writes one line into errbuf. */

@@ -186,6 +186,18 @@ describe('actual requests', () => {
   });
 });
 
+describe("the server's own answers", () => {
+  // Refused before any route runs (the head's checks): a page must still read the error.
+  test('a refused head on a browser route carries CORS; on a service route it does not', async () => {
+    const r = await req(srv, 'GET', `${P}/usage?x=%ff`, { token: userToken('u_head'), headers: { origin: APP } });
+    assert.equal(r.status, 400);
+    assertActualCors(r, APP, 'browser route, head refused');
+    const s = await req(srv, 'GET', `${A}/usage?x=%ff`, { token: SERVICE_KEY, headers: { origin: APP } });
+    assert.equal(s.status, 400);
+    assertNoCors(s, 'service route, head refused');
+  });
+});
+
 describe('the default', () => {
   test('CORS_ORIGINS unset follows ALLOWED_REDIRECT_ORIGINS', async () => {
     for (const origin of ['https://shop.example', 'http://localhost:8000']) {

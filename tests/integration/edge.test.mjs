@@ -103,10 +103,26 @@ describe('connections', () => {
     }
   });
 
-  test('a connection whose request headers do not arrive in 10 s is closed, dribbling or silent', { timeout: 20000 }, async () => {
+  test('a request whose headers do not arrive in 10 s is closed, dribbling or silent, first or later on a connection', { timeout: 20000 }, async () => {
     const srv = await startServer();
     try {
       const t0 = Date.now();
+      // A keep-alive connection served once, whose next request then dribbles its headers.
+      const laterClosedAfter = async () => {
+        const s = await open(srv.port);
+        let data = '';
+        s.on('data', (d) => { data += d; });
+        s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+        for (let i = 0; i < 100 && !data.includes('\r\n\r\n'); i++) await sleep(20);
+        assert.match(data, /^HTTP\/1\.1 200 OK\r\n/);
+        const t1 = Date.now();
+        s.write('GET /healthz HTTP/1.1\r\nX-Slow: ');
+        const drip = setInterval(() => s.write('a'), 500);
+        await Promise.race([new Promise((r) => s.on('close', r)), sleep(15000)]);
+        clearInterval(drip);
+        s.destroy();
+        return Date.now() - t1;
+      };
       const closedAfter = async (dribble) => {
         const s = await open(srv.port);
         s.write('GET /healthz HTTP/1.1\r\nX-Slow: ');
@@ -116,8 +132,9 @@ describe('connections', () => {
         s.destroy();
         return Date.now() - t0;
       };
-      const [silent, dribbling] = await Promise.all([closedAfter(false), closedAfter(true)]);
+      const [silent, dribbling, later] = await Promise.all([closedAfter(false), closedAfter(true), laterClosedAfter()]);
       assert.ok(silent > 8000 && silent < 13000, `the silent one closed after ${silent} ms`);
+      assert.ok(later > 8000 && later < 13000, `the later request's connection closed after ${later} ms`);
       assert.ok(dribbling > 8000 && dribbling < 13000, `the dribbling one closed after ${dribbling} ms`);
       assert.match(await getFrom(srv.port, undefined, '/healthz', 2000), /^HTTP\/1\.1 200 OK/);
     } finally { await stopServer(srv); }
@@ -212,8 +229,17 @@ describe('strict HTTP at the edge', () => {
     assert.match(data, /^HTTP\/1\.1 200 OK\r\n/);
   });
 
-  test('a malformed Content-Length is answered 400 once', { todo: 'libmicrohttpd 0.9.75 sends its own 400 head twice on this path; no hook runs before it' }, async () => {
+  // 0.9.75 answers these itself and puts its head in the send buffer twice (see server.c).
+  test('a malformed Content-Length is answered 400 once, also later on a keep-alive connection', async () => {
     assertOneAnswer(await exchange(srv.port, 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+    assertOneAnswer(await exchange(srv.port, 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n'), 'HTTP/1.1 400 Bad Request');
+    const later = await exchange(srv.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n');
+    assert.match(later, /^HTTP\/1\.1 200 OK\r\n/);
+    assertOneAnswer(later.slice(later.indexOf('HTTP/1.1', 1)), 'HTTP/1.1 400 Bad Request');
+  });
+
+  test('a Content-Length past 64 bits is answered 413 once', async () => {
+    assertOneAnswer(await exchange(srv.port, 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 123456789012345678901234\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 413 Content Too Large');
   });
 
   test('stop', async () => { await stopServer(srv); });

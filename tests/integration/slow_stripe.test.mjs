@@ -32,6 +32,7 @@ const env = (extra) => ({
 
 const checkout = (srv, user) => req(srv, 'POST', `${P}/create-checkout-session`, {
   token: userToken(user, { exp: now() + 3600 }),
+  headers: { origin: ORIGIN },
   body: { tier: 'premium', success_url: `${ORIGIN}/ok`, cancel_url: `${ORIGIN}/no` },
 });
 
@@ -90,6 +91,7 @@ describe('Stripe off the serving threads', () => {
       for (const { r, ms } of busy) {
         assert.equal(errorOf(r).code, 'busy');
         assert.equal(r.headers.get('retry-after'), '5');
+        assert.equal(r.headers.get('access-control-allow-origin'), ORIGIN, 'a page can read the 503');
         assert.ok(ms < 1000, `refused at once, not after ${Math.round(ms)} ms`);
       }
       assert.ok(rs.some(({ r }) => r.status === 200), 'the ones in the pool were served');
