@@ -303,6 +303,8 @@ static int cmd_serve(int argc, char **argv)
     mallopt(M_TOP_PAD, 1024 * 1024);
     if (app_init(&a))
         goto out;
+    if (!log_start())
+        log_warn("could not start the log thread: each line is written by its request");
     metrics_setup(&a.tiers);
     p = (struct http_server_params){ .host = a.cfg.listen_host,
                                      .port = (uint16_t)a.cfg.listen_port,
@@ -328,6 +330,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     app_release(&a);
+    log_stop();
     return rc;
 }
 

@@ -157,6 +157,7 @@ describe('checkout input', () => {
   });
   test('a chunked body over the cap (no Content-Length) is a 413', async () => {
     const count413 = () => (srv.log.match(/"status":413/g) || []).length;
+    await new Promise((res) => setTimeout(res, 100)); // the log thread writes lines every 10 ms
     const before = count413();
     const chunk = new TextEncoder().encode('x'.repeat(1024));
     let sent = 0;
@@ -172,6 +173,7 @@ describe('checkout input', () => {
     assert.equal(errorOf({ body: await r.json() }).code, 'body_too_large');
     const after = await req(srv, 'GET', '/healthz');
     assert.equal(after.status, 200, 'the server keeps serving');
+    await new Promise((res) => setTimeout(res, 100)); // the log thread writes lines every 10 ms
     assert.equal(count413(), before + 1, 'exactly one 413 was logged for the chunked request');
   });
   test('authentication comes before the body', async () => {
