@@ -62,6 +62,11 @@ async function stopCaddy(c) {
   if (process.env.GATE_DEBUG) console.log(c.log);
 }
 
+// Counted on its own: under CI=true a missing caddy is a failure, not only a failed hook.
+test('caddy is installed', { skip: SKIP }, () => {
+  assert.ok(CADDY, 'caddy is not installed (scripts/deps.sh --test installs it)');
+});
+
 describe('Caddy forward_auth in front of an app', { skip: SKIP }, () => {
   const ctx = {};
   gateStack(ctx, {}, startCaddy, stopCaddy);
@@ -76,9 +81,11 @@ describe('Caddy forward_auth in front of an app', { skip: SKIP }, () => {
     assert.equal(f.status, 0, f.stderr);
     assert.equal(f.stdout, fs.readFileSync(EXAMPLE, 'utf8'));
   });
-  test('no admin endpoint, no listener but the site', () => {
-    assert.doesNotMatch(ctx.proxy.log, /admin endpoint started/);
+  test('no admin endpoint, no automatic HTTPS, storage in the temp dir', () => {
+    assert.match(ctx.proxy.log, /admin endpoint disabled/);
+    assert.match(ctx.proxy.log, /automatic HTTPS is completely disabled/);
     assert.doesNotMatch(ctx.proxy.log, /"level":"error"/);
+    assert.ok(fs.existsSync(path.join(ctx.proxy.dir, 'config', 'caddy')));
   });
   gateTests(ctx, 'c');
   test('public exceptions pass only as plain paths, which the app gets unchanged', async () => {
