@@ -1,10 +1,9 @@
 #!/bin/sh
 # deps.sh [--test|--bench]: installs what is missing, and nothing when all is present: the
-# Debian packages subgate needs to build and run (one apt-get call); with --test also nginx (the
-# gate test's proxy), PostgreSQL (a throwaway server per run), pytest, FastAPI, uvicorn and httpx
-# (FastAPI's TestClient) for the Python client's tests, chromium for the JS client's browser
-# test, and the test-only npm packages; with
-# --bench also wrk.
+# Debian packages subgate needs to build and run (one apt-get call); with --test also nginx and
+# caddy (the gate tests' proxies), PostgreSQL (a throwaway server per run), pytest, FastAPI,
+# uvicorn and httpx (FastAPI's TestClient) for the Python client's tests, chromium for the JS
+# client's browser test, and the test-only npm packages; with --bench also wrk.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev
 libcurl4-openssl-dev clang libclang-rt-14-dev curl python3"
@@ -36,11 +35,14 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
     if [ "${1:-}" = "--bench" ]; then command -v wrk >/dev/null 2>&1 || need="$need wrk"; fi
     if [ "${1:-}" = "--test" ]; then
+        # caddy runs docs/caddy.example.Caddyfile as the test's user (caddy.test.mjs), apart
+        # from the package's own service, which the test neither needs nor touches;
         # promtool checks /metrics against Prometheus's own rules; the Python client's tests
         # run on Debian's pytest, FastAPI, uvicorn and httpx; the JS client's browser test on
         # Debian's chromium (driven by playwright-core from npm).
         command -v promtool >/dev/null 2>&1 || need="$need prometheus"
         command -v chromium >/dev/null 2>&1 || need="$need chromium"
+        command -v caddy >/dev/null 2>&1 || need="$need caddy"
         for p in python3-pytest python3-fastapi python3-uvicorn python3-httpx; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
         done
