@@ -22,7 +22,7 @@ B        ?= build/$(FLAVOR)
 ALL_CFLAGS = $(BASE) $(if $(SAN_$(FLAVOR)),$(SAN_$(FLAVOR)),$(CFLAGS) $(HARDEN))
 
 LIB_SRC   = $(filter-out src/main.c,$(shell find src -name '*.c'))
-GEN_SRC   = $(B)/gen/migrations.c
+GEN_SRC   = $(B)/gen/migrations.c $(B)/gen/openapi.c
 LIB_OBJ   = $(LIB_SRC:%.c=$(B)/%.o) $(GEN_SRC:.c=.o)
 UNIT_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c tests/contract/test_*.c \
                                             tests/integration/test_*.c))
@@ -51,9 +51,14 @@ $(B)/%.o: %.c
 
 # Migrations are compiled in (generated from src/store/sql/<backend>/NNN_name.sql), so the binary
 # needs no files beside it.
-$(GEN_SRC): $(SQL_FILES) scripts/embed_sql.sh
+$(B)/gen/migrations.c: $(SQL_FILES) scripts/embed_sql.sh
 	@mkdir -p $(@D)
 	scripts/embed_sql.sh src/store/sql > $@
+
+# The OpenAPI document served at GET /openapi.json is compiled in the same way.
+$(B)/gen/openapi.c: docs/openapi.json scripts/embed_file.sh
+	@mkdir -p $(@D)
+	scripts/embed_file.sh openapi_json docs/openapi.json api/openapi.h > $@
 
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<

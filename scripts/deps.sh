@@ -49,10 +49,12 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
     fi
     [ -z "$need" ] || install_packages $need
 fi
-# Test-only npm packages (package.json): the official Stripe SDK as a referee, playwright-core.
+# Test-only npm packages (package.json): the official Stripe SDK as a referee, playwright-core,
+# the OpenAPI 3.1 meta-schema validator and Ajv for docs/openapi.json.
 [ "${1:-}" = "--test" ] || exit 0
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules/stripe ] || [ ! -d node_modules/playwright-core ]; then
+if [ ! -d node_modules/stripe ] || [ ! -d node_modules/playwright-core ] ||
+    [ ! -d node_modules/ajv ] || [ ! -d node_modules/@seriousme/openapi-schema-validator ]; then
     echo "deps: npm ci" >&2
     npm ci --no-audit --no-fund --loglevel=error >&2
 fi

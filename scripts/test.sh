@@ -64,11 +64,14 @@ run_units() {
 
 # run_integration FLAVOR [pg]: the Node suite on SQLite, or with "pg" on PostgreSQL (every
 # test's database a fresh one on the run's throwaway server; multi-instance and outage tests
-# run only then).
+# run only then). Every answer the suite gets is recorded (SUBGATE_OPENAPI_LOG) and checked
+# against docs/openapi.json by zz_openapi.test.mjs, the last file of the run.
 run_integration() {
     local flavor=$1 backend=${2:-sqlite} log="$logs/$1-integration-${2:-sqlite}.tap" rc pgurl=""
+    local answers="$logs/$1-openapi-answers-${2:-sqlite}.jsonl"
     [ "$backend" = pg ] && pgurl=$PG_URL
-    SUBGATE_TEST_PG_URL="$pgurl" SUBGATE_TEST_PG_DIR="" \
+    rm -f "$answers"
+    SUBGATE_OPENAPI_LOG="$PWD/$answers" SUBGATE_TEST_PG_URL="$pgurl" SUBGATE_TEST_PG_DIR="" \
         SUBGATE_BIN="build/$flavor/subgate" EMULATOR_BIN="build/$flavor/stripe-emulator" \
         TOOLS_DIR="build/$flavor/tests/tools" node --test --test-reporter=tap \
         --test-concurrency=1 tests/integration/*.test.mjs >"$log" 2>&1

@@ -9,6 +9,7 @@
 enum err ops_healthz(struct request *req, struct response *resp);
 enum err ops_readyz(struct request *req, struct response *resp);
 enum err ops_metrics(struct request *req, struct response *resp);
+enum err ops_openapi(struct request *req, struct response *resp);
 
 /* payments.c */
 enum err payments_pricing(struct request *req, struct response *resp);

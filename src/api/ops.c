@@ -1,8 +1,11 @@
-/* ops.c: operational endpoints: liveness and readiness (SPEC §6). */
+/* ops.c: operational endpoints: liveness, readiness, metrics and the OpenAPI document (SPEC §6). */
+#include <string.h>
+
 #include <jansson.h>
 
 #include "api/api.h"
 #include "api/handlers.h"
+#include "api/openapi.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "metrics/metrics.h"
@@ -53,5 +56,26 @@ enum err ops_readyz(struct request *req, struct response *resp)
     response_json(resp, 200,
                   json_pack("{s:s, s:s, s:i}", "status", "ready", "database",
                             store_backend_name(api->store), "schema_version", version));
+    return ERR_OK;
+}
+
+/*
+ * The document is compiled in, so its ETag is fixed for the build: a cache asks again
+ * (no-cache) and gets 304 while the binary is the same.
+ */
+static bool etag_matches(const char *if_none_match)
+{
+    return if_none_match &&
+           (strstr(if_none_match, openapi_json_etag) || strcmp(if_none_match, "*") == 0);
+}
+
+enum err ops_openapi(struct request *req, struct response *resp)
+{
+    if (etag_matches(request_header(req, "If-None-Match")))
+        response_static(resp, 304, NULL, NULL, 0);
+    else
+        response_static(resp, 200, "application/json", openapi_json, openapi_json_len);
+    (void)response_add_header(resp, "ETag", openapi_json_etag); /* no line breaks: never refused */
+    (void)response_add_header(resp, "Cache-Control", "no-cache");
     return ERR_OK;
 }

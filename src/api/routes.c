@@ -25,6 +25,7 @@ static const struct route routes[] = {
     { "GET",  "/healthz",                   AUTH_NONE, 0,               ops_healthz },
     { "GET",  "/readyz",                    AUTH_NONE, 0,               ops_readyz },
     { "GET",  "/metrics",                   AUTH_NONE, 0,               ops_metrics },
+    { "GET",  "/openapi.json",              AUTH_NONE, 0,               ops_openapi },
     { "GET",  P "/pricing",                 AUTH_NONE, B,               payments_pricing },
     { "GET",  P "/subscription",            AUTH_USER, B,               payments_subscription },
     { "GET",  P "/invoices",                AUTH_USER, B,               payments_invoices },

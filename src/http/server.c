@@ -259,7 +259,8 @@ static enum MHD_Result send_response(struct request *req, struct response *resp)
     if (resp->allow[0])
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
     MHD_add_response_header(r, "Request-Id", req->id);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (!MHD_get_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL)) /* the handler's wins */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     ret = MHD_queue_response(req->conn, (unsigned int)resp->status, r);
     req->answered = true;
     MHD_destroy_response(r);

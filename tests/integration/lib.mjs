@@ -26,6 +26,41 @@ export function freePort() {
   });
 }
 
+// Recording for the OpenAPI check (zz_openapi.test.mjs): with SUBGATE_OPENAPI_LOG naming a
+// file, every answer that a fetch in this process gets from a server startServer started (req
+// below, the JS client, the tests' own fetch calls) is appended to it as one JSON line:
+// { file, method, path, status, contentType, headers, body }. Raw-socket probes (net.connect)
+// and other processes (nginx, Chromium, Python) are not recorded.
+export const OPENAPI_LOG = process.env.SUBGATE_OPENAPI_LOG || '';
+const servedOrigins = new Set();
+if (OPENAPI_LOG) {
+  const realFetch = globalThis.fetch;
+  const record = (entry) => fs.appendFileSync(OPENAPI_LOG, `${JSON.stringify(entry)}\n`);
+  globalThis.fetch = async function recordingFetch(input, init = {}) {
+    const r = await realFetch(input, init);
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (!servedOrigins.has(url.origin)) return r;
+    const method = (init.method || (input instanceof Request ? input.method : 'GET')).toUpperCase();
+    const entry = {
+      file: path.basename(process.argv[1] || '?'),
+      method,
+      path: url.pathname,
+      status: r.status,
+      contentType: r.headers.get('content-type'),
+      headers: Object.fromEntries(r.headers),
+      body: null,
+    };
+    if (r.body === null) { record(entry); return r; }
+    // The clone is read beside the caller's copy; a body the caller abandons is still recorded
+    // as far as it arrived, and a failure to read it is recorded as such.
+    r.clone().text().then(
+      (text) => record({ ...entry, body: text }),
+      (e) => record({ ...entry, body: null, bodyError: String(e) }),
+    );
+    return r;
+  };
+}
+
 export function tmpDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'subgate-it-'));
 }
@@ -94,6 +129,7 @@ export async function startServer(env = {}, { cwd, ulimit } = {}) {
   child.stdout.on('data', (d) => { srv.log += d; });
   child.stderr.on('data', (d) => { srv.log += d; });
   srv.exit = new Promise((resolve) => child.on('exit', (code, signal) => { srv.exited = { code, signal }; resolve(srv.exited); }));
+  servedOrigins.add(srv.base);
   for (let i = 0; i < 300; i++) {
     if (srv.exited) throw new Error(`subgate exited early (${JSON.stringify(srv.exited)}): ${srv.log}`);
     try {
