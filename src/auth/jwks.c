@@ -278,7 +278,7 @@ static const json_t *keys_array(const json_t *doc, char *errbuf, size_t errlen)
 enum err jwks_keys_parse(const char *json, size_t len, struct jwks_keys **out,
                          struct jwks_parse_info *info, char *errbuf, size_t errlen)
 {
-    struct jwks_parse_info ignored;
+    struct jwks_parse_info ignored = { 0 };
     json_error_t jerr;
     json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     const json_t *keys = NULL;
