@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "api/events_cli.h"
 #include "api/sync.h"
+#include "auth/jwks_source.h"
 #include "auth/jwt.h"
 #include "auth/jwt_sign.h"
 #include "auth/service_key.h"
@@ -38,6 +39,7 @@ struct app {
     struct tier_catalog tiers;
     struct gate_rules gate;
     struct jwt_verifier *jwt;
+    struct jwks_source *jwks; /* NULL without JWT_JWKS_URL or JWT_JWKS_FILE */
     struct service_keys keys;
     struct store *store;
     struct stripe_client *stripe; /* NULL without STRIPE_SECRET_KEY */
@@ -150,10 +152,37 @@ static int load_gate(const struct config *cfg, const struct tier_catalog *cat,
     return 0;
 }
 
-static int make_verifier(const struct config *cfg, struct jwt_verifier **out)
+/*
+ * JWT_JWKS_URL or JWT_JWKS_FILE. A file that cannot be used stops start-up; an unreachable URL
+ * does not (the source logs it and refuses tokens until a fetch succeeds), so an identity
+ * provider's outage cannot keep subgate down once it is back.
+ */
+static int make_jwks_verifier(const struct config *cfg, struct jwks_source **src,
+                              struct jwt_verifier **out)
+{
+    const struct jwks_source_params p = { .url = cfg->jwt_jwks_url,
+                                          .file = cfg->jwt_jwks_file,
+                                          .min_refresh_s = cfg->jwt_jwks_min_refresh_s,
+                                          .refresh_s = cfg->jwt_jwks_refresh_s };
+    char err[ERRBUF], msg[ERRBUF + 64];
+
+    if (jwks_source_new(&p, src, err, sizeof(err)) != ERR_OK) {
+        snprintf(msg, sizeof(msg), "%s: %s", cfg->jwt_jwks_file ? "JWT_JWKS_FILE" : "JWT_JWKS_URL",
+                 err);
+        return fail(msg);
+    }
+    if (jwt_verifier_new_jwks(*src, cfg->jwt_issuer, cfg->jwt_audience, out) != ERR_OK)
+        return fail("JWT_JWKS_URL: cannot set up JWKS verification");
+    return 0;
+}
+
+static int make_verifier(const struct config *cfg, struct jwks_source **jwks,
+                         struct jwt_verifier **out)
 {
     char err[ERRBUF], msg[ERRBUF + 64];
 
+    if (cfg->jwt_jwks_url || cfg->jwt_jwks_file)
+        return make_jwks_verifier(cfg, jwks, out);
     if (secret_is_set(&cfg->jwt_secret)) {
         if (jwt_verifier_new_hmac(&cfg->jwt_secret, cfg->jwt_issuer, cfg->jwt_audience, out))
             return fail("JWT_SECRET: cannot set up HS256 verification");
@@ -227,6 +256,7 @@ static void app_release(struct app *a)
     stripe_client_free(a->stripe);
     store_close(a->store);
     jwt_verifier_free(a->jwt);
+    jwks_source_free(a->jwks);
     service_keys_release(&a->keys);
     config_release(&a->cfg);
 }
@@ -254,7 +284,7 @@ static int app_init(struct app *a)
     if (config_require_serve(&a->cfg, err, sizeof(err)) != ERR_OK)
         return fail(err);
     if (load_tiers(&a->cfg, &a->tiers) || load_gate(&a->cfg, &a->tiers, &a->gate) ||
-        make_verifier(&a->cfg, &a->jwt))
+        make_verifier(&a->cfg, &a->jwks, &a->jwt))
         return 1;
     if (service_keys_from_secrets(&a->keys, a->cfg.service_api_keys,
                                   a->cfg.service_api_key_count) != ERR_OK)
@@ -305,6 +335,10 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     if (!log_start())
         log_warn("could not start the log thread: each line is written by its request");
+    if (a.jwks && jwks_source_start(a.jwks) != ERR_OK) {
+        fail("JWT_JWKS_URL: cannot start the key refresh thread");
+        goto out;
+    }
     metrics_setup(&a.tiers);
     p = (struct http_server_params){ .host = a.cfg.listen_host,
                                      .port = (uint16_t)a.cfg.listen_port,

@@ -1,6 +1,7 @@
 /*
  * jwt.c: compact JWS verification for user tokens. Cheap syntax checks run first, then the
- * signature, and only a signed payload reaches the claim checks.
+ * choice of key (the pinned one, or the JWKS key the header's kid names), then the signature,
+ * and only a signed payload reaches the claim checks, the same for every kind of key.
  */
 #include "auth/jwt.h"
 
@@ -20,6 +21,9 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "auth/jwks.h"
+#include "auth/jwks_source.h"
+#include "base/b64url.h"
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/str.h"
@@ -34,15 +38,17 @@
 #define NUMERIC_MAX   9007199254740991.0 /* 2^53 - 1: beyond it a double is not a date */
 #define EC_GROUP_P256 "prime256v1"
 #define PEM_FILE_MAX  65536 /* bytes; a public key PEM is a few hundred */
+#define ALG_NAME_MAX  16    /* bytes of a header's alg that could be one we know */
 
 struct jwt_verifier {
-    enum jwt_alg alg;
-    struct secret hmac_key; /* HS256 only */
-    EVP_PKEY *pkey;         /* RS256 and ES256 only; read-only after creation */
-    char *issuer;           /* NULL: iss unchecked */
-    char *audience;         /* NULL: aud unchecked */
-    int64_t leeway_s;       /* allowed clock skew on exp and nbf */
-    uint64_t id;            /* unique per verifier ever made: keys the token cache */
+    enum jwt_alg alg;         /* pinned; with jwks, each key pins its own */
+    struct secret hmac_key;   /* HS256 only */
+    EVP_PKEY *pkey;           /* RS256 and ES256 only; read-only after creation */
+    struct jwks_source *jwks; /* JWKS: the key is chosen by kid; borrowed, NULL otherwise */
+    char *issuer;             /* NULL: iss unchecked */
+    char *audience;           /* NULL: aud unchecked */
+    int64_t leeway_s;         /* allowed clock skew on exp and nbf */
+    uint64_t id;              /* unique per verifier ever made: keys the token cache */
 };
 
 /*
@@ -56,6 +62,7 @@ struct jwt_verifier {
 
 struct jwt_cache_entry {
     uint64_t verifier_id; /* 0: empty */
+    uint64_t keys_id;     /* the JWKS key set that verified it; 0 for a pinned key */
     size_t len;
     char token[JWT_CACHE_TOKEN_MAX];
     struct jwt_claims claims;
@@ -76,6 +83,8 @@ enum reason {
     R_BAD_TIME,
     R_EXPIRED,
     R_NOT_YET,
+    R_NO_KEYS,
+    R_KID,
     R_ISSUER,
     R_AUDIENCE,
     R_NO_SUB,
@@ -95,6 +104,8 @@ static const char *const reason_text[] = {
     [R_BAD_TIME] = "invalid time claim",
     [R_EXPIRED] = "token expired",
     [R_NOT_YET] = "token not yet valid",
+    [R_NO_KEYS] = "signing keys unavailable",
+    [R_KID] = "unknown key id",
     [R_ISSUER] = "wrong issuer",
     [R_AUDIENCE] = "wrong audience",
     [R_NO_SUB] = "missing sub claim",
@@ -107,6 +118,21 @@ static const char *const alg_names[] = {
     [JWT_HS256] = "HS256",
     [JWT_RS256] = "RS256",
     [JWT_ES256] = "ES256",
+};
+
+/* What the header says, copied out of it. */
+struct jws_header {
+    char alg[ALG_NAME_MAX];
+    char kid[JWKS_KID_MAX];
+    bool has_kid;
+    bool crit;
+};
+
+/* The key that checks one token's signature. */
+struct key_choice {
+    enum jwt_alg alg;
+    EVP_PKEY *pkey;         /* NULL for HS256 */
+    struct jwks_keys *keys; /* JWKS: the reference held while pkey is in use; NULL otherwise */
 };
 
 /* The three dot-separated parts of a compact JWS, still base64url, borrowed from the token. */
@@ -244,48 +270,12 @@ enum err jwt_verifier_new_pem(const char *path, const char *issuer, const char *
     return ERR_OK;
 }
 
-/* Returns the 6-bit value of a base64url character, or -1. */
-static int b64url_value(unsigned char c)
+enum err jwt_verifier_new_jwks(struct jwks_source *src, const char *issuer, const char *audience,
+                               struct jwt_verifier **out)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/*
- * Decodes unpadded base64url strictly: no '=', nothing outside the alphabet, no impossible length
- * and no stray bits in the last character, so each byte string has exactly one encoding.
- */
-static bool b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *out_len)
-{
-    unsigned acc = 0, bits = 0;
-    size_t o = 0;
-
-    if (n % 4 == 1 || n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0) > cap)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int d = b64url_value((unsigned char)s[i]);
-        if (d < 0)
-            return false;
-        acc = ((acc << 6) | (unsigned)d) & 0x3fffu;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (acc & ((1u << bits) - 1))
-        return false;
-    *out_len = o;
-    return true;
+    *out = verifier_new(JWT_RS256, issuer, audience);
+    (*out)->jwks = src;
+    return ERR_OK;
 }
 
 static enum reason jws_split(const char *token, size_t len, struct jws *t)
@@ -321,29 +311,83 @@ static json_t *part_parse(const unsigned char *p, size_t n)
     return j;
 }
 
-/* The header must name exactly the pinned algorithm and ask for no extension we do not know. */
-static enum reason header_check(const struct jwt_verifier *v, const struct jws *t,
-                                unsigned char *scratch)
+/* Copies a string member of the header into dst[size]; false when it is not one that fits. */
+static bool header_string(const json_t *h, const char *name, char *dst, size_t size)
+{
+    const json_t *j = json_object_get(h, name);
+    size_t n = json_string_length(j);
+
+    return json_is_string(j) && !memchr(json_string_value(j), '\0', n) &&
+           str_copyn(dst, size, json_string_value(j), n);
+}
+
+/*
+ * Decodes and reads the header: alg is required; kid is optional and read only when it chooses
+ * the key (want_kid), where one that is not a string is refused.
+ */
+static enum reason header_parse(const struct jws *t, bool want_kid, unsigned char *scratch,
+                                struct jws_header *hd)
 {
     size_t n;
     json_t *h;
-    const char *alg;
-    enum reason r;
+    enum reason r = R_OK;
 
     if (!b64url_decode(t->header, t->header_len, scratch, PART_MAX, &n))
         return R_MALFORMED;
     h = part_parse(scratch, n);
     if (!h)
         return R_MALFORMED;
-    alg = json_string_value(json_object_get(h, "alg"));
-    if (!alg)
+    memset(hd, 0, sizeof(*hd));
+    if (!json_is_string(json_object_get(h, "alg")))
         r = R_MALFORMED;
-    else if (strcmp(alg, jwt_alg_name(v->alg)) != 0)
-        r = R_ALG;
-    else
-        r = json_object_get(h, "crit") ? R_CRIT : R_OK;
+    else if (!header_string(h, "alg", hd->alg, sizeof(hd->alg)))
+        hd->alg[0] = '\0'; /* too long to be an algorithm we know: refused below */
+    hd->has_kid = want_kid && json_object_get(h, "kid") != NULL;
+    if (hd->has_kid && !header_string(h, "kid", hd->kid, sizeof(hd->kid)))
+        r = R_MALFORMED;
+    hd->crit = json_object_get(h, "crit") != NULL;
     json_decref(h);
     return r;
+}
+
+/*
+ * The header must name exactly the pinned algorithm, or with a JWKS one that a JWKS key can pin
+ * (never none, never HS*: no token may make us fetch, or pick a key, for another family), and
+ * ask for no extension we do not know.
+ */
+static enum reason header_check(const struct jwt_verifier *v, const struct jws_header *hd)
+{
+    bool allowed = v->jwks ? strcmp(hd->alg, jwt_alg_name(JWT_RS256)) == 0 ||
+                                 strcmp(hd->alg, jwt_alg_name(JWT_ES256)) == 0
+                           : strcmp(hd->alg, jwt_alg_name(v->alg)) == 0;
+
+    if (!allowed)
+        return R_ALG;
+    return hd->crit ? R_CRIT : R_OK;
+}
+
+/* The key for this token: the pinned one, or the JWKS key of its kid, whose type pins the alg. */
+static enum reason key_choose(const struct jwt_verifier *v, const struct jws_header *hd,
+                              struct key_choice *k)
+{
+    const struct jwks_key *key = NULL;
+
+    memset(k, 0, sizeof(*k));
+    if (!v->jwks) {
+        k->alg = v->alg;
+        k->pkey = v->pkey;
+        return R_OK;
+    }
+    k->keys = jwks_source_get(v->jwks, hd->has_kid ? hd->kid : NULL, &key);
+    if (!k->keys)
+        return R_NO_KEYS;
+    if (!key)
+        return R_KID;
+    if (strcmp(hd->alg, jwt_alg_name(key->alg)) != 0)
+        return R_ALG;
+    k->alg = key->alg;
+    k->pkey = key->pkey;
+    return R_OK;
 }
 
 static enum reason verify_hmac(const struct jwt_verifier *v, const struct jws *t,
@@ -406,25 +450,25 @@ out:
     return ok;
 }
 
-static enum reason verify_signature(const struct jwt_verifier *v, const struct jws *t,
-                                    const unsigned char *sig, size_t sig_len)
+static enum reason verify_signature(const struct jwt_verifier *v, const struct key_choice *k,
+                                    const struct jws *t, const unsigned char *sig, size_t sig_len)
 {
     unsigned char der[DER_SIG_MAX];
     size_t der_len = 0;
 
-    switch (v->alg) {
+    switch (k->alg) {
     case JWT_HS256:
         return verify_hmac(v, t, sig, sig_len);
     case JWT_RS256:
-        if (sig_len != (size_t)EVP_PKEY_get_size(v->pkey))
+        if (sig_len != (size_t)EVP_PKEY_get_size(k->pkey))
             return R_SIG;
-        return verify_pkey(v->pkey, t, sig, sig_len);
+        return verify_pkey(k->pkey, t, sig, sig_len);
     case JWT_ES256:
         if (sig_len != ES256_LEN)
             return R_SIG;
         if (!es256_to_der(sig, der, sizeof(der), &der_len))
             return R_INTERNAL;
-        return verify_pkey(v->pkey, t, der, der_len);
+        return verify_pkey(k->pkey, t, der, der_len);
     }
     return R_INTERNAL;
 }
@@ -542,10 +586,13 @@ static enum reason check_claims(const struct jwt_verifier *v, const unsigned cha
     return r;
 }
 
+/* *keys_id gets the JWKS key set that chose the key (0 for a pinned key), for the cache. */
 static enum reason verify_token(const struct jwt_verifier *v, const char *token, size_t len,
-                                int64_t now, struct jwt_claims *out)
+                                int64_t now, struct jwt_claims *out, uint64_t *keys_id)
 {
     struct jws t;
+    struct jws_header hd;
+    struct key_choice k = { 0 };
     unsigned char body[PART_MAX];
     unsigned char sig[SIG_MAX];
     size_t body_len, sig_len;
@@ -557,16 +604,22 @@ static enum reason verify_token(const struct jwt_verifier *v, const char *token,
         return R_TOO_LONG;
     r = jws_split(token, len, &t);
     if (!r)
-        r = header_check(v, &t, body);
+        r = header_parse(&t, v->jwks != NULL, body, &hd);
+    if (!r)
+        r = header_check(v, &hd);
     if (r)
         return r;
     if (!b64url_decode(t.payload, t.payload_len, body, sizeof(body), &body_len) ||
         !b64url_decode(t.sig, t.sig_len, sig, sizeof(sig), &sig_len))
         return R_MALFORMED;
-    r = verify_signature(v, &t, sig, sig_len);
-    if (r)
-        return r;
-    return check_claims(v, body, body_len, now, out);
+    r = key_choose(v, &hd, &k);
+    if (!r)
+        r = verify_signature(v, &k, &t, sig, sig_len);
+    if (!r)
+        r = check_claims(v, body, body_len, now, out);
+    *keys_id = k.keys ? jwks_keys_id(k.keys) : 0;
+    jwks_keys_release(k.keys);
+    return r;
 }
 
 static struct jwt_cache_entry *cache_slot(const char *token, size_t len)
@@ -579,9 +632,10 @@ static struct jwt_cache_entry *cache_slot(const char *token, size_t len)
 }
 
 static bool cache_hit(const struct jwt_cache_entry *e, const struct jwt_verifier *v,
-                      const char *token, size_t len)
+                      uint64_t keys_id, const char *token, size_t len)
 {
-    return e->verifier_id == v->id && e->len == len && CRYPTO_memcmp(e->token, token, len) == 0;
+    return e->verifier_id == v->id && e->keys_id == keys_id && e->len == len &&
+           CRYPTO_memcmp(e->token, token, len) == 0;
 }
 
 /* The same time checks as check_times, on claims verified before. */
@@ -599,15 +653,18 @@ static enum reason verify_cached(const struct jwt_verifier *v, const char *token
                                  int64_t now, struct jwt_claims *out)
 {
     struct jwt_cache_entry *e = len <= JWT_CACHE_TOKEN_MAX ? cache_slot(token, len) : NULL;
+    /* With a JWKS, a hit needs the current key set: a key withdrawn at the provider ends it. */
+    uint64_t keys_id = v->jwks ? jwks_source_keys_id(v->jwks) : 0;
     enum reason r;
 
-    if (e && cache_hit(e, v, token, len)) {
+    if (e && cache_hit(e, v, keys_id, token, len)) {
         *out = e->claims;
         return cached_times(v, out, now);
     }
-    r = verify_token(v, token, len, now, out);
+    r = verify_token(v, token, len, now, out, &keys_id);
     if (r == R_OK && e) {
         e->verifier_id = v->id;
+        e->keys_id = keys_id;
         e->len = len;
         memcpy(e->token, token, len);
         e->claims = *out;

@@ -26,6 +26,7 @@ enum jwt_alg {
 };
 
 struct jwt_verifier; /* opaque; immutable once made, so threads may share one */
+struct jwks_source;  /* auth/jwks_source.h */
 
 /* What a verified token says about its user. */
 struct jwt_claims {
@@ -53,6 +54,15 @@ MUST_CHECK enum err jwt_verifier_new_hmac(const struct secret *key, const char *
 MUST_CHECK enum err jwt_verifier_new_pem(const char *path, const char *issuer, const char *audience,
                                          struct jwt_verifier **out, char *errbuf, size_t errlen);
 
+/*
+ * Makes a verifier whose keys come from the JWKS source src (borrowed: it must outlive the
+ * verifier). The header's kid chooses the key and the key's type pins the algorithm (RS256 for
+ * RSA, ES256 for EC P-256); a header naming none, HS* or anything else is refused before any key
+ * is looked up. Every claim is checked as for a PEM key. issuer and audience as above.
+ */
+MUST_CHECK enum err jwt_verifier_new_jwks(struct jwks_source *src, const char *issuer,
+                                          const char *audience, struct jwt_verifier **out);
+
 /* Frees the verifier and wipes its secret; NULL is a no-op. */
 void jwt_verifier_free(struct jwt_verifier *v);
 
@@ -62,6 +72,7 @@ void jwt_verifier_free(struct jwt_verifier *v);
  */
 void jwt_verifier_set_leeway(struct jwt_verifier *v, int64_t leeway_s);
 
+/* The pinned algorithm; a JWKS verifier answers JWT_RS256, though each of its keys pins its own. */
 enum jwt_alg jwt_verifier_alg(const struct jwt_verifier *v);
 
 /* Returns the JOSE name of alg ("HS256"...), static. */

@@ -62,6 +62,7 @@ static bool check_jwt_secret(const char *p, size_t n, char *why, size_t whylen);
 static bool check_service_key(const char *p, size_t n, char *why, size_t whylen);
 static bool check_origin(const char *p, size_t n, char *why, size_t whylen);
 static bool check_readable_file(const char *p, size_t n, char *why, size_t whylen);
+static bool check_jwks_url(const char *p, size_t n, char *why, size_t whylen);
 static bool check_log_level(const char *p, size_t n, char *why, size_t whylen);
 
 static const char *const secret_key_prefixes[] = { "sk_test_", "sk_live_", "rk_", NULL };
@@ -129,6 +130,27 @@ static const struct conf_var conf_vars[] = {
       .kind = CONF_STRING,
       .off = F(jwt_public_key_file),
       .check = check_readable_file },
+    { .name = "JWT_JWKS_URL",
+      .kind = CONF_STRING,
+      .off = F(jwt_jwks_url),
+      .prefixes = http_prefixes,
+      .check = check_jwks_url },
+    { .name = "JWT_JWKS_FILE",
+      .kind = CONF_STRING,
+      .off = F(jwt_jwks_file),
+      .check = check_readable_file },
+    { .name = "JWT_JWKS_MIN_REFRESH",
+      .kind = CONF_INT,
+      .off = F(jwt_jwks_min_refresh_s),
+      .def = "30",
+      .min = 1,
+      .max = 3600 },
+    { .name = "JWT_JWKS_REFRESH",
+      .kind = CONF_INT,
+      .off = F(jwt_jwks_refresh_s),
+      .def = "600",
+      .min = 1,
+      .max = 86400 },
     { .name = "JWT_ISSUER", .kind = CONF_STRING, .off = F(jwt_issuer) },
     { .name = "JWT_AUDIENCE", .kind = CONF_STRING, .off = F(jwt_audience) },
     { .name = "SERVICE_API_KEYS",
@@ -390,6 +412,42 @@ static bool check_readable_file(const char *p, size_t n, char *why, size_t whyle
     return ok;
 }
 
+/* The origin names a loopback host: plain http never leaves the machine. */
+static bool origin_is_loopback(const char *origin)
+{
+    static const char *const hosts[] = { "http://localhost", "http://127.", "http://[::1]" };
+    const char *host_end;
+
+    for (size_t i = 0; i < ARRAY_SIZE(hosts); i++) {
+        size_t k = strlen(hosts[i]);
+
+        if (strncmp(origin, hosts[i], k) != 0)
+            continue;
+        if (hosts[i][k - 1] == '.') /* 127.0.0.0/8: the rest of a dotted quad */
+            return strspn(origin + k, "0123456789.") == strcspn(origin + k, ":");
+        host_end = origin + k;
+        return *host_end == '\0' || *host_end == ':';
+    }
+    return false;
+}
+
+/* https://, or http:// to a loopback host only: the keys decide who is a user. */
+static bool check_jwks_url(const char *p, size_t n, char *why, size_t whylen)
+{
+    char origin[URL_ORIGIN_MAX];
+    char *url = xstrndup(p, n);
+    bool ok = url_origin(url, origin, sizeof(origin)) && !strchr(url, '#');
+
+    free(url);
+    if (!ok)
+        return reason(why, whylen, "must be an https:// URL, got '%.*s'", echo_len(n), p);
+    if (strncmp(origin, "http://", 7) == 0 && !origin_is_loopback(origin))
+        return reason(why, whylen,
+                      "must be an https:// URL (http:// only for a loopback host), got '%.*s'",
+                      echo_len(n), p);
+    return true;
+}
+
 static bool check_log_level(const char *p, size_t n, char *why, size_t whylen)
 {
     static const char *const levels[] = { "debug", "info", "warn", "error" };
@@ -560,10 +618,31 @@ static bool apply(struct config *c, const struct conf_var *v, const char *val, c
     return true;
 }
 
+/* The ways to verify user tokens that are set, by name; returns how many. */
+static size_t jwt_sources_set(const struct config *c, const char *names[4])
+{
+    size_t n = 0;
+
+    if (secret_is_set(&c->jwt_secret))
+        names[n++] = "JWT_SECRET";
+    if (c->jwt_public_key_file)
+        names[n++] = "JWT_PUBLIC_KEY_FILE";
+    if (c->jwt_jwks_url)
+        names[n++] = "JWT_JWKS_URL";
+    if (c->jwt_jwks_file)
+        names[n++] = "JWT_JWKS_FILE";
+    return n;
+}
+
 static enum err check_combination(const struct config *c, char *errbuf, size_t errlen)
 {
-    if (secret_is_set(&c->jwt_secret) && c->jwt_public_key_file) {
-        snprintf(errbuf, errlen, "set one of JWT_SECRET and JWT_PUBLIC_KEY_FILE, not both");
+    const char *names[4];
+
+    if (jwt_sources_set(c, names) > 1) {
+        snprintf(errbuf, errlen,
+                 "set one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_URL and JWT_JWKS_FILE, "
+                 "not both %s and %s",
+                 names[0], names[1]);
         return ERR_INVALID;
     }
     return ERR_OK;
@@ -710,10 +789,13 @@ enum err config_load(struct config *c, const char *dotenv_path, char *errbuf, si
 
 enum err config_require_serve(const struct config *c, char *errbuf, size_t errlen)
 {
-    if (secret_is_set(&c->jwt_secret) || c->jwt_public_key_file)
+    const char *names[4];
+
+    if (jwt_sources_set(c, names) > 0)
         return ERR_OK;
     snprintf(errbuf, errlen,
-             "JWT_SECRET or JWT_PUBLIC_KEY_FILE: one is required to verify user tokens");
+             "JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_URL or JWT_JWKS_FILE: one is required to "
+             "verify user tokens");
     return ERR_INVALID;
 }
 

@@ -47,6 +47,10 @@ struct config {
     char *database_url;                    /* DATABASE_URL: sqlite:PATH or postgres(ql)://... */
     struct secret jwt_secret;              /* JWT_SECRET: HS256 key, at least 32 bytes */
     char *jwt_public_key_file;             /* JWT_PUBLIC_KEY_FILE: readable PEM file */
+    char *jwt_jwks_url;                    /* JWT_JWKS_URL: https (http for loopback) JWKS */
+    char *jwt_jwks_file;                   /* JWT_JWKS_FILE: readable JWKS JSON file */
+    int64_t jwt_jwks_min_refresh_s;        /* JWT_JWKS_MIN_REFRESH: fetches on unknown kid, apart */
+    int64_t jwt_jwks_refresh_s;            /* JWT_JWKS_REFRESH: periodic fetch interval */
     char *jwt_issuer;                      /* JWT_ISSUER: required "iss" when set */
     char *jwt_audience;                    /* JWT_AUDIENCE: required "aud" when set */
     struct secret *service_api_keys;       /* SERVICE_API_KEYS: each at least 16 bytes */
@@ -93,7 +97,8 @@ MUST_CHECK enum err config_load(struct config *c, const char *dotenv_path, char 
                                 size_t errlen);
 
 /*
- * What serve needs beyond a valid load: a way to verify user tokens. ERR_INVALID with one line
+ * What serve needs beyond a valid load: a way to verify user tokens (one of JWT_SECRET,
+ * JWT_PUBLIC_KEY_FILE, JWT_JWKS_URL and JWT_JWKS_FILE). ERR_INVALID with one line
  * in errbuf when it is missing.
  */
 MUST_CHECK enum err config_require_serve(const struct config *c, char *errbuf, size_t errlen);
