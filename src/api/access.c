@@ -93,17 +93,38 @@ static enum err tier_of_user(struct request *req, const char *user, int64_t now,
 
 /* Quota state */
 
-static json_t *limit_json(int64_t v)
+/* A limit or what remains of it: a number, or null for unlimited. */
+static void jw_limit(struct jw *w, const char *key, int64_t v)
 {
-    return v < 0 ? json_null() : json_integer(v);
+    if (v < 0)
+        jw_null(w, key);
+    else
+        jw_i64(w, key, v);
 }
 
-static json_t *quota_json(const struct tier_quota *q, const struct gate_quota_state *s)
+/* The members of a quota's state, in the order every answer shows them. */
+static void quota_members(struct jw *w, const struct tier_quota *q,
+                          const struct gate_quota_state *s)
 {
-    return json_pack("{s:I, s:o, s:o, s:s, s:I, s:I}", "used", (json_int_t)s->used, "limit",
-                     limit_json(s->limit), "remaining", limit_json(s->remaining), "window",
-                     quota_window_name(q->window), "window_start", (json_int_t)s->window_start,
-                     "resets_at", (json_int_t)s->resets_at);
+    jw_i64(w, "used", s->used);
+    jw_limit(w, "limit", s->limit);
+    jw_limit(w, "remaining", s->remaining);
+    jw_str(w, "window", quota_window_name(q->window));
+    jw_i64(w, "window_start", s->window_start);
+    jw_i64(w, "resets_at", s->resets_at);
+}
+
+/* "quotas": {id: state, ...} for every quota of the catalogue. */
+static void quotas_member(struct jw *w, const struct tier_catalog *cat,
+                          const struct gate_quota_state *states)
+{
+    jw_object(w, "quotas");
+    for (size_t i = 0; i < cat->quota_count; i++) {
+        jw_object(w, cat->quotas[i].id);
+        quota_members(w, &cat->quotas[i], &states[i]);
+        jw_end(w);
+    }
+    jw_end(w);
 }
 
 /* The state of quota i for user in the window holding now. */
@@ -139,20 +160,26 @@ static const struct legacy_quota legacy[] = {
       "can_start_scenario" },
 };
 
-static void legacy_set(json_t *body, const struct legacy_quota *l, const struct gate_quota_state *s)
+static void legacy_set(struct jw *w, const struct legacy_quota *l, const struct gate_quota_state *s)
 {
-    json_object_set_new(body, l->can_key, json_boolean(s ? s->remaining != 0 : true));
-    json_object_set_new(body, l->used_key, s ? json_integer(s->used) : json_null());
-    json_object_set_new(body, l->limit_key, s ? limit_json(s->limit) : json_null());
-    json_object_set_new(body, l->resets_key, s ? json_integer(s->resets_at) : json_null());
+    jw_bool(w, l->can_key, s ? s->remaining != 0 : true);
+    if (!s) {
+        jw_null(w, l->used_key);
+        jw_null(w, l->limit_key);
+        jw_null(w, l->resets_key);
+        return;
+    }
+    jw_i64(w, l->used_key, s->used);
+    jw_limit(w, l->limit_key, s->limit);
+    jw_i64(w, l->resets_key, s->resets_at);
 }
 
-static void legacy_fill(json_t *body, const struct tier_catalog *cat,
+static void legacy_fill(struct jw *w, const struct tier_catalog *cat,
                         const struct gate_quota_state *states)
 {
     for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
         int q = tier_catalog_quota_index(cat, legacy[i].quota);
-        legacy_set(body, &legacy[i], q < 0 ? NULL : &states[q]);
+        legacy_set(w, &legacy[i], q < 0 ? NULL : &states[q]);
     }
 }
 
@@ -163,7 +190,7 @@ enum err access_usage(struct request *req, struct response *resp)
     struct gate_quota_state states[TIER_QUOTA_MAX] = { 0 };
     const struct tier *t = NULL;
     int64_t now = clock_now();
-    json_t *body, *quotas;
+    struct jw w;
     enum err err;
 
     if ((err = request_query_only(req, none)) || (err = tier_of_user(req, req->user, now, &t)))
@@ -171,13 +198,11 @@ enum err access_usage(struct request *req, struct response *resp)
     for (size_t i = 0; i < api->tiers->quota_count; i++)
         if ((err = quota_state(req, req->user, t, i, now, &states[i])))
             return err;
-    quotas = json_object();
-    for (size_t i = 0; i < api->tiers->quota_count; i++)
-        json_object_set_new(quotas, api->tiers->quotas[i].id,
-                            quota_json(&api->tiers->quotas[i], &states[i]));
-    body = json_pack("{s:s, s:o}", "tier", t->id, "quotas", quotas);
-    legacy_fill(body, api->tiers, states);
-    response_json(resp, 200, body);
+    jw_begin(&w);
+    jw_str(&w, "tier", t->id);
+    quotas_member(&w, api->tiers, states);
+    legacy_fill(&w, api->tiers, states);
+    response_jw(resp, 200, &w);
     return ERR_OK;
 }
 
@@ -191,6 +216,7 @@ enum err access_check(struct request *req, struct response *resp)
     const char *user = NULL;
     const struct tier *t = NULL;
     struct gate_decision d;
+    struct jw w;
     enum err err;
 
     if ((err = request_query_only(req, allowed)))
@@ -205,11 +231,14 @@ enum err access_check(struct request *req, struct response *resp)
     if (d.reason == GATE_UNKNOWN_FEATURE)
         return request_fail(req, ERR_INVALID, "parameter_invalid", "feature",
                             "unknown feature '%s': no tier has it", feature);
-    response_json(resp, 200,
-                  json_pack("{s:b, s:s, s:s, s:s, s:o, s:s}", "allowed", d.allowed, "user_id", user,
-                            "feature", feature, "tier", t->id, "required_tier",
-                            d.required ? json_string(d.required->id) : json_null(), "reason",
-                            gate_reason_name(d.reason)));
+    jw_begin(&w);
+    jw_bool(&w, "allowed", d.allowed);
+    jw_str(&w, "user_id", user);
+    jw_str(&w, "feature", feature);
+    jw_str(&w, "tier", t->id);
+    jw_str(&w, "required_tier", d.required ? d.required->id : NULL);
+    jw_str(&w, "reason", gate_reason_name(d.reason));
+    response_jw(resp, 200, &w);
     return ERR_OK;
 }
 
@@ -278,40 +307,44 @@ static json_t *refusal_json(const struct meter_ctx *m, const struct usage_outcom
     return body;
 }
 
-/* The answer to a consume or track, from its outcome (new or replayed). */
-static void meter_reply(const struct meter_ctx *m, const struct usage_outcome *o, int *status,
-                        char **body)
+/*
+ * The answer to a consume, track or refund, from its outcome (new or replayed). A granted one
+ * is written with its keys sorted (its shape since the first version): the flag named for
+ * the kind sorts between "amount" and "limit" (granted) or "quota" and "remaining" (the others).
+ */
+static void meter_reply(const struct meter_ctx *m, const struct usage_outcome *o,
+                        struct response *resp)
 {
-    const struct gate_quota_state s = { o->used, o->limit, o->remaining, o->window_start,
-                                        o->resets_at };
+    const char *flag = m->in->refund ? "refunded" : m->in->track ? "recorded" : "granted";
+    struct jw w;
     json_t *j;
 
-    if (o->granted) {
-        j = quota_json(m->quota, &s);
-        json_object_set_new(j,
-                            m->in->refund  ? "refunded"
-                            : m->in->track ? "recorded"
-                                           : "granted",
-                            json_true());
-        json_object_set_new(j, "user_id", json_string(m->in->user_id));
-        json_object_set_new(j, "quota", json_string(m->quota->id));
-        json_object_set_new(j, "amount", json_integer(m->in->amount));
-        json_object_set_new(j, "tier", json_string(o->tier));
-    } else {
+    if (!o->granted) {
         j = refusal_json(m, o);
+        resp->status = 402;
+        free(resp->body);
+        resp->body = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        resp->len = resp->body ? strlen(resp->body) : 0;
+        resp->content_type = "application/json";
+        json_decref(j);
+        return;
     }
-    *status = o->granted ? 200 : 402;
-    *body = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(j);
-}
-
-static void reply_send(struct response *resp, int status, char *body)
-{
-    free(resp->body);
-    resp->status = status;
-    resp->body = body;
-    resp->len = body ? strlen(body) : 0;
-    resp->content_type = "application/json";
+    jw_begin(&w);
+    jw_i64(&w, "amount", m->in->amount);
+    if (flag[0] == 'g')
+        jw_bool(&w, flag, true);
+    jw_limit(&w, "limit", o->limit);
+    jw_str(&w, "quota", m->quota->id);
+    if (flag[0] == 'r')
+        jw_bool(&w, flag, true);
+    jw_limit(&w, "remaining", o->remaining);
+    jw_i64(&w, "resets_at", o->resets_at);
+    jw_str(&w, "tier", o->tier);
+    jw_i64(&w, "used", o->used);
+    jw_str(&w, "user_id", m->in->user_id);
+    jw_str(&w, "window", quota_window_name(m->quota->window));
+    jw_i64(&w, "window_start", o->window_start);
+    response_jw(resp, 200, &w);
 }
 
 /* The Idempotency-Key header: NULL when absent; ERR_INVALID when not 1-255 printable bytes. */
@@ -403,8 +436,6 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
     struct usage_outcome o = { 0 };
     const char *key = NULL;
     bool replayed = false;
-    char *body = NULL;
-    int status = 0;
     enum err err;
 
     if ((err = meter_input(req, kind, &in)) || (err = idem_header(req, &key)) ||
@@ -429,8 +460,7 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
         log_warn("cannot add the Idempotent-Replayed header");
     if (kind == METER_CONSUME && !replayed)
         metrics_consume((size_t)q, o.granted);
-    meter_reply(&m, &o, &status, &body);
-    reply_send(resp, status, body);
+    meter_reply(&m, &o, resp);
     return ERR_OK;
 }
 
@@ -485,12 +515,14 @@ static void gate_headers(struct response *resp, const struct gate_answer *a)
 
 static void gate_send(struct response *resp, const struct gate_answer *a)
 {
-    json_t *body = json_pack("{s:b, s:s, s:o}", "allowed", a->status == 200, "reason",
-                             gate_reason_name(a->reason), "tier",
-                             a->tier ? json_string(a->tier->id) : json_null());
+    struct jw w;
 
+    jw_begin(&w);
+    jw_bool(&w, "allowed", a->status == 200);
+    jw_str(&w, "reason", gate_reason_name(a->reason));
+    jw_str(&w, "tier", a->tier ? a->tier->id : NULL);
     gate_headers(resp, a);
-    response_json(resp, a->status, body);
+    response_jw(resp, a->status, &w);
 }
 
 static void gate_refuse(struct gate_answer *a, int status, enum gate_reason reason)
@@ -594,23 +626,20 @@ enum err access_usage_read(struct request *req, struct response *resp)
     const struct tier *t = NULL;
     const char *user = NULL;
     int64_t now = clock_now();
-    json_t *quotas;
+    struct jw w;
     enum err err;
 
     if ((err = request_query_only(req, allowed)) ||
         (err = subject_of(req, request_query(req, "user_id"), &user)) ||
         (err = tier_of_user(req, user, now, &t)))
         return err;
-    quotas = json_object();
-    for (size_t i = 0; i < api->tiers->quota_count; i++) {
-        if ((err = quota_state(req, user, t, i, now, &states[i]))) {
-            json_decref(quotas);
+    for (size_t i = 0; i < api->tiers->quota_count; i++)
+        if ((err = quota_state(req, user, t, i, now, &states[i])))
             return err;
-        }
-        json_object_set_new(quotas, api->tiers->quotas[i].id,
-                            quota_json(&api->tiers->quotas[i], &states[i]));
-    }
-    response_json(resp, 200,
-                  json_pack("{s:s, s:s, s:o}", "user_id", user, "tier", t->id, "quotas", quotas));
+    jw_begin(&w);
+    jw_str(&w, "user_id", user);
+    jw_str(&w, "tier", t->id);
+    quotas_member(&w, api->tiers, states);
+    response_jw(resp, 200, &w);
     return ERR_OK;
 }

@@ -227,6 +227,25 @@ void response_json(struct response *resp, int status, json_t *body)
     json_decref(body);
 }
 
+void response_jw(struct response *resp, int status, struct jw *w)
+{
+    size_t len;
+    char *body = jw_finish(w, &len);
+
+    if (!body) {
+        response_json(resp, 500,
+                      error_json(ERR_INTERNAL, NULL, NULL, "an answer could not be written"));
+        return;
+    }
+    if (!resp->body_static)
+        free(resp->body);
+    resp->body_static = false;
+    resp->status = status;
+    resp->body = body;
+    resp->len = len;
+    resp->content_type = "application/json";
+}
+
 bool response_add_header(struct response *resp, const char *name, const char *value)
 {
     size_t old = resp->headers ? strlen(resp->headers) : 0;

@@ -13,6 +13,7 @@
 #include "base/base.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/jw.h"
 
 #define REQUEST_ID_MAX   32
 #define REQUEST_USER_MAX 256
@@ -109,6 +110,12 @@ void response_static(struct response *resp, int status, const char *content_type
 
 /* Sets a JSON response; steals body (a json_t reference). */
 void response_json(struct response *resp, int status, json_t *body);
+
+/*
+ * Sets a JSON response from a writer (base/jw.h), finishing it: the same bytes response_json
+ * sends for the same object, with no tree. A string the writer refused makes it a 500.
+ */
+void response_jw(struct response *resp, int status, struct jw *w);
 
 /*
  * Adds a response header (Location, Idempotent-Replayed...). name and value must not contain

@@ -16,6 +16,43 @@ let srv;
 before(async () => { srv = await startServer(ENV); });
 after(async () => { await stopServer(srv); });
 
+// The hot answers are written without a tree (base/jw.h): their bytes stay what they were, compact
+// JSON with the members in this order (consume's sorted), whatever the values.
+describe('answer bytes', () => {
+  const exact = (r, keys, what) => {
+    assert.equal(r.text, JSON.stringify(r.body), `${what}: compact, nothing escaped differently`);
+    assert.deepEqual(Object.keys(r.body), keys, `${what}: member order`);
+  };
+  const QUOTA = ['used', 'limit', 'remaining', 'window', 'window_start', 'resets_at'];
+  test('check, usage, consume, track, refund and gate keep their member order', async () => {
+    const user = 'u_bytes "q\\ é';
+    const tok = userToken(user);
+    const check = await req(srv, 'GET', `${A}/check?feature=custom_ai`, { token: tok });
+    exact(check, ['allowed', 'user_id', 'feature', 'tier', 'required_tier', 'reason'], 'check');
+    assert.equal(check.body.user_id, user);
+    assert.equal(check.body.required_tier, 'plus');
+    const usage = await req(srv, 'GET', '/api/v1/payments/usage', { token: tok });
+    exact(usage, ['tier', 'quotas', 'can_use_ai', 'ai_minutes_used', 'ai_minutes_limit', 'ai_minutes_resets_at',
+      'can_start_scenario', 'scenarios_completed', 'scenarios_limit', 'scenarios_resets_at'], 'usage');
+    assert.deepEqual(Object.keys(usage.body.quotas), ['ai_minutes', 'scenarios']);
+    for (const q of Object.values(usage.body.quotas)) assert.deepEqual(Object.keys(q), QUOTA);
+    const read = await req(srv, 'GET', `${A}/usage?user_id=${encodeURIComponent(user)}`, { token: SERVICE_KEY });
+    exact(read, ['user_id', 'tier', 'quotas'], 'service usage');
+    for (const q of Object.values(read.body.quotas)) assert.deepEqual(Object.keys(q), QUOTA);
+    const sorted = (flag) => ['amount', flag, 'limit', 'quota', 'remaining', 'resets_at', 'tier', 'used', 'user_id',
+      'window', 'window_start'].sort();
+    const c = await consume(srv, { user_id: user, quota: 'ai_minutes', amount: 2 });
+    exact(c, sorted('granted'), 'consume');
+    const t = await req(srv, 'POST', `${A}/track`, { token: SERVICE_KEY, body: { user_id: user, quota: 'ai_minutes', amount: 1 } });
+    exact(t, sorted('recorded'), 'track');
+    const f = await req(srv, 'POST', `${A}/refund`, { token: SERVICE_KEY, body: { user_id: user, quota: 'ai_minutes', amount: 1 } });
+    exact(f, sorted('refunded'), 'refund');
+    assert.equal(f.body.used, 2);
+    const g = await req(srv, 'GET', `${A}/gate`, { token: tok, headers: { 'x-original-uri': '/api/ai/chat', 'x-original-method': 'POST' } });
+    exact(g, ['allowed', 'reason', 'tier'], 'gate');
+  });
+});
+
 describe('usage', () => {
   test('a new free user sees the original shape plus every quota', async () => {
     const r = await req(srv, 'GET', '/api/v1/payments/usage', { token: userToken('u_usage') });

@@ -173,7 +173,7 @@ export async function req(srv, method, p, { token, body, headers = {}, raw } = {
   const text = await r.text();
   let parsed = text;
   try { parsed = JSON.parse(text); } catch { /* keep text */ }
-  return { status: r.status, headers: r.headers, body: parsed };
+  return { status: r.status, headers: r.headers, body: parsed, text };
 }
 
 const b64url = (b) => Buffer.from(b).toString('base64url');

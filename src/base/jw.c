@@ -1,0 +1,181 @@
+/* jw.c: see jw.h. */
+#include "base/jw.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JW_MAX ((size_t)1 << 20) /* far past any answer written this way */
+
+static void put(struct jw *w, const char *p, size_t n)
+{
+    if (buf_append(&w->b, p, n) != ERR_OK)
+        w->bad = true;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (no overlong, surrogate, > U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1fu;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0fu;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07u;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* s as a JSON string, quotes included, escaped as jansson escapes it. */
+static void put_string(struct jw *w, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), run = 0;
+
+    put(w, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len(s + i, n - i);
+        const char *esc = NULL;
+        char u[8];
+
+        if (len == 0) {
+            w->bad = true;
+            return;
+        }
+        if (len == 1 && (s[i] < 0x20 || s[i] == '"' || s[i] == '\\')) {
+            put(w, (const char *)s + run, i - run);
+            switch (s[i]) {
+            case '"':
+                esc = "\\\"";
+                break;
+            case '\\':
+                esc = "\\\\";
+                break;
+            case '\b':
+                esc = "\\b";
+                break;
+            case '\f':
+                esc = "\\f";
+                break;
+            case '\n':
+                esc = "\\n";
+                break;
+            case '\r':
+                esc = "\\r";
+                break;
+            case '\t':
+                esc = "\\t";
+                break;
+            default:
+                snprintf(u, sizeof(u), "\\u%04X", (unsigned int)s[i]);
+                esc = u;
+            }
+            put(w, esc, strlen(esc));
+            run = i + 1;
+        }
+        i += len;
+    }
+    put(w, (const char *)s + run, n - run);
+    put(w, "\"", 1);
+}
+
+static void put_key(struct jw *w, const char *key)
+{
+    if (!w->first[w->depth])
+        put(w, ",", 1);
+    w->first[w->depth] = false;
+    put_string(w, key);
+    put(w, ":", 1);
+}
+
+void jw_begin(struct jw *w)
+{
+    buf_init(&w->b, JW_MAX);
+    w->depth = 0;
+    w->first[0] = true;
+    w->bad = false;
+    put(w, "{", 1);
+}
+
+void jw_object(struct jw *w, const char *key)
+{
+    put_key(w, key);
+    if (w->depth + 1 >= JW_DEPTH_MAX) {
+        w->bad = true;
+        return;
+    }
+    w->first[++w->depth] = true;
+    put(w, "{", 1);
+}
+
+void jw_end(struct jw *w)
+{
+    if (w->depth == 0) {
+        w->bad = true;
+        return;
+    }
+    w->depth--;
+    put(w, "}", 1);
+}
+
+void jw_str(struct jw *w, const char *key, const char *value)
+{
+    if (!value) {
+        jw_null(w, key);
+        return;
+    }
+    put_key(w, key);
+    put_string(w, value);
+}
+
+void jw_i64(struct jw *w, const char *key, int64_t value)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRId64, value);
+
+    put_key(w, key);
+    put(w, num, (size_t)n);
+}
+
+void jw_bool(struct jw *w, const char *key, bool value)
+{
+    put_key(w, key);
+    put(w, value ? "true" : "false", value ? 4 : 5);
+}
+
+void jw_null(struct jw *w, const char *key)
+{
+    put_key(w, key);
+    put(w, "null", 4);
+}
+
+char *jw_finish(struct jw *w, size_t *len)
+{
+    while (w->depth > 0)
+        jw_end(w);
+    put(w, "}", 1);
+    if (w->bad) {
+        buf_release(&w->b);
+        *len = 0;
+        return NULL;
+    }
+    return buf_detach(&w->b, len);
+}
