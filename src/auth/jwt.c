@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,11 +15,11 @@
 
 #include <jansson.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include "auth/jwks.h"
@@ -43,6 +44,7 @@
 struct jwt_verifier {
     enum jwt_alg alg;         /* pinned; with jwks, each key pins its own */
     struct secret hmac_key;   /* HS256 only */
+    EVP_MAC_CTX *hmac;        /* HS256 only: keyed once, copied per thread (see hmac_ctx) */
     EVP_PKEY *pkey;           /* RS256 and ES256 only; read-only after creation */
     struct jwks_source *jwks; /* JWKS: the key is chosen by kid; borrowed, NULL otherwise */
     char *issuer;             /* NULL: iss unchecked */
@@ -52,23 +54,39 @@ struct jwt_verifier {
 };
 
 /*
- * Verified tokens, per thread: the hot path (every check) sees the same few tokens again and
- * again, and the signature, issuer and audience of identical bytes under one verifier cannot
- * change, so a hit skips them and re-checks only the times against now. Exactly the same
- * answers as without the cache; the token bytes are compared in constant time.
+ * Verified tokens, shared by every thread: the hot path (every check) sees each active user's
+ * token again and again, and the signature, issuer and audience of identical bytes under one
+ * verifier cannot change, so a hit skips them and re-checks only the times against now. Exactly
+ * the same answers as without the cache; the token bytes are compared in constant time. One
+ * slot per token hash (a newer token takes an older one's slot), slots striped over locks;
+ * a slot holds pointers only until used, so the table costs 32 bytes a slot.
  */
-#define JWT_CACHE_SLOTS     128
-#define JWT_CACHE_TOKEN_MAX 768
+#define JWT_CACHE_SLOTS     16384 /* thousands of active users hit; a collision re-verifies */
+#define JWT_CACHE_LOCKS     64
+#define JWT_CACHE_TOKEN_MAX 2048
+
+/* What a slot points to: the claims, then the token's bytes. One allocation. */
+struct jwt_cached {
+    struct jwt_claims claims;
+    size_t len;
+    char token[];
+};
 
 struct jwt_cache_entry {
     uint64_t verifier_id; /* 0: empty */
     uint64_t keys_id;     /* the JWKS key set that verified it; 0 for a pinned key */
-    size_t len;
-    char token[JWT_CACHE_TOKEN_MAX];
-    struct jwt_claims claims;
+    uint64_t hash;
+    struct jwt_cached *c;
 };
 
-static _Thread_local struct jwt_cache_entry jwt_cache[JWT_CACHE_SLOTS];
+static struct {
+    pthread_mutex_t locks[JWT_CACHE_LOCKS];
+    pthread_once_t once;
+    struct jwt_cache_entry slots[JWT_CACHE_SLOTS];
+} jwt_cache = { .once = PTHREAD_ONCE_INIT };
+
+static _Thread_local uint64_t jwt_cache_hit_count; /* this thread's hits, for tests */
+
 static _Atomic uint64_t verifier_ids;
 
 /* Why a token was refused; R_OK is zero so "if (r)" reads as "if refused". */
@@ -182,10 +200,79 @@ void jwt_verifier_free(struct jwt_verifier *v)
     if (!v)
         return;
     secret_release(&v->hmac_key);
+    EVP_MAC_CTX_free(v->hmac);
     EVP_PKEY_free(v->pkey);
     free(v->issuer);
     free(v->audience);
     free(v);
+}
+
+/* An HMAC-SHA256 context keyed with key, or NULL. Fetched once: the one-shot HMAC() looks the
+ * algorithm and the digest up on every call. */
+static EVP_MAC_CTX *hmac_new(const unsigned char *key, size_t n)
+{
+    static char digest[] = "SHA256"; /* OSSL_PARAM takes it non-const */
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    if (ctx && !EVP_MAC_init(ctx, key, n, params)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    if (!ctx)
+        ERR_clear_error();
+    return ctx;
+}
+
+/*
+ * This thread's copy of v's keyed HMAC context, made on its first HS256 token under v and kept
+ * (one verifier at a time; freed when the thread ends). NULL when OpenSSL cannot copy it.
+ */
+struct hmac_slot {
+    uint64_t verifier_id;
+    EVP_MAC_CTX *ctx;
+};
+
+static pthread_key_t hmac_key;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct hmac_slot *my_hmac;
+
+static void hmac_slot_free(void *arg)
+{
+    struct hmac_slot *slot = arg;
+
+    EVP_MAC_CTX_free(slot->ctx);
+    free(slot);
+}
+
+static void hmac_key_make(void)
+{
+    (void)pthread_key_create(&hmac_key, hmac_slot_free);
+}
+
+static EVP_MAC_CTX *hmac_ctx(const struct jwt_verifier *v)
+{
+    struct hmac_slot *slot = my_hmac;
+
+    if (!slot) {
+        pthread_once(&hmac_once, hmac_key_make);
+        slot = xcalloc(1, sizeof(*slot));
+        (void)pthread_setspecific(hmac_key, slot);
+        my_hmac = slot;
+    }
+    if (slot->verifier_id != v->id || !slot->ctx) {
+        EVP_MAC_CTX_free(slot->ctx);
+        slot->ctx = EVP_MAC_CTX_dup(v->hmac);
+        slot->verifier_id = v->id;
+        return slot->ctx;
+    }
+    /* the same key again: init with no key starts a new MAC under it */
+    return EVP_MAC_init(slot->ctx, NULL, 0, NULL) ? slot->ctx : NULL;
 }
 
 enum err jwt_verifier_new_hmac(const struct secret *key, const char *issuer, const char *audience,
@@ -199,6 +286,12 @@ enum err jwt_verifier_new_hmac(const struct secret *key, const char *issuer, con
         return ERR_INVALID;
     *out = verifier_new(JWT_HS256, issuer, audience);
     secret_set(&(*out)->hmac_key, bytes, n);
+    (*out)->hmac = hmac_new(bytes, n);
+    if (!(*out)->hmac) {
+        jwt_verifier_free(*out);
+        *out = NULL;
+        return ERR_INTERNAL;
+    }
     return ERR_OK;
 }
 
@@ -394,12 +487,11 @@ static enum reason verify_hmac(const struct jwt_verifier *v, const struct jws *t
                                const unsigned char *sig, size_t sig_len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    size_t key_len;
-    const unsigned char *key = secret_bytes(&v->hmac_key, &key_len);
+    size_t mac_len = 0;
+    EVP_MAC_CTX *ctx = hmac_ctx(v);
 
-    if (!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)t->header, t->signed_len, mac,
-              &mac_len)) {
+    if (!ctx || !EVP_MAC_update(ctx, (const unsigned char *)t->header, t->signed_len) ||
+        !EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac))) {
         ERR_clear_error();
         return R_INTERNAL;
     }
@@ -622,20 +714,19 @@ static enum reason verify_token(const struct jwt_verifier *v, const char *token,
     return r;
 }
 
-static struct jwt_cache_entry *cache_slot(const char *token, size_t len)
+static void cache_locks_init(void)
+{
+    for (size_t i = 0; i < JWT_CACHE_LOCKS; i++)
+        pthread_mutex_init(&jwt_cache.locks[i], NULL);
+}
+
+static uint64_t token_hash(const char *token, size_t len)
 {
     uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
 
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)token[i]) * UINT64_C(1099511628211);
-    return &jwt_cache[h % JWT_CACHE_SLOTS];
-}
-
-static bool cache_hit(const struct jwt_cache_entry *e, const struct jwt_verifier *v,
-                      uint64_t keys_id, const char *token, size_t len)
-{
-    return e->verifier_id == v->id && e->keys_id == keys_id && e->len == len &&
-           CRYPTO_memcmp(e->token, token, len) == 0;
+    return h;
 }
 
 /* The same time checks as check_times, on claims verified before. */
@@ -649,27 +740,66 @@ static enum reason cached_times(const struct jwt_verifier *v, const struct jwt_c
     return R_OK;
 }
 
+/* Copies the claims of <token, len> verified by v under keys_id into out; false on a miss. */
+static bool cache_get(const struct jwt_verifier *v, uint64_t keys_id, uint64_t h, const char *token,
+                      size_t len, struct jwt_claims *out)
+{
+    struct jwt_cache_entry *e = &jwt_cache.slots[h % JWT_CACHE_SLOTS];
+    pthread_mutex_t *lock = &jwt_cache.locks[h % JWT_CACHE_LOCKS];
+    bool hit;
+
+    pthread_mutex_lock(lock);
+    hit = e->verifier_id == v->id && e->keys_id == keys_id && e->hash == h && e->c->len == len &&
+          CRYPTO_memcmp(e->c->token, token, len) == 0;
+    if (hit)
+        *out = e->c->claims;
+    pthread_mutex_unlock(lock);
+    return hit;
+}
+
+static void cache_put(const struct jwt_verifier *v, uint64_t keys_id, uint64_t h, const char *token,
+                      size_t len, const struct jwt_claims *claims)
+{
+    struct jwt_cache_entry *e = &jwt_cache.slots[h % JWT_CACHE_SLOTS];
+    pthread_mutex_t *lock = &jwt_cache.locks[h % JWT_CACHE_LOCKS];
+    struct jwt_cached *c = xmalloc(sizeof(*c) + len), *old;
+
+    c->claims = *claims;
+    c->len = len;
+    memcpy(c->token, token, len);
+    pthread_mutex_lock(lock);
+    old = e->c;
+    e->verifier_id = v->id;
+    e->keys_id = keys_id;
+    e->hash = h;
+    e->c = c;
+    pthread_mutex_unlock(lock);
+    free(old);
+}
+
 static enum reason verify_cached(const struct jwt_verifier *v, const char *token, size_t len,
                                  int64_t now, struct jwt_claims *out)
 {
-    struct jwt_cache_entry *e = len <= JWT_CACHE_TOKEN_MAX ? cache_slot(token, len) : NULL;
+    bool cacheable = len <= JWT_CACHE_TOKEN_MAX;
+    uint64_t h = cacheable ? token_hash(token, len) : 0;
     /* With a JWKS, a hit needs the current key set: a key withdrawn at the provider ends it. */
     uint64_t keys_id = v->jwks ? jwks_source_keys_id(v->jwks) : 0;
     enum reason r;
 
-    if (e && cache_hit(e, v, keys_id, token, len)) {
-        *out = e->claims;
+    pthread_once(&jwt_cache.once, cache_locks_init);
+    if (cacheable && cache_get(v, keys_id, h, token, len, out)) {
+        jwt_cache_hit_count++;
         return cached_times(v, out, now);
     }
     r = verify_token(v, token, len, now, out, &keys_id);
-    if (r == R_OK && e) {
-        e->verifier_id = v->id;
-        e->keys_id = keys_id;
-        e->len = len;
-        memcpy(e->token, token, len);
-        e->claims = *out;
-    }
+    if (r == R_OK && cacheable)
+        cache_put(v, keys_id, h, token, len, out);
     return r;
+}
+
+uint64_t jwt_cache_hits(void)
+{
+    return jwt_cache_hit_count;
 }
 
 enum err jwt_verify(const struct jwt_verifier *v, const char *token, size_t len, int64_t now,

@@ -87,4 +87,7 @@ const char *jwt_alg_name(enum jwt_alg alg);
 MUST_CHECK enum err jwt_verify(const struct jwt_verifier *v, const char *token, size_t len,
                                int64_t now, struct jwt_claims *out, const char **why);
 
+/* How many verifications on this thread were answered from the shared cache (for tests). */
+uint64_t jwt_cache_hits(void);
+
 #endif /* SUBGATE_AUTH_JWT_H */

@@ -735,6 +735,71 @@ static void test_threads(void)
     T_EQ_I64(total, 0, "threads: %d x %d verifications", THREADS, ITERATIONS);
 }
 
+/* ---- the shared cache: 1,000 users' tokens verified on one thread hit on another ---- */
+
+#define USERS 1000
+
+struct cache_run {
+    char (*tokens)[512];
+    size_t *lens;
+    size_t ok;
+    uint64_t hits;
+};
+
+static void *verify_users(void *arg)
+{
+    struct cache_run *run = arg;
+    uint64_t before = jwt_cache_hits();
+
+    for (size_t i = 0; i < USERS; i++) {
+        struct jwt_claims c;
+        char want[32];
+        snprintf(want, sizeof(want), "user_%zu", i);
+        if (strcmp(verify_why(plain, run->tokens[i], run->lens[i], &c), "ok") == 0 &&
+            strcmp(c.sub, want) == 0)
+            run->ok++;
+    }
+    run->hits = jwt_cache_hits() - before;
+    return NULL;
+}
+
+static void test_shared_cache(void)
+{
+    static char tokens[USERS][512];
+    static size_t lens[USERS];
+    struct cache_run first = { tokens, lens, 0, 0 }, second = { tokens, lens, 0, 0 };
+    pthread_t t;
+    char expired[512];
+    size_t n;
+    struct jwt_claims c;
+
+    for (size_t i = 0; i < USERS; i++) {
+        char payload[128];
+        snprintf(payload, sizeof(payload), "{\"sub\":\"user_%zu\",\"exp\":%lld}", i,
+                 (long long)NOW + 3600);
+        lens[i] =
+            make_token("{\"alg\":\"HS256\"}", payload, SIG_HMAC, tokens[i], sizeof(tokens[i]));
+    }
+    pthread_create(&t, NULL, verify_users, &first);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, verify_users, &second);
+    pthread_join(t, NULL);
+    T_EQ_I64(first.ok, USERS, "first thread: every token verified, its own sub");
+    T_EQ_I64(second.ok, USERS, "second thread: every token verified, its own sub");
+    T_OK(second.hits >= USERS * 90 / 100,
+         "second thread: %llu of %d answered by the cache the first one filled",
+         (unsigned long long)second.hits, USERS);
+    /* a hit still checks the time: a token cached while valid is refused once expired */
+    n = make_token("{\"alg\":\"HS256\"}", "{\"sub\":\"late\",\"exp\":1800000010}", SIG_HMAC,
+                   expired, sizeof(expired));
+    T_EQ_STR(verify_why(plain, expired, n, &c), "ok", "valid now");
+    {
+        const char *why = NULL;
+        T_OK(jwt_verify(plain, expired, n, NOW + 3600, &c, &why) == ERR_UNAUTHORIZED,
+             "expired later, though cached");
+    }
+}
+
 int main(void)
 {
     setup_verifiers();
@@ -750,6 +815,7 @@ int main(void)
     test_hmac_config();
     test_alg_names();
     test_threads();
+    test_shared_cache();
     for (size_t i = 0; i < ARRAY_SIZE(verifiers); i++)
         jwt_verifier_free(verifiers[i]);
     jwt_verifier_free(plain);
