@@ -2,9 +2,12 @@
 """seed.py: the data `make bench` (scripts/bench.sh) feeds subgate.
 
   seed.py sql USERS PRICE_ID
-      SQL (for the sqlite3 shell, after `subgate migrate`) storing USERS customers
+      SQL (for the sqlite3 shell or psql, after `subgate migrate`) storing USERS customers
       bench_user_<n> (cus_bench_<n>), each with an active subscription sub_bench_<n> to the
-      premium tier (PRICE_ID), so that check answers "allowed" and consume is never refused.
+      premium tier (PRICE_ID), so that check answers "allowed"; and USERS free users
+      bench_free_<n> whose counters for today's day and this ISO week are already there (used
+      1), as a day's real traffic finds them: consume on them checks the quota (bench.sh gives
+      the free tier a daily limit no run reaches, so every call is granted).
   seed.py webhooks SECRET COUNT USERS INVOICE_JSON OUT_DIR
       COUNT signed invoice.paid events with distinct event and invoice ids, for
       bench/webhook.lua: OUT_DIR/webhook.tpl is the body with two placeholders (@@I@@: the
@@ -41,6 +44,15 @@ def sql(users, price_id):
             f"VALUES ('sub_bench_{n}', '{u}', 'cus_bench_{n}', 'premium', '{price_id}', "
             f"'active', {now - DAY}, {now + 30 * DAY}, {now - DAY}, {now});"
         )
+    day = now - now % DAY
+    week = day - ((day // DAY + 3) % 7) * DAY  # Monday 00:00 UTC (1970-01-01 was a Thursday)
+    for n in range(users):
+        u = f"bench_free_{n}"
+        for quota, start in (("ai_minutes", day), ("scenarios", week)):
+            out.append(
+                "INSERT INTO usage_counters (user_id, quota, window_start, used) "
+                f"VALUES ('{u}', '{quota}', {start}, 1);"
+            )
     out.append("COMMIT;")
     return "\n".join(out) + "\n"
 
