@@ -1,0 +1,470 @@
+/* skim.c: see skim.h. One pass over the text, recursive descent, no allocation when skipping. */
+#include "stripe/skim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/xalloc.h"
+
+#define KEY_MAX    256 /* decoded bytes of a key compared with keep[]; longer ones are skipped */
+#define KEYS_MAX   512 /* members of one built object checked for duplicates */
+#define NUMBER_MAX 512 /* bytes of a number converted on the stack; longer ones on the heap */
+#define FNV_OFFSET UINT64_C(14695981039346656037)
+#define FNV_PRIME  UINT64_C(1099511628211)
+
+struct skim {
+    const unsigned char *start, *p, *end;
+    const char *const *keep;
+    size_t nkeep;
+    int depth;
+    const char *why; /* the first failure's reason (static), NULL while all is well */
+    size_t at;       /* its byte offset */
+};
+
+static bool fail(struct skim *s, const char *why)
+{
+    if (!s->why) {
+        s->why = why;
+        s->at = (size_t)(s->p - s->start);
+    }
+    return false;
+}
+
+static void skip_ws(struct skim *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* The code unit of "\uXXXX" at p (p at the 'u'), or -1. */
+static long hex4(const struct skim *s, const unsigned char *p)
+{
+    long v = 0;
+
+    if (s->end - p < 5)
+        return -1;
+    for (int i = 1; i <= 4; i++) {
+        int d = hex_digit(p[i]);
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (no overlong, surrogate or > U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1fu;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0fu;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07u;
+    else
+        return 0;
+    if ((size_t)(end - p) < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* The code point of the escape at p (p at the backslash); *used: its bytes. -1 when invalid. */
+static long escape(struct skim *s, const unsigned char *p, size_t *used)
+{
+    static const char plain[] = "\"\\/bfnrt", decoded[] = "\"\\/\b\f\n\r\t";
+    const char *e;
+    long hi, lo;
+
+    if (p + 1 >= s->end)
+        return -1;
+    if (p[1] != 'u') {
+        e = memchr(plain, p[1], sizeof(plain) - 1);
+        *used = 2;
+        return e ? (unsigned char)decoded[e - plain] : -1;
+    }
+    hi = hex4(s, p + 1);
+    *used = 6;
+    if (hi < 0 || hi == 0 || (hi >= 0xdc00 && hi <= 0xdfff))
+        return -1; /* bad digits, NUL, or a low surrogate alone */
+    if (hi < 0xd800 || hi > 0xdbff)
+        return hi;
+    if (s->end - p < 12 || p[6] != '\\' || p[7] != 'u')
+        return -1;
+    lo = hex4(s, p + 7);
+    if (lo < 0xdc00 || lo > 0xdfff)
+        return -1;
+    *used = 12;
+    return 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+}
+
+/*
+ * The string at s->p (its opening quote), checked; s->p ends past its closing quote. When out
+ * is not NULL its decoded bytes are written there (out must hold the raw length) and *n set.
+ * *hash gets the FNV-1a of the decoded bytes when not NULL.
+ */
+static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
+{
+    const unsigned char *p = s->p + 1;
+    uint64_t h = FNV_OFFSET;
+    size_t w = 0;
+
+    while (p < s->end && *p != '"') {
+        char tmp[4];
+        size_t len = 1, used;
+        long cp;
+
+        if (*p == '\\') {
+            cp = escape(s, p, &used);
+            if (cp < 0) {
+                s->p = p;
+                return fail(s, "invalid escape");
+            }
+            len = put_utf8(tmp, (uint32_t)cp);
+        } else if (*p < 0x20) {
+            s->p = p;
+            return fail(s, "control character in a string");
+        } else {
+            used = len = utf8_len(p, s->end);
+            if (len == 0) {
+                s->p = p;
+                return fail(s, "invalid UTF-8 in a string");
+            }
+            memcpy(tmp, p, len);
+        }
+        for (size_t i = 0; i < len; i++)
+            h = (h ^ (unsigned char)tmp[i]) * FNV_PRIME;
+        if (out)
+            memcpy(out + w, tmp, len);
+        w += len;
+        p += used;
+    }
+    if (p >= s->end) {
+        s->p = p;
+        return fail(s, "unterminated string");
+    }
+    s->p = p + 1;
+    if (n)
+        *n = w;
+    if (hash)
+        *hash = h;
+    return true;
+}
+
+/* The number at s->p, checked as jansson checks it (integers must fit 64 bits, reals be finite). */
+static bool number(struct skim *s, json_t **out)
+{
+    const unsigned char *p = s->p, *first = p;
+    bool real = false;
+    char stack[NUMBER_MAX], *text;
+    size_t len;
+    bool ok;
+
+    if (p < s->end && *p == '-')
+        p++;
+    if (p < s->end && *p == '0') {
+        p++;
+    } else if (p < s->end && *p >= '1' && *p <= '9') {
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return fail(s, "invalid number");
+    }
+    if (p < s->end && *p == '.') {
+        real = true;
+        if (++p >= s->end || *p < '0' || *p > '9')
+            return fail(s, "invalid number");
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E')) {
+        real = true;
+        if (++p < s->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= s->end || *p < '0' || *p > '9')
+            return fail(s, "invalid number");
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    len = (size_t)(p - first);
+    text = len < sizeof(stack) ? stack : xmalloc(len + 1);
+    memcpy(text, first, len);
+    text[len] = '\0';
+    errno = 0;
+    if (real) {
+        double d = strtod(text, NULL);
+        ok = !(errno == ERANGE && isinf(d));
+        if (ok && out)
+            *out = json_real(d);
+    } else {
+        long long v = strtoll(text, NULL, 10);
+        ok = errno != ERANGE;
+        if (ok && out)
+            *out = json_integer(v);
+    }
+    if (text != stack)
+        free(text);
+    if (!ok)
+        return fail(s, real ? "real number overflow" : "integer overflow");
+    s->p = p;
+    return true;
+}
+
+static bool literal(struct skim *s, const char *word, json_t *(*make)(void), json_t **out)
+{
+    size_t n = strlen(word);
+
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return fail(s, "invalid token");
+    s->p += n;
+    if (out)
+        *out = make();
+    return true;
+}
+
+static bool value(struct skim *s, json_t **out);
+
+static bool kept(const struct skim *s, const char *key, size_t n)
+{
+    for (size_t i = 0; i < s->nkeep; i++)
+        if (strlen(s->keep[i]) == n && memcmp(s->keep[i], key, n) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * A member's key, checked; in an object being built, also its hash and, when short enough,
+ * its decoded bytes in key[KEY_MAX] (*n; SIZE_MAX when too long to be one of keep[]).
+ */
+static bool member_key(struct skim *s, bool build, char *key, size_t *n, uint64_t *hash)
+{
+    const unsigned char *q = s->p;
+
+    if (q >= s->end || *q != '"')
+        return fail(s, "string or '}' expected");
+    if (!string(s, NULL, n, hash))
+        return false;
+    if (!build)
+        return true;
+    if (*n >= KEY_MAX) {
+        *n = SIZE_MAX; /* never kept */
+        return true;
+    }
+    s->p = q;
+    return string(s, key, n, NULL);
+}
+
+static bool object(struct skim *s, json_t **out)
+{
+    uint64_t seen[KEYS_MAX];
+    size_t nseen = 0;
+
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        char key[KEY_MAX];
+        size_t n = 0;
+        uint64_t h = 0;
+        json_t *v = NULL;
+        bool keep;
+
+        if (!member_key(s, out != NULL, key, &n, &h))
+            return false;
+        if (out) {
+            for (size_t i = 0; i < nseen; i++)
+                if (seen[i] == h)
+                    return fail(s, "duplicate object key");
+            if (nseen < KEYS_MAX)
+                seen[nseen++] = h;
+        }
+        keep = out && n != SIZE_MAX && kept(s, key, n);
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return fail(s, "':' expected");
+        s->p++;
+        skip_ws(s);
+        if (!value(s, keep ? &v : NULL))
+            return false;
+        if (keep && json_object_setn_new_nocheck(*out, key, n, v) != 0)
+            return fail(s, "out of memory");
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            return true;
+        }
+        return fail(s, "',' or '}' expected");
+    }
+}
+
+static bool array(struct skim *s, json_t **out)
+{
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        json_t *v = NULL;
+
+        if (!value(s, out ? &v : NULL))
+            return false;
+        if (out && json_array_append_new(*out, v) != 0)
+            return fail(s, "out of memory");
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return true;
+        }
+        return fail(s, "',' or ']' expected");
+    }
+}
+
+static bool nested(struct skim *s, json_t **out, json_t *(*make)(void),
+                   bool (*body)(struct skim *, json_t **))
+{
+    bool ok;
+
+    if (++s->depth > STRIPE_SKIM_DEPTH_MAX)
+        return fail(s, "nested too deep");
+    if (out)
+        *out = make();
+    ok = body(s, out);
+    s->depth--;
+    if (!ok && out) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return ok;
+}
+
+/* The value at s->p; built into *out when out is not NULL, only checked otherwise. */
+static bool value(struct skim *s, json_t **out)
+{
+    const unsigned char *q = s->p;
+    char *text;
+    size_t n = 0;
+
+    if (s->p >= s->end)
+        return fail(s, "value expected");
+    switch (*s->p) {
+    case '{':
+        return nested(s, out, json_object, object);
+    case '[':
+        return nested(s, out, json_array, array);
+    case '"':
+        if (!string(s, NULL, NULL, NULL))
+            return false;
+        if (!out)
+            return true;
+        text = xmalloc((size_t)(s->p - q));
+        s->p = q;
+        (void)string(s, text, &n, NULL); /* checked above */
+        *out = json_stringn_nocheck(text, n);
+        free(text);
+        return *out != NULL || fail(s, "out of memory");
+    case 't':
+        return literal(s, "true", json_true, out);
+    case 'f':
+        return literal(s, "false", json_false, out);
+    case 'n':
+        return literal(s, "null", json_null, out);
+    default:
+        return number(s, out);
+    }
+}
+
+json_t *stripe_skim_parse(const char *text, size_t len, const char *const *keep, size_t nkeep,
+                          char *errbuf, size_t errlen)
+{
+    struct skim s = { (const unsigned char *)text,
+                      (const unsigned char *)text,
+                      (const unsigned char *)text + len,
+                      keep,
+                      nkeep,
+                      0,
+                      NULL,
+                      0 };
+    json_t *top = NULL;
+
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        (void)fail(&s, "'{' expected");
+    else if (value(&s, &top)) {
+        skip_ws(&s);
+        if (s.p != s.end)
+            (void)fail(&s, "end of text expected");
+    }
+    if (!s.why)
+        return top;
+    json_decref(top);
+    snprintf(errbuf, errlen, "at byte %zu: %s", s.at, s.why);
+    return NULL;
+}
