@@ -105,6 +105,7 @@ static void *listen_main(void *arg)
 {
     struct store_watch *w = arg;
     int backoff_ms = BACKOFF_FIRST_MS;
+    bool lost = false; /* a connection was lost before this one */
     bool readable;
 
     for (;;) {
@@ -118,17 +119,17 @@ static void *listen_main(void *arg)
             continue;
         }
         entcache_clear(w->cache); /* entries cached while no one listened */
-        if (backoff_ms != BACKOFF_FIRST_MS)
+        if (lost)
             log_info("postgres: entitlement listener: listening again");
-        backoff_ms = BACKOFF_FIRST_MS;
         stop = listen_serve(w, db);
         if (!stop)
             log_pq("connection lost, the cache is dropped", db);
         PQfinish(db);
         if (stop)
             return NULL;
-        entcache_clear(w->cache);          /* notifications may have been missed */
-        backoff_ms = BACKOFF_FIRST_MS * 2; /* says "listening again" once it is */
+        entcache_clear(w->cache); /* notifications may have been missed */
+        lost = true;
+        backoff_ms = BACKOFF_FIRST_MS;
     }
 }
 
