@@ -210,6 +210,16 @@ static int open_store(const struct config *cfg, int threads, struct store **out)
     return 0;
 }
 
+/* The hot reads of a user's subscription from memory (ENTITLEMENT_CACHE_*); serve only. */
+static void start_entitlement_cache(const struct config *cfg, struct store *st)
+{
+    const struct store_cache_params p = { .users = (size_t)cfg->entitlement_cache_users,
+                                          .ttl_ms = cfg->entitlement_cache_ttl_ms,
+                                          .listen = cfg->entitlement_cache_listen };
+
+    store_cache_start(st, &p);
+}
+
 /* The Stripe client when STRIPE_SECRET_KEY is set; *out stays NULL otherwise. */
 /* Every attempt at Stripe is counted and timed for /metrics. */
 static void on_stripe_attempt(void *ctx, const struct stripe_trace *t)
@@ -291,6 +301,7 @@ static int app_init(struct app *a)
         return fail("SERVICE_API_KEYS: too many keys");
     if (open_store(&a->cfg, a->threads, &a->store) || make_stripe(&a->cfg, &a->stripe))
         return 1;
+    start_entitlement_cache(&a->cfg, a->store);
     a->api = (struct api){ .cfg = &a->cfg,
                            .store = a->store,
                            .jwt = a->jwt,

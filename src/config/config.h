@@ -70,7 +70,10 @@ struct config {
     int64_t http_threads;                  /* HTTP_THREADS: 1-256, 0 = one per core */
     int64_t stripe_concurrency;            /* STRIPE_CONCURRENCY: requests calling Stripe at once */
     int64_t stripe_queue_max;              /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
-    char *log_level;                       /* LOG_LEVEL: debug, info, warn or error */
+    int64_t entitlement_cache_users;       /* ENTITLEMENT_CACHE_USERS: entries, 0 = no cache */
+    int64_t entitlement_cache_ttl_ms; /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
+    bool entitlement_cache_listen;    /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */
+    char *log_level;                  /* LOG_LEVEL: debug, info, warn or error */
     enum config_source source[CONFIG_VARS_MAX]; /* per table row, in table order */
 };
 

@@ -130,6 +130,8 @@ enum err store_subscription_apply(struct store *st, const struct subscription *s
     if (!store_record_check(&store_subscription_record, s, true))
         return ERR_INVALID;
     err = store_run(st, STORE_RUN_WRITE, subscription_apply_tx, &a);
+    store_cache_forget(st,
+                       s->user_id); /* even on failure: a lost COMMIT answer may have committed */
     *applied = !err && a.applied;
     return err;
 }
@@ -163,6 +165,7 @@ struct event_ctx {
     int64_t now;
     char *errbuf;
     size_t errlen;
+    char *sub_user; /* [USER_ID_MAX]: the user whose subscription the run wrote, "" if none */
 };
 
 /* Links user and Stripe customer unless either is linked already; marks the trial if asked. */
@@ -226,8 +229,10 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     if (user_id[0])
         memcpy(sub.user_id, user_id, USER_ID_MAX);
     err = resolve_user(x, sub.user_id);
-    if (!err)
+    if (!err) {
+        memcpy(x->sub_user, sub.user_id, USER_ID_MAX); /* its cache entry goes after the run */
         err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied);
+    }
     if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
         store_errf(x->errbuf, x->errlen,
                    "subscription '%s' belongs to another user than '%s': not applied", sub.id,
@@ -303,6 +308,7 @@ static enum err record_apply_tx(struct store_tx *tx, void *arg)
     enum err err;
 
     a->x.tx = tx;
+    a->x.sub_user[0] = '\0';
     a->result = STORE_EVENT_DUPLICATE;
     store_errf(a->x.errbuf, a->x.errlen, "%s", "");
     err = a->x.ops->event_claim(tx, a->x.in, ev->kind == EVENT_IGNORED ? "ignored" : "applied",
@@ -379,7 +385,8 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
 {
     char why[sizeof(((struct webhook_event *)0)->last_error)] = "";
     char engine[sizeof(why)] = "";
-    struct record_arg a = { { st->ops, NULL, in, clock_now(), why, sizeof(why) },
+    char sub_user[USER_ID_MAX] = "";
+    struct record_arg a = { { st->ops, NULL, in, clock_now(), why, sizeof(why), sub_user },
                             STORE_EVENT_DUPLICATE };
     enum err err;
 
@@ -391,6 +398,7 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
     }
     err = st->ops->run(st, STORE_RUN_WRITE, record_apply_tx, &a, engine, sizeof(engine));
     store_note_write(st, STORE_RUN_WRITE, err);
+    store_cache_forget(st, sub_user); /* even on failure: a lost COMMIT answer may have committed */
     if (!err) {
         *result = a.result;
         return ERR_OK;

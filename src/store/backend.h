@@ -25,6 +25,9 @@
  */
 struct store_tx;
 
+struct entcache;    /* entcache.h */
+struct store_watch; /* a backend's watcher of other processes' writes */
+
 /* What runs on a lent connection; its result is the run's (ERR_OK commits a transaction). */
 typedef enum err (*store_tx_fn)(struct store_tx *tx, void *arg);
 
@@ -174,12 +177,24 @@ struct store_ops {
 
     /* Writes the one health row (a write that must reach the disk). */
     enum err (*health_touch)(struct store_tx *tx, int64_t now);
+
+    /*
+     * Changes made by other processes, for the entitlement cache. watch_start starts a thread
+     * of the engine's that calls entcache_invalidate(cache, user) for each subscription write
+     * any process commits, soon after it commits, and entcache_clear(cache) whenever it may
+     * have missed some; NULL when the engine tells nothing (the TTL alone bounds staleness).
+     * watch_stop stops that thread and frees w (NULL: nothing to do).
+     */
+    struct store_watch *(*watch_start)(struct store *st, struct entcache *cache);
+    void (*watch_stop)(struct store_watch *w);
 };
 
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */
 struct store {
     const struct store_ops *ops;
     struct store_maint *maint; /* the pruning thread (store.c); NULL when not started */
+    struct entcache *cache;    /* the entitlement cache (entcache.h); NULL when off */
+    struct store_watch *watch; /* ops->watch_start's, stopped by store_close; NULL when none */
     bool write_failing;        /* the last write found the storage unavailable (atomic) */
 };
 
@@ -267,6 +282,15 @@ void store_note_write(struct store *st, enum store_run_kind kind, enum err err);
 /* Runs fn on a connection of st (ops->run without a message buffer); notes writes. */
 MUST_CHECK enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                               void *arg);
+
+/*
+ * After a run that may have written user_id's subscriptions, whether it committed or not:
+ * drops the user's entitlement cache entry (a no-op when the cache is off).
+ */
+void store_cache_forget(struct store *st, const char *user_id);
+
+/* After a run that may have written any user's subscriptions: drops every entry. */
+void store_cache_clear(struct store *st);
 
 /* The maintenance thread (usage.c): started by store_open, stopped by store_close. */
 void store_maint_start(struct store *st);

@@ -721,6 +721,8 @@ static const struct store_ops pg_ops = {
     .duplicate_list = pg_duplicate_list,
     .duplicate_update = pg_duplicate_update,
     .health_touch = pg_health_touch,
+    .watch_start = pg_listen_start,
+    .watch_stop = pg_listen_stop,
 };
 
 enum err pg_store_open(const char *target, int pool_size, struct store **out, char *errbuf,

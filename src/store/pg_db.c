@@ -139,25 +139,32 @@ static void notice_log(void *arg, const char *message)
     log_warn("postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
-static enum err conn_connect(struct conn *c)
+PGconn *pg_db_connect(const char *url)
 {
     const char *keys[ARRAY_SIZE(conn_settings) + 2];
     const char *values[ARRAY_SIZE(conn_settings) + 2];
     size_t n = 0;
+    PGconn *db;
 
     for (; n < ARRAY_SIZE(conn_settings); n++) {
         keys[n] = conn_settings[n].key;
         values[n] = conn_settings[n].value;
     }
     keys[n] = "dbname"; /* the URL, expanded: last, so what it sets wins */
-    values[n++] = c->url;
+    values[n++] = url;
     keys[n] = NULL;
     values[n] = NULL;
-    c->db = PQconnectdbParams(keys, values, 1);
-    if (!c->db)
-        abort(); /* libpq is out of memory: as xmalloc does */
+    db = PQconnectdbParams(keys, values, 1);
+    if (!db)
+        abort();                                      /* libpq is out of memory: as xmalloc does */
+    (void)PQsetNoticeProcessor(db, notice_log, NULL); /* the previous one: the default */
+    return db;
+}
+
+static enum err conn_connect(struct conn *c)
+{
+    c->db = pg_db_connect(c->url);
     conn_forget_prepared(c);
-    (void)PQsetNoticeProcessor(c->db, notice_log, NULL); /* the previous one: the default */
     if (PQstatus(c->db) == CONNECTION_OK)
         return ERR_OK;
     conn_note(c, NULL);
@@ -598,6 +605,11 @@ static bool url_parse(const char *url, char **shown)
                    conninfo_value(opts, "dbname")); /* decoded: never longer than url */
     PQconninfoFree(opts);
     return true;
+}
+
+const char *pg_db_url(struct store *st)
+{
+    return to_pg(st)->url;
 }
 
 void pg_db_close(struct store *st)

@@ -119,6 +119,19 @@ MUST_CHECK enum err pg_db_open(const char *target, int pool_size, const struct s
                                struct store **out, char *errbuf, size_t errlen);
 void pg_db_close(struct store *st);
 
+/* The store's URL, password included (never print it); borrowed until pg_db_close. */
+const char *pg_db_url(struct store *st);
+
+/*
+ * A new connection to url with the pool's session settings (timeouts, keepalives, notices to
+ * our log): check PQstatus, and PQfinish it in any case.
+ */
+PGconn *pg_db_connect(const char *url);
+
+/* store_ops.watch_start and watch_stop (pg_listen.c): LISTEN for subscription writes. */
+struct store_watch *pg_listen_start(struct store *st, struct entcache *cache);
+void pg_listen_stop(struct store_watch *w);
+
 /* store_ops.run: WRITE runs are retried, whole, when picked as a deadlock or serialization victim.
  */
 MUST_CHECK enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,

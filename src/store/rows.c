@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "billing/status.h"
 #include "store/backend.h"
+#include "store/entcache.h"
 #include "store/store.h"
 
 /* Customers */
@@ -127,9 +128,13 @@ enum err store_subscription_upsert(struct store *st, const struct subscription *
 {
     struct sub_arg a = { .ops = st->ops, .in = s };
 
+    enum err err;
+
     if (!store_record_check(&store_subscription_record, s, true))
         return ERR_INVALID;
-    return store_run(st, STORE_RUN_SINGLE, subscription_put_tx, &a);
+    err = store_run(st, STORE_RUN_SINGLE, subscription_put_tx, &a);
+    store_cache_clear(st); /* it may have moved the subscription from another user */
+    return err;
 }
 
 static enum err subscription_get_tx(struct store_tx *tx, void *arg)
@@ -159,10 +164,25 @@ enum err store_subscription_get_for_user(struct store *st, const char *user_id,
                                          struct subscription *out)
 {
     struct sub_arg a = { .ops = st->ops, .key = user_id, .out = out };
+    struct entcache_ticket t;
+    enum err err;
 
     if (!store_arg_ok(user_id, USER_ID_MAX))
         return ERR_INVALID;
-    return store_run(st, STORE_RUN_READ, subscription_for_user_tx, &a);
+    if (!st->cache)
+        return store_run(st, STORE_RUN_READ, subscription_for_user_tx, &a);
+    switch (entcache_get(st->cache, user_id, clock_mono_ms(), out, &t)) {
+    case ENTCACHE_SUB:
+        return ERR_OK;
+    case ENTCACHE_NONE:
+        return ERR_NOT_FOUND;
+    case ENTCACHE_MISS:
+        break;
+    }
+    err = store_run(st, STORE_RUN_READ, subscription_for_user_tx, &a);
+    if (err == ERR_OK || err == ERR_NOT_FOUND)
+        (void)entcache_put(st->cache, user_id, err ? NULL : out, &t); /* refused: next read's */
+    return err;
 }
 
 /* Invoices */

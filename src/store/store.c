@@ -5,6 +5,7 @@
  */
 #include "store/store.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "billing/status.h"
 #include "metrics/metrics.h"
 #include "store/backend.h"
+#include "store/entcache.h"
 
 struct backend_scheme {
     const char *prefix;      /* matched at the start of the URL */
@@ -182,11 +184,35 @@ enum err store_open(const char *url, int pool_size, struct store **out, char *er
     return ERR_INVALID;
 }
 
+void store_cache_start(struct store *st, const struct store_cache_params *p)
+{
+    assert(!st->cache);
+    if (!p->users)
+        return;
+    st->cache = entcache_new(p->users, p->ttl_ms);
+    if (p->listen)
+        st->watch = st->ops->watch_start(st, st->cache);
+}
+
+void store_cache_forget(struct store *st, const char *user_id)
+{
+    if (st->cache && user_id[0])
+        entcache_invalidate(st->cache, user_id);
+}
+
+void store_cache_clear(struct store *st)
+{
+    if (st->cache)
+        entcache_clear(st->cache);
+}
+
 void store_close(struct store *st)
 {
     if (!st)
         return;
     store_maint_stop(st);
+    st->ops->watch_stop(st->watch); /* before the cache it tells goes */
+    entcache_free(st->cache);
     st->ops->close(st);
 }
 

@@ -70,6 +70,23 @@ void store_close(struct store *st);
 /* "sqlite", ...: a static string. */
 const char *store_backend_name(const struct store *st);
 
+/* The entitlement cache's settings (ENTITLEMENT_CACHE_USERS, _TTL_MS, _LISTEN). */
+struct store_cache_params {
+    size_t users;   /* entries at the most (rounded up to a multiple of 4); 0: no cache */
+    int64_t ttl_ms; /* how long an entry is used after the read that filled it began */
+    bool listen;    /* PostgreSQL: be told of other processes' writes as they commit */
+};
+
+/*
+ * Keeps in memory what store_subscription_get_for_user answers for each user, so a hot read
+ * costs no database round trip. This process's writes of a user's subscriptions drop the
+ * user's entry as soon as they commit (and a read that began before such a write never caches
+ * what it read); another process's are seen within p->ttl_ms, and on PostgreSQL with p->listen
+ * within milliseconds, by LISTEN/NOTIFY (see docs/ARCHITECTURE.md). Call once, after
+ * store_open and store_migrate, before the store is shared between threads.
+ */
+void store_cache_start(struct store *st, const struct store_cache_params *p);
+
 /*
  * Applies the pending schema migrations in version order, each in its own transaction together
  * with the bump of the schema version; *applied = how many ran here. Safe when several processes

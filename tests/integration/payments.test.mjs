@@ -34,6 +34,9 @@ before(async () => {
     STRIPE_PLUS_PRICE_ID: 'price_plus_monthly',
     STRIPE_PUBLISHABLE_KEY: 'pk_test_payments',
     PAST_DUE_GRACE_DAYS: '0',
+    // Other processes (subgate sync) write here and the tests look at once: no entitlement
+    // cache, whose TTL would let the server answer from what it read before.
+    ENTITLEMENT_CACHE_USERS: '0',
     HTTP_THREADS: '8',
     DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
   };

@@ -31,6 +31,9 @@ async function startPair({ webhooks }) {
     STRIPE_PREMIUM_PRICE_ID: PREMIUM,
     STRIPE_PLUS_PRICE_ID: PLUS,
     PAST_DUE_GRACE_DAYS: '0',
+    // Other processes (subgate sync) write here and the tests look at once: no entitlement
+    // cache, whose TTL would let the server answer from what it read before.
+    ENTITLEMENT_CACHE_USERS: '0',
     DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
   };
   const srv = await startServer(env, { cwd: dir });
