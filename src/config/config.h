@@ -15,7 +15,7 @@
 #include "base/err.h"
 #include "base/secret.h"
 
-#define CONFIG_VARS_MAX 32 /* room in struct config for one source per table row */
+#define CONFIG_VARS_MAX 64 /* room in struct config for one source per table row */
 
 /* Where a variable's value came from. */
 enum config_source {
