@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { BACKEND, SECRET, errorOf, now, req, signJwt, startServer, stopServer, userToken } from './lib.mjs';
+import { BACKEND, SECRET, errorOf, logged, now, req, signJwt, startServer, stopServer, userToken } from './lib.mjs';
 
 let srv;
 before(async () => {
@@ -225,7 +225,7 @@ describe('logging', () => {
     const token = userToken('user_log');
     const r = await req(srv, 'GET', '/api/v1/payments/subscription', { token });
     const id = r.headers.get('request-id');
-    await new Promise((res) => setTimeout(res, 50));
+    assert.ok(await logged(srv, new RegExp(id)), 'the line is written');
     const lines = srv.log.split('\n').filter((l) => l.includes(id));
     assert.equal(lines.length, 1);
     const line = JSON.parse(lines[0]);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  emuControl, freePort, now, startEmulator, startServer, stopEmulator, stopServer, tmpDir, userToken,
+  emuControl, freePort, logged, now, startEmulator, startServer, stopEmulator, stopServer, tmpDir, userToken,
 } from './lib.mjs';
 
 const CLIENT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../clients/js');
@@ -122,7 +122,7 @@ describe('the JS client in headless Chromium, on another origin', { skip: !CHROM
     assert.match(session.session_id, /^cs_/);
     // The browser sent preflights for the calls with an Authorization header (subgate's log).
     for (const p of ['subscription', 'usage', 'create-checkout-session']) {
-      assert.match(srv.log, new RegExp(`"method":"OPTIONS","route":"/api/v1/payments/${p}"[^\\n]*"status":204`), p);
+      assert.ok(await logged(srv, new RegExp(`"method":"OPTIONS","route":"/api/v1/payments/${p}"[^\\n]*"status":204`)), p);
     }
 
     await tab.goto(session.url); // Stripe's hosted page (the emulator's)

@@ -142,6 +142,15 @@ export async function startServer(env = {}, { cwd, ulimit } = {}) {
   throw new Error(`subgate did not start: ${srv.log}`);
 }
 
+// Waits until the server's log matches re (request lines are written by a log thread every
+// 10 ms, so a line can follow its answer by that much); resolves to whether it did within ms.
+export async function logged(srv, re, ms = 2000) {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 10))) {
+    if (re.test(srv.log)) return true;
+  }
+  return re.test(srv.log);
+}
+
 // Sanitizer builds report on stderr; any report fails the test that ran the process.
 const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/;
 export function assertNoSanitizerReport(text) {
