@@ -127,19 +127,25 @@ static void quotas_member(struct jw *w, const struct tier_catalog *cat,
     jw_end(w);
 }
 
-/* The state of quota i for user in the window holding now. */
-static enum err quota_state(struct request *req, const char *user, const struct tier *t, size_t i,
-                            int64_t now, struct gate_quota_state *out)
+/* The state of every quota of the catalogue for user in the windows holding now: one read. */
+static enum err quota_states(struct request *req, const char *user, const struct tier *t,
+                             int64_t now, struct gate_quota_state *out)
 {
     const struct api *api = req->app;
-    const struct tier_quota *q = &api->tiers->quotas[i];
-    int64_t used = 0;
-    enum err err =
-        store_usage_get(api->store, user, q->id, quota_window_start(q->window, now), &used);
+    const struct tier_catalog *cat = api->tiers;
+    const char *ids[TIER_QUOTA_MAX];
+    int64_t starts[TIER_QUOTA_MAX], used[TIER_QUOTA_MAX];
+    enum err err;
 
+    for (size_t i = 0; i < cat->quota_count; i++) {
+        ids[i] = cat->quotas[i].id;
+        starts[i] = quota_window_start(cat->quotas[i].window, now);
+    }
+    err = store_usage_get_many(api->store, user, cat->quota_count, ids, starts, used);
     if (err)
-        return request_fail(req, err, NULL, NULL, "cannot read the usage of '%s'", q->id);
-    *out = gate_quota_state_of(q->window, t->limits[i], used, now);
+        return request_fail(req, err, NULL, NULL, "cannot read the usage of '%s'", user);
+    for (size_t i = 0; i < cat->quota_count; i++)
+        out[i] = gate_quota_state_of(cat->quotas[i].window, t->limits[i], used[i], now);
     return ERR_OK;
 }
 
@@ -193,11 +199,9 @@ enum err access_usage(struct request *req, struct response *resp)
     struct jw w;
     enum err err;
 
-    if ((err = request_query_only(req, none)) || (err = tier_of_user(req, req->user, now, &t)))
+    if ((err = request_query_only(req, none)) || (err = tier_of_user(req, req->user, now, &t)) ||
+        (err = quota_states(req, req->user, t, now, states)))
         return err;
-    for (size_t i = 0; i < api->tiers->quota_count; i++)
-        if ((err = quota_state(req, req->user, t, i, now, &states[i])))
-            return err;
     jw_begin(&w);
     jw_str(&w, "tier", t->id);
     quotas_member(&w, api->tiers, states);
@@ -631,11 +635,8 @@ enum err access_usage_read(struct request *req, struct response *resp)
 
     if ((err = request_query_only(req, allowed)) ||
         (err = subject_of(req, request_query(req, "user_id"), &user)) ||
-        (err = tier_of_user(req, user, now, &t)))
+        (err = tier_of_user(req, user, now, &t)) || (err = quota_states(req, user, t, now, states)))
         return err;
-    for (size_t i = 0; i < api->tiers->quota_count; i++)
-        if ((err = quota_state(req, user, t, i, now, &states[i])))
-            return err;
     jw_begin(&w);
     jw_str(&w, "user_id", user);
     jw_str(&w, "tier", t->id);

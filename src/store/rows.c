@@ -288,6 +288,46 @@ enum err store_usage_get(struct store *st, const char *user_id, const char *quot
     return err;
 }
 
+struct usage_many_arg {
+    const struct store_ops *ops;
+    const char *user_id;
+    size_t n;
+    const char *const *quotas;
+    const int64_t *window_starts;
+    int64_t *used;
+};
+
+static enum err usage_many_tx(struct store_tx *tx, void *arg)
+{
+    struct usage_many_arg *a = arg;
+
+    for (size_t i = 0; i < a->n; i++) {
+        enum err err =
+            a->ops->usage_get(tx, a->user_id, a->quotas[i], a->window_starts[i], &a->used[i]);
+        if (err == ERR_NOT_FOUND)
+            a->used[i] = 0;
+        else if (err)
+            return err;
+    }
+    return ERR_OK;
+}
+
+enum err store_usage_get_many(struct store *st, const char *user_id, size_t n,
+                              const char *const *quotas, const int64_t *window_starts,
+                              int64_t *used)
+{
+    struct usage_many_arg a = { st->ops, user_id, n, quotas, window_starts, used };
+
+    for (size_t i = 0; i < n; i++) {
+        used[i] = 0;
+        if (!store_arg_ok(quotas[i], QUOTA_ID_MAX))
+            return ERR_INVALID;
+    }
+    if (!store_arg_ok(user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    return n == 0 ? ERR_OK : store_run(st, STORE_RUN_READ, usage_many_tx, &a);
+}
+
 /* The webhook inbox, read side */
 
 struct event_arg {

@@ -483,6 +483,28 @@ static void case_usage(const char *url, const struct target *t)
     }
     T_EQ_I64(store_usage_get(st, "u2", "ai_minutes", 86400, &used), ERR_OK, "%s: fresh", t->name);
     T_EQ_I64(used, 0, "%s: a fresh counter reads 0", t->name);
+    {
+        /* several counters in one read: each as store_usage_get reads it, 0 when never used */
+        const char *quotas[ARRAY_SIZE(steps) + 1];
+        int64_t starts[ARRAY_SIZE(steps) + 1], many[ARRAY_SIZE(steps) + 1];
+        for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+            quotas[i] = steps[i].quota;
+            starts[i] = steps[i].window_start;
+        }
+        quotas[ARRAY_SIZE(steps)] = "never_used";
+        starts[ARRAY_SIZE(steps)] = 86400;
+        T_EQ_I64(store_usage_get_many(st, "u1", ARRAY_SIZE(steps) + 1, quotas, starts, many),
+                 ERR_OK, "%s: get many", t->name);
+        for (size_t i = 0; i <= ARRAY_SIZE(steps); i++) {
+            int64_t one = -1;
+            T_EQ_I64(store_usage_get(st, "u1", quotas[i], starts[i], &one), ERR_OK,
+                     "%s: get one %zu", t->name, i);
+            T_EQ_I64(many[i], one, "%s: counter %zu read alone and with the others", t->name, i);
+        }
+        quotas[0] = "";
+        T_EQ_I64(store_usage_get_many(st, "u1", 1, quotas, starts, many), ERR_INVALID,
+                 "%s: an empty quota id is refused", t->name);
+    }
     g.n = 0;
     T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_INVALID, "%s: n = 0", t->name);
     store_close(st);
