@@ -389,8 +389,7 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
         store_errf(errbuf, errlen, "event: a field is missing or too long");
         return ERR_INVALID;
     }
-    err = st->ops->run(st, STORE_RUN_WRITE, record_apply_tx, &a, engine, sizeof(engine));
-    store_note_write(st, STORE_RUN_WRITE, err);
+    err = store_run_msg(st, STORE_RUN_WRITE, record_apply_tx, &a, engine, sizeof(engine));
     if (!err) {
         *result = a.result;
         return ERR_OK;

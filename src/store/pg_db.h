@@ -62,6 +62,9 @@ enum pg_stmt {
     PGS_BEGIN,
     PGS_COMMIT,
     PGS_ROLLBACK,
+    PGS_SAVEPOINT,
+    PGS_RELEASE,
+    PGS_ROLLBACK_TO,
     PGS_COUNT,
 };
 
@@ -118,6 +121,11 @@ struct pg_query {
 MUST_CHECK enum err pg_db_open(const char *target, int pool_size, const struct store_ops *ops,
                                struct store **out, char *errbuf, size_t errlen);
 void pg_db_close(struct store *st);
+
+/* store_ops.unit_begin and unit_end (see backend.h). */
+MUST_CHECK enum err pg_db_unit_begin(struct store_tx *tx, bool savepoint);
+MUST_CHECK enum err pg_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err,
+                                   bool *again, char *errbuf, size_t errlen);
 
 /* store_ops.run: WRITE runs are retried, whole, when picked as a deadlock or serialization victim.
  */
