@@ -3,7 +3,7 @@
 // only once the batch holding it has committed, and a commit survives the process dying.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { SERVICE_KEY, req, startServer, stopServer, userToken } from './lib.mjs';
+import { BACKEND, SERVICE_KEY, req, startServer, stopServer, userToken } from './lib.mjs';
 
 const A = '/api/v1/access';
 const ENV = { HTTP_THREADS: '8' }; // enough serving threads for batches to form
@@ -36,12 +36,21 @@ function writeLoad(server, acked, stop) {
   return Promise.all(Array.from({ length: IN_FLIGHT }, one));
 }
 
-test('kill -9 during concurrent consumes loses no acknowledged write', async () => {
+test('kill -9 during concurrent consumes loses no acknowledged write', async (t) => {
   const first = await startServer(ENV);
   const acked = { ai_minutes: {}, scenarios: {} };
   let stopped = false;
   const load = writeLoad(first, acked, () => stopped);
   await new Promise((r) => setTimeout(r, 1500));
+  const text = await (await fetch(`${first.base}/metrics`)).text();
+  const series = (name) => Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))[1]);
+  const writes = series('subgate_store_writes_total');
+  const commits = series('subgate_store_commits_total');
+  // On PostgreSQL a commit waits for its WAL flush, so writes meet in batches; SQLite's commits
+  // (no fsync with synchronous=NORMAL) take microseconds and rarely overlap with these clients.
+  assert.ok(commits <= writes && (BACKEND !== 'postgres' || commits < writes),
+    `batches: ${commits} commits for ${writes} writes`);
+  t.diagnostic(`${commits} commits for ${writes} writes before the kill`);
   first.child.kill('SIGKILL');
   await first.exit;
   stopped = true;
