@@ -438,8 +438,11 @@ enum err sqlite_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_
     *again = false;
     if ((*unit_err == ERR_STORE || *unit_err == ERR_UNAVAILABLE) && errbuf && errlen && !errbuf[0])
         store_errf(errbuf, errlen, "%s", c->errmsg[0] ? c->errmsg : "database error");
-    if (sqlite3_get_autocommit(c->db))
-        return *unit_err ? *unit_err : ERR_STORE;
+    if (sqlite3_get_autocommit(c->db)) {
+        if (*unit_err == ERR_OK)
+            *unit_err = ERR_STORE; /* a failure that rolled back went unnoticed */
+        return *unit_err;
+    }
     if (!savepoint)
         return ERR_OK;
     if (*unit_err == ERR_OK)
