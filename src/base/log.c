@@ -20,7 +20,7 @@
 #include "base/buf.h"
 #include "base/xalloc.h"
 
-#define LOG_BUF_BYTES (64 * 1024) /* a thread's buffer: ~300 request lines */
+#define LOG_BUF_BYTES ((size_t)64 * 1024) /* a thread's buffer: ~300 request lines */
 #define LOG_DRAIN_MS  10
 
 /* A thread's buffer, in the list from its first line; an ended thread's is freed once empty. */
