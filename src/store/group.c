@@ -7,6 +7,7 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base/xalloc.h"
 #include "store/backend.h"
@@ -34,6 +35,7 @@ struct store_group {
     bool leading;             /* a batch is running */
     bool on;
     int fail_commits; /* test hook: this many batches fail at their end */
+    int slow_us;      /* test hook: each batch waits this long first, as for a slow disk */
     uint64_t commits; /* atomic */
     uint64_t units;   /* atomic */
 };
@@ -80,6 +82,13 @@ void store_group_fail_commits(struct store *st, int n)
 {
     pthread_mutex_lock(&st->group->mu);
     st->group->fail_commits = n;
+    pthread_mutex_unlock(&st->group->mu);
+}
+
+void store_group_slow_commits(struct store *st, int us)
+{
+    pthread_mutex_lock(&st->group->mu);
+    st->group->slow_us = us;
     pthread_mutex_unlock(&st->group->mu);
 }
 
@@ -152,6 +161,7 @@ static void batch_run(struct store *st, struct batch *b)
 static void lead(struct store *st, struct store_group *g)
 {
     struct batch b = { .ops = st->ops };
+    const int slow_us = g->slow_us;
 
     while (g->head && b.n < GROUP_MAX) {
         b.u[b.n++] = g->head;
@@ -164,6 +174,8 @@ static void lead(struct store *st, struct store_group *g)
     g->leading = true;
     pthread_mutex_unlock(&g->mu);
 
+    if (slow_us > 0)
+        (void)usleep((useconds_t)slow_us); /* an interrupted sleep only means a shorter one */
     batch_run(st, &b);
     __atomic_add_fetch(&g->commits, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&g->units, (uint64_t)b.n, __ATOMIC_RELAXED);

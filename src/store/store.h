@@ -93,6 +93,12 @@ void store_group_stats_get(struct store *st, struct store_group_stats *out);
 void store_group_fail_commits(struct store *st, int n);
 
 /*
+ * For tests: each batch waits us microseconds before it runs, as a commit on a slow disk would,
+ * so that writers arriving meanwhile queue for the next batch (0: no wait).
+ */
+void store_group_slow_commits(struct store *st, int us);
+
+/*
  * Applies the pending schema migrations in version order, each in its own transaction together
  * with the bump of the schema version; *applied = how many ran here. Safe when several processes
  * migrate at once: each migration runs exactly once. A database whose version is newer than this
