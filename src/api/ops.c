@@ -1,4 +1,5 @@
 /* ops.c: operational endpoints: liveness, readiness, metrics and the OpenAPI document (SPEC §6). */
+#include <inttypes.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -13,12 +14,30 @@
 
 #define METRICS_MAX (1 << 20) /* bytes of the exposition: far more than it takes */
 
+/* The store's group commit: writes, and the commits they took (a batch is one). */
+static enum err render_group_commit(struct store *st, struct buf *b)
+{
+    struct store_group_stats s;
+
+    store_group_stats_get(st, &s);
+    return buf_appendf(b,
+                       "# HELP subgate_store_writes_total Write operations run on the database.\n"
+                       "# TYPE subgate_store_writes_total counter\n"
+                       "subgate_store_writes_total %" PRIu64 "\n"
+                       "# HELP subgate_store_commits_total Commits those writes took: a batch "
+                       "of writes committed together counts once.\n"
+                       "# TYPE subgate_store_commits_total counter\n"
+                       "subgate_store_commits_total %" PRIu64 "\n",
+                       s.units, s.commits);
+}
+
 enum err ops_metrics(struct request *req, struct response *resp)
 {
+    const struct api *api = req->app;
     struct buf b;
 
     buf_init(&b, METRICS_MAX);
-    if (metrics_render(&b) != ERR_OK) {
+    if (metrics_render(&b) != ERR_OK || render_group_commit(api->store, &b) != ERR_OK) {
         buf_release(&b);
         return request_fail(req, ERR_INTERNAL, NULL, NULL, "cannot render the metrics");
     }

@@ -75,6 +75,8 @@ static const char *const gate_path_params_names[] = {
     [CONFIG_PATH_PARAMS_STRIP] = "strip",
     NULL,
 };
+static const char *const on_off_names[] = { "off", "on", NULL }; /* index: the bool */
+
 static const char *const database_url_prefixes[] = { "sqlite:", "postgres://", "postgresql://",
                                                      NULL };
 
@@ -125,6 +127,11 @@ static const struct conf_var conf_vars[] = {
       .off = F(database_url),
       .def = "sqlite:var/subgate.db",
       .prefixes = database_url_prefixes },
+    { .name = "STORE_GROUP_COMMIT",
+      .kind = CONF_CHOICE,
+      .off = F(store_group_commit),
+      .def = "on",
+      .choices = on_off_names },
     { .name = "JWT_SECRET", .kind = CONF_SECRET, .off = F(jwt_secret), .check = check_jwt_secret },
     { .name = "JWT_PUBLIC_KEY_FILE",
       .kind = CONF_STRING,

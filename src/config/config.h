@@ -45,6 +45,7 @@ struct config {
     char *stripe_api_base;                 /* STRIPE_API_BASE: http(s) URL, no trailing slash */
     char *stripe_api_version;              /* STRIPE_API_VERSION: "YYYY-MM-DD[.name]" */
     char *database_url;                    /* DATABASE_URL: sqlite:PATH or postgres(ql)://... */
+    int store_group_commit;                /* STORE_GROUP_COMMIT: 1 on, 0 off */
     struct secret jwt_secret;              /* JWT_SECRET: HS256 key, at least 32 bytes */
     char *jwt_public_key_file;             /* JWT_PUBLIC_KEY_FILE: readable PEM file */
     char *jwt_jwks_url;                    /* JWT_JWKS_URL: https (http for loopback) JWKS */

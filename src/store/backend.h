@@ -77,6 +77,18 @@ struct store_ops {
     void (*close)(struct store *st);
     enum err (*run)(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
                     char *errbuf, size_t errlen);
+    /*
+     * Group commit (group.c): the functions of several runs share one STORE_RUN_WRITE
+     * transaction, each between unit_begin and unit_end. With savepoint, unit_begin sets a
+     * savepoint and unit_end releases it when *unit_err is ERR_OK and the transaction is sound,
+     * else rolls back to it; without, both only check. unit_end sets *unit_err to ERR_STORE when
+     * fn said ERR_OK over a failed statement, *again when the engine asks for the unit to run
+     * again (a deadlock or serialization victim), and writes the engine's message into errbuf
+     * as run does. It returns ERR_OK when the transaction can go on, else why it cannot.
+     */
+    enum err (*unit_begin)(struct store_tx *tx, bool savepoint);
+    enum err (*unit_end)(struct store_tx *tx, bool savepoint, enum err *unit_err, bool *again,
+                         char *errbuf, size_t errlen);
 
     /* Schema. migrations: the backend's compiled-in list, in version order. */
     const struct migration *(*migrations)(size_t *count);
@@ -195,6 +207,7 @@ struct store {
     struct store_maint *maint; /* the pruning thread (store.c); NULL when not started */
     struct entcache *cache;    /* the entitlement cache (entcache.h); NULL when off */
     struct store_watch *watch; /* ops->watch_start's, stopped by store_close; NULL when none */
+    struct store_group *group; /* the group commit queue (group.c); NULL: every write alone */
     bool write_failing;        /* the last write found the storage unavailable (atomic) */
 };
 
@@ -279,7 +292,10 @@ bool store_record_check(const struct store_record *r, const void *rec, bool requ
  */
 void store_note_write(struct store *st, enum store_run_kind kind, enum err err);
 
-/* Runs fn on a connection of st (ops->run without a message buffer); notes writes. */
+/*
+ * Runs fn on a connection of st (ops->run without a message buffer); notes writes. Writes go
+ * through the group commit queue (group.c) when it is on.
+ */
 MUST_CHECK enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                               void *arg);
 
@@ -291,6 +307,20 @@ void store_cache_forget(struct store *st, const char *user_id);
 
 /* After a run that may have written any user's subscriptions: drops every entry. */
 void store_cache_clear(struct store *st);
+/* store_run with ops->run's message buffer. */
+MUST_CHECK enum err store_run_msg(struct store *st, enum store_run_kind kind, store_tx_fn fn,
+                                  void *arg, char *errbuf, size_t errlen);
+
+/* The group commit queue (group.c): made by store_open, on; freed by store_close. */
+struct store_group *store_group_new(void);
+void store_group_free(struct store_group *g);
+
+/*
+ * ops->run, or, for a write while the group is on, a place in the next batch: answered once
+ * the batch's transaction has committed (or with its failure).
+ */
+MUST_CHECK enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
+                                    void *arg, char *errbuf, size_t errlen);
 
 /* The maintenance thread (usage.c): started by store_open, stopped by store_close. */
 void store_maint_start(struct store *st);

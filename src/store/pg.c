@@ -184,6 +184,9 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_BEGIN] = { "BEGIN", false },
     [PGS_COMMIT] = { "COMMIT", true },
     [PGS_ROLLBACK] = { "ROLLBACK", false },
+    [PGS_SAVEPOINT] = { "SAVEPOINT unit", false },
+    [PGS_RELEASE] = { "RELEASE SAVEPOINT unit", false },
+    [PGS_ROLLBACK_TO] = { "ROLLBACK TO SAVEPOINT unit", false },
 };
 /* clang-format on */
 
@@ -681,6 +684,8 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_db_close,
     .run = pg_db_run,
+    .unit_begin = pg_db_unit_begin,
+    .unit_end = pg_db_unit_end,
     .migrations = pg_migrations_list,
     .schema_version = pg_schema_version,
     .migration_lock = pg_migration_lock,

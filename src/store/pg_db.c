@@ -524,6 +524,46 @@ static bool tx_retryable(const struct conn *c, enum err err)
     return err == ERR_STORE && (sqlstate_is(c, "40P01") || sqlstate_is(c, "40001"));
 }
 
+/* Group commit: one savepoint per unit inside the batch's transaction */
+
+enum err pg_db_unit_begin(struct store_tx *tx, bool savepoint)
+{
+    tx->c->sqlstate[0] = '\0'; /* a failure's state and message are this unit's */
+    tx->c->errmsg[0] = '\0';
+    return savepoint ? conn_simple(tx->c, PGS_SAVEPOINT) : ERR_OK;
+}
+
+/*
+ * A failed statement aborts the transaction up to the last savepoint: rolling back to it lets
+ * the batch go on. A deadlock victim is rolled back and asked to run again, alone: the locks of
+ * the batch's earlier units are still held, so it would meet the same wait.
+ */
+enum err pg_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err, bool *again,
+                        char *errbuf, size_t errlen)
+{
+    struct conn *c = tx->c;
+    PGTransactionStatusType ts = PQtransactionStatus(c->db);
+    enum err err;
+
+    *again = false;
+    if (*unit_err == ERR_OK && ts != PQTRANS_INTRANS)
+        *unit_err = ERR_STORE; /* a failed statement went unnoticed */
+    if (*unit_err) {
+        *again = tx_retryable(c, *unit_err);
+        if ((*unit_err == ERR_STORE || *unit_err == ERR_UNAVAILABLE) && errbuf && errlen &&
+            !errbuf[0])
+            store_errf(errbuf, errlen, "%s", c->errmsg[0] ? c->errmsg : "database error");
+    }
+    if (PQstatus(c->db) != CONNECTION_OK || (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR))
+        return *unit_err ? *unit_err : ERR_STORE; /* no transaction left to go on with */
+    if (!savepoint)
+        return ERR_OK;
+    if (*unit_err == ERR_OK)
+        return conn_simple(c, PGS_RELEASE);
+    err = conn_simple(c, PGS_ROLLBACK_TO);
+    return err ? err : conn_simple(c, PGS_RELEASE);
+}
+
 /* The runner */
 
 enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,

@@ -62,6 +62,9 @@ enum pg_stmt {
     PGS_BEGIN,
     PGS_COMMIT,
     PGS_ROLLBACK,
+    PGS_SAVEPOINT,
+    PGS_RELEASE,
+    PGS_ROLLBACK_TO,
     PGS_COUNT,
 };
 
@@ -131,6 +134,11 @@ PGconn *pg_db_connect(const char *url);
 /* store_ops.watch_start and watch_stop (pg_listen.c): LISTEN for subscription writes. */
 struct store_watch *pg_listen_start(struct store *st, struct entcache *cache);
 void pg_listen_stop(struct store_watch *w);
+
+/* store_ops.unit_begin and unit_end (see backend.h). */
+MUST_CHECK enum err pg_db_unit_begin(struct store_tx *tx, bool savepoint);
+MUST_CHECK enum err pg_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err,
+                                   bool *again, char *errbuf, size_t errlen);
 
 /* store_ops.run: WRITE runs are retried, whole, when picked as a deadlock or serialization victim.
  */

@@ -150,6 +150,9 @@ const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
+    [SQ_SAVEPOINT] = "SAVEPOINT unit",
+    [SQ_RELEASE] = "RELEASE unit",
+    [SQ_ROLLBACK_TO] = "ROLLBACK TO unit",
 };
 
 /* A query of statement id with only args (no record). */
@@ -624,6 +627,8 @@ static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_db_close,
     .run = sqlite_db_run,
+    .unit_begin = sqlite_db_unit_begin,
+    .unit_end = sqlite_db_unit_end,
     .migrations = sq_migrations,
     .schema_version = sq_schema_version,
     .migration_lock = sq_migration_lock,

@@ -416,6 +416,41 @@ enum err sqlite_db_run(struct store *st, enum store_run_kind kind, store_tx_fn f
     return err;
 }
 
+/* Group commit: one savepoint per unit inside the batch's transaction */
+
+enum err sqlite_db_unit_begin(struct store_tx *tx, bool savepoint)
+{
+    tx->c->errmsg[0] = '\0'; /* a failure's message is this unit's */
+    return savepoint ? conn_simple(tx->c, SQ_SAVEPOINT) : ERR_OK;
+}
+
+/*
+ * A statement failing inside a transaction undoes itself only, except where SQLite rolls the
+ * whole transaction back (a full disk, an I/O error): then the batch has nothing to commit.
+ * BEGIN IMMEDIATE holds the lock, so no unit is ever asked to run again.
+ */
+enum err sqlite_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err, bool *again,
+                            char *errbuf, size_t errlen)
+{
+    struct conn *c = tx->c;
+    enum err err;
+
+    *again = false;
+    if ((*unit_err == ERR_STORE || *unit_err == ERR_UNAVAILABLE) && errbuf && errlen && !errbuf[0])
+        store_errf(errbuf, errlen, "%s", c->errmsg[0] ? c->errmsg : "database error");
+    if (sqlite3_get_autocommit(c->db)) {
+        if (*unit_err == ERR_OK)
+            *unit_err = ERR_STORE; /* a failure that rolled back went unnoticed */
+        return *unit_err;
+    }
+    if (!savepoint)
+        return ERR_OK;
+    if (*unit_err == ERR_OK)
+        return conn_simple(c, SQ_RELEASE);
+    err = conn_simple(c, SQ_ROLLBACK_TO);
+    return err ? err : conn_simple(c, SQ_RELEASE);
+}
+
 /* The checkpoint thread */
 
 /*

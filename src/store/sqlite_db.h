@@ -59,6 +59,9 @@ enum sqlite_stmt {
     SQ_BEGIN,
     SQ_COMMIT,
     SQ_ROLLBACK,
+    SQ_SAVEPOINT,
+    SQ_RELEASE,
+    SQ_ROLLBACK_TO,
     SQ_COUNT,
 };
 
@@ -108,6 +111,11 @@ void sqlite_db_close(struct store *st);
 /* store_ops.run: reads on any connection; writes queued on the process's writer mutex. */
 MUST_CHECK enum err sqlite_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                                   void *arg, char *errbuf, size_t errlen);
+
+/* store_ops.unit_begin and unit_end (see backend.h). */
+MUST_CHECK enum err sqlite_db_unit_begin(struct store_tx *tx, bool savepoint);
+MUST_CHECK enum err sqlite_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err,
+                                       bool *again, char *errbuf, size_t errlen);
 
 /* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */
 MUST_CHECK enum err sqlite_db_fetch_record(struct store_tx *tx, const struct sqlite_query *q,

@@ -170,8 +170,10 @@ enum err store_open(const char *url, int pool_size, struct store **out, char *er
             continue;
         if (b->open) {
             enum err err = b->open(url + strlen(b->prefix), pool_size, out, errbuf, errlen);
-            if (err == ERR_OK)
+            if (err == ERR_OK) {
+                (*out)->group = store_group_new();
                 store_maint_start(*out);
+            }
             return err;
         }
         store_errf(errbuf, errlen, "cannot open database '%s...': %s", b->prefix, b->unavailable);
@@ -213,6 +215,7 @@ void store_close(struct store *st)
     store_maint_stop(st);
     st->ops->watch_stop(st->watch); /* before the cache it tells goes */
     entcache_free(st->cache);
+    store_group_free(st->group);
     st->ops->close(st);
 }
 
@@ -230,12 +233,18 @@ void store_note_write(struct store *st, enum store_run_kind kind, enum err err)
     __atomic_store_n(&st->write_failing, err == ERR_UNAVAILABLE, __ATOMIC_RELAXED);
 }
 
-enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg)
+enum err store_run_msg(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
+                       char *errbuf, size_t errlen)
 {
-    enum err err = st->ops->run(st, kind, fn, arg, NULL, 0);
+    enum err err = store_group_run(st, kind, fn, arg, errbuf, errlen);
 
     store_note_write(st, kind, err);
     return err;
+}
+
+enum err store_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg)
+{
+    return store_run_msg(st, kind, fn, arg, NULL, 0);
 }
 
 struct health_arg {

@@ -88,6 +88,34 @@ struct store_cache_params {
 void store_cache_start(struct store *st, const struct store_cache_params *p);
 
 /*
+ * Group commit (STORE_GROUP_COMMIT), on from store_open: concurrent writes (consumes, tracks,
+ * webhook records, every other write) are committed together, each in a savepoint of its own
+ * inside one transaction per batch, and each answered once its batch has committed. Off, every
+ * write commits alone. Switch it before the store is shared between threads.
+ */
+void store_group_commit_set(struct store *st, bool on);
+
+/* How many writes have run, and in how many commits (batches; a write alone is one). */
+struct store_group_stats {
+    uint64_t commits;
+    uint64_t units;
+};
+
+void store_group_stats_get(struct store *st, struct store_group_stats *out);
+
+/*
+ * For tests: the next n batches fail where their COMMIT would, after every write in them ran,
+ * and are rolled back; a write alone goes through the batch path meanwhile.
+ */
+void store_group_fail_commits(struct store *st, int n);
+
+/*
+ * For tests: each batch waits us microseconds before it runs, as a commit on a slow disk would,
+ * so that writers arriving meanwhile queue for the next batch (0: no wait).
+ */
+void store_group_slow_commits(struct store *st, int us);
+
+/*
  * Applies the pending schema migrations in version order, each in its own transaction together
  * with the bump of the schema version; *applied = how many ran here. Safe when several processes
  * migrate at once: each migration runs exactly once. A database whose version is newer than this

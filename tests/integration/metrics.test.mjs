@@ -68,6 +68,11 @@ test('counts requests by route and class, consumes, webhooks and the build', asy
   assert.ok(value(after, buckets) >= 3);
   assert.ok(value(after, 'subgate_open_connections') >= 1, 'this request\'s own connection');
   assert.match(after, /^subgate_build_info\{version="[^"]+"\} 1$/m);
+  const writes = 'subgate_store_writes_total';
+  const commits = 'subgate_store_commits_total';
+  assert.ok(value(after, writes) - value(before, writes) >= 3, 'two consumes and a webhook record');
+  assert.ok(value(after, commits) > value(before, commits));
+  assert.ok(value(after, commits) <= value(after, writes), 'a batch of writes commits once');
   const user = await req(srv, 'GET', '/api/v1/payments/usage', { token: userToken('m_user') });
   assert.equal(user.status, 200);
 });
