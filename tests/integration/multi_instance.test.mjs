@@ -84,10 +84,8 @@ describe('two instances on one PostgreSQL database', { skip: SKIP }, () => {
     assert.deepEqual(other.map((r) => [r.status, r.body]), []);
     assert.equal(rs.filter((r) => r.status === 200).length, 30);
     assert.equal(rs.filter((r) => r.status === 402).length, 170);
-    for (const half of [0, 1]) {
-      const granted = rs.filter((r, i) => i % 2 === half && r.status === 200).length;
-      assert.ok(granted > 0, `instance ${half ? 'B' : 'A'} granted some (${granted})`);
-    }
+    // Which instance wins the 30 is timing: with group commit one instance's batch can take
+    // them all. Both answered every request of theirs (200 or 402, checked above).
     for (const s of both()) {
       const u = await req(s, 'GET', `${P}/usage`, { token: userToken(user) });
       assert.equal(u.body.ai_minutes_used, 30);
