@@ -19,6 +19,7 @@
 
 struct entry {
     uint64_t hash;         /* of the user id; 0: the entry is empty */
+    uint64_t epoch;        /* its shard's epoch when stored: from another one, it is empty */
     int64_t expires_ms;    /* monotonic: the entry is no longer used from then on */
     bool has_sub;          /* false: the user had no subscription */
     char data[ENTRY_DATA]; /* the user id and its NUL, then the fields, each as pack() wrote */
@@ -27,7 +28,8 @@ struct entry {
 /* One lock and one generation for a slice of the sets, on a cache line of its own. */
 struct shard {
     alignas(64) pthread_mutex_t mu;
-    uint64_t gen; /* bumped by every invalidation of a user of this shard, under mu */
+    uint64_t gen;   /* bumped by every invalidation of a user of this shard, under mu */
+    uint64_t epoch; /* bumped by a clear: empties every entry of the shard without touching it */
 };
 
 struct entcache {
@@ -58,13 +60,19 @@ static struct shard *shard_of(const struct entcache *c, size_t set)
     return &c->shards[set % c->nshards];
 }
 
+/* Whether e holds a user: stored, not dropped, and since its shard's last clear. */
+static bool entry_used(const struct entcache *c, size_t set, const struct entry *e)
+{
+    return e->hash != 0 && e->epoch == shard_of(c, set)->epoch;
+}
+
 /* The entry of user_id in its set, or NULL. */
 static struct entry *set_find(struct entcache *c, size_t set, uint64_t hash, const char *user_id)
 {
     struct entry *e = &c->entries[set * ENTCACHE_WAYS];
 
     for (int w = 0; w < ENTCACHE_WAYS; w++)
-        if (e[w].hash == hash && strcmp(e[w].data, user_id) == 0)
+        if (e[w].hash == hash && entry_used(c, set, &e[w]) && strcmp(e[w].data, user_id) == 0)
             return &e[w];
     return NULL;
 }
@@ -76,7 +84,7 @@ static struct entry *set_victim(struct entcache *c, size_t set)
     struct entry *victim = &e[0];
 
     for (int w = 0; w < ENTCACHE_WAYS; w++) {
-        if (!e[w].hash)
+        if (!entry_used(c, set, &e[w]))
             return &e[w];
         if (e[w].expires_ms < victim->expires_ms)
             victim = &e[w];
@@ -216,6 +224,7 @@ bool entcache_put(struct entcache *c, const char *user_id, const struct subscrip
         return false;
     packed.expires_ms = t->start_ms + c->ttl_ms;
     pthread_mutex_lock(&s->mu);
+    packed.epoch = s->epoch;
     if (s->gen != t->gen) {
         pthread_mutex_unlock(&s->mu); /* a write since the read began: the value may predate it */
         return false;
@@ -248,11 +257,11 @@ void entcache_clear(struct entcache *c)
     for (size_t i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
 
+        /* a new epoch empties the shard's entries without writing them: a table never used
+         * stays untouched memory (a loop over it would make all of it resident) */
         pthread_mutex_lock(&s->mu);
         s->gen++;
-        for (size_t set = i; set < c->nsets; set += c->nshards)
-            for (size_t w = 0; w < ENTCACHE_WAYS; w++)
-                c->entries[set * ENTCACHE_WAYS + w].hash = 0;
+        s->epoch++;
         pthread_mutex_unlock(&s->mu);
     }
 }
