@@ -745,6 +745,8 @@ static void sub_phase_change(struct emu *app, json_t *sub, int64_t at)
     emu_subscription_updated(app, sub, prev);
 }
 
+#define PENDING_UPDATE_S (23 * INT64_C(3600)) /* a pending_update expires after 23 hours */
+
 struct change_plan {
     json_t *lines;      /* the proration lines (and a new cycle's subscription line) */
     bool invoice_now;   /* always_invoice, or a new billing cycle */
@@ -808,6 +810,7 @@ json_t *emu_subscription_change(struct emu *app, json_t *sub, const struct emu_s
     json_t *lines, *inv, *after;
     struct invoice_spec is;
     bool pending_only;
+    int64_t expires = now + PENDING_UPDATE_S;
 
     change_plan(app, sub, ch, now, &pl);
     if (!pl.invoice_now) {
@@ -844,7 +847,7 @@ json_t *emu_subscription_change(struct emu *app, json_t *sub, const struct emu_s
             sub, "pending_update",
             json_pack("{s:o,s:I,s:[{s:O,s:O,s:I}],s:n,s:n}", "billing_cycle_anchor",
                       pl.new_cycle ? json_integer(pl.start) : json_null(), "expires_at",
-                      (json_int_t)(now + 23 * 3600), "subscription_items", "id",
+                      (json_int_t)expires, "subscription_items", "id",
                       json_object_get(
                           json_array_get(json_object_get(json_object_get(sub, "items"), "data"), 0),
                           "id"),
