@@ -38,7 +38,8 @@ enum err emu_event_list_h(struct emu_call *c);
 /* Handlers (api_billing.c) and their parameter tables. */
 extern const struct emu_param emu_p_sub_list[], emu_p_sub_update[], emu_p_sub_cancel[],
     emu_p_invoice_list[], emu_p_charge_list[], emu_p_payment_intent_get[], emu_p_refund_create[],
-    emu_p_refund_list[];
+    emu_p_refund_list[], emu_p_invoice_upcoming[], emu_p_schedule_create[], emu_p_schedule_update[],
+    emu_p_schedule_release[], emu_p_promotion_code_list[];
 enum err emu_sub_get_h(struct emu_call *c);
 enum err emu_sub_list_h(struct emu_call *c);
 enum err emu_sub_update_h(struct emu_call *c);
@@ -51,5 +52,13 @@ enum err emu_payment_intent_get_h(struct emu_call *c);
 enum err emu_refund_create_h(struct emu_call *c);
 enum err emu_refund_get_h(struct emu_call *c);
 enum err emu_refund_list_h(struct emu_call *c);
+enum err emu_invoice_upcoming_h(struct emu_call *c);
+enum err emu_schedule_create_h(struct emu_call *c);
+enum err emu_schedule_get_h(struct emu_call *c);
+enum err emu_schedule_update_h(struct emu_call *c);
+enum err emu_schedule_release_h(struct emu_call *c);
+enum err emu_promotion_code_list_h(struct emu_call *c);
+enum err emu_promotion_code_get_h(struct emu_call *c);
+enum err emu_coupon_get_h(struct emu_call *c);
 
 #endif /* SUBGATE_EMULATOR_API_HANDLERS_H */

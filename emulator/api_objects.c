@@ -110,7 +110,36 @@ static const struct emu_param subscription_data_fields[] = {
 };
 
 
+static const struct emu_param enabled_fields[] = {
+    { "enabled", EP_BOOL, true, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+static const struct emu_param customer_update_fields[] = {
+    { "address", EP_STRING, false, NULL, "auto|never" },
+    { "name", EP_STRING, false, NULL, "auto|never" },
+    { "shipping", EP_STRING, false, NULL, "auto|never" },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+static const struct emu_param discount_fields[] = {
+    { "coupon", EP_STRING, false, NULL, NULL },
+    { "promotion_code", EP_STRING, false, NULL, NULL },
+    { NULL, EP_ANY, false, NULL, NULL },
+};
+
+#define LOCALES                                                                                  \
+    "auto|bg|cs|da|de|el|en|en-GB|es|es-419|et|fi|fil|fr|fr-CA|hr|hu|id|it|ja|ko|lt|lv|ms|mt|nb|" \
+    "nl|pl|pt|pt-BR|ro|ru|sk|sl|sv|th|tr|vi|zh|zh-HK|zh-TW"
+
 const struct emu_param emu_p_session_create[] = {
+    { "allow_promotion_codes", EP_BOOL, false, NULL, NULL },
+    { "automatic_tax", EP_OBJECT, false, enabled_fields, NULL },
+    { "billing_address_collection", EP_STRING, false, NULL, "auto|required" },
+    { "customer_update", EP_OBJECT, false, customer_update_fields, NULL },
+    { "discounts", EP_OBJECTS, false, discount_fields, NULL },
+    { "locale", EP_STRING, false, NULL, LOCALES },
+    { "tax_id_collection", EP_OBJECT, false, enabled_fields, NULL },
     { "cancel_url", EP_STRING, false, NULL, NULL },
     { "client_reference_id", EP_STRING, false, NULL, NULL },
     { "customer", EP_STRING, false, NULL, NULL },
@@ -124,18 +153,15 @@ const struct emu_param emu_p_session_create[] = {
     P_EXPAND,
     /* documented, not emulated */
     { "after_expiration", EP_ANY, false, NULL, NULL },
-    { "allow_promotion_codes", EP_ANY, false, NULL, NULL },
-    { "automatic_tax", EP_ANY, false, NULL, NULL },
-    { "billing_address_collection", EP_ANY, false, NULL, NULL },
+
     { "consent_collection", EP_ANY, false, NULL, NULL },
     { "currency", EP_ANY, false, NULL, NULL },
     { "custom_fields", EP_ANY, false, NULL, NULL },
     { "custom_text", EP_ANY, false, NULL, NULL },
     { "customer_creation", EP_ANY, false, NULL, NULL },
-    { "customer_update", EP_ANY, false, NULL, NULL },
-    { "discounts", EP_ANY, false, NULL, NULL },
+
     { "invoice_creation", EP_ANY, false, NULL, NULL },
-    { "locale", EP_ANY, false, NULL, NULL },
+
     { "payment_intent_data", EP_ANY, false, NULL, NULL },
     { "payment_method_collection", EP_ANY, false, NULL, NULL },
     { "payment_method_options", EP_ANY, false, NULL, NULL },
@@ -145,7 +171,6 @@ const struct emu_param emu_p_session_create[] = {
     { "shipping_address_collection", EP_ANY, false, NULL, NULL },
     { "shipping_options", EP_ANY, false, NULL, NULL },
     { "submit_type", EP_ANY, false, NULL, NULL },
-    { "tax_id_collection", EP_ANY, false, NULL, NULL },
     { NULL, EP_ANY, false, NULL, NULL },
 };
 
@@ -335,6 +360,69 @@ static enum err session_trial(struct emu_call *c, int64_t *days)
     return ERR_OK;
 }
 
+static bool param_is_true(const json_t *obj, const char *key)
+{
+    bool v = false;
+
+    return emu_param_bool(obj, key, &v) && v;
+}
+
+static bool param_is(const json_t *obj, const char *key, const char *want)
+{
+    const char *v = emu_param_str(obj, key);
+
+    return v && strcmp(v, want) == 0;
+}
+
+/* The discount a session names (discounts[0]): a known coupon or active promotion code. */
+static enum err session_discounts(struct emu_call *c)
+{
+    const json_t *ds = json_object_get(c->params, "discounts");
+    const json_t *d = json_array_get(ds, 0);
+    const char *promo = emu_param_str(d, "promotion_code");
+    const char *coupon = emu_param_str(d, "coupon");
+    const json_t *pc = emu_state_get(c->app->st, EMU_PROMOTION_CODE, promo);
+
+    if (!ds)
+        return ERR_OK;
+    if (param_is_true(c->params, "allow_promotion_codes"))
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL,
+                             "You may only specify one of these parameters: "
+                             "allow_promotion_codes, discounts.");
+    if (json_array_size(ds) != 1 || (promo && coupon) || (!promo && !coupon))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "discounts",
+                             "Only one discount is supported: a coupon or a promotion_code.");
+    if (promo && !pc)
+        return emu_call_missing(c, "promotion code", "discounts[0][promotion_code]", promo);
+    if (promo && !json_is_true(json_object_get(pc, "active")))
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "discounts[0][promotion_code]",
+                             "This promotion code is not active.");
+    if (coupon && !emu_state_get(c->app->st, EMU_COUPON, coupon))
+        return emu_call_missing(c, "coupon", "discounts[0][coupon]", coupon);
+    return ERR_OK;
+}
+
+/* Automatic tax needs an address: the customer's, or the one Checkout saves to it. */
+static enum err session_tax(struct emu_call *c)
+{
+    const char *cus_id = emu_param_str(c->params, "customer");
+    const json_t *cus = emu_state_get(c->app->st, EMU_CUSTOMER, cus_id);
+    const json_t *cu = json_object_get(c->params, "customer_update");
+
+    if (cu && !cus_id)
+        return emu_call_fail(c, ERR_INVALID, "parameter_invalid", "customer_update",
+                             "customer_update can only be used with customer.");
+    if (!param_is_true(json_object_get(c->params, "automatic_tax"), "enabled") || !cus ||
+        json_is_object(json_object_get(cus, "address")) || param_is(cu, "address", "auto") ||
+        param_is(cu, "shipping", "auto"))
+        return ERR_OK;
+    return emu_call_fail(c, ERR_INVALID, NULL, "automatic_tax[enabled]",
+                         "Automatic tax calculation in Checkout requires a valid address on the "
+                         "Customer. Add a valid address to the Customer or set either "
+                         "`customer_update[address]` to 'auto' or `customer_update[shipping]` to "
+                         "'auto' to save the address entered in Checkout to the Customer.");
+}
+
 static enum err session_check(struct emu_call *c, const json_t **price, int64_t *qty,
                               int64_t *trial_days)
 {
@@ -345,7 +433,8 @@ static enum err session_check(struct emu_call *c, const json_t **price, int64_t 
                              "The emulator supports only mode=subscription.");
     if (cus && !emu_state_get(c->app->st, EMU_CUSTOMER, cus))
         return emu_call_missing(c, "customer", "customer", cus);
-    if (session_line(c, price, qty) != ERR_OK)
+    if (session_line(c, price, qty) != ERR_OK || session_discounts(c) != ERR_OK ||
+        session_tax(c) != ERR_OK)
         return ERR_INVALID;
     return session_trial(c, trial_days);
 }
@@ -361,6 +450,59 @@ static enum err session_expiry(struct emu_call *c, int64_t now, int64_t *expires
                              "The `expires_at` timestamp must be between 30 minutes and 24 hours "
                              "from Checkout Session creation.");
     return ERR_OK;
+}
+
+/*
+ * Promotion codes, discounts, automatic tax, address and tax id collection, locale: reflected on
+ * the session and kept for the page and the payment. amount_total counts the discount; tax
+ * comes when the address is known.
+ */
+static void session_options(struct emu_call *c, json_t *s, json_t *priv, int64_t subtotal)
+{
+    const json_t *d = json_array_get(json_object_get(c->params, "discounts"), 0);
+    const json_t *pc =
+        emu_state_get(c->app->st, EMU_PROMOTION_CODE, emu_param_str(d, "promotion_code"));
+    const json_t *coupon = pc ? json_object_get(pc, "coupon")
+                              : emu_state_get(c->app->st, EMU_COUPON, emu_param_str(d, "coupon"));
+    const json_t *cu = json_object_get(c->params, "customer_update");
+    bool tax = param_is_true(json_object_get(c->params, "automatic_tax"), "enabled");
+    bool promos = param_is_true(c->params, "allow_promotion_codes");
+    int64_t discount = 0;
+
+    if (coupon)
+        discount = emu_round_div(
+            subtotal *
+                (int64_t)(json_number_value(json_object_get(coupon, "percent_off")) * 100.0 + 0.5),
+            10000);
+    json_object_set_new(s, "amount_subtotal", json_integer(subtotal));
+    json_object_set_new(s, "amount_total", json_integer(subtotal - discount));
+    json_object_set_new(s, "total_details",
+                        json_pack("{s:I,s:i,s:i}", "amount_discount", (json_int_t)discount,
+                                  "amount_shipping", 0, "amount_tax", 0));
+    json_object_set_new(s, "allow_promotion_codes", promos ? json_true() : json_null());
+    json_object_set_new(s, "automatic_tax",
+                        json_pack("{s:b,s:o}", "enabled", tax, "status",
+                                  tax ? json_string("requires_location_inputs") : json_null()));
+    json_object_set_new(
+        s, "tax_id_collection",
+        json_pack("{s:b}", "enabled",
+                  param_is_true(json_object_get(c->params, "tax_id_collection"), "enabled")));
+    if (emu_param_str(c->params, "billing_address_collection"))
+        json_object_set_new(s, "billing_address_collection",
+                            json_string(emu_param_str(c->params, "billing_address_collection")));
+    if (emu_param_str(c->params, "locale"))
+        json_object_set_new(s, "locale", json_string(emu_param_str(c->params, "locale")));
+    json_object_set_new(priv, "allow_promotion_codes", json_boolean(promos));
+    json_object_set_new(priv, "automatic_tax", json_boolean(tax));
+    json_object_set_new(
+        priv, "address_required",
+        json_boolean(tax || param_is(c->params, "billing_address_collection", "required")));
+    json_object_set_new(priv, "update_address", json_boolean(param_is(cu, "address", "auto")));
+    json_object_set_new(priv, "update_name", json_boolean(param_is(cu, "name", "auto")));
+    if (pc)
+        json_object_set(priv, "promotion_code", json_object_get(pc, "id"));
+    else if (coupon)
+        json_object_set(priv, "coupon", json_object_get(coupon, "id"));
 }
 
 enum err emu_session_create_h(struct emu_call *c)
@@ -379,10 +521,9 @@ enum err emu_session_create_h(struct emu_call *c)
     snprintf(url, sizeof(url), "%s/checkout/%s", c->app->cfg.public_url, id);
     s = emu_session_json(c->params, id, url, now);
     json_object_set_new(s, "expires_at", json_integer(expires_at));
-    json_object_set(s, "amount_total", json_object_get(price, "unit_amount"));
-    json_object_set(s, "amount_subtotal", json_object_get(price, "unit_amount"));
     emu_state_put(c->app->st, EMU_SESSION, s);
     priv = emu_state_private(c->app->st, id);
+    session_options(c, s, priv, json_integer_value(json_object_get(price, "unit_amount")) * qty);
     json_object_set(priv, "price", json_object_get(price, "id"));
     json_object_set_new(priv, "quantity", json_integer(qty));
     json_object_set_new(priv, "trial_days", json_integer(trial_days));

@@ -6,7 +6,9 @@
 #include "billing.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "objects.h"
 #include "params.h"
@@ -22,44 +24,10 @@ struct event_step {
     enum ref about;
 };
 
-/* A checkout session paid: its subscription, the first invoice, then the session itself. */
-static const struct event_step checkout_events[] = {
-    { "customer.subscription.created", REF_SUB }, { "invoice.created", REF_INVOICE },
-    { "invoice.finalized", REF_INVOICE },         { "invoice.paid", REF_INVOICE },
-    { "invoice.payment_succeeded", REF_INVOICE }, { "checkout.session.completed", REF_SESSION },
-};
-
-/* A renewal (or a trial's end) paid: the new period, then the invoice. */
-static const struct event_step renewal_paid_events[] = {
-    { "customer.subscription.updated", REF_SUB }, { "invoice.created", REF_INVOICE },
-    { "invoice.finalized", REF_INVOICE },         { "invoice.paid", REF_INVOICE },
-    { "invoice.payment_succeeded", REF_INVOICE },
-};
-
-/* A renewal whose payment failed: the new period and status past_due (or unpaid), the invoice. */
-static const struct event_step renewal_failed_events[] = {
-    { "customer.subscription.updated", REF_SUB },
-    { "invoice.created", REF_INVOICE },
-    { "invoice.finalized", REF_INVOICE },
-    { "invoice.payment_failed", REF_INVOICE },
-};
-
-struct refs {
-    const json_t *sub, *invoice, *session;
-    const json_t *prev; /* previous_attributes of the *.updated step */
-};
-
-static void emit_steps(struct emu *app, const struct event_step *steps, size_t n,
-                       const struct refs *r, int64_t at)
-{
-    for (size_t i = 0; i < n; i++) {
-        const json_t *obj = steps[i].about == REF_SUB       ? r->sub
-                            : steps[i].about == REF_INVOICE ? r->invoice
-                                                            : r->session;
-        bool updated = strstr(steps[i].type, ".updated") != NULL;
-        emu_emit(app, steps[i].type, obj, updated ? r->prev : NULL, at);
-    }
-}
+/* The events of a finalized invoice after its collection, by outcome. */
+static const char *const paid_events[] = { "invoice.paid", "invoice.payment_succeeded", NULL };
+static const char *const failed_events[] = { "invoice.payment_failed", NULL };
+static const char *const action_events[] = { "invoice.payment_action_required", NULL };
 
 enum emu_card emu_card_parse(const char *number)
 {
@@ -70,6 +38,7 @@ enum emu_card emu_card_parse(const char *number)
         { "4242424242424242", EMU_CARD_OK },
         { "4000000000000002", EMU_CARD_DECLINE },
         { "4000002500003155", EMU_CARD_3DS },
+        { "4000002760003184", EMU_CARD_3DS_ALWAYS },
     };
 
     char digits[32];
@@ -139,56 +108,272 @@ static void invoice_charge(struct emu *app, json_t *inv, const char *card, int64
     emu_state_put(app->st, EMU_CHARGE, ch);
 }
 
-/* Creates, settles and stores an invoice for the subscription's current period. */
-static json_t *invoice_for(struct emu *app, json_t *sub, json_t *cus, const char *reason,
-                           int64_t amount, int64_t now)
+int64_t emu_prorate(int64_t amount, int64_t period_start, int64_t period_end, int64_t at)
 {
-    struct emu_invoice_params ip = {
-        .sub = sub,
-        .customer = cus,
-        .billing_reason = reason,
-        .amount = amount,
-        .period_start = int_field(sub, "current_period_start"),
-        .period_end = int_field(sub, "current_period_end"),
-        .now = now,
-        .public_url = app->cfg.public_url,
-    };
-    json_t *inv = emu_invoice_json(&ip);
-    const char *card = str_field(emu_state_private(app->st, str_field(cus, "id")), "card");
-    bool paid = emu_card_parse(card) != EMU_CARD_DECLINE || amount == 0;
+    int64_t len = period_end - period_start;
 
-    emu_invoice_settle(inv, paid, now);
-    if (paid && amount > 0)
-        invoice_charge(app, inv, card, now);
-    json_object_set_new(cus, "next_invoice_sequence",
-                        json_integer(int_field(cus, "next_invoice_sequence") + 1));
-    json_object_set(sub, "latest_invoice", json_object_get(inv, "id"));
-    emu_state_put(app->st, EMU_INVOICE, inv);
-    return inv;
+    if (len <= 0 || at >= period_end)
+        return 0;
+    if (at <= period_start)
+        return amount;
+    return emu_round_div(amount * (period_end - at), len);
+}
+
+static int64_t sub_quantity(const json_t *sub)
+{
+    int64_t q = int_field(sub, "quantity");
+
+    return q > 0 ? q : 1;
 }
 
 static int64_t sub_amount(const json_t *sub)
 {
-    return int_field(emu_subscription_price(sub), "unit_amount") * int_field(sub, "quantity");
+    return int_field(emu_subscription_price(sub), "unit_amount") * sub_quantity(sub);
+}
+
+static const char *product_name(struct emu *app, const json_t *price)
+{
+    const json_t *prod = emu_state_get(app->st, EMU_PRODUCT, str_field(price, "product"));
+    const char *name = str_field(prod, "name");
+
+    return name ? name : "plan";
+}
+
+static void day_str(char *out, size_t len, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(out, len, "%d %b %Y", &tm);
+}
+
+/* A subscription line: qty x price for [start, end), amount given (0 for a trial). */
+static json_t *sub_line(struct emu *app, const json_t *sub, const json_t *price, int64_t amount,
+                        int64_t start, int64_t end)
+{
+    char desc[256];
+    struct emu_line_params lp = { sub, price, sub_quantity(sub), amount, desc, start,
+                                  end, false, "subscription" };
+
+    snprintf(desc, sizeof(desc), "%lld × %s (at $%lld.%02lld / %s)", (long long)sub_quantity(sub),
+             product_name(app, price), (long long)(int_field(price, "unit_amount") / 100),
+             (long long)(int_field(price, "unit_amount") % 100), emu_price_interval(price));
+    return emu_line_json(&lp);
+}
+
+/* A proration line: "Unused time on …" (a credit) or "Remaining time on …" after `at`. */
+static json_t *proration_line(struct emu *app, const json_t *sub, const json_t *price, bool credit,
+                              int64_t at)
+{
+    char desc[256], day[32];
+    int64_t start = int_field(sub, "current_period_start"),
+            end = int_field(sub, "current_period_end");
+    int64_t amount =
+        emu_prorate(int_field(price, "unit_amount") * sub_quantity(sub), start, end, at);
+    struct emu_line_params lp = {
+        sub, price, sub_quantity(sub), credit ? -amount : amount, desc, at, end, true, "invoiceitem"
+    };
+
+    day_str(day, sizeof(day), at);
+    snprintf(desc, sizeof(desc), "%s time on %s after %s", credit ? "Unused" : "Remaining",
+             product_name(app, price), day);
+    return emu_line_json(&lp);
+}
+
+/* The terms an invoice of sub gets at `at`: its discount while it lasts, automatic tax. */
+static struct emu_invoice_terms sub_terms(const json_t *sub, const json_t *cus, int64_t at)
+{
+    const json_t *d = json_object_get(sub, "discount");
+    const json_t *end = json_object_get(d, "end");
+    struct emu_invoice_terms t = { NULL, 0, false, int_field(cus, "balance") };
+
+    if (json_is_object(d) && (!json_is_integer(end) || json_integer_value(end) > at)) {
+        t.discount = d;
+        t.percent_off_bp = (int64_t)(json_number_value(json_object_get(json_object_get(d, "coupon"),
+                                                                       "percent_off")) *
+                                         100.0 +
+                                     0.5);
+    }
+    t.tax = json_is_true(json_object_get(json_object_get(sub, "automatic_tax"), "enabled"));
+    return t;
+}
+
+/* The subscription's pending invoice items (prorations awaiting the next invoice). */
+static json_t *pending_items(struct emu *app, const json_t *sub)
+{
+    json_t *priv = emu_state_private(app->st, str_field(sub, "id"));
+
+    if (!json_is_array(json_object_get(priv, "pending")))
+        json_object_set_new(priv, "pending", json_array());
+    return json_object_get(priv, "pending");
+}
+
+struct invoice_spec {
+    json_t *sub, *cus;
+    const char *reason;
+    const json_t *lines;
+    int64_t start, end; /* its period */
+    int64_t at;
+};
+
+/* A new invoice with its totals, not stored (a preview when nothing else is done with it). */
+static json_t *invoice_make(struct emu *app, const struct invoice_spec *sp, int64_t *balance_after)
+{
+    struct emu_invoice_params ip = {
+        .sub = sp->sub,
+        .customer = sp->cus,
+        .billing_reason = sp->reason,
+        .period_start = sp->start,
+        .period_end = sp->end,
+        .now = sp->at,
+        .public_url = app->cfg.public_url,
+        .lines = sp->lines,
+    };
+    json_t *inv = emu_invoice_json(&ip);
+    struct emu_invoice_terms t = sub_terms(sp->sub, sp->cus, sp->at);
+    int64_t after = emu_invoice_total(inv, &t);
+
+    if (balance_after)
+        *balance_after = after;
+    return inv;
+}
+
+/* What charging the customer's card off-session does now. */
+static enum emu_pay card_outcome(struct emu *app, const char *cus_id)
+{
+    const char *card = str_field(emu_state_private(app->st, cus_id), "card");
+
+    switch (emu_card_parse(card)) {
+    case EMU_CARD_DECLINE:
+        return EMU_PAY_DECLINED;
+    case EMU_CARD_3DS_ALWAYS:
+        return EMU_PAY_ACTION;
+    case EMU_CARD_OK:
+    case EMU_CARD_3DS:
+    case EMU_CARD_INVALID:
+        break;
+    }
+    return EMU_PAY_OK;
+}
+
+enum emu_pay emu_customer_pay_outcome(struct emu *app, const char *cus_id)
+{
+    return card_outcome(app, cus_id);
+}
+
+/*
+ * Creates, finalizes, collects and stores an invoice; on_session payments (checkout) pass
+ * whatever the card; the customer's balance and invoice sequence move on.
+ */
+static json_t *invoice_issue(struct emu *app, const struct invoice_spec *sp, bool on_session)
+{
+    int64_t balance = 0;
+    json_t *inv = invoice_make(app, sp, &balance);
+    const char *cus_id = str_field(sp->cus, "id");
+    const char *card = str_field(emu_state_private(app->st, cus_id), "card");
+    int64_t due = int_field(inv, "amount_due");
+    enum emu_pay pay = due == 0 || on_session ? EMU_PAY_OK : card_outcome(app, cus_id);
+
+    emu_invoice_settle(inv, pay == EMU_PAY_OK, sp->at);
+    if (pay == EMU_PAY_OK && due > 0)
+        invoice_charge(app, inv, card, sp->at);
+    if (pay == EMU_PAY_ACTION)
+        json_object_set_new(emu_state_private(app->st, str_field(inv, "id")), "requires_action",
+                            json_true());
+    json_object_set_new(sp->cus, "balance", json_integer(balance));
+    json_object_set_new(sp->cus, "next_invoice_sequence",
+                        json_integer(int_field(sp->cus, "next_invoice_sequence") + 1));
+    json_object_set(sp->sub, "latest_invoice", json_object_get(inv, "id"));
+    emu_state_put(app->st, EMU_INVOICE, inv);
+    return inv;
+}
+
+enum emu_pay emu_invoice_outcome(struct emu *app, const json_t *inv)
+{
+    if (json_is_true(json_object_get(inv, "paid")))
+        return EMU_PAY_OK;
+    if (json_is_true(
+            json_object_get(emu_state_private(app->st, str_field(inv, "id")), "requires_action")))
+        return EMU_PAY_ACTION;
+    return EMU_PAY_DECLINED;
+}
+
+void emu_invoice_events(struct emu *app, const json_t *inv, int64_t at)
+{
+    enum emu_pay pay = emu_invoice_outcome(app, inv);
+    const char *const *after = pay == EMU_PAY_OK       ? paid_events
+                               : pay == EMU_PAY_ACTION ? action_events
+                                                       : failed_events;
+
+    emu_emit(app, "invoice.created", inv, NULL, at);
+    emu_emit(app, "invoice.finalized", inv, NULL, at);
+    for (; *after; after++)
+        emu_emit(app, *after, inv, NULL, at);
 }
 
 static void session_complete(json_t *session, const json_t *cus, const json_t *sub,
                              const json_t *inv)
 {
-    bool free_trial = int_field(inv, "amount_due") == 0;
+    bool free_trial = int_field(inv, "amount_due") == 0 && int_field(inv, "subtotal") == 0;
+    int64_t discount = int_field(inv, "subtotal") - int_field(inv, "total_excluding_tax");
 
     json_object_set_new(session, "status", json_string("complete"));
     json_object_set_new(session, "payment_status",
                         json_string(free_trial ? "no_payment_required" : "paid"));
     json_object_set(session, "subscription", json_object_get(sub, "id"));
     json_object_set(session, "invoice", json_object_get(inv, "id"));
-    json_object_set(session, "amount_total", json_object_get(inv, "amount_due"));
-    json_object_set(session, "amount_subtotal", json_object_get(inv, "amount_due"));
+    json_object_set(session, "amount_total", json_object_get(inv, "total"));
+    json_object_set(session, "amount_subtotal", json_object_get(inv, "subtotal"));
+    json_object_set_new(session, "total_details",
+                        json_pack("{s:I,s:i,s:I}", "amount_discount", (json_int_t)discount,
+                                  "amount_shipping", 0, "amount_tax",
+                                  (json_int_t)int_field(inv, "tax")));
+    if (json_is_true(json_object_get(json_object_get(session, "automatic_tax"), "enabled")))
+        json_object_set_new(json_object_get(session, "automatic_tax"), "status",
+                            json_string("complete"));
     json_object_set_new(session, "url", json_null());
     json_object_set_new(
         session, "customer_details",
-        json_pack("{s:n,s:O,s:O,s:n,s:s,s:n}", "address", "email", json_object_get(cus, "email"),
-                  "name", json_object_get(cus, "name"), "phone", "tax_exempt", "none", "tax_ids"));
+        json_pack("{s:O,s:O,s:O,s:n,s:s,s:[]}", "address", json_object_get(cus, "address"), "email",
+                  json_object_get(cus, "email"), "name", json_object_get(cus, "name"), "phone",
+                  "tax_exempt", "none", "tax_ids"));
+}
+
+/* The discount a paid session gives its subscription (from its promotion code), or NULL. */
+static json_t *session_discount(struct emu *app, const json_t *session, const json_t *priv,
+                                const char *sub_id, int64_t now)
+{
+    json_t *promo = emu_state_get(app->st, EMU_PROMOTION_CODE, str_field(priv, "promotion_code"));
+    json_t *coupon = emu_state_get(app->st, EMU_COUPON,
+                                   promo ? str_field(json_object_get(promo, "coupon"), "id")
+                                         : str_field(priv, "coupon"));
+    struct emu_discount_params dp = { str_field(session, "customer"), sub_id,
+                                      str_field(session, "id"), str_field(promo, "id"), now };
+
+    if (!coupon)
+        return NULL;
+    if (promo)
+        json_object_set_new(promo, "times_redeemed",
+                            json_integer(int_field(promo, "times_redeemed") + 1));
+    json_object_set_new(coupon, "times_redeemed",
+                        json_integer(int_field(coupon, "times_redeemed") + 1));
+    if (promo)
+        json_object_set_new(promo, "coupon", json_deep_copy(coupon));
+    return emu_discount_json(json_deep_copy(coupon), &dp);
+}
+
+/* The address the checkout page collected goes to the customer (customer_update[address]). */
+static void session_address(json_t *cus, json_t *priv)
+{
+    json_t *addr = json_object_get(priv, "address");
+
+    if (json_is_object(addr) && (json_is_null(json_object_get(cus, "address")) ||
+                                 json_is_true(json_object_get(priv, "update_address"))))
+        json_object_set(cus, "address", addr);
+    if (str_field(priv, "name") && (json_is_null(json_object_get(cus, "name")) ||
+                                    json_is_true(json_object_get(priv, "update_name"))))
+        json_object_set(cus, "name", json_object_get(priv, "name"));
 }
 
 void emu_checkout_pay(struct emu *app, json_t *session, const char *card)
@@ -206,16 +391,35 @@ void emu_checkout_pay(struct emu *app, json_t *session, const char *card)
         .trial_days = int_field(priv, "trial_days"),
     };
     json_t *sub = emu_subscription_json(&sp);
+    json_t *discount = session_discount(app, session, priv, str_field(sub, "id"), sp.now);
+    json_t *lines;
     json_t *inv;
-    struct refs r;
+    struct invoice_spec is;
 
     json_object_set_new(emu_state_private(app->st, cus_id), "card", json_string(card));
+    session_address(cus, priv);
+    if (discount)
+        json_object_set_new(sub, "discount", discount);
+    if (json_is_true(json_object_get(priv, "automatic_tax")))
+        json_object_set_new(json_object_get(sub, "automatic_tax"), "enabled", json_true());
     emu_state_put(app->st, EMU_SUBSCRIPTION, sub);
-    inv = invoice_for(app, sub, cus, "subscription_create", sp.trial_days ? 0 : sub_amount(sub),
-                      sp.now);
+    lines = json_pack("[o]", sub_line(app, sub, emu_subscription_price(sub),
+                                      sp.trial_days ? 0 : sub_amount(sub),
+                                      int_field(sub, "current_period_start"),
+                                      int_field(sub, "current_period_end")));
+    is = (struct invoice_spec){ sub,
+                                cus,
+                                "subscription_create",
+                                lines,
+                                int_field(sub, "current_period_start"),
+                                int_field(sub, "current_period_end"),
+                                sp.now };
+    inv = invoice_issue(app, &is, true);
+    json_decref(lines);
     session_complete(session, cus, sub, inv);
-    r = (struct refs){ sub, inv, session, NULL };
-    emit_steps(app, checkout_events, ARRAY_SIZE(checkout_events), &r, sp.now);
+    emu_emit(app, "customer.subscription.created", sub, NULL, sp.now);
+    emu_invoice_events(app, inv, sp.now);
+    emu_emit(app, "checkout.session.completed", session, NULL, sp.now);
 }
 
 static int64_t sub_now(struct emu *app, const json_t *sub)
@@ -406,6 +610,94 @@ void emu_metadata_update(json_t *obj, json_t *update, json_t *prev)
     json_decref(old);
 }
 
+/* The schedule managing sub, when it is active; NULL otherwise. */
+static json_t *sub_schedule(struct emu *app, const json_t *sub)
+{
+    json_t *sched = emu_state_get(app->st, EMU_SCHEDULE, str_field(sub, "schedule"));
+
+    return sched && strcmp(str_field(sched, "status"), "active") == 0 ? sched : NULL;
+}
+
+/* The index of the schedule's phase holding `at` (the last one when past all), or -1. */
+static int schedule_phase_at(const json_t *sched, int64_t at)
+{
+    const json_t *phases = json_object_get(sched, "phases");
+    size_t i;
+    const json_t *ph;
+    int found = -1;
+
+    json_array_foreach(phases, i, ph)
+    {
+        if (int_field(ph, "start_date") <= at)
+            found = (int)i;
+    }
+    return found;
+}
+
+/* The end of the schedule's current phase, or 0 when it has none. */
+static int64_t schedule_phase_end(const json_t *sched)
+{
+    return int_field(json_object_get(sched, "current_phase"), "end_date");
+}
+
+/* The price of a phase's first item (borrowed from the state), or NULL. */
+static json_t *phase_price(struct emu *app, const json_t *phase)
+{
+    const json_t *item = json_array_get(json_object_get(phase, "items"), 0);
+
+    return emu_state_get(app->st, EMU_PRICE, str_field(item, "price"));
+}
+
+/*
+ * Moves a schedule past its current phase at `at`: the next phase's price without proration
+ * (subscription_schedule.updated), or, past the last phase, the end (completed; the subscription
+ * is released and goes on as it is). Old subscription values go into prev.
+ */
+static void schedule_step(struct emu *app, json_t *sub, int64_t at, json_t *prev)
+{
+    static const char *const keys[] = { "schedule", NULL };
+    json_t *sched = sub_schedule(app, sub);
+    const json_t *phases = json_object_get(sched, "phases");
+    int idx;
+    const json_t *next;
+
+    if (!sched || schedule_phase_end(sched) > at)
+        return;
+    idx = schedule_phase_at(sched, at);
+    next = idx >= 0 ? json_array_get(phases, (size_t)idx) : NULL;
+    if (next && int_field(next, "end_date") > at) {
+        json_t *price = phase_price(app, next);
+        if (price)
+            emu_subscription_switch(sub, price, prev);
+        json_object_set_new(sched, "current_phase",
+                            json_pack("{s:O,s:O}", "start_date",
+                                      json_object_get(next, "start_date"), "end_date",
+                                      json_object_get(next, "end_date")));
+        emu_emit(app, "subscription_schedule.updated", sched, NULL, at);
+        return;
+    }
+    prev_merge(prev, capture(sub, keys));
+    json_object_set_new(sched, "status", json_string("completed"));
+    json_object_set_new(sched, "completed_at", json_integer(at));
+    json_object_set_new(sched, "current_phase", json_null());
+    json_object_set(sched, "released_subscription", json_object_get(sub, "id"));
+    json_object_set_new(sub, "schedule", json_null());
+    emu_emit(app, "subscription_schedule.completed", sched, NULL, at);
+}
+
+/* Ends a discount whose time is up (customer.discount.deleted); the old one goes into prev. */
+static void discount_expire(struct emu *app, json_t *sub, int64_t at, json_t *prev)
+{
+    static const char *const keys[] = { "discount", NULL };
+    json_t *d = json_object_get(sub, "discount");
+
+    if (!json_is_integer(json_object_get(d, "end")) || int_field(d, "end") > at)
+        return;
+    emu_emit(app, "customer.discount.deleted", d, NULL, at);
+    prev_merge(prev, capture(sub, keys));
+    json_object_set_new(sub, "discount", json_null());
+}
+
 /* A new period: the next invoice, paid or failed, and the status that follows. */
 static void sub_renew(struct emu *app, json_t *sub, int64_t at)
 {
@@ -416,24 +708,264 @@ static void sub_renew(struct emu *app, json_t *sub, int64_t at)
     int64_t start = int_field(sub, "current_period_end");
     const char *was = str_field(sub, "status");
     bool failing = strcmp(was, "past_due") == 0 || strcmp(was, "unpaid") == 0;
-    json_t *inv;
-    bool paid;
-    struct refs r;
+    json_t *lines, *inv;
+    struct invoice_spec is;
+    enum emu_pay pay;
 
-    emu_subscription_set_period(sub, start, emu_add_month(start));
-    inv = invoice_for(app, sub, cus, "subscription_cycle", sub_amount(sub), at);
-    paid = json_is_true(json_object_get(inv, "paid"));
+    schedule_step(app, sub, start, prev);
+    discount_expire(app, sub, start, prev);
+    emu_subscription_set_period(
+        sub, start, emu_add_interval(start, emu_price_interval(emu_subscription_price(sub))));
+    lines = json_deep_copy(pending_items(app, sub));
+    json_array_append_new(lines, sub_line(app, sub, emu_subscription_price(sub), sub_amount(sub),
+                                          start, int_field(sub, "current_period_end")));
+    json_array_clear(pending_items(app, sub));
+    is = (struct invoice_spec){ sub,   cus,   "subscription_cycle",
+                                lines, start, int_field(sub, "current_period_end"),
+                                at };
+    inv = invoice_issue(app, &is, false);
+    json_decref(lines);
+    pay = emu_invoice_outcome(app, inv);
     json_object_set_new(sub, "status",
-                        json_string(paid      ? "active"
-                                    : failing ? "unpaid"
-                                              : "past_due"));
+                        json_string(pay == EMU_PAY_OK ? "active"
+                                    : failing         ? "unpaid"
+                                                      : "past_due"));
     keep_changed(prev, sub);
-    r = (struct refs){ sub, inv, NULL, prev };
-    if (paid)
-        emit_steps(app, renewal_paid_events, ARRAY_SIZE(renewal_paid_events), &r, at);
-    else
-        emit_steps(app, renewal_failed_events, ARRAY_SIZE(renewal_failed_events), &r, at);
+    emu_emit(app, "customer.subscription.updated", sub, prev, at);
+    emu_invoice_events(app, inv, at);
     json_decref(prev);
+}
+
+/* A schedule's phase ending inside a period: the next phase's price, without proration. */
+static void sub_phase_change(struct emu *app, json_t *sub, int64_t at)
+{
+    json_t *prev = json_object();
+
+    schedule_step(app, sub, at, prev);
+    emu_subscription_updated(app, sub, prev);
+}
+
+#define PENDING_UPDATE_S (23 * INT64_C(3600)) /* a pending_update expires after 23 hours */
+
+struct change_plan {
+    json_t *lines;      /* the proration lines (and a new cycle's subscription line) */
+    bool invoice_now;   /* always_invoice, or a new billing cycle */
+    bool new_cycle;     /* billing_cycle_anchor now: the period restarts */
+    int64_t start, end; /* the new period when new_cycle */
+    int64_t at;         /* the proration date */
+};
+
+static bool str_is(const char *s, const char *want)
+{
+    return s && strcmp(s, want) == 0;
+}
+
+/* What a change does to the money, with nothing changed yet. */
+static void change_plan(struct emu *app, const json_t *sub, const struct emu_sub_change *ch,
+                        int64_t now, struct change_plan *pl)
+{
+    const json_t *old = emu_subscription_price(sub);
+    const json_t *neu = ch->price ? ch->price : old;
+    bool prorate = !str_is(ch->proration, "none") && !str_is(str_field(sub, "status"), "trialing");
+    bool switched = !str_is(str_field(old, "id"), str_field(neu, "id"));
+
+    pl->lines = json_array();
+    pl->at = ch->proration_date ? ch->proration_date : now;
+    pl->new_cycle = ch->anchor_now || strcmp(emu_price_interval(old), emu_price_interval(neu)) != 0;
+    pl->invoice_now = pl->new_cycle || (str_is(ch->proration, "always_invoice") && switched);
+    pl->start = now;
+    pl->end = emu_add_interval(now, emu_price_interval(neu));
+    if (pl->new_cycle) {
+        if (prorate)
+            json_array_append_new(pl->lines, proration_line(app, sub, old, true, pl->at));
+        json_array_append_new(pl->lines, sub_line(app, sub, neu,
+                                                  int_field(neu, "unit_amount") * sub_quantity(sub),
+                                                  pl->start, pl->end));
+        return;
+    }
+    if (!switched || !prorate)
+        return;
+    json_array_append_new(pl->lines, proration_line(app, sub, old, true, pl->at));
+    json_array_append_new(pl->lines, proration_line(app, sub, neu, false, pl->at));
+}
+
+/* The invoice spec of a change's immediate invoice: pending items, then the plan's lines. */
+static json_t *change_lines(struct emu *app, const json_t *sub, const struct change_plan *pl)
+{
+    json_t *lines = json_deep_copy(pending_items(app, sub));
+
+    json_array_extend(lines, pl->lines);
+    return lines;
+}
+
+json_t *emu_subscription_change(struct emu *app, json_t *sub, const struct emu_sub_change *ch,
+                                json_t *prev)
+{
+    static const char *const cycle_keys[] = { "current_period_start", "current_period_end",
+                                              "billing_cycle_anchor", NULL };
+    static const char *const after_keys[] = { "latest_invoice", "status", "pending_update", NULL };
+    json_t *cus = emu_state_get(app->st, EMU_CUSTOMER, str_field(sub, "customer"));
+    int64_t now = sub_now(app, sub);
+    struct change_plan pl;
+    json_t *lines, *inv, *after;
+    struct invoice_spec is;
+    bool pending_only;
+    int64_t expires = now + PENDING_UPDATE_S;
+
+    change_plan(app, sub, ch, now, &pl);
+    if (!pl.invoice_now) {
+        if (ch->price)
+            emu_subscription_switch(sub, ch->price, prev);
+        json_array_extend(pending_items(app, sub), pl.lines);
+        json_decref(pl.lines);
+        return NULL;
+    }
+    after = capture(sub, after_keys);
+    pending_only = str_is(ch->payment_behavior, "pending_if_incomplete") &&
+                   emu_customer_pay_outcome(app, str_field(sub, "customer")) != EMU_PAY_OK;
+    lines = change_lines(app, sub, &pl);
+    is = (struct invoice_spec){ sub,
+                                cus,
+                                "subscription_update",
+                                lines,
+                                pl.new_cycle ? pl.start : pl.at,
+                                pl.new_cycle ? pl.end : int_field(sub, "current_period_end"),
+                                now };
+    if (!pending_only) {
+        json_array_clear(pending_items(app, sub));
+        if (ch->price)
+            emu_subscription_switch(sub, ch->price, prev);
+        if (pl.new_cycle) {
+            prev_merge(prev, capture(sub, cycle_keys));
+            emu_subscription_set_period(sub, pl.start, pl.end);
+            json_object_set_new(sub, "billing_cycle_anchor", json_integer(pl.start));
+        }
+    }
+    inv = invoice_issue(app, &is, false);
+    if (pending_only)
+        json_object_set_new(
+            sub, "pending_update",
+            json_pack("{s:o,s:I,s:[{s:O,s:O,s:I}],s:n,s:n}", "billing_cycle_anchor",
+                      pl.new_cycle ? json_integer(pl.start) : json_null(), "expires_at",
+                      (json_int_t)expires, "subscription_items", "id",
+                      json_object_get(
+                          json_array_get(json_object_get(json_object_get(sub, "items"), "data"), 0),
+                          "id"),
+                      "price", ch->price ? ch->price : emu_subscription_price(sub), "quantity",
+                      (json_int_t)sub_quantity(sub), "trial_end", "trial_from_plan"));
+    else if (emu_invoice_outcome(app, inv) != EMU_PAY_OK)
+        json_object_set_new(sub, "status", json_string("past_due"));
+    keep_changed(after, sub);
+    prev_merge(prev, after);
+    json_decref(lines);
+    json_decref(pl.lines);
+    return inv;
+}
+
+json_t *emu_subscription_preview(struct emu *app, json_t *sub, const struct emu_sub_change *ch)
+{
+    json_t *cus = emu_state_get(app->st, EMU_CUSTOMER, str_field(sub, "customer"));
+    int64_t now = sub_now(app, sub), end = int_field(sub, "current_period_end");
+    struct change_plan pl = { json_array(), false, false, now, end, now };
+    const json_t *price = emu_subscription_price(sub);
+    json_t *sched = sub_schedule(app, sub);
+    json_t *lines, *inv;
+    struct invoice_spec is;
+
+    if (ch) {
+        json_decref(pl.lines);
+        change_plan(app, sub, ch, now, &pl);
+        if (ch->price)
+            price = ch->price;
+    }
+    lines = change_lines(app, sub, &pl);
+    if (pl.invoice_now) {
+        is = (struct invoice_spec){ sub,
+                                    cus,
+                                    "subscription_update",
+                                    lines,
+                                    pl.new_cycle ? pl.start : pl.at,
+                                    pl.new_cycle ? pl.end : end,
+                                    now };
+    } else {
+        int idx = sched ? schedule_phase_at(sched, end) : -1;
+        json_t *next =
+            idx >= 0
+                ? phase_price(app, json_array_get(json_object_get(sched, "phases"), (size_t)idx))
+                : NULL;
+        int64_t next_end;
+        if (next && !ch)
+            price = next;
+        next_end = emu_add_interval(end, emu_price_interval(price));
+        json_array_append_new(lines, sub_line(app, sub, price,
+                                              int_field(price, "unit_amount") * sub_quantity(sub),
+                                              end, next_end));
+        is = (struct invoice_spec){ sub, cus, "subscription_cycle", lines, end, next_end, end };
+    }
+    inv = invoice_make(app, &is, NULL);
+    json_decref(lines);
+    json_decref(pl.lines);
+    json_object_del(inv, "id");
+    json_object_set_new(inv, "status", json_string("draft"));
+    json_object_set_new(inv, "number", json_null());
+    json_object_set_new(inv, "hosted_invoice_url", json_null());
+    json_object_set_new(inv, "invoice_pdf", json_null());
+    json_object_set_new(inv, "effective_at", json_null());
+    json_object_set_new(inv, "next_payment_attempt", json_integer(is.at));
+    json_object_set_new(json_object_get(inv, "status_transitions"), "finalized_at", json_null());
+    json_object_set_new(json_object_get(inv, "lines"), "url",
+                        json_string("/v1/invoices/upcoming/lines"));
+    return inv;
+}
+
+json_t *emu_schedule_create(struct emu *app, json_t *sub)
+{
+    static const char *const keys[] = { "schedule", NULL };
+    int64_t now = sub_now(app, sub);
+    json_t *sched = emu_schedule_json(sub, now);
+    json_t *prev = capture(sub, keys);
+
+    emu_state_put(app->st, EMU_SCHEDULE, sched);
+    json_object_set(sub, "schedule", json_object_get(sched, "id"));
+    emu_emit(app, "subscription_schedule.created", sched, NULL, now);
+    emu_subscription_updated(app, sub, prev);
+    return sched;
+}
+
+void emu_schedule_set_phases(struct emu *app, json_t *sched, json_t *phases,
+                             const char *end_behavior)
+{
+    json_t *sub = emu_state_get(app->st, EMU_SUBSCRIPTION, str_field(sched, "subscription"));
+    int64_t now = sub_now(app, sub);
+    int idx;
+    const json_t *cur;
+
+    json_object_set_new(sched, "phases", phases);
+    if (end_behavior)
+        json_object_set_new(sched, "end_behavior", json_string(end_behavior));
+    idx = schedule_phase_at(sched, now);
+    cur = json_array_get(phases, idx >= 0 ? (size_t)idx : 0);
+    json_object_set_new(sched, "current_phase",
+                        json_pack("{s:O,s:O}", "start_date", json_object_get(cur, "start_date"),
+                                  "end_date", json_object_get(cur, "end_date")));
+    emu_emit(app, "subscription_schedule.updated", sched, NULL, now);
+}
+
+void emu_schedule_release(struct emu *app, json_t *sched)
+{
+    static const char *const keys[] = { "schedule", NULL };
+    json_t *sub = emu_state_get(app->st, EMU_SUBSCRIPTION, str_field(sched, "subscription"));
+    int64_t now = sub_now(app, sub);
+    json_t *prev = capture(sub, keys);
+
+    json_object_set_new(sched, "status", json_string("released"));
+    json_object_set_new(sched, "released_at", json_integer(now));
+    json_object_set(sched, "released_subscription", json_object_get(sched, "subscription"));
+    json_object_set_new(sched, "subscription", json_null());
+    json_object_set_new(sched, "current_phase", json_null());
+    json_object_set_new(sub, "schedule", json_null());
+    emu_emit(app, "subscription_schedule.released", sched, NULL, now);
+    emu_subscription_updated(app, sub, prev);
 }
 
 enum due_kind {
@@ -441,6 +973,7 @@ enum due_kind {
     DUE_TRIAL_WARNING,  /* customer.subscription.trial_will_end */
     DUE_TRIAL_END,      /* trialing -> active (or past_due) with its first charge */
     DUE_PERIOD_END,     /* renewal, or the scheduled cancellation */
+    DUE_PHASE_END,      /* a schedule's phase ends inside a period */
     DUE_SESSION_EXPIRY, /* an open checkout session reaches its expires_at */
 };
 
@@ -455,6 +988,7 @@ static struct due sub_next_due(struct emu *app, json_t *sub)
     const char *status = str_field(sub, "status");
     json_t *priv = emu_state_private(app->st, str_field(sub, "id"));
     int64_t end = int_field(sub, "current_period_end");
+    json_t *sched = sub_schedule(app, sub);
 
     if (strcmp(status, "trialing") == 0) {
         int64_t warn = int_field(sub, "trial_end") - EMU_TRIAL_WARNING_S;
@@ -464,6 +998,8 @@ static struct due sub_next_due(struct emu *app, json_t *sub)
     }
     if (strcmp(status, "canceled") == 0 || strcmp(status, "incomplete_expired") == 0)
         return (struct due){ sub, DUE_NONE, 0 };
+    if (sched && schedule_phase_end(sched) < end)
+        return (struct due){ sub, DUE_PHASE_END, schedule_phase_end(sched) };
     return (struct due){ sub, DUE_PERIOD_END, end };
 }
 
@@ -511,6 +1047,9 @@ static void due_run(struct emu *app, const struct due *d, int64_t at)
         break;
     case DUE_TRIAL_END:
         sub_renew(app, d->obj, at);
+        break;
+    case DUE_PHASE_END:
+        sub_phase_change(app, d->obj, at);
         break;
     case DUE_PERIOD_END:
         if (json_is_true(json_object_get(d->obj, "cancel_at_period_end")))

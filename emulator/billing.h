@@ -17,10 +17,11 @@
 #include "emu.h"
 
 enum emu_card {
-    EMU_CARD_OK,      /* 4242 4242 4242 4242 (and the customer default) */
-    EMU_CARD_DECLINE, /* 4000 0000 0000 0002 */
-    EMU_CARD_3DS,     /* 4000 0025 0000 3155: asks for authentication first */
-    EMU_CARD_INVALID, /* anything else */
+    EMU_CARD_OK,         /* 4242 4242 4242 4242 (and the customer default) */
+    EMU_CARD_DECLINE,    /* 4000 0000 0000 0002 */
+    EMU_CARD_3DS,        /* 4000 0025 0000 3155: asks for authentication first (on session) */
+    EMU_CARD_3DS_ALWAYS, /* 4000 0027 6000 3184: asks for authentication off session too */
+    EMU_CARD_INVALID,    /* anything else */
 };
 
 /* Classifies a card number; spaces are ignored. */
@@ -86,6 +87,67 @@ void emu_subscription_switch(json_t *sub, const json_t *price, json_t *prev);
 /* Merges a metadata update (Stripe's rules: "" deletes a key, metadata="" clears); old into prev.
  */
 void emu_metadata_update(json_t *obj, json_t *update, json_t *prev);
+
+/* What charging a customer's saved card off session does. */
+enum emu_pay {
+    EMU_PAY_OK,
+    EMU_PAY_DECLINED, /* the invoice stays open: invoice.payment_failed */
+    EMU_PAY_ACTION,   /* it needs authentication: invoice.payment_action_required */
+};
+
+/*
+ * The prorated part of `amount` for what is left of [period_start, period_end) at `at`:
+ * amount * (period_end - at) / (period_end - period_start), to the second, rounded half away
+ * from zero (all of it before the period, nothing after). Pure.
+ */
+int64_t emu_prorate(int64_t amount, int64_t period_start, int64_t period_end, int64_t at);
+
+/* What charging the customer's saved card off session does now. */
+enum emu_pay emu_customer_pay_outcome(struct emu *app, const char *cus_id);
+
+/* How a stored invoice's collection went. */
+enum emu_pay emu_invoice_outcome(struct emu *app, const json_t *inv);
+
+/* Emits invoice.created, invoice.finalized and the events of its collection. */
+void emu_invoice_events(struct emu *app, const json_t *inv, int64_t at);
+
+struct emu_sub_change {
+    const json_t *price;          /* the new price of items[0]; NULL keeps it */
+    const char *proration;        /* "create_prorations" (NULL too), "always_invoice", "none" */
+    int64_t proration_date;       /* prorate from then; 0 = now */
+    bool anchor_now;              /* billing_cycle_anchor=now */
+    const char *payment_behavior; /* "pending_if_incomplete" keeps the change pending */
+};
+
+/*
+ * Changes a subscription's price as Stripe does. Same interval: create_prorations adds the
+ * credit for unused time on the old price and the charge for the rest of the period on the new
+ * one as pending items of the next invoice; always_invoice invoices them (with the pending
+ * items) and charges the saved card now; none just switches. Another interval, or
+ * billing_cycle_anchor now, restarts the period now and invoices the new price less the unused
+ * time. A failed charge leaves the invoice open and the subscription past_due, or, with
+ * pending_if_incomplete, the price unchanged under pending_update. Old values go into prev.
+ * Returns the invoice made now (stored; its events not yet emitted) or NULL.
+ */
+json_t *emu_subscription_change(struct emu *app, json_t *sub, const struct emu_sub_change *ch,
+                                json_t *prev);
+
+/*
+ * The upcoming invoice (GET /v1/invoices/upcoming): with a change that invoices now, that
+ * invoice; otherwise the next period's, with the pending items, the change's prorations and the
+ * next schedule phase's price. New, without an id; nothing is stored.
+ */
+json_t *emu_subscription_preview(struct emu *app, json_t *sub, const struct emu_sub_change *ch);
+
+/* A new schedule from_subscription (one phase: the current period); sub.schedule is set. */
+json_t *emu_schedule_create(struct emu *app, json_t *sub);
+
+/* Replaces a schedule's phases (stolen; checked, at least one) and end_behavior (NULL keeps). */
+void emu_schedule_set_phases(struct emu *app, json_t *sched, json_t *phases,
+                             const char *end_behavior);
+
+/* Releases a schedule: the subscription stays as it is, without a schedule. */
+void emu_schedule_release(struct emu *app, json_t *sched);
 
 /* Advances a test clock to frozen_time, processing every due subscription event in time order. */
 void emu_clock_advance(struct emu *app, json_t *clock, int64_t frozen_time);

@@ -177,7 +177,7 @@ static void customer_card(struct control_call *c)
     if (!card || emu_card_parse(card) == EMU_CARD_INVALID) {
         bad(c, 400,
             "card: one of the test cards 4242424242424242, 4000000000000002, "
-            "4000002500003155");
+            "4000002500003155, 4000002760003184");
         return;
     }
     pthread_mutex_lock(&c->app->mu);

@@ -105,12 +105,20 @@ static json_t *plan_json(const json_t *price)
                      "usage_type", "licensed");
 }
 
+const char *emu_price_interval(const json_t *price)
+{
+    const char *iv =
+        json_string_value(json_object_get(json_object_get(price, "recurring"), "interval"));
+
+    return iv ? iv : "month";
+}
+
 static json_t *plan_of(const json_t *price)
 {
     json_t *plan = plan_json(price);
 
     json_object_set_new(plan, "aggregate_usage", json_null());
-    json_object_set_new(plan, "interval", json_string("month"));
+    json_object_set_new(plan, "interval", json_string(emu_price_interval(price)));
     return plan;
 }
 
@@ -166,7 +174,8 @@ static void sub_add_nulls(json_t *s)
 json_t *emu_subscription_json(const struct emu_sub_params *p)
 {
     char id[EMU_ID_MAX];
-    int64_t end = p->trial_days > 0 ? p->now + p->trial_days * EMU_DAY_S : emu_add_month(p->now);
+    int64_t end = p->trial_days > 0 ? p->now + p->trial_days * EMU_DAY_S
+                                    : emu_add_interval(p->now, emu_price_interval(p->price));
     json_t *s;
 
     emu_id_new("sub_", id, 28);
@@ -224,24 +233,48 @@ json_t *emu_subscription_price(const json_t *sub)
     return json_object_get(item, "price");
 }
 
+json_t *emu_line_json(const struct emu_line_params *p)
+{
+    const json_t *item =
+        json_array_get(json_object_get(json_object_get(p->sub, "items"), "data"), 0);
+    char id[EMU_ID_MAX], ii[EMU_ID_MAX];
+    bool is_item = strcmp(p->type, "invoiceitem") == 0;
+    json_t *line;
+
+    emu_id_new("il_", id, 27);
+    emu_id_new("ii_", ii, 27);
+    line = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:[],s:b,s:[],s:b,s:{},s:{s:I,s:I},s:O,s:o,"
+                     "s:b,s:I,s:O,s:O,s:s,s:[],s:[],s:{s:n}}",
+                     "id", id, "object", "line_item", "amount", (json_int_t)p->amount,
+                     "amount_excluding_tax", (json_int_t)p->amount, "currency", "usd",
+                     "description", p->description, "discount_amounts", "discountable", 1,
+                     "discounts", "livemode", 0, "metadata", "period", "end", (json_int_t)p->end,
+                     "start", (json_int_t)p->start, "price", p->price, "plan", plan_of(p->price),
+                     "proration", p->proration, "quantity", (json_int_t)p->quantity, "subscription",
+                     json_object_get(p->sub, "id"), "subscription_item",
+                     json_object_get(item, "id"), "type", p->type, "tax_amounts", "tax_rates",
+                     "proration_details", "credited_items");
+    json_object_set_new(line, "invoice_item", is_item ? json_string(ii) : json_null());
+    return line;
+}
+
 static json_t *line_json(const struct emu_invoice_params *p)
 {
     const json_t *item =
         json_array_get(json_object_get(json_object_get(p->sub, "items"), "data"), 0);
-    const json_t *price = json_object_get(item, "price");
-    char id[EMU_ID_MAX];
+    struct emu_line_params lp = {
+        .sub = p->sub,
+        .price = json_object_get(item, "price"),
+        .quantity = (int64_t)json_integer_value(json_object_get(item, "quantity")),
+        .amount = p->amount,
+        .description = "Subscription",
+        .start = p->period_start,
+        .end = p->period_end,
+        .proration = false,
+        .type = "subscription",
+    };
 
-    emu_id_new("il_", id, 27);
-    return json_pack(
-        "{s:s,s:s,s:I,s:I,s:s,s:s,s:[],s:b,s:[],s:b,s:{},s:{s:I,s:I},s:O,s:O,"
-        "s:b,s:O,s:O,s:O,s:s}",
-        "id", id, "object", "line_item", "amount", (json_int_t)p->amount, "amount_excluding_tax",
-        (json_int_t)p->amount, "currency", "usd", "description", "Subscription", "discount_amounts",
-        "discountable", 1, "discounts", "livemode", 0, "metadata", "period", "end",
-        (json_int_t)p->period_end, "start", (json_int_t)p->period_start, "price", price, "plan",
-        json_object_get(item, "plan"), "proration", 0, "quantity",
-        json_object_get(item, "quantity"), "subscription", json_object_get(p->sub, "id"),
-        "subscription_item", json_object_get(item, "id"), "type", "subscription");
+    return emu_line_json(&lp);
 }
 
 static void invoice_number(const json_t *customer, char *out, size_t len)
@@ -287,10 +320,11 @@ static void invoice_add_nulls(json_t *inv)
 static json_t *invoice_lines(const struct emu_invoice_params *p, const char *id)
 {
     char url[EMU_ID_MAX + 64];
+    json_t *data = p->lines ? json_deep_copy(p->lines) : json_pack("[o]", line_json(p));
 
     snprintf(url, sizeof(url), "/v1/invoices/%s/lines", id);
-    return json_pack("{s:s,s:[o],s:b,s:i,s:s}", "object", "list", "data", line_json(p), "has_more",
-                     0, "total_count", 1, "url", url);
+    return json_pack("{s:s,s:I,s:b,s:s,s:o}", "object", "list", "total_count",
+                     (json_int_t)json_array_size(data), "has_more", 0, "url", url, "data", data);
 }
 
 json_t *emu_invoice_json(const struct emu_invoice_params *p)
@@ -318,6 +352,17 @@ json_t *emu_invoice_json(const struct emu_invoice_params *p)
         json_object_get(p->sub, "id"), "subtotal", (json_int_t)p->amount, "total",
         (json_int_t)p->amount, "test_clock", json_object_get(p->sub, "test_clock"));
     invoice_add_nulls(inv);
+    json_object_set_new(inv, "automatic_tax", json_pack("{s:b,s:n}", "enabled", 0, "status"));
+    json_object_set_new(inv, "discounts", json_array());
+    json_object_set_new(inv, "default_tax_rates", json_array());
+    json_object_set_new(inv, "amount_shipping", json_integer(0));
+    json_object_set_new(inv, "starting_balance", json_integer(0));
+    json_object_set_new(inv, "ending_balance", json_integer(0));
+    json_object_set_new(inv, "tax", json_null());
+    json_object_set_new(inv, "total_discount_amounts", json_array());
+    json_object_set_new(inv, "total_tax_amounts", json_array());
+    json_object_set_new(inv, "subtotal_excluding_tax", json_integer(p->amount));
+    json_object_set_new(inv, "total_excluding_tax", json_integer(p->amount));
     json_object_set_new(inv, "status_transitions",
                         json_pack("{s:I,s:n,s:n,s:n}", "finalized_at", (json_int_t)p->now,
                                   "marked_uncollectible_at", "paid_at", "voided_at"));
@@ -494,6 +539,151 @@ json_t *emu_clock_json(int64_t frozen_time, const char *name, int64_t now)
                      "livemode", 0, "name", str_or_null(name), "status", "ready");
 }
 
+int64_t emu_round_div(int64_t num, int64_t den)
+{
+    int64_t q, r;
+
+    if (den < 0) {
+        num = -num;
+        den = -den;
+    }
+    q = num / den;
+    r = num % den;
+    if (2 * (r < 0 ? -r : r) >= den)
+        q += num < 0 ? -1 : 1;
+    return q;
+}
+
+/* Puts the discount and tax amounts of one line; its tax through *tax. */
+static void line_terms(json_t *line, const struct emu_invoice_terms *t, int64_t *discount,
+                       int64_t *tax)
+{
+    int64_t amount = (int64_t)json_integer_value(json_object_get(line, "amount"));
+    bool discountable = json_is_true(json_object_get(line, "discountable"));
+    const char *di = json_string_value(json_object_get(t->discount, "id"));
+
+    *discount = t->discount && discountable ? emu_round_div(amount * t->percent_off_bp, 10000) : 0;
+    *tax = t->tax ? emu_round_div((amount - *discount) * EMU_TAX_PERCENT, 100) : 0;
+    if (*discount != 0) {
+        json_array_append_new(
+            json_object_get(line, "discount_amounts"),
+            json_pack("{s:I,s:s}", "amount", (json_int_t)*discount, "discount", di));
+        json_array_append_new(json_object_get(line, "discounts"), json_string(di));
+    }
+    if (t->tax)
+        json_array_append_new(json_object_get(line, "tax_amounts"),
+                              json_pack("{s:I,s:b,s:s,s:s,s:I}", "amount", (json_int_t)*tax,
+                                        "inclusive", 0, "tax_rate", EMU_TAX_RATE_ID,
+                                        "taxability_reason", "standard_rated", "taxable_amount",
+                                        (json_int_t)(amount - *discount)));
+    json_object_set_new(line, "amount_excluding_tax", json_integer(amount));
+}
+
+int64_t emu_invoice_total(json_t *inv, const struct emu_invoice_terms *t)
+{
+    int64_t subtotal = 0, discount = 0, tax = 0, total, owed;
+    size_t i;
+    json_t *line;
+
+    json_array_foreach(json_object_get(json_object_get(inv, "lines"), "data"), i, line)
+    {
+        int64_t d, x;
+        line_terms(line, t, &d, &x);
+        subtotal += (int64_t)json_integer_value(json_object_get(line, "amount"));
+        discount += d;
+        tax += x;
+    }
+    total = subtotal - discount + tax;
+    owed = total + t->balance;
+    json_object_set_new(inv, "subtotal", json_integer(subtotal));
+    json_object_set_new(inv, "subtotal_excluding_tax", json_integer(subtotal));
+    json_object_set_new(inv, "total", json_integer(total));
+    json_object_set_new(inv, "total_excluding_tax", json_integer(subtotal - discount));
+    json_object_set_new(inv, "amount_due", json_integer(owed > 0 ? owed : 0));
+    json_object_set_new(inv, "amount_remaining", json_integer(owed > 0 ? owed : 0));
+    json_object_set_new(inv, "starting_balance", json_integer(t->balance));
+    json_object_set_new(inv, "ending_balance", json_integer(owed > 0 ? 0 : owed));
+    if (t->discount) {
+        json_object_set_new(inv, "discount", json_deep_copy(t->discount));
+        json_array_append(json_object_get(inv, "discounts"), json_object_get(t->discount, "id"));
+        json_array_append_new(json_object_get(inv, "total_discount_amounts"),
+                              json_pack("{s:I,s:O}", "amount", (json_int_t)discount, "discount",
+                                        json_object_get(t->discount, "id")));
+    }
+    if (t->tax) {
+        json_object_set_new(inv, "automatic_tax",
+                            json_pack("{s:b,s:s}", "enabled", 1, "status", "complete"));
+        json_object_set_new(inv, "tax", json_integer(tax));
+        json_array_append_new(json_object_get(inv, "total_tax_amounts"),
+                              json_pack("{s:I,s:b,s:s,s:s,s:I}", "amount", (json_int_t)tax,
+                                        "inclusive", 0, "tax_rate", EMU_TAX_RATE_ID,
+                                        "taxability_reason", "standard_rated", "taxable_amount",
+                                        (json_int_t)(subtotal - discount)));
+    }
+    return owed > 0 ? 0 : owed;
+}
+
+json_t *emu_discount_json(json_t *coupon, const struct emu_discount_params *p)
+{
+    char id[EMU_ID_MAX];
+    int64_t months = (int64_t)json_integer_value(json_object_get(coupon, "duration_in_months"));
+    const char *duration = json_string_value(json_object_get(coupon, "duration"));
+    bool repeating = duration && strcmp(duration, "repeating") == 0;
+
+    emu_id_new("di_", id, 27);
+    return json_pack("{s:s,s:s,s:o,s:O,s:s,s:o,s:n,s:n,s:o,s:I,s:o}", "id", id, "object",
+                     "discount", "checkout_session", str_or_null(p->session), "coupon", coupon,
+                     "customer", p->customer, "end",
+                     repeating ? json_integer(emu_add_months(p->now, months)) : json_null(),
+                     "invoice", "invoice_item", "promotion_code", str_or_null(p->promotion_code),
+                     "start", (json_int_t)p->now, "subscription", str_or_null(p->subscription));
+}
+
+json_t *emu_schedule_json(const json_t *sub, int64_t now)
+{
+    char id[EMU_ID_MAX];
+    const json_t *item = json_array_get(json_object_get(json_object_get(sub, "items"), "data"), 0);
+    json_t *phase = emu_schedule_phase_json(
+        json_object_get(item, "price"),
+        (int64_t)json_integer_value(json_object_get(item, "quantity")),
+        (int64_t)json_integer_value(json_object_get(sub, "current_period_start")),
+        (int64_t)json_integer_value(json_object_get(sub, "current_period_end")));
+    json_t *s;
+
+    emu_id_new("sub_sched_", id, 34);
+    s = json_pack("{s:s,s:s,s:n,s:n,s:n,s:I,s:{s:O,s:O},s:O,s:s,s:b,s:{},s:[o],s:n,s:n,s:s,"
+                  "s:O,s:O}",
+                  "id", id, "object", "subscription_schedule", "application", "canceled_at",
+                  "completed_at", "created", (json_int_t)now, "current_phase", "start_date",
+                  json_object_get(phase, "start_date"), "end_date",
+                  json_object_get(phase, "end_date"), "customer", json_object_get(sub, "customer"),
+                  "end_behavior", "release", "livemode", 0, "metadata", "phases", phase,
+                  "released_at", "released_subscription", "status", "active", "subscription",
+                  json_object_get(sub, "id"), "test_clock", json_object_get(sub, "test_clock"));
+    json_object_set_new(s, "default_settings",
+                        json_pack("{s:n,s:{s:b},s:s,s:n,s:s,s:n,s:n,s:n,s:n,s:n}",
+                                  "application_fee_percent", "automatic_tax", "enabled", 0,
+                                  "billing_cycle_anchor", "automatic", "billing_thresholds",
+                                  "collection_method", "charge_automatically",
+                                  "default_payment_method", "description", "invoice_settings",
+                                  "on_behalf_of", "transfer_data"));
+    return s;
+}
+
+json_t *emu_schedule_phase_json(const json_t *price, int64_t quantity, int64_t start, int64_t end)
+{
+    return json_pack("{s:[],s:n,s:n,s:n,s:n,s:n,s:s,s:n,s:[],s:n,s:I,s:n,s:[{s:n,s:{},s:O,s:I,"
+                     "s:[]}],s:{},s:n,s:s,s:I,s:n,s:n}",
+                     "add_invoice_items", "application_fee_percent", "billing_cycle_anchor",
+                     "billing_thresholds", "collection_method", "coupon", "currency", "usd",
+                     "default_payment_method", "default_tax_rates", "description", "end_date",
+                     (json_int_t)end, "invoice_settings", "items", "billing_thresholds", "metadata",
+                     "price", json_object_get(price, "id"), "quantity", (json_int_t)quantity,
+                     "tax_rates", "metadata", "on_behalf_of", "proration_behavior",
+                     "create_prorations", "start_date", (json_int_t)start, "transfer_data",
+                     "trial_end");
+}
+
 static int days_in_month(int year, int mon)
 {
     static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
@@ -504,16 +694,31 @@ static int days_in_month(int year, int mon)
 
 int64_t emu_add_month(int64_t t)
 {
+    return emu_add_months(t, 1);
+}
+
+int64_t emu_add_interval(int64_t t, const char *interval)
+{
+    if (strcmp(interval, "year") == 0)
+        return emu_add_months(t, 12);
+    if (strcmp(interval, "week") == 0)
+        return t + 7 * EMU_DAY_S;
+    if (strcmp(interval, "day") == 0)
+        return t + EMU_DAY_S;
+    return emu_add_months(t, 1);
+}
+
+int64_t emu_add_months(int64_t t, int64_t n)
+{
     time_t tt = (time_t)t;
     struct tm tm;
     int year, dim;
+    int64_t mon;
 
     gmtime_r(&tt, &tm);
-    tm.tm_mon++;
-    if (tm.tm_mon == 12) {
-        tm.tm_mon = 0;
-        tm.tm_year++;
-    }
+    mon = tm.tm_mon + n;
+    tm.tm_year += (int)(mon / 12);
+    tm.tm_mon = (int)(mon % 12);
     year = tm.tm_year + 1900;
     dim = days_in_month(year, tm.tm_mon);
     if (tm.tm_mday > dim)

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/str.h"
 #include "base/xalloc.h"
@@ -188,15 +189,29 @@ static void checkout_render(struct page_call *p, const json_t *s, int status, co
         html(&b, "<p>Free trial: %s days.</p>", days);
     if (error)
         html(&b, "<p class=\"err\">%s</p>", error);
-    html(&b,
-         "<form method=\"post\" action=\"/checkout/%s/pay\"><label>Card number "
-         "<input name=\"card\" value=\"4242 4242 4242 4242\" size=\"24\"></label> "
-         "<label>MM/YY <input name=\"exp\" value=\"12/34\" size=\"5\"></label> "
-         "<label>CVC <input name=\"cvc\" value=\"123\" size=\"4\"></label>"
-         "<p><button type=\"submit\">Subscribe</button></p></form>"
-         "<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, "
-         "4000 0025 0000 3155 asks for authentication.</p>",
-         str_field(s, "id"));
+    html(&b, "<form method=\"post\" action=\"/checkout/%s/pay\">", str_field(s, "id"));
+    if (json_is_true(json_object_get(priv, "allow_promotion_codes")))
+        html(&b, "<p><label>Promotion code <input name=\"promotion_code\" size=\"16\">"
+                 "</label></p>");
+    else if (str_field(priv, "promotion_code"))
+        html(&b, "<p>Promotion code applied.</p>");
+    if (json_is_true(json_object_get(priv, "address_required")))
+        html(&b, "<fieldset><legend>Billing address</legend>"
+                 "<label>Name <input name=\"name\" size=\"24\"></label> "
+                 "<label>Address <input name=\"line1\" size=\"24\"></label> "
+                 "<label>City <input name=\"city\" size=\"16\"></label> "
+                 "<label>Postal code <input name=\"postal_code\" size=\"8\"></label> "
+                 "<label>Country <input name=\"country\" value=\"US\" size=\"2\"></label>"
+                 "</fieldset>");
+    if (json_is_true(json_object_get(priv, "automatic_tax")))
+        html(&b, "<p>Tax is calculated from your address.</p>");
+    html(&b, "<label>Card number "
+             "<input name=\"card\" value=\"4242 4242 4242 4242\" size=\"24\"></label> "
+             "<label>MM/YY <input name=\"exp\" value=\"12/34\" size=\"5\"></label> "
+             "<label>CVC <input name=\"cvc\" value=\"123\" size=\"4\"></label>"
+             "<p><button type=\"submit\">Subscribe</button></p></form>"
+             "<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, "
+             "4000 0025 0000 3155 and 4000 0027 6000 3184 ask for authentication.</p>");
     if (str_field(s, "cancel_url"))
         html(&b, "<p><a href=\"%s\">Cancel and go back</a></p>", str_field(s, "cancel_url"));
     page_send(p, status, &b);
@@ -267,8 +282,8 @@ static void auth_page(struct page_call *p)
 
     page_begin(&b, "Complete authentication");
     html(&b,
-         "<p>Your bank asks you to authenticate this payment (test card "
-         "4000 0025 0000 3155).</p>"
+         "<p>Your bank asks you to authenticate this payment (test cards "
+         "4000 0025 0000 3155 and 4000 0027 6000 3184).</p>"
          "<form method=\"post\" action=\"/checkout/%s/3ds/complete\">"
          "<button type=\"submit\">Complete authentication</button></form>"
          "<form method=\"post\" action=\"/checkout/%s/3ds/fail\">"
@@ -277,12 +292,58 @@ static void auth_page(struct page_call *p)
     page_send(p, 200, &b);
 }
 
+static const char *form_str(const struct page_call *p, const char *key)
+{
+    const char *v = json_string_value(json_object_get(p->form, key));
+
+    return v && v[0] ? v : NULL;
+}
+
+/*
+ * Reads the promotion code and billing address fields into the session's private data; false
+ * with the form shown again when one is wrong.
+ */
+static bool checkout_fields(struct page_call *p, json_t *s)
+{
+    json_t *priv = emu_state_private(p->app->st, p->id);
+    const char *code = form_str(p, "promotion_code");
+    size_t i;
+    json_t *pc, *found = NULL;
+
+    if (code && json_is_true(json_object_get(priv, "allow_promotion_codes"))) {
+        json_array_foreach(emu_state_all(p->app->st, EMU_PROMOTION_CODE), i, pc)
+        {
+            if (strcasecmp(str_field(pc, "code"), code) == 0 &&
+                json_is_true(json_object_get(pc, "active")))
+                found = pc;
+        }
+        if (!found) {
+            checkout_render(p, s, 400, "This code is invalid.");
+            return false;
+        }
+        json_object_set(priv, "promotion_code", json_object_get(found, "id"));
+    }
+    if (!json_is_true(json_object_get(priv, "address_required")))
+        return true;
+    if (!form_str(p, "line1") || !form_str(p, "postal_code") || !form_str(p, "country")) {
+        checkout_render(p, s, 400, "Enter your billing address: address, postal code, country.");
+        return false;
+    }
+    json_object_set_new(priv, "address",
+                        json_pack("{s:s?,s:s,s:s,s:n,s:s,s:n}", "city", form_str(p, "city"),
+                                  "country", form_str(p, "country"), "line1", form_str(p, "line1"),
+                                  "line2", "postal_code", form_str(p, "postal_code"), "state"));
+    if (form_str(p, "name"))
+        json_object_set_new(priv, "name", json_string(form_str(p, "name")));
+    return true;
+}
+
 static void checkout_pay(struct page_call *p)
 {
     json_t *s = open_session(p);
     const char *card = json_string_value(json_object_get(p->form, "card"));
 
-    if (!s)
+    if (!s || !checkout_fields(p, s))
         return;
     switch (emu_card_parse(card)) {
     case EMU_CARD_OK:
@@ -292,7 +353,13 @@ static void checkout_pay(struct page_call *p)
         checkout_render(p, s, 402, "Your card was declined.");
         break;
     case EMU_CARD_3DS:
-        json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds", json_true());
+        json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds",
+                            json_string("4000002500003155"));
+        auth_page(p);
+        break;
+    case EMU_CARD_3DS_ALWAYS:
+        json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds",
+                            json_string("4000002760003184"));
         auth_page(p);
         break;
     case EMU_CARD_INVALID:
@@ -310,26 +377,33 @@ static json_t *pending_session(struct page_call *p)
     if (!s)
         return NULL;
     priv = emu_state_private(p->app->st, p->id);
-    if (!json_is_true(json_object_get(priv, "pending_3ds"))) {
+    if (!json_is_string(json_object_get(priv, "pending_3ds"))) {
         checkout_render(p, s, 409, "No payment is waiting for authentication.");
         return NULL;
     }
-    json_object_del(priv, "pending_3ds");
     return s;
 }
 
 static void checkout_3ds_complete(struct page_call *p)
 {
     json_t *s = pending_session(p);
+    json_t *priv;
+    char card[32];
 
-    if (s)
-        checkout_finish(p, s, "4000002500003155");
+    if (!s)
+        return;
+    priv = emu_state_private(p->app->st, p->id);
+    str_copy(card, sizeof(card), str_field(priv, "pending_3ds"));
+    json_object_del(priv, "pending_3ds");
+    checkout_finish(p, s, card);
 }
 
 static void checkout_3ds_fail(struct page_call *p)
 {
     json_t *s = pending_session(p);
 
+    if (s)
+        json_object_del(emu_state_private(p->app->st, p->id), "pending_3ds");
     if (s)
         checkout_render(p, s, 402,
                         "Your card was declined. We are unable to authenticate your payment "
@@ -358,8 +432,9 @@ static void portal_sub(struct page_call *p, struct buf *b, const json_t *sub)
 
     money(amount, sizeof(amount), json_integer_value(json_object_get(price, "unit_amount")));
     date_str(end, sizeof(end), json_integer_value(json_object_get(sub, "current_period_end")));
-    html(b, "<h2>%s, %s per month</h2><p>Status: %s. %s %s.</p>", str_field(prod, "name"), amount,
-         str_field(sub, "status"), ending ? "Ends on" : "Renews on", end);
+    html(b, "<h2>%s, %s per %s</h2><p>Status: %s. %s %s.</p>", str_field(prod, "name"), amount,
+         emu_price_interval(price), str_field(sub, "status"), ending ? "Ends on" : "Renews on",
+         end);
     html(b,
          "<form method=\"post\" action=\"/portal/%s/%s\"><input type=\"hidden\" "
          "name=\"subscription\" value=\"%s\"><button type=\"submit\">%s</button></form>",
@@ -373,13 +448,17 @@ static void portal_sub(struct page_call *p, struct buf *b, const json_t *sub)
     json_array_foreach(emu_state_all(p->app->st, EMU_PRICE), i, other)
     {
         json_t *op = emu_state_get(p->app->st, EMU_PRODUCT, str_field(other, "product"));
+        char other_amount[32];
         if (strcmp(str_field(other, "id"), str_field(price, "id")) == 0)
             continue;
+        money(other_amount, sizeof(other_amount),
+              json_integer_value(json_object_get(other, "unit_amount")));
         html(b,
              "<form method=\"post\" action=\"/portal/%s/switch\"><input type=\"hidden\" "
              "name=\"subscription\" value=\"%s\"><input type=\"hidden\" name=\"price\" "
-             "value=\"%s\"><button type=\"submit\">Switch to %s</button></form>",
-             p->id, sid, str_field(other, "id"), str_field(op, "name"));
+             "value=\"%s\"><button type=\"submit\">Switch to %s (%s per %s)</button></form>",
+             p->id, sid, str_field(other, "id"), str_field(op, "name"), other_amount,
+             emu_price_interval(other));
     }
 }
 
@@ -476,7 +555,8 @@ static void portal_switch(struct page_call *p)
     json_t *sub = portal_target(p, &ps);
     const char *pid = json_string_value(json_object_get(p->form, "price"));
     json_t *price = emu_state_get(p->app->st, EMU_PRICE, pid);
-    json_t *prev;
+    struct emu_sub_change ch = { price, "always_invoice", 0, false, "allow_incomplete" };
+    json_t *prev, *inv;
 
     if (!sub)
         return;
@@ -485,8 +565,10 @@ static void portal_switch(struct page_call *p)
         return;
     }
     prev = json_object();
-    emu_subscription_switch(sub, price, prev);
+    inv = emu_subscription_change(p->app, sub, &ch, prev);
     emu_subscription_updated(p->app, sub, prev);
+    if (inv)
+        emu_invoice_events(p->app, inv, json_integer_value(json_object_get(inv, "created")));
     respond_redirect(p->resp, str_field(ps, "return_url"));
 }
 

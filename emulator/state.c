@@ -34,6 +34,9 @@ static const struct kind_info kinds[EMU_KIND_COUNT] = {
     [EMU_PAYMENT_INTENT] = { "pi_", "payment_intent" },
     [EMU_CHARGE] = { "ch_", "charge" },
     [EMU_REFUND] = { "re_", "refund" },
+    [EMU_SCHEDULE] = { "sub_sched_", "subscription_schedule" },
+    [EMU_COUPON] = { "coupon_", "coupon" },
+    [EMU_PROMOTION_CODE] = { "promo_", "promotion_code" },
 };
 
 /* The prices that exist from the start: premium and plus. */
@@ -41,12 +44,16 @@ struct seed_price {
     const char *product_id;
     const char *product_name;
     int64_t unit_amount;
+    const char *interval;
 };
 
 static const struct seed_price seed_prices[] = {
-    { "prod_premium", "Premium", 999 },
-    { "prod_plus", "Plus", 1999 },
+    { "prod_premium", "Premium", 999, "month" },
+    { "prod_plus", "Plus", 1999, "month" },
 };
+
+/* Premium billed yearly; seeded first, so that lists (newest first) still begin as before. */
+static const struct seed_price seed_annual = { "prod_premium", "Premium", 9990, "year" };
 
 #define SEED_CREATED INT64_C(1700000000)
 
@@ -83,15 +90,39 @@ static json_t *price_json(const char *id, const struct seed_price *sp)
                      "id", id, "object", "price", "active", 1, "billing_scheme", "per_unit",
                      "created", (json_int_t)SEED_CREATED, "currency", "usd", "custom_unit_amount",
                      "livemode", 0, "lookup_key", "metadata", "nickname", "product", sp->product_id,
-                     "recurring", "aggregate_usage", "interval", "month", "interval_count", 1,
+                     "recurring", "aggregate_usage", "interval", sp->interval, "interval_count", 1,
                      "usage_type", "licensed", "tax_behavior", "unspecified", "tiers_mode",
                      "transform_quantity", "type", "recurring", "unit_amount",
                      (json_int_t)sp->unit_amount, "unit_amount_decimal", dec);
 }
 
+static json_t *coupon_json(void)
+{
+    return json_pack("{s:s,s:s,s:n,s:I,s:n,s:s,s:i,s:b,s:n,s:{},s:s,s:i,s:n,s:i,s:b}", "id",
+                     EMU_COUPON_ID, "object", "coupon", "amount_off", "created",
+                     (json_int_t)SEED_CREATED, "currency", "duration", "repeating",
+                     "duration_in_months", 3, "livemode", 0, "max_redemptions", "metadata", "name",
+                     "20% off for 3 months", "percent_off", 20, "redeem_by", "times_redeemed", 0,
+                     "valid", 1);
+}
+
+static json_t *promotion_code_json(void)
+{
+    return json_pack("{s:s,s:s,s:b,s:s,s:o,s:I,s:n,s:n,s:b,s:n,s:{},s:{s:b,s:n,s:n},s:i}", "id",
+                     EMU_PROMO_ID, "object", "promotion_code", "active", 1, "code", EMU_PROMO_CODE,
+                     "coupon", coupon_json(), "created", (json_int_t)SEED_CREATED, "customer",
+                     "expires_at", "livemode", 0, "max_redemptions", "metadata", "restrictions",
+                     "first_time_transaction", 0, "minimum_amount", "minimum_amount_currency",
+                     "times_redeemed", 0);
+}
+
 static void seed(struct emu_state *st)
 {
     const char *ids[] = { st->premium, st->plus };
+
+    emu_state_put(st, EMU_PRICE, price_json(EMU_ANNUAL_PRICE, &seed_annual));
+    emu_state_put(st, EMU_COUPON, coupon_json());
+    emu_state_put(st, EMU_PROMOTION_CODE, promotion_code_json());
 
     for (size_t i = 0; i < ARRAY_SIZE(seed_prices); i++) {
         json_t *prod = product_json(&seed_prices[i]);
@@ -281,15 +312,19 @@ int64_t emu_state_customer_now(const struct emu_state *st, const char *customer_
     return emu_state_now(st, json_string_value(json_object_get(cus, "test_clock")));
 }
 
+/* The longest prefix wins: "sub_sched_" is a schedule, not a subscription. */
 bool emu_kind_of_id(const char *id, enum emu_kind *out)
 {
+    size_t best = 0;
+
     for (size_t k = 0; k < EMU_KIND_COUNT; k++) {
-        if (str_has_prefix(id, kinds[k].prefix)) {
+        size_t n = strlen(kinds[k].prefix);
+        if (n > best && str_has_prefix(id, kinds[k].prefix)) {
             *out = (enum emu_kind)k;
-            return true;
+            best = n;
         }
     }
-    return false;
+    return best > 0;
 }
 
 const char *emu_kind_name(enum emu_kind kind)

@@ -30,6 +30,9 @@ enum emu_kind {
     EMU_PAYMENT_INTENT,
     EMU_CHARGE,
     EMU_REFUND,
+    EMU_SCHEDULE,
+    EMU_COUPON,
+    EMU_PROMOTION_CODE,
     EMU_KIND_COUNT,
 };
 
@@ -48,12 +51,20 @@ struct emu_list_params {
     const void *match_ctx;
 };
 
-/* A new state holding the two prices (and their products). */
+#define EMU_ANNUAL_PRICE "price_premium_annual" /* Premium billed yearly: 9990 */
+#define EMU_COUPON_ID    "coupon_subgate20"     /* 20% off, repeating for 3 months */
+#define EMU_PROMO_ID     "promo_subgate20"      /* its active promotion code */
+#define EMU_PROMO_CODE   "SUBGATE20"
+
+/*
+ * A new state holding the seeded objects: the two monthly prices (and their products), the
+ * annual Premium price, a coupon and its promotion code.
+ */
 struct emu_state *emu_state_new(const char *premium_price_id, const char *plus_price_id);
 
 void emu_state_free(struct emu_state *st); /* NULL is a no-op */
 
-/* Forgets everything but the prices and products. */
+/* Forgets everything but the seeded objects, which start again as seeded. */
 void emu_state_reset(struct emu_state *st);
 
 /* Writes prefix + random base62 into out ("cus_Oaxlz8kB0PJWGa"). */

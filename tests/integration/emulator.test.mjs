@@ -432,9 +432,11 @@ describe('billing portal', () => {
     assert.equal((await ok('GET', `/v1/subscriptions/${sub.id}`)).status, 'canceled');
     const events = (await ok('GET', '/v1/events', { limit: 100 })).data.reverse();
     const types = events.map((e) => e.type);
-    assert.deepEqual(types.slice(-3), ['customer.subscription.updated', 'customer.subscription.updated',
+    assert.deepEqual(types.slice(-7), ['customer.subscription.updated', 'invoice.created', 'invoice.finalized',
+      'invoice.paid', 'invoice.payment_succeeded', 'customer.subscription.updated',
       'customer.subscription.deleted']);
-    assert.ok(events.at(-3).data.previous_attributes.items);
+    assert.ok(events.at(-7).data.previous_attributes.items);
+    assert.equal(events.at(-6).data.object.billing_reason, 'subscription_update');
   });
 
   test('another customer\'s subscription is refused', async () => {
@@ -780,7 +782,8 @@ describe('faults and control API', () => {
     await newCustomer();
     await control('POST', '/_emulator/reset');
     assert.equal((await ok('GET', '/v1/customers')).data.length, 0);
-    assert.equal((await ok('GET', '/v1/prices')).data.length, 2);
+    assert.equal((await ok('GET', '/v1/prices')).data.length, 3);
+    assert.equal((await ok('GET', '/v1/promotion_codes', { code: 'SUBGATE20' })).data.length, 1);
   });
 
   test('the request log holds what clients sent, valid for the OpenAPI spec', async () => {

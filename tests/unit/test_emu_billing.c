@@ -2,8 +2,9 @@
  * test_emu_billing.c: the emulator's state changes (emulator/billing.c) without HTTP: the charge
  * and PaymentIntent of a paid checkout, refunds (the amount rule as a table, then partial, the
  * rest, too much), session expiry (by call, on the pinned real clock, on a test clock), a second
- * subscription for one customer, and the events each emits. Sessions are made through their
- * /v1 handler, so they are what the API makes.
+ * subscription for one customer, and the events each emits; proration and invoice totals
+ * (discount and tax per line, the customer's balance) as tables of exact cents. Sessions are made
+ * through their /v1 handler, so they are what the API makes.
  */
 #include <pthread.h>
 
@@ -144,6 +145,36 @@ static void test_refund_amount_rule(void)
         T_EQ_I64(got, rows[i].want, "refund rule row %zu: outcome", i);
         T_EQ_I64(out, rows[i].want_out, "refund rule row %zu: amount", i);
     }
+}
+
+/* Proration to the second, rounded half away from zero (Stripe's cents). */
+static void test_prorate_rule(void)
+{
+    static const int64_t feb1 = T0 + 31 * EMU_DAY_S;
+
+    static const struct {
+        int64_t amount, start, end, at, want;
+    } rows[] = {
+        { 999, T0, feb1, T0 + 10 * EMU_DAY_S, 677 },     /* 999 * 21/31 = 676.74 */
+        { 1999, T0, feb1, T0 + 10 * EMU_DAY_S, 1354 },   /* 1999 * 21/31 = 1354.16 */
+        { 999, T0, feb1, T0, 999 },                      /* at the start: all of it */
+        { 999, T0, feb1, T0 - 5, 999 },                  /* before: all of it */
+        { 999, T0, feb1, feb1, 0 },                      /* at the end: nothing */
+        { 999, T0, feb1, feb1 + 5, 0 },                  /* after: nothing */
+        { 1, 0, 2, 1, 1 },                               /* a half rounds up */
+        { -3, 0, 2, 1, -2 },                             /* and away from zero below it */
+        { 999, T0, feb1, T0 + 31 * EMU_DAY_S / 2, 500 }, /* 499.5 */
+        { 9990, T0, T0 + 365 * EMU_DAY_S, T0 + 100 * EMU_DAY_S, 7253 }, /* 7252.60 */
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        T_EQ_I64(emu_prorate(rows[i].amount, rows[i].start, rows[i].end, rows[i].at), rows[i].want,
+                 "prorate row %zu", i);
+    T_EQ_I64(emu_round_div(5, 2), 3, "5/2 rounds to 3");
+    T_EQ_I64(emu_round_div(-5, 2), -3, "-5/2 rounds to -3");
+    T_EQ_I64(emu_round_div(4, 3), 1, "4/3 rounds to 1");
+    T_EQ_I64(emu_round_div(-4, 3), -1, "-4/3 rounds to -1");
+    T_EQ_I64(emu_round_div(7, -2), -4, "7/-2 rounds to -4");
 }
 
 /* A customer with one paid checkout: its session, subscription, invoice and charge. */
@@ -317,11 +348,51 @@ static void test_second_subscription(struct emu *app)
     T_EQ_STR(str_of(first.sub, "status"), "active", "the first still active");
 }
 
+/* Discount and tax per line, then the totals and the customer's balance. */
+static void test_invoice_totals(struct emu *app)
+{
+    struct paid p = paid_checkout(app, customer(app, NULL));
+    const json_t *price = emu_subscription_price(p.sub);
+    struct emu_line_params credit = { p.sub, price,  1,    -677,         "Unused time",
+                                      T0,    T0 + 1, true, "invoiceitem" };
+    struct emu_line_params charge = { p.sub, price,  1,    1354,         "Remaining time",
+                                      T0,    T0 + 1, true, "invoiceitem" };
+    json_t *lines = json_pack("[o,o]", emu_line_json(&credit), emu_line_json(&charge));
+    struct emu_invoice_params ip = { p.sub,  p.cus, "subscription_update", 0,    T0,
+                                     T0 + 1, T0,    "http://emu.test",     lines };
+    json_t *coupon = json_pack("{s:s,s:s,s:i,s:s}", "id", "co_x", "object", "coupon", "percent_off",
+                               20, "duration", "forever");
+    struct emu_discount_params dp = { str_of(p.cus, "id"), str_of(p.sub, "id"), NULL, NULL, T0 };
+    json_t *discount = emu_discount_json(coupon, &dp);
+    struct emu_invoice_terms terms = { discount, 2000, true, -1000 };
+    json_t *inv = emu_invoice_json(&ip);
+    int64_t after = emu_invoice_total(inv, &terms);
+    json_t *l0 = json_array_get(json_object_get(json_object_get(inv, "lines"), "data"), 0);
+
+    /* discounts: round(-135.4) = -135, round(270.8) = 271; tax: round(-54.2), round(108.3) */
+    T_EQ_I64(int_of(inv, "subtotal"), 677, "subtotal: the lines");
+    T_EQ_I64(int_of(json_array_get(json_object_get(inv, "total_discount_amounts"), 0), "amount"),
+             136, "discount: per line, summed");
+    T_EQ_I64(int_of(inv, "tax"), 54, "tax: 10%% of each discounted line");
+    T_EQ_I64(int_of(inv, "total"), 677 - 136 + 54, "total");
+    T_EQ_I64(int_of(inv, "amount_due"), 0, "the credit balance covers it");
+    T_EQ_I64(after, 595 - 1000, "what is left of the credit");
+    T_EQ_I64(int_of(inv, "ending_balance"), -405, "ending_balance");
+    T_EQ_I64(int_of(json_array_get(json_object_get(l0, "discount_amounts"), 0), "amount"), -135,
+             "a credit line's discount is negative");
+    T_OK(json_is_null(json_object_get(discount, "end")), "a forever coupon does not end");
+    json_decref(inv);
+    json_decref(lines);
+    json_decref(discount);
+}
+
 int main(void)
 {
     struct emu *app = app_new();
 
     test_refund_amount_rule();
+    test_prorate_rule();
+    test_invoice_totals(app);
     test_checkout_charge(app);
     test_refunds(app);
     test_expire(app);
