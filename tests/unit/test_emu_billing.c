@@ -384,6 +384,7 @@ static void test_invoice_totals(struct emu *app)
     json_decref(inv);
     json_decref(lines);
     json_decref(discount);
+    json_decref(coupon); /* emu_discount_json took a reference of its own */
 }
 
 int main(void)
