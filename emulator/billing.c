@@ -350,6 +350,7 @@ static json_t *session_discount(struct emu *app, const json_t *session, const js
                                          : str_field(priv, "coupon"));
     struct emu_discount_params dp = { str_field(session, "customer"), sub_id,
                                       str_field(session, "id"), str_field(promo, "id"), now };
+    json_t *copy, *discount;
 
     if (!coupon)
         return NULL;
@@ -360,7 +361,10 @@ static json_t *session_discount(struct emu *app, const json_t *session, const js
                         json_integer(int_field(coupon, "times_redeemed") + 1));
     if (promo)
         json_object_set_new(promo, "coupon", json_deep_copy(coupon));
-    return emu_discount_json(json_deep_copy(coupon), &dp);
+    copy = json_deep_copy(coupon);
+    discount = emu_discount_json(copy, &dp); /* takes a reference of its own */
+    json_decref(copy);
+    return discount;
 }
 
 /* The address the checkout page collected goes to the customer (customer_update[address]). */
