@@ -132,9 +132,13 @@ enum err payments_webhook(struct request *req, struct response *resp)
                     o.result == STORE_EVENT_DUPLICATE ? METRICS_EVENT_DUPLICATE
                     : o.result == STORE_EVENT_IGNORED ? METRICS_EVENT_IGNORED
                                                       : METRICS_EVENT_APPLIED);
-    if (o.result == STORE_EVENT_APPLIED && /* a second live subscription it made: undone now */
-        (billing_event_kind_of(o.type) == EVENT_SUBSCRIPTION ||
-         billing_event_kind_of(o.type) == EVENT_CHECKOUT))
+    /*
+     * A second live subscription this made is undone now; an invoice event retries one whose
+     * cancel or refund failed before (it may be the duplicate's own invoice, paid after).
+     */
+    if (o.result == STORE_EVENT_APPLIED && (billing_event_kind_of(o.type) == EVENT_SUBSCRIPTION ||
+                                            billing_event_kind_of(o.type) == EVENT_CHECKOUT ||
+                                            billing_event_kind_of(o.type) == EVENT_INVOICE))
         (void)duplicates_resolve(api->store, api->stripe, api->tiers, 4);
     response_json(resp, 200,
                   json_pack("{s:b, s:s, s:b, s:b}", "received", 1, "id", o.id, "duplicate",
