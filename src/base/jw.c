@@ -6,42 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
+
 #define JW_MAX ((size_t)1 << 20) /* far past any answer written this way */
 
 static void put(struct jw *w, const char *p, size_t n)
 {
     if (buf_append(&w->b, p, n) != ERR_OK)
         w->bad = true;
-}
-
-/* Length of the well-formed UTF-8 sequence at s (no overlong, surrogate, > U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1fu;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0fu;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07u;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
 }
 
 /* s as a JSON string, quotes included, escaped as jansson escapes it. */
@@ -52,7 +24,7 @@ static void put_string(struct jw *w, const char *str)
 
     put(w, "\"", 1);
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(s + i, n - i);
+        size_t len = str_utf8_len(s + i, n - i);
         const char *esc = NULL;
         char u[8];
 

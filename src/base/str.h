@@ -32,6 +32,13 @@ bool str_eq_nocase(const char *s, size_t len, const char *lit);
 /* The value of a hex digit (either case), or -1 for any other byte. */
 int str_hex_digit(char c);
 
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes, n > 0): 1 to 4, or 0 when it
+ * is malformed (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, cut
+ * short).
+ */
+size_t str_utf8_len(const unsigned char *s, size_t n);
+
 /* Trims ASCII spaces and tabs at both ends of <*s, *len> in place. */
 void str_trim(const char **s, size_t *len);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "base/xalloc.h"
 
 #define KEY_MAX    256 /* decoded bytes of a key compared with keep[]; longer ones are skipped */
@@ -41,17 +42,6 @@ static void skip_ws(struct skim *s)
         s->p++;
 }
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The code unit of "\uXXXX" at p (p at the 'u'), or -1. */
 static long hex4(const struct skim *s, const unsigned char *p)
 {
@@ -60,42 +50,12 @@ static long hex4(const struct skim *s, const unsigned char *p)
     if (s->end - p < 5)
         return -1;
     for (int i = 1; i <= 4; i++) {
-        int d = hex_digit(p[i]);
+        int d = str_hex_digit((char)p[i]);
         if (d < 0)
             return -1;
         v = v * 16 + d;
     }
     return v;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (no overlong, surrogate or > U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1fu;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0fu;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07u;
-    else
-        return 0;
-    if ((size_t)(end - p) < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
 }
 
 static size_t put_utf8(char *out, uint32_t cp)
@@ -178,7 +138,7 @@ static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
             s->p = p;
             return fail(s, "control character in a string");
         } else {
-            used = len = utf8_len(p, s->end);
+            used = len = str_utf8_len(p, (size_t)(s->end - p));
             if (len == 0) {
                 s->p = p;
                 return fail(s, "invalid UTF-8 in a string");
@@ -307,6 +267,26 @@ static bool member_key(struct skim *s, bool build, char *key, size_t *n, uint64_
     return string(s, key, n, NULL);
 }
 
+/*
+ * After a member or an element: past a ',' (*more) or past the container's close (not *more);
+ * anything else is refused.
+ */
+static bool next_item(struct skim *s, char close, bool *more)
+{
+    skip_ws(s);
+    *more = s->p < s->end && *s->p == ',';
+    if (*more) {
+        s->p++;
+        skip_ws(s);
+        return true;
+    }
+    if (s->p < s->end && *s->p == (unsigned char)close) {
+        s->p++;
+        return true;
+    }
+    return fail(s, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
+}
+
 static bool object(struct skim *s, json_t **out)
 {
     uint64_t seen[KEYS_MAX];
@@ -323,6 +303,7 @@ static bool object(struct skim *s, json_t **out)
         size_t n = 0;
         uint64_t h = 0;
         json_t *v = NULL;
+        bool more;
         bool keep;
 
         if (!member_key(s, out != NULL, key, &n, &h))
@@ -344,17 +325,10 @@ static bool object(struct skim *s, json_t **out)
             return false;
         if (keep && json_object_setn_new_nocheck(*out, key, n, v) != 0)
             return fail(s, "out of memory");
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
+        if (!next_item(s, '}', &more))
+            return false;
+        if (!more)
             return true;
-        }
-        return fail(s, "',' or '}' expected");
     }
 }
 
@@ -368,22 +342,16 @@ static bool array(struct skim *s, json_t **out)
     }
     for (;;) {
         json_t *v = NULL;
+        bool more;
 
         if (!value(s, out ? &v : NULL))
             return false;
         if (out && json_array_append_new(*out, v) != 0)
             return fail(s, "out of memory");
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
+        if (!next_item(s, ']', &more))
+            return false;
+        if (!more)
             return true;
-        }
-        return fail(s, "',' or ']' expected");
     }
 }
 
