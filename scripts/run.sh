@@ -20,6 +20,8 @@ ALLOWED_REDIRECT_ORIGINS=http://localhost:3000
 # STRIPE_WEBHOOK_SECRET=whsec_...
 # STRIPE_PREMIUM_PRICE_ID=price_...
 # STRIPE_PLUS_PRICE_ID=price_...
+# STRIPE_PREMIUM_ANNUAL_PRICE_ID=price_...
+# STRIPE_PLUS_ANNUAL_PRICE_ID=price_...
 ENV
     echo "run: wrote a development .env (random JWT_SECRET and SERVICE_API_KEYS)"
 fi
@@ -48,6 +50,8 @@ export STRIPE_PUBLISHABLE_KEY=pk_test_emulator
 export STRIPE_WEBHOOK_SECRET="$EMULATOR_WEBHOOK_SECRET"
 export STRIPE_PREMIUM_PRICE_ID=price_premium_monthly
 export STRIPE_PLUS_PRICE_ID=price_plus_monthly
+export STRIPE_PREMIUM_ANNUAL_PRICE_ID=price_premium_annual
+export STRIPE_PLUS_ANNUAL_PRICE_ID=price_plus_annual
 build/release/stripe-emulator >/dev/null &
 emu=$!
 trap 'kill $emu 2>/dev/null; wait $emu 2>/dev/null' EXIT INT TERM

@@ -78,7 +78,7 @@ static int check_prices(const struct config *cfg, const struct tier_catalog *cat
 
     if (!t)
         return 0;
-    if (!t->stripe_price_id[0])
+    if (!tier_primary_price(t) || !tier_primary_price(t)->stripe_price_id[0])
         snprintf(msg, sizeof(msg),
                  "%s: tier '%s' is sold through checkout and needs a Stripe price id (price_...) "
                  "when STRIPE_SECRET_KEY is set%s",
@@ -88,7 +88,44 @@ static int check_prices(const struct config *cfg, const struct tier_catalog *cat
                      : "");
     else
         snprintf(msg, sizeof(msg), "%s: '%s' (tier '%s') is not a Stripe price id (price_...)", var,
-                 t->stripe_price_id, t->id);
+                 tier_primary_price(t)->stripe_price_id, t->id);
+    return fail(msg);
+}
+
+/* A price id from the environment, for a tier and interval of the built-in names. */
+struct env_price {
+    const char *var, *tier, *interval;
+    size_t off; /* of the value in struct config */
+};
+
+static const struct env_price env_prices[] = {
+    { "STRIPE_PREMIUM_PRICE_ID", "premium", NULL,
+      offsetof(struct config, stripe_premium_price_id) },
+    { "STRIPE_PLUS_PRICE_ID", "plus", NULL, offsetof(struct config, stripe_plus_price_id) },
+    { "STRIPE_PREMIUM_ANNUAL_PRICE_ID", "premium", "year",
+      offsetof(struct config, stripe_premium_annual_price_id) },
+    { "STRIPE_PLUS_ANNUAL_PRICE_ID", "plus", "year",
+      offsetof(struct config, stripe_plus_annual_price_id) },
+};
+
+/*
+ * Fills the tier's price at the interval from the environment when the tier has that price and
+ * no id of its own (TIERS_FILE wins); a tier without such a price ignores the variable.
+ */
+static int env_price(struct tier_catalog *cat, const struct env_price *ep, const char *value)
+{
+    const struct tier *t = tier_catalog_find(cat, ep->tier);
+    const struct tier_price *have = t ? tier_sold_price(t, ep->interval) : NULL;
+    char msg[ERRBUF];
+    enum err e;
+
+    if (!value || !*value || !have || have->stripe_price_id[0])
+        return 0;
+    e = tier_catalog_set_price_id(cat, ep->tier, ep->interval, value);
+    if (e == ERR_OK)
+        return 0;
+    snprintf(msg, sizeof(msg), "%s: cannot be set on tier '%s': %s", ep->var, ep->tier,
+             e == ERR_CONFLICT ? "another price already has this id" : "not a Stripe price id");
     return fail(msg);
 }
 
@@ -97,6 +134,7 @@ static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
     char err[ERRBUF], msg[ERRBUF + 64];
     struct buf b;
     enum err e;
+    int rc;
 
     if (!cfg->tiers_file || !*cfg->tiers_file) {
         tier_catalog_builtin(cat);
@@ -111,15 +149,10 @@ static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
             return fail(msg);
         }
     }
-    /* A price id from the environment fills a tier that has none of its own. */
-    if (cfg->stripe_premium_price_id && tier_catalog_find(cat, "premium") &&
-        !tier_catalog_find(cat, "premium")->stripe_price_id[0] &&
-        tier_catalog_set_price_id(cat, "premium", cfg->stripe_premium_price_id) != ERR_OK)
-        return fail("STRIPE_PREMIUM_PRICE_ID: cannot be set on tier 'premium'");
-    if (cfg->stripe_plus_price_id && tier_catalog_find(cat, "plus") &&
-        !tier_catalog_find(cat, "plus")->stripe_price_id[0] &&
-        tier_catalog_set_price_id(cat, "plus", cfg->stripe_plus_price_id) != ERR_OK)
-        return fail("STRIPE_PLUS_PRICE_ID: cannot be set on tier 'plus'");
+    for (size_t i = 0; i < ARRAY_SIZE(env_prices); i++)
+        if ((rc = env_price(cat, &env_prices[i],
+                            *(char *const *)((const char *)cfg + env_prices[i].off))))
+            return rc;
     return config_has_stripe(cfg) ? check_prices(cfg, cat) : 0;
 }
 

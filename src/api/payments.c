@@ -185,12 +185,14 @@ struct checkout_in {
     const struct tier *tier;
     const char *success_url;
     const char *cancel_url;
-    int64_t trial_days; /* 0: none */
+    const char *interval; /* "month" or "year"; NULL: the tier's primary price */
+    int64_t trial_days;   /* 0: none */
 };
 
 static enum err checkout_input(struct request *req, struct checkout_in *in)
 {
-    static const char *const fields[] = { "tier", "success_url", "cancel_url", "trial_days", NULL };
+    static const char *const fields[] = { "tier",       "success_url", "cancel_url",
+                                          "trial_days", "interval",    NULL };
     const char *tier_id = NULL;
     enum err err;
 
@@ -198,21 +200,32 @@ static enum err checkout_input(struct request *req, struct checkout_in *in)
         (err = request_json_string(req, "tier", true, &tier_id)) ||
         (err = request_json_string(req, "success_url", true, &in->success_url)) ||
         (err = request_json_string(req, "cancel_url", true, &in->cancel_url)) ||
-        (err = request_json_int(req, "trial_days", false, 0, GLUE_TRIAL_DAYS_MAX, &in->trial_days)))
+        (err =
+             request_json_int(req, "trial_days", false, 0, GLUE_TRIAL_DAYS_MAX, &in->trial_days)) ||
+        (err = request_json_string(req, "interval", false, &in->interval)))
         return err;
     if ((err = checkout_tier(req, tier_id, &in->tier)))
         return err;
+    if (in->interval && !tier_interval_months(in->interval))
+        return request_fail(req, ERR_INVALID, "parameter_invalid", "interval",
+                            "interval must be 'month' or 'year'");
+    if (in->interval && !tier_sold_price(in->tier, in->interval))
+        return request_fail(req, ERR_INVALID, "parameter_invalid", "interval",
+                            "tier '%s' is not sold per %s", tier_id, in->interval);
     if ((err = check_redirect(req, "success_url", in->success_url)))
         return err;
     return check_redirect(req, "cancel_url", in->cancel_url);
 }
 
-static enum err price_needed(struct request *req, const struct tier *t)
+static enum err price_needed(struct request *req, const struct tier *t, const char *interval)
 {
-    return request_fail(req, ERR_UNAVAILABLE, "price_not_configured", "tier",
-                        "tier '%s' has no Stripe price: set its price id (STRIPE_%s_PRICE_ID "
-                        "or stripe_price_id in TIERS_FILE)",
-                        t->id, strcmp(t->id, "plus") == 0 ? "PLUS" : "PREMIUM");
+    bool year = interval && strcmp(interval, "year") == 0;
+
+    return request_fail(req, ERR_UNAVAILABLE, "price_not_configured", year ? "interval" : "tier",
+                        "tier '%s' has no Stripe price per %s: set its price id "
+                        "(STRIPE_%s%s_PRICE_ID or stripe_price_id in TIERS_FILE)",
+                        t->id, year ? "year" : "month",
+                        strcmp(t->id, "plus") == 0 ? "PLUS" : "PREMIUM", year ? "_ANNUAL" : "");
 }
 
 /* 409 while the user has a live subscription: plans change through the portal. */
@@ -282,6 +295,7 @@ enum err payments_create_checkout_session(struct request *req, struct response *
     struct stripe_client *sc = NULL;
     struct customer c;
     struct checkout_ask ask;
+    const struct tier_price *price;
     enum err err = checkout_input(req, &in);
 
     if (err)
@@ -289,11 +303,12 @@ enum err payments_create_checkout_session(struct request *req, struct response *
     assert(in.tier != NULL); /* checkout_input sets it when it succeeds */
     if ((err = stripe_of(req, &sc)))
         return err;
-    if (!in.tier->stripe_price_id[0])
-        return price_needed(req, in.tier);
+    price = tier_price_for_interval(in.tier, in.interval);
+    if (!price)
+        return price_needed(req, in.tier, in.interval);
     if ((err = refuse_if_live(req)) || (err = customer_for(req, sc, &c)))
         return err;
-    ask = (struct checkout_ask){ in.tier->stripe_price_id, in.success_url, in.cancel_url,
+    ask = (struct checkout_ask){ price->stripe_price_id, in.success_url, in.cancel_url,
                                  in.trial_days };
     return checkout_session_open(req, sc, &ask, &c, resp);
 }

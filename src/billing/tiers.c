@@ -39,9 +39,8 @@ static const struct tier_catalog builtin = {
             .name = "Free",
             .description = "Basic lessons, 30 AI minutes a day and 5 scenarios a week",
             .rank = 0,
-            .amount = 0,
-            .currency = "usd",
-            .interval = "month",
+            .price_count = 1,
+            .prices = { { .amount = 0, .currency = "usd", .interval = "month" } },
             FEATURES(FREE_FEATURES),
             .limits = { 30, 5 },
         },
@@ -50,9 +49,9 @@ static const struct tier_catalog builtin = {
             .name = "Premium",
             .description = "Unlimited AI learning and all learning features",
             .rank = 1,
-            .amount = 999,
-            .currency = "usd",
-            .interval = "month",
+            .price_count = 2,
+            .prices = { { .amount = 999, .currency = "usd", .interval = "month" },
+                        { .amount = 9990, .currency = "usd", .interval = "year" } },
             .checkout = true,
             FEATURES(PREMIUM_FEATURES),
             .limits = { TIER_UNLIMITED, TIER_UNLIMITED },
@@ -62,9 +61,9 @@ static const struct tier_catalog builtin = {
             .name = "Plus",
             .description = "Everything in Premium, plus custom AI and business German",
             .rank = 2,
-            .amount = 1999,
-            .currency = "usd",
-            .interval = "month",
+            .price_count = 2,
+            .prices = { { .amount = 1999, .currency = "usd", .interval = "month" },
+                        { .amount = 19990, .currency = "usd", .interval = "year" } },
             .checkout = true,
             FEATURES(PLUS_FEATURES),
             .limits = { TIER_UNLIMITED, TIER_UNLIMITED },
@@ -105,14 +104,64 @@ const struct tier *tier_catalog_find(const struct tier_catalog *cat, const char 
     return NULL;
 }
 
-const struct tier *tier_catalog_find_by_price(const struct tier_catalog *cat, const char *price_id)
+const struct tier_price *tier_catalog_find_price(const struct tier_catalog *cat,
+                                                 const char *price_id, const struct tier **tier_out)
 {
+    if (tier_out)
+        *tier_out = NULL;
     if (!price_id || !*price_id)
         return NULL;
-    for (size_t i = 0; i < cat->tier_count; i++)
-        if (strcmp(cat->tiers[i].stripe_price_id, price_id) == 0)
-            return &cat->tiers[i];
+    for (size_t i = 0; i < cat->tier_count; i++) {
+        const struct tier *t = &cat->tiers[i];
+        for (size_t j = 0; j < t->price_count; j++) {
+            if (strcmp(t->prices[j].stripe_price_id, price_id) != 0)
+                continue;
+            if (tier_out)
+                *tier_out = t;
+            return &t->prices[j];
+        }
+    }
     return NULL;
+}
+
+const struct tier *tier_catalog_find_by_price(const struct tier_catalog *cat, const char *price_id)
+{
+    const struct tier *t = NULL;
+
+    (void)tier_catalog_find_price(cat, price_id, &t);
+    return t;
+}
+
+const struct tier_price *tier_primary_price(const struct tier *t)
+{
+    return !t->contact_sales && t->price_count ? &t->prices[0] : NULL;
+}
+
+const struct tier_price *tier_sold_price(const struct tier *t, const char *interval)
+{
+    const struct tier_price *primary = tier_primary_price(t);
+
+    if (!interval)
+        return primary;
+    for (size_t i = 0; i < t->price_count; i++)
+        if (!t->prices[i].legacy && strcmp(t->prices[i].interval, interval) == 0)
+            return &t->prices[i];
+    return NULL;
+}
+
+const struct tier_price *tier_price_for_interval(const struct tier *t, const char *interval)
+{
+    const struct tier_price *p = tier_sold_price(t, interval);
+
+    return p && p->stripe_price_id[0] ? p : NULL;
+}
+
+int tier_interval_months(const char *interval)
+{
+    return !interval                        ? 0
+           : strcmp(interval, "month") == 0 ? 1
+           : strcmp(interval, "year") == 0  ? 12
+                                            : 0;
 }
 
 static bool price_id_is_valid(const char *s)
@@ -134,28 +183,30 @@ const struct tier *tier_catalog_unpriced(const struct tier_catalog *cat)
 {
     for (size_t i = 0; i < cat->tier_count; i++) {
         const struct tier *t = &cat->tiers[i];
-        if (t->checkout && !str_has_prefix(t->stripe_price_id, "price_"))
+        const struct tier_price *p = tier_primary_price(t);
+        if (t->checkout && (!p || !str_has_prefix(p->stripe_price_id, "price_")))
             return t;
     }
     return NULL;
 }
 
 enum err tier_catalog_set_price_id(struct tier_catalog *cat, const char *tier_id,
-                                   const char *price_id)
+                                   const char *interval, const char *price_id)
 {
     const struct tier *found = tier_catalog_find(cat, tier_id);
-    const struct tier *owner;
-    struct tier *t;
+    const struct tier_price *fp = found ? tier_sold_price(found, interval) : NULL;
+    const struct tier_price *owner;
+    struct tier_price *p;
 
-    if (!found)
+    if (!fp)
         return ERR_NOT_FOUND;
     if (!price_id_is_valid(price_id))
         return ERR_INVALID;
-    owner = tier_catalog_find_by_price(cat, price_id);
-    if (owner && owner != found)
+    owner = tier_catalog_find_price(cat, price_id, NULL);
+    if (owner && owner != fp)
         return ERR_CONFLICT;
-    t = &cat->tiers[found - cat->tiers];
-    (void)!str_copy(t->stripe_price_id, sizeof(t->stripe_price_id), price_id); /* length checked */
+    p = &cat->tiers[found - cat->tiers].prices[fp - found->prices];
+    (void)!str_copy(p->stripe_price_id, sizeof(p->stripe_price_id), price_id); /* length checked */
     return ERR_OK;
 }
 
@@ -191,7 +242,7 @@ int tier_catalog_quota_index(const struct tier_catalog *cat, const char *quota_i
 /* A tier users get without paying: the default tier and only it. */
 static bool tier_is_free(const struct tier *t)
 {
-    return !t->contact_sales && t->amount == 0;
+    return !t->contact_sales && t->price_count && t->prices[0].amount == 0;
 }
 
 /* TIERS_FILE validation: each check names the JSON path of what it rejects. */
@@ -229,6 +280,7 @@ static const struct key_rule tier_keys[] = {
     { "contact_sales", false },
     { "checkout", false },
     { "stripe_price_id", false },
+    { "prices", false },
     { "features", true },
     { "limits", true },
 };
@@ -237,6 +289,11 @@ static const struct key_rule price_keys[] = {
     { "amount", true },
     { "currency", true },
     { "interval", true },
+};
+
+static const struct key_rule extra_price_keys[] = {
+    { "amount", true },           { "currency", true }, { "interval", true },
+    { "stripe_price_id", false }, { "legacy", false },
 };
 
 /*
@@ -420,23 +477,79 @@ static bool interval_is_valid(const char *s)
     return false;
 }
 
-/* The price object of a tier that is not contact_sales. */
+/* The amount, currency and interval of a price object whose keys were checked. */
 static enum err parse_price_object(struct parser *p, const char *path, json_t *price,
-                                   struct tier *t)
+                                   struct tier_price *tp)
 {
     enum err err;
-    const char *c = t->currency;
+    const char *c = tp->currency;
 
-    if ((err = check_keys(p, path, price, price_keys, ARRAY_SIZE(price_keys))) ||
-        (err = get_int(p, path, price, "amount", 0, &t->amount)) ||
-        (err = get_text(p, path, price, "currency", t->currency, sizeof(t->currency))) ||
-        (err = get_text(p, path, price, "interval", t->interval, sizeof(t->interval))))
+    if ((err = get_int(p, path, price, "amount", 0, &tp->amount)) ||
+        (err = get_text(p, path, price, "currency", tp->currency, sizeof(tp->currency))) ||
+        (err = get_text(p, path, price, "interval", tp->interval, sizeof(tp->interval))))
         return err;
     if (strlen(c) != 3 || c[0] < 'a' || c[0] > 'z' || c[1] < 'a' || c[1] > 'z' || c[2] < 'a' ||
         c[2] > 'z')
         return fail(p, path, "currency", "must be 3 lower-case letters");
-    if (!interval_is_valid(t->interval))
+    if (!interval_is_valid(tp->interval))
         return fail(p, path, "interval", "must be 'month' or 'year'");
+    return ERR_OK;
+}
+
+static enum err price_id_check(struct parser *p, const char *path, const char *id)
+{
+    if (id[0] && !price_id_is_valid(id))
+        return fail(p, path, "stripe_price_id", "must be empty or characters of [A-Za-z0-9_]");
+    return ERR_OK;
+}
+
+/* One element of a tier's "prices": another interval of a sold tier, or a legacy price. */
+static enum err parse_extra_price(struct parser *p, const char *path, json_t *obj, struct tier *t,
+                                  struct tier_price *tp)
+{
+    enum err err;
+
+    if ((err = check_keys(p, path, obj, extra_price_keys, ARRAY_SIZE(extra_price_keys))) ||
+        (err = parse_price_object(p, path, obj, tp)) ||
+        (err = get_bool(p, path, obj, "legacy", &tp->legacy)) ||
+        (err = get_text(p, path, obj, "stripe_price_id", tp->stripe_price_id,
+                        sizeof(tp->stripe_price_id))) ||
+        (err = price_id_check(p, path, tp->stripe_price_id)))
+        return err;
+    if (tp->legacy) {
+        if (!tp->stripe_price_id[0])
+            return fail(p, path, "stripe_price_id", "a legacy price needs its Stripe price id");
+        return ERR_OK;
+    }
+    if (!t->checkout)
+        return fail(p, path, "legacy",
+                    "must be true: only a tier sold through checkout has other prices to sell");
+    if (tp->amount == 0)
+        return fail(p, path, "amount", "must be > 0 for a price that is sold");
+    if (tier_sold_price(t, tp->interval))
+        return fail(p, path, "interval", "tier '%s' already sells a price per %s", t->id,
+                    tp->interval);
+    return ERR_OK;
+}
+
+static enum err parse_extra_prices(struct parser *p, const char *path, json_t *arr, struct tier *t)
+{
+    char sub[PATH_LEN];
+    enum err err;
+
+    if (!arr)
+        return ERR_OK;
+    if (!json_is_array(arr))
+        return fail(p, path, "prices", "must be an array");
+    if (json_array_size(arr) > TIER_PRICE_MAX - t->price_count)
+        return fail(p, path, "prices", "at most %zu prices", TIER_PRICE_MAX - t->price_count);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        struct tier_price tp = { 0 };
+        path_printf(sub, "%s.prices[%zu]", path, i);
+        if ((err = parse_extra_price(p, sub, json_array_get(arr, i), t, &tp)))
+            return err;
+        t->prices[t->price_count++] = tp;
+    }
     return ERR_OK;
 }
 
@@ -451,14 +564,22 @@ static enum err parse_price(struct parser *p, const char *path, json_t *obj, str
             return fail(p, path, "price", "must be null for a contact_sales tier");
         if (t->checkout)
             return fail(p, path, "checkout", "must be false for a contact_sales tier");
+        if (json_object_get(obj, "stripe_price_id"))
+            return fail(p, path, "stripe_price_id",
+                        "a contact_sales tier has no price to sell (legacy prices go in 'prices')");
         return ERR_OK;
     }
     if (json_is_null(price))
         return fail(p, path, "price", "must be an object (null only with contact_sales)");
     path_printf(sub, "%s.price", path);
-    if ((err = parse_price_object(p, sub, price, t)))
+    if ((err = check_keys(p, sub, price, price_keys, ARRAY_SIZE(price_keys))) ||
+        (err = parse_price_object(p, sub, price, &t->prices[0])) ||
+        (err = get_text(p, path, obj, "stripe_price_id", t->prices[0].stripe_price_id,
+                        sizeof(t->prices[0].stripe_price_id))) ||
+        (err = price_id_check(p, path, t->prices[0].stripe_price_id)))
         return err;
-    if (t->checkout && t->amount == 0)
+    t->price_count = 1;
+    if (t->checkout && t->prices[0].amount == 0)
         return fail(p, path, "checkout", "needs a price amount > 0");
     return ERR_OK;
 }
@@ -521,22 +642,29 @@ static enum err parse_tier(struct parser *p, const char *path, json_t *obj, stru
         (err = get_bool(p, path, obj, "contact_sales", &t->contact_sales)) ||
         (err = get_bool(p, path, obj, "checkout", &t->checkout)) ||
         (err = parse_price(p, path, obj, t)) ||
-        (err = get_text(p, path, obj, "stripe_price_id", t->stripe_price_id,
-                        sizeof(t->stripe_price_id))))
+        (err = parse_extra_prices(p, path, json_object_get(obj, "prices"), t)))
         return err;
     if (!t->name[0])
         return fail(p, path, "name", "must not be empty");
-    if (t->stripe_price_id[0] && !price_id_is_valid(t->stripe_price_id))
-        return fail(p, path, "stripe_price_id", "must be empty or characters of [A-Za-z0-9_]");
     if ((err = parse_features(p, path, json_object_get(obj, "features"), t)))
         return err;
     return parse_limits(p, path, json_object_get(obj, "limits"), t);
 }
 
-/* Checks tier i against the tiers before it: ids, ranks and price ids are unique. */
+/* The path of tier t's price k in the file: "tiers[1]" (primary) or "tiers[1].prices[0]". */
+static void price_path(char *dst, const char *path, const struct tier *t, size_t k)
+{
+    if (k == 0 && !t->contact_sales)
+        path_printf(dst, "%s", path);
+    else
+        path_printf(dst, "%s.prices[%zu]", path, k - (t->contact_sales ? 0 : 1));
+}
+
+/* Checks tier i against itself and the tiers before it: ids, ranks and price ids are unique. */
 static enum err check_unique(struct parser *p, const char *path, size_t i)
 {
     const struct tier *t = &p->cat->tiers[i];
+    char sub[PATH_LEN];
 
     for (size_t j = 0; j < i; j++) {
         const struct tier *o = &p->cat->tiers[j];
@@ -545,9 +673,21 @@ static enum err check_unique(struct parser *p, const char *path, size_t i)
         if (o->rank == t->rank)
             return fail(p, path, "rank", "%" PRId64 " is also the rank of tier '%s'", t->rank,
                         o->id);
-        if (t->stripe_price_id[0] && strcmp(o->stripe_price_id, t->stripe_price_id) == 0)
-            return fail(p, path, "stripe_price_id", "'%s' is also the price of tier '%s'",
-                        t->stripe_price_id, o->id);
+    }
+    for (size_t k = 0; k < t->price_count; k++) {
+        const char *id = t->prices[k].stripe_price_id;
+        const struct tier *owner = NULL;
+        bool twice = false;
+        if (!id[0])
+            continue;
+        (void)tier_catalog_find_price(p->cat, id, &owner); /* the tiers before this one */
+        for (size_t m = 0; m < k; m++)
+            twice = twice || strcmp(t->prices[m].stripe_price_id, id) == 0;
+        if (owner || twice) {
+            price_path(sub, path, t, k);
+            return fail(p, sub, "stripe_price_id", "'%s' is also the price of tier '%s'", id,
+                        owner ? owner->id : t->id);
+        }
     }
     return ERR_OK;
 }
@@ -637,12 +777,25 @@ static json_t *limit_json(int64_t limit)
     return limit < 0 ? json_null() : json_integer(limit);
 }
 
-static json_t *price_json(const struct tier *t)
+static json_t *price_json(const struct tier_price *tp)
 {
-    if (t->contact_sales)
+    if (!tp)
         return json_null();
-    return json_pack("{s:I, s:s, s:s}", "amount", (json_int_t)t->amount, "currency", t->currency,
-                     "interval", t->interval);
+    return json_pack("{s:I, s:s, s:s}", "amount", (json_int_t)tp->amount, "currency", tp->currency,
+                     "interval", tp->interval);
+}
+
+/* The prices sold: the primary one, and each other interval with a Stripe price id. */
+static json_t *prices_json(const struct tier *t)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < t->price_count; i++) {
+        const struct tier_price *tp = &t->prices[i];
+        if (tp == tier_primary_price(t) || (!tp->legacy && tp->stripe_price_id[0]))
+            json_array_append_new(arr, price_json(tp));
+    }
+    return arr;
 }
 
 static json_t *features_json(const struct tier *t)
@@ -680,11 +833,12 @@ static json_t *tier_json(const struct tier_catalog *cat, size_t i)
 {
     const struct tier *t = &cat->tiers[i];
 
-    return json_pack("{s:s, s:s, s:s, s:I, s:b, s:o, s:b, s:b, s:o, s:o, s:o}", "id", t->id, "name",
-                     t->name, "description", t->description, "rank", (json_int_t)t->rank, "default",
-                     i == cat->default_tier, "price", price_json(t), "contact_sales",
-                     t->contact_sales, "checkout", t->checkout, "features", features_json(t),
-                     "limits", limits_json(cat, t), "quotas", quotas_json(cat, t));
+    return json_pack("{s:s, s:s, s:s, s:I, s:b, s:o, s:o, s:b, s:b, s:o, s:o, s:o}", "id", t->id,
+                     "name", t->name, "description", t->description, "rank", (json_int_t)t->rank,
+                     "default", i == cat->default_tier, "price", price_json(tier_primary_price(t)),
+                     "prices", prices_json(t), "contact_sales", t->contact_sales, "checkout",
+                     t->checkout, "features", features_json(t), "limits", limits_json(cat, t),
+                     "quotas", quotas_json(cat, t));
 }
 
 json_t *tier_catalog_to_json(const struct tier_catalog *cat)

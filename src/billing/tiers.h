@@ -24,6 +24,7 @@
 #define TIER_DESC_MAX     256
 #define TIER_INTERVAL_MAX 8
 #define QUOTA_UNIT_MAX    32
+#define TIER_PRICE_MAX    6 /* prices of one tier: the primary, other intervals, legacy ones */
 #define TIER_UNLIMITED    INT64_C(-1) /* a limit with no ceiling */
 
 /* A metered quota the catalogue defines; tiers give one limit each. */
@@ -33,17 +34,32 @@ struct tier_quota {
     enum quota_window window;
 };
 
+/*
+ * One recurring price of a tier. Every configured price maps back to its tier; a legacy price
+ * is kept for grandfathered subscribers and never sold again.
+ */
+struct tier_price {
+    int64_t amount;                      /* minor units */
+    char currency[CURRENCY_MAX];         /* "usd" */
+    char interval[TIER_INTERVAL_MAX];    /* "month" or "year" */
+    bool legacy;                         /* maps to the tier; not listed, not sold */
+    char stripe_price_id[STRIPE_ID_MAX]; /* "" until configured (never for a legacy price) */
+};
+
 struct tier {
     char id[TIER_ID_MAX]; /* [a-z0-9_]: "free", "premium", ... */
     char name[TIER_NAME_MAX];
     char description[TIER_DESC_MAX];
-    int64_t rank;                        /* unique; a higher rank is more */
-    int64_t amount;                      /* minor units; 0 when contact_sales */
-    char currency[CURRENCY_MAX];         /* "usd"; "" when contact_sales */
-    char interval[TIER_INTERVAL_MAX];    /* "month" or "year"; "" when contact_sales */
-    bool contact_sales;                  /* sold by contract: no price, no checkout */
-    bool checkout;                       /* purchasable through Stripe Checkout */
-    char stripe_price_id[STRIPE_ID_MAX]; /* "" until configured */
+    int64_t rank;       /* unique; a higher rank is more */
+    bool contact_sales; /* sold by contract: no primary price, no checkout */
+    bool checkout;      /* purchasable through Stripe Checkout */
+    /*
+     * prices[0] is the primary price (the file's "price" and "stripe_price_id") unless the tier
+     * is contact_sales; the rest are the file's "prices": other intervals (at most one sold
+     * price per interval) and legacy prices. A contact_sales tier has only legacy prices.
+     */
+    size_t price_count;
+    struct tier_price prices[TIER_PRICE_MAX];
     size_t feature_count;
     char features[TIER_FEATURE_MAX][FEATURE_ID_MAX];
     int64_t limits[TIER_QUOTA_MAX]; /* by catalogue quota index; TIER_UNLIMITED or >= 0 */
@@ -86,16 +102,40 @@ const struct tier *tier_catalog_default(const struct tier_catalog *cat);
 /* Returns the tier with this id, or NULL (also for NULL). The pointer lives as long as cat. */
 const struct tier *tier_catalog_find(const struct tier_catalog *cat, const char *id);
 
-/* Returns the tier whose Stripe price is price_id, or NULL (also for NULL or ""). */
+/* Returns the tier one of whose Stripe prices is price_id, or NULL (also for NULL or ""). */
 const struct tier *tier_catalog_find_by_price(const struct tier_catalog *cat, const char *price_id);
 
 /*
- * Sets the Stripe price id of tier tier_id (replacing any). Errors: ERR_NOT_FOUND for an unknown
- * tier; ERR_INVALID for a price id that is NULL, empty, too long or not [A-Za-z0-9_]; ERR_CONFLICT
- * when another tier already has that price.
+ * Returns the price whose Stripe id is price_id (legacy ones too), or NULL (also for NULL or
+ * ""); *tier_out (may be NULL) is its tier. The pointers live as long as cat.
+ */
+const struct tier_price *tier_catalog_find_price(const struct tier_catalog *cat,
+                                                 const char *price_id,
+                                                 const struct tier **tier_out);
+
+/* The tier's primary price; NULL for a contact_sales tier. */
+const struct tier_price *tier_primary_price(const struct tier *t);
+
+/* The tier's price sold at interval (NULL: the primary price), with a Stripe id or not; or NULL. */
+const struct tier_price *tier_sold_price(const struct tier *t, const char *interval);
+
+/*
+ * The price the tier sells at interval ("month", "year"; NULL: the primary price's): not legacy,
+ * with a Stripe price id. NULL when there is none.
+ */
+const struct tier_price *tier_price_for_interval(const struct tier *t, const char *interval);
+
+/* Months in an interval: 1 for "month", 12 for "year", 0 for anything else. */
+int tier_interval_months(const char *interval);
+
+/*
+ * Sets the Stripe price id of tier tier_id's sold price at interval (NULL: the primary price),
+ * replacing any. Errors: ERR_NOT_FOUND for an unknown tier or one with no such price; ERR_INVALID
+ * for a price id that is NULL, empty, too long or not [A-Za-z0-9_]; ERR_CONFLICT when another
+ * price already has that id.
  */
 MUST_CHECK enum err tier_catalog_set_price_id(struct tier_catalog *cat, const char *tier_id,
-                                              const char *price_id);
+                                              const char *interval, const char *price_id);
 
 bool tier_has_feature(const struct tier *t, const char *feature);
 
@@ -109,8 +149,10 @@ int tier_catalog_quota_index(const struct tier_catalog *cat, const char *quota_i
 /*
  * Returns a new reference (release with json_decref()) to the "tiers" array of GET /pricing. Each
  * element: {id, name, description, rank, default, price: {amount, currency, interval} or null
- * (contact sales), contact_sales, checkout, features: [...], limits: {quota_id: n or null},
- * quotas: [{id, unit, window, limit}]}, where a null limit is unlimited.
+ * (contact sales), prices: [{amount, currency, interval}] (the prices sold: the primary one, and
+ * each other interval with a Stripe price id; [] for contact sales), contact_sales, checkout,
+ * features: [...], limits: {quota_id: n or null}, quotas: [{id, unit, window, limit}]}, where a
+ * null limit is unlimited.
  */
 json_t *tier_catalog_to_json(const struct tier_catalog *cat);
 

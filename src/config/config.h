@@ -42,6 +42,8 @@ struct config {
     size_t stripe_webhook_secret_count;    /* 0 to 8 */
     char *stripe_premium_price_id;         /* STRIPE_PREMIUM_PRICE_ID: price of tier 'premium' */
     char *stripe_plus_price_id;            /* STRIPE_PLUS_PRICE_ID: price of tier 'plus' */
+    char *stripe_premium_annual_price_id;  /* STRIPE_PREMIUM_ANNUAL_PRICE_ID: premium per year */
+    char *stripe_plus_annual_price_id;     /* STRIPE_PLUS_ANNUAL_PRICE_ID: plus per year */
     char *stripe_api_base;                 /* STRIPE_API_BASE: http(s) URL, no trailing slash */
     char *stripe_api_version;              /* STRIPE_API_VERSION: "YYYY-MM-DD[.name]" */
     char *database_url;                    /* DATABASE_URL: sqlite:PATH or postgres(ql)://... */

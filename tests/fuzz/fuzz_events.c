@@ -37,7 +37,7 @@ static void setup(void)
     log_min_level =
         (enum log_level)(LOG_ERROR + 1); /* failures are the expected outcome of most inputs */
     tier_catalog_builtin(&cat);
-    if (tier_catalog_set_price_id(&cat, "premium", PRICE) != ERR_OK ||
+    if (tier_catalog_set_price_id(&cat, "premium", NULL, PRICE) != ERR_OK ||
         store_open("sqlite::memory:", 1, &st, msg, sizeof(msg)) != ERR_OK ||
         store_migrate(st, &applied, msg, sizeof(msg)) != ERR_OK)
         abort();

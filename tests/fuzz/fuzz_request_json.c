@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!tiers.tier_count) {
         tier_catalog_builtin(&tiers);
-        (void)!tier_catalog_set_price_id(&tiers, "premium", "price_premium"); /* known tier */
+        (void)!tier_catalog_set_price_id(&tiers, "premium", NULL, "price_premium"); /* known tier */
         cfg.allowed_redirect_origins = origins;
         cfg.allowed_redirect_origin_count = 2;
     }

@@ -25,16 +25,28 @@ static void check_tier(const struct tier_catalog *cat, size_t i)
 {
     const struct tier *t = &cat->tiers[i];
     bool is_default = i == cat->default_tier;
-    bool is_free = !t->contact_sales && t->amount == 0;
+    const struct tier_price *primary = tier_primary_price(t);
+    bool is_free = primary && primary->amount == 0;
 
     if (is_default != is_free || (is_default && t->checkout))
         abort();
-    if ((t->checkout && (t->contact_sales || t->amount <= 0)) || t->amount < 0)
+    if (t->checkout && (t->contact_sales || !primary || primary->amount <= 0))
         abort();
-    if (tier_catalog_find(cat, t->id) != t || t->feature_count > TIER_FEATURE_MAX)
+    if (tier_catalog_find(cat, t->id) != t || t->feature_count > TIER_FEATURE_MAX ||
+        t->price_count > TIER_PRICE_MAX)
         abort();
-    if (t->stripe_price_id[0] && tier_catalog_find_by_price(cat, t->stripe_price_id) != t)
-        abort();
+    for (size_t k = 0; k < t->price_count; k++) {
+        const struct tier_price *p = &t->prices[k];
+        const struct tier *owner = NULL;
+        if (p->amount < 0 || (p->legacy && !p->stripe_price_id[0]) ||
+            (t->contact_sales && !p->legacy))
+            abort();
+        if (p->stripe_price_id[0] &&
+            (tier_catalog_find_price(cat, p->stripe_price_id, &owner) != p || owner != t))
+            abort();
+        if (!p->legacy && tier_sold_price(t, p->interval) != p)
+            abort();
+    }
     for (size_t j = 0; j < cat->quota_count; j++)
         if (t->limits[j] < TIER_UNLIMITED)
             abort();

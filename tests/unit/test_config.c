@@ -25,6 +25,8 @@ static const char *const all_names[] = {
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_PREMIUM_PRICE_ID",
     "STRIPE_PLUS_PRICE_ID",
+    "STRIPE_PREMIUM_ANNUAL_PRICE_ID",
+    "STRIPE_PLUS_ANNUAL_PRICE_ID",
     "STRIPE_API_BASE",
     "STRIPE_API_VERSION",
     "DATABASE_URL",
@@ -479,7 +481,7 @@ static void test_fields(void)
     T_OK(c.stripe_publishable_key == NULL && c.tiers_file == NULL, "unset strings are NULL");
     T_EQ_I64(c.source[0], CONFIG_SRC_ENV, "source of STRIPE_SECRET_KEY");
     T_EQ_I64(c.source[1], CONFIG_SRC_UNSET, "source of STRIPE_PUBLISHABLE_KEY");
-    T_EQ_I64(c.source[5], CONFIG_SRC_DEFAULT, "source of STRIPE_API_BASE");
+    T_EQ_I64(c.source[7], CONFIG_SRC_DEFAULT, "source of STRIPE_API_BASE");
     config_release(&c);
     T_OK(c.stripe_webhook_secrets == NULL && c.stripe_webhook_secret_count == 0 &&
              !secret_is_set(&c.jwt_secret) && c.listen_host == NULL,

@@ -460,7 +460,7 @@ int main(void)
 
     clock_set_fake(T0);
     tier_catalog_builtin(&cat);
-    if (tier_catalog_set_price_id(&cat, "premium", PRICE) != ERR_OK) {
+    if (tier_catalog_set_price_id(&cat, "premium", NULL, PRICE) != ERR_OK) {
         printf("Bail out! cannot set the premium price\n");
         return 1;
     }

@@ -65,8 +65,8 @@ static struct subscription sub_of(const char *id, const char *price, enum sub_st
 static void catalog(struct tier_catalog *cat)
 {
     tier_catalog_builtin(cat);
-    T_OK(tier_catalog_set_price_id(cat, "premium", "price_p") == ERR_OK, "premium price set");
-    T_OK(tier_catalog_set_price_id(cat, "plus", "price_x") == ERR_OK, "plus price set");
+    T_OK(tier_catalog_set_price_id(cat, "premium", NULL, "price_p") == ERR_OK, "premium price set");
+    T_OK(tier_catalog_set_price_id(cat, "plus", NULL, "price_x") == ERR_OK, "plus price set");
 }
 
 static void test_complete(void)

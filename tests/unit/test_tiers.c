@@ -113,6 +113,40 @@ static const struct {
     { DOC("{'id':'free','name':'F','rank':0," FREE_PRICE ",'features':[],'limits':{'ai':1},"
           "'stripe_price_id':'price_1'}," PAID_WITH(",'stripe_price_id':'price_1'")),
       "tiers[1].stripe_price_id: 'price_1' is also the price of tier 'free'" },
+    { DOC(FREE "," PAID_WITH(",'prices':{}")), "tiers[1].prices: must be an array" },
+    { DOC(FREE "," PAID_WITH(",'prices':[{'amount':100,'currency':'usd'}]")),
+      "tiers[1].prices[0]: missing key 'interval'" },
+    { DOC(FREE "," PAID_WITH(",'prices':[{'amount':100,'currency':'usd','interval':'year',"
+                             "'x':1}]")),
+      "tiers[1].prices[0]: unknown key 'x'" },
+    { DOC(FREE "," PAID_WITH(",'prices':[{'amount':100,'currency':'usd','interval':'month'}]")),
+      "tiers[1].prices[0].interval: tier 'paid' already sells a price per month" },
+    { DOC(FREE "," PAID_WITH(",'prices':[{'amount':0,'currency':'usd','interval':'year'}]")),
+      "tiers[1].prices[0].amount: must be > 0 for a price that is sold" },
+    { DOC(FREE "," PAID_WITH(",'prices':[{'amount':9,'currency':'usd','interval':'year',"
+                             "'legacy':true}]")),
+      "tiers[1].prices[0].stripe_price_id: a legacy price needs its Stripe price id" },
+    { DOC(FREE
+          "," PAID_WITH(",'stripe_price_id':'price_a','prices':[{'amount':9,'currency':"
+                        "'usd','interval':'year','legacy':true,'stripe_price_id':'price_a'}]")),
+      "tiers[1].prices[0].stripe_price_id: 'price_a' is also the price of tier 'paid'" },
+    { DOC(FREE "," TIER("'price':null,'contact_sales':true,'prices':[{'amount':9,'currency':"
+                        "'usd','interval':'year'}]")),
+      "tiers[1].prices[0].legacy: must be true: only a tier sold through checkout has other "
+      "prices to sell" },
+    { DOC(FREE "," TIER("'price':null,'contact_sales':true,'stripe_price_id':'price_e'")),
+      "tiers[1].stripe_price_id: a contact_sales tier has no price to sell (legacy prices go in "
+      "'prices')" },
+    { DOC(FREE "," PAID_WITH(",'prices':[{'amount':9,'currency':'usd','interval':'year'},"
+                             "{'amount':9,'currency':'usd','interval':'month','legacy':true,"
+                             "'stripe_price_id':'p1'},{'amount':9,'currency':'usd','interval':"
+                             "'month','legacy':true,'stripe_price_id':'p2'},{'amount':9,"
+                             "'currency':'usd','interval':'month','legacy':true,"
+                             "'stripe_price_id':'p3'},{'amount':9,'currency':'usd','interval':"
+                             "'month','legacy':true,'stripe_price_id':'p4'},{'amount':9,"
+                             "'currency':'usd','interval':'month','legacy':true,"
+                             "'stripe_price_id':'p5'}]")),
+      "tiers[1].prices: at most 5 prices" },
     { DOC("{'id':'free','name':'F','rank':0," FREE_PRICE ",'features':'x','limits':{'ai':1}}"),
       "tiers[0].features: must be an array" },
     { DOC("{'id':'free','name':'F','rank':0," FREE_PRICE ",'features':['a','a'],"
@@ -199,6 +233,48 @@ static const struct {
     { 2, TIER_FEATURE_MAX + 1, "tiers[1].features: at most 32 features" },
 };
 
+/* Annual and legacy prices map back to their tier; a contact_sales tier keeps contract prices. */
+static void test_extra_prices(void)
+{
+    static struct tier_catalog cat;
+    const char *doc = json_of(DOC(FREE "," PAID_WITH(
+        ",'stripe_price_id':'price_m','prices':[{'amount':5000,'currency':"
+        "'usd','interval':'year','stripe_price_id':'price_y'},{'amount':300,"
+        "'currency':'usd','interval':'month','legacy':true,"
+        "'stripe_price_id':'price_old'}]") ","
+                                           "{'id':'ent','name':'E','rank':9,'price':null,'contact_sales':true,'features':[],"
+                                           "'limits':{'ai':null},'prices':[{'amount':90000,'currency':'eur','interval':'year',"
+                                           "'legacy':true,'stripe_price_id':'price_deal'}]}"));
+    char err[256] = "";
+    const struct tier *t = NULL;
+    const struct tier_price *p;
+    json_t *arr;
+    char *text;
+
+    T_EQ_I64(tier_catalog_parse(doc, strlen(doc), &cat, err, sizeof(err)), ERR_OK, "parses (%s)",
+             err);
+    p = tier_catalog_find_price(&cat, "price_old", &t);
+    T_OK(p && p->legacy && t && strcmp(t->id, "paid") == 0, "a legacy price maps to its tier");
+    T_EQ_STR(tier_catalog_find_by_price(&cat, "price_deal")
+                 ? tier_catalog_find_by_price(&cat, "price_deal")->id
+                 : NULL,
+             "ent", "a contract price maps to the contact_sales tier");
+    T_EQ_STR(tier_price_for_interval(tier_catalog_find(&cat, "paid"), "year")->stripe_price_id,
+             "price_y", "the annual price is sold");
+    T_OK(tier_sold_price(tier_catalog_find(&cat, "ent"), NULL) == NULL, "ent sells nothing");
+    arr = tier_catalog_to_json(&cat);
+    text = json_dumps(json_object_get(json_array_get(arr, 1), "prices"), JSON_PRESERVE_ORDER);
+    T_EQ_STR(text,
+             "[{\"amount\": 500, \"currency\": \"usd\", \"interval\": \"month\"}, "
+             "{\"amount\": 5000, \"currency\": \"usd\", \"interval\": \"year\"}]",
+             "pricing lists the prices sold, not the legacy one");
+    free(text);
+    text = json_dumps(json_object_get(json_array_get(arr, 2), "prices"), 0);
+    T_EQ_STR(text, "[]", "a contact_sales tier lists no price");
+    free(text);
+    json_decref(arr);
+}
+
 static void test_caps(void)
 {
     static struct tier_catalog cat;
@@ -259,14 +335,17 @@ static void test_builtin(const struct tier_catalog *cat)
         if (!t)
             continue;
         T_EQ_I64(t->rank, builtin_rows[i].rank, "%s: rank", t->id);
-        T_EQ_I64(t->amount, builtin_rows[i].amount, "%s: amount", t->id);
-        T_EQ_STR(t->currency, t->contact_sales ? "" : "usd", "%s: currency", t->id);
+        T_EQ_I64(tier_primary_price(t) ? tier_primary_price(t)->amount : 0, builtin_rows[i].amount,
+                 "%s: amount", t->id);
+        T_EQ_STR(tier_primary_price(t) ? tier_primary_price(t)->currency : "",
+                 t->contact_sales ? "" : "usd", "%s: currency", t->id);
         T_EQ_I64(t->contact_sales, builtin_rows[i].contact_sales, "%s: contact_sales", t->id);
         T_EQ_I64(t->checkout, builtin_rows[i].checkout, "%s: checkout", t->id);
         T_EQ_I64(t->limits[ai], builtin_rows[i].ai_minutes, "%s: ai_minutes limit", t->id);
         T_EQ_I64(t->limits[sc], builtin_rows[i].scenarios, "%s: scenarios limit", t->id);
         T_EQ_I64(t->feature_count, builtin_rows[i].features, "%s: feature count", t->id);
-        T_EQ_STR(t->stripe_price_id, "", "%s: no price id built in", t->id);
+        for (size_t k = 0; k < t->price_count; k++)
+            T_EQ_STR(t->prices[k].stripe_price_id, "", "%s: no price id built in", t->id);
     }
     T_OK(tier_catalog_find(cat, "gold") == NULL, "unknown tier is NULL");
 }
@@ -306,11 +385,26 @@ static const struct {
     const char *price;
     enum err want;
 } price_rows[] = {
-    { "premium", "price_premium", ERR_OK },    { "plus", "price_plus", ERR_OK },
+    { "premium", "price_premium", ERR_OK },
+    { "plus", "price_plus", ERR_OK },
     { "plus", "price_plus", ERR_OK },          /* setting the same price again */
     { "plus", "price_premium", ERR_CONFLICT }, /* premium's */
-    { "gold", "price_gold", ERR_NOT_FOUND },   { "enterprise", "", ERR_INVALID },
-    { "enterprise", "price 1", ERR_INVALID },
+    { "gold", "price_gold", ERR_NOT_FOUND },
+    { "enterprise", "price_e", ERR_NOT_FOUND },
+    { "premium", "", ERR_INVALID },
+    { "premium", "price 1", ERR_INVALID },
+};
+
+/* The same through the interval: premium's annual price, and one no tier sells. */
+static const struct {
+    const char *tier, *interval, *price;
+    enum err want;
+} interval_rows[] = {
+    { "premium", "year", "price_premium_y", ERR_OK },
+    { "plus", "year", "price_premium_y", ERR_CONFLICT },
+    { "plus", "year", "price_premium", ERR_CONFLICT },
+    { "free", "year", "price_free_y", ERR_NOT_FOUND },
+    { "plus", "week", "price_plus_w", ERR_NOT_FOUND },
 };
 
 static const struct {
@@ -326,9 +420,24 @@ static const struct {
 static void test_prices(struct tier_catalog *cat)
 {
     for (size_t i = 0; i < ARRAY_SIZE(price_rows); i++)
-        T_EQ_I64(tier_catalog_set_price_id(cat, price_rows[i].tier, price_rows[i].price),
+        T_EQ_I64(tier_catalog_set_price_id(cat, price_rows[i].tier, NULL, price_rows[i].price),
                  price_rows[i].want, "set price '%s' on '%s'", price_rows[i].price,
                  price_rows[i].tier);
+    for (size_t i = 0; i < ARRAY_SIZE(interval_rows); i++)
+        T_EQ_I64(tier_catalog_set_price_id(cat, interval_rows[i].tier, interval_rows[i].interval,
+                                           interval_rows[i].price),
+                 interval_rows[i].want, "set price '%s' on '%s' per %s", interval_rows[i].price,
+                 interval_rows[i].tier, interval_rows[i].interval);
+    T_EQ_STR(tier_catalog_find_by_price(cat, "price_premium_y")->id, "premium",
+             "the annual price maps back to its tier");
+    T_EQ_STR(tier_price_for_interval(tier_catalog_find(cat, "premium"), "year")->stripe_price_id,
+             "price_premium_y", "premium is sold per year");
+    T_EQ_I64(tier_price_for_interval(tier_catalog_find(cat, "premium"), "year")->amount, 9990,
+             "at 9990");
+    T_OK(tier_price_for_interval(tier_catalog_find(cat, "plus"), "year") == NULL,
+         "plus has no annual price id: not sold per year");
+    T_EQ_STR(tier_price_for_interval(tier_catalog_find(cat, "plus"), NULL)->interval, "month",
+             "the primary price is monthly");
     for (size_t i = 0; i < ARRAY_SIZE(by_price_rows); i++) {
         const struct tier *t = tier_catalog_find_by_price(cat, by_price_rows[i].price);
         T_EQ_STR(t ? t->id : NULL, by_price_rows[i].tier, "tier of price '%s'",
@@ -398,13 +507,17 @@ static const char *catalog_diff(const struct tier_catalog *a, const struct tier_
         const struct tier *x = &a->tiers[i], *y = &b->tiers[i];
         bool same = !strcmp(x->id, y->id) && !strcmp(x->name, y->name) &&
                     !strcmp(x->description, y->description) && x->rank == y->rank &&
-                    x->amount == y->amount && !strcmp(x->currency, y->currency) &&
-                    !strcmp(x->interval, y->interval) && x->contact_sales == y->contact_sales &&
-                    x->checkout == y->checkout && !strcmp(x->stripe_price_id, y->stripe_price_id) &&
-                    x->feature_count == y->feature_count &&
+                    x->price_count == y->price_count && x->contact_sales == y->contact_sales &&
+                    x->checkout == y->checkout && x->feature_count == y->feature_count &&
                     !memcmp(x->limits, y->limits, a->quota_count * sizeof(x->limits[0]));
         for (size_t j = 0; same && j < x->feature_count; j++)
             same = !strcmp(x->features[j], y->features[j]);
+        for (size_t j = 0; same && j < x->price_count; j++) {
+            const struct tier_price *p = &x->prices[j], *q = &y->prices[j];
+            same = p->amount == q->amount && !strcmp(p->currency, q->currency) &&
+                   !strcmp(p->interval, q->interval) && p->legacy == q->legacy &&
+                   !strcmp(p->stripe_price_id, q->stripe_price_id);
+        }
         if (!same) {
             snprintf(what, sizeof(what), "tier %zu ('%s')", i, x->id);
             return what;
@@ -447,6 +560,7 @@ int main(void)
     test_prices(&cat);
     test_parse_errors();
     test_caps();
+    test_extra_prices();
     test_small_errbuf();
     return t_done();
 }
