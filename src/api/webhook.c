@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/duplicates.h"
 #include "api/handlers.h"
+#include "api/stripe_glue.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -19,6 +20,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "stripe/events.h"
+#include "stripe/resources.h"
 #include "stripe/webhook.h"
 
 /*
@@ -49,7 +51,7 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
 {
     struct billing_event ev;
     struct stripe_error se;
-    struct store_event_in in = { &ev, body, len, mode };
+    struct store_event_in in = { &ev, body, len, mode, &out->same_second };
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -57,6 +59,8 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
     err = stripe_event_parse(body, len, &ev, &se);
     (void)str_copy(out->id, sizeof(out->id), ev.id);       /* same size */
     (void)str_copy(out->type, sizeof(out->type), ev.type); /* same size */
+    if (!err && ev.has_sub)
+        (void)str_copy(out->sub_id, sizeof(out->sub_id), ev.sub.id); /* same size */
     if (!err)
         err = complete_tier(cat, &ev, &se);
     if ((err == ERR_UPSTREAM || err == ERR_NOT_FOUND) &&
@@ -67,6 +71,23 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
         return err;
     }
     return store_event_record_apply(st, &in, &out->result, out->message, sizeof(out->message));
+}
+
+enum err webhook_refresh_subscription(struct store *st, const struct tier_catalog *cat,
+                                      struct stripe_client *sc, const char *id)
+{
+    struct subscription stored, sub;
+    struct stripe_error se;
+    enum err err = store_subscription_get(st, id, &stored);
+
+    if (!err)
+        err = stripe_subscription_retrieve(sc, id, &sub, &se);
+    if (!err)
+        err = glue_subscription_store_answer(st, cat, sc, stored.user_id, &se, &sub, NULL);
+    if (err)
+        log_warn("cannot read subscription '%s' again after events of one second: %s", id,
+                 err_name(err));
+    return err;
 }
 
 /* 400 with the reason when the signature does not hold; nothing is read before this. */
@@ -140,6 +161,9 @@ enum err payments_webhook(struct request *req, struct response *resp)
                                             billing_event_kind_of(o.type) == EVENT_CHECKOUT ||
                                             billing_event_kind_of(o.type) == EVENT_INVOICE))
         (void)duplicates_resolve(api->store, api->stripe, api->tiers, 4);
+    /* Two states of one second: Stripe says which is the state now. */
+    if (o.same_second && api->stripe)
+        (void)webhook_refresh_subscription(api->store, api->tiers, api->stripe, o.sub_id);
     response_json(resp, 200,
                   json_pack("{s:b, s:s, s:b, s:b}", "received", 1, "id", o.id, "duplicate",
                             o.result == STORE_EVENT_DUPLICATE, "ignored",

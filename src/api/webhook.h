@@ -11,6 +11,7 @@
 #include "base/err.h"
 #include "billing/events.h"
 #include "store/store.h"
+#include "stripe/client.h"
 
 struct tier_catalog;
 
@@ -19,7 +20,10 @@ struct webhook_outcome {
     enum store_event_result result; /* meaningful when webhook_ingest returned ERR_OK */
     char id[STRIPE_ID_MAX];         /* "" when the body named none */
     char type[EVENT_TYPE_MAX];
-    char message[256]; /* why it failed, safe to show; "" on success */
+    char message[256];          /* why it failed, safe to show; "" on success */
+    char sub_id[STRIPE_ID_MAX]; /* the event's subscription; "" when it carries none */
+    bool same_second;           /* its state met a different stored one of the same Stripe
+                                   second (store_event_in.same_second): read it from Stripe */
 };
 
 /*
@@ -35,5 +39,12 @@ struct webhook_outcome {
 MUST_CHECK enum err webhook_ingest(struct store *st, const struct tier_catalog *cat,
                                    const char *body, size_t len, enum store_event_mode mode,
                                    struct webhook_outcome *out);
+
+/*
+ * Reads subscription id from Stripe and stores that answer (it wins a tie of one second with
+ * the stored state), for its stored user. Logs and returns the error when it cannot.
+ */
+enum err webhook_refresh_subscription(struct store *st, const struct tier_catalog *cat,
+                                      struct stripe_client *sc, const char *id);
 
 #endif /* SUBGATE_API_WEBHOOK_H */

@@ -18,8 +18,21 @@ static const struct event_type handled[] = {
     { "customer.subscription.updated", EVENT_SUBSCRIPTION },
     { "customer.subscription.deleted", EVENT_SUBSCRIPTION },
     { "customer.subscription.trial_will_end", EVENT_SUBSCRIPTION },
+    { "customer.subscription.paused", EVENT_SUBSCRIPTION },
+    { "customer.subscription.resumed", EVENT_SUBSCRIPTION },
+    { "customer.subscription.pending_update_applied", EVENT_SUBSCRIPTION },
+    { "customer.subscription.pending_update_expired", EVENT_SUBSCRIPTION },
     { "invoice.paid", EVENT_INVOICE },
     { "invoice.payment_failed", EVENT_INVOICE },
+    { "invoice.finalized", EVENT_INVOICE },
+    { "invoice.payment_action_required", EVENT_INVOICE },
+    { "subscription_schedule.created", EVENT_SCHEDULE },
+    { "subscription_schedule.updated", EVENT_SCHEDULE },
+    { "subscription_schedule.released", EVENT_SCHEDULE },
+    { "subscription_schedule.canceled", EVENT_SCHEDULE },
+    { "subscription_schedule.completed", EVENT_SCHEDULE },
+    { "subscription_schedule.aborted", EVENT_SCHEDULE },
+    { "subscription_schedule.expiring", EVENT_SCHEDULE },
 };
 
 enum billing_event_kind billing_event_kind_of(const char *type)
@@ -52,6 +65,7 @@ const char *billing_subscription_time_out_of_range(const struct subscription *s)
         { "canceled_at", s->canceled_at },
         { "trial_end", s->trial_end },
         { "stripe_updated", s->stripe_updated },
+        { "pending_update.expires_at", s->pending_expires_at },
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(times); i++)
@@ -68,6 +82,8 @@ const char *billing_event_time_out_of_range(const struct billing_event *ev)
         return "created";
     if (ev->has_sub && billing_subscription_time_out_of_range(&ev->sub))
         return billing_subscription_time_out_of_range(&ev->sub);
+    if (ev->kind == EVENT_SCHEDULE && !time_ok(ev->schedule.next_at))
+        return "phases[].start_date";
     if (ev->kind != EVENT_INVOICE)
         return NULL;
     if (!time_ok(inv->created))

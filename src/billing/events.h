@@ -20,6 +20,7 @@ enum billing_event_kind {
     EVENT_SUBSCRIPTION,     /* customer.subscription.*: a new state of the subscription */
     EVENT_INVOICE,          /* invoice.paid, invoice.payment_failed: a new state of the invoice */
     EVENT_CHECKOUT_EXPIRED, /* checkout.session.expired: the session can no longer be paid */
+    EVENT_SCHEDULE,         /* subscription_schedule.*: a plan change waiting for its date */
 };
 
 struct billing_event {
@@ -34,6 +35,7 @@ struct billing_event {
     struct subscription sub;         /* stripe_updated = created; user_id "" when the object has no
                                         metadata.user_id (resolved through the customer) */
     struct invoice invoice;          /* EVENT_INVOICE; user_id "" (resolved through the customer) */
+    struct schedule_record schedule; /* EVENT_SCHEDULE, stripe_updated = created */
     char session_subscription[STRIPE_ID_MAX]; /* checkout: the session's subscription id */
     char session_id[STRIPE_ID_MAX];           /* checkout: the session (cs_...) */
 };

@@ -120,6 +120,14 @@ static int key_rest(const struct subscription *a, const struct subscription *b)
         c = sub_place(a).tie - sub_place(b).tie; /* the ranks are equal by now (key 4) */
     if (c == 0)
         c = strcmp(a->price_id, b->price_id);
+    if (c == 0)
+        c = strcmp(a->schedule_id, b->schedule_id);
+    if (c == 0)
+        c = strcmp(a->pending_price_id, b->pending_price_id);
+    if (c == 0)
+        c = cmp_i64(a->pending_expires_at, b->pending_expires_at);
+    if (c == 0)
+        c = strcmp(a->latest_invoice, b->latest_invoice);
     return c;
 }
 
@@ -172,6 +180,26 @@ bool subscription_state_merge(const struct subscription *stored,
     if (stored && same_past_due(incoming, stored))
         out->past_due_since = min_i64(stored->past_due_since, incoming->stripe_updated);
     return true;
+}
+
+bool schedule_has_ended(const struct schedule_record *s)
+{
+    return strcmp(s->status, "not_started") != 0 && strcmp(s->status, "active") != 0;
+}
+
+bool schedule_state_is_newer(const struct schedule_record *a, const struct schedule_record *b)
+{
+    int c = (int)schedule_has_ended(a) - (int)schedule_has_ended(b);
+
+    if (c == 0)
+        c = cmp_i64(a->stripe_updated, b->stripe_updated);
+    if (c == 0)
+        c = strcmp(a->status, b->status);
+    if (c == 0)
+        c = cmp_i64(a->next_at, b->next_at);
+    if (c == 0)
+        c = strcmp(a->next_price_id, b->next_price_id);
+    return c > 0;
 }
 
 bool invoice_state_supersedes(const struct invoice *incoming, const struct invoice *stored)

@@ -47,4 +47,15 @@ bool subscription_state_merge(const struct subscription *stored,
  */
 bool invoice_state_supersedes(const struct invoice *incoming, const struct invoice *stored);
 
+/*
+ * True when a is a strictly newer state of the schedule than b: an ended schedule (completed,
+ * released, canceled) beats a live one (not_started, active), since Stripe never revives one;
+ * then the later stripe_updated; within one second, the state whose next phase differs wins by a
+ * fixed comparison (next_at, then next_price_id), so deliveries in any order converge.
+ */
+bool schedule_state_is_newer(const struct schedule_record *a, const struct schedule_record *b);
+
+/* True when the schedule has ended: completed, released or canceled (or another final state). */
+bool schedule_has_ended(const struct schedule_record *s);
+
 #endif /* SUBGATE_BILLING_ORDER_H */

@@ -51,10 +51,30 @@ struct subscription {
     int64_t created;        /* Stripe's `created`: of two live ones, the older is kept */
     int64_t stripe_updated; /* Stripe's time of this state: the event's `created`, or when Stripe
                                answered (its clock: a test clock's, or its Date header) */
+    /* Plan changes in flight (issue #14), as Stripe's subscription object has them. */
+    char schedule_id[STRIPE_ID_MAX];      /* sub_sched_... managing it (a downgrade); "" none */
+    char pending_price_id[STRIPE_ID_MAX]; /* pending_update's price: an upgrade awaiting its
+                                             invoice's payment; "" none */
+    int64_t pending_expires_at;           /* when that pending update lapses; 0 none */
+    char latest_invoice[STRIPE_ID_MAX];   /* in_...: the invoice a pending update waits for */
     /* Not stored: where this state came from, for the ordering rule. */
     bool answered;                  /* Stripe's whole state as it answered a call (not an event):
                                        it wins a tie on stripe_updated */
     char test_clock[STRIPE_ID_MAX]; /* the test clock it runs on, "" for none */
+    char item_id[STRIPE_ID_MAX];    /* si_...: items.data[0], the item a plan change switches */
+};
+
+/*
+ * A subscription schedule, as far as subgate uses one: a downgrade (or an interval change)
+ * waiting for the period end. Made by subgate's plan change or anyone at Stripe.
+ */
+struct schedule_record {
+    char id[STRIPE_ID_MAX];              /* sub_sched_... */
+    char subscription_id[STRIPE_ID_MAX]; /* sub_...; "" until Stripe attaches one */
+    char status[STATUS_MAX]; /* not_started, active: live; completed, released, canceled */
+    char next_price_id[STRIPE_ID_MAX]; /* the price of the next phase; "" when none */
+    int64_t next_at;                   /* when that phase starts (the change takes effect); 0 */
+    int64_t stripe_updated;            /* Stripe's time of this state */
 };
 
 struct invoice {

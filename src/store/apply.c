@@ -21,7 +21,8 @@
  * locked (or inserted) first, so two appliers of one subscription end with the newer state.
  */
 static enum err subscription_apply(const struct store_ops *ops, struct store_tx *tx,
-                                   const struct subscription *s, int64_t now, bool *applied)
+                                   const struct subscription *s, int64_t now, bool *applied,
+                                   bool *same_second)
 {
     struct subscription stored, merged;
     struct store_sub_row row;
@@ -29,6 +30,8 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
     enum err err;
 
     *applied = false;
+    if (same_second)
+        *same_second = false;
     (void)subscription_state_merge(NULL, s, &merged); /* nothing stored: always stored */
     row = store_sub_row_of(&merged, now);
     err = ops->subscription_get(tx, s->id, true, &stored);
@@ -44,6 +47,10 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
         return err;
     if (strcmp(stored.user_id, s->user_id) != 0)
         return ERR_CONFLICT; /* a subscription never changes hands */
+    if (same_second)
+        *same_second =
+            !s->answered && s->stripe_updated == stored.stripe_updated &&
+            (subscription_state_is_newer(s, &stored) || subscription_state_is_newer(&stored, s));
     if (!subscription_state_merge(&stored, s, &merged))
         return ERR_OK;
     *applied = subscription_state_is_newer(s, &stored);
@@ -114,7 +121,7 @@ struct apply_arg {
 static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
 {
     struct apply_arg *a = arg;
-    enum err err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied);
+    enum err err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied, NULL);
 
     if (!err && a->applied && sub_status_is_live(a->sub->status))
         err = note_duplicates(a->ops, tx, a->sub->user_id, a->now);
@@ -231,7 +238,7 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     err = resolve_user(x, sub.user_id);
     if (!err) {
         memcpy(x->sub_user, sub.user_id, USER_ID_MAX); /* its cache entry goes after the run */
-        err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied);
+        err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied, x->in->same_second);
     }
     if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
         store_errf(x->errbuf, x->errlen,
@@ -243,6 +250,74 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     if (!err && applied && sub_status_is_live(sub.status))
         err = note_duplicates(x->ops, x->tx, sub.user_id, x->now);
     return err;
+}
+
+/* Stores s unless the stored schedule is newer; *applied says whether it was. */
+static enum err schedule_apply(const struct store_ops *ops, struct store_tx *tx,
+                               const struct schedule_record *s, bool *applied)
+{
+    struct schedule_record stored;
+    enum err err = ops->schedule_get(tx, s->id, true, &stored);
+
+    *applied = false;
+    if (err && err != ERR_NOT_FOUND)
+        return err;
+    if (!err && !schedule_state_is_newer(s, &stored))
+        return ERR_OK;
+    *applied = true;
+    return ops->schedule_put(tx, s);
+}
+
+struct schedule_arg {
+    const struct store_ops *ops;
+    const struct schedule_record *in;
+    struct schedule_record *out;
+    bool applied;
+};
+
+static enum err schedule_apply_tx(struct store_tx *tx, void *arg)
+{
+    struct schedule_arg *a = arg;
+
+    return schedule_apply(a->ops, tx, a->in, &a->applied);
+}
+
+enum err store_schedule_apply(struct store *st, const struct schedule_record *s, bool *applied)
+{
+    struct schedule_arg a = { .ops = st->ops, .in = s };
+    enum err err;
+
+    *applied = false;
+    if (!store_record_check(&store_schedule_record, s, true))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_WRITE, schedule_apply_tx, &a);
+    *applied = !err && a.applied;
+    return err;
+}
+
+static enum err schedule_get_tx(struct store_tx *tx, void *arg)
+{
+    struct schedule_arg *a = arg;
+
+    return a->ops->schedule_get(tx, a->in->id, false, a->out);
+}
+
+enum err store_schedule_get(struct store *st, const char *id, struct schedule_record *out)
+{
+    struct schedule_record key = { 0 };
+    struct schedule_arg a = { .ops = st->ops, .in = &key, .out = out };
+
+    if (!store_arg_ok(id, sizeof(key.id)))
+        return ERR_INVALID;
+    memcpy(key.id, id, strlen(id) + 1);
+    return store_run(st, STORE_RUN_READ, schedule_get_tx, &a);
+}
+
+static enum err apply_schedule(const struct event_ctx *x)
+{
+    bool applied = false;
+
+    return schedule_apply(x->ops, x->tx, &x->in->ev->schedule, &applied);
 }
 
 static enum err apply_invoice(const struct event_ctx *x)
@@ -288,6 +363,8 @@ static enum err apply_effect(const struct event_ctx *x)
         return apply_invoice(x);
     case EVENT_CHECKOUT_EXPIRED:
         return session_close(x, "expired");
+    case EVENT_SCHEDULE:
+        return apply_schedule(x);
     case EVENT_IGNORED:
         break;
     }
@@ -309,6 +386,8 @@ static enum err record_apply_tx(struct store_tx *tx, void *arg)
 
     a->x.tx = tx;
     a->x.sub_user[0] = '\0';
+    if (a->x.in->same_second)
+        *a->x.in->same_second = false;
     a->result = STORE_EVENT_DUPLICATE;
     store_errf(a->x.errbuf, a->x.errlen, "%s", "");
     err = a->x.ops->event_claim(tx, a->x.in, ev->kind == EVENT_IGNORED ? "ignored" : "applied",
@@ -352,6 +431,9 @@ static bool event_in_ok(const struct store_event_in *in)
     if (ev->kind == EVENT_INVOICE &&
         (!store_record_check(&store_invoice_record, &ev->invoice, false) ||
          !store_arg_ok(ev->invoice.id, sizeof(ev->invoice.id))))
+        return false;
+    if (ev->kind == EVENT_SCHEDULE &&
+        !store_record_check(&store_schedule_record, &ev->schedule, true))
         return false;
     return true;
 }

@@ -190,6 +190,11 @@ struct store_ops {
     /* Writes the one health row (a write that must reach the disk). */
     enum err (*health_touch)(struct store_tx *tx, int64_t now);
 
+    /* Subscription schedules: schedule_get with lock = true also locks the row (see above). */
+    enum err (*schedule_get)(struct store_tx *tx, const char *id, bool lock,
+                             struct schedule_record *out);
+    enum err (*schedule_put)(struct store_tx *tx, const struct schedule_record *s);
+
     /*
      * Changes made by other processes, for the entitlement cache. watch_start starts a thread
      * of the engine's that calls entcache_invalidate(cache, user) for each subscription write
@@ -257,6 +262,7 @@ extern const struct store_record store_event_record;
 extern const struct store_record store_outcome_record;
 extern const struct store_record store_checkout_record;
 extern const struct store_record store_duplicate_record;
+extern const struct store_record store_schedule_record;
 
 /* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
 struct store_value {

@@ -23,10 +23,12 @@
 #define SUBSCRIPTION_COLS                                                             \
     "id, user_id, stripe_customer_id, tier, price_id, status, current_period_start, " \
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
-    "past_due_since, stripe_updated, created"
+    "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
+    "pending_expires_at, latest_invoice"
+#define SCHEDULE_COLS "id, subscription_id, status, next_price_id, next_at, stripe_updated"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) "
 #define INVOICE_COLS                                                                             \
     "id, user_id, subscription_id, number, status, amount_due, amount_paid, currency, created, " \
     "period_start, period_end, hosted_invoice_url, invoice_pdf"
@@ -66,6 +68,8 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "cancel_at_period_end = excluded.cancel_at_period_end, cancel_at = excluded.cancel_at, "
         "canceled_at = excluded.canceled_at, trial_end = excluded.trial_end, "
         "past_due_since = excluded.past_due_since, stripe_updated = excluded.stripe_updated, "
+    "schedule_id = excluded.schedule_id, pending_price_id = excluded.pending_price_id, "
+    "pending_expires_at = excluded.pending_expires_at, latest_invoice = excluded.latest_invoice, "
         "updated_at = excluded.updated_at, live = excluded.live, created = greatest(excluded.created, subscriptions.created)", true },
     [PGS_SUBSCRIPTION_INSERT_NEW] = { SUBSCRIPTION_INSERT "ON CONFLICT (id) DO NOTHING", true },
     [PGS_SUBSCRIPTION_GET] = {
@@ -181,6 +185,14 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_HEALTH_TOUCH] = {
         "INSERT INTO health (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
         true },
+    [PGS_SCHEDULE_GET] = { "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1", false },
+    [PGS_SCHEDULE_LOCK] = {
+        "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1 FOR UPDATE", false },
+    [PGS_SCHEDULE_PUT] = {
+        "INSERT INTO schedules (" SCHEDULE_COLS ") VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (id) DO UPDATE SET subscription_id = excluded.subscription_id, "
+        "status = excluded.status, next_price_id = excluded.next_price_id, "
+        "next_at = excluded.next_at, stripe_updated = excluded.stripe_updated", true },
     [PGS_BEGIN] = { "BEGIN", false },
     [PGS_COMMIT] = { "COMMIT", true },
     [PGS_ROLLBACK] = { "ROLLBACK", false },
@@ -672,6 +684,24 @@ static enum err pg_duplicate_update(struct store_tx *tx, const struct duplicate_
     return pg_db_write(tx, &q, NULL);
 }
 
+/* Schedules */
+
+static enum err pg_schedule_get(struct store_tx *tx, const char *id, bool lock,
+                                struct schedule_record *out)
+{
+    const struct pg_arg args[] = { pg_text(id) };
+    const struct pg_query q = QUERY(lock ? PGS_SCHEDULE_LOCK : PGS_SCHEDULE_GET, args);
+
+    return pg_db_fetch_record(tx, &q, &store_schedule_record, out);
+}
+
+static enum err pg_schedule_put(struct store_tx *tx, const struct schedule_record *s)
+{
+    const struct pg_query q = { PGS_SCHEDULE_PUT, &store_schedule_record, s, NULL, 0 };
+
+    return pg_db_write(tx, &q, NULL);
+}
+
 static enum err pg_health_touch(struct store_tx *tx, int64_t now)
 {
     const struct pg_arg args[] = { pg_i64(now) };
@@ -726,6 +756,8 @@ static const struct store_ops pg_ops = {
     .duplicate_list = pg_duplicate_list,
     .duplicate_update = pg_duplicate_update,
     .health_touch = pg_health_touch,
+    .schedule_get = pg_schedule_get,
+    .schedule_put = pg_schedule_put,
     .watch_start = pg_listen_start,
     .watch_stop = pg_listen_stop,
 };

@@ -18,10 +18,12 @@
 #define SUBSCRIPTION_COLS                                                             \
     "id, user_id, stripe_customer_id, tier, price_id, status, current_period_start, " \
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
-    "past_due_since, stripe_updated, created"
+    "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
+    "pending_expires_at, latest_invoice"
+#define SCHEDULE_COLS "id, subscription_id, status, next_price_id, next_at, stripe_updated"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
 #define INVOICE_COLS                                                                             \
     "id, user_id, subscription_id, number, status, amount_due, amount_paid, currency, created, " \
     "period_start, period_end, hosted_invoice_url, invoice_pdf"
@@ -55,6 +57,8 @@ const char *const sqlite_sql[SQ_COUNT] = {
     "cancel_at_period_end = excluded.cancel_at_period_end, cancel_at = excluded.cancel_at, "
     "canceled_at = excluded.canceled_at, trial_end = excluded.trial_end, "
     "past_due_since = excluded.past_due_since, stripe_updated = excluded.stripe_updated, "
+    "schedule_id = excluded.schedule_id, pending_price_id = excluded.pending_price_id, "
+    "pending_expires_at = excluded.pending_expires_at, latest_invoice = excluded.latest_invoice, "
     "updated_at = excluded.updated_at, live = excluded.live, created = max(excluded.created, subscriptions.created)",
     [SQ_SUBSCRIPTION_INSERT_NEW] = SUBSCRIPTION_INSERT "ON CONFLICT (id) DO NOTHING",
     [SQ_SUBSCRIPTION_GET] = "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE id = ?1",
@@ -147,6 +151,12 @@ const char *const sqlite_sql[SQ_COUNT] = {
                       "AND user_id = ?2 AND kept_id = ?3 AND detected_at = ?8",
     [SQ_HEALTH_TOUCH] = "INSERT INTO health (id, at) VALUES (1, ?1) "
                         "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    [SQ_SCHEDULE_GET] = "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = ?1",
+    [SQ_SCHEDULE_PUT] =
+        "INSERT INTO schedules (" SCHEDULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+        "ON CONFLICT (id) DO UPDATE SET subscription_id = excluded.subscription_id, "
+        "status = excluded.status, next_price_id = excluded.next_price_id, "
+        "next_at = excluded.next_at, stripe_updated = excluded.stripe_updated",
     [SQ_BEGIN] = "BEGIN IMMEDIATE",
     [SQ_COMMIT] = "COMMIT",
     [SQ_ROLLBACK] = "ROLLBACK",
@@ -599,6 +609,25 @@ static enum err sq_duplicate_update(struct store_tx *tx, const struct duplicate_
     return sqlite_db_write(tx, &q, NULL);
 }
 
+/* Schedules */
+
+static enum err sq_schedule_get(struct store_tx *tx, const char *id, bool lock,
+                                struct schedule_record *out)
+{
+    const struct sqlite_arg args[] = { sq_text(id) };
+    const struct sqlite_query q = QUERY(SQ_SCHEDULE_GET, args);
+
+    (void)lock; /* a write transaction holds the database lock */
+    return sqlite_db_fetch_record(tx, &q, &store_schedule_record, out);
+}
+
+static enum err sq_schedule_put(struct store_tx *tx, const struct schedule_record *s)
+{
+    const struct sqlite_query q = { SQ_SCHEDULE_PUT, &store_schedule_record, s, NULL, 0 };
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
 static enum err sq_health_touch(struct store_tx *tx, int64_t now)
 {
     const struct sqlite_arg args[] = { sq_i64(now) };
@@ -669,6 +698,8 @@ static const struct store_ops sqlite_ops = {
     .duplicate_list = sq_duplicate_list,
     .duplicate_update = sq_duplicate_update,
     .health_touch = sq_health_touch,
+    .schedule_get = sq_schedule_get,
+    .schedule_put = sq_schedule_put,
     .watch_start = sq_watch_start,
     .watch_stop = sq_watch_stop,
 };

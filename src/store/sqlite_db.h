@@ -57,6 +57,8 @@ enum sqlite_stmt {
     SQ_DUP_UPDATE,
     SQ_HEALTH_TOUCH,
     SQ_BEGIN,
+    SQ_SCHEDULE_GET,
+    SQ_SCHEDULE_PUT,
     SQ_COMMIT,
     SQ_ROLLBACK,
     SQ_SAVEPOINT,

@@ -66,6 +66,19 @@ static const struct store_field subscription_fields[] = {
     I64(subscription, past_due_since),
     I64(subscription, stripe_updated),
     I64(subscription, created),
+    TEXT(subscription, schedule_id, false),
+    TEXT(subscription, pending_price_id, false),
+    I64(subscription, pending_expires_at),
+    TEXT(subscription, latest_invoice, false),
+};
+
+static const struct store_field schedule_fields[] = {
+    TEXT(schedule_record, id, true),
+    TEXT(schedule_record, subscription_id, false),
+    TEXT(schedule_record, status, true),
+    TEXT(schedule_record, next_price_id, false),
+    I64(schedule_record, next_at),
+    I64(schedule_record, stripe_updated),
 };
 
 static const struct store_field invoice_fields[] = {
@@ -141,6 +154,8 @@ const struct store_record store_checkout_record =
     RECORD("checkout session", checkout_record, checkout_fields);
 const struct store_record store_duplicate_record =
     RECORD("duplicate subscription", duplicate_record, duplicate_fields);
+const struct store_record store_schedule_record =
+    RECORD("subscription schedule", schedule_record, schedule_fields);
 
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
 {

@@ -48,6 +48,13 @@ struct store_event_in {
     const char *raw;                /* the body as Stripe signed it, kept for replay */
     size_t raw_len;
     enum store_event_mode mode;
+    /*
+     * Out (may be NULL): set when the event's subscription state and the stored one carry the
+     * same Stripe second but differ. Events of one second cannot be ordered (a test clock
+     * stamps everything with its frozen time), so the caller reads the subscription from
+     * Stripe and stores that answer (glue_subscription_store_answer), which wins the tie.
+     */
+    bool *same_second;
 };
 
 /*
@@ -188,6 +195,17 @@ MUST_CHECK enum err store_subscription_get(struct store *st, const char *id,
                                            struct subscription *out);
 
 /*
+ * Stores a schedule's state unless the stored one is newer (schedule_state_is_newer), atomically;
+ * *applied tells whether it was stored. Events and answers from Stripe both go through here.
+ */
+MUST_CHECK enum err store_schedule_apply(struct store *st, const struct schedule_record *s,
+                                         bool *applied);
+
+/* ERR_NOT_FOUND when there is no schedule with that id. */
+MUST_CHECK enum err store_schedule_get(struct store *st, const char *id,
+                                       struct schedule_record *out);
+
+/*
  * The user's most relevant subscription: a live one (active, trialing, past_due) first, else
  * the most recently updated (ties: the newer Stripe state, then the greater id).
  * ERR_NOT_FOUND when the user has none.
@@ -247,6 +265,7 @@ MUST_CHECK enum err store_event_get(struct store *st, const char *id, struct web
  *     for the user of the customer;
  *   EVENT_CHECKOUT: links ev->user_id and ev->customer_id when neither is linked yet (an
  *     existing link is kept), and applies the session's subscription when it was expanded;
+ *   EVENT_SCHEDULE: the schedule, as store_schedule_apply;
  *   EVENT_IGNORED: recorded only.
  * A failed event being delivered again is applied again. When applying fails, everything is
  * rolled back, the event is recorded as failed in a transaction of its own (attempts + 1,

@@ -29,6 +29,7 @@ static const char *const used_members[] = {
     "currency",
     "current_period_end",
     "current_period_start",
+    "current_phase",
     "customer",
     "data",
     "deleted",
@@ -39,6 +40,7 @@ static const char *const used_members[] = {
     "invoice",
     "invoice_pdf",
     "items",
+    "latest_invoice",
     "metadata",
     "mode",
     "name",
@@ -46,12 +48,17 @@ static const char *const used_members[] = {
     "object",
     "parent",
     "payment_status",
+    "pending_update",
+    "phases",
     "period_end",
     "period_start",
     "price",
+    "schedule",
+    "start_date",
     "status",
     "subscription",
     "subscription_details",
+    "subscription_items",
     "test_clock",
     "trial_end",
     "type",
@@ -162,6 +169,10 @@ static enum err read_object(const json_t *j, struct billing_event *ev, struct st
         break;
     case EVENT_INVOICE:
         err = read_invoice(obj, ev, se);
+        break;
+    case EVENT_SCHEDULE:
+        err = stripe_schedule_from_json(obj, &ev->schedule, se);
+        ev->schedule.stripe_updated = ev->created;
         break;
     case EVENT_IGNORED:
         break;

@@ -307,14 +307,46 @@ static void rd_sub_status(struct rd *r, const json_t *obj, enum sub_status *out)
     *out = sub_status_parse(text);
 }
 
-static void rd_subscription_item(struct rd *r, const json_t *item, struct subscription *out)
+/* An item's price: an id, or the price object; "" when it has none. */
+static void rd_item_price(struct rd *r, const json_t *item, const char *field, char *dst,
+                          size_t size)
 {
     const json_t *price = member(item, "price");
 
+    dst[0] = '\0';
     if (json_is_object(price))
-        rd_str(r, price, "id", out->price_id, sizeof(out->price_id));
+        rd_str(r, price, "id", dst, size);
     else if (price)
-        rd_copy(r, price, "items.data[0].price", out->price_id, sizeof(out->price_id));
+        rd_copy(r, price, field, dst, size);
+}
+
+static void rd_subscription_item(struct rd *r, const json_t *item, struct subscription *out)
+{
+    rd_item_price(r, item, "items.data[0].price", out->price_id, sizeof(out->price_id));
+    rd_str(r, item, "id", out->item_id, sizeof(out->item_id));
+}
+
+/*
+ * pending_update: the change (payment_behavior pending_if_incomplete) that applies once its
+ * invoice is paid. subgate switches one item, so its first item's price is the change.
+ */
+static void rd_pending_update(struct rd *r, const json_t *sub, struct subscription *out)
+{
+    const json_t *pu = member(sub, "pending_update");
+    const json_t *items = member(pu, "subscription_items");
+
+    if (!pu || r->err != ERR_OK)
+        return;
+    if (!json_is_object(pu)) {
+        rd_fail(r, "pending_update", "is not an object");
+        return;
+    }
+    rd_i64(r, pu, "expires_at", &out->pending_expires_at);
+    if (items && !json_is_array(items))
+        rd_fail(r, "pending_update.subscription_items", "is not an array");
+    else if (json_array_size(items) > 0)
+        rd_item_price(r, json_array_get(items, 0), "pending_update.subscription_items[0].price",
+                      out->pending_price_id, sizeof(out->pending_price_id));
 }
 
 enum err stripe_subscription_from_json(const json_t *j, struct subscription *out,
@@ -340,6 +372,81 @@ enum err stripe_subscription_from_json(const json_t *j, struct subscription *out
     rd_i64(&r, j, "created", &out->created);
     rd_user_id(&r, j, out->user_id, sizeof(out->user_id));
     rd_ref(&r, j, "test_clock", out->test_clock, sizeof(out->test_clock), NULL);
+    rd_ref(&r, j, "schedule", out->schedule_id, sizeof(out->schedule_id), NULL);
+    rd_ref(&r, j, "latest_invoice", out->latest_invoice, sizeof(out->latest_invoice), NULL);
+    rd_pending_update(&r, j, out);
+    return r.err;
+}
+
+/*
+ * The first phase starting after `at` (the current phase's start): what the schedule changes
+ * next, and when.
+ */
+static void rd_next_phase(struct rd *r, const json_t *phases, int64_t at,
+                          struct schedule_record *out)
+{
+    size_t i;
+    const json_t *ph;
+
+    if (phases && !json_is_array(phases)) {
+        rd_fail(r, "phases", "is not an array");
+        return;
+    }
+    json_array_foreach(phases, i, ph)
+    {
+        const json_t *items = member(ph, "items");
+        int64_t start = 0;
+        rd_i64(r, ph, "start_date", &start);
+        if (r->err != ERR_OK)
+            return;
+        if (start <= at || (out->next_at && start >= out->next_at))
+            continue;
+        if (!json_is_array(items) || json_array_size(items) == 0) {
+            rd_fail(r, "phases[].items", "is not a list of items");
+            return;
+        }
+        out->next_at = start;
+        rd_item_price(r, json_array_get(items, 0), "phases[].items[0].price", out->next_price_id,
+                      sizeof(out->next_price_id));
+    }
+}
+
+enum err stripe_schedule_from_json(const json_t *j, struct schedule_record *out,
+                                   struct stripe_error *se)
+{
+    struct rd r;
+    int64_t at = -1; /* not started: its first phase is next */
+
+    memset(out, 0, sizeof(*out));
+    rd_begin(&r, "subscription schedule", j, se);
+    rd_id(&r, j, "id", out->id, sizeof(out->id));
+    rd_ref(&r, j, "subscription", out->subscription_id, sizeof(out->subscription_id), NULL);
+    rd_id(&r, j, "status", out->status, sizeof(out->status));
+    if (member(j, "current_phase"))
+        rd_i64(&r, member(j, "current_phase"), "start_date", &at);
+    rd_next_phase(&r, member(j, "phases"), at, out);
+    return r.err;
+}
+
+enum err stripe_upcoming_from_json(const json_t *j, struct stripe_upcoming *out,
+                                   struct stripe_error *se)
+{
+    struct rd r;
+
+    memset(out, 0, sizeof(*out));
+    rd_begin(&r, "upcoming invoice", j, se);
+    rd_i64(&r, j, "amount_due", &out->amount_due);
+    rd_i64(&r, j, "subtotal", &out->subtotal);
+    rd_i64(&r, j, "tax", &out->tax);
+    rd_i64(&r, j, "total", &out->total);
+    rd_str(&r, j, "currency", out->currency, sizeof(out->currency));
+    rd_str(&r, j, "billing_reason", out->billing_reason, sizeof(out->billing_reason));
+    rd_i64(&r, j, "period_start", &out->period_start);
+    rd_i64(&r, j, "period_end", &out->period_end);
+    rd_i64(&r, j, "next_payment_attempt", &out->next_payment_attempt);
+    rd_i64(&r, j, "created", &out->created);
+    if (r.err == ERR_OK && !out->currency[0])
+        rd_fail(&r, "currency", "is missing");
     return r.err;
 }
 

@@ -167,6 +167,28 @@ MUST_CHECK enum err stripe_checkout_session_from_json(const json_t *j,
 MUST_CHECK enum err stripe_subscription_from_json(const json_t *j, struct subscription *out,
                                                   struct stripe_error *se);
 
+/*
+ * A subscription schedule: next_price_id and next_at from the first phase starting after the
+ * current phase's start (the first phase when none runs yet). stripe_updated is left 0 for the
+ * caller.
+ */
+MUST_CHECK enum err stripe_schedule_from_json(const json_t *j, struct schedule_record *out,
+                                              struct stripe_error *se);
+
+/* The upcoming invoice (GET /v1/invoices/upcoming): a preview, with no id. */
+struct stripe_upcoming {
+    int64_t amount_due; /* what the customer would pay */
+    int64_t subtotal, tax, total;
+    char currency[CURRENCY_MAX];
+    char billing_reason[64]; /* subscription_update: charged at once; subscription_cycle: later */
+    int64_t period_start, period_end;
+    int64_t next_payment_attempt; /* when it would be charged; 0 when not said */
+    int64_t created;
+};
+
+MUST_CHECK enum err stripe_upcoming_from_json(const json_t *j, struct stripe_upcoming *out,
+                                              struct stripe_error *se);
+
 /* The subscription id reads from `subscription` or, in newer versions, parent.subscription_details.
  */
 MUST_CHECK enum err stripe_invoice_from_json(const json_t *j, struct stripe_invoice *out,

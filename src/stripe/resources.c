@@ -375,3 +375,121 @@ enum err stripe_billing_portal_session_create(struct stripe_client *c, const cha
     form_release(&f);
     return err;
 }
+
+enum err stripe_subscription_change_price(struct stripe_client *c, const char *id,
+                                          const char *item_id, const char *price,
+                                          const char *idempotency_key, struct subscription *out,
+                                          struct stripe_error *se)
+{
+    char path[PATH_MAX_];
+    struct form f;
+    struct stripe_request rq = { STRIPE_POST, path, &f, idempotency_key };
+    enum err err = object_path(path, "/v1/subscriptions/", id, se);
+
+    if (err)
+        return err;
+    if (!id_is_safe(item_id) || !id_is_safe(price))
+        return fail(se, ERR_INVALID, "plan change: item and price must be stripe ids");
+    form_init(&f, FORM_MAX_DEFAULT);
+    form_add(&f, "items[0][id]", item_id);
+    form_add(&f, "items[0][price]", price);
+    form_add(&f, "proration_behavior", "always_invoice");
+    form_add(&f, "payment_behavior", "pending_if_incomplete");
+    err = call_then_parse(c, &rq, parse_subscription, out, se);
+    form_release(&f);
+    return err;
+}
+
+static enum err parse_schedule(const json_t *j, void *out, struct stripe_error *se)
+{
+    return stripe_schedule_from_json(j, out, se);
+}
+
+enum err stripe_schedule_from_subscription(struct stripe_client *c, const char *id,
+                                           const char *idempotency_key, struct schedule_record *out,
+                                           struct stripe_error *se)
+{
+    struct form f;
+    struct stripe_request rq = { STRIPE_POST, "/v1/subscription_schedules", &f, idempotency_key };
+    enum err err;
+
+    if (!id_is_safe(id))
+        return fail(se, ERR_INVALID, "'%s' is not a stripe id", id ? id : "");
+    form_init(&f, FORM_MAX_DEFAULT);
+    form_add(&f, "from_subscription", id);
+    err = call_then_parse(c, &rq, parse_schedule, out, se);
+    form_release(&f);
+    return err;
+}
+
+enum err stripe_schedule_set_phases(struct stripe_client *c, const char *id,
+                                    const struct stripe_schedule_phases *p,
+                                    const char *idempotency_key, struct schedule_record *out,
+                                    struct stripe_error *se)
+{
+    char path[PATH_MAX_];
+    struct form f;
+    struct stripe_request rq = { STRIPE_POST, path, &f, idempotency_key };
+    enum err err = object_path(path, "/v1/subscription_schedules/", id, se);
+
+    if (err)
+        return err;
+    if (!id_is_safe(p->price) || !id_is_safe(p->next_price) || p->end <= p->start)
+        return fail(se, ERR_INVALID, "schedule phases: prices must be stripe ids, end > start");
+    form_init(&f, FORM_MAX_DEFAULT);
+    form_add(&f, "phases[0][items][0][price]", p->price);
+    form_add(&f, "phases[0][items][0][quantity]", "1");
+    form_add_i64(&f, "phases[0][start_date]", p->start);
+    form_add_i64(&f, "phases[0][end_date]", p->end);
+    form_add(&f, "phases[1][items][0][price]", p->next_price);
+    form_add(&f, "phases[1][items][0][quantity]", "1");
+    form_add(&f, "phases[1][iterations]", "1");
+    form_add(&f, "end_behavior", "release");
+    form_add(&f, "proration_behavior", "none");
+    err = call_then_parse(c, &rq, parse_schedule, out, se);
+    form_release(&f);
+    return err;
+}
+
+enum err stripe_schedule_release(struct stripe_client *c, const char *id,
+                                 struct schedule_record *out, struct stripe_error *se)
+{
+    char path[PATH_MAX_], key[STRIPE_IDEMPOTENCY_KEY_MAX];
+    struct stripe_request rq = { STRIPE_POST, path, NULL, key };
+
+    memset(out, 0, sizeof(*out));
+    if (!id_is_safe(id))
+        return fail(se, ERR_INVALID, "'%s' is not a stripe id", id ? id : "");
+    snprintf(path, sizeof(path), "/v1/subscription_schedules/%s/release", id);
+    stripe_idempotency_key_for("schedule-release", id, key);
+    return call_then_parse(c, &rq, parse_schedule, out, se);
+}
+
+static enum err parse_upcoming(const json_t *j, void *out, struct stripe_error *se)
+{
+    return stripe_upcoming_from_json(j, out, se);
+}
+
+enum err stripe_invoice_upcoming(struct stripe_client *c, const struct stripe_upcoming_params *p,
+                                 struct stripe_upcoming *out, struct stripe_error *se)
+{
+    struct form f;
+    struct stripe_request rq = { STRIPE_GET, "/v1/invoices/upcoming", &f, NULL };
+    enum err err;
+
+    memset(out, 0, sizeof(*out));
+    if (!id_is_safe(p->customer) || !id_is_safe(p->subscription) || !id_is_safe(p->item_id) ||
+        !id_is_safe(p->price) || !p->proration_behavior)
+        return fail(se, ERR_INVALID,
+                    "upcoming invoice: customer, subscription, item and price "
+                    "must be stripe ids");
+    form_init(&f, FORM_MAX_DEFAULT);
+    form_add(&f, "customer", p->customer);
+    form_add(&f, "subscription", p->subscription);
+    form_add(&f, "subscription_items[0][id]", p->item_id);
+    form_add(&f, "subscription_items[0][price]", p->price);
+    form_add(&f, "subscription_proration_behavior", p->proration_behavior);
+    err = call_then_parse(c, &rq, parse_upcoming, out, se);
+    form_release(&f);
+    return err;
+}

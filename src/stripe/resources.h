@@ -124,4 +124,54 @@ MUST_CHECK enum err stripe_billing_portal_session_create(struct stripe_client *c
                                                          const char *return_url, char *url_out,
                                                          struct stripe_error *se);
 
+/*
+ * POST /v1/subscriptions/{id}: switches item item_id to price with proration_behavior
+ * always_invoice (the proration is invoiced and charged at once) and payment_behavior
+ * pending_if_incomplete (when that payment fails or needs authentication the switch waits as
+ * the subscription's pending_update). idempotency_key: the caller's stable key.
+ */
+MUST_CHECK enum err stripe_subscription_change_price(struct stripe_client *c, const char *id,
+                                                     const char *item_id, const char *price,
+                                                     const char *idempotency_key,
+                                                     struct subscription *out,
+                                                     struct stripe_error *se);
+
+/* POST /v1/subscription_schedules from_subscription=id: a schedule of its current phase. */
+MUST_CHECK enum err stripe_schedule_from_subscription(struct stripe_client *c, const char *id,
+                                                      const char *idempotency_key,
+                                                      struct schedule_record *out,
+                                                      struct stripe_error *se);
+
+/* What a schedule update sets: the running phase as it is, then one phase of next_price. */
+struct stripe_schedule_phases {
+    const char *price;      /* the running phase's price */
+    int64_t start, end;     /* the running phase: its start, and the period end it runs to */
+    const char *next_price; /* from end on, without proration; the schedule then releases */
+};
+
+/* POST /v1/subscription_schedules/{id}: phases[0..1], end_behavior=release. */
+MUST_CHECK enum err stripe_schedule_set_phases(struct stripe_client *c, const char *id,
+                                               const struct stripe_schedule_phases *p,
+                                               const char *idempotency_key,
+                                               struct schedule_record *out,
+                                               struct stripe_error *se);
+
+/*
+ * POST /v1/subscription_schedules/{id}/release: the subscription stays as it is, without the
+ * schedule. ERR_INVALID when Stripe refuses because the schedule has ended.
+ */
+MUST_CHECK enum err stripe_schedule_release(struct stripe_client *c, const char *id,
+                                            struct schedule_record *out, struct stripe_error *se);
+
+/* What a preview asks: the subscription with item_id switched to price. */
+struct stripe_upcoming_params {
+    const char *customer, *subscription, *item_id, *price;
+    const char *proration_behavior; /* always_invoice: the invoice charged now; none: the next */
+};
+
+/* GET /v1/invoices/upcoming with subscription_items[0] and subscription_proration_behavior. */
+MUST_CHECK enum err stripe_invoice_upcoming(struct stripe_client *c,
+                                            const struct stripe_upcoming_params *p,
+                                            struct stripe_upcoming *out, struct stripe_error *se);
+
 #endif /* SUBGATE_STRIPE_RESOURCES_H */

@@ -760,7 +760,7 @@ static struct billing_event make_event(const char *id, enum billing_event_kind k
 static enum err record(struct store *st, const struct billing_event *ev, enum store_event_mode mode,
                        enum store_event_result *result)
 {
-    const struct store_event_in in = { ev, raw_body, sizeof(raw_body) - 1, mode };
+    const struct store_event_in in = { ev, raw_body, sizeof(raw_body) - 1, mode, NULL };
     char msg[256] = "";
 
     return store_event_record_apply(st, &in, result, msg, sizeof(msg));
@@ -787,7 +787,7 @@ static void case_event_inbox_effects(struct store *st, const struct target *t)
     size_t raw_len = 0;
     int n = -1;
     struct billing_event bad = make_event("evt_bad", EVENT_IGNORED);
-    const struct store_event_in in = { &bad, "\xff\xfe", 2, STORE_EVENT_RECEIVE };
+    const struct store_event_in in = { &bad, "\xff\xfe", 2, STORE_EVENT_RECEIVE, NULL };
 
     T_EQ_I64(store_customer_get(st, "u_ev", &cus), ERR_OK, "%s: checkout linked", t->name);
     T_EQ_STR(cus.stripe_customer_id, "cus_ev", "%s: to its customer", t->name);
@@ -1158,7 +1158,8 @@ static void case_event_ownership(const char *url, const struct target *t)
     enum store_event_result result;
     bool applied = true;
     char msg[256] = "";
-    const struct store_event_in in = { &ev, raw_body, sizeof(raw_body) - 1, STORE_EVENT_RECEIVE };
+    const struct store_event_in in = { &ev, raw_body, sizeof(raw_body) - 1, STORE_EVENT_RECEIVE,
+                                       NULL };
 
     ev.has_sub = true;
     ev.sub = make_sub("sub_own", "u_own", SUB_STATUS_ACTIVE);
