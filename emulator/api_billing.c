@@ -154,6 +154,21 @@ const struct emu_param emu_p_sub_cancel[] = {
     END,
 };
 
+const struct emu_param emu_p_invoice_pay[] = {
+    ANY("forgive"), ANY("mandate"), ANY("off_session"), ANY("paid_out_of_band"), ANY("source"),
+    { "expand", EP_STRINGS, false, NULL, NULL },
+    { "payment_method", EP_STRING, false, NULL, NULL },
+    END,
+};
+
+const struct emu_param emu_p_sub_resume[] = {
+    { "billing_cycle_anchor", EP_STRING, false, NULL, "now|unchanged" },
+    { "expand", EP_STRINGS, false, NULL, NULL },
+    { "proration_behavior", EP_STRING, false, NULL, "always_invoice|create_prorations|none" },
+    { "proration_date", EP_INT, false, NULL, NULL },
+    END,
+};
+
 const struct emu_param emu_p_invoice_list[] = {
     PAGING, ANY("created"), ANY("due_date"),
     { "collection_method", EP_STRING, false, NULL, "charge_automatically|send_invoice" },
@@ -216,7 +231,10 @@ static bool field_is(const json_t *obj, const char *key, const char *want)
 
 enum err emu_sub_get_h(struct emu_call *c)
 {
-    json_t *sub = emu_state_get(c->app->st, EMU_SUBSCRIPTION, c->id);
+    json_t *sub;
+
+    emu_pending_expire_due(c->app);
+    sub = emu_state_get(c->app->st, EMU_SUBSCRIPTION, c->id);
 
     if (!sub)
         return emu_call_missing(c, "subscription", NULL, c->id);
@@ -250,6 +268,7 @@ static bool sub_match(const json_t *sub, const void *ctx)
 
 enum err emu_sub_list_h(struct emu_call *c)
 {
+    emu_pending_expire_due(c->app);
     return emu_call_list(c, EMU_SUBSCRIPTION, "/v1/subscriptions", sub_match, c->params);
 }
 
@@ -356,19 +375,38 @@ static void sub_pause(json_t *sub, const json_t *pc, json_t *prev)
     json_decref(old);
 }
 
+/* The live (active or not yet started) schedule managing sub, or NULL. */
+static const json_t *sub_live_schedule(struct emu_call *c, const json_t *sub)
+{
+    const json_t *sched = emu_state_get(c->app->st, EMU_SCHEDULE, str_field(sub, "schedule"));
+
+    return field_is(sched, "status", "active") || field_is(sched, "status", "not_started") ? sched
+                                                                                           : NULL;
+}
+
 enum err emu_sub_update_h(struct emu_call *c)
 {
-    json_t *sub = emu_state_get(c->app->st, EMU_SUBSCRIPTION, c->id);
+    json_t *sub;
     struct emu_sub_change ch;
     json_t *prev, *inv = NULL;
     bool cape;
 
+    emu_pending_expire_due(c->app);
+    sub = emu_state_get(c->app->st, EMU_SUBSCRIPTION, c->id);
     if (!sub)
         return emu_call_missing(c, "subscription", NULL, c->id);
     if (field_is(sub, "status", "canceled"))
         return emu_call_fail(c, ERR_INVALID, NULL, NULL,
                              "A canceled subscription can only update its cancellation_details "
                              "and metadata.");
+    if ((json_object_get(c->params, "cancel_at_period_end") ||
+         json_object_get(c->params, "cancel_at")) &&
+        sub_live_schedule(c, sub))
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL,
+                             "The subscription is managed by the subscription schedule `%s`, and "
+                             "updating any cancelation behavior directly is not allowed. Please "
+                             "update the schedule instead.",
+                             str_field(sub, "schedule"));
     if (read_change(c, sub, "", &ch) != ERR_OK || check_incomplete(c, sub, &ch) != ERR_OK)
         return ERR_INVALID;
     prev = json_object();
@@ -453,7 +491,10 @@ enum err emu_sub_cancel_h(struct emu_call *c)
 
 enum err emu_invoice_get_h(struct emu_call *c)
 {
-    json_t *inv = emu_state_get(c->app->st, EMU_INVOICE, c->id);
+    json_t *inv;
+
+    emu_pending_expire_due(c->app);
+    inv = emu_state_get(c->app->st, EMU_INVOICE, c->id);
 
     if (!inv)
         return emu_call_missing(c, "invoice", NULL, c->id);
@@ -472,7 +513,63 @@ static bool invoice_match(const json_t *inv, const void *ctx)
 
 enum err emu_invoice_list_h(struct emu_call *c)
 {
+    emu_pending_expire_due(c->app);
     return emu_call_list(c, EMU_INVOICE, "/v1/invoices", invoice_match, c->params);
+}
+
+enum err emu_invoice_pay_h(struct emu_call *c)
+{
+    json_t *inv;
+
+    emu_pending_expire_due(c->app);
+    inv = emu_state_get(c->app->st, EMU_INVOICE, c->id);
+    if (!inv)
+        return emu_call_missing(c, "invoice", NULL, c->id);
+    if (field_is(inv, "status", "paid"))
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL, "Invoice is already paid");
+    if (field_is(inv, "status", "void"))
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL,
+                             "This invoice is void and can no longer be paid.");
+    if (!field_is(inv, "status", "open") && !field_is(inv, "status", "uncollectible"))
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL,
+                             "This invoice is not finalized (status `%s`): finalize it before "
+                             "paying it.",
+                             str_field(inv, "status"));
+    switch (emu_invoice_pay(c->app, inv, NULL)) {
+    case EMU_PAY_OK:
+        break;
+    case EMU_PAY_DECLINED:
+        return emu_call_fail(c, ERR_QUOTA, "card_declined", NULL, "Your card was declined.");
+    case EMU_PAY_ACTION:
+        return emu_call_fail(c, ERR_QUOTA, "invoice_payment_intent_requires_action", NULL,
+                             "This payment requires additional user action before it can be "
+                             "completed successfully. Payment can be completed using the "
+                             "PaymentIntent associated with the invoice.");
+    }
+    emu_call_answer(c, inv);
+    return ERR_OK;
+}
+
+enum err emu_sub_resume_h(struct emu_call *c)
+{
+    json_t *sub;
+    const char *anchor = emu_param_str(c->params, "billing_cycle_anchor");
+    struct emu_resume r = { anchor && strcmp(anchor, "unchanged") == 0,
+                            emu_param_str(c->params, "proration_behavior"), 0 };
+
+    emu_pending_expire_due(c->app);
+    sub = emu_state_get(c->app->st, EMU_SUBSCRIPTION, c->id);
+    if (!sub)
+        return emu_call_missing(c, "subscription", NULL, c->id);
+    if (!field_is(sub, "status", "paused"))
+        return emu_call_fail(c, ERR_INVALID, NULL, NULL,
+                             "Only a subscription with status `paused` can be resumed; this one "
+                             "is `%s`.",
+                             str_field(sub, "status"));
+    (void)emu_param_int(c->params, "proration_date", &r.proration_date);
+    (void)emu_subscription_resume(c->app, sub, &r);
+    emu_call_answer(c, sub);
+    return ERR_OK;
 }
 
 enum err emu_charge_get_h(struct emu_call *c)

@@ -39,12 +39,14 @@ enum err emu_event_list_h(struct emu_call *c);
 extern const struct emu_param emu_p_sub_list[], emu_p_sub_update[], emu_p_sub_cancel[],
     emu_p_invoice_list[], emu_p_charge_list[], emu_p_payment_intent_get[], emu_p_refund_create[],
     emu_p_refund_list[], emu_p_invoice_upcoming[], emu_p_schedule_create[], emu_p_schedule_update[],
-    emu_p_schedule_release[], emu_p_promotion_code_list[];
+    emu_p_schedule_release[], emu_p_promotion_code_list[], emu_p_invoice_pay[], emu_p_sub_resume[];
 enum err emu_sub_get_h(struct emu_call *c);
 enum err emu_sub_list_h(struct emu_call *c);
 enum err emu_sub_update_h(struct emu_call *c);
 enum err emu_sub_cancel_h(struct emu_call *c);
 enum err emu_invoice_get_h(struct emu_call *c);
+enum err emu_invoice_pay_h(struct emu_call *c);
+enum err emu_sub_resume_h(struct emu_call *c);
 enum err emu_invoice_list_h(struct emu_call *c);
 enum err emu_charge_get_h(struct emu_call *c);
 enum err emu_charge_list_h(struct emu_call *c);

@@ -749,7 +749,8 @@ static void sub_phase_change(struct emu *app, json_t *sub, int64_t at)
     emu_subscription_updated(app, sub, prev);
 }
 
-#define PENDING_UPDATE_S (23 * INT64_C(3600)) /* a pending_update expires after 23 hours */
+/* A pending_update expires after 23 hours, or at the period end when that comes first. */
+#define PENDING_UPDATE_S (23 * INT64_C(3600))
 
 struct change_plan {
     json_t *lines;      /* the proration lines (and a new cycle's subscription line) */
@@ -814,7 +815,9 @@ json_t *emu_subscription_change(struct emu *app, json_t *sub, const struct emu_s
     json_t *lines, *inv, *after;
     struct invoice_spec is;
     bool pending_only;
-    int64_t expires = now + PENDING_UPDATE_S;
+    int64_t expires = now + PENDING_UPDATE_S < int_field(sub, "current_period_end")
+                          ? now + PENDING_UPDATE_S
+                          : int_field(sub, "current_period_end");
 
     change_plan(app, sub, ch, now, &pl);
     if (!pl.invoice_now) {
@@ -972,6 +975,225 @@ void emu_schedule_release(struct emu *app, json_t *sched)
     emu_subscription_updated(app, sub, prev);
 }
 
+/* The subscription whose latest invoice inv is, or NULL. */
+static json_t *latest_of(struct emu *app, const json_t *inv)
+{
+    json_t *sub = emu_state_get(app->st, EMU_SUBSCRIPTION, str_field(inv, "subscription"));
+
+    return str_is(str_field(sub, "latest_invoice"), str_field(inv, "id")) ? sub : NULL;
+}
+
+/* Applies sub's pending_update (its price, its new cycle); old values go into prev. */
+static void pending_apply(struct emu *app, json_t *sub, json_t *prev)
+{
+    static const char *const keys[] = { "pending_update", NULL };
+    static const char *const cycle_keys[] = { "current_period_start", "current_period_end",
+                                              "billing_cycle_anchor", NULL };
+    json_t *pu = json_incref(json_object_get(sub, "pending_update"));
+    const json_t *item = json_array_get(json_object_get(pu, "subscription_items"), 0);
+    const json_t *price = json_object_get(item, "price");
+    const json_t *anchor = json_object_get(pu, "billing_cycle_anchor");
+
+    prev_merge(prev, capture(sub, keys));
+    json_object_set_new(sub, "pending_update", json_null());
+    json_array_clear(pending_items(app, sub)); /* they were on the paid invoice */
+    if (json_is_object(price))
+        emu_subscription_switch(sub, price, prev);
+    if (json_is_integer(anchor)) {
+        int64_t start = (int64_t)json_integer_value(anchor);
+        prev_merge(prev, capture(sub, cycle_keys));
+        emu_subscription_set_period(
+            sub, start, emu_add_interval(start, emu_price_interval(emu_subscription_price(sub))));
+        json_object_set_new(sub, "billing_cycle_anchor", json_integer(start));
+    }
+    json_decref(pu);
+}
+
+/*
+ * After sub's latest invoice is paid at `at`: its pending update applies and a failing
+ * subscription is active again (customer.subscription.updated, then
+ * customer.subscription.pending_update_applied when there was one).
+ */
+static void sub_latest_paid(struct emu *app, json_t *sub, int64_t at)
+{
+    static const char *const keys[] = { "status", NULL };
+    json_t *prev = capture(sub, keys);
+    bool pending = json_is_object(json_object_get(sub, "pending_update"));
+    const char *status = str_field(sub, "status");
+
+    if (pending)
+        pending_apply(app, sub, prev);
+    if (str_is(status, "past_due") || str_is(status, "unpaid") || str_is(status, "incomplete"))
+        json_object_set_new(sub, "status", json_string("active"));
+    keep_changed(prev, sub);
+    if (json_object_size(prev) > 0)
+        emu_emit(app, "customer.subscription.updated", sub, prev, at);
+    if (pending)
+        emu_emit(app, "customer.subscription.pending_update_applied", sub, NULL, at);
+    json_decref(prev);
+}
+
+enum emu_pay emu_invoice_pay(struct emu *app, json_t *inv, const char *card)
+{
+    const char *cus_id = str_field(inv, "customer");
+    json_t *cus_priv = emu_state_private(app->st, cus_id);
+    json_t *inv_priv = emu_state_private(app->st, str_field(inv, "id"));
+    int64_t at = emu_state_customer_now(app->st, cus_id);
+    const char *saved = str_field(cus_priv, "card");
+    char used[32];
+    enum emu_pay pay;
+    json_t *sub;
+
+    snprintf(used, sizeof(used), "%s", card ? card : saved ? saved : "4242424242424242");
+    if (card)
+        pay = emu_card_parse(card) == EMU_CARD_DECLINE ? EMU_PAY_DECLINED : EMU_PAY_OK;
+    else
+        pay = card_outcome(app, cus_id);
+    if (int_field(inv, "amount_due") == 0)
+        pay = EMU_PAY_OK;
+    json_object_del(inv_priv, "requires_action");
+    emu_invoice_settle(inv, pay == EMU_PAY_OK, at);
+    if (pay != EMU_PAY_OK) {
+        if (pay == EMU_PAY_ACTION)
+            json_object_set_new(inv_priv, "requires_action", json_true());
+        emu_emit(app, pay == EMU_PAY_ACTION ? action_events[0] : failed_events[0], inv, NULL, at);
+        return pay;
+    }
+    if (card)
+        json_object_set_new(cus_priv, "card", json_string(card));
+    if (int_field(inv, "amount_due") > 0)
+        invoice_charge(app, inv, used, at);
+    for (const char *const *ev = paid_events; *ev; ev++)
+        emu_emit(app, *ev, inv, NULL, at);
+    sub = latest_of(app, inv);
+    if (sub)
+        sub_latest_paid(app, sub, at);
+    return EMU_PAY_OK;
+}
+
+/* Voids an open invoice at `at`: invoice.voided. */
+static void invoice_void(struct emu *app, json_t *inv, int64_t at)
+{
+    json_object_set_new(inv, "status", json_string("void"));
+    json_object_set_new(inv, "next_payment_attempt", json_null());
+    json_object_set_new(json_object_get(inv, "status_transitions"), "voided_at", json_integer(at));
+    json_object_del(emu_state_private(app->st, str_field(inv, "id")), "requires_action");
+    emu_emit(app, "invoice.voided", inv, NULL, at);
+}
+
+/*
+ * Discards sub's pending update at `at`, as Stripe does once expires_at passes: its open invoice
+ * is voided (invoice.voided), then customer.subscription.updated and
+ * customer.subscription.pending_update_expired.
+ */
+static void pending_expire(struct emu *app, json_t *sub, int64_t at)
+{
+    static const char *const keys[] = { "pending_update", NULL };
+    json_t *inv = emu_state_get(app->st, EMU_INVOICE, str_field(sub, "latest_invoice"));
+    json_t *prev = capture(sub, keys);
+
+    if (inv && str_is(str_field(inv, "status"), "open"))
+        invoice_void(app, inv, at);
+    json_object_set_new(sub, "pending_update", json_null());
+    emu_emit(app, "customer.subscription.updated", sub, prev, at);
+    emu_emit(app, "customer.subscription.pending_update_expired", sub, NULL, at);
+    json_decref(prev);
+}
+
+void emu_pending_expire_due(struct emu *app)
+{
+    size_t i;
+    json_t *sub;
+
+    json_array_foreach(emu_state_all(app->st, EMU_SUBSCRIPTION), i, sub)
+    {
+        const json_t *pu = json_object_get(sub, "pending_update");
+        int64_t now = sub_now(app, sub);
+        if (json_is_object(pu) && now >= int_field(pu, "expires_at"))
+            pending_expire(app, sub, now);
+    }
+}
+
+void emu_subscription_pause(struct emu *app, json_t *sub)
+{
+    static const char *const keys[] = { "status", NULL };
+    int64_t now = sub_now(app, sub);
+    json_t *prev = capture(sub, keys);
+
+    json_object_set_new(sub, "status", json_string("paused"));
+    emu_emit(app, "customer.subscription.updated", sub, prev, now);
+    emu_emit(app, "customer.subscription.paused", sub, NULL, now);
+    json_decref(prev);
+}
+
+#define RESUME_MAX_PERIODS 1200 /* a guard: a century of monthly periods */
+
+/* billing_cycle_anchor unchanged: the period that holds `now`, from the paused one on. */
+static void period_around(json_t *sub, int64_t now, int64_t *start, int64_t *end)
+{
+    const char *interval = emu_price_interval(emu_subscription_price(sub));
+
+    *start = int_field(sub, "current_period_start");
+    *end = int_field(sub, "current_period_end");
+    for (int i = 0; *end <= now && i < RESUME_MAX_PERIODS; i++) {
+        *start = *end;
+        *end = emu_add_interval(*end, interval);
+    }
+}
+
+json_t *emu_subscription_resume(struct emu *app, json_t *sub, const struct emu_resume *r)
+{
+    static const char *const keys[] = { "status",
+                                        "current_period_start",
+                                        "current_period_end",
+                                        "billing_cycle_anchor",
+                                        "latest_invoice",
+                                        NULL };
+    json_t *prev = capture(sub, keys);
+    json_t *cus = emu_state_get(app->st, EMU_CUSTOMER, str_field(sub, "customer"));
+    const json_t *price = emu_subscription_price(sub);
+    int64_t now = sub_now(app, sub), start = now, end;
+    json_t *lines = NULL, *inv = NULL;
+    struct invoice_spec is;
+
+    if (!r->anchor_unchanged) {
+        end = emu_add_interval(now, emu_price_interval(price));
+        emu_subscription_set_period(sub, now, end);
+        json_object_set_new(sub, "billing_cycle_anchor", json_integer(now));
+        lines = json_deep_copy(pending_items(app, sub));
+        json_array_append_new(lines, sub_line(app, sub, price, sub_amount(sub), now, end));
+    } else {
+        period_around(sub, now, &start, &end);
+        emu_subscription_set_period(sub, start, end);
+        if (!str_is(r->proration, "none")) {
+            json_t *line =
+                proration_line(app, sub, price, false, r->proration_date ? r->proration_date : now);
+            if (str_is(r->proration, "always_invoice")) {
+                lines = json_deep_copy(pending_items(app, sub));
+                json_array_append_new(lines, line);
+            } else {
+                json_array_append_new(pending_items(app, sub), line);
+            }
+        }
+    }
+    json_object_set_new(sub, "status", json_string("active"));
+    if (lines) {
+        json_array_clear(pending_items(app, sub));
+        is = (struct invoice_spec){ sub, cus, "subscription_update", lines, start, end, now };
+        inv = invoice_issue(app, &is, false);
+        if (emu_invoice_outcome(app, inv) != EMU_PAY_OK)
+            json_object_set_new(sub, "status", json_string("past_due"));
+    }
+    keep_changed(prev, sub);
+    emu_emit(app, "customer.subscription.updated", sub, prev, now);
+    emu_emit(app, "customer.subscription.resumed", sub, NULL, now);
+    if (inv)
+        emu_invoice_events(app, inv, now);
+    json_decref(lines);
+    json_decref(prev);
+    return inv;
+}
+
 enum due_kind {
     DUE_NONE,
     DUE_TRIAL_WARNING,  /* customer.subscription.trial_will_end */
@@ -979,6 +1201,7 @@ enum due_kind {
     DUE_PERIOD_END,     /* renewal, or the scheduled cancellation */
     DUE_PHASE_END,      /* a schedule's phase ends inside a period */
     DUE_SESSION_EXPIRY, /* an open checkout session reaches its expires_at */
+    DUE_PENDING_EXPIRY, /* a pending_update reaches its expires_at */
 };
 
 struct due {
@@ -987,7 +1210,7 @@ struct due {
     int64_t at;
 };
 
-static struct due sub_next_due(struct emu *app, json_t *sub)
+static struct due sub_cycle_due(struct emu *app, json_t *sub)
 {
     const char *status = str_field(sub, "status");
     json_t *priv = emu_state_private(app->st, str_field(sub, "id"));
@@ -1000,11 +1223,23 @@ static struct due sub_next_due(struct emu *app, json_t *sub)
             return (struct due){ sub, DUE_TRIAL_WARNING, warn };
         return (struct due){ sub, DUE_TRIAL_END, end };
     }
-    if (strcmp(status, "canceled") == 0 || strcmp(status, "incomplete_expired") == 0)
+    if (strcmp(status, "canceled") == 0 || strcmp(status, "incomplete_expired") == 0 ||
+        strcmp(status, "paused") == 0)
         return (struct due){ sub, DUE_NONE, 0 };
     if (sched && schedule_phase_end(sched) < end)
         return (struct due){ sub, DUE_PHASE_END, schedule_phase_end(sched) };
     return (struct due){ sub, DUE_PERIOD_END, end };
+}
+
+/* What comes next for sub: its pending update's expiry, or the next step of its cycle. */
+static struct due sub_next_due(struct emu *app, json_t *sub)
+{
+    struct due d = sub_cycle_due(app, sub);
+    const json_t *pu = json_object_get(sub, "pending_update");
+
+    if (json_is_object(pu) && (d.kind == DUE_NONE || int_field(pu, "expires_at") <= d.at))
+        return (struct due){ sub, DUE_PENDING_EXPIRY, int_field(pu, "expires_at") };
+    return d;
 }
 
 /* Keeps in *best the earlier of *best and d, when d is due at or before limit. */
@@ -1063,6 +1298,9 @@ static void due_run(struct emu *app, const struct due *d, int64_t at)
         break;
     case DUE_SESSION_EXPIRY:
         emu_checkout_expire(app, d->obj, at);
+        break;
+    case DUE_PENDING_EXPIRY:
+        pending_expire(app, d->obj, at);
         break;
     case DUE_NONE:
         break;

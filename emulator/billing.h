@@ -111,6 +111,48 @@ enum emu_pay emu_invoice_outcome(struct emu *app, const json_t *inv);
 /* Emits invoice.created, invoice.finalized and the events of its collection. */
 void emu_invoice_events(struct emu *app, const json_t *inv, int64_t at);
 
+/*
+ * Pays an open invoice: with `card` on session (the hosted invoice page; authenticated already,
+ * so only EMU_CARD_DECLINE fails, and a card that pays becomes the customer's), or with the
+ * saved card off session when card is NULL (POST /v1/invoices/{id}/pay). Paid: invoice.paid,
+ * invoice.payment_succeeded, and when it is its subscription's latest invoice, the pending
+ * update applies and a past_due subscription is active (customer.subscription.updated, then
+ * customer.subscription.pending_update_applied). Otherwise invoice.payment_failed or
+ * invoice.payment_action_required, and the invoice stays open.
+ */
+enum emu_pay emu_invoice_pay(struct emu *app, json_t *inv, const char *card);
+
+/*
+ * Discards every pending_update whose expires_at has come on its subscription's clock (or the
+ * real one): the open invoice is voided (invoice.voided), pending_update becomes null
+ * (customer.subscription.updated, customer.subscription.pending_update_expired).
+ */
+void emu_pending_expire_due(struct emu *app);
+
+/*
+ * Pauses a subscription as Stripe does when a trial ends without a payment method: status
+ * paused, no invoices until resumed; emits customer.subscription.updated, then
+ * customer.subscription.paused.
+ */
+void emu_subscription_pause(struct emu *app, json_t *sub);
+
+struct emu_resume {
+    bool anchor_unchanged;  /* billing_cycle_anchor=unchanged (the default is now) */
+    const char *proration;  /* with unchanged: "create_prorations" (NULL too), "always_invoice",
+                               "none" */
+    int64_t proration_date; /* 0 = now */
+};
+
+/*
+ * Resumes a paused subscription. billing_cycle_anchor now: a new period starts now and its
+ * invoice (with the pending items) is charged to the saved card. unchanged: the period around
+ * now, with the rest of it prorated (a pending item, or invoiced now with always_invoice; none
+ * charges nothing). Status active, or past_due when the charge fails. Emits
+ * customer.subscription.updated, customer.subscription.resumed, then the invoice's events.
+ * Returns the invoice made, or NULL.
+ */
+json_t *emu_subscription_resume(struct emu *app, json_t *sub, const struct emu_resume *r);
+
 struct emu_sub_change {
     const json_t *price;          /* the new price of items[0]; NULL keeps it */
     const char *proration;        /* "create_prorations" (NULL too), "always_invoice", "none" */

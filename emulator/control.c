@@ -32,6 +32,7 @@ static void webhooks_drain(struct control_call *c);
 static void customer_card(struct control_call *c);
 static void customer_payments(struct control_call *c);
 static void requests_get(struct control_call *c);
+static void subscription_pause(struct control_call *c);
 static void requests_clear(struct control_call *c);
 
 static const struct {
@@ -48,6 +49,7 @@ static const struct {
     { "POST", "/_emulator/webhooks/drain", webhooks_drain },
     { "POST", "/_emulator/customers/*/card", customer_card },
     { "GET", "/_emulator/customers/*/payments", customer_payments },
+    { "POST", "/_emulator/subscriptions/*/pause", subscription_pause },
     { "GET", "/_emulator/requests", requests_get },
     { "POST", "/_emulator/requests/clear", requests_clear },
 };
@@ -258,6 +260,26 @@ static void customer_payments(struct control_call *c)
     }
     pthread_mutex_unlock(&c->app->mu);
     response_json(c->resp, 200, json_pack("{s:o}", "data", data));
+}
+
+/* Pauses a trialing or active subscription (as a trial ending without a payment method does). */
+static void subscription_pause(struct control_call *c)
+{
+    json_t *sub;
+    const char *status;
+
+    pthread_mutex_lock(&c->app->mu);
+    sub = emu_state_get(c->app->st, EMU_SUBSCRIPTION, c->id);
+    status = str_field(sub, "status");
+    if (!sub || (strcmp(status, "trialing") != 0 && strcmp(status, "active") != 0)) {
+        pthread_mutex_unlock(&c->app->mu);
+        bad(c, sub ? 400 : 404,
+            sub ? "only a trialing or active subscription can be paused" : "No such subscription");
+        return;
+    }
+    emu_subscription_pause(c->app, sub);
+    response_json(c->resp, 200, json_deep_copy(sub));
+    pthread_mutex_unlock(&c->app->mu);
 }
 
 static void requests_get(struct control_call *c)

@@ -45,6 +45,9 @@ static void portal_renew(struct page_call *p);
 static void portal_switch(struct page_call *p);
 static void invoice_page(struct page_call *p);
 static void invoice_pdf(struct page_call *p);
+static void invoice_pay(struct page_call *p);
+static void invoice_3ds_complete(struct page_call *p);
+static void invoice_3ds_fail(struct page_call *p);
 static void index_page(struct page_call *p);
 
 static const struct page_route page_routes[] = {
@@ -60,6 +63,9 @@ static const struct page_route page_routes[] = {
     { "POST", "/portal/*/switch", portal_switch },
     { "GET", "/invoice/*", invoice_page },
     { "GET", "/invoice/*/pdf", invoice_pdf },
+    { "POST", "/invoice/*/pay", invoice_pay },
+    { "POST", "/invoice/*/3ds/complete", invoice_3ds_complete },
+    { "POST", "/invoice/*/3ds/fail", invoice_3ds_fail },
 };
 
 static const char page_head[] =
@@ -276,7 +282,8 @@ static void checkout_finish(struct page_call *p, json_t *s, const char *card)
     buf_release(&b);
 }
 
-static void auth_page(struct page_call *p)
+/* The authentication step of a payment on page `kind` ("checkout" or "invoice"). */
+static void auth_page(struct page_call *p, const char *kind)
 {
     struct buf b;
 
@@ -284,11 +291,11 @@ static void auth_page(struct page_call *p)
     html(&b,
          "<p>Your bank asks you to authenticate this payment (test cards "
          "4000 0025 0000 3155 and 4000 0027 6000 3184).</p>"
-         "<form method=\"post\" action=\"/checkout/%s/3ds/complete\">"
+         "<form method=\"post\" action=\"/%s/%s/3ds/complete\">"
          "<button type=\"submit\">Complete authentication</button></form>"
-         "<form method=\"post\" action=\"/checkout/%s/3ds/fail\">"
+         "<form method=\"post\" action=\"/%s/%s/3ds/fail\">"
          "<button type=\"submit\">Fail authentication</button></form>",
-         p->id, p->id);
+         kind, p->id, kind, p->id);
     page_send(p, 200, &b);
 }
 
@@ -355,12 +362,12 @@ static void checkout_pay(struct page_call *p)
     case EMU_CARD_3DS:
         json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds",
                             json_string("4000002500003155"));
-        auth_page(p);
+        auth_page(p, "checkout");
         break;
     case EMU_CARD_3DS_ALWAYS:
         json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds",
                             json_string("4000002760003184"));
-        auth_page(p);
+        auth_page(p, "checkout");
         break;
     case EMU_CARD_INVALID:
         checkout_render(p, s, 402, "Your card number is incorrect. Use a Stripe test card.");
@@ -572,16 +579,12 @@ static void portal_switch(struct page_call *p)
     respond_redirect(p->resp, str_field(ps, "return_url"));
 }
 
-static void invoice_page(struct page_call *p)
+/* The invoice, with a card form while it is open and an error line when the last try failed. */
+static void invoice_render(struct page_call *p, const json_t *inv, int status, const char *error)
 {
-    json_t *inv = emu_state_get(p->app->st, EMU_INVOICE, p->id);
     char amount[32], paid[32], start[32], end[32];
     struct buf b;
 
-    if (!inv) {
-        page_message(p, 404, "Invoice", "No such invoice.");
-        return;
-    }
     money(amount, sizeof(amount), json_integer_value(json_object_get(inv, "amount_due")));
     money(paid, sizeof(paid), json_integer_value(json_object_get(inv, "amount_paid")));
     date_str(start, sizeof(start), json_integer_value(json_object_get(inv, "period_start")));
@@ -592,7 +595,132 @@ static void invoice_page(struct page_call *p)
          "<p>Period: %s to %s.</p><p><a href=\"/invoice/%s/pdf\">Download PDF</a></p>",
          str_field(inv, "number"), str_field(inv, "id"), amount, paid, str_field(inv, "status"),
          start, end, str_field(inv, "id"));
-    page_send(p, 200, &b);
+    if (error)
+        html(&b, "<p class=\"err\">%s</p>", error);
+    if (strcmp(str_field(inv, "status"), "open") == 0)
+        html(&b,
+             "<form method=\"post\" action=\"/invoice/%s/pay\"><label>Card number "
+             "<input name=\"card\" value=\"4242 4242 4242 4242\" size=\"24\"></label> "
+             "<label>MM/YY <input name=\"exp\" value=\"12/34\" size=\"5\"></label> "
+             "<label>CVC <input name=\"cvc\" value=\"123\" size=\"4\"></label>"
+             "<p><button type=\"submit\">Pay %s</button></p></form>"
+             "<p>Test cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, "
+             "4000 0025 0000 3155 and 4000 0027 6000 3184 ask for authentication.</p>",
+             str_field(inv, "id"), amount);
+    page_send(p, status, &b);
+}
+
+/* The page's invoice, or NULL with an answer sent. */
+static json_t *page_invoice(struct page_call *p)
+{
+    json_t *inv;
+
+    emu_pending_expire_due(p->app);
+    inv = emu_state_get(p->app->st, EMU_INVOICE, p->id);
+    if (!inv)
+        page_message(p, 404, "Invoice", "No such invoice.");
+    return inv;
+}
+
+static void invoice_page(struct page_call *p)
+{
+    json_t *inv = page_invoice(p);
+
+    if (inv)
+        invoice_render(p, inv, 200, NULL);
+}
+
+/* The page's open invoice, or NULL with an answer sent. */
+static json_t *open_invoice(struct page_call *p)
+{
+    json_t *inv = page_invoice(p);
+
+    if (inv && strcmp(str_field(inv, "status"), "open") != 0) {
+        invoice_render(p, inv, 409, "This invoice is not open: there is nothing to pay.");
+        return NULL;
+    }
+    return inv;
+}
+
+/* Pays with a card that passed (or the declining one), then shows the invoice. */
+static void invoice_finish(struct page_call *p, json_t *inv, const char *card)
+{
+    char location[EMU_ID_MAX + 16];
+
+    if (emu_invoice_pay(p->app, inv, card) != EMU_PAY_OK) {
+        invoice_render(p, inv, 402, "Your card was declined.");
+        return;
+    }
+    snprintf(location, sizeof(location), "/invoice/%s", p->id);
+    respond_redirect(p->resp, location);
+}
+
+static void invoice_pay(struct page_call *p)
+{
+    json_t *inv = open_invoice(p);
+    const char *card = json_string_value(json_object_get(p->form, "card"));
+
+    if (!inv)
+        return;
+    switch (emu_card_parse(card)) {
+    case EMU_CARD_OK:
+        invoice_finish(p, inv, "4242424242424242");
+        break;
+    case EMU_CARD_DECLINE:
+        invoice_finish(p, inv, "4000000000000002");
+        break;
+    case EMU_CARD_3DS:
+        json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds",
+                            json_string("4000002500003155"));
+        auth_page(p, "invoice");
+        break;
+    case EMU_CARD_3DS_ALWAYS:
+        json_object_set_new(emu_state_private(p->app->st, p->id), "pending_3ds",
+                            json_string("4000002760003184"));
+        auth_page(p, "invoice");
+        break;
+    case EMU_CARD_INVALID:
+        invoice_render(p, inv, 402, "Your card number is incorrect. Use a Stripe test card.");
+        break;
+    }
+}
+
+/* The open invoice waiting for authentication, or NULL with an answer sent. */
+static json_t *pending_invoice(struct page_call *p)
+{
+    json_t *inv = open_invoice(p);
+
+    if (inv &&
+        !json_is_string(json_object_get(emu_state_private(p->app->st, p->id), "pending_3ds"))) {
+        invoice_render(p, inv, 409, "No payment is waiting for authentication.");
+        return NULL;
+    }
+    return inv;
+}
+
+static void invoice_3ds_complete(struct page_call *p)
+{
+    json_t *inv = pending_invoice(p);
+    json_t *priv;
+    char card[32];
+
+    if (!inv)
+        return;
+    priv = emu_state_private(p->app->st, p->id);
+    str_copy(card, sizeof(card), str_field(priv, "pending_3ds"));
+    json_object_del(priv, "pending_3ds");
+    invoice_finish(p, inv, card);
+}
+
+static void invoice_3ds_fail(struct page_call *p)
+{
+    json_t *inv = pending_invoice(p);
+
+    if (!inv)
+        return;
+    json_object_del(emu_state_private(p->app->st, p->id), "pending_3ds");
+    invoice_render(p, inv, 402,
+                   "Your card was declined. We are unable to authenticate your payment method.");
 }
 
 static void invoice_pdf(struct page_call *p)

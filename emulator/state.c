@@ -52,8 +52,14 @@ static const struct seed_price seed_prices[] = {
     { "prod_plus", "Plus", 1999, "month" },
 };
 
-/* Premium billed yearly; seeded first, so that lists (newest first) still begin as before. */
-static const struct seed_price seed_annual = { "prod_premium", "Premium", 9990, "year" };
+/* The yearly prices; seeded first, so that lists (newest first) still begin as before. */
+static const struct {
+    const char *id;
+    struct seed_price price;
+} seed_annual[] = {
+    { EMU_ANNUAL_PRICE, { "prod_premium", "Premium", 9990, "year" } },
+    { EMU_PLUS_ANNUAL_PRICE, { "prod_plus", "Plus", 19990, "year" } },
+};
 
 #define SEED_CREATED INT64_C(1700000000)
 
@@ -120,7 +126,8 @@ static void seed(struct emu_state *st)
 {
     const char *ids[] = { st->premium, st->plus };
 
-    emu_state_put(st, EMU_PRICE, price_json(EMU_ANNUAL_PRICE, &seed_annual));
+    for (size_t i = 0; i < ARRAY_SIZE(seed_annual); i++)
+        emu_state_put(st, EMU_PRICE, price_json(seed_annual[i].id, &seed_annual[i].price));
     emu_state_put(st, EMU_COUPON, coupon_json());
     emu_state_put(st, EMU_PROMOTION_CODE, promotion_code_json());
 

@@ -51,14 +51,15 @@ struct emu_list_params {
     const void *match_ctx;
 };
 
-#define EMU_ANNUAL_PRICE "price_premium_annual" /* Premium billed yearly: 9990 */
-#define EMU_COUPON_ID    "coupon_subgate20"     /* 20% off, repeating for 3 months */
-#define EMU_PROMO_ID     "promo_subgate20"      /* its active promotion code */
-#define EMU_PROMO_CODE   "SUBGATE20"
+#define EMU_ANNUAL_PRICE      "price_premium_annual" /* Premium billed yearly: 9990 */
+#define EMU_PLUS_ANNUAL_PRICE "price_plus_annual"    /* Plus billed yearly: 19990 */
+#define EMU_COUPON_ID         "coupon_subgate20"     /* 20% off, repeating for 3 months */
+#define EMU_PROMO_ID          "promo_subgate20"      /* its active promotion code */
+#define EMU_PROMO_CODE        "SUBGATE20"
 
 /*
  * A new state holding the seeded objects: the two monthly prices (and their products), the
- * annual Premium price, a coupon and its promotion code.
+ * annual Premium and Plus prices, a coupon and its promotion code.
  */
 struct emu_state *emu_state_new(const char *premium_price_id, const char *plus_price_id);
 

@@ -782,7 +782,7 @@ describe('faults and control API', () => {
     await newCustomer();
     await control('POST', '/_emulator/reset');
     assert.equal((await ok('GET', '/v1/customers')).data.length, 0);
-    assert.equal((await ok('GET', '/v1/prices')).data.length, 3);
+    assert.equal((await ok('GET', '/v1/prices')).data.length, 4);
     assert.equal((await ok('GET', '/v1/promotion_codes', { code: 'SUBGATE20' })).data.length, 1);
   });
 
