@@ -2,8 +2,13 @@
 #ifndef SUBGATE_API_HANDLERS_H
 #define SUBGATE_API_HANDLERS_H
 
+#include <jansson.h>
+
 #include "base/err.h"
+#include "billing/records.h"
 #include "http/request.h"
+#include "stripe/client.h"
+#include "stripe/objects.h"
 
 /* ops.c */
 enum err ops_healthz(struct request *req, struct response *resp);
@@ -19,6 +24,21 @@ enum err payments_create_checkout_session(struct request *req, struct response *
 enum err payments_customer_portal(struct request *req, struct response *resp);
 enum err payments_cancel_subscription(struct request *req, struct response *resp);
 enum err payments_checkout_success(struct request *req, struct response *resp);
+enum err payments_change_plan(struct request *req, struct response *resp);
+enum err payments_preview_plan_change(struct request *req, struct response *resp);
+enum err payments_cancel_plan_change(struct request *req, struct response *resp);
+enum err payments_resume_subscription(struct request *req, struct response *resp);
+
+/*
+ * Shared by payments.c and plans.c. payments_stripe_of: the Stripe client, or 503 when
+ * STRIPE_SECRET_KEY is not set. payments_store_answer: stores a subscription as Stripe just
+ * answered it (se: that call's) for the user, or fails the request. payments_subscription_answer:
+ * answers like GET /subscription, plus "change": change (a new reference, taken).
+ */
+enum err payments_stripe_of(struct request *req, struct stripe_client **out);
+enum err payments_store_answer(struct request *req, struct stripe_client *sc,
+                               const struct stripe_error *se, struct subscription *sub);
+enum err payments_subscription_answer(struct request *req, struct response *resp, json_t *change);
 
 /* webhook.c */
 enum err payments_webhook(struct request *req, struct response *resp);

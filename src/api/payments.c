@@ -19,6 +19,7 @@
 #include "base/url.h"
 #include "base/xalloc.h"
 #include "billing/entitlement.h"
+#include "billing/order.h"
 #include "billing/records.h"
 #include "billing/status.h"
 #include "billing/tiers.h"
@@ -63,39 +64,106 @@ enum err payments_pricing(struct request *req, struct response *resp)
     return ERR_OK;
 }
 
-static json_t *subscription_json(const struct subscription *s, const char *tier,
-                                 const struct entitlement *e)
+/* The tier, interval and price of a Stripe price, as the catalogue names them. */
+static json_t *plan_json(const struct tier_catalog *cat, const char *price_id)
 {
+    const struct tier *t = NULL;
+    const struct tier_price *p = tier_catalog_find_price(cat, price_id, &t);
+
+    if (!p)
+        return json_pack("{s:n, s:n, s:s}", "tier", "interval", "price_id", price_id);
+    return json_pack("{s:s, s:s, s:s}", "tier", t->id, "interval", p->interval, "price_id",
+                     price_id);
+}
+
+/* The invoice a pending change waits for, as stored; null when it is not stored yet. */
+static json_t *pending_invoice_json(struct store *st, const char *id)
+{
+    struct invoice inv;
+
+    if (!id[0] || store_invoice_get(st, id, &inv) != ERR_OK)
+        return json_null();
+    return json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", inv.id, "status", inv.status, "amount_due",
+                     (json_int_t)inv.amount_due, "currency", inv.currency, "hosted_invoice_url",
+                     inv.hosted_invoice_url);
+}
+
+/*
+ * A plan change in flight: an upgrade whose invoice is not paid yet (Stripe's pending update),
+ * or a change scheduled for the period end (a live schedule naming another price); else null.
+ */
+static json_t *pending_change_json(const struct api *api, const struct subscription *s)
+{
+    struct schedule_record sched;
+    json_t *j;
+
+    if (s->pending_price_id[0]) {
+        j = plan_json(api->tiers, s->pending_price_id);
+        json_object_set_new(j, "type", json_string("upgrade"));
+        json_object_set_new(j, "status", json_string("payment_pending"));
+        json_object_set_new(j, "expires_at", json_time_or_null(s->pending_expires_at));
+        json_object_set_new(j, "invoice", pending_invoice_json(api->store, s->latest_invoice));
+        return j;
+    }
+    if (!s->schedule_id[0] || store_schedule_get(api->store, s->schedule_id, &sched) != ERR_OK ||
+        schedule_has_ended(&sched) || !sched.next_price_id[0] ||
+        strcmp(sched.next_price_id, s->price_id) == 0)
+        return json_null();
+    j = plan_json(api->tiers, sched.next_price_id);
+    json_object_set_new(j, "type", json_string("downgrade"));
+    json_object_set_new(j, "status", json_string("scheduled"));
+    json_object_set_new(j, "effective_at", json_time_or_null(sched.next_at));
+    json_object_set_new(j, "schedule_id", json_string(sched.id));
+    return j;
+}
+
+static json_t *subscription_json(const struct api *api, const struct subscription *s,
+                                 const char *tier, const struct entitlement *e)
+{
+    const struct tier_price *p = tier_catalog_find_price(api->tiers, s->price_id, NULL);
+
     return json_pack(
-        "{s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:s, s:o}", "tier", tier, "status",
+        "{s:s, s:s, s:o, s:o, s:b, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "tier", tier, "status",
         sub_status_name(s->status), "current_period_start",
         json_time_or_null(s->current_period_start), "current_period_end",
         json_time_or_null(s->current_period_end), "cancel_at_period_end", s->cancel_at_period_end,
         "trial_end", json_time_or_null(s->trial_end), "price_id", s->price_id, "id", s->id,
-        "access", entitlement_reason_name(e->reason), "access_until", json_time_or_null(e->until));
+        "access", entitlement_reason_name(e->reason), "access_until", json_time_or_null(e->until),
+        "interval", p ? json_string(p->interval) : json_null(), "cancel_at",
+        json_time_or_null(s->cancel_at), "pending_change", pending_change_json(api, s));
 }
 
-enum err payments_subscription(struct request *req, struct response *resp)
+enum err payments_subscription_answer(struct request *req, struct response *resp, json_t *change)
 {
     const struct api *api = req->app;
     const char *free_tier = tier_catalog_default(api->tiers)->id;
     struct subscription sub;
     struct entitlement e;
+    json_t *body;
     enum err err;
 
     err = store_subscription_get_for_user(api->store, req->user, &sub);
     if (err == ERR_NOT_FOUND) {
-        response_json(resp, 200,
-                      json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n}", "tier", free_tier, "status",
-                                "none", "current_period_start", "current_period_end",
-                                "cancel_at_period_end", 0, "trial_end", "price_id"));
-        return ERR_OK;
-    }
-    if (err)
+        body = json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n, s:n, s:n, s:n}", "tier", free_tier,
+                         "status", "none", "current_period_start", "current_period_end",
+                         "cancel_at_period_end", 0, "trial_end", "price_id", "interval",
+                         "cancel_at", "pending_change");
+    } else if (err) {
+        json_decref(change);
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
-    e = entitlement_of(&sub, clock_now(), api->cfg->past_due_grace_days * DAY_S);
-    response_json(resp, 200, subscription_json(&sub, e.grants ? sub.tier : free_tier, &e));
+    } else {
+        e = entitlement_of(&sub, clock_now(), api->cfg->past_due_grace_days * DAY_S);
+        body = subscription_json(api, &sub, e.grants ? sub.tier : free_tier, &e);
+    }
+    if (change)
+        json_object_set_new(body, "change", change);
+    response_json(resp, 200, body);
     return ERR_OK;
+}
+
+enum err payments_subscription(struct request *req, struct response *resp)
+{
+    return payments_subscription_answer(req, resp, NULL);
 }
 
 static json_t *invoice_json(const struct invoice *inv)
@@ -152,7 +220,7 @@ static enum err check_redirect(struct request *req, const char *field, const cha
 }
 
 /* The Stripe client, or 503 when STRIPE_SECRET_KEY is not set (SPEC §1). */
-static enum err stripe_of(struct request *req, struct stripe_client **out)
+enum err payments_stripe_of(struct request *req, struct stripe_client **out)
 {
     const struct api *api = req->app;
 
@@ -301,7 +369,7 @@ enum err payments_create_checkout_session(struct request *req, struct response *
     if (err)
         return err;
     assert(in.tier != NULL); /* checkout_input sets it when it succeeds */
-    if ((err = stripe_of(req, &sc)))
+    if ((err = payments_stripe_of(req, &sc)))
         return err;
     price = tier_price_for_interval(in.tier, in.interval);
     if (!price)
@@ -330,8 +398,8 @@ static enum err customer_link(struct request *req, const char *stripe_customer_i
 }
 
 /* Applies a subscription as Stripe just answered it (se: that call's), for this user. */
-static enum err apply_fetched(struct request *req, struct stripe_client *sc,
-                              const struct stripe_error *se, struct subscription *sub)
+enum err payments_store_answer(struct request *req, struct stripe_client *sc,
+                               const struct stripe_error *se, struct subscription *sub)
 {
     const struct api *api = req->app;
     enum err err =
@@ -384,12 +452,12 @@ enum err payments_checkout_success(struct request *req, struct response *resp)
     enum err err;
 
     if ((err = request_json_only(req, fields)) ||
-        (err = request_json_string(req, "session_id", true, &id)) || (err = stripe_of(req, &sc)) ||
-        (err = session_fetch(req, sc, id, &cs, &sub, &se)))
+        (err = request_json_string(req, "session_id", true, &id)) ||
+        (err = payments_stripe_of(req, &sc)) || (err = session_fetch(req, sc, id, &cs, &sub, &se)))
         return err;
     if ((err = customer_link(req, cs.customer)))
         return request_fail(req, err, NULL, NULL, "cannot store the customer");
-    if ((err = apply_fetched(req, sc, &se, &sub)))
+    if ((err = payments_store_answer(req, sc, &se, &sub)))
         return err;
     if (store_checkout_close(api->store, cs.id, "complete", &closed) != ERR_OK)
         log_warn("cannot record checkout session '%s' as complete", cs.id);
@@ -418,12 +486,32 @@ enum err payments_customer_portal(struct request *req, struct response *resp)
                             "no billing account yet: subscribe through checkout first");
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the customer");
-    if ((err = stripe_of(req, &sc)))
+    if ((err = payments_stripe_of(req, &sc)))
         return err;
     err = stripe_billing_portal_session_create(sc, c.stripe_customer_id, ret, url, &se);
     if (err)
         return glue_fail_stripe(req, err, &se, "create the billing portal session", NULL);
     response_json(resp, 200, json_pack("{s:s}", "url", url));
+    return ERR_OK;
+}
+
+/* Releases the subscription's schedule (a scheduled plan change), stored as Stripe answers. */
+static enum err release_schedule(struct request *req, struct stripe_client *sc,
+                                 const struct subscription *sub)
+{
+    const struct api *api = req->app;
+    struct schedule_record sched;
+    struct stripe_error se;
+    bool applied = false;
+    enum err err = stripe_schedule_release(sc, sub->schedule_id, &sched, &se);
+
+    if (err == ERR_INVALID)
+        return ERR_OK; /* it has ended already */
+    if (err)
+        return glue_fail_stripe(req, err, &se, "withdraw the scheduled plan change", NULL);
+    sched.stripe_updated = glue_answer_time(sc, sub, &se, clock_now());
+    if (store_schedule_apply(api->store, &sched, &applied) != ERR_OK)
+        log_warn("cannot store subscription schedule '%s'", sched.id);
     return ERR_OK;
 }
 
@@ -460,13 +548,16 @@ enum err payments_cancel_subscription(struct request *req, struct response *resp
                             "no subscription to cancel");
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
-    if ((err = stripe_of(req, &sc)))
+    if ((err = payments_stripe_of(req, &sc)))
+        return err;
+    /* A scheduled downgrade goes first: Stripe refuses to cancel what a schedule manages. */
+    if (sub.schedule_id[0] && (err = release_schedule(req, sc, &sub)))
         return err;
     err = immediate ? stripe_subscription_cancel(sc, sub.id, &now, &se)
                     : stripe_subscription_set_cancel_at_period_end(sc, sub.id, true, &now, &se);
     if (err)
         return glue_fail_stripe(req, err, &se, "cancel the subscription", NULL);
-    if ((err = apply_fetched(req, sc, &se, &now)))
+    if ((err = payments_store_answer(req, sc, &se, &now)))
         return err;
     return payments_subscription(req, resp);
 }

@@ -156,6 +156,18 @@ const struct tier_price *tier_price_for_interval(const struct tier *t, const cha
     return p && p->stripe_price_id[0] ? p : NULL;
 }
 
+enum tier_change tier_change_of(const struct tier *from, const struct tier_price *from_price,
+                                const struct tier *to, const struct tier_price *to_price)
+{
+    if (from_price == to_price)
+        return TIER_CHANGE_NONE;
+    if (from->rank != to->rank)
+        return to->rank > from->rank ? TIER_CHANGE_UPGRADE : TIER_CHANGE_DOWNGRADE;
+    return tier_interval_months(to_price->interval) > tier_interval_months(from_price->interval)
+               ? TIER_CHANGE_UPGRADE
+               : TIER_CHANGE_DOWNGRADE;
+}
+
 int tier_interval_months(const char *interval)
 {
     return !interval                        ? 0

@@ -128,6 +128,17 @@ const struct tier_price *tier_price_for_interval(const struct tier *t, const cha
 /* Months in an interval: 1 for "month", 12 for "year", 0 for anything else. */
 int tier_interval_months(const char *interval);
 
+/* What moving a subscription from one price to another is (issue #14). */
+enum tier_change {
+    TIER_CHANGE_NONE,      /* the same price */
+    TIER_CHANGE_UPGRADE,   /* a higher tier, or the same tier over a longer interval: now */
+    TIER_CHANGE_DOWNGRADE, /* a lower tier, a shorter interval, or another price of the same
+                              tier and interval: at the end of the period paid for */
+};
+
+enum tier_change tier_change_of(const struct tier *from, const struct tier_price *from_price,
+                                const struct tier *to, const struct tier_price *to_price);
+
 /*
  * Sets the Stripe price id of tier tier_id's sold price at interval (NULL: the primary price),
  * replacing any. Errors: ERR_NOT_FOUND for an unknown tier or one with no such price; ERR_INVALID

@@ -493,3 +493,19 @@ enum err stripe_invoice_upcoming(struct stripe_client *c, const struct stripe_up
     form_release(&f);
     return err;
 }
+
+static enum err parse_invoice(const json_t *j, void *out, struct stripe_error *se)
+{
+    return stripe_invoice_from_json(j, out, se);
+}
+
+enum err stripe_invoice_retrieve(struct stripe_client *c, const char *id,
+                                 struct stripe_invoice *out, struct stripe_error *se)
+{
+    char path[PATH_MAX_];
+    struct stripe_request rq = { STRIPE_GET, path, NULL, NULL };
+    enum err err = object_path(path, "/v1/invoices/", id, se);
+
+    memset(out, 0, sizeof(*out));
+    return err ? err : call_then_parse(c, &rq, parse_invoice, out, se);
+}

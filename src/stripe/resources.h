@@ -163,6 +163,10 @@ MUST_CHECK enum err stripe_schedule_set_phases(struct stripe_client *c, const ch
 MUST_CHECK enum err stripe_schedule_release(struct stripe_client *c, const char *id,
                                             struct schedule_record *out, struct stripe_error *se);
 
+/* GET /v1/invoices/{id}. */
+MUST_CHECK enum err stripe_invoice_retrieve(struct stripe_client *c, const char *id,
+                                            struct stripe_invoice *out, struct stripe_error *se);
+
 /* What a preview asks: the subscription with item_id switched to price. */
 struct stripe_upcoming_params {
     const char *customer, *subscription, *item_id, *price;
