@@ -457,11 +457,10 @@ enum err stripe_schedule_release(struct stripe_client *c, const char *id,
     char path[PATH_MAX_], key[STRIPE_IDEMPOTENCY_KEY_MAX];
     struct stripe_request rq = { STRIPE_POST, path, NULL, key };
 
-    memset(out, 0, sizeof(*out));
     if (!id_is_safe(id))
         return fail(se, ERR_INVALID, "'%s' is not a stripe id", id ? id : "");
     snprintf(path, sizeof(path), "/v1/subscription_schedules/%s/release", id);
-    stripe_idempotency_key_for("schedule-release", id, key);
+    stripe_idempotency_key_for("schedule-release", id, key); /* before out: id may be out->id */
     return call_then_parse(c, &rq, parse_schedule, out, se);
 }
 

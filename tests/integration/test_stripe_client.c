@@ -320,6 +320,75 @@ static void test_billing(const struct emu_proc *e, struct stripe_client *c)
     T_EQ_I64(checkout(c, cus.id, price, 14, &cs, &se), ERR_OK, "a session with a 14-day trial");
 }
 
+/* A subscription of customer on price, bought on the hosted page; false when it fails. */
+static bool subscribed(const struct emu_proc *e, struct stripe_client *c, const char *customer,
+                       const char *price, struct subscription *sub)
+{
+    struct stripe_checkout_session cs, got;
+    struct stripe_error se;
+
+    return checkout(c, customer, price, 0, &cs, &se) == ERR_OK && pay(e, cs.id) &&
+           stripe_checkout_session_retrieve(c, cs.id, true, &got, sub, &se) == ERR_OK && sub->id[0];
+}
+
+/* Plan changes (issue #14): the preview, an upgrade, a downgrade schedule, release, resume. */
+static void test_plans(const struct emu_proc *e, struct stripe_client *c)
+{
+    struct stripe_customer cus;
+    struct subscription sub, got;
+    struct schedule_record sched;
+    struct stripe_upcoming up;
+    struct stripe_invoice inv;
+    struct stripe_error se;
+    char key[STRIPE_IDEMPOTENCY_KEY_MAX];
+
+    emu_reset(e);
+    if (create_for_user(c, "user_plans", "plans@example.com", &cus, &se) != ERR_OK ||
+        !subscribed(e, c, cus.id, "price_premium_monthly", &sub)) {
+        T_OK(0, "a premium subscription to change (%.200s)", se.message);
+        return;
+    }
+    T_OK(sub.item_id[0] != '\0', "the subscription's item: %s", sub.item_id);
+    struct stripe_upcoming_params up_p = { cus.id, sub.id, sub.item_id, "price_plus_monthly",
+                                           "always_invoice" };
+    T_EQ_I64(stripe_invoice_upcoming(c, &up_p, &up, &se), ERR_OK, "upcoming invoice (%.200s)",
+             se.message);
+    T_EQ_STR(up.billing_reason, "subscription_update", "an upgrade is invoiced now");
+    T_OK(up.amount_due > 0 && up.amount_due <= 1999 - 999, "its proration: %lld",
+         (long long)up.amount_due);
+    stripe_idempotency_key_for("plan-upgrade", sub.id, key);
+    T_EQ_I64(stripe_subscription_change_price(c, sub.id, sub.item_id, "price_plus_monthly", key,
+                                              &got, &se),
+             ERR_OK, "change the price (%.200s)", se.message);
+    T_EQ_STR(got.price_id, "price_plus_monthly", "switched at once");
+    T_EQ_STR(got.pending_price_id, "", "paid: nothing pending");
+    T_EQ_I64(stripe_invoice_retrieve(c, got.latest_invoice, &inv, &se), ERR_OK,
+             "its invoice (%.200s)", se.message);
+    T_EQ_STR(inv.invoice.status, "paid", "paid at once");
+    T_EQ_I64(inv.invoice.amount_paid, up.amount_due, "the previewed amount");
+    T_EQ_I64(stripe_schedule_from_subscription(c, sub.id, NULL, &sched, &se), ERR_OK,
+             "a schedule from the subscription (%.200s)", se.message);
+    T_EQ_STR(sched.subscription_id, sub.id, "of the subscription");
+    struct stripe_schedule_phases ph = { "price_plus_monthly", got.current_period_start,
+                                         got.current_period_end, "price_premium_monthly" };
+    T_EQ_I64(stripe_schedule_set_phases(c, sched.id, &ph, NULL, &sched, &se), ERR_OK,
+             "a downgrade at period end (%.200s)", se.message);
+    T_EQ_STR(sched.next_price_id, "price_premium_monthly", "its next phase");
+    T_EQ_I64(sched.next_at, got.current_period_end, "from the period end");
+    T_EQ_I64(stripe_subscription_retrieve(c, sub.id, &got, &se), ERR_OK, "read again");
+    T_EQ_STR(got.schedule_id, sched.id, "the subscription names its schedule");
+    T_EQ_I64(stripe_schedule_release(c, sched.id, &sched, &se), ERR_OK, "release (%.200s)",
+             se.message);
+    T_EQ_STR(sched.status, "released", "released");
+    T_EQ_I64(stripe_schedule_release(c, sched.id, &sched, &se), ERR_OK,
+             "released again: the same key answers the same");
+    T_EQ_I64(stripe_subscription_set_cancel_at_period_end(c, sub.id, true, &got, &se), ERR_OK,
+             "cancel at period end");
+    T_EQ_I64(stripe_subscription_set_cancel_at_period_end(c, sub.id, false, &got, &se), ERR_OK,
+             "resume");
+    T_OK(!got.cancel_at_period_end, "renews again");
+}
+
 struct racer {
     struct stripe_client *c;
     enum err err;
@@ -419,6 +488,7 @@ int main(void)
     test_faults(&e, c);
     test_timeout(&e);
     test_billing(&e, c);
+    test_plans(&e, c);
     test_threads(&e, c);
     stripe_client_free(c);
     emu_stop(&e);
