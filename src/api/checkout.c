@@ -1,10 +1,10 @@
 /*
  * checkout.c: POST /create-checkout-session's sessions (issue #10: nobody pays twice). A user
- * has at most one open checkout session: the same ask (tier, URLs, trial) gets the open one
- * back, another ask expires it at Stripe first; the session is made with an idempotency key
- * derived from the user, the ask and the user's newest session, so concurrent requests (tabs,
- * double clicks, instances) asking the same get one session; the one trial is reserved for one
- * session before it is made.
+ * has at most one open checkout session: the same ask (tier, URLs, trial, and the CHECKOUT_*
+ * options of the configuration) gets the open one back, another ask expires it at Stripe first;
+ * the session is made with an idempotency key derived from the user, the ask and the user's
+ * newest session, so concurrent requests (tabs, double clicks, instances) asking the same get
+ * one session; the one trial is reserved for one session before it is made.
  */
 #include "api/checkout.h"
 
@@ -23,14 +23,19 @@
 #define SESSION_TTL_S   INT64_C(86400) /* Stripe's default expires_at: 24 hours */
 #define CHECKOUT_ROUNDS 2              /* a race lost to another ask is retried once */
 
-/* What the user asked, as a digest: the same ask gets the same session. */
+/*
+ * What the user asked, with the checkout options it is made under, as a digest: the same ask
+ * gets the same session; after a change of CHECKOUT_* the open session is not handed back.
+ */
 static enum err ask_digest(const struct checkout_ask *ask, char hex[HMAC_SHA256_HEX_LEN + 1])
 {
-    char days[24];
-    const char *parts[] = { ask->price_id, ask->success_url, ask->cancel_url, days };
+    char days[24], options[64];
+    const char *parts[] = { ask->price_id, ask->success_url, ask->cancel_url, days, options };
     struct hmac_part p[2 * ARRAY_SIZE(parts)];
 
     snprintf(days, sizeof(days), "%lld", (long long)ask->trial_days);
+    snprintf(options, sizeof(options), "promotion_codes=%d automatic_tax=%d locale=%s",
+             ask->promotion_codes, ask->automatic_tax, ask->locale ? ask->locale : "");
     for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
         p[2 * i] = (struct hmac_part){ parts[i], strlen(parts[i]) };
         p[2 * i + 1] = (struct hmac_part){ "", 1 }; /* NUL between parts */
@@ -159,7 +164,10 @@ static enum err session_make(struct request *req, struct stripe_client *sc,
                                         .cancel_url = ask->cancel_url,
                                         .client_reference_id = c->user_id,
                                         .user_id = c->user_id,
-                                        .trial_period_days = trial_days };
+                                        .trial_period_days = trial_days,
+                                        .allow_promotion_codes = ask->promotion_codes,
+                                        .automatic_tax = ask->automatic_tax,
+                                        .locale = ask->locale };
     struct stripe_error se;
     enum err err;
 

@@ -5,6 +5,7 @@
 #ifndef SUBGATE_API_CHECKOUT_H
 #define SUBGATE_API_CHECKOUT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -12,16 +13,20 @@
 #include "http/request.h"
 #include "stripe/client.h"
 
-/* What the user asks to buy; strings borrowed. */
+/* What the user asks to buy, and the configuration's checkout options; strings borrowed. */
 struct checkout_ask {
     const char *price_id;
     const char *success_url;
     const char *cancel_url;
-    int64_t trial_days; /* asked for; 0 when none */
+    int64_t trial_days;   /* asked for; 0 when none */
+    bool promotion_codes; /* CHECKOUT_PROMOTION_CODES */
+    bool automatic_tax;   /* CHECKOUT_AUTOMATIC_TAX */
+    const char *locale;   /* CHECKOUT_LOCALE, NULL: not sent */
 };
 
 /*
- * Answers {session_id, url[, trial]} with the user's open session for this ask, or a new one:
+ * Answers {session_id, url[, trial]} with the user's open session for this ask (options
+ * included: a session made under other options is not handed back), or a new one:
  * another open session is expired at Stripe first (409 when it was paid meanwhile), the trial
  * goes to one session only, and concurrent requests with the same ask share one session.
  */

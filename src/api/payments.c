@@ -359,6 +359,7 @@ static enum err customer_for(struct request *req, struct stripe_client *sc, stru
 
 enum err payments_create_checkout_session(struct request *req, struct response *resp)
 {
+    const struct api *api = req->app;
     struct checkout_in in = { 0 };
     struct stripe_client *sc = NULL;
     struct customer c;
@@ -376,8 +377,13 @@ enum err payments_create_checkout_session(struct request *req, struct response *
         return price_needed(req, in.tier, in.interval);
     if ((err = refuse_if_live(req)) || (err = customer_for(req, sc, &c)))
         return err;
-    ask = (struct checkout_ask){ price->stripe_price_id, in.success_url, in.cancel_url,
-                                 in.trial_days };
+    ask = (struct checkout_ask){ .price_id = price->stripe_price_id,
+                                 .success_url = in.success_url,
+                                 .cancel_url = in.cancel_url,
+                                 .trial_days = in.trial_days,
+                                 .promotion_codes = api->cfg->checkout_promotion_codes,
+                                 .automatic_tax = api->cfg->checkout_automatic_tax,
+                                 .locale = api->cfg->checkout_locale };
     return checkout_session_open(req, sc, &ask, &c, resp);
 }
 

@@ -64,6 +64,7 @@ static bool check_origin(const char *p, size_t n, char *why, size_t whylen);
 static bool check_readable_file(const char *p, size_t n, char *why, size_t whylen);
 static bool check_jwks_url(const char *p, size_t n, char *why, size_t whylen);
 static bool check_log_level(const char *p, size_t n, char *why, size_t whylen);
+static bool check_checkout_locale(const char *p, size_t n, char *why, size_t whylen);
 
 static const char *const secret_key_prefixes[] = { "sk_test_", "sk_live_", "rk_", NULL };
 static const char *const publishable_key_prefixes[] = { "pk_test_", "pk_live_", NULL };
@@ -130,6 +131,20 @@ static const struct conf_var conf_vars[] = {
       .off = F(stripe_api_version),
       .def = "2023-08-16",
       .check = check_api_version },
+    { .name = "CHECKOUT_PROMOTION_CODES",
+      .kind = CONF_BOOL,
+      .off = F(checkout_promotion_codes),
+      .def = "false",
+      .choices = bool_names },
+    { .name = "CHECKOUT_AUTOMATIC_TAX",
+      .kind = CONF_BOOL,
+      .off = F(checkout_automatic_tax),
+      .def = "false",
+      .choices = bool_names },
+    { .name = "CHECKOUT_LOCALE",
+      .kind = CONF_STRING,
+      .off = F(checkout_locale),
+      .check = check_checkout_locale },
     { .name = "DATABASE_URL",
       .kind = CONF_STRING,
       .off = F(database_url),
@@ -488,6 +503,33 @@ static bool check_log_level(const char *p, size_t n, char *why, size_t whylen)
         if (str_eq_nocase(p, n, levels[i]))
             return true;
     return reason(why, whylen, "must be debug, info, warn or error, got '%.*s'", echo_len(n), p);
+}
+
+/*
+ * Stripe's enum for POST /v1/checkout/sessions `locale` (its OpenAPI spec, API version
+ * 2023-08-16), spelled as Stripe spells them: "auto" is the browser's locale.
+ */
+static const char *const checkout_locales[] = {
+    "auto", "bg",  "cs", "da",    "de", "el", "en",    "en-GB", "es", "es-419", "et",
+    "fi",   "fil", "fr", "fr-CA", "hr", "hu", "id",    "it",    "ja", "ko",     "lt",
+    "lv",   "ms",  "mt", "nb",    "nl", "pl", "pt",    "pt-BR", "ro", "ru",     "sk",
+    "sl",   "sv",  "th", "tr",    "vi", "zh", "zh-HK", "zh-TW",
+};
+
+static bool check_checkout_locale(const char *p, size_t n, char *why, size_t whylen)
+{
+    size_t used;
+
+    for (size_t i = 0; i < ARRAY_SIZE(checkout_locales); i++)
+        if (strlen(checkout_locales[i]) == n && memcmp(p, checkout_locales[i], n) == 0)
+            return true;
+    used = (size_t)snprintf(why, whylen, "must be one of Stripe Checkout's locales (");
+    for (size_t i = 0; i < ARRAY_SIZE(checkout_locales) && used < whylen; i++)
+        used +=
+            (size_t)snprintf(why + used, whylen - used, "%s%s", i ? ", " : "", checkout_locales[i]);
+    if (used < whylen)
+        snprintf(why + used, whylen - used, "), got '%.*s'", n > 16 ? 16 : (int)n, p);
+    return false;
 }
 
 /* Checks one value or list entry against its row. Secrets are never quoted. */

@@ -46,6 +46,9 @@ struct config {
     char *stripe_plus_annual_price_id;     /* STRIPE_PLUS_ANNUAL_PRICE_ID: plus per year */
     char *stripe_api_base;                 /* STRIPE_API_BASE: http(s) URL, no trailing slash */
     char *stripe_api_version;              /* STRIPE_API_VERSION: "YYYY-MM-DD[.name]" */
+    bool checkout_promotion_codes;         /* CHECKOUT_PROMOTION_CODES: allow_promotion_codes */
+    bool checkout_automatic_tax;           /* CHECKOUT_AUTOMATIC_TAX: tax, address and tax ID */
+    char *checkout_locale;                 /* CHECKOUT_LOCALE: a Checkout locale, NULL: not sent */
     char *database_url;                    /* DATABASE_URL: sqlite:PATH or postgres(ql)://... */
     int store_group_commit;                /* STORE_GROUP_COMMIT: 1 on, 0 off */
     struct secret jwt_secret;              /* JWT_SECRET: HS256 key, at least 32 bytes */

@@ -176,6 +176,17 @@ static void checkout_form(struct form *f, const struct stripe_checkout_params *p
     }
     if (p->trial_period_days > 0)
         form_add_i64(f, "subscription_data[trial_period_days]", p->trial_period_days);
+    if (p->allow_promotion_codes)
+        form_add_bool(f, "allow_promotion_codes", true);
+    if (p->automatic_tax) {
+        /* an existing customer: Stripe wants the address and the business name saved on it */
+        form_add_bool(f, "automatic_tax[enabled]", true);
+        form_add(f, "billing_address_collection", "required");
+        form_add_bool(f, "tax_id_collection[enabled]", true);
+        form_add(f, "customer_update[address]", "auto");
+        form_add(f, "customer_update[name]", "auto");
+    }
+    add_if_set(f, "locale", p->locale);
 }
 
 enum err stripe_checkout_session_create(struct stripe_client *c,

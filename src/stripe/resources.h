@@ -30,6 +30,9 @@ struct stripe_checkout_params {
     const char *client_reference_id; /* NULL: not sent */
     const char *user_id;             /* metadata[user_id] of the session and the subscription */
     int64_t trial_period_days;       /* 0: no trial */
+    bool allow_promotion_codes;      /* allow_promotion_codes=true: the page takes a code */
+    bool automatic_tax; /* Stripe Tax, billing address and tax ID collected, saved on customer */
+    const char *locale; /* a Checkout locale or "auto"; NULL or "": not sent */
 };
 
 /*

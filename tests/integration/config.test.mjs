@@ -56,6 +56,8 @@ describe('configuration errors stop start-up with one line naming the variable',
     ['a bad redirect origin', { ALLOWED_REDIRECT_ORIGINS: 'localhost:3000' }, /^subgate: ALLOWED_REDIRECT_ORIGINS: /],
     ['a missing key file', { JWT_SECRET: undefined, JWT_PUBLIC_KEY_FILE: '/nonexistent/key.pem' }, /^subgate: JWT_PUBLIC_KEY_FILE: /],
     ['a missing tiers file', { TIERS_FILE: '/nonexistent/tiers.json' }, /^subgate: TIERS_FILE: /],
+    ['a locale Stripe Checkout does not have', { CHECKOUT_LOCALE: 'xx' }, /^subgate: CHECKOUT_LOCALE: must be one of Stripe Checkout's locales \(auto, .*\), got 'xx'$/],
+    ['a checkout option that is no boolean', { CHECKOUT_AUTOMATIC_TAX: 'maybe' }, /^subgate: CHECKOUT_AUTOMATIC_TAX: must be 'false' or 'true', got 'maybe'$/],
   ];
   for (const [name, env, want] of cases) {
     test(name, () => {

@@ -14,6 +14,12 @@
 #define X256     X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16 X16
 #define SECRET32 "0123456789abcdef0123456789abcdef"
 
+/* Stripe's enum for POST /v1/checkout/sessions locale, as CHECKOUT_LOCALE's message lists it */
+#define CHECKOUT_LOCALES                                                                         \
+    "(auto, bg, cs, da, de, el, en, en-GB, es, es-419, et, fi, fil, fr, fr-CA, hr, hu, id, it, " \
+    "ja, ko, lt, lv, ms, mt, nb, nl, pl, pt, pt-BR, ro, ru, sk, sl, sv, th, tr, vi, zh, zh-HK, " \
+    "zh-TW)"
+
 struct kv {
     const char *name, *value;
 };
@@ -29,6 +35,9 @@ static const char *const all_names[] = {
     "STRIPE_PLUS_ANNUAL_PRICE_ID",
     "STRIPE_API_BASE",
     "STRIPE_API_VERSION",
+    "CHECKOUT_PROMOTION_CODES",
+    "CHECKOUT_AUTOMATIC_TAX",
+    "CHECKOUT_LOCALE",
     "DATABASE_URL",
     "STORE_GROUP_COMMIT",
     "JWT_SECRET",
@@ -184,6 +193,19 @@ static const struct {
     { { { "STRIPE_API_VERSION", "2023-08-16-x" } },
       "STRIPE_API_VERSION: must look like YYYY-MM-DD or YYYY-MM-DD.name, got '2023-08-16-x'",
       false },
+    { { { "CHECKOUT_PROMOTION_CODES", "yes" } },
+      "CHECKOUT_PROMOTION_CODES: must be 'false' or 'true', got 'yes'",
+      false },
+    { { { "CHECKOUT_AUTOMATIC_TAX", "maybe" } },
+      "CHECKOUT_AUTOMATIC_TAX: must be 'false' or 'true', got 'maybe'",
+      false },
+    { { { "CHECKOUT_LOCALE", "xx" } },
+      "CHECKOUT_LOCALE: must be one of Stripe Checkout's locales " CHECKOUT_LOCALES ", got 'xx'",
+      false },
+    /* Stripe spells its locales one way: pt-BR, not pt-br */
+    { { { "CHECKOUT_LOCALE", "pt-br" } },
+      "CHECKOUT_LOCALE: must be one of Stripe Checkout's locales " CHECKOUT_LOCALES ", got 'pt-br'",
+      false },
     { { { "DATABASE_URL", "mysql://x" } },
       "DATABASE_URL: must start with 'sqlite:', 'postgres://' or 'postgresql://'",
       false },
@@ -328,7 +350,7 @@ static void test_bad_values(void)
 {
     for (size_t i = 0; i < ARRAY_SIZE(bad_rows); i++) {
         struct config c;
-        char err[256] = "";
+        char err[512] = ""; /* as main.c's: the locale message lists every locale */
 
         T_EQ_I64(load_map(&c, bad_rows[i].env, err, sizeof(err)), ERR_INVALID, "bad %zu: fails", i);
         T_EQ_STR(err, bad_rows[i].want, "bad %zu: message", i);
@@ -380,6 +402,14 @@ static const struct {
     { { { NULL, NULL } }, "GATE_CASE_SENSITIVE", "false" },
     { { { "GATE_CASE_SENSITIVE", "TRUE" } }, "GATE_CASE_SENSITIVE", "true" },
     { { { "GATE_CASE_SENSITIVE", "false" } }, "GATE_CASE_SENSITIVE", "false" },
+    { { { NULL, NULL } }, "CHECKOUT_PROMOTION_CODES", "false" },
+    { { { "CHECKOUT_PROMOTION_CODES", "True" } }, "CHECKOUT_PROMOTION_CODES", "true" },
+    { { { NULL, NULL } }, "CHECKOUT_AUTOMATIC_TAX", "false" },
+    { { { "CHECKOUT_AUTOMATIC_TAX", "true" } }, "CHECKOUT_AUTOMATIC_TAX", "true" },
+    { { { NULL, NULL } }, "CHECKOUT_LOCALE", "(unset)" },
+    { { { "CHECKOUT_LOCALE", "de" } }, "CHECKOUT_LOCALE", "de" },
+    { { { "CHECKOUT_LOCALE", "auto" } }, "CHECKOUT_LOCALE", "auto" },
+    { { { "CHECKOUT_LOCALE", "zh-TW" } }, "CHECKOUT_LOCALE", "zh-TW" },
     { { { NULL, NULL } }, "STORE_GROUP_COMMIT", "on" },
     { { { "STORE_GROUP_COMMIT", "OFF" } }, "STORE_GROUP_COMMIT", "off" },
     { { { NULL, NULL } }, "GATE_PATH_PARAMS", "refuse" },

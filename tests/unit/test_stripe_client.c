@@ -678,6 +678,55 @@ static void test_idempotency_key_for(void)
     T_OK(strcmp(a, b) != 0, "another operation, another key");
 }
 
+#define CS_BODY                                                                        \
+    "{\"id\":\"cs_test_1\",\"object\":\"checkout.session\",\"mode\":\"subscription\"," \
+    "\"status\":\"open\",\"url\":\"https://checkout.example/cs_test_1\",\"expires_at\":1}"
+
+/* The checkout form: exactly Stripe's parameter names, the options only when configured. */
+static void test_checkout_form(struct fake *f, struct hooks *h)
+{
+    static const struct step answers[] = { ANS(200, CS_BODY), ANS(200, CS_BODY),
+                                           ANS(200, CS_BODY) };
+    struct stripe_client *c = client_for(f->port, h, NULL);
+    struct stripe_checkout_params p = { .customer = "cus_1",
+                                        .price = "price_1",
+                                        .success_url = "https://a.example/ok",
+                                        .cancel_url = "https://a.example/no",
+                                        .client_reference_id = "u1",
+                                        .user_id = "u1" };
+    struct stripe_checkout_session cs;
+    struct stripe_error se;
+    const char *base = "mode=subscription&customer=cus_1&line_items[0][price]=price_1&"
+                       "line_items[0][quantity]=1&success_url=https%3A%2F%2Fa.example%2Fok&"
+                       "cancel_url=https%3A%2F%2Fa.example%2Fno&client_reference_id=u1&"
+                       "metadata[user_id]=u1&subscription_data[metadata][user_id]=u1";
+    char want[1024];
+
+    fake_script(f, answers, ARRAY_SIZE(answers));
+    T_EQ_I64(stripe_checkout_session_create(c, &p, NULL, &cs, &se), ERR_OK, "a plain session");
+    T_EQ_STR(cs.id, "cs_test_1", "the session is parsed");
+    T_EQ_STR(f->seen[0].target, "/v1/checkout/sessions", "POST /v1/checkout/sessions");
+    T_EQ_STR(f->seen[0].body, base, "no option: none of their parameters");
+
+    p.allow_promotion_codes = true;
+    p.automatic_tax = true;
+    p.locale = "pt-BR";
+    T_EQ_I64(stripe_checkout_session_create(c, &p, NULL, &cs, &se), ERR_OK, "every option");
+    snprintf(want, sizeof(want),
+             "%s&allow_promotion_codes=true&automatic_tax[enabled]=true&"
+             "billing_address_collection=required&tax_id_collection[enabled]=true&"
+             "customer_update[address]=auto&customer_update[name]=auto&locale=pt-BR",
+             base);
+    T_EQ_STR(f->seen[1].body, want, "Stripe's names for every option");
+
+    p.allow_promotion_codes = false;
+    p.automatic_tax = false;
+    p.locale = "";
+    T_EQ_I64(stripe_checkout_session_create(c, &p, NULL, &cs, &se), ERR_OK, "an empty locale");
+    T_EQ_STR(f->seen[2].body, base, "an empty locale is not sent");
+    stripe_client_free(c);
+}
+
 static void test_bad_params(void)
 {
     struct stripe_client_params p;
@@ -715,6 +764,7 @@ int main(void)
     test_keep_alive_and_query(&f, &h);
     test_threads(&f, &h);
     test_idempotency_key_for();
+    test_checkout_form(&f, &h);
     test_bad_params();
     fake_stop(&f);
     pthread_mutex_destroy(&h.mu);
