@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   emuControl, now, req, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
-  userToken,
+  userToken, STRIPE_PARAMS_TOOL,
 } from './lib.mjs';
 
 const P = '/api/v1/payments';
@@ -119,7 +119,7 @@ describe('checkout options from the configuration', () => {
     assert.equal(s.tax_id_collection.enabled, true);
     const form = new URLSearchParams(await lastSessionForm());
     for (const [k, v] of Object.entries(SENT)) assert.equal(form.get(k), v, k);
-    const res = spawnSync('python3', ['/work/shared/tools/stripe_params.py', 'POST', '/v1/checkout/sessions', '--form', form.toString()], { encoding: 'utf8' });
+    const res = spawnSync('python3', [STRIPE_PARAMS_TOOL, 'POST', '/v1/checkout/sessions', '--form', form.toString()], { encoding: 'utf8' });
     assert.equal(res.status, 0, res.stdout + res.stderr);
     for (const k of Object.keys(SENT)) assert.match(res.stdout, new RegExp(`^VALID\\t${k.replace(/[[\]]/g, '\\$&')}\\t`, 'm'), k);
   });

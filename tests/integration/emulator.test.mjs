@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { stripeForm } from './lib.mjs';
+import { stripeForm, STRIPE_PARAMS_TOOL } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const Stripe = require('stripe');
@@ -829,7 +829,7 @@ function checkAgainstSpec(log) {
   for (const r of log) {
     const p = r.path.replace(/\/(cus|sub|cs_test|in|ch|pi|re)_[A-Za-z0-9_]+/, (m, k) => templates[k]);
     const body = r.method === 'GET' ? r.query : r.body;
-    const res = spawnSync('python3', ['/work/shared/tools/stripe_params.py', '-q', r.method, p, '--form', body], { encoding: 'utf8' });
+    const res = spawnSync('python3', [STRIPE_PARAMS_TOOL, '-q', r.method, p, '--form', body], { encoding: 'utf8' });
     assert.equal(res.status, 0, `${r.method} ${p} ${body}: ${res.stdout}${res.stderr}`);
   }
 }

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { emuControl, startEmulator, stopEmulator, stripeApi } from './lib.mjs';
+import { emuControl, startEmulator, stopEmulator, stripeApi, STRIPE_PARAMS_TOOL } from './lib.mjs';
 
 const DAY = 86400;
 const HOUR = 3600;
@@ -388,7 +388,7 @@ describe('request log', () => {
     }
     for (const r of log) {
       const body = r.method === 'GET' ? r.query : r.body;
-      const res = spawnSync('python3', ['/work/shared/tools/stripe_params.py', '-q', r.method, r.path, '--form', body], { encoding: 'utf8' });
+      const res = spawnSync('python3', [STRIPE_PARAMS_TOOL, '-q', r.method, r.path, '--form', body], { encoding: 'utf8' });
       assert.equal(res.status, 0, `${r.method} ${r.path} ${body}: ${res.stdout}${res.stderr}`);
     }
   });

@@ -10,6 +10,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+// Stripe's parameter checker (../shared/tools next to the repository; tests run from its root).
+export const STRIPE_PARAMS_TOOL = path.resolve('../shared/tools/stripe_params.py');
+
 export const BIN = path.resolve(process.env.SUBGATE_BIN || 'build/release/subgate');
 export const SECRET = 'integration-secret-0123456789-abcdefghij';
 export const SERVICE_KEY = 'svc_integration_key_0123456789';
@@ -287,4 +290,22 @@ export async function emuControl(emu, method, p, json) {
     body: json === undefined ? undefined : JSON.stringify(json),
   });
   return { status: r.status, body: await r.json() };
+}
+
+// Every request the emulator logged, checked against Stripe's OpenAPI spec (stripe_params.py):
+// ids in paths become the spec's templates. Returns the set of "METHOD /path/{id}" seen.
+const ID_TEMPLATES = {
+  cus: '/{customer}', sub_sched: '/{schedule}', sub: '/{subscription_exposed_id}', cs_test: '/{session}',
+  in: '/{invoice}', promo: '/{promotion_code}', coupon: '/{coupon}', clock: '/{test_clock}',
+};
+export async function assertStripeRequestsValid(emu) {
+  const log = (await emuControl(emu, 'GET', '/_emulator/requests')).body.data;
+  const seen = new Set(log.map((r) => `${r.method} ${r.path.replace(/\/(sub_sched|sub|promo|coupon|in)_[A-Za-z0-9_]+/, '/{id}')}`));
+  for (const r of log) {
+    const p = r.path.replace(/\/(cus|sub_sched|sub|cs_test|in|promo|coupon|clock)_[A-Za-z0-9_]+/, (m, k) => ID_TEMPLATES[k]);
+    const body = r.method === 'GET' ? r.query : r.body;
+    const res = spawnSync('python3', [STRIPE_PARAMS_TOOL, '-q', r.method, p, '--form', body], { encoding: 'utf8' });
+    if (res.status !== 0) throw new Error(`not valid for Stripe's spec: ${r.method} ${p} ${body}: ${res.stdout}${res.stderr}`);
+  }
+  return seen;
 }

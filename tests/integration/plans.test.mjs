@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  emuControl, now, req, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
-  userToken,
+  assertStripeRequestsValid, emuControl, now, req, startEmulator, startServer, stopEmulator, stopServer,
+  stripeApi, tmpDir, userToken,
 } from './lib.mjs';
 
 const P = '/api/v1/payments';
@@ -408,5 +408,13 @@ describe('checkout per year', () => {
     const week = await call('plan_checkout_week', 'POST', '/create-checkout-session', { tier: 'premium', interval: 'week', success_url: SUCCESS, cancel_url: CANCEL });
     assert.equal(week.status, 400);
     assert.equal(week.body.error.param, 'interval');
+  });
+});
+
+describe("Stripe's spec", () => {
+  test('every request of these flows, subgate\'s among them, is valid for it', async () => {
+    const seen = await assertStripeRequestsValid(emu);
+    for (const want of ['GET /v1/invoices/upcoming', 'POST /v1/subscription_schedules', 'POST /v1/subscription_schedules/{id}',
+      'POST /v1/subscription_schedules/{id}/release', 'POST /v1/subscriptions/{id}', 'GET /v1/invoices/{id}']) assert.ok(seen.has(want), want);
   });
 });
