@@ -9,13 +9,24 @@ export interface SubgateOptions {
   fetch?: typeof fetch;
 }
 
+export type Interval = 'month' | 'year';
+
+/** A price in minor units (cents). */
+export interface Price {
+  amount: number;
+  currency: string;
+  interval: Interval;
+}
+
 export interface Tier {
   id: string;
   name: string;
   description?: string;
   rank?: number;
-  /** null: contact sales */
-  price: { amount: number; currency: string; interval: string } | null;
+  /** The primary price; null: contact sales */
+  price: Price | null;
+  /** The prices sold, one per interval (e.g. month and year); [] for contact sales. */
+  prices?: Price[];
   /** whether checkout() can sell it */
   checkout: boolean;
   contact_sales?: boolean;
@@ -29,13 +40,104 @@ export interface Pricing {
   [key: string]: unknown;
 }
 
+/** A downgrade (or a shorter interval) scheduled for the period end; cancelPlanChange() withdraws it. */
+export interface ScheduledChange {
+  type: 'downgrade';
+  status: 'scheduled';
+  tier: string | null;
+  interval: Interval | null;
+  price_id: string;
+  /** Unix seconds: when it takes effect (the period end). */
+  effective_at: number | null;
+  schedule_id: string;
+}
+
+/** An upgrade waiting for its invoice to be paid (declined card, or authentication needed). */
+export interface PaymentPendingChange {
+  type: 'upgrade';
+  status: 'payment_pending';
+  tier: string | null;
+  interval: Interval | null;
+  price_id: string;
+  /** Unix seconds: the upgrade lapses then if unpaid. */
+  expires_at: number | null;
+  /** Paying hosted_invoice_url applies the upgrade; null until its webhook arrived. */
+  invoice: {
+    id: string;
+    status: string;
+    amount_due: number;
+    currency: string;
+    hosted_invoice_url: string;
+  } | null;
+}
+
+/** The change in flight, shown by subscription(); null when there is none. */
+export type PendingChange = ScheduledChange | PaymentPendingChange | null;
+
+/** What changePlan(), cancelPlanChange() or resumeSubscription() did. */
+export interface PlanChange {
+  type: 'upgrade' | 'downgrade' | 'none' | 'withdrawn' | 'resume';
+  status: 'applied' | 'scheduled' | 'unchanged' | 'withdrawn' | 'resumed';
+  /** A downgrade: when it takes effect (the period end), Unix seconds. */
+  effective_at?: number;
+  /** An upgrade: its proration invoice, charged at once. */
+  invoice?: {
+    id: string;
+    status: string;
+    amount_due: number;
+    amount_paid: number;
+    currency: string;
+    hosted_invoice_url: string;
+  } | null;
+}
+
 export interface Subscription {
+  /** The tier it grants now ("free" when it grants none). */
   tier: string;
   /** "none", "active", "trialing", "past_due", "canceled", ... */
   status: string;
+  id?: string;
+  price_id?: string | null;
+  /** The interval of its price; null when its price is in no tier. */
+  interval?: Interval | null;
   cancel_at_period_end?: boolean;
+  /** Unix seconds; null when unset. */
+  cancel_at?: number | null;
+  current_period_start?: number | null;
   current_period_end?: number | null;
+  trial_end?: number | null;
+  access?: string;
+  access_until?: number | null;
+  pending_change?: PendingChange;
   [key: string]: unknown;
+}
+
+/** The answer of changePlan(), cancelPlanChange() and resumeSubscription(). */
+export interface SubscriptionWithChange extends Subscription {
+  change: PlanChange;
+}
+
+export interface PlanChangeOptions {
+  /** A tier sold through checkout. */
+  tier: string;
+  /** Default: the interval the user pays by now (when the tier is sold per it). */
+  interval?: Interval;
+}
+
+/** The answer of previewPlanChange(): what changePlan() would do, nothing changed. */
+export interface PlanPreview {
+  change: 'upgrade' | 'downgrade' | 'none';
+  tier: string;
+  interval: Interval;
+  price_id: string;
+  price: Price;
+  /** Unix seconds: now for an upgrade, the period end for a downgrade; 0 for none. */
+  effective_at: number;
+  /** Minor units charged at once: an upgrade's proration, 0 for a downgrade. */
+  amount_due_now: number;
+  currency: string;
+  /** The invoice after the change. */
+  next_invoice: { amount_due: number; currency: string; date: number };
 }
 
 export interface Quota {
@@ -74,6 +176,8 @@ export interface CheckoutOptions {
   successUrl: string;
   cancelUrl: string;
   trialDays?: number;
+  /** Which of the tier's prices (Tier.prices); default its primary price. */
+  interval?: Interval;
 }
 
 /** An error answer: subgate's {"error": {type, code, param, message}} and its status. */
@@ -100,6 +204,13 @@ export class Subgate {
   checkoutSuccess(sessionId: string): Promise<Subscription>;
   portal(returnUrl: string): Promise<{ url: string }>;
   cancel(options?: { immediate?: boolean }): Promise<Subscription>;
+  /** An upgrade now (charged; rejects 402 payment_pending when declined), a downgrade at period end. */
+  changePlan(options: PlanChangeOptions): Promise<SubscriptionWithChange>;
+  previewPlanChange(options: PlanChangeOptions): Promise<PlanPreview>;
+  /** Withdraws the downgrade scheduled for the period end. */
+  cancelPlanChange(): Promise<SubscriptionWithChange>;
+  /** Withdraws a cancellation at period end. */
+  resumeSubscription(): Promise<SubscriptionWithChange>;
 }
 
 export default Subgate;

@@ -1,5 +1,6 @@
 // subgate.js: the browser and Node client of subgate's user API (pricing, subscription, usage,
-// invoices, checkout, checkout-success, portal, cancel). An ES module with no dependencies and
+// invoices, checkout, checkout-success, portal, cancel, and plan changes: change-plan,
+// preview-plan-change, cancel-plan-change, resume-subscription). An ES module with no dependencies and
 // no build step: it needs only fetch (every browser, Node 18+).
 
 /** An error answer of subgate, from its Stripe-shaped body {"error": {type, code, param, message}}. */
@@ -16,6 +17,14 @@ export class SubgateError extends Error {
 }
 
 const PAYMENTS = '/api/v1/payments';
+
+// The body of change-plan and preview-plan-change: interval only when given (the server refuses
+// unknown members and a null interval).
+function planBody(tier, interval) {
+  const body = { tier };
+  if (interval !== undefined && interval !== null) body.interval = interval;
+  return body;
+}
 
 export class Subgate {
   /**
@@ -80,10 +89,19 @@ export class Subgate {
     return this._request('GET', `${PAYMENTS}/invoices`, { query: { limit } });
   }
 
-  /** POST /create-checkout-session: {session_id, url}; send the browser to url. */
-  checkout({ tier, successUrl, cancelUrl, trialDays } = {}) {
+  /**
+   * POST /create-checkout-session: {session_id, url}; send the browser to url.
+   * @param {object} opts
+   * @param {string} opts.tier  a tier with checkout (GET /pricing: `checkout: true`)
+   * @param {string} opts.successUrl  on ALLOWED_REDIRECT_ORIGINS; may hold {CHECKOUT_SESSION_ID}
+   * @param {string} opts.cancelUrl  on ALLOWED_REDIRECT_ORIGINS
+   * @param {number} [opts.trialDays]  0-730
+   * @param {'month'|'year'} [opts.interval]  which of the tier's `prices` (default: its primary price)
+   */
+  checkout({ tier, successUrl, cancelUrl, trialDays, interval } = {}) {
     const body = { tier, success_url: successUrl, cancel_url: cancelUrl };
     if (trialDays !== undefined) body.trial_days = trialDays;
+    if (interval !== undefined) body.interval = interval;
     return this._request('POST', `${PAYMENTS}/create-checkout-session`, { body });
   }
 
@@ -100,6 +118,50 @@ export class Subgate {
   /** POST /cancel-subscription: at period end (default) or now with {immediate: true}. */
   cancel({ immediate = false } = {}) {
     return this._request('POST', `${PAYMENTS}/cancel-subscription`, { query: { immediate: immediate ? 'true' : 'false' } });
+  }
+
+  /**
+   * POST /change-plan: an upgrade (a higher tier, or per year instead of per month) applies at
+   * once and its proration is charged now; a downgrade is scheduled for the period end (see
+   * `pending_change`, withdrawn by cancelPlanChange()). Answers like subscription() plus
+   * `change: {type, status, effective_at?, invoice?}`. Rejects with status 402 and code
+   * `payment_pending` when the upgrade's payment is declined or needs authentication (the
+   * invoice to pay is then in subscription().pending_change), 409 while the subscription ends at
+   * period end, is past due or awaits a payment, 404 without a subscription.
+   * @param {object} opts
+   * @param {string} opts.tier  a tier sold through checkout
+   * @param {'month'|'year'} [opts.interval]  default: the interval paid by now
+   */
+  changePlan({ tier, interval } = {}) {
+    return this._request('POST', `${PAYMENTS}/change-plan`, { body: planBody(tier, interval) });
+  }
+
+  /**
+   * POST /preview-plan-change: what changePlan() with the same arguments would do, changing
+   * nothing: {change, tier, interval, price_id, price, effective_at, amount_due_now, currency,
+   * next_invoice: {amount_due, currency, date}}.
+   * @param {object} opts
+   * @param {string} opts.tier
+   * @param {'month'|'year'} [opts.interval]
+   */
+  previewPlanChange({ tier, interval } = {}) {
+    return this._request('POST', `${PAYMENTS}/preview-plan-change`, { body: planBody(tier, interval) });
+  }
+
+  /**
+   * POST /cancel-plan-change: withdraws the downgrade scheduled for the period end. Answers like
+   * subscription() plus `change` (status `withdrawn`, or `unchanged` when none was scheduled).
+   */
+  cancelPlanChange() {
+    return this._request('POST', `${PAYMENTS}/cancel-plan-change`);
+  }
+
+  /**
+   * POST /resume-subscription: withdraws a cancellation at period end, so the subscription
+   * renews. Answers like subscription() plus `change` (status `resumed`, or `unchanged`).
+   */
+  resumeSubscription() {
+    return this._request('POST', `${PAYMENTS}/resume-subscription`);
   }
 }
 

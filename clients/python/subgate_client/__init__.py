@@ -1,11 +1,14 @@
-"""subgate_client: the service API of subgate, and FastAPI gates (subgate_client.fastapi)."""
+"""subgate_client: the service API of subgate, a user's billing (UserClient: subscription,
+checkout, plan changes), and FastAPI gates (subgate_client.fastapi)."""
 
-from .client import Access, Quota, Subgate, Tier, Usage
-from .errors import (Conflict, Forbidden, InvalidRequest, NotFound, NotInTier, QuotaExceeded,
-                     SubgateError, Unauthorized, Unavailable)
+from .client import (Access, PendingChange, PlanChange, PlanPreview, Quota, Subgate,
+                     Subscription, Tier, Usage, UserClient)
+from .errors import (Conflict, Forbidden, InvalidRequest, NotFound, NotInTier, PaymentPending,
+                     QuotaExceeded, SubgateError, Unauthorized, Unavailable)
 
 __all__ = [
-    "Access", "Quota", "Subgate", "Tier", "Usage",
-    "Conflict", "Forbidden", "InvalidRequest", "NotFound", "NotInTier", "QuotaExceeded",
-    "SubgateError", "Unauthorized", "Unavailable",
+    "Access", "PendingChange", "PlanChange", "PlanPreview", "Quota", "Subgate", "Subscription",
+    "Tier", "Usage", "UserClient",
+    "Conflict", "Forbidden", "InvalidRequest", "NotFound", "NotInTier", "PaymentPending",
+    "QuotaExceeded", "SubgateError", "Unauthorized", "Unavailable",
 ]

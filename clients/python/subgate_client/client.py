@@ -1,4 +1,6 @@
-"""A small synchronous client of subgate's service API, on the standard library only."""
+"""Small synchronous clients of subgate, on the standard library only: `Subgate` for the service
+API (a service key), `UserClient` for a user's own billing (the user's JWT): subscription,
+checkout and plan changes."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, TypedDict, Union
 
 from .errors import SubgateError, Unavailable, error_for
 
@@ -66,6 +68,85 @@ def _quota(name: str, body: Mapping[str, Any], tier: Optional[str] = None,
                  remaining=body.get("remaining"), window=body["window"],
                  window_start=body["window_start"], resets_at=body["resets_at"],
                  tier=body.get("tier", tier), replayed=replayed)
+
+
+class Price(TypedDict):
+    """A price in minor units; interval "month" or "year"."""
+
+    amount: int
+    currency: str
+    interval: str
+
+
+class NextInvoice(TypedDict):
+    amount_due: int
+    currency: str
+    date: int
+
+
+class PlanPreview(TypedDict):
+    """The answer of preview_plan_change: what change_plan would do, nothing changed."""
+
+    change: str  # "upgrade", "downgrade" or "none"
+    tier: str
+    interval: str
+    price_id: str
+    price: Price
+    effective_at: int  # now for an upgrade, the period end for a downgrade; 0 for none
+    amount_due_now: int  # an upgrade's proration charged at once; 0 for a downgrade
+    currency: str
+    next_invoice: NextInvoice
+
+
+class PlanChange(TypedDict, total=False):
+    """`change` in the answers of change_plan, cancel_plan_change and resume_subscription."""
+
+    type: str  # "upgrade", "downgrade", "none", "withdrawn", "resume"
+    status: str  # "applied", "scheduled", "unchanged", "withdrawn", "resumed"
+    effective_at: int  # a downgrade: the period end
+    invoice: Optional[Dict[str, Any]]  # an upgrade: its proration invoice (amount_paid, ...)
+
+
+class PendingChange(TypedDict, total=False):
+    """A downgrade scheduled for the period end (type "downgrade", status "scheduled",
+    effective_at, schedule_id), or an upgrade waiting for its invoice to be paid (type "upgrade",
+    status "payment_pending", expires_at, invoice with hosted_invoice_url)."""
+
+    type: str
+    status: str
+    tier: Optional[str]
+    interval: Optional[str]
+    price_id: str
+    effective_at: Optional[int]
+    schedule_id: str
+    expires_at: Optional[int]
+    invoice: Optional[Dict[str, Any]]
+
+
+class Subscription(TypedDict, total=False):
+    """The answer of GET /payments/subscription (and of the calls that change it, with `change`)."""
+
+    tier: str
+    status: str
+    id: str
+    price_id: Optional[str]
+    interval: Optional[str]  # "month", "year", or None when its price is in no tier
+    current_period_start: Optional[int]
+    current_period_end: Optional[int]
+    cancel_at_period_end: bool
+    cancel_at: Optional[int]
+    trial_end: Optional[int]
+    access: str
+    access_until: Optional[int]
+    pending_change: Optional[PendingChange]
+    change: PlanChange
+
+
+def _plan_body(tier: str, interval: Optional[str]) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"tier": tier}
+    if interval is not None:  # the server refuses a null interval
+        body["interval"] = interval
+    return body
 
 
 class Subgate:
@@ -133,6 +214,10 @@ class Subgate:
                 return t.rank
         raise ValueError(f"subgate has no tier '{tier}'")
 
+    def for_user(self, token: Union[str, Callable[[], str]]) -> "UserClient":
+        """A UserClient of the same subgate for the user whose JWT token is (or returns)."""
+        return UserClient(self.base_url, token, timeout=self.timeout)
+
     def _change(self, verb: str, user_id: str, quota: str, amount: int,
                 idempotency_key: Optional[str]) -> Quota:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -144,32 +229,112 @@ class Subgate:
               body: Optional[Mapping[str, Any]] = None,
               headers: Optional[Mapping[str, str]] = None, auth: bool = True,
               quota: Optional[str] = None) -> "tuple[Dict[str, Any], Mapping[str, str]]":
-        url = self.base_url + path
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        h = {"Accept": "application/json", **(headers or {})}
-        if auth:
-            h["Authorization"] = f"Bearer {self._key}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        req = urllib.request.Request(url, data=data, headers=h, method=method)
+        return _request(self.base_url, self.timeout, method, path, query, body, headers,
+                        self._key if auth else None, quota)
+
+
+class UserClient:
+    """A user's own billing, with the user's JWT: `UserClient("http://127.0.0.1:8080", jwt)`
+    (or `Subgate(...).for_user(jwt)`); token may be a function returning it, called before each
+    request. The answers are subgate's JSON as dicts; errors raise SubgateError subclasses:
+    InvalidRequest (400, `param`), Unauthorized (401), PaymentPending (402 of an upgrade whose
+    payment is declined or needs authentication), NotFound (404: no subscription), Conflict
+    (409: ending, past due or awaiting payment)."""
+
+    def __init__(self, base_url: str, token: Union[str, Callable[[], str]],
+                 timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def subscription(self) -> Subscription:
+        """GET /subscription: the subscription, the tier it grants now, pending_change."""
+        return self._call("GET", "/subscription")  # type: ignore[return-value]
+
+    def checkout(self, tier: str, success_url: str, cancel_url: str,
+                 trial_days: Optional[int] = None,
+                 interval: Optional[str] = None) -> Dict[str, Any]:
+        """POST /create-checkout-session: {session_id, url}; interval "month" or "year" picks
+        one of the tier's prices (default: its primary price)."""
+        body: Dict[str, Any] = {"tier": tier, "success_url": success_url,
+                                "cancel_url": cancel_url}
+        if trial_days is not None:
+            body["trial_days"] = trial_days
+        if interval is not None:
+            body["interval"] = interval
+        return self._call("POST", "/create-checkout-session", body=body)
+
+    def checkout_success(self, session_id: str) -> Subscription:
+        """POST /checkout-success: applies the paid session at once; answers like subscription()."""
+        return self._call("POST", "/checkout-success",  # type: ignore[return-value]
+                          body={"session_id": session_id})
+
+    def cancel(self, immediate: bool = False) -> Subscription:
+        """POST /cancel-subscription: at period end (default) or now."""
+        return self._call("POST", "/cancel-subscription",  # type: ignore[return-value]
+                          query={"immediate": "true" if immediate else "false"})
+
+    def change_plan(self, tier: str, interval: Optional[str] = None) -> Subscription:
+        """POST /change-plan: an upgrade applies now and its proration is charged at once
+        (PaymentPending when that payment is declined or needs authentication); a downgrade is
+        scheduled for the period end. The subscription, with `change`."""
+        return self._call("POST", "/change-plan",  # type: ignore[return-value]
+                          body=_plan_body(tier, interval))
+
+    def preview_plan_change(self, tier: str, interval: Optional[str] = None) -> PlanPreview:
+        """POST /preview-plan-change: what change_plan would do (amount_due_now, effective_at,
+        next_invoice), changing nothing."""
+        return self._call("POST", "/preview-plan-change",  # type: ignore[return-value]
+                          body=_plan_body(tier, interval))
+
+    def cancel_plan_change(self) -> Subscription:
+        """POST /cancel-plan-change: withdraws a downgrade scheduled for the period end
+        (change.status "withdrawn", or "unchanged" when none was scheduled)."""
+        return self._call("POST", "/cancel-plan-change")  # type: ignore[return-value]
+
+    def resume_subscription(self) -> Subscription:
+        """POST /resume-subscription: withdraws a cancellation at period end
+        (change.status "resumed", or "unchanged")."""
+        return self._call("POST", "/resume-subscription")  # type: ignore[return-value]
+
+    def _call(self, method: str, path: str, query: Optional[Mapping[str, str]] = None,
+              body: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+        token = self.token() if callable(self.token) else self.token
+        b, _ = _request(self.base_url, self.timeout, method, "/api/v1/payments" + path, query,
+                        body, None, token or None, None)
+        return b
+
+
+def _request(base_url: str, timeout: float, method: str, path: str,
+             query: Optional[Mapping[str, str]], body: Optional[Mapping[str, Any]],
+             headers: Optional[Mapping[str, str]], bearer: Optional[str],
+             quota: Optional[str]) -> "tuple[Dict[str, Any], Mapping[str, str]]":
+    url = base_url + path
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    h = {"Accept": "application/json", **(headers or {})}
+    if bearer:
+        h["Authorization"] = f"Bearer {bearer}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=h, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read()), r.headers
+    except urllib.error.HTTPError as e:
+        raw = e.read()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                return json.loads(r.read()), r.headers
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            retry = e.headers.get("Retry-After", "")
-            raise error_for(e.code, parsed, e.headers.get("Request-Id"),
-                            int(retry) if retry.isdigit() else None, quota) from None
-        except (urllib.error.URLError, OSError) as e:
-            raise Unavailable(0, {"type": "api_error", "code": "connection_failed",
-                                  "message": f"{method} {url}: {e}"}) from e
-        except ValueError as e:  # a 2xx answer that is not JSON
-            raise SubgateError(0, {"type": "api_error", "code": "bad_answer",
-                                   "message": f"{method} {url}: {e}"}) from e
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        retry = e.headers.get("Retry-After", "")
+        raise error_for(e.code, parsed, e.headers.get("Request-Id"),
+                        int(retry) if retry.isdigit() else None, quota) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise Unavailable(0, {"type": "api_error", "code": "connection_failed",
+                              "message": f"{method} {url}: {e}"}) from e
+    except ValueError as e:  # a 2xx answer that is not JSON
+        raise SubgateError(0, {"type": "api_error", "code": "bad_answer",
+                               "message": f"{method} {url}: {e}"}) from e

@@ -42,6 +42,12 @@ class QuotaExceeded(SubgateError):
         self.tier: Optional[str] = error.get("tier")
 
 
+class PaymentPending(SubgateError):
+    """402 payment_pending: an upgrade whose payment was declined or needs authentication. The
+    tier stays; UserClient.subscription()["pending_change"]["invoice"]["hosted_invoice_url"] is
+    the invoice whose payment applies it."""
+
+
 class Forbidden(SubgateError):
     """403 from subgate (a user token where a service key is needed), or a refused gate."""
 
@@ -68,7 +74,8 @@ class NotFound(SubgateError):
 
 
 class Conflict(SubgateError):
-    """409: e.g. an Idempotency-Key reused for a different request (code idempotency_key_reused)."""
+    """409: e.g. an Idempotency-Key reused for a different request (code idempotency_key_reused),
+    or a plan change while the subscription ends, is past due or awaits a payment."""
 
 
 class Unavailable(SubgateError):
@@ -92,6 +99,8 @@ def error_for(status: int, body: Any, request_id: Optional[str] = None,
     if not isinstance(error, dict):
         error = {"type": "api_error", "code": "bad_answer",
                  "message": f"unexpected answer with status {status}"}
+    if status == 402 and error.get("code") == "payment_pending":
+        return PaymentPending(status, error, request_id)
     if status == 402:
         return QuotaExceeded(status, error, request_id, quota)
     if status in (429, 502, 503, 504):

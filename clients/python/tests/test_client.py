@@ -1,12 +1,15 @@
-"""The client against the real binary: reads, consumes, refunds, idempotency, errors."""
+"""The client against the real binary: reads, consumes, refunds, idempotency, errors; and the
+user client's plan changes against subgate in front of the Stripe emulator, on test clocks."""
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import Server, free_port
-from subgate_client import (Conflict, Forbidden, InvalidRequest, QuotaExceeded, Subgate,
-                            SubgateError, Unauthorized, Unavailable)
+from conftest import (CANCEL, DAY, SERVICE_KEY, SUCCESS, T0, Billing, Server, free_port,
+                      user_token)
+from subgate_client import (Conflict, Forbidden, InvalidRequest, NotFound, PaymentPending,
+                            QuotaExceeded, Subgate, SubgateError, Unauthorized, Unavailable,
+                            UserClient)
 from subgate_client.errors import error_for
 
 
@@ -100,5 +103,95 @@ def test_error_mapping_of_other_statuses() -> None:
     assert isinstance(e, Unavailable) and e.retry_after == 5 and e.request_id == "req_1"
     assert isinstance(error_for(429, body), Unavailable)
     assert isinstance(error_for(403, {"error": {"code": "service_key_required"}}), Forbidden)
+    pending = error_for(402, {"error": {"type": "card_error", "code": "payment_pending"}})
+    assert isinstance(pending, PaymentPending) and not isinstance(pending, QuotaExceeded)
+    assert isinstance(error_for(402, {"error": {"code": "quota_exceeded"}}), QuotaExceeded)
     e = error_for(500, "not json")
     assert type(e) is SubgateError and e.code == "bad_answer"
+
+
+def test_preview_then_upgrade_charges_the_previewed_amount(billing: Billing) -> None:
+    sg, clock, _, sub = billing.subscriber("py_plan_up")
+    assert (sub["tier"], sub["interval"], sub["pending_change"]) == ("premium", "month", None)
+    billing.advance(clock, T0 + 10 * DAY)
+    p = sg.preview_plan_change("plus")
+    assert (p["change"], p["tier"], p["interval"], p["price_id"]) == (
+        "upgrade", "plus", "month", "price_plus_monthly")
+    # 21 of 31 days left: plus for them, less the unused premium, each rounded to the cent.
+    assert p["amount_due_now"] == round(1999 * 21 / 31) - round(999 * 21 / 31)
+    assert p["effective_at"] == T0 + 10 * DAY
+    assert p["next_invoice"] == {"amount_due": 1999, "currency": "usd", "date": T0 + 31 * DAY}
+    assert sg.subscription()["tier"] == "premium"  # a preview changes nothing
+
+    r = sg.change_plan("plus")
+    assert (r["tier"], r["price_id"], r["pending_change"]) == ("plus", "price_plus_monthly", None)
+    assert (r["change"]["type"], r["change"]["status"]) == ("upgrade", "applied")
+    assert r["change"]["invoice"]["amount_paid"] == p["amount_due_now"]
+    invoices = billing.stripe("GET", "/v1/invoices", {"subscription": sub["id"]})["data"]
+    assert invoices[0]["amount_paid"] == p["amount_due_now"]
+    billing.drain()
+    assert sg.subscription()["tier"] == "plus"
+
+
+def test_downgrade_is_scheduled_and_cancel_plan_change_withdraws_it(billing: Billing) -> None:
+    sg, _, _, sub = billing.subscriber("py_plan_down", "price_plus_monthly")
+    end = sub["current_period_end"]
+    r = sg.change_plan("premium", interval="month")
+    assert (r["change"]["type"], r["change"]["status"], r["change"]["effective_at"]) == (
+        "downgrade", "scheduled", end)
+    assert r["tier"] == "plus"  # kept until the period end
+    pending = r["pending_change"]
+    assert pending is not None
+    assert (pending["type"], pending["tier"], pending["effective_at"]) == ("downgrade", "premium",
+                                                                          end)
+    billing.drain()
+    w = sg.cancel_plan_change()
+    assert (w["change"]["status"], w["pending_change"], w["tier"]) == ("withdrawn", None, "plus")
+    assert sg.cancel_plan_change()["change"]["status"] == "unchanged"
+
+
+def test_cancel_then_resume_subscription(billing: Billing) -> None:
+    sg, clock, _, sub = billing.subscriber("py_plan_resume")
+    assert sg.cancel()["cancel_at_period_end"] is True
+    with pytest.raises(Conflict) as e:  # no plan change while it is ending
+        sg.change_plan("plus")
+    assert (e.value.status, e.value.code) == (409, "subscription_canceling")
+    r = sg.resume_subscription()
+    assert (r["cancel_at_period_end"], r["change"]["status"]) == (False, "resumed")
+    assert sg.resume_subscription()["change"]["status"] == "unchanged"
+    billing.drain()
+    billing.advance(clock, sub["current_period_end"] + 60)
+    s = sg.subscription()
+    assert (s["status"], s["tier"], s["current_period_start"]) == (
+        "active", "premium", sub["current_period_end"])
+
+
+def test_plan_change_errors_map_to_exceptions(billing: Billing) -> None:
+    sg, clock, cus, _ = billing.subscriber("py_plan_errors")
+    with pytest.raises(InvalidRequest) as bad:
+        sg.change_plan("gold")
+    assert (bad.value.status, bad.value.param) == (400, "tier")
+    assert bad.value.code and bad.value.request_id
+    with pytest.raises(InvalidRequest) as bad:
+        sg.preview_plan_change("plus", interval="week")
+    assert (bad.value.status, bad.value.param) == (400, "interval")
+    with pytest.raises(NotFound):
+        billing.user("py_plan_nobody").cancel_plan_change()
+    with pytest.raises(Unauthorized):
+        UserClient(billing.base, "not-a-jwt").resume_subscription()
+    billing.advance(clock, T0 + 10 * DAY)
+    billing.control(f"/_emulator/customers/{cus['id']}/card", {"card": "4000000000000002"})
+    with pytest.raises(PaymentPending) as declined:
+        sg.change_plan("plus")
+    assert (declined.value.status, declined.value.code) == (402, "payment_pending")
+    assert not isinstance(declined.value, QuotaExceeded)
+    billing.drain()
+    pending = sg.subscription()["pending_change"]
+    assert pending is not None and pending["status"] == "payment_pending"
+
+
+def test_checkout_per_year(billing: Billing) -> None:
+    sg = Subgate(billing.base, SERVICE_KEY).for_user(user_token("py_plan_checkout_year"))
+    session = sg.checkout("premium", SUCCESS, CANCEL, interval="year")
+    s = sg.checkout_success(billing.pay(session["url"]))
+    assert (s["tier"], s["interval"], s["price_id"]) == ("premium", "year", "price_premium_annual")
