@@ -232,7 +232,9 @@ static bool subscription_eq(const struct subscription *a, const struct subscript
     return SAME_STR(id) && SAME_STR(user_id) && SAME_STR(stripe_customer_id) && SAME_STR(tier) &&
            SAME_STR(price_id) && SAME(status) && SAME(current_period_start) &&
            SAME(current_period_end) && SAME(cancel_at_period_end) && SAME(cancel_at) &&
-           SAME(canceled_at) && SAME(trial_end) && SAME(past_due_since) && SAME(stripe_updated);
+           SAME(canceled_at) && SAME(trial_end) && SAME(past_due_since) && SAME(stripe_updated) &&
+           SAME_STR(schedule_id) && SAME_STR(pending_price_id) && SAME(pending_expires_at) &&
+           SAME_STR(latest_invoice);
 }
 
 static bool invoice_eq(const struct invoice *a, const struct invoice *b)
@@ -1485,6 +1487,84 @@ static void case_group_commit_fails(const char *url, const struct target *t)
     store_close(st);
 }
 
+static struct schedule_record make_sched(const char *status, int64_t updated, const char *next)
+{
+    struct schedule_record s;
+
+    memset(&s, 0, sizeof(s));
+    str_copy(s.id, sizeof(s.id), "sub_sched_1");
+    str_copy(s.subscription_id, sizeof(s.subscription_id), "sub_plan");
+    str_copy(s.status, sizeof(s.status), status);
+    str_copy(s.next_price_id, sizeof(s.next_price_id), next);
+    s.next_at = next[0] ? 1702592000 : 0;
+    s.stripe_updated = updated;
+    return s;
+}
+
+/*
+ * Plan changes (issue #14): a subscription keeps its schedule and pending update; schedules apply
+ * in Stripe's order from events in any order; an event of the same second as a different stored
+ * state says so (same_second), a redelivered one does not.
+ */
+static void case_plan_changes(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct subscription s = make_sub("sub_plan", "u_plan", SUB_STATUS_ACTIVE), got;
+    struct schedule_record sched = make_sched("active", 100, "price_next"), sgot;
+    struct billing_event ev = make_event("evt_sched_released", EVENT_SCHEDULE);
+    struct customer c = { .user_id = "u_plan", .stripe_customer_id = "cus_plan", .created = 1 };
+    enum store_event_result result;
+    bool applied = false, same = true;
+    const struct store_event_in in = { &ev, raw_body, sizeof(raw_body) - 1, STORE_EVENT_RECEIVE,
+                                       &same };
+    char msg[256] = "";
+
+    str_copy(s.schedule_id, sizeof(s.schedule_id), "sub_sched_1");
+    str_copy(s.pending_price_id, sizeof(s.pending_price_id), "price_up");
+    str_copy(s.latest_invoice, sizeof(s.latest_invoice), "in_pending");
+    s.pending_expires_at = 1700082800;
+    s.past_due_since = 0;
+    T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: a plan in flight", t->name);
+    T_EQ_I64(store_subscription_get(st, "sub_plan", &got), ERR_OK, "%s: read back", t->name);
+    T_OK(subscription_eq(&got, &s), "%s: schedule and pending update round trip", t->name);
+    T_EQ_I64(store_schedule_get(st, "sub_sched_1", &sgot), ERR_NOT_FOUND, "%s: no schedule yet",
+             t->name);
+    T_EQ_I64(store_schedule_apply(st, &sched, &applied), ERR_OK, "%s: a schedule", t->name);
+    T_OK(applied, "%s: stored", t->name);
+    T_EQ_I64(store_schedule_get(st, "sub_sched_1", &sgot), ERR_OK, "%s: read it", t->name);
+    T_EQ_STR(sgot.next_price_id, "price_next", "%s: its next price", t->name);
+    T_EQ_I64(sgot.next_at, 1702592000, "%s: and when", t->name);
+    sched = make_sched("active", 90, "price_other");
+    T_EQ_I64(store_schedule_apply(st, &sched, &applied), ERR_OK, "%s: an older state", t->name);
+    T_OK(!applied, "%s: is not stored", t->name);
+    T_EQ_I64(store_customer_insert(st, &c), ERR_OK, "%s: the customer", t->name);
+    ev.schedule = make_sched("released", 95, "");
+    str_copy(ev.type, sizeof(ev.type), "subscription_schedule.released");
+    T_EQ_I64(store_event_record_apply(st, &in, &result, msg, sizeof(msg)), ERR_OK,
+             "%s: a release event (%s)", t->name, msg);
+    T_OK(!same, "%s: a schedule event says nothing of the subscription", t->name);
+    T_EQ_I64(store_schedule_get(st, "sub_sched_1", &sgot), ERR_OK, "%s: read again", t->name);
+    T_EQ_STR(sgot.status, "released", "%s: an end beats a later live state", t->name);
+    sched = make_sched("active", 200, "price_next");
+    T_EQ_I64(store_schedule_apply(st, &sched, &applied), ERR_OK, "%s: a late update", t->name);
+    T_OK(!applied, "%s: never revives it", t->name);
+    ev = make_event("evt_sub_same", EVENT_SUBSCRIPTION);
+    ev.has_sub = true;
+    ev.sub = s;
+    ev.sub.pending_price_id[0] = '\0';
+    str_copy(ev.sub.price_id, sizeof(ev.sub.price_id), "price_up");
+    T_EQ_I64(store_event_record_apply(st, &in, &result, msg, sizeof(msg)), ERR_OK,
+             "%s: the same second, another state (%s)", t->name, msg);
+    T_OK(same, "%s: is told", t->name);
+    ev.sub = s;
+    str_copy(ev.id, sizeof(ev.id), "evt_sub_again");
+    ev.sub.stripe_updated = s.stripe_updated + 1;
+    T_EQ_I64(store_event_record_apply(st, &in, &result, msg, sizeof(msg)), ERR_OK,
+             "%s: a later second (%s)", t->name, msg);
+    T_OK(!same, "%s: is ordered, not told", t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -1517,6 +1597,7 @@ static const struct {
     { "usage_refund", case_usage_refund, false },
     { "group_commit", case_group_commit, false },
     { "group_commit_fails", case_group_commit_fails, false },
+    { "plan_changes", case_plan_changes, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */

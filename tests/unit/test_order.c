@@ -161,8 +161,81 @@ static void test_invoice(void)
     }
 }
 
+/* Two states of one second that differ only in a plan change in flight still converge. */
+static void test_plan_fields_converge(void)
+{
+    static const struct state st = ST(ACTIVE, 100, 50);
+    struct subscription a = sub_of(&st), b = sub_of(&st);
+
+    (void)!str_copy(b.schedule_id, sizeof(b.schedule_id), "sub_sched_1");
+    T_OK(subscription_state_is_newer(&a, &b) != subscription_state_is_newer(&b, &a),
+         "a schedule: exactly one is newer");
+    b = a;
+    (void)!str_copy(b.pending_price_id, sizeof(b.pending_price_id), "price_2");
+    T_OK(subscription_state_is_newer(&a, &b) != subscription_state_is_newer(&b, &a),
+         "a pending update: exactly one is newer");
+    b = a;
+    (void)!str_copy(b.latest_invoice, sizeof(b.latest_invoice), "in_2");
+    T_OK(subscription_state_is_newer(&a, &b) != subscription_state_is_newer(&b, &a),
+         "another latest invoice: exactly one is newer");
+    b = a;
+    b.pending_expires_at = 7;
+    T_OK(subscription_state_is_newer(&a, &b) != subscription_state_is_newer(&b, &a),
+         "another expiry: exactly one is newer");
+}
+
+static struct schedule_record sched_of(const char *status, int64_t updated, int64_t next_at,
+                                       const char *next_price)
+{
+    struct schedule_record s;
+
+    memset(&s, 0, sizeof(s));
+    (void)!str_copy(s.id, sizeof(s.id), "sub_sched_1");
+    (void)!str_copy(s.status, sizeof(s.status), status);
+    (void)!str_copy(s.next_price_id, sizeof(s.next_price_id), next_price);
+    s.stripe_updated = updated;
+    s.next_at = next_at;
+    return s;
+}
+
+static void test_schedule(void)
+{
+    static const struct {
+        const char *in_status;
+        int64_t in_updated, in_next;
+        const char *st_status;
+        int64_t st_updated, st_next;
+        bool newer;
+        const char *why;
+    } rows[] = {
+        { "active", 20, 100, "active", 10, 100, true, "a later state" },
+        { "active", 10, 100, "active", 20, 100, false, "an earlier state" },
+        { "released", 10, 0, "active", 20, 100, true, "an end beats a later live state" },
+        { "active", 30, 100, "released", 20, 0, false, "a schedule never comes back" },
+        { "completed", 30, 0, "released", 20, 0, true, "two ends: the later" },
+        { "active", 10, 100, "active", 10, 100, false, "the same state is not newer" },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct schedule_record in =
+            sched_of(rows[i].in_status, rows[i].in_updated, rows[i].in_next, "price_2");
+        struct schedule_record st =
+            sched_of(rows[i].st_status, rows[i].st_updated, rows[i].st_next, "price_2");
+        T_EQ_I64(schedule_state_is_newer(&in, &st), rows[i].newer, "schedule: %s", rows[i].why);
+    }
+    struct schedule_record x = sched_of("active", 10, 100, "price_2");
+    struct schedule_record y = sched_of("active", 10, 200, "price_3");
+    T_OK(schedule_state_is_newer(&x, &y) != schedule_state_is_newer(&y, &x),
+         "one second, another next phase: exactly one is newer");
+    T_OK(schedule_has_ended(&(struct schedule_record){ .status = "canceled" }) &&
+             !schedule_has_ended(&(struct schedule_record){ .status = "not_started" }),
+         "canceled has ended, not_started has not");
+}
+
 int main(void)
 {
+    test_plan_fields_converge();
+    test_schedule();
     test_is_newer();
     test_equal_is_not_newer();
     test_merge_past_due();

@@ -169,6 +169,9 @@ static void test_fixture_events(void)
         { "checkout_session", "checkout.session.completed" },
         { "checkout_session", "checkout.session.expired" },
         { "customer", "customer.created" },
+        { "subscription", "customer.subscription.paused" },
+        { "subscription_schedule", "subscription_schedule.updated" },
+        { "subscription_schedule", "subscription_schedule.released" },
     };
 
     const char *dir = "tests/fixtures/stripe";

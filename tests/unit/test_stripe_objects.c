@@ -465,8 +465,68 @@ static void test_pages(void)
     json_decref(j);
 }
 
+/* Plan changes in flight: a pending update and a schedule, and the upcoming invoice. */
+static void test_plan_objects(void)
+{
+    struct subscription s;
+    struct schedule_record sched;
+    struct stripe_upcoming up;
+    struct stripe_error se = { 0 };
+    json_t *j = load("subscription.pending_update.json");
+
+    T_EQ_I64(stripe_subscription_from_json(j, &s, &se), ERR_OK, "pending update parses (%.200s)",
+             se.message);
+    T_EQ_STR(s.schedule_id, "sub_sched_1NnmX8GPxmnHQRkJ37AGvTnf", "its schedule");
+    T_EQ_STR(s.pending_price_id, "price_1NnlpZGPxmnHQRkJnextPRICE", "the price it waits for");
+    T_EQ_I64(s.pending_expires_at, 1700082800, "until");
+    T_EQ_STR(s.latest_invoice, "in_1NnmX6GPxmnHQRkJpending", "the invoice it waits for");
+    T_EQ_STR(s.item_id, "si_OayUGOTQ3S6pqQ", "the item a change switches");
+    T_EQ_STR(s.price_id, "price_1NnlpZGPxmnHQRkJuWjM7eRV", "the price now is unchanged");
+    json_decref(j);
+    j = load("subscription.2023-08-16.json");
+    T_EQ_I64(stripe_subscription_from_json(j, &s, &se), ERR_OK, "a plain one parses");
+    T_OK(!s.schedule_id[0] && !s.pending_price_id[0] && s.pending_expires_at == 0,
+         "nothing in flight");
+    json_decref(j);
+    j = load("subscription_schedule.active.json");
+    T_EQ_I64(stripe_schedule_from_json(j, &sched, &se), ERR_OK, "a schedule parses (%.200s)",
+             se.message);
+    T_EQ_STR(sched.id, "sub_sched_1NnmX8GPxmnHQRkJ37AGvTnf", "its id");
+    T_EQ_STR(sched.subscription_id, "sub_1NnmX4GPxmnHQRkJrhGrFloA", "its subscription");
+    T_EQ_STR(sched.status, "active", "status");
+    T_EQ_STR(sched.next_price_id, "price_1NnlpZGPxmnHQRkJnextPRICE", "the next phase's price");
+    T_EQ_I64(sched.next_at, 1702592000, "from the end of the current phase");
+    json_decref(j);
+    j = json_pack("{s:s, s:[{s:I, s:[{s:s}]}]}", "id", "sub_sched_2", "phases", "start_date",
+                  (json_int_t)5, "items", "price", "price_a");
+    T_EQ_I64(stripe_schedule_from_json(j, &sched, &se), ERR_UPSTREAM,
+             "a schedule without status is refused");
+    json_decref(j);
+    j = json_pack("{s:s, s:s, s:n, s:[{s:I, s:[{s:s}]}]}", "id", "sub_sched_2", "status",
+                  "not_started", "current_phase", "phases", "start_date", (json_int_t)5, "items",
+                  "price", "price_a");
+    T_EQ_I64(stripe_schedule_from_json(j, &sched, &se), ERR_OK, "not started");
+    T_EQ_STR(sched.next_price_id, "price_a", "its first phase is next");
+    json_decref(j);
+    j = json_pack("{s:s, s:s, s:{s:I}, s:[{s:I, s:s}]}", "id", "sub_sched_2", "status", "active",
+                  "current_phase", "start_date", (json_int_t)5, "phases", "start_date",
+                  (json_int_t)9, "items", "x");
+    T_EQ_I64(stripe_schedule_from_json(j, &sched, &se), ERR_UPSTREAM,
+             "a phase whose items are no list is refused");
+    json_decref(j);
+    j = load("invoice.2023-08-16.json");
+    T_EQ_I64(stripe_upcoming_from_json(j, &up, &se), ERR_OK, "an invoice reads as upcoming");
+    T_OK(up.amount_due >= 0 && up.currency[0], "amount and currency");
+    json_decref(j);
+    j = json_pack("{s:I}", "amount_due", (json_int_t)5);
+    T_EQ_I64(stripe_upcoming_from_json(j, &up, &se), ERR_UPSTREAM,
+             "an upcoming invoice without currency is refused");
+    json_decref(j);
+}
+
 int main(void)
 {
+    test_plan_objects();
     test_subscriptions();
     test_sessions();
     test_invoices_customer_portal();

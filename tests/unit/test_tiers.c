@@ -275,6 +275,30 @@ static void test_extra_prices(void)
     json_decref(arr);
 }
 
+/* Which way a plan change goes: the rank, then the interval. */
+static void test_change_of(const struct tier_catalog *cat)
+{
+    const struct tier *free_ = tier_catalog_find(cat, "free");
+    const struct tier *premium = tier_catalog_find(cat, "premium");
+    const struct tier *plus = tier_catalog_find(cat, "plus");
+    const struct tier_price *pm = tier_sold_price(premium, "month");
+    const struct tier_price *py = tier_sold_price(premium, "year");
+    const struct tier_price *xm = tier_sold_price(plus, "month");
+    const struct tier_price *xy = tier_sold_price(plus, "year");
+
+    T_EQ_I64(tier_change_of(premium, pm, premium, pm), TIER_CHANGE_NONE, "the same price");
+    T_EQ_I64(tier_change_of(premium, pm, plus, xm), TIER_CHANGE_UPGRADE, "premium to plus");
+    T_EQ_I64(tier_change_of(plus, xm, premium, pm), TIER_CHANGE_DOWNGRADE, "plus to premium");
+    T_EQ_I64(tier_change_of(premium, pm, premium, py), TIER_CHANGE_UPGRADE, "monthly to annual");
+    T_EQ_I64(tier_change_of(premium, py, premium, pm), TIER_CHANGE_DOWNGRADE, "annual to monthly");
+    T_EQ_I64(tier_change_of(premium, py, plus, xm), TIER_CHANGE_UPGRADE,
+             "a higher tier wins over a shorter interval");
+    T_EQ_I64(tier_change_of(plus, xy, premium, py), TIER_CHANGE_DOWNGRADE,
+             "plus to premium, yearly");
+    T_EQ_I64(tier_change_of(premium, pm, free_, tier_primary_price(free_)), TIER_CHANGE_DOWNGRADE,
+             "to free is down");
+}
+
 static void test_caps(void)
 {
     static struct tier_catalog cat;
@@ -560,6 +584,7 @@ int main(void)
     test_prices(&cat);
     test_parse_errors();
     test_caps();
+    test_change_of(&cat);
     test_extra_prices();
     test_small_errbuf();
     return t_done();
