@@ -32,13 +32,19 @@ enum err payments_resume_subscription(struct request *req, struct response *resp
 /*
  * Shared by payments.c and plans.c. payments_stripe_of: the Stripe client, or 503 when
  * STRIPE_SECRET_KEY is not set. payments_store_answer: stores a subscription as Stripe just
- * answered it (se: that call's) for the user, or fails the request. payments_subscription_answer:
- * answers like GET /subscription, plus "change": change (a new reference, taken).
+ * answered it (se: that call's) for the user, or fails the request. payments_check_answer: the
+ * same without storing (a read, which a concurrent change may already have overtaken: only the
+ * answers of changes are stored), completing sub (its tier). payments_subscription_answer:
+ * answers like GET /subscription for s (NULL: the stored one), plus "change": change (a new
+ * reference, taken; may be NULL).
  */
 enum err payments_stripe_of(struct request *req, struct stripe_client **out);
 enum err payments_store_answer(struct request *req, struct stripe_client *sc,
                                const struct stripe_error *se, struct subscription *sub);
-enum err payments_subscription_answer(struct request *req, struct response *resp, json_t *change);
+enum err payments_check_answer(struct request *req, struct stripe_client *sc,
+                               const struct stripe_error *se, struct subscription *sub);
+enum err payments_subscription_answer(struct request *req, struct response *resp,
+                                      const struct subscription *s, json_t *change);
 
 /* webhook.c */
 enum err payments_webhook(struct request *req, struct response *resp);

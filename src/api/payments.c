@@ -133,16 +133,20 @@ static json_t *subscription_json(const struct api *api, const struct subscriptio
         json_time_or_null(s->cancel_at), "pending_change", pending_change_json(api, s));
 }
 
-enum err payments_subscription_answer(struct request *req, struct response *resp, json_t *change)
+enum err payments_subscription_answer(struct request *req, struct response *resp,
+                                      const struct subscription *s, json_t *change)
 {
     const struct api *api = req->app;
     const char *free_tier = tier_catalog_default(api->tiers)->id;
     struct subscription sub;
     struct entitlement e;
     json_t *body;
-    enum err err;
+    enum err err = ERR_OK;
 
-    err = store_subscription_get_for_user(api->store, req->user, &sub);
+    if (s)
+        sub = *s;
+    else
+        err = store_subscription_get_for_user(api->store, req->user, &sub);
     if (err == ERR_NOT_FOUND) {
         body = json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n, s:n, s:n, s:n}", "tier", free_tier,
                          "status", "none", "current_period_start", "current_period_end",
@@ -163,7 +167,7 @@ enum err payments_subscription_answer(struct request *req, struct response *resp
 
 enum err payments_subscription(struct request *req, struct response *resp)
 {
-    return payments_subscription_answer(req, resp, NULL);
+    return payments_subscription_answer(req, resp, NULL, NULL);
 }
 
 static json_t *invoice_json(const struct invoice *inv)
@@ -403,6 +407,28 @@ static enum err customer_link(struct request *req, const char *stripe_customer_i
     return store_customer_link(api->store, &c, &linked); /* a link made meanwhile is kept */
 }
 
+/* The failures of storing or checking a subscription Stripe answered, told to the caller. */
+static enum err answer_failed(struct request *req, enum err err, const struct subscription *sub)
+{
+    if (err == ERR_UPSTREAM)
+        return request_fail(req, err, "price_unknown", NULL,
+                            "stripe answered subscription '%s' with price '%s', which no tier "
+                            "names: not applied",
+                            sub->id, sub->price_id);
+    return request_fail(req, err, NULL, NULL, "cannot store the subscription");
+}
+
+enum err payments_check_answer(struct request *req, struct stripe_client *sc,
+                               const struct stripe_error *se, struct subscription *sub)
+{
+    const struct api *api = req->app;
+    bool changed = false;
+    enum err err =
+        glue_subscription_check_answer(api->store, api->tiers, sc, req->user, se, sub, &changed);
+
+    return err ? answer_failed(req, err, sub) : ERR_OK;
+}
+
 /* Applies a subscription as Stripe just answered it (se: that call's), for this user. */
 enum err payments_store_answer(struct request *req, struct stripe_client *sc,
                                const struct stripe_error *se, struct subscription *sub)
@@ -415,14 +441,7 @@ enum err payments_store_answer(struct request *req, struct stripe_client *sc,
         err = store_customer_mark_trial(api->store, req->user);
     if (err == ERR_NOT_FOUND)
         err = ERR_OK; /* no customer row to mark: the subscription itself records the trial */
-    if (err == ERR_UPSTREAM)
-        return request_fail(req, err, "price_unknown", NULL,
-                            "stripe answered subscription '%s' with price '%s', which no tier "
-                            "names: not applied",
-                            sub->id, sub->price_id);
-    if (err)
-        return request_fail(req, err, NULL, NULL, "cannot store the subscription");
-    return ERR_OK;
+    return err ? answer_failed(req, err, sub) : ERR_OK;
 }
 
 static enum err session_fetch(struct request *req, struct stripe_client *sc, const char *id,

@@ -43,7 +43,10 @@ static const char *const change_names[] = {
     [TIER_CHANGE_DOWNGRADE] = "downgrade",
 };
 
-/* Reads the user's live subscription from Stripe and stores it; 404 when there is none. */
+/*
+ * Reads the user's live subscription from Stripe; 404 when there is none. The read is not
+ * stored: a concurrent click's change may land first, and this older read would undo it.
+ */
 static enum err plan_now_read(struct request *req, struct stripe_client *sc, struct plan_now *now)
 {
     const struct api *api = req->app;
@@ -59,13 +62,13 @@ static enum err plan_now_read(struct request *req, struct stripe_client *sc, str
     err = stripe_subscription_retrieve(sc, stored.id, &now->sub, &now->se);
     if (err)
         return glue_fail_stripe(req, err, &now->se, "read the subscription", NULL);
-    if ((err = payments_store_answer(req, sc, &now->se, &now->sub)))
+    if ((err = payments_check_answer(req, sc, &now->se, &now->sub)))
         return err;
     if (!sub_status_is_live(now->sub.status))
         return request_fail(req, ERR_NOT_FOUND, "no_subscription", NULL,
                             "no subscription: it has ended");
     now->price = tier_catalog_find_price(api->tiers, now->sub.price_id, &now->tier);
-    if (!now->price) /* payments_store_answer refuses a price no tier names: not reached */
+    if (!now->price) /* payments_check_answer refuses a price no tier names: not reached */
         return request_fail(req, ERR_CONFLICT, "price_unknown", NULL,
                             "your subscription's price '%s' is in no tier", now->sub.price_id);
     return ERR_OK;
@@ -241,7 +244,7 @@ static enum err upgrade(struct request *req, struct stripe_client *sc, struct pl
     }
     change =
         json_pack("{s:s, s:s, s:o}", "type", "upgrade", "status", "applied", "invoice", invoice);
-    return payments_subscription_answer(req, resp, change);
+    return payments_subscription_answer(req, resp, &now->sub, change);
 }
 
 /* The downgrade as a schedule: this period as it is, then the new price, then released. */
@@ -273,7 +276,7 @@ static enum err downgrade(struct request *req, struct stripe_client *sc, struct 
     schedule_store(req, sc, now, &sched, &se);
     if ((err = plan_reread(req, sc, now)))
         return err;
-    return payments_subscription_answer(req, resp,
+    return payments_subscription_answer(req, resp, &now->sub,
                                         json_pack("{s:s, s:s, s:I}", "type", "downgrade", "status",
                                                   "scheduled", "effective_at",
                                                   (json_int_t)sched.next_at));
@@ -294,7 +297,7 @@ enum err payments_change_plan(struct request *req, struct response *resp)
         if ((err = schedule_drop(req, sc, &now)))
             return err;
         return payments_subscription_answer(
-            req, resp, json_pack("{s:s, s:s}", "type", "none", "status", "unchanged"));
+            req, resp, &now.sub, json_pack("{s:s, s:s}", "type", "none", "status", "unchanged"));
     case TIER_CHANGE_UPGRADE:
         return (err = plan_changeable(req, &now.sub)) ? err : upgrade(req, sc, &now, &ask, resp);
     case TIER_CHANGE_DOWNGRADE:
@@ -384,7 +387,7 @@ enum err payments_cancel_plan_change(struct request *req, struct response *resp)
     if ((err = schedule_drop(req, sc, &now)))
         return err;
     return payments_subscription_answer(
-        req, resp,
+        req, resp, &now.sub,
         json_pack("{s:s, s:s}", "type", "withdrawn", "status", had ? "withdrawn" : "unchanged"));
 }
 
@@ -408,6 +411,6 @@ enum err payments_resume_subscription(struct request *req, struct response *resp
             return err;
     }
     return payments_subscription_answer(
-        req, resp,
+        req, resp, &now.sub,
         json_pack("{s:s, s:s}", "type", "resume", "status", was ? "resumed" : "unchanged"));
 }

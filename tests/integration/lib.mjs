@@ -301,9 +301,15 @@ const ID_TEMPLATES = {
 export async function assertStripeRequestsValid(emu) {
   const log = (await emuControl(emu, 'GET', '/_emulator/requests')).body.data;
   const seen = new Set(log.map((r) => `${r.method} ${r.path.replace(/\/(sub_sched|sub|promo|coupon|in)_[A-Za-z0-9_]+/, '/{id}')}`));
+  const checked = new Set();
   for (const r of log) {
     const p = r.path.replace(/\/(cus|sub_sched|sub|cs_test|in|promo|coupon|clock)_[A-Za-z0-9_]+/, (m, k) => ID_TEMPLATES[k]);
     const body = r.method === 'GET' ? r.query : r.body;
+    // Requests that differ only in ids and numbers are checked once: the spec's types and enums
+    // do not tell one id or number from another.
+    const shape = `${r.method} ${p} ${(body || '').replace(/=[a-z]+_[A-Za-z0-9_]+/g, '=id').replace(/=\d+/g, '=0')}`;
+    if (checked.has(shape)) continue;
+    checked.add(shape);
     const res = spawnSync('python3', [STRIPE_PARAMS_TOOL, '-q', r.method, p, '--form', body], { encoding: 'utf8' });
     if (res.status !== 0) throw new Error(`not valid for Stripe's spec: ${r.method} ${p} ${body}: ${res.stdout}${res.stderr}`);
   }

@@ -155,11 +155,12 @@ describe('two clicks at once upgrade once', () => {
     const user = 'plan_double';
     const ctx = await subscriber(user);
     await advance(ctx.clock, T0 + 5 * DAY);
-    const rs = await Promise.all([1, 2, 3].map(() => call(user, 'POST', '/change-plan', { tier: 'plus' })));
+    const rs = await Promise.all([1, 2, 3, 4, 5].map(() => call(user, 'POST', '/change-plan', { tier: 'plus' })));
     for (const r of rs) {
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.tier, 'plus');
     }
+    assert.equal((await ok(user, 'GET', '/subscription')).tier, 'plus', 'no click stored an older read over the change');
     const invs = await stripeInvoices(ctx.sub.id);
     assert.equal(invs.filter((i) => i.billing_reason === 'subscription_update').length, 1, JSON.stringify(invs.map((i) => i.billing_reason)));
   });
@@ -408,6 +409,24 @@ describe('checkout per year', () => {
     const week = await call('plan_checkout_week', 'POST', '/create-checkout-session', { tier: 'premium', interval: 'week', success_url: SUCCESS, cancel_url: CANCEL });
     assert.equal(week.status, 400);
     assert.equal(week.body.error.param, 'interval');
+  });
+});
+
+describe('paused and resumed by Stripe', () => {
+  test('customer.subscription.paused makes the user free; .resumed gives the tier back', async () => {
+    const user = 'plan_paused';
+    const ctx = await subscriber(user);
+    assert.equal((await emuControl(emu, 'POST', `/_emulator/subscriptions/${ctx.sub.id}/pause`)).status, 200);
+    await drain();
+    let s = await ok(user, 'GET', '/subscription');
+    assert.equal(s.status, 'paused');
+    assert.equal(s.tier, 'free');
+    assert.equal((await call(user, 'POST', '/change-plan', { tier: 'plus' })).status, 404, 'a paused subscription is not live');
+    await stripe('POST', `/v1/subscriptions/${ctx.sub.id}/resume`, { billing_cycle_anchor: 'now' });
+    await drain();
+    s = await ok(user, 'GET', '/subscription');
+    assert.equal(s.status, 'active');
+    assert.equal(s.tier, 'premium');
   });
 });
 

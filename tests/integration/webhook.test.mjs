@@ -246,3 +246,38 @@ test('without STRIPE_WEBHOOK_SECRET the webhook answers 503', async () => {
     await stopServer(plain);
   }
 });
+
+test('a downgrade schedule in any order: shown once the subscription names it and the schedule is live, never revived after its end', async () => {
+  const LOWER = 'price_lower_not_configured';
+  const schedule = (sub, status, fields = {}) => ({
+    id: sub.schedule, object: 'subscription_schedule', status, subscription: sub.id, customer: sub.customer,
+    end_behavior: 'release',
+    current_phase: status === 'active' ? { start_date: sub.current_period_start, end_date: sub.current_period_end } : null,
+    phases: [
+      { start_date: sub.current_period_start, end_date: sub.current_period_end, items: [{ price: PRICE, quantity: 1 }] },
+      { start_date: sub.current_period_end, end_date: sub.current_period_end + 30 * 86400, items: [{ price: LOWER, quantity: 1 }] },
+    ],
+    ...fields,
+  });
+  const pending = async (user) => {
+    const r = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken(user) });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.pending_change;
+  };
+  const t = now();
+  for (const [user, scheduleFirst] of [['u_sched_sub_first', false], ['u_sched_sched_first', true]]) {
+    const sub = subscription(`sub_${user}`, user, { schedule: `sub_sched_${user}` });
+    const evSub = event(`evt_${user}_sub`, 'customer.subscription.updated', sub, t);
+    const evSched = event(`evt_${user}_sched`, 'subscription_schedule.created', schedule(sub, 'active'), t);
+    for (const body of scheduleFirst ? [evSched, evSub] : [evSub, evSched]) assert.equal((await postSigned(srv, body)).status, 200);
+    const p = await pending(user);
+    assert.equal(p?.type, 'downgrade', `${user}: ${JSON.stringify(p)}`);
+    assert.equal(p.price_id, LOWER);
+    assert.equal(p.effective_at, sub.current_period_end);
+    const released = event(`evt_${user}_rel`, 'subscription_schedule.released', schedule(sub, 'released', { subscription: null }), t + 5);
+    const late = event(`evt_${user}_late`, 'subscription_schedule.updated', schedule(sub, 'active'), t + 9);
+    assert.equal((await postSigned(srv, released)).status, 200);
+    assert.equal((await postSigned(srv, late)).status, 200);
+    assert.equal(await pending(user), null, `${user}: a released schedule stays released, even before the subscription says so`);
+  }
+});
