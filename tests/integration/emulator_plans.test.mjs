@@ -7,80 +7,10 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emuControl, startEmulator, stopEmulator, stripeApi, assertStripeRequestsValid } from './lib.mjs';
-
-const DAY = 86400;
-const T0 = 1767225600; // 2026-01-01T00:00:00Z
-const FEB1 = T0 + 31 * DAY;
-const MAR1 = FEB1 + 28 * DAY;
+import { DAY, FEB1, MAR1, T0, emuFlows, itemChange, prorate } from './emu_flows.mjs';
 
 let emu;
-
-async function ok(method, p, params) {
-  const r = await stripeApi(emu, method, p, params);
-  assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-
-async function page(method, p, fields) {
-  const r = await fetch(emu.base + p, {
-    method,
-    redirect: 'manual',
-    headers: fields ? { 'Content-Type': 'application/x-www-form-urlencoded' } : {},
-    body: fields ? new URLSearchParams(fields).toString() : undefined,
-  });
-  return { status: r.status, text: await r.text(), location: r.headers.get('location') };
-}
-
-async function sessionFor(customer, extra = {}, price = 'price_premium_monthly') {
-  return ok('POST', '/v1/checkout/sessions', {
-    mode: 'subscription',
-    customer,
-    line_items: [{ price, quantity: 1 }],
-    success_url: 'https://app.example/ok?session={CHECKOUT_SESSION_ID}',
-    ...extra,
-  });
-}
-
-// A customer on a new test clock at T0 with a paid subscription to `price`.
-async function subscribed(price = 'price_premium_monthly', { fields = {}, session = {} } = {}) {
-  const clock = await ok('POST', '/v1/test_helpers/test_clocks', { frozen_time: T0 });
-  const cus = await ok('POST', '/v1/customers', { email: 'p@example.com', test_clock: clock.id });
-  const s = await sessionFor(cus.id, session, price);
-  const r = await page('POST', `/checkout/${s.id}/pay`, { card: '4242 4242 4242 4242', ...fields });
-  assert.equal(r.status, 303, r.text);
-  const done = await ok('GET', `/v1/checkout/sessions/${s.id}`);
-  const sub = await ok('GET', `/v1/subscriptions/${done.subscription}`);
-  return { clock, cus, sub, session: done };
-}
-
-async function advance(clock, t) {
-  return ok('POST', `/v1/test_helpers/test_clocks/${clock.id}/advance`, { frozen_time: t });
-}
-
-// The events since `since` (an event id, or the start), oldest first.
-async function eventsAfter(since) {
-  const all = (await ok('GET', '/v1/events', { limit: 100 })).data.reverse();
-  const i = since ? all.findIndex((e) => e.id === since) : -1;
-  return all.slice(i + 1);
-}
-
-async function lastEventId() {
-  return (await ok('GET', '/v1/events', { limit: 1 })).data[0]?.id;
-}
-
-async function invoices(sub) {
-  return (await ok('GET', '/v1/invoices', { subscription: sub.id, limit: 100 })).data.reverse();
-}
-
-function itemChange(sub, price) {
-  return [{ id: sub.items.data[0].id, price }];
-}
-
-// Stripe's proration: amount x remaining / period, to the second, rounded half away from zero.
-function prorate(amount, start, end, at) {
-  const exact = (amount * (end - at)) / (end - start);
-  return Math.sign(exact) * Math.round(Math.abs(exact));
-}
+const { ok, page, sessionFor, subscribed, advance, eventsAfter, lastEventId, invoices } = emuFlows(() => emu);
 
 before(async () => { emu = await startEmulator(); });
 after(async () => { await stopEmulator(emu); });

@@ -4,58 +4,28 @@
 // on test clocks (preview and upgrade, downgrade withdrawn, cancellation resumed, annual
 // checkout); and errors as SubgateError with the fields of subgate's Stripe-shaped bodies.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Subgate, SubgateError } from '../../clients/js/subgate.js';
 import {
-  emuControl, now, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
-  userToken,
-} from './lib.mjs';
+  CANCEL, DAY, ORIGIN, SUCCESS, T0, billingFlows, startBilling, stopBilling,
+} from './billing_lib.mjs';
+import { emuControl, now, userToken } from './lib.mjs';
 
 const WHSEC = 'whsec_js_client_integration';
-const ORIGIN = 'http://localhost:3000';
-const SUCCESS = `${ORIGIN}/billing/success?session_id={CHECKOUT_SESSION_ID}`;
-const CANCEL = `${ORIGIN}/billing/cancel`;
-const DAY = 86400;
-const T0 = 1767225600; // 2026-01-01T00:00:00Z: January has 31 days
 
 let emu;
 let srv;
+const { stripe, drain, advance, payPage, paidSession } = billingFlows(() => emu);
 
 before(async () => {
-  emu = await startEmulator({ EMULATOR_WEBHOOK_SECRET: WHSEC });
-  const dir = tmpDir();
-  srv = await startServer({
-    STRIPE_SECRET_KEY: 'sk_test_emulator',
-    STRIPE_API_BASE: emu.base,
-    STRIPE_WEBHOOK_SECRET: WHSEC,
-    STRIPE_PREMIUM_PRICE_ID: 'price_premium_monthly',
-    STRIPE_PLUS_PRICE_ID: 'price_plus_monthly',
-    STRIPE_PREMIUM_ANNUAL_PRICE_ID: 'price_premium_annual',
-    STRIPE_PLUS_ANNUAL_PRICE_ID: 'price_plus_annual',
-    STRIPE_PUBLISHABLE_KEY: 'pk_test_jsclient',
-    HTTP_THREADS: '4',
-    DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
-  }, { cwd: dir });
-  const r = await emuControl(emu, 'POST', '/_emulator/webhooks', { url: `${srv.base}/api/v1/payments/webhook`, secret: WHSEC });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
+  ({ emu, srv } = await startBilling(WHSEC, { STRIPE_PUBLISHABLE_KEY: 'pk_test_jsclient' }));
 });
 
-after(async () => {
-  await stopServer(srv);
-  await stopEmulator(emu);
-});
+after(async () => stopBilling({ emu, srv }));
 
 // Pays a session on the emulator's hosted page; the session id from the success redirect.
 async function pay(url) {
-  const r = await fetch(`${url}/pay`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ card: '4242424242424242' }).toString(),
-    redirect: 'manual',
-  });
-  assert.equal(r.status, 303);
-  const back = new URL(r.headers.get('location'));
+  const back = new URL((await payPage(url)).headers.get('location'));
   assert.equal(back.origin, ORIGIN);
   return back.searchParams.get('session_id');
 }
@@ -124,35 +94,12 @@ describe('the JavaScript client', () => {
   });
 });
 
-async function stripe(method, p, params) {
-  const r = await stripeApi(emu, method, p, params);
-  assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-
-async function drain() {
-  const r = await emuControl(emu, 'POST', '/_emulator/webhooks/drain', { timeout_ms: 20000 });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-}
-
-async function advance(clock, to) {
-  await stripe('POST', `/v1/test_helpers/test_clocks/${clock.id}/advance`, { frozen_time: to });
-  await drain();
-}
-
 const userClient = (user) => new Subgate({ baseUrl: srv.base, token: () => userToken(user, { exp: now() + 3600 }) });
 
-// A user subscribed to price on a test clock at T0, as plans.test.mjs makes them (a customer on
-// the clock, a checkout session paid on the hosted page), applied through the client.
+// A user subscribed to price on a test clock at T0 (billing_lib's paidSession), applied
+// through the client.
 async function subscriber(user, price = 'price_premium_monthly') {
-  const clock = await stripe('POST', '/v1/test_helpers/test_clocks', { frozen_time: T0 });
-  const cus = await stripe('POST', '/v1/customers', { email: `${user}@example.com`, metadata: { user_id: user }, test_clock: clock.id });
-  const session = await stripe('POST', '/v1/checkout/sessions', {
-    mode: 'subscription', customer: cus.id, client_reference_id: user,
-    line_items: [{ price, quantity: 1 }], success_url: SUCCESS, cancel_url: CANCEL,
-    metadata: { user_id: user }, subscription_data: { metadata: { user_id: user } },
-  });
-  assert.equal(await pay(session.url), session.id);
+  const { clock, cus, session } = await paidSession(user, price);
   const sg = userClient(user);
   const sub = await sg.checkoutSuccess(session.id);
   await drain();

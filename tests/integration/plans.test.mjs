@@ -4,47 +4,24 @@
 // cancellation, an upgrade whose card is declined (visible in /subscription until its invoice is
 // paid), double clicks, and what a hostile client sends.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  assertStripeRequestsValid, emuControl, now, req, startEmulator, startServer, stopEmulator, stopServer,
-  stripeApi, tmpDir, userToken,
-} from './lib.mjs';
+  CANCEL, DAY, SUCCESS, T0, billingFlows, startBilling, stopBilling,
+} from './billing_lib.mjs';
+import { assertStripeRequestsValid, emuControl, now, req, userToken } from './lib.mjs';
 
 const P = '/api/v1/payments';
 const WHSEC = 'whsec_plans_integration_secret';
-const ORIGIN = 'http://localhost:3000';
-const SUCCESS = `${ORIGIN}/billing/success?session_id={CHECKOUT_SESSION_ID}`;
-const CANCEL = `${ORIGIN}/billing/cancel`;
-const DAY = 86400;
-const T0 = 1767225600; // 2026-01-01T00:00:00Z: January has 31 days
 
 let emu;
 let srv;
+const { stripe, drain, advance, payPage, paidSession, stripeInvoices } = billingFlows(() => emu);
 
 before(async () => {
-  emu = await startEmulator({ EMULATOR_WEBHOOK_SECRET: WHSEC });
-  const dir = tmpDir();
-  srv = await startServer({
-    STRIPE_SECRET_KEY: 'sk_test_emulator',
-    STRIPE_API_BASE: emu.base,
-    STRIPE_WEBHOOK_SECRET: WHSEC,
-    STRIPE_PREMIUM_PRICE_ID: 'price_premium_monthly',
-    STRIPE_PLUS_PRICE_ID: 'price_plus_monthly',
-    STRIPE_PREMIUM_ANNUAL_PRICE_ID: 'price_premium_annual',
-    STRIPE_PLUS_ANNUAL_PRICE_ID: 'price_plus_annual',
-    PAST_DUE_GRACE_DAYS: '0',
-    HTTP_THREADS: '4',
-    DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
-  }, { cwd: dir });
-  const r = await emuControl(emu, 'POST', '/_emulator/webhooks', { url: `${srv.base}${P}/webhook`, secret: WHSEC });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
+  ({ emu, srv } = await startBilling(WHSEC, { PAST_DUE_GRACE_DAYS: '0' }));
 });
 
-after(async () => {
-  await stopServer(srv);
-  await stopEmulator(emu);
-});
+after(async () => stopBilling({ emu, srv }));
 
 const call = (user, method, p, body) => req(srv, method, P + p, { token: userToken(user, { exp: now() + 3600 }), body });
 
@@ -54,44 +31,12 @@ async function ok(user, method, p, body) {
   return r.body;
 }
 
-async function stripe(method, p, params) {
-  const r = await stripeApi(emu, method, p, params);
-  assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-
-async function drain() {
-  const r = await emuControl(emu, 'POST', '/_emulator/webhooks/drain', { timeout_ms: 20000 });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-}
-
-async function advance(clock, to) {
-  await stripe('POST', `/v1/test_helpers/test_clocks/${clock.id}/advance`, { frozen_time: to });
-  await drain();
-}
-
-// A user subscribed to `price` through subgate's own checkout, on a test clock at T0.
+// A user subscribed to `price` through a checkout session like subgate's, on a test clock at T0.
 async function subscriber(user, price = 'price_premium_monthly') {
-  const clock = await stripe('POST', '/v1/test_helpers/test_clocks', { frozen_time: T0 });
-  const cus = await stripe('POST', '/v1/customers', { email: `${user}@example.com`, metadata: { user_id: user }, test_clock: clock.id });
-  const session = await stripe('POST', '/v1/checkout/sessions', {
-    mode: 'subscription', customer: cus.id, client_reference_id: user,
-    line_items: [{ price, quantity: 1 }], success_url: SUCCESS, cancel_url: CANCEL,
-    metadata: { user_id: user }, subscription_data: { metadata: { user_id: user } },
-  });
-  const paid = await fetch(`${session.url}/pay`, {
-    method: 'POST', redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ card: '4242424242424242' }).toString(),
-  });
-  assert.equal(paid.status, 303);
+  const { clock, cus, session } = await paidSession(user, price);
   const sub = await ok(user, 'POST', '/checkout-success', { session_id: session.id });
   await drain();
   return { clock, cus, sub };
-}
-
-async function stripeInvoices(subId) {
-  return (await stripe('GET', '/v1/invoices', { subscription: subId, limit: 100 })).data;
 }
 
 describe('an upgrade is charged its proration at once, as the preview said', () => {
@@ -342,13 +287,7 @@ describe('an upgrade whose card is declined', () => {
     assert.equal(s.pending_change.invoice.status, 'open');
     assert.ok(s.pending_change.invoice.hosted_invoice_url);
     assert.equal((await call(user, 'POST', '/change-plan', { tier: 'plus', interval: 'year' })).status, 409);
-    const page = new URL(s.pending_change.invoice.hosted_invoice_url).pathname;
-    const paid = await fetch(`${emu.base}${page}/pay`, {
-      method: 'POST', redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ card: '4242424242424242' }).toString(),
-    });
-    assert.equal(paid.status, 303);
+    await payPage(new URL(s.pending_change.invoice.hosted_invoice_url).pathname);
     await drain();
     s = await ok(user, 'GET', '/subscription');
     assert.equal(s.tier, 'plus', 'by the webhooks, on one frozen second');
@@ -396,12 +335,7 @@ describe('checkout per year', () => {
       { amount: 999, currency: 'usd', interval: 'month' }, { amount: 9990, currency: 'usd', interval: 'year' }]);
     const user = 'plan_checkout_year';
     const r = await ok(user, 'POST', '/create-checkout-session', { tier: 'premium', interval: 'year', success_url: SUCCESS, cancel_url: CANCEL });
-    const paid = await fetch(`${r.url}/pay`, {
-      method: 'POST', redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ card: '4242424242424242' }).toString(),
-    });
-    assert.equal(paid.status, 303);
+    await payPage(r.url);
     const s = await ok(user, 'POST', '/checkout-success', { session_id: r.session_id });
     assert.equal(s.tier, 'premium');
     assert.equal(s.interval, 'year');
