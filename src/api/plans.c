@@ -118,6 +118,21 @@ static enum err plan_input(struct request *req, const struct plan_now *now, stru
     return ERR_OK;
 }
 
+/* The Stripe client, the user's subscription as Stripe has it, and the plan asked for. */
+static enum err plan_read(struct request *req, struct stripe_client **sc, struct plan_now *now,
+                          struct plan_ask *ask)
+{
+    enum err err;
+
+    if ((err = payments_stripe_of(req, sc)) || (err = plan_now_read(req, *sc, now)) ||
+        (err = plan_input(req, now, ask)))
+        return err;
+    if (now->tier && now->price && ask->tier && ask->price) /* set on success */
+        return ERR_OK;
+    (void)request_fail(req, ERR_INTERNAL, NULL, NULL, "the plans were not read");
+    return ERR_INTERNAL;
+}
+
 /* A subscription a plan change cannot touch now: 409 saying what to do first. */
 static enum err plan_changeable(struct request *req, const struct subscription *s)
 {
@@ -285,12 +300,11 @@ static enum err downgrade(struct request *req, struct stripe_client *sc, struct 
 enum err payments_change_plan(struct request *req, struct response *resp)
 {
     struct stripe_client *sc = NULL;
-    struct plan_now now;
-    struct plan_ask ask;
+    struct plan_now now = { 0 };
+    struct plan_ask ask = { 0 };
     enum err err;
 
-    if ((err = payments_stripe_of(req, &sc)) || (err = plan_now_read(req, sc, &now)) ||
-        (err = plan_input(req, &now, &ask)))
+    if ((err = plan_read(req, &sc, &now, &ask)))
         return err;
     switch (tier_change_of(now.tier, now.price, ask.tier, ask.price)) {
     case TIER_CHANGE_NONE: /* already on it (a second click): a pending downgrade is withdrawn */
@@ -329,16 +343,15 @@ enum err payments_preview_plan_change(struct request *req, struct response *resp
 {
     struct stripe_client *sc = NULL;
     struct stripe_upcoming now_inv = { 0 }, next = { 0 };
-    struct plan_now now;
-    struct plan_ask ask;
+    struct plan_now now = { 0 };
+    struct plan_ask ask = { 0 };
     enum tier_change change;
     bool new_cycle;
     int64_t effective, due_now = 0;
     json_t *next_json;
     enum err err;
 
-    if ((err = payments_stripe_of(req, &sc)) || (err = plan_now_read(req, sc, &now)) ||
-        (err = plan_input(req, &now, &ask)))
+    if ((err = plan_read(req, &sc, &now, &ask)))
         return err;
     change = tier_change_of(now.tier, now.price, ask.tier, ask.price);
     new_cycle = strcmp(now.price->interval, ask.price->interval) != 0;
