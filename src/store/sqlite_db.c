@@ -39,7 +39,7 @@
  */
 #define CONN_PRAGMAS                                                                     \
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; " \
-    "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;"
+    "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -512;"
 
 /* busy_wait's state, one per connection. */
 struct busy {
