@@ -21,6 +21,10 @@ const BROWSER = [
   ['POST', `${P}/checkout-success`],
   ['POST', `${P}/customer-portal`],
   ['POST', `${P}/cancel-subscription`],
+  ['POST', `${P}/change-plan`],
+  ['POST', `${P}/preview-plan-change`],
+  ['POST', `${P}/cancel-plan-change`],
+  ['POST', `${P}/resume-subscription`],
   ['GET', `${A}/check`],
 ];
 
