@@ -133,6 +133,10 @@ struct quota_span quota_span_of(enum quota_window w, struct quota_period p, int6
         s.end = quota_window_end(w, s.start);
         return s;
     }
+    s.start = start;
+    s.end = end;
+    if (t < end)
+        return s; /* also when it starts after now: Stripe's clock (or a test clock) is ahead */
     /* Bounds within +-2^60, so len, t - start and the results stay below 2^62. */
     len = end - start;
     s.start = start + floor_div(t - start, len) * len;

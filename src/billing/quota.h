@@ -72,8 +72,9 @@ int64_t quota_window_end(enum quota_window w, int64_t start);
 
 /*
  * Returns the window of kind w holding now. For QUOTA_WINDOW_BILLING_PERIOD with a period p
- * (end > start), the period when it holds now; outside it, the period's length repeated from its
- * start (a renewal not yet recorded starts at the old end, as Stripe's does); without one,
+ * (end > start), the period while now < end (one starting after now too: Stripe's clock, or a
+ * test clock, is ahead of ours); from its end on, the period's length repeated from there (a
+ * renewal not yet recorded starts at the old end, as Stripe's does); without one,
  * the UTC calendar month, with counted set to QUOTA_WINDOW_MONTH. p is ignored by other windows.
  */
 struct quota_span quota_span_of(enum quota_window w, struct quota_period p, int64_t now);
