@@ -68,9 +68,13 @@ static enum err service_only(struct request *req)
     return ERR_OK;
 }
 
-/* The user's effective tier at now (SPEC §4): the subscribed one while it grants, else free. */
+/*
+ * The user's effective tier at now (SPEC §4): the subscribed one while it grants, else free;
+ * and *period, the current period of the subscription while it grants (zero: none), which
+ * billing period quotas follow.
+ */
 static enum err tier_of_user(struct request *req, const char *user, int64_t now,
-                             const struct tier **out)
+                             const struct tier **out, struct quota_period *period)
 {
     const struct api *api = req->app;
     struct subscription sub;
@@ -78,11 +82,14 @@ static enum err tier_of_user(struct request *req, const char *user, int64_t now,
     enum err err = store_subscription_get_for_user(api->store, user, &sub);
 
     *out = tier_catalog_default(api->tiers);
+    *period = (struct quota_period){ 0 };
     if (err == ERR_NOT_FOUND)
         return ERR_OK;
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
     e = entitlement_of(&sub, now, api->cfg->past_due_grace_days * DAY_S);
+    if (e.grants)
+        *period = (struct quota_period){ sub.current_period_start, sub.current_period_end };
     if (e.grants && tier_catalog_find(api->tiers, sub.tier))
         *out = tier_catalog_find(api->tiers, sub.tier);
     else if (e.grants)
@@ -110,6 +117,8 @@ static void quota_members(struct jw *w, const struct tier_quota *q,
     jw_limit(w, "limit", s->limit);
     jw_limit(w, "remaining", s->remaining);
     jw_str(w, "window", quota_window_name(q->window));
+    if (s->counted != q->window)
+        jw_str(w, "window_fallback", quota_window_name(s->counted));
     jw_i64(w, "window_start", s->window_start);
     jw_i64(w, "resets_at", s->resets_at);
 }
@@ -129,7 +138,7 @@ static void quotas_member(struct jw *w, const struct tier_catalog *cat,
 
 /* The state of every quota of the catalogue for user in the windows holding now: one read. */
 static enum err quota_states(struct request *req, const char *user, const struct tier *t,
-                             int64_t now, struct gate_quota_state *out)
+                             struct quota_period period, int64_t now, struct gate_quota_state *out)
 {
     const struct api *api = req->app;
     const struct tier_catalog *cat = api->tiers;
@@ -139,13 +148,13 @@ static enum err quota_states(struct request *req, const char *user, const struct
 
     for (size_t i = 0; i < cat->quota_count; i++) {
         ids[i] = cat->quotas[i].id;
-        starts[i] = quota_window_start(cat->quotas[i].window, now);
+        starts[i] = quota_span_of(cat->quotas[i].window, period, now).start;
     }
     err = store_usage_get_many(api->store, user, cat->quota_count, ids, starts, used);
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the usage of '%s'", user);
     for (size_t i = 0; i < cat->quota_count; i++)
-        out[i] = gate_quota_state_of(cat->quotas[i].window, t->limits[i], used[i], now);
+        out[i] = gate_quota_state_of(cat->quotas[i].window, period, t->limits[i], used[i], now);
     return ERR_OK;
 }
 
@@ -195,12 +204,14 @@ enum err access_usage(struct request *req, struct response *resp)
     const struct api *api = req->app;
     struct gate_quota_state states[TIER_QUOTA_MAX] = { 0 };
     const struct tier *t = NULL;
+    struct quota_period period;
     int64_t now = clock_now();
     struct jw w;
     enum err err;
 
-    if ((err = request_query_only(req, none)) || (err = tier_of_user(req, req->user, now, &t)) ||
-        (err = quota_states(req, req->user, t, now, states)))
+    if ((err = request_query_only(req, none)) ||
+        (err = tier_of_user(req, req->user, now, &t, &period)) ||
+        (err = quota_states(req, req->user, t, period, now, states)))
         return err;
     jw_begin(&w);
     jw_str(&w, "tier", t->id);
@@ -219,6 +230,7 @@ enum err access_check(struct request *req, struct response *resp)
     const char *feature = request_query(req, "feature");
     const char *user = NULL;
     const struct tier *t = NULL;
+    struct quota_period period;
     struct gate_decision d;
     struct jw w;
     enum err err;
@@ -229,7 +241,7 @@ enum err access_check(struct request *req, struct response *resp)
         return request_fail(req, ERR_INVALID, "parameter_missing", "feature",
                             "the feature query parameter is required");
     if ((err = subject_of(req, request_query(req, "user_id"), &user)) ||
-        (err = tier_of_user(req, user, clock_now(), &t)))
+        (err = tier_of_user(req, user, clock_now(), &t, &period)))
         return err;
     d = gate_decide(api->tiers, t, feature);
     if (d.reason == GATE_UNKNOWN_FEATURE)
@@ -270,6 +282,8 @@ struct meter_ctx {
     const struct tier_quota *quota;
     int64_t limit; /* the tier's, whatever the grant's */
     int64_t now;
+    struct quota_period period; /* the live subscription's, for a billing period quota */
+    struct quota_span span;     /* the quota's window holding now */
 };
 
 static enum err meter_input(struct request *req, enum meter_kind kind, struct meter_in *in)
@@ -300,7 +314,7 @@ static json_t *refusal_json(const struct meter_ctx *m, const struct usage_outcom
 
     snprintf(msg, sizeof(msg),
              "quota '%s' exceeded: %" PRId64 " of %" PRId64 " used this %s, %" PRId64 " more asked",
-             m->quota->id, o->used, o->limit, quota_window_name(m->quota->window), m->in->amount);
+             m->quota->id, o->used, o->limit, quota_window_name(m->span.counted), m->in->amount);
     body = error_json(ERR_QUOTA, "quota_exceeded", "amount", msg);
     e = json_object_get(body, "error");
     json_object_set_new(e, "used", json_integer(o->used));
@@ -347,6 +361,8 @@ static void meter_reply(const struct meter_ctx *m, const struct usage_outcome *o
     jw_i64(&w, "used", o->used);
     jw_str(&w, "user_id", m->in->user_id);
     jw_str(&w, "window", quota_window_name(m->quota->window));
+    if (m->span.counted != m->quota->window)
+        jw_str(&w, "window_fallback", quota_window_name(m->span.counted));
     jw_i64(&w, "window_start", o->window_start);
     response_jw(resp, 200, &w);
 }
@@ -443,19 +459,20 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
     enum err err;
 
     if ((err = meter_input(req, kind, &in)) || (err = idem_header(req, &key)) ||
-        (err = tier_of_user(req, in.user_id, m.now, &m.tier)))
+        (err = tier_of_user(req, in.user_id, m.now, &m.tier, &m.period)))
         return err;
     int q = tier_catalog_quota_index(api->tiers, in.quota_id);
     m.quota = &api->tiers->quotas[q];
     m.limit = m.tier->limits[q];
     (void)str_copy(g.user_id, sizeof(g.user_id), in.user_id); /* checked: < USER_ID_MAX */
     (void)str_copy(g.quota, sizeof(g.quota), m.quota->id);    /* same size */
-    g.window_start = quota_window_start(m.quota->window, m.now);
+    m.span = quota_span_of(m.quota->window, m.period, m.now);
+    g.window_start = m.span.start;
     g.n = in.amount;
     g.limit = kind == METER_CONSUME ? m.limit : TIER_UNLIMITED; /* track and refund never refuse */
     o.limit = m.limit;
     o.window_start = g.window_start;
-    o.resets_at = quota_window_end(m.quota->window, g.window_start);
+    o.resets_at = m.span.end;
     (void)str_copy(o.tier, sizeof(o.tier), m.tier->id); /* tier ids fit by construction */
     err = key ? keyed_meter(req, &g, key, &m, &o, &replayed) : plain_meter(req, &g, &m, &o);
     if (err)
@@ -536,8 +553,8 @@ static void gate_refuse(struct gate_answer *a, int status, enum gate_reason reas
 }
 
 /* Consumes the rule's amount; refuses when the quota is used up. */
-static void gate_consume(struct request *req, const struct gate_rule *r, int64_t now,
-                         struct gate_answer *a)
+static void gate_consume(struct request *req, const struct gate_rule *r, struct quota_period p,
+                         int64_t now, struct gate_answer *a)
 {
     const struct api *api = req->app;
     int q = tier_catalog_quota_index(api->tiers, r->quota);
@@ -548,13 +565,13 @@ static void gate_consume(struct request *req, const struct gate_rule *r, int64_t
     a->quota = &api->tiers->quotas[q];
     (void)str_copy(g.user_id, sizeof(g.user_id), req->user); /* same size */
     (void)str_copy(g.quota, sizeof(g.quota), a->quota->id);  /* same size */
-    g.window_start = quota_window_start(a->quota->window, now);
+    g.window_start = quota_span_of(a->quota->window, p, now).start;
     if (store_usage_consume(api->store, &g, &granted, &used) != ERR_OK) {
         a->quota = NULL;
         gate_refuse(a, 403, GATE_ERROR);
         return;
     }
-    a->state = gate_quota_state_of(a->quota->window, g.limit, used, now);
+    a->state = gate_quota_state_of(a->quota->window, p, g.limit, used, now);
     if (!granted)
         gate_refuse(a, 403, GATE_QUOTA_EXCEEDED);
 }
@@ -584,9 +601,10 @@ static bool gate_features_allow(const struct api *api, const struct gate_match *
  */
 static void gate_user(struct request *req, const struct gate_match *m, struct gate_answer *a)
 {
+    struct quota_period period;
     int64_t now = clock_now();
 
-    if (tier_of_user(req, req->user, now, &a->tier) != ERR_OK) {
+    if (tier_of_user(req, req->user, now, &a->tier, &period) != ERR_OK) {
         gate_refuse(a, 403, GATE_ERROR);
         return;
     }
@@ -594,7 +612,7 @@ static void gate_user(struct request *req, const struct gate_match *m, struct ga
         return;
     for (size_t i = 0; i < m->count && a->status == 200; i++)
         if (m->rules[i]->quota[0])
-            gate_consume(req, m->rules[i], now, a);
+            gate_consume(req, m->rules[i], period, now, a);
 }
 
 enum err access_gate(struct request *req, struct response *resp)
@@ -629,13 +647,15 @@ enum err access_usage_read(struct request *req, struct response *resp)
     struct gate_quota_state states[TIER_QUOTA_MAX] = { 0 };
     const struct tier *t = NULL;
     const char *user = NULL;
+    struct quota_period period;
     int64_t now = clock_now();
     struct jw w;
     enum err err;
 
     if ((err = request_query_only(req, allowed)) ||
         (err = subject_of(req, request_query(req, "user_id"), &user)) ||
-        (err = tier_of_user(req, user, now, &t)) || (err = quota_states(req, user, t, now, states)))
+        (err = tier_of_user(req, user, now, &t, &period)) ||
+        (err = quota_states(req, user, t, period, now, states)))
         return err;
     jw_begin(&w);
     jw_str(&w, "user_id", user);

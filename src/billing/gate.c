@@ -51,14 +51,16 @@ struct gate_decision gate_decide(const struct tier_catalog *cat, const struct ti
     return d;
 }
 
-struct gate_quota_state gate_quota_state_of(enum quota_window w, int64_t limit, int64_t used,
-                                            int64_t now)
+struct gate_quota_state gate_quota_state_of(enum quota_window w, struct quota_period p,
+                                            int64_t limit, int64_t used, int64_t now)
 {
     struct gate_quota_state s = { .used = used, .limit = limit };
+    struct quota_span span = quota_span_of(w, p, now);
 
     s.remaining = quota_remaining(limit, used);
-    s.window_start = quota_window_start(w, now);
-    s.resets_at = quota_window_end(w, s.window_start);
+    s.window_start = span.start;
+    s.resets_at = span.end;
+    s.counted = span.counted;
     return s;
 }
 

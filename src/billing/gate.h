@@ -45,7 +45,8 @@ struct gate_quota_state {
     int64_t limit;     /* TIER_UNLIMITED (< 0) when unlimited */
     int64_t remaining; /* limit - used, never negative; -1 when unlimited */
     int64_t window_start;
-    int64_t resets_at; /* the next window's start */
+    int64_t resets_at;         /* the next window's start */
+    enum quota_window counted; /* the quota's window, or the month it falls back to */
 };
 
 /* One rule: requests whose path starts with prefix need feature and consume amount of quota. */
@@ -91,9 +92,12 @@ enum gate_norm_flags {
 struct gate_decision gate_decide(const struct tier_catalog *cat, const struct tier *t,
                                  const char *feature);
 
-/* The state of a quota of window w with this limit after used units, at time now. */
-struct gate_quota_state gate_quota_state_of(enum quota_window w, int64_t limit, int64_t used,
-                                            int64_t now);
+/*
+ * The state of a quota of window w with this limit after used units, at time now; p is the
+ * user's live subscription's current period (zero: none), followed by a billing period window.
+ */
+struct gate_quota_state gate_quota_state_of(enum quota_window w, struct quota_period p,
+                                            int64_t limit, int64_t used, int64_t now);
 
 /* Returns the reason's stable name ("allowed", "not_in_tier", ...). */
 const char *gate_reason_name(enum gate_reason r);

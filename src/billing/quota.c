@@ -1,4 +1,8 @@
-/* quota.c: quota windows (UTC day, ISO week); pure functions of now, no gmtime (banned). */
+/*
+ * quota.c: quota windows (UTC day, ISO week, UTC month, billing period); pure functions of now,
+ * no gmtime or mktime (banned): the month is integer calendar arithmetic, so the server's time
+ * zone never matters.
+ */
 #include "billing/quota.h"
 
 #include <string.h>
@@ -9,6 +13,8 @@ static const struct {
 } window_names[] = {
     { QUOTA_WINDOW_DAY, "day" },
     { QUOTA_WINDOW_WEEK, "week" },
+    { QUOTA_WINDOW_MONTH, "month" },
+    { QUOTA_WINDOW_BILLING_PERIOD, "billing_period" },
 };
 
 static int64_t clamp_time(int64_t t)
@@ -44,6 +50,53 @@ int64_t quota_week_start(int64_t now)
     return (day - floor_mod(day + 3, 7)) * QUOTA_DAY_S;
 }
 
+/*
+ * Days since 1970-01-01 of the civil date y-m-d (proleptic Gregorian), and back: H. Hinnant's
+ * algorithms, exact for every day of +-QUOTA_TIME_MAX seconds.
+ */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = floor_div(y, 400);
+    yoe = y - era * 400;                                   /* [0, 399] */
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* [0, 365] */
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* [0, 146096] */
+    return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
+{
+    int64_t era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = floor_div(z, 146097);
+    doe = z - era * 146097;                                      /* [0, 146096] */
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    mp = (5 * doy + 2) / 153;                                    /* [0, 11], from March */
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+int64_t quota_month_start(int64_t now)
+{
+    int64_t day = floor_div(clamp_time(now), QUOTA_DAY_S), y, m, d;
+
+    civil_from_days(day, &y, &m, &d);
+    return (day - (d - 1)) * QUOTA_DAY_S;
+}
+
+int64_t quota_month_end(int64_t t)
+{
+    int64_t y, m, d;
+
+    civil_from_days(floor_div(clamp_time(t), QUOTA_DAY_S), &y, &m, &d);
+    return days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * QUOTA_DAY_S;
+}
+
 int64_t quota_window_start(enum quota_window w, int64_t now)
 {
     switch (w) {
@@ -51,6 +104,9 @@ int64_t quota_window_start(enum quota_window w, int64_t now)
         return quota_day_start(now);
     case QUOTA_WINDOW_WEEK:
         return quota_week_start(now);
+    case QUOTA_WINDOW_MONTH:
+    case QUOTA_WINDOW_BILLING_PERIOD:
+        return quota_month_start(now);
     }
     return quota_day_start(now); /* not reached: -Wswitch covers every window */
 }
@@ -59,8 +115,33 @@ int64_t quota_window_end(enum quota_window w, int64_t start)
 {
     int64_t len = w == QUOTA_WINDOW_WEEK ? QUOTA_WEEK_S : QUOTA_DAY_S;
 
+    if (w == QUOTA_WINDOW_MONTH || w == QUOTA_WINDOW_BILLING_PERIOD)
+        return quota_month_end(start);
     /* Only the upper end can overflow; a start below QUOTA_TIME_MIN is a real window start. */
     return (start > QUOTA_TIME_MAX ? QUOTA_TIME_MAX : start) + len;
+}
+
+struct quota_span quota_span_of(enum quota_window w, struct quota_period p, int64_t now)
+{
+    struct quota_span s = { .counted = w };
+    int64_t start = clamp_time(p.start), end = clamp_time(p.end), t = clamp_time(now), len;
+
+    if (w != QUOTA_WINDOW_BILLING_PERIOD || p.start == 0 || p.end == 0 || end <= start) {
+        if (w == QUOTA_WINDOW_BILLING_PERIOD)
+            s.counted = QUOTA_WINDOW_MONTH;
+        s.start = quota_window_start(w, now);
+        s.end = quota_window_end(w, s.start);
+        return s;
+    }
+    s.start = start;
+    s.end = end;
+    if (t < end)
+        return s; /* also when it starts after now: Stripe's clock (or a test clock) is ahead */
+    /* Bounds within +-2^60, so len, t - start and the results stay below 2^62. */
+    len = end - start;
+    s.start = start + floor_div(t - start, len) * len;
+    s.end = s.start + len;
+    return s;
 }
 
 const char *quota_window_name(enum quota_window w)

@@ -456,7 +456,7 @@ static enum err parse_quota(struct parser *p, const char *path, json_t *obj, siz
         return err;
     window = json_object_get(obj, "window");
     if (!json_is_string(window) || quota_window_parse(json_string_value(window), &q->window))
-        return fail(p, path, "window", "must be 'day' or 'week'");
+        return fail(p, path, "window", "must be 'day', 'week', 'month' or 'billing_period'");
     for (size_t j = 0; j < i; j++)
         if (strcmp(p->cat->quotas[j].id, q->id) == 0)
             return fail(p, path, "id", "duplicate quota '%s'", q->id);

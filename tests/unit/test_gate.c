@@ -17,6 +17,8 @@
 #define T_2024_02_29_000000 INT64_C(1709164800) /* leap day */
 #define T_2024_03_01_000000 INT64_C(1709251200)
 #define T_2023_03_01_000000 INT64_C(1677628800) /* the day after 2023-02-28 */
+#define T_2024_06_01        INT64_C(1717200000)
+#define T_2024_07_01        INT64_C(1719792000)
 
 static void test_decide(void)
 {
@@ -79,12 +81,63 @@ static void test_quota_state(void)
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-        struct gate_quota_state s =
-            gate_quota_state_of(rows[i].w, rows[i].limit, rows[i].used, rows[i].now);
+        struct gate_quota_state s = gate_quota_state_of(rows[i].w, (struct quota_period){ 0 },
+                                                        rows[i].limit, rows[i].used, rows[i].now);
         T_EQ_I64(s.remaining, rows[i].remaining, "%s: remaining", rows[i].what);
         T_EQ_I64(s.window_start, rows[i].window_start, "%s: window start", rows[i].what);
         T_EQ_I64(s.resets_at, rows[i].resets_at, "%s: resets at", rows[i].what);
         T_EQ_I64(s.used, rows[i].used, "%s: used", rows[i].what);
+    }
+}
+
+/* Month and billing period windows: the period comes from the caller (zero: none). */
+static void test_quota_state_periods(void)
+{
+    static const struct {
+        const char *what;
+        enum quota_window w;
+        struct quota_period p;
+        int64_t now;
+        int64_t window_start, resets_at;
+        enum quota_window counted;
+    } rows[] = {
+        { "month of June 2024",
+          QUOTA_WINDOW_MONTH,
+          { 0 },
+          T_2024_06_15_000000,
+          T_2024_06_01,
+          T_2024_07_01,
+          QUOTA_WINDOW_MONTH },
+        { "a month quota ignores the period",
+          QUOTA_WINDOW_MONTH,
+          { T_2024_06_15_000000, T_2024_06_17_000000 },
+          T_2024_06_15_000000,
+          T_2024_06_01,
+          T_2024_07_01,
+          QUOTA_WINDOW_MONTH },
+        { "billing period holding now",
+          QUOTA_WINDOW_BILLING_PERIOD,
+          { T_2024_06_15_000000, T_2024_06_17_000000 },
+          T_2024_06_16_235959,
+          T_2024_06_15_000000,
+          T_2024_06_17_000000,
+          QUOTA_WINDOW_BILLING_PERIOD },
+        { "billing period without a subscription: the month",
+          QUOTA_WINDOW_BILLING_PERIOD,
+          { 0 },
+          T_2024_06_16_235959,
+          T_2024_06_01,
+          T_2024_07_01,
+          QUOTA_WINDOW_MONTH },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct gate_quota_state s = gate_quota_state_of(rows[i].w, rows[i].p, 10, 4, rows[i].now);
+        T_EQ_I64(s.remaining, 6, "%s: remaining", rows[i].what);
+        T_EQ_I64(s.window_start, rows[i].window_start, "%s: window start", rows[i].what);
+        T_EQ_I64(s.resets_at, rows[i].resets_at, "%s: resets at", rows[i].what);
+        T_EQ_STR(quota_window_name(s.counted), quota_window_name(rows[i].counted), "%s: counted",
+                 rows[i].what);
     }
 }
 
@@ -350,6 +403,7 @@ int main(void)
 {
     test_decide();
     test_quota_state();
+    test_quota_state_periods();
     test_normalize();
     test_normalize_params();
     test_match();

@@ -1,4 +1,7 @@
-/* test_quota.c: quota windows; expected values computed with GNU `date -u`, not with our code. */
+/*
+ * test_quota.c: quota windows; expected values computed with GNU `date -u`, not with our code
+ * (the extremes, out of date's range, with Python's datetime shifted by whole 400-year cycles).
+ */
 #include "billing/quota.h"
 #include "t.h"
 
@@ -42,14 +45,163 @@ static const struct {
       -1152921504606537600 },
 };
 
+/* The UTC calendar month holding now: its 1st 00:00 UTC and the next 1st. */
+static const struct {
+    const char *what;
+    int64_t now;
+    int64_t start;
+    int64_t end;
+} months[] = {
+    { "2024-12-31 23:59:59 (last second of a year)", 1735689599, 1733011200, 1735689600 },
+    { "2025-01-01 00:00:00 (first second of a year)", 1735689600, 1735689600, 1738368000 },
+    { "2024-11-30 23:59:59 (last second of a 30-day month)", 1733011199, 1730419200, 1733011200 },
+    { "2024-12-01 00:00:00 (the 1st itself)", 1733011200, 1733011200, 1735689600 },
+    { "2024-02-29 12:00:00 (leap year)", 1709208000, 1706745600, 1709251200 },
+    { "2024-03-01 00:00:00 (after a leap February)", 1709251200, 1709251200, 1711929600 },
+    { "2023-02-28 23:59:59 (common year)", 1677628799, 1675209600, 1677628800 },
+    { "2100-02-28 12:00:00 (2100 is not a leap year)", 4107499200, 4105123200, 4107542400 },
+    { "2000-02-29 23:59:59 (2000 is a leap year)", 951868799, 949363200, 951868800 },
+    { "1969-12-31 23:59:59 (before 1970)", -1, -2678400, 0 },
+    { "1970-01-01 00:00:00 (epoch)", 0, 0, 2678400 },
+    { "1900-02-28 00:00:00 (1900 is not a leap year)", -2203977600, -2206310400, -2203891200 },
+    { "a huge time clamps", INT64_MAX, 1152921504605760000, 1152921504608438400 },
+    { "a tiny time clamps", INT64_MIN, -1152921504608524800, -1152921504605846400 },
+};
+
+#define P_START INT64_C(1718409600) /* 2024-06-15 00:00:00 */
+#define P_END   INT64_C(1721001600) /* 2024-07-15 00:00:00 */
+#define P_LEN   (P_END - P_START)
+
+/* A billing period quota: the period holding now, or the month without one. */
+static const struct {
+    const char *what;
+    struct quota_period p;
+    int64_t now;
+    int64_t start;
+    int64_t end;
+    enum quota_window counted;
+} periods[] = {
+    { "inside the period",
+      { P_START, P_END },
+      P_START + 86400,
+      P_START,
+      P_END,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "at its start", { P_START, P_END }, P_START, P_START, P_END, QUOTA_WINDOW_BILLING_PERIOD },
+    { "its last second",
+      { P_START, P_END },
+      P_END - 1,
+      P_START,
+      P_END,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "at its end, renewal not recorded yet: the next one",
+      { P_START, P_END },
+      P_END,
+      P_END,
+      P_END + P_LEN,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "two lengths later",
+      { P_START, P_END },
+      P_END + P_LEN + 5,
+      P_END + P_LEN,
+      P_END + 2 * P_LEN,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "long before its start: the period",
+      { P_START, P_END },
+      INT64_MIN,
+      P_START,
+      P_END,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "before its start (Stripe's clock ahead): the period",
+      { P_START, P_END },
+      P_START - 1,
+      P_START,
+      P_END,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "no subscription: the UTC month",
+      { 0, 0 },
+      P_START + 86400,
+      1717200000,
+      1719792000,
+      QUOTA_WINDOW_MONTH },
+    { "period unset (end only): the month", { 0, P_END }, -1, -2678400, 0, QUOTA_WINDOW_MONTH },
+    { "period reversed: the month",
+      { P_END, P_START },
+      1735689599,
+      1733011200,
+      1735689600,
+      QUOTA_WINDOW_MONTH },
+    { "a period over all time clamps",
+      { INT64_MIN, INT64_MAX },
+      0,
+      -(INT64_C(1) << 60),
+      INT64_C(1) << 60,
+      QUOTA_WINDOW_BILLING_PERIOD },
+    { "a period beyond the bounds is none",
+      { INT64_MAX - 1, INT64_MAX },
+      0,
+      0,
+      2678400,
+      QUOTA_WINDOW_MONTH },
+    { "so is one before them", { INT64_MIN, INT64_MIN + 1 }, 0, 0, 2678400, QUOTA_WINDOW_MONTH },
+    { "a one-second period far back",
+      { QUOTA_TIME_MIN, QUOTA_TIME_MIN + 1 },
+      INT64_MAX,
+      (INT64_C(1) << 60),
+      (INT64_C(1) << 60) + 1,
+      QUOTA_WINDOW_BILLING_PERIOD },
+};
+
+static void test_months(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(months); i++) {
+        struct quota_span s =
+            quota_span_of(QUOTA_WINDOW_MONTH, (struct quota_period){ 0 }, months[i].now);
+        T_EQ_I64(quota_month_start(months[i].now), months[i].start, "month start: %s",
+                 months[i].what);
+        T_EQ_I64(quota_month_end(months[i].now), months[i].end, "month end: %s", months[i].what);
+        T_EQ_I64(quota_window_start(QUOTA_WINDOW_MONTH, months[i].now), months[i].start,
+                 "month window start: %s", months[i].what);
+        T_EQ_I64(quota_window_end(QUOTA_WINDOW_MONTH, months[i].start), months[i].end,
+                 "month window end: %s", months[i].what);
+        T_EQ_I64(s.start, months[i].start, "month span start: %s", months[i].what);
+        T_EQ_I64(s.end, months[i].end, "month span end: %s", months[i].what);
+        T_EQ_I64(s.counted, QUOTA_WINDOW_MONTH, "month span counted: %s", months[i].what);
+    }
+}
+
+static void test_periods(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(periods); i++) {
+        struct quota_span s =
+            quota_span_of(QUOTA_WINDOW_BILLING_PERIOD, periods[i].p, periods[i].now);
+        T_EQ_I64(s.start, periods[i].start, "period start: %s", periods[i].what);
+        T_EQ_I64(s.end, periods[i].end, "period end: %s", periods[i].what);
+        T_EQ_STR(quota_window_name(s.counted), quota_window_name(periods[i].counted),
+                 "period counted: %s", periods[i].what);
+    }
+    /* Calendar windows ignore the period. */
+    struct quota_span d =
+        quota_span_of(QUOTA_WINDOW_DAY, (struct quota_period){ P_START, P_END }, P_END + 5);
+    T_EQ_I64(d.start, P_END, "day span ignores the period");
+    T_EQ_I64(d.end, P_END + 86400, "day span end");
+    T_EQ_I64(d.counted, QUOTA_WINDOW_DAY, "day span counted");
+}
+
 static const struct {
     const char *name;
     enum err want;
     enum quota_window window;
 } names[] = {
-    { "day", ERR_OK, QUOTA_WINDOW_DAY },        { "week", ERR_OK, QUOTA_WINDOW_WEEK },
-    { "Week", ERR_INVALID, QUOTA_WINDOW_DAY },  { "", ERR_INVALID, QUOTA_WINDOW_DAY },
-    { "month", ERR_INVALID, QUOTA_WINDOW_DAY },
+    { "day", ERR_OK, QUOTA_WINDOW_DAY },
+    { "week", ERR_OK, QUOTA_WINDOW_WEEK },
+    { "Week", ERR_INVALID, QUOTA_WINDOW_DAY },
+    { "", ERR_INVALID, QUOTA_WINDOW_DAY },
+    { "month", ERR_OK, QUOTA_WINDOW_MONTH },
+    { "billing_period", ERR_OK, QUOTA_WINDOW_BILLING_PERIOD },
+    { "Month", ERR_INVALID, QUOTA_WINDOW_DAY },
+    { "billing-period", ERR_INVALID, QUOTA_WINDOW_DAY },
+    { "year", ERR_INVALID, QUOTA_WINDOW_DAY },
 };
 
 static void test_names(void)
@@ -74,6 +226,8 @@ int main(void)
         T_EQ_I64(start, windows[i].start, "start: %s", windows[i].what);
         T_EQ_I64(quota_window_end(windows[i].w, start), windows[i].end, "end: %s", windows[i].what);
     }
+    test_months();
+    test_periods();
     test_names();
     return t_done();
 }
