@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/grants.h"
 #include "api/handlers.h"
 #include "base/clock.h"
 #include "base/hmac.h"
@@ -73,6 +74,17 @@ static enum err service_only(struct request *req)
  * and *period, the current period of the subscription while it grants (zero: none), which
  * billing period quotas follow.
  */
+/* Raises *out to the best grant of user in force at now (grants.h). */
+static enum err granted_tier(struct request *req, const char *user, int64_t now,
+                             const struct tier **out)
+{
+    struct grant_record g;
+    bool granted = false;
+    enum err err = grants_effective_tier(req->app, user, now, out, &g, &granted);
+
+    return err ? request_fail(req, err, NULL, NULL, "cannot read the grants") : ERR_OK;
+}
+
 static enum err tier_of_user(struct request *req, const char *user, int64_t now,
                              const struct tier **out, struct quota_period *period)
 {
@@ -84,7 +96,7 @@ static enum err tier_of_user(struct request *req, const char *user, int64_t now,
     *out = tier_catalog_default(api->tiers);
     *period = (struct quota_period){ 0 };
     if (err == ERR_NOT_FOUND)
-        return ERR_OK;
+        return granted_tier(req, user, now, out);
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
     e = entitlement_of(&sub, now, api->cfg->past_due_grace_days * DAY_S);
@@ -95,7 +107,7 @@ static enum err tier_of_user(struct request *req, const char *user, int64_t now,
     else if (e.grants)
         log_warn("subscription '%s' has tier '%s', not in the catalogue: treated as free", sub.id,
                  sub.tier);
-    return ERR_OK;
+    return granted_tier(req, user, now, out);
 }
 
 /* Quota state */

@@ -25,6 +25,12 @@ enum err payments_customer_portal(struct request *req, struct response *resp);
 enum err payments_cancel_subscription(struct request *req, struct response *resp);
 enum err payments_checkout_success(struct request *req, struct response *resp);
 enum err payments_change_plan(struct request *req, struct response *resp);
+
+/* grants.c */
+enum err access_grant_create(struct request *req, struct response *resp);
+enum err access_grant_list(struct request *req, struct response *resp);
+enum err access_grant_revoke(struct request *req, struct response *resp);
+
 enum err payments_preview_plan_change(struct request *req, struct response *resp);
 enum err payments_cancel_plan_change(struct request *req, struct response *resp);
 enum err payments_resume_subscription(struct request *req, struct response *resp);

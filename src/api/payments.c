@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/checkout.h"
 #include "api/duplicates.h"
+#include "api/grants.h"
 #include "api/handlers.h"
 #include "api/stripe_glue.h"
 #include "base/clock.h"
@@ -137,28 +138,46 @@ enum err payments_subscription_answer(struct request *req, struct response *resp
                                       const struct subscription *s, json_t *change)
 {
     const struct api *api = req->app;
-    const char *free_tier = tier_catalog_default(api->tiers)->id;
+    const struct tier *tier = tier_catalog_default(api->tiers);
+    int64_t now = clock_now();
     struct subscription sub;
+    struct grant_record g;
     struct entitlement e;
+    bool granted = false;
     json_t *body;
+    const char *source = "default";
     enum err err = ERR_OK;
 
     if (s)
         sub = *s;
     else
         err = store_subscription_get_for_user(api->store, req->user, &sub);
-    if (err == ERR_NOT_FOUND) {
-        body = json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n, s:n, s:n, s:n}", "tier", free_tier,
+    if (err && err != ERR_NOT_FOUND) {
+        json_decref(change);
+        return request_fail(req, err, NULL, NULL, "cannot read the subscription");
+    }
+    if (!err) {
+        e = entitlement_of(&sub, now, api->cfg->past_due_grace_days * DAY_S);
+        if (e.grants && tier_catalog_find(api->tiers, sub.tier)) {
+            tier = tier_catalog_find(api->tiers, sub.tier);
+            source = "stripe";
+        }
+    }
+    if (grants_effective_tier(api, req->user, now, &tier, &g, &granted) != ERR_OK) {
+        json_decref(change);
+        return request_fail(req, ERR_STORE, NULL, NULL, "cannot read the grants");
+    }
+    if (granted)
+        source = "grant";
+    if (err == ERR_NOT_FOUND)
+        body = json_pack("{s:s, s:s, s:n, s:n, s:b, s:n, s:n, s:n, s:n, s:n}", "tier", tier->id,
                          "status", "none", "current_period_start", "current_period_end",
                          "cancel_at_period_end", 0, "trial_end", "price_id", "interval",
                          "cancel_at", "pending_change");
-    } else if (err) {
-        json_decref(change);
-        return request_fail(req, err, NULL, NULL, "cannot read the subscription");
-    } else {
-        e = entitlement_of(&sub, clock_now(), api->cfg->past_due_grace_days * DAY_S);
-        body = subscription_json(api, &sub, e.grants ? sub.tier : free_tier, &e);
-    }
+    else
+        body = subscription_json(api, &sub, tier->id, &e);
+    json_object_set_new(body, "source", json_string(source));
+    json_object_set_new(body, "grant", granted ? grants_json(&g, now) : json_null());
     if (change)
         json_object_set_new(body, "change", change);
     response_json(resp, 200, body);

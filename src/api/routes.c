@@ -45,6 +45,9 @@ static const struct route routes[] = {
     { "POST", A "/refund",                  AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_refund },
     { "GET",  A "/usage",                   AUTH_USER_OR_SERVICE, 0,    access_usage_read },
     { "GET",  A "/gate",                    AUTH_NONE, 0,               access_gate },
+    { "POST", A "/grants",                  AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_create },
+    { "GET",  A "/grants",                  AUTH_SERVICE, 0,            access_grant_list },
+    { "POST", A "/grants/revoke",           AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_revoke },
     { "POST", A "/gate",                    AUTH_NONE, 0,               access_gate },
 };
 

@@ -93,6 +93,25 @@ struct invoice {
     char invoice_pdf[URL_MAX];
 };
 
+#define GRANT_ID_MAX     64
+#define GRANT_REASON_MAX 256
+
+/*
+ * A tier granted to a user outside Stripe (issue #15: Enterprise by contract, comps, support):
+ * in force from starts_at until ends_at (0: no end) unless revoked. The user's tier is the best
+ * of Stripe's and the grants in force.
+ */
+struct grant_record {
+    char id[GRANT_ID_MAX]; /* grant_... */
+    char user_id[USER_ID_MAX];
+    char tier[TIER_ID_MAX];
+    int64_t starts_at;
+    int64_t ends_at; /* 0: no end */
+    char reason[GRANT_REASON_MAX];
+    int64_t created_at;
+    int64_t revoked_at; /* 0: not revoked */
+};
+
 /* A request to use n units of a metered quota in one window. */
 struct usage_grant {
     char user_id[USER_ID_MAX];

@@ -196,6 +196,18 @@ struct store_ops {
     enum err (*schedule_put)(struct store_tx *tx, const struct schedule_record *s);
 
     /*
+     * Tier grants. grant_insert: ERR_CONFLICT when the id is taken. grant_revoke sets revoked_at
+     * unless it is set (*found: the grant exists). grant_list: a user's, newest first; with user
+     * "" the grants in force at `at` or later (not revoked, ending after at or never) of every
+     * user.
+     */
+    enum err (*grant_insert)(struct store_tx *tx, const struct grant_record *g);
+    enum err (*grant_get)(struct store_tx *tx, const char *id, struct grant_record *out);
+    enum err (*grant_revoke)(struct store_tx *tx, const char *id, int64_t at, bool *found);
+    enum err (*grant_list)(struct store_tx *tx, const char *user_id, int64_t at, int max,
+                           struct grant_record *out, int *n);
+
+    /*
      * Changes made by other processes, for the entitlement cache. watch_start starts a thread
      * of the engine's that calls entcache_invalidate(cache, user) for each subscription write
      * any process commits, soon after it commits, and entcache_clear(cache) whenever it may
@@ -209,11 +221,12 @@ struct store_ops {
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */
 struct store {
     const struct store_ops *ops;
-    struct store_maint *maint; /* the pruning thread (store.c); NULL when not started */
-    struct entcache *cache;    /* the entitlement cache (entcache.h); NULL when off */
-    struct store_watch *watch; /* ops->watch_start's, stopped by store_close; NULL when none */
-    struct store_group *group; /* the group commit queue (group.c); NULL: every write alone */
-    bool write_failing;        /* the last write found the storage unavailable (atomic) */
+    struct store_maint *maint;   /* the pruning thread (store.c); NULL when not started */
+    struct entcache *cache;      /* the entitlement cache (entcache.h); NULL when off */
+    struct store_watch *watch;   /* ops->watch_start's, stopped by store_close; NULL when none */
+    struct store_group *group;   /* the group commit queue (group.c); NULL: every write alone */
+    struct store_grants *grants; /* the snapshot of grants in force (grants.c) */
+    bool write_failing;          /* the last write found the storage unavailable (atomic) */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -263,6 +276,7 @@ extern const struct store_record store_outcome_record;
 extern const struct store_record store_checkout_record;
 extern const struct store_record store_duplicate_record;
 extern const struct store_record store_schedule_record;
+extern const struct store_record store_grant_record;
 
 /* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
 struct store_value {
@@ -327,6 +341,10 @@ void store_group_free(struct store_group *g);
  */
 MUST_CHECK enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                                     void *arg, char *errbuf, size_t errlen);
+
+/* The grants snapshot (grants.c): made by store_open, freed by store_close. */
+struct store_grants *store_grants_new(void);
+void store_grants_free(struct store_grants *g);
 
 /* The maintenance thread (usage.c): started by store_open, stopped by store_close. */
 void store_maint_start(struct store *st);

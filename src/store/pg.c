@@ -25,6 +25,7 @@
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
     "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
     "pending_expires_at, latest_invoice"
+#define GRANT_COLS    "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
 #define SCHEDULE_COLS "id, subscription_id, status, next_price_id, next_at, stripe_updated"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
@@ -185,6 +186,17 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_HEALTH_TOUCH] = {
         "INSERT INTO health (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
         true },
+    [PGS_GRANT_INSERT] = {
+        "INSERT INTO tier_grants (" GRANT_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", true },
+    [PGS_GRANT_GET] = { "SELECT " GRANT_COLS " FROM tier_grants WHERE id = $1", false },
+    [PGS_GRANT_REVOKE] = {
+        "UPDATE tier_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0", true },
+    [PGS_GRANT_LIST_USER] = {
+        "SELECT " GRANT_COLS " FROM tier_grants WHERE user_id = $1 "
+        "ORDER BY created_at DESC, id DESC LIMIT $2", false },
+    [PGS_GRANT_LIST_ACTIVE] = {
+        "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
+        "AND (ends_at = 0 OR ends_at > $1) ORDER BY user_id, id LIMIT $2", false },
     [PGS_SCHEDULE_GET] = { "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1", false },
     [PGS_SCHEDULE_LOCK] = {
         "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1 FOR UPDATE", false },
@@ -702,6 +714,45 @@ static enum err pg_schedule_put(struct store_tx *tx, const struct schedule_recor
     return pg_db_write(tx, &q, NULL);
 }
 
+/* Grants */
+
+static enum err pg_grant_insert(struct store_tx *tx, const struct grant_record *g)
+{
+    const struct pg_query q = { PGS_GRANT_INSERT, &store_grant_record, g, NULL, 0 };
+
+    return pg_db_write(tx, &q, NULL);
+}
+
+static enum err pg_grant_get(struct store_tx *tx, const char *id, struct grant_record *out)
+{
+    const struct pg_arg args[] = { pg_text(id) };
+    const struct pg_query q = QUERY(PGS_GRANT_GET, args);
+
+    return pg_db_fetch_record(tx, &q, &store_grant_record, out);
+}
+
+static enum err pg_grant_revoke(struct store_tx *tx, const char *id, int64_t at, bool *found)
+{
+    const struct pg_arg args[] = { pg_text(id), pg_i64(at) };
+    const struct pg_query q = QUERY(PGS_GRANT_REVOKE, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *found = !err && changes == 1;
+    return err;
+}
+
+static enum err pg_grant_list(struct store_tx *tx, const char *user_id, int64_t at, int max,
+                              struct grant_record *out, int *n)
+{
+    const struct pg_arg user_args[] = { pg_text(user_id), pg_i64(max) };
+    const struct pg_arg active_args[] = { pg_i64(at), pg_i64(max) };
+    const struct pg_query qu = QUERY(PGS_GRANT_LIST_USER, user_args);
+    const struct pg_query qa = QUERY(PGS_GRANT_LIST_ACTIVE, active_args);
+
+    return pg_db_fetch_list(tx, user_id[0] ? &qu : &qa, &store_grant_record, max, out, n);
+}
+
 static enum err pg_health_touch(struct store_tx *tx, int64_t now)
 {
     const struct pg_arg args[] = { pg_i64(now) };
@@ -758,6 +809,10 @@ static const struct store_ops pg_ops = {
     .health_touch = pg_health_touch,
     .schedule_get = pg_schedule_get,
     .schedule_put = pg_schedule_put,
+    .grant_insert = pg_grant_insert,
+    .grant_get = pg_grant_get,
+    .grant_revoke = pg_grant_revoke,
+    .grant_list = pg_grant_list,
     .watch_start = pg_listen_start,
     .watch_stop = pg_listen_stop,
 };

@@ -20,6 +20,7 @@
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
     "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
     "pending_expires_at, latest_invoice"
+#define GRANT_COLS    "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
 #define SCHEDULE_COLS "id, subscription_id, status, next_price_id, next_at, stripe_updated"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
@@ -151,6 +152,14 @@ const char *const sqlite_sql[SQ_COUNT] = {
                       "AND user_id = ?2 AND kept_id = ?3 AND detected_at = ?8",
     [SQ_HEALTH_TOUCH] = "INSERT INTO health (id, at) VALUES (1, ?1) "
                         "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    [SQ_GRANT_INSERT] = "INSERT INTO tier_grants (" GRANT_COLS ") "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [SQ_GRANT_GET] = "SELECT " GRANT_COLS " FROM tier_grants WHERE id = ?1",
+    [SQ_GRANT_REVOKE] = "UPDATE tier_grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
+    [SQ_GRANT_LIST_USER] = "SELECT " GRANT_COLS " FROM tier_grants WHERE user_id = ?1 "
+                           "ORDER BY created_at DESC, id DESC LIMIT ?2",
+    [SQ_GRANT_LIST_ACTIVE] = "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
+                             "AND (ends_at = 0 OR ends_at > ?1) ORDER BY user_id, id LIMIT ?2",
     [SQ_SCHEDULE_GET] = "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = ?1",
     [SQ_SCHEDULE_PUT] =
         "INSERT INTO schedules (" SCHEDULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -628,6 +637,45 @@ static enum err sq_schedule_put(struct store_tx *tx, const struct schedule_recor
     return sqlite_db_write(tx, &q, NULL);
 }
 
+/* Grants */
+
+static enum err sq_grant_insert(struct store_tx *tx, const struct grant_record *g)
+{
+    const struct sqlite_query q = { SQ_GRANT_INSERT, &store_grant_record, g, NULL, 0 };
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
+static enum err sq_grant_get(struct store_tx *tx, const char *id, struct grant_record *out)
+{
+    const struct sqlite_arg args[] = { sq_text(id) };
+    const struct sqlite_query q = QUERY(SQ_GRANT_GET, args);
+
+    return sqlite_db_fetch_record(tx, &q, &store_grant_record, out);
+}
+
+static enum err sq_grant_revoke(struct store_tx *tx, const char *id, int64_t at, bool *found)
+{
+    const struct sqlite_arg args[] = { sq_text(id), sq_i64(at) };
+    const struct sqlite_query q = QUERY(SQ_GRANT_REVOKE, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *found = !err && changes == 1;
+    return err;
+}
+
+static enum err sq_grant_list(struct store_tx *tx, const char *user_id, int64_t at, int max,
+                              struct grant_record *out, int *n)
+{
+    const struct sqlite_arg user_args[] = { sq_text(user_id), sq_i64(max) };
+    const struct sqlite_arg active_args[] = { sq_i64(at), sq_i64(max) };
+    const struct sqlite_query qu = QUERY(SQ_GRANT_LIST_USER, user_args);
+    const struct sqlite_query qa = QUERY(SQ_GRANT_LIST_ACTIVE, active_args);
+
+    return sqlite_db_fetch_list(tx, user_id[0] ? &qu : &qa, &store_grant_record, max, out, n);
+}
+
 static enum err sq_health_touch(struct store_tx *tx, int64_t now)
 {
     const struct sqlite_arg args[] = { sq_i64(now) };
@@ -700,6 +748,10 @@ static const struct store_ops sqlite_ops = {
     .health_touch = sq_health_touch,
     .schedule_get = sq_schedule_get,
     .schedule_put = sq_schedule_put,
+    .grant_insert = sq_grant_insert,
+    .grant_get = sq_grant_get,
+    .grant_revoke = sq_grant_revoke,
+    .grant_list = sq_grant_list,
     .watch_start = sq_watch_start,
     .watch_stop = sq_watch_stop,
 };

@@ -72,6 +72,17 @@ static const struct store_field subscription_fields[] = {
     TEXT(subscription, latest_invoice, false),
 };
 
+static const struct store_field grant_fields[] = {
+    TEXT(grant_record, id, true),
+    TEXT(grant_record, user_id, true),
+    TEXT(grant_record, tier, true),
+    I64(grant_record, starts_at),
+    I64(grant_record, ends_at),
+    TEXT(grant_record, reason, false),
+    I64(grant_record, created_at),
+    I64(grant_record, revoked_at),
+};
+
 static const struct store_field schedule_fields[] = {
     TEXT(schedule_record, id, true),
     TEXT(schedule_record, subscription_id, false),
@@ -156,6 +167,7 @@ const struct store_record store_duplicate_record =
     RECORD("duplicate subscription", duplicate_record, duplicate_fields);
 const struct store_record store_schedule_record =
     RECORD("subscription schedule", schedule_record, schedule_fields);
+const struct store_record store_grant_record = RECORD("grant", grant_record, grant_fields);
 
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
 {
@@ -187,6 +199,7 @@ enum err store_open(const char *url, int pool_size, struct store **out, char *er
             enum err err = b->open(url + strlen(b->prefix), pool_size, out, errbuf, errlen);
             if (err == ERR_OK) {
                 (*out)->group = store_group_new();
+                (*out)->grants = store_grants_new();
                 store_maint_start(*out);
             }
             return err;
@@ -231,6 +244,7 @@ void store_close(struct store *st)
     st->ops->watch_stop(st->watch); /* before the cache it tells goes */
     entcache_free(st->cache);
     store_group_free(st->group);
+    store_grants_free(st->grants);
     st->ops->close(st);
 }
 

@@ -201,6 +201,35 @@ MUST_CHECK enum err store_subscription_get(struct store *st, const char *id,
 MUST_CHECK enum err store_schedule_apply(struct store *st, const struct schedule_record *s,
                                          bool *applied);
 
+/* Tier grants (issue #15). ERR_CONFLICT when the id is taken. */
+MUST_CHECK enum err store_grant_insert(struct store *st, const struct grant_record *g);
+
+/* ERR_NOT_FOUND when there is no grant with that id. */
+MUST_CHECK enum err store_grant_get(struct store *st, const char *id, struct grant_record *out);
+
+/*
+ * Revokes the grant at `at` unless it is revoked already (*revoked: this call revoked it);
+ * *out is the grant after. ERR_NOT_FOUND when there is none.
+ */
+MUST_CHECK enum err store_grant_revoke(struct store *st, const char *id, int64_t at, bool *revoked,
+                                       struct grant_record *out);
+
+/* The user's grants, newest first: out has room for max; *n written. */
+MUST_CHECK enum err store_grant_list(struct store *st, const char *user_id, int max,
+                                     struct grant_record *out, int *n);
+
+/*
+ * The best grant of user_id in force at now (started, not ended, not revoked) by better(a, b,
+ * ctx) ("a is better than b"), into *out; *found false when there is none. Reads from a snapshot
+ * of every grant in force, read again when it is older than ttl_ms (0: every call) or after this
+ * process wrote a grant, so another process's grants show within ttl_ms.
+ */
+MUST_CHECK enum err store_grant_best(struct store *st, const char *user_id, int64_t now,
+                                     int64_t ttl_ms,
+                                     bool (*better)(const struct grant_record *a,
+                                                    const struct grant_record *b, const void *ctx),
+                                     const void *ctx, struct grant_record *out, bool *found);
+
 /* ERR_NOT_FOUND when there is no schedule with that id. */
 MUST_CHECK enum err store_schedule_get(struct store *st, const char *id,
                                        struct schedule_record *out);

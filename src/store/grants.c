@@ -1,0 +1,235 @@
+/*
+ * grants.c: tiers granted outside Stripe (issue #15), above the backends: insert, revoke, list,
+ * and the grants in force for the hot reads. Those come from a process-wide snapshot of every
+ * grant in force, read again at most every ttl_ms (the entitlement cache's bound) and at once
+ * after this process's writes; grants are few (contracts, comps), so the snapshot is small.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/xalloc.h"
+#include "store/backend.h"
+#include "store/store.h"
+
+#define GRANTS_SNAPSHOT_MAX 4096 /* grants in force kept in memory; more: each read asks the db */
+#define GRANTS_USER_MAX     64   /* grants of one user looked at when the database is asked */
+
+struct grant_arg {
+    const struct store_ops *ops;
+    const char *key; /* id or user */
+    const struct grant_record *in;
+    struct grant_record *out;
+    int64_t at;
+    int max;
+    int n;
+    bool found;
+};
+
+static enum err insert_tx(struct store_tx *tx, void *arg)
+{
+    struct grant_arg *a = arg;
+
+    return a->ops->grant_insert(tx, a->in);
+}
+
+static enum err revoke_tx(struct store_tx *tx, void *arg)
+{
+    struct grant_arg *a = arg;
+    enum err err = a->ops->grant_revoke(tx, a->key, a->at, &a->found);
+
+    return err ? err : a->ops->grant_get(tx, a->key, a->out);
+}
+
+static enum err get_tx(struct store_tx *tx, void *arg)
+{
+    struct grant_arg *a = arg;
+
+    return a->ops->grant_get(tx, a->key, a->out);
+}
+
+static enum err list_tx(struct store_tx *tx, void *arg)
+{
+    struct grant_arg *a = arg;
+
+    return a->ops->grant_list(tx, a->key, a->at, a->max, a->out, &a->n);
+}
+
+/*
+ * The snapshot of one store: grants in force sorted by user id, and when it was read (monotonic
+ * ms). full: there were GRANTS_SNAPSHOT_MAX or more, so lookups ask the database.
+ */
+struct store_grants {
+    pthread_mutex_t mu;
+    struct grant_record *list;
+    int n;
+    bool full;
+    int64_t read_ms; /* 0: to be read again */
+};
+
+struct store_grants *store_grants_new(void)
+{
+    struct store_grants *g = xcalloc(1, sizeof(*g));
+
+    pthread_mutex_init(&g->mu, NULL);
+    return g;
+}
+
+void store_grants_free(struct store_grants *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_destroy(&g->mu);
+    free(g->list);
+    free(g);
+}
+
+static void snapshot_drop(struct store *st)
+{
+    pthread_mutex_lock(&st->grants->mu);
+    st->grants->read_ms = 0;
+    pthread_mutex_unlock(&st->grants->mu);
+}
+
+enum err store_grant_insert(struct store *st, const struct grant_record *g)
+{
+    struct grant_arg a = { .ops = st->ops, .in = g };
+    enum err err;
+
+    if (!store_record_check(&store_grant_record, g, true))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_WRITE, insert_tx, &a);
+    snapshot_drop(st);
+    return err;
+}
+
+enum err store_grant_revoke(struct store *st, const char *id, int64_t at, bool *revoked,
+                            struct grant_record *out)
+{
+    struct grant_arg a = { .ops = st->ops, .key = id, .out = out, .at = at };
+    enum err err;
+
+    *revoked = false;
+    if (!store_arg_ok(id, GRANT_ID_MAX))
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_WRITE, revoke_tx, &a);
+    snapshot_drop(st);
+    *revoked = !err && a.found;
+    return err;
+}
+
+enum err store_grant_get(struct store *st, const char *id, struct grant_record *out)
+{
+    struct grant_arg a = { .ops = st->ops, .key = id, .out = out };
+
+    if (!store_arg_ok(id, GRANT_ID_MAX))
+        return ERR_INVALID;
+    return store_run(st, STORE_RUN_READ, get_tx, &a);
+}
+
+enum err store_grant_list(struct store *st, const char *user_id, int max, struct grant_record *out,
+                          int *n)
+{
+    struct grant_arg a = { .ops = st->ops, .key = user_id, .out = out, .max = max };
+    enum err err;
+
+    *n = 0;
+    if (!store_arg_ok(user_id, USER_ID_MAX) || max < 0)
+        return ERR_INVALID;
+    err = store_run(st, STORE_RUN_READ, list_tx, &a);
+    *n = err ? 0 : a.n;
+    return err;
+}
+
+static int by_user(const void *x, const void *y)
+{
+    return strcmp(((const struct grant_record *)x)->user_id,
+                  ((const struct grant_record *)y)->user_id);
+}
+
+/* Reads every grant in force from now on into the snapshot; under its mutex. */
+static enum err snapshot_read(struct store *st, int64_t now)
+{
+    struct store_grants *snap = st->grants;
+    struct grant_record *list = xcalloc(GRANTS_SNAPSHOT_MAX, sizeof(*list));
+    struct grant_arg a = { .ops = st->ops,
+                           .key = "",
+                           .out = list,
+                           .at = now,
+                           .max = GRANTS_SNAPSHOT_MAX };
+    enum err err = store_run(st, STORE_RUN_READ, list_tx, &a);
+
+    if (err) {
+        free(list);
+        return err;
+    }
+    free(snap->list);
+    snap->list = a.n ? xrealloc(list, (size_t)a.n * sizeof(*list)) : NULL;
+    if (!a.n)
+        free(list);
+    snap->n = a.n;
+    snap->full = a.n >= GRANTS_SNAPSHOT_MAX;
+    if (snap->n)
+        qsort(snap->list, (size_t)snap->n, sizeof(*snap->list), by_user);
+    snap->read_ms = clock_mono_ms();
+    return ERR_OK;
+}
+
+/* The best of n grants of user_id in force at now into *out (*found). */
+static void pick(const struct grant_record *g, int n, const char *user_id, int64_t now,
+                 bool (*better)(const struct grant_record *a, const struct grant_record *b,
+                                const void *ctx),
+                 const void *ctx, struct grant_record *out, bool *found)
+{
+    for (int i = 0; i < n; i++) {
+        if (strcmp(g[i].user_id, user_id) != 0 || g[i].revoked_at || g[i].starts_at > now ||
+            (g[i].ends_at && g[i].ends_at <= now))
+            continue;
+        if (!*found || better(&g[i], out, ctx)) {
+            *out = g[i];
+            *found = true;
+        }
+    }
+}
+
+enum err store_grant_best(struct store *st, const char *user_id, int64_t now, int64_t ttl_ms,
+                          bool (*better)(const struct grant_record *a, const struct grant_record *b,
+                                         const void *ctx),
+                          const void *ctx, struct grant_record *out, bool *found)
+{
+    struct store_grants *snap = st->grants;
+    struct grant_record probe = { .user_id = "" };
+    const struct grant_record *hit, *end;
+    struct grant_record *mine;
+    enum err err = ERR_OK;
+    bool full = false;
+    int n = 0;
+
+    *found = false;
+    if (!store_arg_ok(user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    memcpy(probe.user_id, user_id, strlen(user_id) + 1);
+    pthread_mutex_lock(&snap->mu);
+    if (!snap->read_ms || ttl_ms <= 0 || clock_mono_ms() - snap->read_ms >= ttl_ms)
+        err = snapshot_read(st, now);
+    full = snap->full;
+    if (!err && !full && snap->n) {
+        hit = bsearch(&probe, snap->list, (size_t)snap->n, sizeof(*snap->list), by_user);
+        while (hit && hit > snap->list && strcmp((hit - 1)->user_id, user_id) == 0)
+            hit--; /* the first of the user's */
+        for (end = hit; end && end < snap->list + snap->n && strcmp(end->user_id, user_id) == 0;)
+            end++;
+        if (hit)
+            pick(hit, (int)(end - hit), user_id, now, better, ctx, out, found);
+    }
+    pthread_mutex_unlock(&snap->mu);
+    if (err || !full)
+        return err;
+    mine = xcalloc(GRANTS_USER_MAX, sizeof(*mine));
+    err = store_grant_list(st, user_id, GRANTS_USER_MAX, mine, &n);
+    if (!err)
+        pick(mine, n, user_id, now, better, ctx, out, found);
+    free(mine);
+    return err;
+}
