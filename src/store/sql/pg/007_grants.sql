@@ -1,4 +1,4 @@
--- 008_grants.sql: tiers granted to users outside Stripe (issue #15): contracts (Enterprise),
+-- 007_grants.sql: tiers granted to users outside Stripe (issue #15): contracts (Enterprise),
 -- comps, support. A grant may start later and end; a revoked one stays, for the record.
 
 CREATE TABLE tier_grants (
