@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "api/events_cli.h"
 #include "api/sync.h"
+#include "api/user_cli.h"
 #include "auth/jwks_source.h"
 #include "auth/jwt.h"
 #include "auth/jwt_sign.h"
@@ -456,6 +457,21 @@ out:
     return rc;
 }
 
+/* user ID: the support view of one user (api/user_cli.c). */
+static int cmd_user(int argc, char **argv)
+{
+    struct app a = { 0 };
+    int rc = 1;
+
+    if (load_config(&a.cfg) || load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store))
+        goto out;
+    a.api = (struct api){ .cfg = &a.cfg, .store = a.store, .tiers = &a.tiers };
+    rc = user_cli_run(&a.api, argc, argv, stdout, stderr);
+out:
+    app_release(&a);
+    return rc;
+}
+
 /*
  * sync [--user ID] [--dry-run] | sync --import [--import-key KEY] [--dry-run]: pulls
  * subscriptions and invoices from Stripe and repairs the store (api/sync.c). Exit 0 when every
@@ -578,6 +594,7 @@ static const struct command commands[] = {
     { "sync", cmd_sync,
       "sync [--user ID] [--import [--import-key KEY]] [--dry-run]: repair from Stripe" },
     { "events", cmd_events, "events [--failed] [--limit N] | events replay ID: webhook inbox" },
+    { "user", cmd_user, "user ID: everything about one user (support view)" },
     { "check-config", cmd_check_config, "print the effective configuration, secrets redacted" },
     { "token", cmd_token, "token USER [EMAIL] [TTL_S]: mint a development user token (HS256)" },
     { "version", cmd_version, "print the version" },

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PLUS_PRICE, WEBHOOK_SECRET, subscribe } from './access_lib.mjs';
-import { SERVICE_KEY, now, req, startServer, stopServer, tmpDir, userToken } from './lib.mjs';
+import { SERVICE_KEY, now, req, run, startServer, stopServer, tmpDir, userToken } from './lib.mjs';
 
 const A = '/api/v1/access';
 const ENV = { STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET, STRIPE_PLUS_PRICE_ID: PLUS_PRICE, HTTP_THREADS: '4' };
@@ -167,5 +167,30 @@ describe('another process', () => {
     } finally {
       await stopServer(other);
     }
+  });
+});
+
+describe('subgate user ID', () => {
+  test('the support view: customer, subscription, tier and its source, grants, usage, invoices, events', async () => {
+    const user = 'g_support';
+    await subscribe(srv, user);
+    const g = (await grant({ user_id: user, tier: 'enterprise', reason: 'support case 7' })).body;
+    const consumed = await req(srv, 'POST', `${A}/consume`, { token: SERVICE_KEY, body: { user_id: user, quota: 'ai_minutes', amount: 3 } });
+    assert.equal(consumed.status, 200, JSON.stringify(consumed.body));
+    const r = run(['user', user], { env: { ...ENV, DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}` }, cwd: dir });
+    assert.equal(r.status, 0, r.stderr);
+    const out = r.stdout;
+    assert.match(out, /^user: +g_support$/m);
+    assert.match(out, /^customer: +cus_\w+/m);
+    assert.match(out, /^subscription: +sub_\w+ +active +tier plus/m);
+    assert.match(out, /^tier now: +enterprise \(granted\)$/m);
+    assert.match(out, new RegExp(`^  ${g.id} +enterprise .* in force  support case 7$`, 'm'));
+    assert.match(out, /^  ai_minutes +3 of unlimited/m);
+    assert.match(out, /^events \(the user's among the newest \d+\):\n  evt_\w+ +customer\.subscription\.created +applied/m);
+    const none = run(['user', 'g_nobody'], { env: { ...ENV, DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}` }, cwd: dir });
+    assert.equal(none.status, 0, none.stderr);
+    assert.match(none.stdout, /^customer: +none/m);
+    assert.match(none.stdout, /^tier now: +free \(default\)$/m);
+    assert.equal(run(['user'], { env: ENV, cwd: dir }).status, 2);
   });
 });
