@@ -150,11 +150,11 @@ static enum err key_load(const char *path, bool private, struct signer_key *k, c
     if (!k->pkey)
         return fail(errbuf, errlen, path,
                     private ? "not a PEM private key" : "not a PEM public or private key");
-    if (!key_components(k))
-        return fail(errbuf, errlen, path, "must be an EC P-256 (ES256) or Ed25519 (EdDSA) key");
-    if (!key_thumbprint(k))
-        return fail(errbuf, errlen, path, "cannot compute the key's thumbprint");
-    return ERR_OK;
+    if (key_components(k) && key_thumbprint(k))
+        return ERR_OK;
+    EVP_PKEY_free(k->pkey);
+    k->pkey = NULL;
+    return fail(errbuf, errlen, path, "must be an EC P-256 (ES256) or Ed25519 (EdDSA) key");
 }
 
 static const char *alg_name(enum signer_alg alg)

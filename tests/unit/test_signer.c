@@ -164,19 +164,27 @@ static void test_rotation(EVP_PKEY *ec, EVP_PKEY *ed, const char *ec_kid, const 
     unlink(pub);
 }
 
-static void test_refused(void)
+static void test_refused(EVP_PKEY *ed)
 {
     EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    char path[64], err[256] = "";
+    char path[64], pub[64], good[64], err[256] = "";
+    const char *prev[] = { pub };
     struct signer *s = NULL;
 
+    pem_file(ed, true, good, sizeof(good));
     pem_file(p384, true, path, sizeof(path));
     T_EQ_I64(signer_new(path, NULL, 0, &s, err, sizeof(err)), ERR_INVALID, "P-384 refused");
     T_OK(strstr(err, "P-256") != NULL, "says which keys: %s", err);
+    /* As a previous key too, with nothing left behind (ASan's leak check). */
+    pem_file(p384, false, pub, sizeof(pub));
+    T_EQ_I64(signer_new(good, prev, 1, &s, err, sizeof(err)), ERR_INVALID, "P-384 previous key");
+    T_OK(strstr(err, pub) != NULL, "names the file: %s", err);
+    unlink(pub);
     unlink(path);
     T_EQ_I64(signer_new("/nonexistent/key.pem", NULL, 0, &s, err, sizeof(err)), ERR_INVALID,
              "missing file refused");
     T_OK(s == NULL, "no signer");
+    unlink(good);
     EVP_PKEY_free(p384);
 }
 
@@ -194,7 +202,7 @@ int main(void)
     T_EQ_STR(rfc_kid, rfc8037_kid, "kid is the RFC 7638 thumbprint (RFC 8037 A.3)");
     T_OK(strcmp(ec_kid, ed_kid) != 0, "two keys, two kids");
     test_rotation(ec, ed, ec_kid, ed_kid);
-    test_refused();
+    test_refused(ed);
     EVP_PKEY_free(ec);
     EVP_PKEY_free(ed);
     EVP_PKEY_free(rfc);
