@@ -237,7 +237,7 @@ static int make_verifier(const struct config *cfg, struct jwks_source **jwks,
  */
 static int make_signer(const struct config *cfg, struct signer **out)
 {
-    char err[ERRBUF], msg[ERRBUF + 64];
+    char err[ERRBUF], msg[ERRBUF + 64], quoted[ERRBUF];
 
     *out = NULL;
     if (!cfg->ent_token_key_file) {
@@ -247,8 +247,9 @@ static int make_signer(const struct config *cfg, struct signer **out)
     }
     if (signer_new(cfg->ent_token_key_file, (const char *const *)cfg->ent_token_public_keys,
                    cfg->ent_token_public_key_count, out, err, sizeof(err)) != ERR_OK) {
+        snprintf(quoted, sizeof(quoted), "'%s'", cfg->ent_token_key_file); /* errors quote it */
         snprintf(msg, sizeof(msg), "ENTITLEMENT_TOKEN_%s: %s",
-                 strstr(err, cfg->ent_token_key_file) ? "KEY_FILE" : "PUBLIC_KEYS", err);
+                 strstr(err, quoted) ? "KEY_FILE" : "PUBLIC_KEYS", err);
         return fail(msg);
     }
     return 0;

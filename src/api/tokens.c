@@ -75,13 +75,13 @@ static json_t *claims_json(const struct api *api, const char *user, const struct
                            const struct gate_quota_state *states, int64_t now)
 {
     json_t *features = json_array();
+    int64_t exp = now + api->cfg->ent_token_ttl_s;
     json_t *c;
 
     for (size_t i = 0; i < t->feature_count; i++)
         json_array_append_new(features, json_string(t->features[i]));
     c = json_pack("{s:s, s:s, s:I, s:I, s:s, s:o, s:o}", "iss", api->cfg->ent_token_issuer, "sub",
-                  user, "iat", (json_int_t)now, "exp",
-                  (json_int_t)(now + api->cfg->ent_token_ttl_s), "tier", t->id, "features",
+                  user, "iat", (json_int_t)now, "exp", (json_int_t)exp, "tier", t->id, "features",
                   features, "quotas", quotas_json(api->tiers, states));
     if (c && api->cfg->ent_token_audience)
         json_object_set_new(c, "aud", json_string(api->cfg->ent_token_audience));
@@ -116,18 +116,21 @@ static enum err sign_claims(struct request *req, const struct signer *s, json_t 
 
 enum err tokens_entitlement(struct request *req, struct response *resp)
 {
+    static const char *const none[] = { NULL };
     const struct api *api = req->app;
     struct gate_quota_state states[TIER_QUOTA_MAX] = { 0 };
     const struct signer *s = NULL;
     const struct tier *t = NULL;
     const char *named = NULL, *user = NULL;
     int64_t now = clock_now();
+    int64_t exp = now + api->cfg->ent_token_ttl_s;
     json_t *claims = NULL;
     struct buf tok;
     enum err err;
 
     buf_init(&tok, TOKEN_MAX);
-    if ((err = signer_of(req, &s)) || (err = named_user(req, &named)) ||
+    if ((err = request_query_only(req, none)) || (err = signer_of(req, &s)) ||
+        (err = named_user(req, &named)) ||
         (err = access_state_of(req, named, now, &user, &t, states)))
         goto out;
     claims = claims_json(api, user, t, states, now);
@@ -135,7 +138,7 @@ enum err tokens_entitlement(struct request *req, struct response *resp)
         goto out;
     response_json(resp, 200,
                   json_pack("{s:s, s:I, s:s}", "token", buf_str(&tok), "expires_at",
-                            (json_int_t)(now + api->cfg->ent_token_ttl_s), "kid", signer_kid(s)));
+                            (json_int_t)exp, "kid", signer_kid(s)));
     (void)response_add_header(resp, "Cache-Control", "no-store"); /* constant: never refused */
 out:
     json_decref(claims);
