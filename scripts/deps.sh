@@ -38,12 +38,13 @@ if [ "${1:-}" = "--bench" ] || [ "${1:-}" = "--test" ]; then
         # caddy runs docs/caddy.example.Caddyfile as the test's user (caddy.test.mjs), apart
         # from the package's own service, which the test neither needs nor touches;
         # promtool checks /metrics against Prometheus's own rules; the Python client's tests
-        # run on Debian's pytest, FastAPI, uvicorn and httpx; the JS client's browser test on
+        # run on Debian's pytest, FastAPI, uvicorn, httpx and cryptography (ES256/EdDSA entitlement
+        # tokens: the standard library has neither); the JS client's browser test on
         # Debian's chromium (driven by playwright-core from npm).
         command -v promtool >/dev/null 2>&1 || need="$need prometheus"
         command -v chromium >/dev/null 2>&1 || need="$need chromium"
         command -v caddy >/dev/null 2>&1 || need="$need caddy"
-        for p in python3-pytest python3-fastapi python3-uvicorn python3-httpx; do
+        for p in python3-pytest python3-fastapi python3-uvicorn python3-httpx python3-cryptography; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
         done
     fi

@@ -15,6 +15,7 @@
 #include "auth/jwt.h"
 #include "auth/jwt_sign.h"
 #include "auth/service_key.h"
+#include "auth/signer.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/file.h"
@@ -44,6 +45,7 @@ struct app {
     struct service_keys keys;
     struct store *store;
     struct stripe_client *stripe; /* NULL without STRIPE_SECRET_KEY */
+    struct signer *signer;        /* NULL without ENTITLEMENT_TOKEN_KEY_FILE */
     struct api api;
     int threads; /* HTTP worker threads */
 };
@@ -230,6 +232,30 @@ static int make_verifier(const struct config *cfg, struct jwks_source **jwks,
     return 0;
 }
 
+/*
+ * ENTITLEMENT_TOKEN_KEY_FILE and ENTITLEMENT_TOKEN_PUBLIC_KEYS. Without a key file the token
+ * routes answer 503 (no ephemeral key: every instance must sign with the same published keys).
+ */
+static int make_signer(const struct config *cfg, struct signer **out)
+{
+    char err[ERRBUF], msg[ERRBUF + 64], quoted[ERRBUF];
+
+    *out = NULL;
+    if (!cfg->ent_token_key_file) {
+        if (cfg->ent_token_public_key_count)
+            return fail("ENTITLEMENT_TOKEN_PUBLIC_KEYS: needs ENTITLEMENT_TOKEN_KEY_FILE");
+        return 0;
+    }
+    if (signer_new(cfg->ent_token_key_file, (const char *const *)cfg->ent_token_public_keys,
+                   cfg->ent_token_public_key_count, out, err, sizeof(err)) != ERR_OK) {
+        snprintf(quoted, sizeof(quoted), "'%s'", cfg->ent_token_key_file); /* errors quote it */
+        snprintf(msg, sizeof(msg), "ENTITLEMENT_TOKEN_%s: %s",
+                 strstr(err, quoted) ? "KEY_FILE" : "PUBLIC_KEYS", err);
+        return fail(msg);
+    }
+    return 0;
+}
+
 static int open_store(const struct config *cfg, int threads, struct store **out)
 {
     char err[ERRBUF];
@@ -302,6 +328,7 @@ static void app_release(struct app *a)
     store_close(a->store);
     jwt_verifier_free(a->jwt);
     jwks_source_free(a->jwks);
+    signer_free(a->signer);
     service_keys_release(&a->keys);
     config_release(&a->cfg);
 }
@@ -329,7 +356,7 @@ static int app_init(struct app *a)
     if (config_require_serve(&a->cfg, err, sizeof(err)) != ERR_OK)
         return fail(err);
     if (load_tiers(&a->cfg, &a->tiers) || load_gate(&a->cfg, &a->tiers, &a->gate) ||
-        make_verifier(&a->cfg, &a->jwks, &a->jwt))
+        make_verifier(&a->cfg, &a->jwks, &a->jwt) || make_signer(&a->cfg, &a->signer))
         return 1;
     if (service_keys_from_secrets(&a->keys, a->cfg.service_api_keys,
                                   a->cfg.service_api_key_count) != ERR_OK)
@@ -343,6 +370,7 @@ static int app_init(struct app *a)
                            .service_keys = &a->keys,
                            .tiers = &a->tiers,
                            .gate = &a->gate,
+                           .signer = a->signer,
                            .stripe = a->stripe };
     api_prepare(&a->api);
     return 0;

@@ -211,6 +211,61 @@ export class Subgate {
   cancelPlanChange(): Promise<SubscriptionWithChange>;
   /** Withdraws a cancellation at period end. */
   resumeSubscription(): Promise<SubscriptionWithChange>;
+  /** A user's own token; a service (service key as token) names the user. */
+  entitlementToken(options?: { userId?: string }): Promise<EntitlementTokenAnswer>;
 }
+
+export interface EntitlementTokenAnswer {
+  token: string;
+  /** Unix seconds: the token's exp. */
+  expires_at: number;
+  /** The key that signed it, as /.well-known/jwks.json lists it. */
+  kid: string;
+}
+
+export interface EntitlementQuota {
+  /** null: unlimited. */
+  limit: number | null;
+  used: number;
+  remaining: number | null;
+  window: string;
+  window_start: number;
+  resets_at: number;
+}
+
+export interface EntitlementClaims {
+  iss: string;
+  sub: string;
+  aud?: string;
+  iat: number;
+  exp: number;
+  tier: string;
+  features: string[];
+  quotas: Record<string, EntitlementQuota>;
+}
+
+export interface Jwks {
+  keys: Array<Record<string, unknown>>;
+}
+
+export interface VerifyEntitlementOptions {
+  /** The JWKS itself, or jwksUrl: subgate's /.well-known/jwks.json, fetched and cached. */
+  jwks?: Jwks;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  /** Unix seconds; default the clock. */
+  now?: number;
+  /** Seconds of clock skew accepted after exp; default 60. */
+  leeway?: number;
+  fetch?: typeof fetch;
+}
+
+export class EntitlementTokenError extends Error {
+  code: 'malformed' | 'alg' | 'unknown_kid' | 'signature' | 'expired' | 'issuer' | 'audience' | 'jwks';
+}
+
+/** Verifies a token locally (WebCrypto: ES256, and Ed25519 where the runtime has it). */
+export function verifyEntitlementToken(token: string, options: VerifyEntitlementOptions): Promise<EntitlementClaims>;
 
 export default Subgate;

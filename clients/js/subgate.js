@@ -1,6 +1,7 @@
 // subgate.js: the browser and Node client of subgate's user API (pricing, subscription, usage,
 // invoices, checkout, checkout-success, portal, cancel, and plan changes: change-plan,
-// preview-plan-change, cancel-plan-change, resume-subscription). An ES module with no dependencies and
+// preview-plan-change, cancel-plan-change, resume-subscription), and of its entitlement tokens
+// (entitlementToken, and verifyEntitlementToken, which checks one locally with WebCrypto). An ES module with no dependencies and
 // no build step: it needs only fetch (every browser, Node 18+).
 
 /** An error answer of subgate, from its Stripe-shaped body {"error": {type, code, param, message}}. */
@@ -17,6 +18,7 @@ export class SubgateError extends Error {
 }
 
 const PAYMENTS = '/api/v1/payments';
+const ACCESS = '/api/v1/access';
 
 // The body of change-plan and preview-plan-change: interval only when given (the server refuses
 // unknown members and a null interval).
@@ -163,6 +165,108 @@ export class Subgate {
   resumeSubscription() {
     return this._request('POST', `${PAYMENTS}/resume-subscription`);
   }
+
+  /**
+   * POST /access/entitlement-token: {token, expires_at, kid}, a short-lived token signed by
+   * subgate stating the user's tier, features and quotas (verifyEntitlementToken checks it).
+   * A user asks for itself; a service (a service key as token) names the user with userId.
+   */
+  entitlementToken({ userId } = {}) {
+    const body = userId === undefined ? undefined : { user_id: userId };
+    return this._request('POST', `${ACCESS}/entitlement-token`, { body });
+  }
+}
+
+/** Why verifyEntitlementToken refused a token: code is one of malformed, alg, unknown_kid,
+ * signature, expired, issuer, audience, jwks. */
+export class EntitlementTokenError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'EntitlementTokenError';
+    this.code = code;
+  }
+}
+
+// The algorithms subgate signs with, pinned by the key's type: alg must agree with the JWK.
+const TOKEN_ALGS = {
+  ES256: { kty: 'EC', crv: 'P-256', key: { name: 'ECDSA', namedCurve: 'P-256' }, verify: { name: 'ECDSA', hash: 'SHA-256' } },
+  EdDSA: { kty: 'OKP', crv: 'Ed25519', key: { name: 'Ed25519' }, verify: { name: 'Ed25519' } },
+};
+const jwksCache = new Map(); // jwksUrl -> JWKS, refetched when a kid is not in it
+
+function b64urlBytes(s) {
+  if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new EntitlementTokenError('malformed', 'entitlement token: not base64url');
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+function b64urlJson(s) {
+  try {
+    return JSON.parse(new TextDecoder().decode(b64urlBytes(s)));
+  } catch (e) {
+    if (e instanceof EntitlementTokenError) throw e;
+    throw new EntitlementTokenError('malformed', 'entitlement token: a part is not JSON');
+  }
+}
+
+async function fetchJwks(url, fetchImpl) {
+  let res;
+  try {
+    res = await fetchImpl(url);
+  } catch (e) {
+    throw new EntitlementTokenError('jwks', `cannot fetch the JWKS at ${url}: ${e.message}`);
+  }
+  if (!res.ok) throw new EntitlementTokenError('jwks', `the JWKS at ${url} answered ${res.status}`);
+  const jwks = await res.json();
+  jwksCache.set(url, jwks);
+  return jwks;
+}
+
+// The JWK named kid: from jwks, or from jwksUrl (cached; fetched again once for an unknown kid).
+async function findKey(kid, { jwks, jwksUrl, fetch: fetchImpl }) {
+  const find = (set) => ((set && set.keys) || []).find((k) => k.kid === kid);
+  if (jwks) return find(jwks);
+  if (!jwksUrl) throw new TypeError('verifyEntitlementToken needs jwks or jwksUrl');
+  const f = fetchImpl || globalThis.fetch.bind(globalThis);
+  return find(jwksCache.get(jwksUrl)) || find(await fetchJwks(jwksUrl, f));
+}
+
+function checkClaims(c, { issuer, audience, now, leeway }) {
+  const t = now === undefined ? Math.floor(Date.now() / 1000) : now;
+  if (typeof c.exp !== 'number') throw new EntitlementTokenError('malformed', 'entitlement token: no exp');
+  if (t > c.exp + leeway) throw new EntitlementTokenError('expired', `entitlement token expired at ${c.exp}`);
+  if (issuer !== undefined && c.iss !== issuer) throw new EntitlementTokenError('issuer', `entitlement token: wrong issuer '${c.iss}'`);
+  const aud = Array.isArray(c.aud) ? c.aud : c.aud === undefined ? [] : [c.aud];
+  if (audience !== undefined && !aud.includes(audience)) throw new EntitlementTokenError('audience', 'entitlement token: wrong audience');
+}
+
+/**
+ * Verifies an entitlement token locally, with no call to subgate, and returns its claims
+ * {iss, sub, iat, exp, tier, features, quotas, aud?}. options: jwks (the JWKS object) or jwksUrl
+ * (subgate's /.well-known/jwks.json, fetched and cached), issuer and audience (checked when
+ * given), now (Unix seconds, default the clock), leeway (seconds of clock skew, default 60).
+ * Throws EntitlementTokenError on a malformed token, an alg other than ES256 or EdDSA, an
+ * unknown kid, a bad signature, expiry, or a wrong issuer or audience.
+ */
+export async function verifyEntitlementToken(token, options = {}) {
+  const { leeway = 60 } = options;
+  const p = typeof token === 'string' ? token.split('.') : [];
+  if (p.length !== 3) throw new EntitlementTokenError('malformed', 'entitlement token: not a JWS compact token');
+  const header = b64urlJson(p[0]);
+  const alg = Object.hasOwn(TOKEN_ALGS, header.alg) ? TOKEN_ALGS[header.alg] : null;
+  if (!alg) throw new EntitlementTokenError('alg', `entitlement token: alg '${header.alg}' is not ES256 or EdDSA`);
+  const jwk = await findKey(header.kid, options);
+  if (!jwk) throw new EntitlementTokenError('unknown_kid', `entitlement token: unknown kid '${header.kid}'`);
+  if (jwk.kty !== alg.kty || jwk.crv !== alg.crv) throw new EntitlementTokenError('alg', `entitlement token: alg '${header.alg}' does not match the key`);
+  const { kty, crv, x, y } = jwk;
+  const key = await crypto.subtle.importKey('jwk', y === undefined ? { kty, crv, x } : { kty, crv, x, y }, alg.key, false, ['verify']);
+  const data = new TextEncoder().encode(`${p[0]}.${p[1]}`);
+  if (!(await crypto.subtle.verify(alg.verify, key, b64urlBytes(p[2]), data))) {
+    throw new EntitlementTokenError('signature', 'entitlement token: bad signature');
+  }
+  const claims = b64urlJson(p[1]);
+  checkClaims(claims, { ...options, leeway });
+  return claims;
 }
 
 export default Subgate;

@@ -676,3 +676,14 @@ enum err access_usage_read(struct request *req, struct response *resp)
     response_jw(resp, 200, &w);
     return ERR_OK;
 }
+
+/* The subject (a service names it), its tier and quota states at now, as GET /usage reads them. */
+enum err access_state_of(struct request *req, const char *named, int64_t now, const char **user,
+                         const struct tier **t, struct gate_quota_state *states)
+{
+    enum err err;
+
+    if ((err = subject_of(req, named, user)) || (err = tier_of_user(req, *user, now, t)))
+        return err;
+    return quota_states(req, *user, *t, now, states);
+}

@@ -16,6 +16,7 @@ struct service_keys;
 struct tier_catalog;
 struct stripe_client;
 struct gate_rules;
+struct signer;
 
 /* Everything a handler may use; all borrowed, alive for as long as the server runs. */
 struct api {
@@ -26,6 +27,7 @@ struct api {
     const struct tier_catalog *tiers;
     const struct gate_rules *gate; /* GATE_RULES_FILE or the built-in rules; NULL: none */
     struct stripe_client *stripe;  /* NULL without STRIPE_SECRET_KEY: those endpoints answer 503 */
+    const struct signer *signer;   /* NULL without ENTITLEMENT_TOKEN_KEY_FILE: token routes 503 */
     char *pricing_body; /* GET /pricing, rendered once by api_prepare (it never changes) */
     size_t pricing_len;
 };

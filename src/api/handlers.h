@@ -64,4 +64,18 @@ enum err access_refund(struct request *req, struct response *resp);
 enum err access_usage_read(struct request *req, struct response *resp);
 enum err access_gate(struct request *req, struct response *resp);
 
+/*
+ * For tokens.c: the user a request is about (named: the body's or query's user_id, which only a
+ * service may give for another user), its effective tier and the state of every quota of the
+ * catalogue at now (states[TIER_QUOTA_MAX]). Fails the request on a refusal or a store error.
+ */
+struct tier;
+struct gate_quota_state;
+enum err access_state_of(struct request *req, const char *named, int64_t now, const char **user,
+                         const struct tier **t, struct gate_quota_state *states);
+
+/* tokens.c */
+enum err tokens_jwks(struct request *req, struct response *resp);
+enum err tokens_entitlement(struct request *req, struct response *resp);
+
 #endif /* SUBGATE_API_HANDLERS_H */

@@ -26,6 +26,7 @@ static const struct route routes[] = {
     { "GET",  "/readyz",                    AUTH_NONE, 0,               ops_readyz },
     { "GET",  "/metrics",                   AUTH_NONE, 0,               ops_metrics },
     { "GET",  "/openapi.json",              AUTH_NONE, 0,               ops_openapi },
+    { "GET",  "/.well-known/jwks.json",     AUTH_NONE, 0,               tokens_jwks },
     { "GET",  P "/pricing",                 AUTH_NONE, B,               payments_pricing },
     { "GET",  P "/subscription",            AUTH_USER, B,               payments_subscription },
     { "GET",  P "/invoices",                AUTH_USER, B,               payments_invoices },
@@ -48,6 +49,7 @@ static const struct route routes[] = {
     { "POST", A "/grants",                  AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_create },
     { "GET",  A "/grants",                  AUTH_SERVICE, 0,            access_grant_list },
     { "POST", A "/grants/revoke",           AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_revoke },
+    { "POST", A "/entitlement-token",       AUTH_USER_OR_SERVICE, B,    tokens_entitlement },
     { "POST", A "/gate",                    AUTH_NONE, 0,               access_gate },
 };
 

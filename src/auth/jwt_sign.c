@@ -7,24 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-/* Appends the unpadded base64url form of <p, n>. */
-static enum err b64url_append(struct buf *out, const unsigned char *p, size_t n)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    enum err err = ERR_OK;
-
-    for (size_t i = 0; i < n && !err; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        size_t left = n - i;
-        if (left > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (left > 2)
-            v |= p[i + 2];
-        char q[4] = { abc[(v >> 18) & 63], abc[(v >> 12) & 63], abc[(v >> 6) & 63], abc[v & 63] };
-        err = buf_append(out, q, left > 2 ? 4 : left + 1);
-    }
-    return err;
-}
+#include "base/b64url.h"
 
 static json_t *claims_json(const struct jwt_mint *m)
 {
@@ -54,9 +37,9 @@ enum err jwt_sign_hs256(const struct secret *key, const struct jwt_mint *m, stru
 
     if (!payload || !k)
         goto out;
-    if ((err = b64url_append(out, (const unsigned char *)header, strlen(header))) ||
+    if ((err = b64url_encode(out, (const unsigned char *)header, strlen(header))) ||
         (err = buf_puts(out, ".")) ||
-        (err = b64url_append(out, (const unsigned char *)payload, strlen(payload))))
+        (err = b64url_encode(out, (const unsigned char *)payload, strlen(payload))))
         goto out;
     if (!HMAC(EVP_sha256(), k, (int)key_len, (const unsigned char *)out->data + start,
               out->len - start, mac, &mac_len)) {
@@ -64,7 +47,7 @@ enum err jwt_sign_hs256(const struct secret *key, const struct jwt_mint *m, stru
         goto out;
     }
     if ((err = buf_puts(out, ".")) == ERR_OK)
-        err = b64url_append(out, mac, mac_len);
+        err = b64url_encode(out, mac, mac_len);
 out:
     free(payload);
     json_decref(claims);

@@ -1,5 +1,7 @@
-/* b64url.c: strict unpadded base64url decoding for JOSE (see b64url.h). */
+/* b64url.c: strict unpadded base64url decoding, and encoding, for JOSE (see b64url.h). */
 #include "base/b64url.h"
+
+#include <stdint.h>
 
 /* Returns the 6-bit value of a base64url character, or -1. */
 static int b64url_value(unsigned char c)
@@ -39,4 +41,22 @@ bool b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap, size
         return false;
     *out_len = o;
     return true;
+}
+
+enum err b64url_encode(struct buf *out, const unsigned char *p, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    enum err err = ERR_OK;
+
+    for (size_t i = 0; i < n && !err; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        size_t left = n - i;
+        if (left > 1)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (left > 2)
+            v |= p[i + 2];
+        char q[4] = { abc[(v >> 18) & 63], abc[(v >> 12) & 63], abc[(v >> 6) & 63], abc[v & 63] };
+        err = buf_append(out, q, left > 2 ? 4 : left + 1);
+    }
+    return err;
 }

@@ -77,9 +77,15 @@ struct config {
     int64_t stripe_concurrency;            /* STRIPE_CONCURRENCY: requests calling Stripe at once */
     int64_t stripe_queue_max;              /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
     int64_t entitlement_cache_users;       /* ENTITLEMENT_CACHE_USERS: entries, 0 = no cache */
-    int64_t entitlement_cache_ttl_ms; /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
-    bool entitlement_cache_listen;    /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */
-    char *log_level;                  /* LOG_LEVEL: debug, info, warn or error */
+    int64_t entitlement_cache_ttl_ms;  /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
+    bool entitlement_cache_listen;     /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */
+    char *ent_token_key_file;          /* ENTITLEMENT_TOKEN_KEY_FILE: P-256/Ed25519 PEM */
+    char **ent_token_public_keys;      /* ENTITLEMENT_TOKEN_PUBLIC_KEYS: previous keys' PEMs */
+    size_t ent_token_public_key_count; /* 0 to 8 */
+    int64_t ent_token_ttl_s;           /* ENTITLEMENT_TOKEN_TTL: a token's life, 30-86400 */
+    char *ent_token_issuer;            /* ENTITLEMENT_TOKEN_ISSUER: "iss" of the tokens */
+    char *ent_token_audience;          /* ENTITLEMENT_TOKEN_AUDIENCE: "aud", NULL: none */
+    char *log_level;                   /* LOG_LEVEL: debug, info, warn or error */
     enum config_source source[CONFIG_VARS_MAX]; /* per table row, in table order */
 };
 

@@ -214,6 +214,18 @@ class Subgate:
                 return t.rank
         raise ValueError(f"subgate has no tier '{tier}'")
 
+    def entitlement_token(self, user_id: str) -> Dict[str, Any]:
+        """POST /access/entitlement-token for user_id: {token, expires_at, kid}; check the token
+        with verify_entitlement_token and jwks()."""
+        b, _ = self._call("POST", "/api/v1/access/entitlement-token", body={"user_id": user_id})
+        return b
+
+    def jwks(self) -> Dict[str, Any]:
+        """GET /.well-known/jwks.json: the keys entitlement tokens are signed with. Cache it;
+        fetch it again when a token names a kid it does not have."""
+        b, _ = self._call("GET", "/.well-known/jwks.json", auth=False)
+        return b
+
     def for_user(self, token: Union[str, Callable[[], str]]) -> "UserClient":
         """A UserClient of the same subgate for the user whose JWT token is (or returns)."""
         return UserClient(self.base_url, token, timeout=self.timeout)
@@ -297,11 +309,16 @@ class UserClient:
         (change.status "resumed", or "unchanged")."""
         return self._call("POST", "/resume-subscription")  # type: ignore[return-value]
 
+    def entitlement_token(self) -> Dict[str, Any]:
+        """POST /api/v1/access/entitlement-token: {token, expires_at, kid}, the user's own."""
+        return self._call("POST", "/entitlement-token", prefix="/api/v1/access")
+
     def _call(self, method: str, path: str, query: Optional[Mapping[str, str]] = None,
-              body: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+              body: Optional[Mapping[str, Any]] = None,
+              prefix: str = "/api/v1/payments") -> Dict[str, Any]:
         token = self.token() if callable(self.token) else self.token
-        b, _ = _request(self.base_url, self.timeout, method, "/api/v1/payments" + path, query,
-                        body, None, token or None, None)
+        b, _ = _request(self.base_url, self.timeout, method, prefix + path, query, body, None,
+                        token or None, None)
         return b
 
 

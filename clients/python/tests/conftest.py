@@ -84,13 +84,26 @@ class Server:
             assert r.status == 200
 
 
+def new_p256_key_pem() -> bytes:
+    """A new EC P-256 private key, PKCS#8 PEM: the key subgate signs entitlement tokens with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     assert BIN.is_file(), f"{BIN} is missing: run make first"
     with tempfile.TemporaryDirectory(prefix="subgate-py-") as tmp:
         port = free_port()
+        key = Path(tmp) / "entitlement.key.pem"
+        key.write_bytes(new_p256_key_pem())
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "ENTITLEMENT_TOKEN_KEY_FILE": str(key),
             "JWT_SECRET": JWT_SECRET,
             "SERVICE_API_KEYS": SERVICE_KEY,
             "LISTEN": f"127.0.0.1:{port}",

@@ -1,15 +1,16 @@
-"""The client against the real binary: reads, consumes, refunds, idempotency, errors; and the
-user client's plan changes against subgate in front of the Stripe emulator, on test clocks."""
+"""The client against the real binary: reads, consumes, refunds, idempotency, errors, entitlement
+tokens verified locally; and the user client's plan changes against subgate in front of the
+Stripe emulator, on test clocks."""
 
 from __future__ import annotations
 
 import pytest
 
 from conftest import (CANCEL, DAY, SERVICE_KEY, SUCCESS, T0, Billing, Server, free_port,
-                      user_token)
-from subgate_client import (Conflict, Forbidden, InvalidRequest, NotFound, PaymentPending,
-                            QuotaExceeded, Subgate, SubgateError, Unauthorized, Unavailable,
-                            UserClient)
+                      new_p256_key_pem, user_token)
+from subgate_client import (Conflict, EntitlementTokenError, Forbidden, InvalidRequest, NotFound,
+                            PaymentPending, QuotaExceeded, Subgate, SubgateError, Unauthorized,
+                            Unavailable, UserClient, verify_entitlement_token)
 from subgate_client.errors import error_for
 
 
@@ -195,3 +196,66 @@ def test_checkout_per_year(billing: Billing) -> None:
     session = sg.checkout("premium", SUCCESS, CANCEL, interval="year")
     s = sg.checkout_success(billing.pay(session["url"]))
     assert (s["tier"], s["interval"], s["price_id"]) == ("premium", "year", "price_premium_annual")
+
+
+def _resigned(token: str) -> str:
+    """token's header and claims signed again with a new P-256 key (the header keeps its kid)."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = serialization.load_pem_private_key(new_p256_key_pem(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    head, body, _ = token.split(".")
+    r, s = decode_dss_signature(key.sign(f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256())))
+    sig = base64.urlsafe_b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    return f"{head}.{body}.{sig.decode().rstrip('=')}"
+
+
+def test_entitlement_token_verifies_locally(server: Server, user: str) -> None:
+    server.subscribe(user, "plus")
+    sg = server.client()
+    sg.consume(user, "ai_minutes", 2)
+    got = sg.entitlement_token(user)
+    jwks = sg.jwks()
+    assert got["kid"] == jwks["keys"][0]["kid"]
+    claims = verify_entitlement_token(got["token"], jwks, issuer="subgate")
+    assert claims["sub"] == user and claims["exp"] == got["expires_at"]
+    usage = sg.usage(user)
+    assert claims["tier"] == usage.tier == "plus"
+    assert claims["quotas"]["ai_minutes"]["used"] == 2
+    assert set(claims["quotas"]) == set(usage.quotas)
+    assert claims["features"] == next(t.features for t in sg.tiers() if t.id == "plus")
+    own = sg.for_user(user_token(user)).entitlement_token()
+    assert verify_entitlement_token(own["token"], jwks)["sub"] == user
+
+
+def test_entitlement_token_refused_expired_or_under_another_key(server: Server, user: str) -> None:
+    sg = server.client()
+    got = sg.entitlement_token(user)
+    jwks = sg.jwks()
+    exp = got["expires_at"]
+    verify_entitlement_token(got["token"], jwks, now=exp + 30)  # within the leeway
+    for now, leeway in ((exp + 61, 60), (exp + 1, 0)):
+        with pytest.raises(EntitlementTokenError) as e:
+            verify_entitlement_token(got["token"], jwks, now=now, leeway=leeway)
+        assert e.value.code == "expired"
+    with pytest.raises(EntitlementTokenError) as e:
+        verify_entitlement_token(_resigned(got["token"]), jwks)
+    assert e.value.code == "signature"
+    other = {"keys": [dict(jwks["keys"][0], kid="another")]}
+    with pytest.raises(EntitlementTokenError) as e:
+        verify_entitlement_token(got["token"], other)
+    assert e.value.code == "unknown_kid"
+    with pytest.raises(EntitlementTokenError) as e:
+        verify_entitlement_token(got["token"], jwks, issuer="someone-else")
+    assert e.value.code == "issuer"
+    with pytest.raises(EntitlementTokenError) as e:
+        verify_entitlement_token(got["token"], jwks, audience="app.example")
+    assert e.value.code == "audience"
+    head = got["token"].split(".", 1)[1]
+    with pytest.raises(EntitlementTokenError) as e:
+        verify_entitlement_token("eyJhbGciOiJub25lIn0." + head, jwks)
+    assert e.value.code == "alg"
