@@ -681,9 +681,10 @@ enum err access_usage_read(struct request *req, struct response *resp)
 enum err access_state_of(struct request *req, const char *named, int64_t now, const char **user,
                          const struct tier **t, struct gate_quota_state *states)
 {
+    struct quota_period period;
     enum err err;
 
-    if ((err = subject_of(req, named, user)) || (err = tier_of_user(req, *user, now, t)))
+    if ((err = subject_of(req, named, user)) || (err = tier_of_user(req, *user, now, t, &period)))
         return err;
-    return quota_states(req, *user, *t, now, states);
+    return quota_states(req, *user, *t, period, now, states);
 }

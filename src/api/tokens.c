@@ -61,12 +61,14 @@ static json_t *quotas_json(const struct tier_catalog *cat, const struct gate_quo
 
     for (size_t i = 0; i < cat->quota_count; i++) {
         const struct gate_quota_state *s = &states[i];
-        json_object_set_new(
-            q, cat->quotas[i].id,
+        json_t *one =
             json_pack("{s:I, s:o, s:o, s:s, s:I, s:I}", "used", (json_int_t)s->used, "limit",
                       limit_json(s->limit), "remaining", limit_json(s->remaining), "window",
                       quota_window_name(cat->quotas[i].window), "window_start",
-                      (json_int_t)s->window_start, "resets_at", (json_int_t)s->resets_at));
+                      (json_int_t)s->window_start, "resets_at", (json_int_t)s->resets_at);
+        if (s->counted != cat->quotas[i].window) /* as GET /usage says it */
+            json_object_set_new(one, "window_fallback", json_string(quota_window_name(s->counted)));
+        json_object_set_new(q, cat->quotas[i].id, one);
     }
     return q;
 }
