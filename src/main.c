@@ -475,6 +475,7 @@ static int cmd_events(int argc, char **argv)
 
     if (load_config(&a.cfg) || load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store))
         goto out;
+    configure_outbox(&a.cfg, &a.tiers, a.store); /* a replay's changes send events */
     rc = events_cli_run(a.store, &a.tiers, argc, argv, stdout, stderr);
 out:
     app_release(&a);
@@ -527,6 +528,7 @@ static int cmd_sync(int argc, char **argv)
     if (load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store) ||
         make_stripe(&a.cfg, &a.stripe))
         goto out;
+    configure_outbox(&a.cfg, &a.tiers, a.store); /* its repairs send events, as serve's do */
     rc = sync_run(a.store, a.stripe, &a.tiers, &o, stdout, &tot) == ERR_OK ? 0 : 1;
 out:
     app_release(&a);
