@@ -1670,7 +1670,8 @@ static void case_outbox(const char *url, const struct target *t)
     for (int i = 0; i < OUTBOX_CLAIMERS; i++) {
         cl[i].st = st;
         cl[i].n = 0;
-        (void)snprintf(cl[i].owner, sizeof(cl[i].owner), "owner%d", i);
+        cl[i].owner[0] = (char)('a' + i); /* one letter each */
+        cl[i].owner[1] = '\0';
         pthread_create(&th[i], NULL, outbox_claim_main, &cl[i]);
     }
     for (int i = 0; i < OUTBOX_CLAIMERS; i++)

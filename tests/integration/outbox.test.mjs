@@ -24,14 +24,17 @@ const HOOK = '/api/v1/payments/webhook';
 // down and bring it back).
 async function startReceiver() {
   const rec = { deliveries: [], status: () => 200 };
+  rec.delayMs = 0;
   rec.server = http.createServer((q, s) => {
     const chunks = [];
     q.on('data', (c) => chunks.push(c));
     q.on('end', () => {
       const code = rec.status();
       rec.deliveries.push({ body: Buffer.concat(chunks).toString('utf8'), headers: q.headers, code });
-      s.writeHead(code, { 'content-type': 'text/plain' });
-      s.end('ok');
+      setTimeout(() => {
+        s.writeHead(code, { 'content-type': 'text/plain' });
+        s.end('ok');
+      }, rec.delayMs);
     });
   });
   await new Promise((r) => rec.server.listen(0, '127.0.0.1', r));
@@ -194,6 +197,17 @@ describe('outgoing webhooks', () => {
     rec.status = () => 200;
   });
 
+  test('a receiver that is not listening gets the event once it listens again', async () => {
+    const port = rec.server.address().port;
+    await stopReceiver(rec);
+    await consume(srv, 'u_gone', 30);
+    const seen = await until(() => rows(outbox(srv).stdout).some((r) => r[1] === 'quota.exhausted' && Number(r[4]) >= 2 && /connect/i.test(r[5])));
+    assert.ok(seen, rows(outbox(srv).stdout).join('\n'));
+    await new Promise((r) => rec.server.listen(port, '127.0.0.1', r));
+    const ok = await until(() => rec.events('quota.exhausted').some((e) => e.data.user_id === 'u_gone'), 10000);
+    assert.ok(ok, 'not delivered after the receiver listened again');
+  });
+
   test('subgate outbox lists, shows failures and replays', async () => {
     const list = rows(outbox(srv).stdout);
     assert.ok(list.length > 0);
@@ -227,8 +241,8 @@ describe('two instances on one PostgreSQL database', { skip: SKIP }, () => {
     };
     const [a, b] = await Promise.all([startServer(env), startServer(env)]);
     try {
-      // Slow answers keep each claim busy, so both instances poll while events are due.
-      rec.status = () => 200;
+      // Slow answers keep each claim busy, so both instances claim while events are due.
+      rec.delayMs = 20;
       const users = Array.from({ length: 12 }, (_, i) => `u_multi_${i}`);
       await Promise.all(users.map((u, i) => consume(i % 2 ? a : b, u, 30)));
       const expected = users.length * 9; // thresholds 10..80 (8) and exhausted
