@@ -1624,6 +1624,17 @@ static void case_outbox(const char *url, const struct target *t)
     int n = 0, total = 0, dup = 0;
 
     store_outbox_configure(st, &cfg);
+    sub.current_period_end = clock_now() + 86400;
+    sub.cancel_at_period_end = false;
+    sub.cancel_at = 0;
+    sub.canceled_at = 0;
+    /* A change whose COMMIT fails leaves no event: the event is written in its transaction. */
+    store_group_fail_commits(st, 2);
+    T_OK(store_usage_consume(st, &g, &granted, &used) != ERR_OK, "%s: commit fails", t->name);
+    T_OK(store_subscription_apply(st, &sub, &applied) != ERR_OK, "%s: commit fails", t->name);
+    store_group_fail_commits(st, 0);
+    T_EQ_I64(store_outbox_list(st, false, 64, l, &n), ERR_OK, "%s: list", t->name);
+    T_EQ_I64(n, 0, "%s: rolled back: no event", t->name);
     /* Quota events: 50% at 5, 100% and exhausted at 10, nothing more for a refusal. */
     T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "%s: consume 5", t->name);
     T_EQ_I64(outbox_count(st, "quota.threshold"), 1, "%s: 50%% crossed", t->name);
@@ -1633,10 +1644,7 @@ static void case_outbox(const char *url, const struct target *t)
     T_EQ_I64(outbox_count(st, "quota.threshold"), 2, "%s: 100%% crossed once", t->name);
     T_EQ_I64(outbox_count(st, "quota.exhausted"), 1, "%s: exhausted once", t->name);
     /* A tier change: no subscription (free) to an active premium one. */
-    sub.current_period_end = clock_now() + 86400;
-    sub.cancel_at_period_end = false;
-    sub.cancel_at = 0;
-    sub.canceled_at = 0;
+    applied = false;
     T_EQ_I64(store_subscription_apply(st, &sub, &applied), ERR_OK, "%s: apply", t->name);
     T_EQ_I64(outbox_count(st, "subscription.tier_changed"), 1, "%s: tier changed", t->name);
     T_EQ_I64(store_subscription_apply(st, &sub, &applied), ERR_OK, "%s: again", t->name);
