@@ -85,10 +85,20 @@ struct outbox_sender {
     bool stop;
 };
 
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
+/* The first bytes of the receiver's answer, for last_error; the rest is read and dropped. */
+struct answer {
+    char text[96];
+    size_t len;
+};
+
+static size_t on_answer(char *p, size_t size, size_t n, void *ctx)
 {
-    (void)p;
-    (void)ctx;
+    struct answer *a = ctx;
+    size_t room = sizeof(a->text) - 1 - a->len, take = size * n < room ? size * n : room;
+
+    memcpy(a->text + a->len, p, take);
+    a->len += take;
+    a->text[a->len] = '\0';
     return size * n;
 }
 
@@ -99,6 +109,7 @@ static enum err post(const struct outbox_sender *s, const struct outbox_event *e
     char sig[OUTBOX_SIG_MAX], sig_h[OUTBOX_SIG_MAX + 32], id_h[OUTBOX_ID_MAX + 32];
     size_t len = strlen(e->payload);
     struct curl_slist *h = NULL;
+    struct answer answer = { "", 0 };
     CURL *c = curl_easy_init();
     CURLcode rc;
     long status = 0;
@@ -124,7 +135,8 @@ static enum err post(const struct outbox_sender *s, const struct outbox_event *e
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "subgate-outbox");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
     rc = curl_easy_perform(c);
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -135,7 +147,10 @@ static enum err post(const struct outbox_sender *s, const struct outbox_event *e
         return ERR_UNAVAILABLE;
     }
     if (status < 200 || status > 299) {
-        (void)snprintf(why, whylen, "HTTP %ld", status);
+        for (size_t i = 0; i < answer.len; i++) /* one line in `subgate outbox` */
+            if ((unsigned char)answer.text[i] < 0x20)
+                answer.text[i] = ' ';
+        (void)snprintf(why, whylen, "HTTP %ld%s%s", status, answer.len ? ": " : "", answer.text);
         return ERR_UNAVAILABLE;
     }
     return ERR_OK;
