@@ -24,10 +24,12 @@
 #include "config/config.h"
 #include "store/store.h"
 
-#define LEASE_MS   60000 /* a claim's life: far longer than one batch's posts */
-#define TIMEOUT_MS 5000  /* one post, connect included */
-#define POLL_MS    200   /* how often the thread looks for due events */
+#define LEASE_MS   120000 /* a claim's life: longer than a batch's posts (BATCH * TIMEOUT_MS) */
+#define TIMEOUT_MS 5000   /* one post, connect included */
+#define POLL_MS    200    /* how often the thread looks for due events */
 #define BATCH      16
+
+_Static_assert(BATCH *TIMEOUT_MS < LEASE_MS, "a lease outlives the posts of its batch");
 
 enum err outbox_sign(const struct secret *secrets, size_t n, int64_t t, const char *body,
                      size_t len, char out[OUTBOX_SIG_MAX])
@@ -215,24 +217,35 @@ static bool stopping(struct outbox_sender *s)
     return stop;
 }
 
+/* At shutdown, the claimed events not sent are handed back at once, unchanged. */
+static void release(const struct outbox_sender *s, struct outbox_event *e)
+{
+    bool done = false;
+
+    if (store_outbox_finish(s->st, e, &done) != ERR_OK || !done)
+        log_warn("outbox: cannot hand back %s: another instance takes it after the lease", e->id);
+}
+
 static void *sender_main(void *arg)
 {
     struct outbox_sender *s = arg;
     struct outbox_event *batch = xcalloc(BATCH, sizeof(*batch));
 
-    do {
-        int n = 0;
+    for (;;) {
+        int n = 0, i = 0;
         /* Wall-clock milliseconds: the lease and the schedule are shared across instances. */
         enum err err =
             store_outbox_claim(s->st, s->owner, clock_now() * 1000, LEASE_MS, BATCH, batch, &n);
 
         if (err)
             log_warn("outbox: cannot claim events: %s", err_name(err));
-        for (int i = 0; i < n && !stopping(s); i++)
+        for (; i < n && !stopping(s); i++)
             deliver(s, &batch[i]);
-        if (n == BATCH)
-            continue;
-    } while (!sleep_or_stop(s, POLL_MS));
+        for (; i < n; i++)
+            release(s, &batch[i]);
+        if (stopping(s) || (n < BATCH && sleep_or_stop(s, POLL_MS)))
+            break; /* a full batch: more may be due, claim again at once */
+    }
     free(batch);
     return NULL;
 }
