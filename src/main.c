@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/events_cli.h"
+#include "api/outbox.h"
 #include "api/sync.h"
 #include "api/user_cli.h"
 #include "auth/jwks_source.h"
@@ -271,6 +272,22 @@ static int open_store(const struct config *cfg, int threads, struct store **out)
     return 0;
 }
 
+/* What the store needs to write outgoing events; they are written only with APP_WEBHOOK_URL. */
+static void configure_outbox(const struct config *cfg, const struct tier_catalog *cat,
+                             struct store *st)
+{
+    struct store_outbox_cfg o = { .enabled = cfg->app_webhook_url != NULL,
+                                  .grace_s = cfg->past_due_grace_days * 86400 };
+    int64_t pct = 0;
+
+    (void)str_copy(o.default_tier, sizeof(o.default_tier), cat->tiers[cat->default_tier].id);
+    for (size_t i = 0; i < cfg->quota_threshold_count && i < OUTBOX_THRESHOLDS_MAX; i++)
+        if (parse_i64(cfg->quota_thresholds[i], strlen(cfg->quota_thresholds[i]), 1, 100, &pct) ==
+            ERR_OK)
+            o.thresholds[o.threshold_count++] = (int)pct;
+    store_outbox_configure(st, &o);
+}
+
 /* The hot reads of a user's subscription from memory (ENTITLEMENT_CACHE_*); serve only. */
 static void start_entitlement_cache(const struct config *cfg, struct store *st)
 {
@@ -364,6 +381,7 @@ static int app_init(struct app *a)
     if (open_store(&a->cfg, a->threads, &a->store) || make_stripe(&a->cfg, &a->stripe))
         return 1;
     start_entitlement_cache(&a->cfg, a->store);
+    configure_outbox(&a->cfg, &a->tiers, a->store);
     a->api = (struct api){ .cfg = &a->cfg,
                            .store = a->store,
                            .jwt = a->jwt,
@@ -391,6 +409,7 @@ static int cmd_serve(int argc, char **argv)
 {
     struct app a = { 0 };
     struct http_server *srv = NULL;
+    struct outbox_sender *outbox = NULL;
     struct http_server_params p;
     char err[ERRBUF];
     sigset_t set;
@@ -428,12 +447,18 @@ static int cmd_serve(int argc, char **argv)
         fail(err);
         goto out;
     }
+    if (a.cfg.app_webhook_url && outbox_sender_start(a.store, &a.cfg, &outbox) != ERR_OK) {
+        http_server_stop(srv, SHUTDOWN_MS);
+        fail("APP_WEBHOOK_URL: cannot start the outbox delivery thread");
+        goto out;
+    }
     log_info("subgate %s listening on %s:%u (%d threads, database %s, stripe %s)", SUBGATE_VERSION,
              a.cfg.listen_host, http_server_port(srv), p.threads, store_backend_name(a.store),
              config_has_stripe(&a.cfg) ? a.cfg.stripe_api_base : "not configured");
     sigwait(&set, &sig);
     log_info("received %s, finishing requests in flight", strsignal(sig));
     http_server_stop(srv, SHUTDOWN_MS);
+    outbox_sender_stop(outbox);
     log_info("stopped");
     rc = 0;
 out:
@@ -479,6 +504,7 @@ static int cmd_events(int argc, char **argv)
 
     if (load_config(&a.cfg) || load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store))
         goto out;
+    configure_outbox(&a.cfg, &a.tiers, a.store); /* a replay's changes send events */
     rc = events_cli_run(a.store, &a.tiers, argc, argv, stdout, stderr);
 out:
     app_release(&a);
@@ -495,6 +521,20 @@ static int cmd_user(int argc, char **argv)
         goto out;
     a.api = (struct api){ .cfg = &a.cfg, .store = a.store, .tiers = &a.tiers };
     rc = user_cli_run(&a.api, argc, argv, stdout, stderr);
+out:
+    app_release(&a);
+    return rc;
+}
+
+/* outbox [--failed] [--limit N] | outbox show ID | outbox replay ID (api/outbox.c). */
+static int cmd_outbox(int argc, char **argv)
+{
+    struct app a = { 0 };
+    int rc = 1;
+
+    if (load_config(&a.cfg) || open_store(&a.cfg, 1, &a.store))
+        goto out;
+    rc = outbox_cli_run(a.store, argc, argv, stdout, stderr);
 out:
     app_release(&a);
     return rc;
@@ -532,6 +572,7 @@ static int cmd_sync(int argc, char **argv)
     if (load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store) ||
         make_stripe(&a.cfg, &a.stripe))
         goto out;
+    configure_outbox(&a.cfg, &a.tiers, a.store); /* its repairs send events, as serve's do */
     rc = sync_run(a.store, a.stripe, &a.tiers, &o, stdout, &tot) == ERR_OK ? 0 : 1;
 out:
     app_release(&a);
@@ -623,6 +664,8 @@ static const struct command commands[] = {
       "sync [--user ID] [--import [--import-key KEY]] [--dry-run]: repair from Stripe" },
     { "events", cmd_events, "events [--failed] [--limit N] | events replay ID: webhook inbox" },
     { "user", cmd_user, "user ID: everything about one user (support view)" },
+    { "outbox", cmd_outbox,
+      "outbox [--failed] [--limit N] | outbox show ID | outbox replay ID: events to the app" },
     { "check-config", cmd_check_config, "print the effective configuration, secrets redacted" },
     { "token", cmd_token, "token USER [EMAIL] [TTL_S]: mint a development user token (HS256)" },
     { "version", cmd_version, "print the version" },

@@ -269,3 +269,29 @@ export class EntitlementTokenError extends Error {
 export function verifyEntitlementToken(token: string, options: VerifyEntitlementOptions): Promise<EntitlementClaims>;
 
 export default Subgate;
+
+/** An outgoing webhook event of subgate (APP_WEBHOOK_URL). */
+export interface WebhookEvent {
+  id: string; // "evt_...": stable, for dedupe
+  type:
+    | 'subscription.tier_changed'
+    | 'subscription.trial_will_end'
+    | 'subscription.duplicate_canceled'
+    | 'payment.failed'
+    | 'payment.action_required'
+    | 'quota.threshold'
+    | 'quota.exhausted';
+  created: number;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Verifies `Subgate-Signature` over the raw body with any of `secrets`; resolves to the event,
+ * rejects with SubgateError (code `invalid_signature`).
+ */
+export function verifyWebhook(
+  rawBody: string | Uint8Array,
+  signatureHeader: string | null | undefined,
+  secrets: string | string[],
+  options?: { toleranceSeconds?: number; now?: number },
+): Promise<WebhookEvent>;

@@ -269,4 +269,43 @@ export async function verifyEntitlementToken(token, options = {}) {
   return claims;
 }
 
+/**
+ * Verifies an outgoing webhook of subgate (APP_WEBHOOK_URL) and returns the parsed event
+ * `{id, type, created, data}`. `signatureHeader` is `Subgate-Signature`
+ * (`t=<unix>,v1=<hex>[,v1=<hex>...]`, HMAC-SHA256 of `<t>.<rawBody>`); `secrets` is one secret
+ * or a list (during a rotation, any of them verifies). `rawBody` must be the bytes as received
+ * (a string or Uint8Array), never re-serialized JSON. Throws SubgateError (code
+ * `invalid_signature`) when no signature matches or `t` is older or newer than
+ * `toleranceSeconds`. Uses Web Crypto: Node 18+ and browsers alike.
+ */
+export async function verifyWebhook(rawBody, signatureHeader, secrets, { toleranceSeconds = 300, now } = {}) {
+  const fail = (message) => new SubgateError({ status: 400, type: 'invalid_request_error', code: 'invalid_signature', message });
+  const enc = new TextEncoder();
+  const body = typeof rawBody === 'string' ? rawBody : new TextDecoder().decode(rawBody);
+  let t = null;
+  const v1 = [];
+  for (const part of String(signatureHeader || '').split(',')) {
+    const eq = part.indexOf('=');
+    const k = part.slice(0, eq).trim();
+    const v = part.slice(eq + 1).trim();
+    if (k === 't' && /^[0-9]{1,12}$/.test(v)) t = Number(v);
+    else if (k === 'v1' && /^[0-9a-f]{64}$/.test(v)) v1.push(v);
+  }
+  if (t === null || v1.length === 0) throw fail('Subgate-Signature has no t= or no v1= value');
+  const current = now === undefined ? Math.floor(Date.now() / 1000) : now;
+  if (Math.abs(current - t) > toleranceSeconds) throw fail('Subgate-Signature is outside the tolerance');
+  const list = Array.isArray(secrets) ? secrets : [secrets];
+  for (const secret of list) {
+    const key = await crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, enc.encode(`${t}.${body}`)));
+    const hex = Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
+    for (const sig of v1) {
+      let diff = 0; // constant time over the 64 digits
+      for (let i = 0; i < 64; i++) diff |= hex.charCodeAt(i) ^ sig.charCodeAt(i);
+      if (diff === 0) return JSON.parse(body);
+    }
+  }
+  throw fail('no Subgate-Signature v1 value matches a secret');
+}
+
 export default Subgate;

@@ -65,6 +65,8 @@ static bool check_readable_file(const char *p, size_t n, char *why, size_t whyle
 static bool check_jwks_url(const char *p, size_t n, char *why, size_t whylen);
 static bool check_log_level(const char *p, size_t n, char *why, size_t whylen);
 static bool check_checkout_locale(const char *p, size_t n, char *why, size_t whylen);
+static bool check_app_webhook_secret(const char *p, size_t n, char *why, size_t whylen);
+static bool check_percent(const char *p, size_t n, char *why, size_t whylen);
 
 static const char *const secret_key_prefixes[] = { "sk_test_", "sk_live_", "rk_", NULL };
 static const char *const publishable_key_prefixes[] = { "pk_test_", "pk_live_", NULL };
@@ -155,6 +157,32 @@ static const struct conf_var conf_vars[] = {
       .off = F(store_group_commit),
       .def = "on",
       .choices = on_off_names },
+    { .name = "APP_WEBHOOK_URL",
+      .kind = CONF_STRING,
+      .off = F(app_webhook_url),
+      .prefixes = http_prefixes,
+      .check = check_jwks_url },
+    { .name = "APP_WEBHOOK_SECRETS",
+      .kind = CONF_SECRET,
+      .off = F(app_webhook_secrets),
+      .aux_off = F(app_webhook_secret_count),
+      .flags = CONF_LIST,
+      .max = 8,
+      .check = check_app_webhook_secret },
+    { .name = "APP_WEBHOOK_RETRY_BASE_MS",
+      .kind = CONF_INT,
+      .off = F(app_webhook_retry_base_ms),
+      .def = "10000",
+      .min = 1,
+      .max = 3600000 },
+    { .name = "QUOTA_THRESHOLDS",
+      .kind = CONF_STRING,
+      .off = F(quota_thresholds),
+      .aux_off = F(quota_threshold_count),
+      .flags = CONF_LIST,
+      .def = "80,100",
+      .max = 8,
+      .check = check_percent },
     { .name = "JWT_SECRET", .kind = CONF_SECRET, .off = F(jwt_secret), .check = check_jwt_secret },
     { .name = "JWT_PUBLIC_KEY_FILE",
       .kind = CONF_STRING,
@@ -517,6 +545,26 @@ static bool check_jwks_url(const char *p, size_t n, char *why, size_t whylen)
     return true;
 }
 
+/* An outgoing webhook secret: signs what the app receives, so as long as a service key. */
+static bool check_app_webhook_secret(const char *p, size_t n, char *why, size_t whylen)
+{
+    if (n < 16)
+        return reason(why, whylen, "each secret must be at least 16 bytes, got %zu", n);
+    (void)p;
+    return true;
+}
+
+/* A quota threshold: a whole percentage of the limit, 1-100. */
+static bool check_percent(const char *p, size_t n, char *why, size_t whylen)
+{
+    int64_t v = 0;
+
+    if (parse_i64(p, n, 1, 100, &v) != ERR_OK)
+        return reason(why, whylen, "each entry must be a percentage 1-100, got '%.*s'", echo_len(n),
+                      p);
+    return true;
+}
+
 static bool check_log_level(const char *p, size_t n, char *why, size_t whylen)
 {
     static const char *const levels[] = { "debug", "info", "warn", "error" };
@@ -739,6 +787,10 @@ static enum err check_combination(const struct config *c, char *errbuf, size_t e
                  "set one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_URL and JWT_JWKS_FILE, "
                  "not both %s and %s",
                  names[0], names[1]);
+        return ERR_INVALID;
+    }
+    if (c->app_webhook_url && c->app_webhook_secret_count == 0) {
+        snprintf(errbuf, errlen, "APP_WEBHOOK_URL: needs APP_WEBHOOK_SECRETS to sign with");
         return ERR_INVALID;
     }
     return ERR_OK;

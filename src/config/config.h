@@ -77,8 +77,14 @@ struct config {
     int64_t stripe_concurrency;            /* STRIPE_CONCURRENCY: requests calling Stripe at once */
     int64_t stripe_queue_max;              /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
     int64_t entitlement_cache_users;       /* ENTITLEMENT_CACHE_USERS: entries, 0 = no cache */
-    int64_t entitlement_cache_ttl_ms;  /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
-    bool entitlement_cache_listen;     /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */
+    int64_t entitlement_cache_ttl_ms;   /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
+    bool entitlement_cache_listen;      /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */
+    char *app_webhook_url;              /* APP_WEBHOOK_URL: outgoing events go here; NULL: none */
+    struct secret *app_webhook_secrets; /* APP_WEBHOOK_SECRETS: each >= 16 bytes; first signs */
+    size_t app_webhook_secret_count;    /* 0 to 8 */
+    int64_t app_webhook_retry_base_ms;  /* APP_WEBHOOK_RETRY_BASE_MS: first retry delay */
+    char **quota_thresholds;            /* QUOTA_THRESHOLDS: percentages 1-100 */
+    size_t quota_threshold_count;       /* 1 to 8 */
     char *ent_token_key_file;          /* ENTITLEMENT_TOKEN_KEY_FILE: P-256/Ed25519 PEM */
     char **ent_token_public_keys;      /* ENTITLEMENT_TOKEN_PUBLIC_KEYS: previous keys' PEMs */
     size_t ent_token_public_key_count; /* 0 to 8 */

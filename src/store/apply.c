@@ -4,9 +4,12 @@
  * inbox (record an event and apply its effect in one transaction). A new rule for applying
  * webhook events goes here, in apply_effect() and the functions it calls.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/jw.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "billing/order.h"
@@ -110,7 +113,51 @@ static enum err note_duplicates(const struct store_ops *ops, struct store_tx *tx
     return err;
 }
 
+/* Outgoing events */
+
+/* The user's tier before a change, to compare after it ("" when the outbox is off). */
+static enum err tier_before(const struct store *st, struct store_tx *tx, const char *user_id,
+                            int64_t now, char tier[TIER_ID_MAX])
+{
+    tier[0] = '\0';
+    if (!st->outbox.enabled || !user_id[0])
+        return ERR_OK;
+    return outbox_user_tier(st, tx, user_id, now, tier);
+}
+
+/* subscription.tier_changed when the change moved the user's tier away from old. */
+static enum err tier_after(const struct store *st, struct store_tx *tx, const char *user_id,
+                           const struct subscription *sub, const char *old, int64_t now)
+{
+    char tier[TIER_ID_MAX], key[sizeof(((struct outbox_event *)0)->dedupe_key)];
+    struct jw w;
+    size_t len = 0;
+    char *data;
+    enum err err;
+
+    if (!st->outbox.enabled || !user_id[0] || !old[0])
+        return ERR_OK;
+    if ((err = outbox_user_tier(st, tx, user_id, now, tier)) != ERR_OK)
+        return err;
+    if (strcmp(tier, old) == 0)
+        return ERR_OK;
+    jw_begin(&w);
+    jw_str(&w, "user_id", user_id);
+    jw_str(&w, "subscription_id", sub->id);
+    jw_str(&w, "old_tier", old);
+    jw_str(&w, "new_tier", tier);
+    jw_i64(&w, "effective_at", now);
+    if (!(data = jw_finish(&w, &len)))
+        return ERR_INVALID;
+    (void)snprintf(key, sizeof(key), "tier:%s:%s:%lld:%s:%s", old, tier,
+                   (long long)sub->stripe_updated, sub->id, user_id);
+    err = outbox_emit(st, tx, "subscription.tier_changed", key, data, now);
+    free(data);
+    return err;
+}
+
 struct apply_arg {
+    const struct store *st;
     const struct store_ops *ops;
     const struct subscription *sub;
     const struct invoice *inv;
@@ -121,16 +168,21 @@ struct apply_arg {
 static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
 {
     struct apply_arg *a = arg;
-    enum err err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied, NULL);
+    char old[TIER_ID_MAX];
+    enum err err = tier_before(a->st, tx, a->sub->user_id, a->now, old);
 
+    if (!err)
+        err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied, NULL);
     if (!err && a->applied && sub_status_is_live(a->sub->status))
         err = note_duplicates(a->ops, tx, a->sub->user_id, a->now);
+    if (!err && a->applied)
+        err = tier_after(a->st, tx, a->sub->user_id, a->sub, old, a->now);
     return err;
 }
 
 enum err store_subscription_apply(struct store *st, const struct subscription *s, bool *applied)
 {
-    struct apply_arg a = { .ops = st->ops, .sub = s, .now = clock_now() };
+    struct apply_arg a = { .st = st, .ops = st->ops, .sub = s, .now = clock_now() };
     enum err err;
 
     *applied = false;
@@ -166,6 +218,7 @@ enum err store_invoice_apply(struct store *st, const struct invoice *inv, bool *
 /* The webhook inbox */
 
 struct event_ctx {
+    const struct store *st;
     const struct store_ops *ops;
     struct store_tx *tx;
     const struct store_event_in *in;
@@ -227,9 +280,62 @@ static enum err resolve_user(const struct event_ctx *x, char user_id[USER_ID_MAX
     return ERR_OK;
 }
 
+/* The Stripe event's own key: one outgoing event per Stripe event, however often replayed. */
+static enum err emit_stripe(const struct event_ctx *x, const char *type, struct jw *w)
+{
+    char key[sizeof(((struct outbox_event *)0)->dedupe_key)];
+    size_t len = 0;
+    char *data = jw_finish(w, &len);
+    enum err err;
+
+    if (!data)
+        return ERR_INVALID;
+    (void)snprintf(key, sizeof(key), "stripe:%s:%s", type, x->in->ev->id); /* ids fit */
+    err = outbox_emit(x->st, x->tx, type, key, data, x->now);
+    free(data);
+    return err;
+}
+
+static enum err emit_trial_will_end(const struct event_ctx *x, const struct subscription *sub)
+{
+    struct jw w;
+
+    if (!x->st->outbox.enabled)
+        return ERR_OK;
+    jw_begin(&w);
+    jw_str(&w, "user_id", sub->user_id);
+    jw_str(&w, "subscription_id", sub->id);
+    jw_str(&w, "tier", sub->tier);
+    jw_i64(&w, "trial_end", sub->trial_end);
+    return emit_stripe(x, "subscription.trial_will_end", &w);
+}
+
+/* payment.failed and payment.action_required, from the invoice's events. */
+static enum err emit_payment(const struct event_ctx *x, const struct invoice *inv)
+{
+    const char *t = x->in->ev->type;
+    const char *type = strcmp(t, "invoice.payment_failed") == 0 ? "payment.failed"
+                       : strcmp(t, "invoice.payment_action_required") == 0
+                           ? "payment.action_required"
+                           : NULL;
+    struct jw w;
+
+    if (!type || !x->st->outbox.enabled)
+        return ERR_OK;
+    jw_begin(&w);
+    jw_str(&w, "user_id", inv->user_id);
+    jw_str(&w, "invoice_id", inv->id);
+    jw_str(&w, "subscription_id", inv->subscription_id);
+    jw_i64(&w, "amount_due", inv->amount_due);
+    jw_str(&w, "currency", inv->currency);
+    jw_str(&w, "hosted_invoice_url", inv->hosted_invoice_url);
+    return emit_stripe(x, type, &w);
+}
+
 static enum err apply_subscription(const struct event_ctx *x, const char *user_id)
 {
     struct subscription sub = x->in->ev->sub;
+    char old[TIER_ID_MAX] = "";
     bool applied = false;
     enum err err;
 
@@ -238,8 +344,10 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     err = resolve_user(x, sub.user_id);
     if (!err) {
         memcpy(x->sub_user, sub.user_id, USER_ID_MAX); /* its cache entry goes after the run */
-        err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied, x->in->same_second);
+        err = tier_before(x->st, x->tx, sub.user_id, x->now, old);
     }
+    if (!err)
+        err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied, x->in->same_second);
     if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
         store_errf(x->errbuf, x->errlen,
                    "subscription '%s' belongs to another user than '%s': not applied", sub.id,
@@ -249,6 +357,10 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
                             billing_subscription_has_trial(&sub));
     if (!err && applied && sub_status_is_live(sub.status))
         err = note_duplicates(x->ops, x->tx, sub.user_id, x->now);
+    if (!err && applied)
+        err = tier_after(x->st, x->tx, sub.user_id, &sub, old, x->now);
+    if (!err && strcmp(x->in->ev->type, "customer.subscription.trial_will_end") == 0)
+        err = emit_trial_will_end(x, &sub);
     return err;
 }
 
@@ -326,7 +438,9 @@ static enum err apply_invoice(const struct event_ctx *x)
     bool applied = false;
     enum err err = resolve_user(x, inv.user_id);
 
-    return err ? err : invoice_apply(x->ops, x->tx, &inv, &applied);
+    if (!err)
+        err = invoice_apply(x->ops, x->tx, &inv, &applied);
+    return err ? err : emit_payment(x, &inv);
 }
 
 /* Marks the session subgate recorded (if it did) complete or expired. */
@@ -468,7 +582,7 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
     char why[sizeof(((struct webhook_event *)0)->last_error)] = "";
     char engine[sizeof(why)] = "";
     char sub_user[USER_ID_MAX] = "";
-    struct record_arg a = { { st->ops, NULL, in, clock_now(), why, sizeof(why), sub_user },
+    struct record_arg a = { { st, st->ops, NULL, in, clock_now(), why, sizeof(why), sub_user },
                             STORE_EVENT_DUPLICATE };
     enum err err;
 

@@ -208,6 +208,22 @@ struct store_ops {
                            struct grant_record *out, int *n);
 
     /*
+     * The outbox (outbox.c). outbox_insert: unless the dedupe_key exists (*inserted).
+     * outbox_claim: marks up to max due, unleased pending rows as owner's until lease_until
+     * and returns them; concurrent claims never return one row twice (row locks skipped where
+     * the engine has them). outbox_finish: the outcome, only while owner holds the lease.
+     * outbox_replay: pending, due at now_ms, attempts 0, lease dropped (*found).
+     */
+    enum err (*outbox_insert)(struct store_tx *tx, const struct outbox_event *e, bool *inserted);
+    enum err (*outbox_claim)(struct store_tx *tx, const char *owner, int64_t now_ms,
+                             int64_t lease_until, int max, struct outbox_event *out, int *n);
+    enum err (*outbox_finish)(struct store_tx *tx, const struct outbox_event *e, bool *done);
+    enum err (*outbox_list)(struct store_tx *tx, bool failed_only, int max,
+                            struct outbox_event *out, int *n);
+    enum err (*outbox_get)(struct store_tx *tx, const char *id, struct outbox_event *out);
+    enum err (*outbox_replay)(struct store_tx *tx, const char *id, int64_t now_ms, bool *found);
+
+    /*
      * Changes made by other processes, for the entitlement cache. watch_start starts a thread
      * of the engine's that calls entcache_invalidate(cache, user) for each subscription write
      * any process commits, soon after it commits, and entcache_clear(cache) whenever it may
@@ -226,6 +242,7 @@ struct store {
     struct store_watch *watch;   /* ops->watch_start's, stopped by store_close; NULL when none */
     struct store_group *group;   /* the group commit queue (group.c); NULL: every write alone */
     struct store_grants *grants; /* the snapshot of grants in force (grants.c) */
+    struct store_outbox_cfg outbox; /* store_outbox_configure's; zero: no events written */
     bool write_failing;          /* the last write found the storage unavailable (atomic) */
 };
 
@@ -277,6 +294,7 @@ extern const struct store_record store_checkout_record;
 extern const struct store_record store_duplicate_record;
 extern const struct store_record store_schedule_record;
 extern const struct store_record store_grant_record;
+extern const struct store_record store_outbox_record;
 
 /* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
 struct store_value {
@@ -349,6 +367,23 @@ void store_grants_free(struct store_grants *g);
 /* The maintenance thread (usage.c): started by store_open, stopped by store_close. */
 void store_maint_start(struct store *st);
 void store_maint_stop(struct store *st);
+
+/*
+ * Outbox rules (outbox.c), run inside the caller's transaction; each is a no-op unless the
+ * outbox is enabled. outbox_emit writes one event of type with data (a JSON object's text) once
+ * per dedupe_key, its id derived from that key.
+ */
+MUST_CHECK enum err outbox_emit(const struct store *st, struct store_tx *tx, const char *type,
+                                const char *dedupe_key, const char *data_json, int64_t now);
+
+/* The tier user_id is entitled to now, from their most relevant subscription ("" on error). */
+MUST_CHECK enum err outbox_user_tier(const struct store *st, struct store_tx *tx,
+                                     const char *user_id, int64_t now, char tier[TIER_ID_MAX]);
+
+/* After a consume of g (granted or not) left used: quota.threshold / quota.exhausted, once. */
+MUST_CHECK enum err outbox_quota(const struct store *st, struct store_tx *tx,
+                                 const struct usage_grant *g, bool granted, int64_t used,
+                                 int64_t now);
 
 /* Writes one formatted line into errbuf (which may be NULL when errlen is 0). */
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -3,9 +3,12 @@
  * #10): one open checkout session per user, the one trial held by one checkout, and the record
  * of a second live subscription found anyway. Stripe is called by api/, never from here.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/jw.h"
 #include "base/log.h"
 #include "store/backend.h"
 #include "store/store.h"
@@ -149,11 +152,44 @@ static enum err dup_update_tx(struct store_tx *tx, void *arg)
     return a->ops->duplicate_update(tx, a->in);
 }
 
+struct dup_resolved_arg {
+    const struct store *st;
+    const struct duplicate_record *d;
+};
+
+/* The update of a duplicate now canceled, and its subscription.duplicate_canceled event. */
+static enum err dup_resolved_tx(struct store_tx *tx, void *arg)
+{
+    struct dup_resolved_arg *a = arg;
+    char key[sizeof(((struct outbox_event *)0)->dedupe_key)];
+    struct jw w;
+    size_t len = 0;
+    char *data;
+    enum err err = a->st->ops->duplicate_update(tx, a->d);
+
+    if (err)
+        return err;
+    jw_begin(&w);
+    jw_str(&w, "user_id", a->d->user_id);
+    jw_str(&w, "subscription_id", a->d->id);
+    jw_str(&w, "kept_subscription_id", a->d->kept_id);
+    jw_i64(&w, "refunded", a->d->refunded);
+    if (!(data = jw_finish(&w, &len)))
+        return ERR_INVALID;
+    (void)snprintf(key, sizeof(key), "duplicate:%s", a->d->id); /* ids fit */
+    err = outbox_emit(a->st, tx, "subscription.duplicate_canceled", key, data, clock_now());
+    free(data);
+    return err;
+}
+
 enum err store_duplicate_update(struct store *st, const struct duplicate_record *d)
 {
     struct dup_arg a = { st->ops, false, 0, NULL, d, NULL };
+    struct dup_resolved_arg r = { st, d };
 
     if (!store_record_check(&store_duplicate_record, d, true))
         return ERR_INVALID;
+    if (st->outbox.enabled && strcmp(d->status, "resolved") == 0)
+        return store_run(st, STORE_RUN_WRITE, dup_resolved_tx, &r);
     return store_run(st, STORE_RUN_SINGLE, dup_update_tx, &a);
 }

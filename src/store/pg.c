@@ -40,6 +40,9 @@
 #define OUTCOME_COLS "granted, used, quota_limit, remaining, window_start, resets_at, tier"
 #define CHECKOUT_COLS \
     "id, user_id, fingerprint, idem_key, url, trial_days, status, created, expires_at"
+#define OUTBOX_COLS                                                                  \
+    "id, type, payload, created_at, next_attempt_at, attempts, status, last_error, " \
+    "delivered_at, claimed_by, claim_until, dedupe_key"
 #define DUP_COLS \
     "id, user_id, kept_id, status, refunded, attempts, last_error, detected_at, resolved_at"
 
@@ -197,6 +200,29 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_GRANT_LIST_ACTIVE] = {
         "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
         "AND (ends_at = 0 OR ends_at > $1) ORDER BY user_id, id LIMIT $2", false },
+    [PGS_OUTBOX_INSERT] = {
+        "INSERT INTO outbox (" OUTBOX_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+        "$11, $12) ON CONFLICT (dedupe_key) DO NOTHING", true },
+    /*
+     * Exactly one claimer per row across instances: the rows are locked as they are picked and
+     * rows another transaction holds are skipped; the lease keeps them off until it ends.
+     */
+    [PGS_OUTBOX_CLAIM] = {
+        "UPDATE outbox SET claimed_by = $1, claim_until = $3 WHERE id IN "
+        "(SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 "
+        "AND claim_until <= $2 ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+        "RETURNING " OUTBOX_COLS, true },
+    [PGS_OUTBOX_FINISH] = {
+        "UPDATE outbox SET next_attempt_at = $3, attempts = $4, status = $5, last_error = $6, "
+        "delivered_at = $7, claimed_by = '', claim_until = 0 WHERE id = $1 AND claimed_by = $2 "
+        "AND status = 'pending'", true },
+    [PGS_OUTBOX_LIST] = {
+        "SELECT " OUTBOX_COLS " FROM outbox WHERE NOT $1::boolean OR status = 'failed' "
+        "ORDER BY created_at DESC, id DESC LIMIT $2", false },
+    [PGS_OUTBOX_GET] = { "SELECT " OUTBOX_COLS " FROM outbox WHERE id = $1", false },
+    [PGS_OUTBOX_REPLAY] = {
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0, "
+        "claimed_by = '', claim_until = 0 WHERE id = $1", true },
     [PGS_SCHEDULE_GET] = { "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1", false },
     [PGS_SCHEDULE_LOCK] = {
         "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1 FOR UPDATE", false },
@@ -696,6 +722,70 @@ static enum err pg_duplicate_update(struct store_tx *tx, const struct duplicate_
     return pg_db_write(tx, &q, NULL);
 }
 
+/* The outbox */
+
+static enum err pg_outbox_insert(struct store_tx *tx, const struct outbox_event *e, bool *inserted)
+{
+    const struct pg_query q = { PGS_OUTBOX_INSERT, &store_outbox_record, e, NULL, 0 };
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *inserted = !err && changes == 1;
+    return err;
+}
+
+static enum err pg_outbox_claim(struct store_tx *tx, const char *owner, int64_t now_ms,
+                                int64_t lease_until, int max, struct outbox_event *out, int *n)
+{
+    const struct pg_arg args[] = { pg_text(owner), pg_i64(now_ms), pg_i64(lease_until),
+                                   pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_OUTBOX_CLAIM, args);
+
+    return pg_db_fetch_list(tx, &q, &store_outbox_record, max, out, n);
+}
+
+static enum err pg_outbox_finish(struct store_tx *tx, const struct outbox_event *e, bool *done)
+{
+    const struct pg_arg args[] = {
+        pg_text(e->id),     pg_text(e->claimed_by), pg_i64(e->next_attempt_at), pg_i64(e->attempts),
+        pg_text(e->status), pg_text(e->last_error), pg_i64(e->delivered_at)
+    };
+    const struct pg_query q = QUERY(PGS_OUTBOX_FINISH, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *done = !err && changes == 1;
+    return err;
+}
+
+static enum err pg_outbox_list(struct store_tx *tx, bool failed_only, int max,
+                               struct outbox_event *out, int *n)
+{
+    const struct pg_arg args[] = { pg_bool(failed_only), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_OUTBOX_LIST, args);
+
+    return pg_db_fetch_list(tx, &q, &store_outbox_record, max, out, n);
+}
+
+static enum err pg_outbox_get(struct store_tx *tx, const char *id, struct outbox_event *out)
+{
+    const struct pg_arg args[] = { pg_text(id) };
+    const struct pg_query q = QUERY(PGS_OUTBOX_GET, args);
+
+    return pg_db_fetch_record(tx, &q, &store_outbox_record, out);
+}
+
+static enum err pg_outbox_replay(struct store_tx *tx, const char *id, int64_t now_ms, bool *found)
+{
+    const struct pg_arg args[] = { pg_text(id), pg_i64(now_ms) };
+    const struct pg_query q = QUERY(PGS_OUTBOX_REPLAY, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *found = !err && changes == 1;
+    return err;
+}
+
 /* Schedules */
 
 static enum err pg_schedule_get(struct store_tx *tx, const char *id, bool lock,
@@ -806,6 +896,12 @@ static const struct store_ops pg_ops = {
     .duplicate_insert = pg_duplicate_insert,
     .duplicate_list = pg_duplicate_list,
     .duplicate_update = pg_duplicate_update,
+    .outbox_insert = pg_outbox_insert,
+    .outbox_claim = pg_outbox_claim,
+    .outbox_finish = pg_outbox_finish,
+    .outbox_list = pg_outbox_list,
+    .outbox_get = pg_outbox_get,
+    .outbox_replay = pg_outbox_replay,
     .health_touch = pg_health_touch,
     .schedule_get = pg_schedule_get,
     .schedule_put = pg_schedule_put,

@@ -35,6 +35,9 @@
 #define OUTCOME_COLS "granted, used, quota_limit, remaining, window_start, resets_at, tier"
 #define CHECKOUT_COLS \
     "id, user_id, fingerprint, idem_key, url, trial_days, status, created, expires_at"
+#define OUTBOX_COLS                                                                  \
+    "id, type, payload, created_at, next_attempt_at, attempts, status, last_error, " \
+    "delivered_at, claimed_by, claim_until, dedupe_key"
 #define DUP_COLS \
     "id, user_id, kept_id, status, refunded, attempts, last_error, detected_at, resolved_at"
 
@@ -160,6 +163,21 @@ const char *const sqlite_sql[SQ_COUNT] = {
                            "ORDER BY created_at DESC, id DESC LIMIT ?2",
     [SQ_GRANT_LIST_ACTIVE] = "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
                              "AND (ends_at = 0 OR ends_at > ?1) ORDER BY user_id, id LIMIT ?2",
+    [SQ_OUTBOX_INSERT] = "INSERT INTO outbox (" OUTBOX_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                         "?8, ?9, ?10, ?11, ?12) ON CONFLICT (dedupe_key) DO NOTHING",
+    /* One process writes at a time (BEGIN IMMEDIATE): the select and the update are one step. */
+    [SQ_OUTBOX_CLAIM] = "UPDATE outbox SET claimed_by = ?1, claim_until = ?3 WHERE id IN "
+                        "(SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?2 "
+                        "AND claim_until <= ?2 ORDER BY next_attempt_at, id LIMIT ?4) "
+                        "RETURNING " OUTBOX_COLS,
+    [SQ_OUTBOX_FINISH] = "UPDATE outbox SET next_attempt_at = ?3, attempts = ?4, status = ?5, "
+                         "last_error = ?6, delivered_at = ?7, claimed_by = '', claim_until = 0 "
+                         "WHERE id = ?1 AND claimed_by = ?2 AND status = 'pending'",
+    [SQ_OUTBOX_LIST] = "SELECT " OUTBOX_COLS " FROM outbox WHERE ?1 = 0 OR status = 'failed' "
+                       "ORDER BY created_at DESC, id DESC LIMIT ?2",
+    [SQ_OUTBOX_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1",
+    [SQ_OUTBOX_REPLAY] = "UPDATE outbox SET status = 'pending', next_attempt_at = ?2, "
+                         "attempts = 0, claimed_by = '', claim_until = 0 WHERE id = ?1",
     [SQ_SCHEDULE_GET] = "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = ?1",
     [SQ_SCHEDULE_PUT] =
         "INSERT INTO schedules (" SCHEDULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -688,6 +706,70 @@ static enum err sq_health_touch(struct store_tx *tx, int64_t now)
  * Other processes on the file tell us nothing: the entitlement cache's TTL alone bounds how
  * long their writes go unseen.
  */
+/* The outbox */
+
+static enum err sq_outbox_insert(struct store_tx *tx, const struct outbox_event *e, bool *inserted)
+{
+    const struct sqlite_query q = { SQ_OUTBOX_INSERT, &store_outbox_record, e, NULL, 0 };
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *inserted = !err && changes == 1;
+    return err;
+}
+
+static enum err sq_outbox_claim(struct store_tx *tx, const char *owner, int64_t now_ms,
+                                int64_t lease_until, int max, struct outbox_event *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_text(owner), sq_i64(now_ms), sq_i64(lease_until),
+                                       sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_OUTBOX_CLAIM, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_outbox_record, max, out, n);
+}
+
+static enum err sq_outbox_finish(struct store_tx *tx, const struct outbox_event *e, bool *done)
+{
+    const struct sqlite_arg args[] = {
+        sq_text(e->id),     sq_text(e->claimed_by), sq_i64(e->next_attempt_at), sq_i64(e->attempts),
+        sq_text(e->status), sq_text(e->last_error), sq_i64(e->delivered_at)
+    };
+    const struct sqlite_query q = QUERY(SQ_OUTBOX_FINISH, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *done = !err && changes == 1;
+    return err;
+}
+
+static enum err sq_outbox_list(struct store_tx *tx, bool failed_only, int max,
+                               struct outbox_event *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_i64(failed_only), sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_OUTBOX_LIST, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_outbox_record, max, out, n);
+}
+
+static enum err sq_outbox_get(struct store_tx *tx, const char *id, struct outbox_event *out)
+{
+    const struct sqlite_arg args[] = { sq_text(id) };
+    const struct sqlite_query q = QUERY(SQ_OUTBOX_GET, args);
+
+    return sqlite_db_fetch_record(tx, &q, &store_outbox_record, out);
+}
+
+static enum err sq_outbox_replay(struct store_tx *tx, const char *id, int64_t now_ms, bool *found)
+{
+    const struct sqlite_arg args[] = { sq_text(id), sq_i64(now_ms) };
+    const struct sqlite_query q = QUERY(SQ_OUTBOX_REPLAY, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *found = !err && changes == 1;
+    return err;
+}
+
 static struct store_watch *sq_watch_start(struct store *st, struct entcache *cache)
 {
     (void)st;
@@ -745,6 +827,12 @@ static const struct store_ops sqlite_ops = {
     .duplicate_insert = sq_duplicate_insert,
     .duplicate_list = sq_duplicate_list,
     .duplicate_update = sq_duplicate_update,
+    .outbox_insert = sq_outbox_insert,
+    .outbox_claim = sq_outbox_claim,
+    .outbox_finish = sq_outbox_finish,
+    .outbox_list = sq_outbox_list,
+    .outbox_get = sq_outbox_get,
+    .outbox_replay = sq_outbox_replay,
     .health_touch = sq_health_touch,
     .schedule_get = sq_schedule_get,
     .schedule_put = sq_schedule_put,

@@ -142,6 +142,21 @@ static const struct store_field duplicate_fields[] = {
     I64(duplicate_record, resolved_at),
 };
 
+static const struct store_field outbox_fields[] = {
+    TEXT(outbox_event, id, true),
+    TEXT(outbox_event, type, true),
+    TEXT(outbox_event, payload, true),
+    I64(outbox_event, created_at),
+    I64(outbox_event, next_attempt_at),
+    INT(outbox_event, attempts),
+    TEXT(outbox_event, status, true),
+    TEXT(outbox_event, last_error, false),
+    I64(outbox_event, delivered_at),
+    TEXT(outbox_event, claimed_by, false),
+    I64(outbox_event, claim_until),
+    TEXT(outbox_event, dedupe_key, true),
+};
+
 static const struct store_field event_fields[] = {
     TEXT(webhook_event, id, true),
     TEXT(webhook_event, type, true),
@@ -165,6 +180,7 @@ const struct store_record store_checkout_record =
     RECORD("checkout session", checkout_record, checkout_fields);
 const struct store_record store_duplicate_record =
     RECORD("duplicate subscription", duplicate_record, duplicate_fields);
+const struct store_record store_outbox_record = RECORD("outbox event", outbox_event, outbox_fields);
 const struct store_record store_schedule_record =
     RECORD("subscription schedule", schedule_record, schedule_fields);
 const struct store_record store_grant_record = RECORD("grant", grant_record, grant_fields);

@@ -430,4 +430,67 @@ MUST_CHECK enum err store_usage_refund(struct store *st, const struct usage_gran
  */
 MUST_CHECK enum err store_idempotency_prune(struct store *st, int64_t before, int *deleted);
 
+/*
+ * The outbox (issue #15): events for the app, each written in the same transaction as the
+ * change that causes it, delivered by one instance's thread (api/outbox.c). Times: created_at
+ * and delivered_at in Unix seconds, next_attempt_at and claim_until in Unix milliseconds.
+ */
+#define OUTBOX_ID_MAX         32   /* "evt_" and 24 hex digits */
+#define OUTBOX_PAYLOAD_MAX    2048 /* the whole JSON envelope as it is posted */
+#define OUTBOX_THRESHOLDS_MAX 8
+
+struct outbox_event {
+    char id[OUTBOX_ID_MAX];
+    char type[48];                    /* "subscription.tier_changed", ... */
+    char payload[OUTBOX_PAYLOAD_MAX]; /* {"id","type","created","data"} */
+    int64_t created_at;
+    int64_t next_attempt_at;
+    int attempts;         /* deliveries tried */
+    char status[16];      /* "pending", "delivered" or "failed" (given up) */
+    char last_error[256]; /* the last attempt's failure; "" when none */
+    int64_t delivered_at; /* 0 until delivered */
+    char claimed_by[64];  /* the instance delivering it now, "" when none */
+    int64_t claim_until;  /* its lease ends */
+    char dedupe_key[640]; /* one event per cause */
+};
+
+/* What the rules need to write events; set once before serving (store_outbox_configure). */
+struct store_outbox_cfg {
+    bool enabled;                          /* APP_WEBHOOK_URL is set: rows are written */
+    int64_t grace_s;                       /* PAST_DUE_GRACE_DAYS in seconds */
+    char default_tier[TIER_ID_MAX];        /* the tier without a granting subscription */
+    int thresholds[OUTBOX_THRESHOLDS_MAX]; /* QUOTA_THRESHOLDS, percentages 1-100 */
+    size_t threshold_count;
+};
+
+/* Copies cfg into st: events are written from now on when cfg->enabled. */
+void store_outbox_configure(struct store *st, const struct store_outbox_cfg *cfg);
+
+/* Writes e unless an event with its dedupe_key exists (*inserted says which); for tests. */
+MUST_CHECK enum err store_outbox_insert(struct store *st, const struct outbox_event *e,
+                                        bool *inserted);
+
+/*
+ * Claims up to max pending events due at now_ms whose lease (if any) has ended, for owner,
+ * until now_ms + lease_ms. Each event is claimed by one caller at a time, across processes.
+ */
+MUST_CHECK enum err store_outbox_claim(struct store *st, const char *owner, int64_t now_ms,
+                                       int64_t lease_ms, int max, struct outbox_event *out, int *n);
+
+/*
+ * Records the outcome of a claimed event: status, attempts, next_attempt_at, last_error and
+ * delivered_at from e, and drops the lease; only while e->claimed_by still holds it (*done).
+ */
+MUST_CHECK enum err store_outbox_finish(struct store *st, const struct outbox_event *e, bool *done);
+
+/* The most recent events (created_at, id descending), only the failed ones when failed_only. */
+MUST_CHECK enum err store_outbox_list(struct store *st, bool failed_only, int max,
+                                      struct outbox_event *out, int *n);
+
+/* One event; ERR_NOT_FOUND when none has that id. */
+MUST_CHECK enum err store_outbox_get(struct store *st, const char *id, struct outbox_event *out);
+
+/* Makes an event pending and due now with its attempts reset; ERR_NOT_FOUND when none. */
+MUST_CHECK enum err store_outbox_replay(struct store *st, const char *id, int64_t now_ms);
+
 #endif /* SUBGATE_STORE_STORE_H */

@@ -21,6 +21,7 @@
 #define PRUNE_BATCHES  100            /* per round; the rest waits for the next one */
 
 struct consume_arg {
+    const struct store *st;
     const struct store_ops *ops;
     bool refund; /* give back instead of take */
     const struct usage_grant *g;
@@ -50,8 +51,9 @@ static enum err consume(const struct store_ops *ops, struct store_tx *tx,
 static enum err consume_tx(struct store_tx *tx, void *arg)
 {
     struct consume_arg *a = arg;
+    enum err err = consume(a->ops, tx, a->g, &a->granted, &a->used);
 
-    return consume(a->ops, tx, a->g, &a->granted, &a->used);
+    return err ? err : outbox_quota(a->st, tx, a->g, a->granted, a->used, clock_now());
 }
 
 static bool grant_ok(const struct usage_grant *g)
@@ -63,7 +65,7 @@ static bool grant_ok(const struct usage_grant *g)
 enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
                              int64_t *used_after)
 {
-    struct consume_arg a = { .ops = st->ops, .g = g };
+    struct consume_arg a = { .st = st, .ops = st->ops, .g = g };
     enum err err;
 
     *granted = false;
@@ -72,7 +74,12 @@ enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool
         return ERR_INVALID;
     /* On SQLite the refusal's read runs under the same write lock; elsewhere it is one more read.
      */
-    err = store_run(st, STORE_RUN_SINGLE, consume_tx, &a);
+    /*
+     * With the outbox on, a limited quota's consume is one transaction, so that the threshold
+     * event it may cause commits with it; otherwise one statement.
+     */
+    err = store_run(st, st->outbox.enabled && g->limit > 0 ? STORE_RUN_WRITE : STORE_RUN_SINGLE,
+                    consume_tx, &a);
     if (err)
         return err;
     *granted = a.granted;
@@ -126,6 +133,8 @@ static enum err keyed_tx(struct store_tx *tx, void *arg)
         err = give_back(a->ops, tx, a->g, &used);
     } else {
         err = consume(a->ops, tx, a->g, &granted, &used);
+        if (!err)
+            err = outbox_quota(a->st, tx, a->g, granted, used, clock_now());
     }
     if (err)
         return err;
@@ -142,7 +151,7 @@ static enum err keyed_run(struct store *st, bool refund, const struct usage_gran
                           bool *replayed)
 {
     const struct usage_outcome asked = *o;
-    struct consume_arg a = { .ops = st->ops, .refund = refund, .g = g, .k = k, .o = o };
+    struct consume_arg a = { .st = st, .ops = st->ops, .refund = refund, .g = g, .k = k, .o = o };
     enum err err;
 
     *replayed = false;
@@ -151,7 +160,10 @@ static enum err keyed_run(struct store *st, bool refund, const struct usage_gran
          (!store_arg_ok(k->key, IDEMPOTENCY_KEY_MAX) || !store_arg_ok(k->scope, QUOTA_ID_MAX) ||
           !store_arg_ok(k->request_hash, IDEMPOTENCY_KEY_MAX))))
         return ERR_INVALID;
-    err = store_run(st, k ? STORE_RUN_WRITE : STORE_RUN_SINGLE, keyed_tx, &a);
+    err = store_run(st,
+                    k || (!refund && st->outbox.enabled && g->limit > 0) ? STORE_RUN_WRITE
+                                                                         : STORE_RUN_SINGLE,
+                    keyed_tx, &a);
     if (err) {
         *o = asked;
         return err;

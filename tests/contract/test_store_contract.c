@@ -1565,6 +1565,193 @@ static void case_plan_changes(const char *url, const struct target *t)
     store_close(st);
 }
 
+/* The outbox: events written with their change, claimed once, leased, finished, replayed */
+
+#define OUTBOX_CLAIMERS 4
+
+struct outbox_claimer {
+    struct store *st;
+    char owner[16];
+    char ids[64][OUTBOX_ID_MAX];
+    int n;
+};
+
+static void *outbox_claim_main(void *arg)
+{
+    struct outbox_claimer *c = arg;
+    struct outbox_event got[3];
+    int n = 0;
+
+    do {
+        if (store_outbox_claim(c->st, c->owner, clock_now() * 1000, 60000, 3, got, &n) != ERR_OK)
+            break;
+        for (int i = 0; i < n && c->n < 64; i++)
+            memcpy(c->ids[c->n++], got[i].id, OUTBOX_ID_MAX);
+    } while (n > 0);
+    return NULL;
+}
+
+static int outbox_count(struct store *st, const char *type)
+{
+    static struct outbox_event l[64];
+    int n = 0, k = 0;
+
+    if (store_outbox_list(st, false, 64, l, &n) != ERR_OK)
+        return -1;
+    for (int i = 0; i < n; i++)
+        k += strcmp(l[i].type, type) == 0;
+    return k;
+}
+
+static void case_outbox(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct store_outbox_cfg cfg = { .enabled = true,
+                                    .default_tier = "free",
+                                    .thresholds = { 50, 100 },
+                                    .threshold_count = 2 };
+    struct usage_grant g = { .user_id = "u_ob",
+                             .quota = "ai",
+                             .window_start = 1000,
+                             .n = 5,
+                             .limit = 10 };
+    struct subscription sub = make_sub("sub_ob", "u_ob", SUB_STATUS_ACTIVE);
+    static struct outbox_event e, l[64];
+    static struct outbox_claimer cl[OUTBOX_CLAIMERS];
+    pthread_t th[OUTBOX_CLAIMERS];
+    int64_t used = 0, now_ms = clock_now() * 1000;
+    bool granted = false, inserted = false, done = false, applied = false;
+    int n = 0, total = 0, dup = 0;
+
+    store_outbox_configure(st, &cfg);
+    sub.current_period_end = clock_now() + 86400;
+    sub.cancel_at_period_end = false;
+    sub.cancel_at = 0;
+    sub.canceled_at = 0;
+    /* A change whose COMMIT fails leaves no event: the event is written in its transaction. */
+    store_group_fail_commits(st, 2);
+    T_OK(store_usage_consume(st, &g, &granted, &used) != ERR_OK, "%s: commit fails", t->name);
+    T_OK(store_subscription_apply(st, &sub, &applied) != ERR_OK, "%s: commit fails", t->name);
+    store_group_fail_commits(st, 0);
+    T_EQ_I64(store_outbox_list(st, false, 64, l, &n), ERR_OK, "%s: list", t->name);
+    T_EQ_I64(n, 0, "%s: rolled back: no event", t->name);
+    /* Quota events: 50% at 5, 100% and exhausted at 10, nothing more for a refusal. */
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "%s: consume 5", t->name);
+    T_EQ_I64(outbox_count(st, "quota.threshold"), 1, "%s: 50%% crossed", t->name);
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "%s: consume 10", t->name);
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "%s: refused", t->name);
+    T_OK(!granted, "%s: refused past the limit", t->name);
+    T_EQ_I64(outbox_count(st, "quota.threshold"), 2, "%s: 100%% crossed once", t->name);
+    T_EQ_I64(outbox_count(st, "quota.exhausted"), 1, "%s: exhausted once", t->name);
+    /* A tier change: no subscription (free) to an active premium one. */
+    applied = false;
+    T_EQ_I64(store_subscription_apply(st, &sub, &applied), ERR_OK, "%s: apply", t->name);
+    T_EQ_I64(outbox_count(st, "subscription.tier_changed"), 1, "%s: tier changed", t->name);
+    T_EQ_I64(store_subscription_apply(st, &sub, &applied), ERR_OK, "%s: again", t->name);
+    T_EQ_I64(outbox_count(st, "subscription.tier_changed"), 1, "%s: once", t->name);
+    T_EQ_I64(store_outbox_list(st, false, 64, l, &n), ERR_OK, "%s: list", t->name);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(l[i].type, "subscription.tier_changed"))
+            T_OK(strstr(l[i].payload, "\"old_tier\":\"free\",\"new_tier\":\"premium\"") != NULL,
+                 "%s: payload %s", t->name, l[i].payload);
+    /* A dedupe key is written once. */
+    memset(&e, 0, sizeof(e));
+    (void)str_copy(e.id, sizeof(e.id), "evt_contract_1");
+    (void)str_copy(e.type, sizeof(e.type), "test.event");
+    (void)str_copy(e.payload, sizeof(e.payload), "{\"id\":\"evt_contract_1\"}");
+    (void)str_copy(e.status, sizeof(e.status), "pending");
+    (void)str_copy(e.dedupe_key, sizeof(e.dedupe_key), "contract:1");
+    e.created_at = clock_now();
+    e.next_attempt_at = now_ms;
+    T_EQ_I64(store_outbox_insert(st, &e, &inserted), ERR_OK, "%s: insert", t->name);
+    T_OK(inserted, "%s: inserted", t->name);
+    (void)str_copy(e.id, sizeof(e.id), "evt_contract_2");
+    T_EQ_I64(store_outbox_insert(st, &e, &inserted), ERR_OK, "%s: same key", t->name);
+    T_OK(!inserted, "%s: not twice", t->name);
+    for (int i = 0; i < 10; i++) {
+        (void)snprintf(e.id, sizeof(e.id), "evt_c_%d", i);
+        (void)snprintf(e.dedupe_key, sizeof(e.dedupe_key), "contract:many:%d", i);
+        T_EQ_I64(store_outbox_insert(st, &e, &inserted), ERR_OK, "%s: insert %d", t->name, i);
+    }
+    T_EQ_I64(store_outbox_list(st, false, 64, l, &n), ERR_OK, "%s: list", t->name);
+    /* Concurrent claimers: every event once. */
+    for (int i = 0; i < OUTBOX_CLAIMERS; i++) {
+        cl[i].st = st;
+        cl[i].n = 0;
+        cl[i].owner[0] = (char)('a' + i); /* one letter each */
+        cl[i].owner[1] = '\0';
+        pthread_create(&th[i], NULL, outbox_claim_main, &cl[i]);
+    }
+    for (int i = 0; i < OUTBOX_CLAIMERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < OUTBOX_CLAIMERS; i++)
+        for (int j = 0; j < cl[i].n; j++) {
+            total++;
+            for (int a = 0; a < OUTBOX_CLAIMERS; a++)
+                for (int b = 0; b < cl[a].n; b++)
+                    dup += (a != i || b != j) && !strcmp(cl[i].ids[j], cl[a].ids[b]);
+        }
+    T_EQ_I64(total, n, "%s: each of the %d events claimed", t->name, n);
+    T_EQ_I64(dup, 0, "%s: none claimed twice", t->name);
+    /* Leased: no one else gets them until the lease ends; then another may. */
+    T_EQ_I64(store_outbox_claim(st, "other", now_ms + 1000, 60000, 64, l, &n), ERR_OK,
+             "%s: claim leased", t->name);
+    T_EQ_I64(n, 0, "%s: all leased", t->name);
+    T_EQ_I64(store_outbox_claim(st, "late", now_ms + 61000 + 1000, 60000, 1, l, &n), ERR_OK,
+             "%s: claim after the lease", t->name);
+    T_EQ_I64(n, 1, "%s: reclaimed", t->name);
+    e = l[0];
+    (void)str_copy(e.claimed_by, sizeof(e.claimed_by), "owner0");
+    (void)str_copy(e.status, sizeof(e.status), "delivered");
+    T_EQ_I64(store_outbox_finish(st, &e, &done), ERR_OK, "%s: finish by the old owner", t->name);
+    T_OK(!done, "%s: the lease is no longer its", t->name);
+    (void)str_copy(e.claimed_by, sizeof(e.claimed_by), "late");
+    e.attempts = 1;
+    e.delivered_at = 1700000000;
+    T_EQ_I64(store_outbox_finish(st, &e, &done), ERR_OK, "%s: finish", t->name);
+    T_OK(done, "%s: finished", t->name);
+    T_EQ_I64(store_outbox_get(st, e.id, &l[1]), ERR_OK, "%s: get", t->name);
+    T_OK(!strcmp(l[1].status, "delivered") && l[1].attempts == 1 && !l[1].claimed_by[0] &&
+             l[1].delivered_at == 1700000000,
+         "%s: recorded", t->name);
+    T_EQ_I64(store_outbox_claim(st, "late", now_ms + 200000, 60000, 64, l, &n), ERR_OK,
+             "%s: claim the rest", t->name);
+    T_EQ_I64(n, total - 1, "%s: all but the delivered one", t->name);
+    /* A failed event: listed with --failed; replay makes it due again. */
+    e = l[0];
+    (void)str_copy(e.status, sizeof(e.status), "failed");
+    (void)str_copy(e.last_error, sizeof(e.last_error), "HTTP 500");
+    T_EQ_I64(store_outbox_finish(st, &e, &done), ERR_OK, "%s: give up", t->name);
+    T_EQ_I64(store_outbox_list(st, true, 64, l, &n), ERR_OK, "%s: failed", t->name);
+    T_OK(n == 1 && !strcmp(l[0].id, e.id) && !strcmp(l[0].last_error, "HTTP 500"),
+         "%s: the failed one", t->name);
+    T_EQ_I64(store_outbox_replay(st, e.id, now_ms), ERR_OK, "%s: replay", t->name);
+    T_EQ_I64(store_outbox_replay(st, "evt_none", now_ms), ERR_NOT_FOUND, "%s: none", t->name);
+    T_EQ_I64(store_outbox_claim(st, "again", now_ms, 60000, 64, l, &n), ERR_OK, "%s: claim",
+             t->name);
+    T_OK(n == 1 && !strcmp(l[0].id, e.id) && l[0].attempts == 0, "%s: due again", t->name);
+    /* A duplicate subscription canceled: its event commits with the record. */
+    {
+        struct subscription d1 = make_sub("sub_obd1", "u_obd", SUB_STATUS_ACTIVE);
+        struct subscription d2 = make_sub("sub_obd2", "u_obd", SUB_STATUS_ACTIVE);
+        struct duplicate_record dl[4];
+
+        d1.created = 100;
+        d2.created = 200;
+        T_EQ_I64(store_subscription_apply(st, &d1, &applied), ERR_OK, "%s: first", t->name);
+        T_EQ_I64(store_subscription_apply(st, &d2, &applied), ERR_OK, "%s: second", t->name);
+        T_EQ_I64(store_duplicate_list(st, true, 4, dl, &n), ERR_OK, "%s: dups", t->name);
+        T_EQ_I64(n, 1, "%s: one duplicate", t->name);
+        T_EQ_I64(outbox_count(st, "subscription.duplicate_canceled"), 0, "%s: not yet", t->name);
+        (void)str_copy(dl[0].status, sizeof(dl[0].status), "resolved");
+        dl[0].refunded = 500;
+        T_EQ_I64(store_duplicate_update(st, &dl[0]), ERR_OK, "%s: resolved", t->name);
+        T_EQ_I64(outbox_count(st, "subscription.duplicate_canceled"), 1, "%s: canceled event",
+                 t->name);
+    }
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -1598,6 +1785,7 @@ static const struct {
     { "group_commit", case_group_commit, false },
     { "group_commit_fails", case_group_commit_fails, false },
     { "plan_changes", case_plan_changes, false },
+    { "outbox", case_outbox, false },
 };
 
 /* PostgreSQL going away and coming back (SUBGATE_TEST_PG_DIR: the server's pg.sh DIR) */

@@ -7,6 +7,7 @@ from .client import (Access, PendingChange, PlanChange, PlanPreview, Quota, Subg
 from .errors import (Conflict, Forbidden, InvalidRequest, NotFound, NotInTier, PaymentPending,
                      QuotaExceeded, SubgateError, Unauthorized, Unavailable)
 from .tokens import EntitlementTokenError, verify_entitlement_token
+from .webhook import WebhookSignatureError, verify_webhook
 
 __all__ = [
     "Access", "PendingChange", "PlanChange", "PlanPreview", "Quota", "Subgate", "Subscription",
@@ -14,4 +15,5 @@ __all__ = [
     "Conflict", "Forbidden", "InvalidRequest", "NotFound", "NotInTier", "PaymentPending",
     "QuotaExceeded", "SubgateError", "Unauthorized", "Unavailable",
     "EntitlementTokenError", "verify_entitlement_token",
+    "WebhookSignatureError", "verify_webhook",
 ]
