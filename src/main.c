@@ -281,6 +281,14 @@ static void configure_outbox(const struct config *cfg, const struct tier_catalog
     int64_t pct = 0;
 
     (void)str_copy(o.default_tier, sizeof(o.default_tier), cat->tiers[cat->default_tier].id);
+    for (size_t i = 0; i < cat->tier_count && i < TIER_MAX_RANKED; i++) {
+        size_t at = o.tier_count++; /* insertion by rank: a handful of tiers */
+        while (at > 0 && tier_catalog_find(cat, o.tiers[at - 1])->rank > cat->tiers[i].rank) {
+            memcpy(o.tiers[at], o.tiers[at - 1], TIER_ID_MAX);
+            at--;
+        }
+        (void)str_copy(o.tiers[at], TIER_ID_MAX, cat->tiers[i].id); /* same size */
+    }
     for (size_t i = 0; i < cfg->quota_threshold_count && i < OUTBOX_THRESHOLDS_MAX; i++)
         if (parse_i64(cfg->quota_thresholds[i], strlen(cfg->quota_thresholds[i]), 1, 100, &pct) ==
             ERR_OK)

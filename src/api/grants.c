@@ -43,14 +43,17 @@ enum err grants_effective_tier(const struct api *api, const char *user, int64_t 
 {
     const struct config *cfg = api->cfg;
     int64_t ttl = cfg->entitlement_cache_users ? cfg->entitlement_cache_ttl_ms : 0;
+    struct grant_query q = { .user_id = user,
+                             .now = now,
+                             .better = better_grant,
+                             .ctx = api->tiers };
     const struct tier *t;
-    bool found = false;
-    enum err err =
-        store_grant_best(api->store, user, now, ttl, better_grant, api->tiers, grant, &found);
+    enum err err = store_grant_best(api->store, ttl, &q);
 
     *granted = false;
-    if (err || !found)
+    if (err || !q.found)
         return err;
+    *grant = q.best;
     t = tier_catalog_find(api->tiers, grant->tier);
     if (t && (!*tier || t->rank > (*tier)->rank)) {
         *tier = t;

@@ -85,13 +85,13 @@ struct config {
     int64_t app_webhook_retry_base_ms;  /* APP_WEBHOOK_RETRY_BASE_MS: first retry delay */
     char **quota_thresholds;            /* QUOTA_THRESHOLDS: percentages 1-100 */
     size_t quota_threshold_count;       /* 1 to 8 */
-    char *ent_token_key_file;          /* ENTITLEMENT_TOKEN_KEY_FILE: P-256/Ed25519 PEM */
-    char **ent_token_public_keys;      /* ENTITLEMENT_TOKEN_PUBLIC_KEYS: previous keys' PEMs */
-    size_t ent_token_public_key_count; /* 0 to 8 */
-    int64_t ent_token_ttl_s;           /* ENTITLEMENT_TOKEN_TTL: a token's life, 30-86400 */
-    char *ent_token_issuer;            /* ENTITLEMENT_TOKEN_ISSUER: "iss" of the tokens */
-    char *ent_token_audience;          /* ENTITLEMENT_TOKEN_AUDIENCE: "aud", NULL: none */
-    char *log_level;                   /* LOG_LEVEL: debug, info, warn or error */
+    char *ent_token_key_file;           /* ENTITLEMENT_TOKEN_KEY_FILE: P-256/Ed25519 PEM */
+    char **ent_token_public_keys;       /* ENTITLEMENT_TOKEN_PUBLIC_KEYS: previous keys' PEMs */
+    size_t ent_token_public_key_count;  /* 0 to 8 */
+    int64_t ent_token_ttl_s;            /* ENTITLEMENT_TOKEN_TTL: a token's life, 30-86400 */
+    char *ent_token_issuer;             /* ENTITLEMENT_TOKEN_ISSUER: "iss" of the tokens */
+    char *ent_token_audience;           /* ENTITLEMENT_TOKEN_AUDIENCE: "aud", NULL: none */
+    char *log_level;                    /* LOG_LEVEL: debug, info, warn or error */
     enum config_source source[CONFIG_VARS_MAX]; /* per table row, in table order */
 };
 

@@ -115,47 +115,6 @@ static enum err note_duplicates(const struct store_ops *ops, struct store_tx *tx
 
 /* Outgoing events */
 
-/* The user's tier before a change, to compare after it ("" when the outbox is off). */
-static enum err tier_before(const struct store *st, struct store_tx *tx, const char *user_id,
-                            int64_t now, char tier[TIER_ID_MAX])
-{
-    tier[0] = '\0';
-    if (!st->outbox.enabled || !user_id[0])
-        return ERR_OK;
-    return outbox_user_tier(st, tx, user_id, now, tier);
-}
-
-/* subscription.tier_changed when the change moved the user's tier away from old. */
-static enum err tier_after(const struct store *st, struct store_tx *tx, const char *user_id,
-                           const struct subscription *sub, const char *old, int64_t now)
-{
-    char tier[TIER_ID_MAX], key[sizeof(((struct outbox_event *)0)->dedupe_key)];
-    struct jw w;
-    size_t len = 0;
-    char *data;
-    enum err err;
-
-    if (!st->outbox.enabled || !user_id[0] || !old[0])
-        return ERR_OK;
-    if ((err = outbox_user_tier(st, tx, user_id, now, tier)) != ERR_OK)
-        return err;
-    if (strcmp(tier, old) == 0)
-        return ERR_OK;
-    jw_begin(&w);
-    jw_str(&w, "user_id", user_id);
-    jw_str(&w, "subscription_id", sub->id);
-    jw_str(&w, "old_tier", old);
-    jw_str(&w, "new_tier", tier);
-    jw_i64(&w, "effective_at", now);
-    if (!(data = jw_finish(&w, &len)))
-        return ERR_INVALID;
-    (void)snprintf(key, sizeof(key), "tier:%s:%s:%lld:%s:%s", old, tier,
-                   (long long)sub->stripe_updated, sub->id, user_id);
-    err = outbox_emit(st, tx, "subscription.tier_changed", key, data, now);
-    free(data);
-    return err;
-}
-
 struct apply_arg {
     const struct store *st;
     const struct store_ops *ops;
@@ -169,14 +128,16 @@ static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
 {
     struct apply_arg *a = arg;
     char old[TIER_ID_MAX];
-    enum err err = tier_before(a->st, tx, a->sub->user_id, a->now, old);
+    enum err err = outbox_tier_before(a->st, tx, a->sub->user_id, a->now, old);
 
     if (!err)
         err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied, NULL);
     if (!err && a->applied && sub_status_is_live(a->sub->status))
         err = note_duplicates(a->ops, tx, a->sub->user_id, a->now);
     if (!err && a->applied)
-        err = tier_after(a->st, tx, a->sub->user_id, a->sub, old, a->now);
+        err = outbox_tier_after(a->st, tx, a->sub->user_id,
+                                &(struct outbox_cause){ a->sub->id, "", a->sub->stripe_updated },
+                                old, a->now);
     return err;
 }
 
@@ -344,7 +305,7 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     err = resolve_user(x, sub.user_id);
     if (!err) {
         memcpy(x->sub_user, sub.user_id, USER_ID_MAX); /* its cache entry goes after the run */
-        err = tier_before(x->st, x->tx, sub.user_id, x->now, old);
+        err = outbox_tier_before(x->st, x->tx, sub.user_id, x->now, old);
     }
     if (!err)
         err = subscription_apply(x->ops, x->tx, &sub, x->now, &applied, x->in->same_second);
@@ -358,7 +319,9 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
     if (!err && applied && sub_status_is_live(sub.status))
         err = note_duplicates(x->ops, x->tx, sub.user_id, x->now);
     if (!err && applied)
-        err = tier_after(x->st, x->tx, sub.user_id, &sub, old, x->now);
+        err = outbox_tier_after(x->st, x->tx, sub.user_id,
+                                &(struct outbox_cause){ sub.id, "", sub.stripe_updated }, old,
+                                x->now);
     if (!err && strcmp(x->in->ev->type, "customer.subscription.trial_will_end") == 0)
         err = emit_trial_will_end(x, &sub);
     return err;

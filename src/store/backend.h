@@ -237,13 +237,13 @@ struct store_ops {
 /* The handle callers hold; a backend embeds it as the first member of its own struct. */
 struct store {
     const struct store_ops *ops;
-    struct store_maint *maint;   /* the pruning thread (store.c); NULL when not started */
-    struct entcache *cache;      /* the entitlement cache (entcache.h); NULL when off */
-    struct store_watch *watch;   /* ops->watch_start's, stopped by store_close; NULL when none */
-    struct store_group *group;   /* the group commit queue (group.c); NULL: every write alone */
-    struct store_grants *grants; /* the snapshot of grants in force (grants.c) */
+    struct store_maint *maint;      /* the pruning thread (store.c); NULL when not started */
+    struct entcache *cache;         /* the entitlement cache (entcache.h); NULL when off */
+    struct store_watch *watch;      /* ops->watch_start's, stopped by store_close; NULL when none */
+    struct store_group *group;      /* the group commit queue (group.c); NULL: every write alone */
+    struct store_grants *grants;    /* the snapshot of grants in force (grants.c) */
     struct store_outbox_cfg outbox; /* store_outbox_configure's; zero: no events written */
-    bool write_failing;          /* the last write found the storage unavailable (atomic) */
+    bool write_failing;             /* the last write found the storage unavailable (atomic) */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -376,7 +376,25 @@ void store_maint_stop(struct store *st);
 MUST_CHECK enum err outbox_emit(const struct store *st, struct store_tx *tx, const char *type,
                                 const char *dedupe_key, const char *data_json, int64_t now);
 
-/* The tier user_id is entitled to now, from their most relevant subscription ("" on error). */
+/*
+ * The user's tier before a change, to compare after it with outbox_tier_after ("" when the
+ * outbox is off). outbox_tier_after writes subscription.tier_changed when the change (a
+ * subscription's, or a grant's: grant_id "" otherwise) moved the tier away from old; stamp (the
+ * state's Stripe time, or the grant's) makes one event per change.
+ */
+MUST_CHECK enum err outbox_tier_before(const struct store *st, struct store_tx *tx,
+                                       const char *user_id, int64_t now, char tier[TIER_ID_MAX]);
+
+struct outbox_cause {
+    const char *subscription_id; /* "" for a grant's change */
+    const char *grant_id;        /* "" for a subscription's */
+    int64_t stamp;
+};
+MUST_CHECK enum err outbox_tier_after(const struct store *st, struct store_tx *tx,
+                                      const char *user_id, const struct outbox_cause *c,
+                                      const char *old, int64_t now);
+
+/* The tier user_id is entitled to now: their most relevant subscription's, or a better grant's. */
 MUST_CHECK enum err outbox_user_tier(const struct store *st, struct store_tx *tx,
                                      const char *user_id, int64_t now, char tier[TIER_ID_MAX]);
 

@@ -17,6 +17,7 @@
 #define GRANTS_USER_MAX     64   /* grants of one user looked at when the database is asked */
 
 struct grant_arg {
+    const struct store *st;
     const struct store_ops *ops;
     const char *key; /* id or user */
     const struct grant_record *in;
@@ -27,19 +28,38 @@ struct grant_arg {
     bool found;
 };
 
+/* A grant that changes the user's tier now writes subscription.tier_changed in its transaction. */
 static enum err insert_tx(struct store_tx *tx, void *arg)
 {
     struct grant_arg *a = arg;
+    const struct grant_record *g = a->in;
+    char old[TIER_ID_MAX];
+    enum err err = outbox_tier_before(a->st, tx, g->user_id, a->at, old);
 
-    return a->ops->grant_insert(tx, a->in);
+    if (!err)
+        err = a->ops->grant_insert(tx, g);
+    if (!err)
+        err = outbox_tier_after(a->st, tx, g->user_id,
+                                &(struct outbox_cause){ "", g->id, g->created_at }, old, a->at);
+    return err;
 }
 
 static enum err revoke_tx(struct store_tx *tx, void *arg)
 {
     struct grant_arg *a = arg;
-    enum err err = a->ops->grant_revoke(tx, a->key, a->at, &a->found);
+    char old[TIER_ID_MAX] = "";
+    enum err err = a->ops->grant_get(tx, a->key, a->out);
 
-    return err ? err : a->ops->grant_get(tx, a->key, a->out);
+    if (!err)
+        err = outbox_tier_before(a->st, tx, a->out->user_id, a->at, old);
+    if (!err)
+        err = a->ops->grant_revoke(tx, a->key, a->at, &a->found);
+    if (!err)
+        err = a->ops->grant_get(tx, a->key, a->out);
+    if (!err && a->found)
+        err = outbox_tier_after(a->st, tx, a->out->user_id,
+                                &(struct outbox_cause){ "", a->out->id, a->at }, old, a->at);
+    return err;
 }
 
 static enum err get_tx(struct store_tx *tx, void *arg)
@@ -94,7 +114,7 @@ static void snapshot_drop(struct store *st)
 
 enum err store_grant_insert(struct store *st, const struct grant_record *g)
 {
-    struct grant_arg a = { .ops = st->ops, .in = g };
+    struct grant_arg a = { .st = st, .ops = st->ops, .in = g, .at = clock_now() };
     enum err err;
 
     if (!store_record_check(&store_grant_record, g, true))
@@ -107,7 +127,7 @@ enum err store_grant_insert(struct store *st, const struct grant_record *g)
 enum err store_grant_revoke(struct store *st, const char *id, int64_t at, bool *revoked,
                             struct grant_record *out)
 {
-    struct grant_arg a = { .ops = st->ops, .key = id, .out = out, .at = at };
+    struct grant_arg a = { .st = st, .ops = st->ops, .key = id, .out = out, .at = at };
     enum err err;
 
     *revoked = false;
@@ -176,60 +196,63 @@ static enum err snapshot_read(struct store *st, int64_t now)
     return ERR_OK;
 }
 
-/* The best of n grants of user_id in force at now into *out (*found). */
-static void pick(const struct grant_record *g, int n, const char *user_id, int64_t now,
-                 bool (*better)(const struct grant_record *a, const struct grant_record *b,
-                                const void *ctx),
-                 const void *ctx, struct grant_record *out, bool *found)
+/* The best of the n grants in force at q->now that are q's user's into q. */
+static void pick(const struct grant_record *g, int n, struct grant_query *q)
 {
     for (int i = 0; i < n; i++) {
-        if (strcmp(g[i].user_id, user_id) != 0 || g[i].revoked_at || g[i].starts_at > now ||
-            (g[i].ends_at && g[i].ends_at <= now))
+        if (strcmp(g[i].user_id, q->user_id) != 0 || g[i].revoked_at || g[i].starts_at > q->now ||
+            (g[i].ends_at && g[i].ends_at <= q->now))
             continue;
-        if (!*found || better(&g[i], out, ctx)) {
-            *out = g[i];
-            *found = true;
+        if (!q->found || q->better(&g[i], &q->best, q->ctx)) {
+            q->best = g[i];
+            q->found = true;
         }
     }
 }
 
-enum err store_grant_best(struct store *st, const char *user_id, int64_t now, int64_t ttl_ms,
-                          bool (*better)(const struct grant_record *a, const struct grant_record *b,
-                                         const void *ctx),
-                          const void *ctx, struct grant_record *out, bool *found)
+/* The user's grants in the snapshot into q; *full: the snapshot does not hold them all. */
+static enum err from_snapshot(struct store *st, int64_t ttl_ms, struct grant_query *q, bool *full)
 {
     struct store_grants *snap = st->grants;
     struct grant_record probe = { .user_id = "" };
     const struct grant_record *hit, *end;
-    struct grant_record *mine;
     enum err err = ERR_OK;
-    bool full = false;
-    int n = 0;
 
-    *found = false;
-    if (!store_arg_ok(user_id, USER_ID_MAX))
-        return ERR_INVALID;
-    memcpy(probe.user_id, user_id, strlen(user_id) + 1);
+    memcpy(probe.user_id, q->user_id, strlen(q->user_id) + 1);
     pthread_mutex_lock(&snap->mu);
     if (!snap->read_ms || ttl_ms <= 0 || clock_mono_ms() - snap->read_ms >= ttl_ms)
-        err = snapshot_read(st, now);
-    full = snap->full;
-    if (!err && !full && snap->n) {
+        err = snapshot_read(st, q->now);
+    *full = snap->full;
+    if (!err && !*full && snap->n) {
         hit = bsearch(&probe, snap->list, (size_t)snap->n, sizeof(*snap->list), by_user);
-        while (hit && hit > snap->list && strcmp((hit - 1)->user_id, user_id) == 0)
+        while (hit && hit > snap->list && strcmp((hit - 1)->user_id, q->user_id) == 0)
             hit--; /* the first of the user's */
-        for (end = hit; end && end < snap->list + snap->n && strcmp(end->user_id, user_id) == 0;)
+        for (end = hit; end && end < snap->list + snap->n && strcmp(end->user_id, q->user_id) == 0;)
             end++;
         if (hit)
-            pick(hit, (int)(end - hit), user_id, now, better, ctx, out, found);
+            pick(hit, (int)(end - hit), q);
     }
     pthread_mutex_unlock(&snap->mu);
+    return err;
+}
+
+enum err store_grant_best(struct store *st, int64_t ttl_ms, struct grant_query *q)
+{
+    struct grant_record *mine;
+    bool full = false;
+    int n = 0;
+    enum err err;
+
+    q->found = false;
+    if (!store_arg_ok(q->user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    err = from_snapshot(st, ttl_ms, q, &full);
     if (err || !full)
         return err;
     mine = xcalloc(GRANTS_USER_MAX, sizeof(*mine));
-    err = store_grant_list(st, user_id, GRANTS_USER_MAX, mine, &n);
+    err = store_grant_list(st, q->user_id, GRANTS_USER_MAX, mine, &n);
     if (!err)
-        pick(mine, n, user_id, now, better, ctx, out, found);
+        pick(mine, n, q);
     free(mine);
     return err;
 }

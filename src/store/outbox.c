@@ -18,7 +18,8 @@
 #include "store/backend.h"
 #include "store/store.h"
 
-#define ID_HEX 24 /* hex digits of the derived id after "evt_" */
+#define ID_HEX            24 /* hex digits of the derived id after "evt_" */
+#define OUTBOX_GRANTS_MAX 16 /* a user's grants looked at for their tier */
 
 void store_outbox_configure(struct store *st, const struct store_outbox_cfg *cfg)
 {
@@ -69,20 +70,76 @@ enum err outbox_emit(const struct store *st, struct store_tx *tx, const char *ty
     return err;
 }
 
+/* A tier's place in the catalogue by rank; -1 for one it does not name. */
+static int tier_rank(const struct store *st, const char *tier)
+{
+    for (size_t i = 0; i < st->outbox.tier_count; i++)
+        if (strcmp(st->outbox.tiers[i], tier) == 0)
+            return (int)i;
+    return -1;
+}
+
 enum err outbox_user_tier(const struct store *st, struct store_tx *tx, const char *user_id,
                           int64_t now, char tier[TIER_ID_MAX])
 {
     struct subscription sub;
+    struct grant_record g[OUTBOX_GRANTS_MAX];
+    int n = 0;
     enum err err = st->ops->subscription_get_for_user(tx, user_id, &sub);
 
     memcpy(tier, st->outbox.default_tier, TIER_ID_MAX);
-    if (err == ERR_NOT_FOUND)
-        return ERR_OK;
-    if (err)
+    if (err && err != ERR_NOT_FOUND)
         return err;
-    if (entitlement_of(&sub, now, st->outbox.grace_s).grants && sub.tier[0])
+    if (!err && entitlement_of(&sub, now, st->outbox.grace_s).grants && sub.tier[0])
         memcpy(tier, sub.tier, TIER_ID_MAX);
+    if ((err = st->ops->grant_list(tx, user_id, now, OUTBOX_GRANTS_MAX, g, &n)))
+        return err;
+    for (int i = 0; i < n; i++) /* the best grant in force wins over a lower tier */
+        if (!g[i].revoked_at && g[i].starts_at <= now && (!g[i].ends_at || g[i].ends_at > now) &&
+            tier_rank(st, g[i].tier) > tier_rank(st, tier))
+            memcpy(tier, g[i].tier, TIER_ID_MAX);
     return ERR_OK;
+}
+
+enum err outbox_tier_before(const struct store *st, struct store_tx *tx, const char *user_id,
+                            int64_t now, char tier[TIER_ID_MAX])
+{
+    tier[0] = '\0';
+    if (!st->outbox.enabled || !user_id[0])
+        return ERR_OK;
+    return outbox_user_tier(st, tx, user_id, now, tier);
+}
+
+enum err outbox_tier_after(const struct store *st, struct store_tx *tx, const char *user_id,
+                           const struct outbox_cause *c, const char *old, int64_t now)
+{
+    char tier[TIER_ID_MAX], key[sizeof(((struct outbox_event *)0)->dedupe_key)];
+    struct jw w;
+    size_t len = 0;
+    char *data;
+    enum err err;
+
+    if (!st->outbox.enabled || !user_id[0] || !old[0])
+        return ERR_OK;
+    if ((err = outbox_user_tier(st, tx, user_id, now, tier)) != ERR_OK)
+        return err;
+    if (strcmp(tier, old) == 0)
+        return ERR_OK;
+    jw_begin(&w);
+    jw_str(&w, "user_id", user_id);
+    jw_str(&w, "subscription_id", c->subscription_id);
+    if (c->grant_id[0])
+        jw_str(&w, "grant_id", c->grant_id);
+    jw_str(&w, "old_tier", old);
+    jw_str(&w, "new_tier", tier);
+    jw_i64(&w, "effective_at", now);
+    if (!(data = jw_finish(&w, &len)))
+        return ERR_INVALID;
+    (void)snprintf(key, sizeof(key), "tier:%s:%s:%lld:%s%s:%s", old, tier, (long long)c->stamp,
+                   c->subscription_id, c->grant_id, user_id);
+    err = outbox_emit(st, tx, "subscription.tier_changed", key, data, now);
+    free(data);
+    return err;
 }
 
 /* One quota event: data names the user, quota, window and counter; percent when >= 0. */

@@ -218,17 +218,24 @@ MUST_CHECK enum err store_grant_revoke(struct store *st, const char *id, int64_t
 MUST_CHECK enum err store_grant_list(struct store *st, const char *user_id, int max,
                                      struct grant_record *out, int *n);
 
+/* What store_grant_best looks for, and what it found. */
+struct grant_query {
+    const char *user_id;
+    int64_t now;
+    /* "a is better than b" */
+    bool (*better)(const struct grant_record *a, const struct grant_record *b, const void *ctx);
+    const void *ctx;
+    struct grant_record best; /* out: the best grant in force, when found */
+    bool found;               /* out */
+};
+
 /*
- * The best grant of user_id in force at now (started, not ended, not revoked) by better(a, b,
- * ctx) ("a is better than b"), into *out; *found false when there is none. Reads from a snapshot
- * of every grant in force, read again when it is older than ttl_ms (0: every call) or after this
- * process wrote a grant, so another process's grants show within ttl_ms.
+ * The best grant of q->user_id in force at q->now (started, not ended, not revoked) by
+ * q->better. Reads from a snapshot of every grant in force, read again when it is older than
+ * ttl_ms (0: every call) or after this process wrote a grant, so another process's grants show
+ * within ttl_ms.
  */
-MUST_CHECK enum err store_grant_best(struct store *st, const char *user_id, int64_t now,
-                                     int64_t ttl_ms,
-                                     bool (*better)(const struct grant_record *a,
-                                                    const struct grant_record *b, const void *ctx),
-                                     const void *ctx, struct grant_record *out, bool *found);
+MUST_CHECK enum err store_grant_best(struct store *st, int64_t ttl_ms, struct grant_query *q);
 
 /* ERR_NOT_FOUND when there is no schedule with that id. */
 MUST_CHECK enum err store_schedule_get(struct store *st, const char *id,
@@ -438,6 +445,7 @@ MUST_CHECK enum err store_idempotency_prune(struct store *st, int64_t before, in
 #define OUTBOX_ID_MAX         32   /* "evt_" and 24 hex digits */
 #define OUTBOX_PAYLOAD_MAX    2048 /* the whole JSON envelope as it is posted */
 #define OUTBOX_THRESHOLDS_MAX 8
+#define TIER_MAX_RANKED       16 /* tiers the outbox ranks (TIER_MAX of billing/tiers.h) */
 
 struct outbox_event {
     char id[OUTBOX_ID_MAX];
@@ -461,6 +469,9 @@ struct store_outbox_cfg {
     char default_tier[TIER_ID_MAX];        /* the tier without a granting subscription */
     int thresholds[OUTBOX_THRESHOLDS_MAX]; /* QUOTA_THRESHOLDS, percentages 1-100 */
     size_t threshold_count;
+    /* The tiers by rank, lowest first, to tell the best of a subscription and grants. */
+    size_t tier_count;
+    char tiers[TIER_MAX_RANKED][TIER_ID_MAX];
 };
 
 /* Copies cfg into st: events are written from now on when cfg->enabled. */

@@ -127,6 +127,26 @@ describe('outgoing webhooks', () => {
     assert.equal(rec.events('subscription.tier_changed').filter((e) => e.data.user_id === 'u_tier').length, 1);
   });
 
+  test('a grant that raises the tier, and its revocation, each send tier_changed; a grant below it sends nothing', async () => {
+    const grant = (body) => req(srv, 'POST', '/api/v1/access/grants', { token: SERVICE_KEY, body });
+    const g = await grant({ user_id: 'u_granted', tier: 'enterprise', reason: 'contract' });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    const up = await until(() => rec.events('subscription.tier_changed').find((e) => e.data.user_id === 'u_granted'));
+    assert.ok(up, `no tier_changed for the grant: ${srv.log.slice(-1500)}`);
+    assert.deepEqual([up.data.old_tier, up.data.new_tier, up.data.grant_id, up.data.subscription_id], ['free', 'enterprise', g.body.id, '']);
+    const r = await req(srv, 'POST', '/api/v1/access/grants/revoke', { token: SERVICE_KEY, body: { id: g.body.id } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const down = await until(() => rec.events('subscription.tier_changed').find((e) => e.data.user_id === 'u_granted' && e.data.new_tier === 'free'));
+    assert.ok(down, 'no tier_changed for the revocation');
+    assert.equal(down.data.old_tier, 'enterprise');
+    await subscribe(srv, 'u_granted_low');
+    assert.ok(await until(() => rec.events('subscription.tier_changed').find((e) => e.data.user_id === 'u_granted_low')));
+    assert.equal((await grant({ user_id: 'u_granted_low', tier: 'premium' })).status, 200);
+    await new Promise((res) => setTimeout(res, 800));
+    assert.equal(rec.events('subscription.tier_changed').filter((e) => e.data.user_id === 'u_granted_low').length, 1,
+      'premium below plus: no change, no event');
+  });
+
   test('trial_will_end, payment.failed and payment.action_required come from their Stripe events', async () => {
     const ev = subEvent('u_trial');
     assert.equal((await postStripe(srv, ev)).status, 200);
