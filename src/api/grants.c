@@ -18,6 +18,7 @@
 #include "base/hmac.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "billing/entitlement.h"
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -69,7 +70,7 @@ static json_t *time_or_null(int64_t t)
 
 json_t *grants_json(const struct grant_record *g, int64_t now)
 {
-    bool active = !g->revoked_at && g->starts_at <= now && (!g->ends_at || g->ends_at > now);
+    bool active = grant_in_force(g, now);
 
     return json_pack("{s:s, s:s, s:s, s:I, s:o, s:s, s:I, s:o, s:b}", "id", g->id, "user_id",
                      g->user_id, "tier", g->tier, "starts_at", (json_int_t)g->starts_at, "ends_at",

@@ -92,8 +92,7 @@ static void print_grants(FILE *out, struct store *st, const char *user, int64_t 
     }
     fprintf(out, "grants:\n");
     for (int i = 0; i < n; i++) {
-        bool active =
-            !g[i].revoked_at && g[i].starts_at <= now && (!g[i].ends_at || g[i].ends_at > now);
+        bool active = grant_in_force(&g[i], now);
         fprintf(out, "  %s  %-10s %s .. %s  %s%s%s\n", g[i].id, g[i].tier, when(g[i].starts_at, a),
                 g[i].ends_at ? when(g[i].ends_at, b) : "no end",
                 g[i].revoked_at ? "revoked"

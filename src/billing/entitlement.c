@@ -87,3 +87,8 @@ struct entitlement entitlement_of(const struct subscription *sub, int64_t now, i
     return sub->status == SUB_STATUS_TRIALING ? ent(true, ENT_TRIALING, 0)
                                               : ent(true, ENT_ACTIVE, 0);
 }
+
+bool grant_in_force(const struct grant_record *g, int64_t now)
+{
+    return !g->revoked_at && g->starts_at <= now && (!g->ends_at || g->ends_at > now);
+}

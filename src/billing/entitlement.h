@@ -31,6 +31,9 @@ struct entitlement {
 /* sub may be NULL (no subscription). grace_s is how long past_due keeps the tier. */
 struct entitlement entitlement_of(const struct subscription *sub, int64_t now, int64_t grace_s);
 
+/* True when the grant is in force at now: started, not ended, not revoked. */
+bool grant_in_force(const struct grant_record *g, int64_t now);
+
 const char *entitlement_reason_name(enum entitlement_reason r);
 
 #endif /* SUBGATE_BILLING_ENTITLEMENT_H */

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/xalloc.h"
+#include "billing/entitlement.h"
 #include "store/backend.h"
 #include "store/store.h"
 
@@ -200,8 +201,7 @@ static enum err snapshot_read(struct store *st, int64_t now)
 static void pick(const struct grant_record *g, int n, struct grant_query *q)
 {
     for (int i = 0; i < n; i++) {
-        if (strcmp(g[i].user_id, q->user_id) != 0 || g[i].revoked_at || g[i].starts_at > q->now ||
-            (g[i].ends_at && g[i].ends_at <= q->now))
+        if (strcmp(g[i].user_id, q->user_id) != 0 || !grant_in_force(&g[i], q->now))
             continue;
         if (!q->found || q->better(&g[i], &q->best, q->ctx)) {
             q->best = g[i];

@@ -95,8 +95,7 @@ enum err outbox_user_tier(const struct store *st, struct store_tx *tx, const cha
     if ((err = st->ops->grant_list(tx, user_id, now, OUTBOX_GRANTS_MAX, g, &n)))
         return err;
     for (int i = 0; i < n; i++) /* the best grant in force wins over a lower tier */
-        if (!g[i].revoked_at && g[i].starts_at <= now && (!g[i].ends_at || g[i].ends_at > now) &&
-            tier_rank(st, g[i].tier) > tier_rank(st, tier))
+        if (grant_in_force(&g[i], now) && tier_rank(st, g[i].tier) > tier_rank(st, tier))
             memcpy(tier, g[i].tier, TIER_ID_MAX);
     return ERR_OK;
 }

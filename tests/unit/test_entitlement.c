@@ -56,9 +56,25 @@ static const struct {
     { "no status", SUB_STATUS_MISSING, false, 0, 0, T0 + DAY, false, ENT_INACTIVE, 0 },
 };
 
+/* A grant is in force from its start to just before its end, unless revoked. */
+static void test_grant_in_force(void)
+{
+    struct grant_record g = { .starts_at = 100, .ends_at = 200 };
+
+    T_OK(!grant_in_force(&g, 99) && grant_in_force(&g, 100) && grant_in_force(&g, 199) &&
+             !grant_in_force(&g, 200),
+         "from starts_at to before ends_at");
+    g.ends_at = 0;
+    T_OK(grant_in_force(&g, INT64_C(253402300799)), "no end: in force for good");
+    g.revoked_at = 150;
+    T_OK(!grant_in_force(&g, 120), "revoked: not in force");
+}
+
 int main(void)
 {
     struct entitlement none = entitlement_of(NULL, T0, GRACE);
+
+    test_grant_in_force();
 
     T_OK(!none.grants && none.reason == ENT_NONE, "no subscription grants nothing");
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
