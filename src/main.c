@@ -265,6 +265,7 @@ static int open_store(const struct config *cfg, int threads, struct store **out)
     if (store_open(cfg->database_url, threads + 1, out, err, sizeof(err)) != ERR_OK)
         return fail(err);
     store_group_commit_set(*out, cfg->store_group_commit != 0);
+    store_ledger_set(*out, cfg->usage_ledger != 0);
     if (store_migrate(*out, &applied, err, sizeof(err)) != ERR_OK)
         return fail(err);
     if (applied)

@@ -127,6 +127,10 @@ static void quota_members(struct jw *w, const struct tier_quota *q,
 {
     jw_i64(w, "used", s->used);
     jw_limit(w, "limit", s->limit);
+    if (s->extra || s->balance) { /* only with units granted (issue #15) */
+        jw_i64(w, "extra", s->extra);
+        jw_i64(w, "balance", s->balance);
+    }
     jw_limit(w, "remaining", s->remaining);
     jw_str(w, "window", quota_window_name(q->window));
     if (s->counted != q->window)
@@ -155,18 +159,22 @@ static enum err quota_states(struct request *req, const char *user, const struct
     const struct api *api = req->app;
     const struct tier_catalog *cat = api->tiers;
     const char *ids[TIER_QUOTA_MAX];
-    int64_t starts[TIER_QUOTA_MAX], used[TIER_QUOTA_MAX];
+    int64_t starts[TIER_QUOTA_MAX];
+    struct usage_read got[TIER_QUOTA_MAX];
     enum err err;
 
     for (size_t i = 0; i < cat->quota_count; i++) {
         ids[i] = cat->quotas[i].id;
         starts[i] = quota_span_of(cat->quotas[i].window, period, now).start;
     }
-    err = store_usage_get_many(api->store, user, cat->quota_count, ids, starts, used);
+    err = store_usage_read_many(api->store, user, cat->quota_count, ids, starts, got);
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the usage of '%s'", user);
-    for (size_t i = 0; i < cat->quota_count; i++)
-        out[i] = gate_quota_state_of(cat->quotas[i].window, period, t->limits[i], used[i], now);
+    for (size_t i = 0; i < cat->quota_count; i++) {
+        out[i] = gate_quota_state_of(cat->quotas[i].window, period, t->limits[i], got[i].used, now);
+        if (t->limits[i] >= 0)
+            gate_quota_state_extra(&out[i], got[i].extra, got[i].balance);
+    }
     return ERR_OK;
 }
 
@@ -331,6 +339,10 @@ static json_t *refusal_json(const struct meter_ctx *m, const struct usage_outcom
     e = json_object_get(body, "error");
     json_object_set_new(e, "used", json_integer(o->used));
     json_object_set_new(e, "limit", json_integer(o->limit));
+    if (o->extra || o->balance) {
+        json_object_set_new(e, "extra", json_integer(o->extra));
+        json_object_set_new(e, "balance", json_integer(o->balance));
+    }
     json_object_set_new(e, "remaining", json_integer(o->remaining));
     json_object_set_new(e, "resets_at", json_integer(o->resets_at));
     json_object_set_new(e, "tier", json_string(o->tier));
@@ -361,6 +373,10 @@ static void meter_reply(const struct meter_ctx *m, const struct usage_outcome *o
     }
     jw_begin(&w);
     jw_i64(&w, "amount", m->in->amount);
+    if (o->extra || o->balance) { /* only with units granted (issue #15) */
+        jw_i64(&w, "balance", o->balance);
+        jw_i64(&w, "extra", o->extra);
+    }
     if (flag[0] == 'g')
         jw_bool(&w, flag, true);
     jw_limit(&w, "limit", o->limit);
@@ -446,17 +462,14 @@ static enum err plain_meter(struct request *req, const struct usage_grant *g,
                             const struct meter_ctx *m, struct usage_outcome *o)
 {
     const struct api *api = req->app;
-    bool granted = false, replayed = false;
-    int64_t used = 0;
+    bool replayed = false;
     enum err err = m->in->refund ? store_usage_refund(api->store, g, NULL, o, &replayed)
-                                 : store_usage_consume(api->store, g, &granted, &used);
+                                 : store_usage_meter(api->store, g, o);
 
-    if (!err && m->in->refund)
-        return ERR_OK; /* o is settled */
+    (void)m;
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot record the usage");
-    quota_outcome_settle(o, granted, used);
-    return ERR_OK;
+    return ERR_OK; /* o is settled */
 }
 
 static enum err meter(struct request *req, struct response *resp, enum meter_kind kind)
@@ -481,11 +494,15 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
     m.span = quota_span_of(m.quota->window, m.period, m.now);
     g.window_start = m.span.start;
     g.n = in.amount;
-    g.limit = kind == METER_CONSUME ? m.limit : TIER_UNLIMITED; /* track and refund never refuse */
+    /* track never refuses; a refund never does either, and gives balance units back past limit */
+    g.limit = kind == METER_TRACK ? TIER_UNLIMITED : m.limit;
+    g.track = kind == METER_TRACK;
+    g.request_id = req->id;
     o.limit = m.limit;
     o.window_start = g.window_start;
     o.resets_at = m.span.end;
     (void)str_copy(o.tier, sizeof(o.tier), m.tier->id); /* tier ids fit by construction */
+    g.idem_key = key;
     err = key ? keyed_meter(req, &g, key, &m, &o, &replayed) : plain_meter(req, &g, &m, &o);
     if (err)
         return err;
@@ -570,21 +587,22 @@ static void gate_consume(struct request *req, const struct gate_rule *r, struct 
 {
     const struct api *api = req->app;
     int q = tier_catalog_quota_index(api->tiers, r->quota);
-    struct usage_grant g = { .n = r->amount, .limit = a->tier->limits[q] };
-    bool granted = false;
-    int64_t used = 0;
+    struct usage_grant g = { .n = r->amount, .limit = a->tier->limits[q], .request_id = req->id };
+    struct usage_outcome o = { .limit = g.limit };
 
     a->quota = &api->tiers->quotas[q];
     (void)str_copy(g.user_id, sizeof(g.user_id), req->user); /* same size */
     (void)str_copy(g.quota, sizeof(g.quota), a->quota->id);  /* same size */
     g.window_start = quota_span_of(a->quota->window, p, now).start;
-    if (store_usage_consume(api->store, &g, &granted, &used) != ERR_OK) {
+    if (store_usage_meter(api->store, &g, &o) != ERR_OK) {
         a->quota = NULL;
         gate_refuse(a, 403, GATE_ERROR);
         return;
     }
-    a->state = gate_quota_state_of(a->quota->window, p, g.limit, used, now);
-    if (!granted)
+    a->state = gate_quota_state_of(a->quota->window, p, g.limit, o.used, now);
+    if (g.limit >= 0)
+        gate_quota_state_extra(&a->state, o.extra, o.balance);
+    if (!o.granted)
         gate_refuse(a, 403, GATE_QUOTA_EXCEEDED);
 }
 
@@ -675,6 +693,11 @@ enum err access_usage_read(struct request *req, struct response *resp)
     quotas_member(&w, api->tiers, states);
     response_jw(resp, 200, &w);
     return ERR_OK;
+}
+
+enum err access_subject_of(struct request *req, const char *named, const char **user)
+{
+    return subject_of(req, named, user);
 }
 
 /* The subject (a service names it), its tier and quota states at now, as GET /usage reads them. */

@@ -74,6 +74,15 @@ struct gate_quota_state;
 enum err access_state_of(struct request *req, const char *named, int64_t now, const char **user,
                          const struct tier **t, struct gate_quota_state *states);
 
+/* The user a request is about, as access_state_of finds it, without reading anything. */
+enum err access_subject_of(struct request *req, const char *named, const char **user);
+
+/* ledger.c */
+enum err access_ledger(struct request *req, struct response *resp);
+enum err access_quota_grant(struct request *req, struct response *resp);
+struct ledger_entry;
+json_t *ledger_entry_json(const struct ledger_entry *e); /* for `subgate user` */
+
 /* tokens.c */
 enum err tokens_jwks(struct request *req, struct response *resp);
 enum err tokens_entitlement(struct request *req, struct response *resp);

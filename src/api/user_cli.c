@@ -1,8 +1,9 @@
 /*
  * user_cli.c: `subgate user ID`, the support view of one user (issue #15 item 6): the Stripe
  * customer, the subscription and any plan change in flight, the tier in force and where it comes
- * from, the grants, usage in each quota's current window, the last invoices, and the recent
- * webhook events that name the user or their customer. Read only.
+ * from, the grants, usage in each quota's current window (with extra units and balances), the
+ * last usage ledger entries, the last invoices, the recent webhook events that name the user or
+ * their customer, and the recent outgoing events about the user with their deliveries. Read only.
  */
 #include "api/user_cli.h"
 
@@ -25,6 +26,8 @@
 #define USER_CLI_GRANTS   20
 #define USER_CLI_SCAN     200 /* the newest events looked through for the user's */
 #define USER_CLI_EVENTS   10
+#define USER_CLI_LEDGER   10
+#define USER_CLI_EXTRAS   32
 #define DAY_S             INT64_C(86400)
 
 /* "2024-01-31T12:00:00Z", "-" for 0, or the number when it is out of range. */
@@ -125,6 +128,69 @@ static void print_usage(FILE *out, struct store *st, const struct tier_catalog *
     }
 }
 
+/* Extra units granted: this and other windows', and balances. */
+static void print_extras(FILE *out, struct store *st, const char *user)
+{
+    struct quota_extra x[USER_CLI_EXTRAS];
+    char a[32];
+    int n = 0;
+
+    if (store_quota_extras(st, user, USER_CLI_EXTRAS, x, &n) != ERR_OK || n == 0)
+        return;
+    fprintf(out, "extra units:\n");
+    for (int i = 0; i < n; i++)
+        if (x[i].window_start == QUOTA_BALANCE)
+            fprintf(out, "  %-14s balance %lld\n", x[i].quota, (long long)x[i].units);
+        else
+            fprintf(out, "  %-14s +%lld for the window from %s (%lld drawn from the balance)\n",
+                    x[i].quota, (long long)x[i].units, when(x[i].window_start, a),
+                    (long long)x[i].taken);
+}
+
+static void print_ledger(FILE *out, struct store *st, const char *user)
+{
+    struct ledger_entry l[USER_CLI_LEDGER];
+    char a[32];
+    int n = 0;
+
+    if (store_ledger_list(st, user, NULL, 0, USER_CLI_LEDGER, l, &n) != ERR_OK || n == 0) {
+        fprintf(out, "ledger:        none\n");
+        return;
+    }
+    fprintf(out, "ledger (newest %d):\n", USER_CLI_LEDGER);
+    for (int i = 0; i < n; i++)
+        fprintf(out, "  #%lld %s  %-7s %-14s %6lld  used after %lld  balance %+lld  %s %s\n",
+                (long long)l[i].id, when(l[i].created_ms / 1000, a), l[i].kind, l[i].quota,
+                (long long)l[i].amount, (long long)l[i].used_after, (long long)l[i].balance,
+                l[i].request_id[0] ? l[i].request_id : "-",
+                l[i].idem_key[0] ? l[i].idem_key : l[i].reason);
+}
+
+/* The newest outgoing events whose payload names the user, with their delivery state. */
+static void print_outbox(FILE *out, struct store *st, const char *user)
+{
+    struct outbox_event *list = xcalloc(USER_CLI_SCAN, sizeof(*list));
+    char needle[USER_ID_MAX + 16], a[32];
+    int n = 0, shown = 0;
+
+    (void)snprintf(needle, sizeof(needle), "\"user_id\":\"%s\"", user);
+    if (store_outbox_list(st, false, USER_CLI_SCAN, list, &n) != ERR_OK)
+        n = 0;
+    fprintf(out, "outgoing events (the user's among the newest %d):\n", USER_CLI_SCAN);
+    for (int i = 0; i < n && shown < USER_CLI_EVENTS; i++) {
+        if (!strstr(list[i].payload, needle))
+            continue;
+        fprintf(out, "  %s  %-28s %-9s %d attempt(s)  %s%s%s\n", list[i].id, list[i].type,
+                list[i].status, list[i].attempts,
+                when(list[i].delivered_at ? list[i].delivered_at : list[i].created_at, a),
+                list[i].last_error[0] ? "  " : "", list[i].last_error);
+        shown++;
+    }
+    if (!shown)
+        fprintf(out, "  none\n");
+    free(list);
+}
+
 static void print_invoices(FILE *out, struct store *st, const char *user)
 {
     struct invoice inv[USER_CLI_INVOICES];
@@ -207,7 +273,10 @@ int user_cli_run(const struct api *api, int argc, char **argv, FILE *out, FILE *
                                                        : "Stripe");
     print_grants(out, api->store, user, now);
     print_usage(out, api->store, api->tiers, tier, user, period, now);
+    print_extras(out, api->store, user);
+    print_ledger(out, api->store, user);
     print_invoices(out, api->store, user);
     print_events(out, api->store, user, c.stripe_customer_id);
+    print_outbox(out, api->store, user);
     return 0;
 }

@@ -7,6 +7,9 @@
 /* Unix seconds: the fake time when one is set, else the real clock. */
 int64_t clock_now(void);
 
+/* Unix milliseconds: the fake time's second when one is set, else the real clock. */
+int64_t clock_now_ms(void);
+
 /* Monotonic milliseconds, for latencies and timeouts. */
 int64_t clock_mono_ms(void);
 

@@ -64,6 +64,13 @@ struct gate_quota_state gate_quota_state_of(enum quota_window w, struct quota_pe
     return s;
 }
 
+void gate_quota_state_extra(struct gate_quota_state *s, int64_t extra, int64_t balance)
+{
+    s->extra = extra;
+    s->balance = balance;
+    s->remaining = quota_remaining_extra(s->limit, extra, balance, s->used);
+}
+
 const char *gate_reason_name(enum gate_reason r)
 {
     if ((size_t)r < ARRAY_SIZE(reason_names) && reason_names[r])

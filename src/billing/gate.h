@@ -43,7 +43,9 @@ struct gate_decision {
 struct gate_quota_state {
     int64_t used;
     int64_t limit;     /* TIER_UNLIMITED (< 0) when unlimited */
-    int64_t remaining; /* limit - used, never negative; -1 when unlimited */
+    int64_t remaining; /* limit + extra - used (never negative) + balance; -1 when unlimited */
+    int64_t extra;     /* units granted on top of limit for this window (issue #15) */
+    int64_t balance;   /* the quota's balance, drawn on once limit + extra are used */
     int64_t window_start;
     int64_t resets_at;         /* the next window's start */
     enum quota_window counted; /* the quota's window, or the month it falls back to */
@@ -98,6 +100,9 @@ struct gate_decision gate_decide(const struct tier_catalog *cat, const struct ti
  */
 struct gate_quota_state gate_quota_state_of(enum quota_window w, struct quota_period p,
                                             int64_t limit, int64_t used, int64_t now);
+
+/* s with the window's extra units and the balance: remaining counts them. */
+void gate_quota_state_extra(struct gate_quota_state *s, int64_t extra, int64_t balance);
 
 /* Returns the reason's stable name ("allowed", "not_in_tier", ...). */
 const char *gate_reason_name(enum gate_reason r);

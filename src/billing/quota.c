@@ -170,9 +170,22 @@ int64_t quota_remaining(int64_t limit, int64_t used)
     return used >= limit ? 0 : limit - used;
 }
 
+int64_t quota_remaining_extra(int64_t limit, int64_t extra, int64_t balance, int64_t used)
+{
+    int64_t allowance, left;
+
+    if (limit < 0)
+        return -1;
+    extra = extra > 0 ? extra : 0;
+    balance = balance > 0 ? balance : 0;
+    allowance = extra > INT64_MAX - limit ? INT64_MAX : limit + extra;
+    left = used >= allowance ? 0 : allowance - used;
+    return balance > INT64_MAX - left ? INT64_MAX : left + balance;
+}
+
 void quota_outcome_settle(struct usage_outcome *o, bool granted, int64_t used)
 {
     o->granted = granted;
     o->used = used;
-    o->remaining = quota_remaining(o->limit, used);
+    o->remaining = quota_remaining_extra(o->limit, o->extra, o->balance, used);
 }

@@ -119,6 +119,52 @@ struct usage_grant {
     int64_t window_start;     /* Unix seconds: the window's key */
     int64_t n;                /* units asked for, > 0 */
     int64_t limit;            /* the tier's limit; < 0 means unlimited */
+    bool track;               /* recorded without a limit (POST /access/track) */
+    /* For the usage ledger (borrowed, may be NULL): the caller's Idempotency-Key, request id. */
+    const char *idem_key;
+    const char *request_id;
+};
+
+/* The window_start of a quota's balance row: units used once a window's allowance is spent. */
+#define QUOTA_BALANCE INT64_MIN
+
+/*
+ * Extra units of a quota granted to a user (issue #15): for one window (window_start), on top
+ * of the tier's limit, or as a balance (window_start QUOTA_BALANCE) drawn on once a window's
+ * allowance is spent. taken: on a window's row, the balance units its consumes drew.
+ */
+struct quota_extra {
+    char user_id[USER_ID_MAX];
+    char quota[QUOTA_ID_MAX];
+    int64_t window_start;
+    int64_t units;
+    int64_t taken;
+};
+
+#define LEDGER_KIND_MAX 16
+#define LEDGER_KEY_MAX  256 /* an Idempotency-Key header: 1-255 bytes */
+#define LEDGER_REQ_MAX  32  /* a request id: "req_" and 16 hex digits */
+
+/*
+ * One entry of the usage ledger (issue #15): every change of a user's usage or quota units,
+ * append-only, written in the transaction of the change. kind: "consume" (granted), "refund",
+ * "track" or "grant". window_start: the counter's window (QUOTA_BALANCE for a balance grant).
+ * used_after: the window's counter after the change. balance: units taken from (< 0) or put
+ * into (> 0) the balance. id: assigned by the database, increasing.
+ */
+struct ledger_entry {
+    char user_id[USER_ID_MAX];
+    char quota[QUOTA_ID_MAX];
+    char kind[LEDGER_KIND_MAX];
+    int64_t amount;
+    int64_t window_start;
+    int64_t used_after;
+    int64_t balance;
+    char idem_key[LEDGER_KEY_MAX];
+    char request_id[LEDGER_REQ_MAX];
+    char reason[GRANT_REASON_MAX];
+    int64_t created_ms; /* Unix milliseconds */
+    int64_t id;
 };
 
 /*
@@ -133,6 +179,8 @@ struct usage_outcome {
     int64_t window_start;   /* Unix seconds */
     int64_t resets_at;      /* the end of the window */
     char tier[TIER_ID_MAX]; /* the tier it was decided under */
+    int64_t extra;          /* granted units on top of limit in this window (issue #15) */
+    int64_t balance;        /* the quota's balance after the decision */
 };
 
 #endif /* SUBGATE_BILLING_RECORDS_H */

@@ -51,6 +51,7 @@ struct config {
     char *checkout_locale;                 /* CHECKOUT_LOCALE: a Checkout locale, NULL: not sent */
     char *database_url;                    /* DATABASE_URL: sqlite:PATH or postgres(ql)://... */
     int store_group_commit;                /* STORE_GROUP_COMMIT: 1 on, 0 off */
+    int usage_ledger;                      /* USAGE_LEDGER: 1 on, 0 off */
     struct secret jwt_secret;              /* JWT_SECRET: HS256 key, at least 32 bytes */
     char *jwt_public_key_file;             /* JWT_PUBLIC_KEY_FILE: readable PEM file */
     char *jwt_jwks_url;                    /* JWT_JWKS_URL: https (http for loopback) JWKS */

@@ -224,6 +224,28 @@ struct store_ops {
     enum err (*outbox_replay)(struct store_tx *tx, const char *id, int64_t now_ms, bool *found);
 
     /*
+     * The usage ledger and extra quota units (usage.c). ledger_insert: *id the new entry's;
+     * ERR_CONFLICT when the user has a grant entry with e's idem_key already. ledger_list: the
+     * user's entries of quota
+     * ("": every quota) with id < before (before <= 0: from the newest), newest first.
+     * ledger_grant_get: the user's grant entry made with key. usage_lock: g's counter (0 when
+     * there is none), which no other transaction changes until this one ends. extra_get: g's
+     * row of window_start (ERR_NOT_FOUND when none), locked as usage_lock when lock. extra_add:
+     * adds d->units and d->taken to d's row (made when missing). extra_list: the user's rows.
+     */
+    enum err (*ledger_insert)(struct store_tx *tx, const struct ledger_entry *e, int64_t *id);
+    enum err (*ledger_list)(struct store_tx *tx, const char *user_id, const char *quota,
+                            int64_t before, int max, struct ledger_entry *out, int *n);
+    enum err (*ledger_grant_get)(struct store_tx *tx, const char *user_id, const char *key,
+                                 struct ledger_entry *out);
+    enum err (*usage_lock)(struct store_tx *tx, const struct usage_grant *g, int64_t *used);
+    enum err (*extra_get)(struct store_tx *tx, const struct usage_grant *g, int64_t window_start,
+                          bool lock, struct quota_extra *out);
+    enum err (*extra_add)(struct store_tx *tx, const struct quota_extra *d);
+    enum err (*extra_list)(struct store_tx *tx, const char *user_id, int max,
+                           struct quota_extra *out, int *n);
+
+    /*
      * Changes made by other processes, for the entitlement cache. watch_start starts a thread
      * of the engine's that calls entcache_invalidate(cache, user) for each subscription write
      * any process commits, soon after it commits, and entcache_clear(cache) whenever it may
@@ -244,6 +266,7 @@ struct store {
     struct store_grants *grants;    /* the snapshot of grants in force (grants.c) */
     struct store_outbox_cfg outbox; /* store_outbox_configure's; zero: no events written */
     bool write_failing;             /* the last write found the storage unavailable (atomic) */
+    bool ledger;                    /* usage changes write ledger entries (USAGE_LEDGER) */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -295,6 +318,8 @@ extern const struct store_record store_duplicate_record;
 extern const struct store_record store_schedule_record;
 extern const struct store_record store_grant_record;
 extern const struct store_record store_outbox_record;
+extern const struct store_record store_ledger_record;
+extern const struct store_record store_extra_record;
 
 /* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
 struct store_value {

@@ -25,7 +25,11 @@
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
     "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
     "pending_expires_at, latest_invoice"
-#define GRANT_COLS    "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
+#define GRANT_COLS "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
+#define LEDGER_COLS                                                               \
+    "user_id, quota, kind, amount, window_start, used_after, balance, idem_key, " \
+    "request_id, reason, created_ms, id"
+#define EXTRA_COLS    "user_id, quota, window_start, units, taken"
 #define SCHEDULE_COLS "id, subscription_id, status, next_price_id, next_at, stripe_updated"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
@@ -36,8 +40,9 @@
 #define INVOICE_INSERT                         \
     "INSERT INTO invoices (" INVOICE_COLS ") " \
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-#define EVENT_COLS   "id, type, created, status, attempts, last_error, received_at, applied_at"
-#define OUTCOME_COLS "granted, used, quota_limit, remaining, window_start, resets_at, tier"
+#define EVENT_COLS "id, type, created, status, attempts, last_error, received_at, applied_at"
+#define OUTCOME_COLS \
+    "granted, used, quota_limit, remaining, window_start, resets_at, tier, extra, balance"
 #define CHECKOUT_COLS \
     "id, user_id, fingerprint, idem_key, url, trial_days, status, created, expires_at"
 #define OUTBOX_COLS                                                                  \
@@ -147,7 +152,8 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "FROM idempotency_keys WHERE key = $1", false },
     [PGS_KEYED_DECIDE] = {
         "UPDATE idempotency_keys SET granted = $1, used = $2, quota_limit = $3, remaining = $4, "
-        "window_start = $5, resets_at = $6, tier = $7 WHERE key = $8", true },
+        "window_start = $5, resets_at = $6, tier = $7, extra = $8, balance = $9 WHERE key = $10",
+        true },
     [PGS_KEYED_PRUNE] = {
         "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys "
         "WHERE created < $1 ORDER BY created LIMIT $2 FOR UPDATE SKIP LOCKED)", true },
@@ -223,6 +229,38 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_OUTBOX_REPLAY] = {
         "UPDATE outbox SET status = 'pending', next_attempt_at = $2, attempts = 0, "
         "claimed_by = '', claim_until = 0 WHERE id = $1", true },
+    /* id 0 is assigned by the database (its sequence) */
+    [PGS_LEDGER_INSERT] = {
+        "INSERT INTO usage_ledger (" LEDGER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "$10, $11, coalesce(nullif($12::bigint, 0), nextval('usage_ledger_id_seq'))) RETURNING id",
+        true },
+    [PGS_LEDGER_LIST] = {
+        "SELECT " LEDGER_COLS " FROM usage_ledger WHERE user_id = $1 "
+        "AND ($2::text = '' OR quota = $2::text) AND ($3::bigint <= 0 OR id < $3::bigint) "
+        "ORDER BY id DESC LIMIT $4", false },
+    [PGS_LEDGER_GRANT_GET] = {
+        "SELECT " LEDGER_COLS " FROM usage_ledger WHERE user_id = $1 "
+        "AND kind = 'grant' AND idem_key = $2 AND idem_key <> ''", false },
+    /* The counter made (at 0) when missing, so that it can be locked. */
+    [PGS_USAGE_ENSURE] = {
+        "INSERT INTO usage_counters (user_id, quota, window_start, used) "
+        "VALUES ($1, $2, $3, 0) ON CONFLICT (user_id, quota, window_start) DO NOTHING", true },
+    [PGS_USAGE_GET_LOCK] = {
+        "SELECT used FROM usage_counters "
+        "WHERE user_id = $1 AND quota = $2 AND window_start = $3 FOR UPDATE", false },
+    [PGS_EXTRA_GET] = {
+        "SELECT " EXTRA_COLS " FROM quota_extras "
+        "WHERE user_id = $1 AND quota = $2 AND window_start = $3", false },
+    [PGS_EXTRA_GET_LOCK] = {
+        "SELECT " EXTRA_COLS " FROM quota_extras "
+        "WHERE user_id = $1 AND quota = $2 AND window_start = $3 FOR UPDATE", false },
+    [PGS_EXTRA_ADD] = {
+        "INSERT INTO quota_extras AS x (" EXTRA_COLS ") VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET "
+        "units = x.units + excluded.units, taken = x.taken + excluded.taken", true },
+    [PGS_EXTRA_LIST] = {
+        "SELECT " EXTRA_COLS " FROM quota_extras WHERE user_id = $1 "
+        "ORDER BY quota, window_start LIMIT $2", false },
     [PGS_SCHEDULE_GET] = { "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1", false },
     [PGS_SCHEDULE_LOCK] = {
         "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = $1 FOR UPDATE", false },
@@ -466,6 +504,70 @@ static enum err pg_usage_sub(struct store_tx *tx, const struct usage_grant *g, i
     const struct pg_query q = QUERY(PGS_USAGE_SUB, args);
 
     return pg_db_fetch_i64(tx, &q, used_after);
+}
+
+/* The usage ledger and extra quota units */
+
+static enum err pg_ledger_insert(struct store_tx *tx, const struct ledger_entry *e, int64_t *id)
+{
+    const struct pg_query q = { PGS_LEDGER_INSERT, &store_ledger_record, e, NULL, 0 };
+
+    return pg_db_fetch_i64(tx, &q, id);
+}
+
+static enum err pg_ledger_list(struct store_tx *tx, const char *user_id, const char *quota,
+                               int64_t before, int max, struct ledger_entry *out, int *n)
+{
+    const struct pg_arg args[] = { pg_text(user_id), pg_text(quota), pg_i64(before), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_LEDGER_LIST, args);
+
+    return pg_db_fetch_list(tx, &q, &store_ledger_record, max, out, n);
+}
+
+static enum err pg_ledger_grant_get(struct store_tx *tx, const char *user_id, const char *key,
+                                    struct ledger_entry *out)
+{
+    const struct pg_arg args[] = { pg_text(user_id), pg_text(key) };
+    const struct pg_query q = QUERY(PGS_LEDGER_GRANT_GET, args);
+
+    return pg_db_fetch_record(tx, &q, &store_ledger_record, out);
+}
+
+/* The counter is made when missing, then its row locked until the transaction ends. */
+static enum err pg_usage_lock(struct store_tx *tx, const struct usage_grant *g, int64_t *used)
+{
+    const struct pg_arg args[] = { pg_text(g->user_id), pg_text(g->quota),
+                                   pg_i64(g->window_start) };
+    const struct pg_query ensure = QUERY(PGS_USAGE_ENSURE, args);
+    const struct pg_query lock = QUERY(PGS_USAGE_GET_LOCK, args);
+    enum err err = pg_db_write(tx, &ensure, NULL);
+
+    return err ? err : pg_db_fetch_i64(tx, &lock, used);
+}
+
+static enum err pg_extra_get(struct store_tx *tx, const struct usage_grant *g, int64_t window_start,
+                             bool lock, struct quota_extra *out)
+{
+    const struct pg_arg args[] = { pg_text(g->user_id), pg_text(g->quota), pg_i64(window_start) };
+    const struct pg_query q = QUERY(lock ? PGS_EXTRA_GET_LOCK : PGS_EXTRA_GET, args);
+
+    return pg_db_fetch_record(tx, &q, &store_extra_record, out);
+}
+
+static enum err pg_extra_add(struct store_tx *tx, const struct quota_extra *d)
+{
+    const struct pg_query q = { PGS_EXTRA_ADD, &store_extra_record, d, NULL, 0 };
+
+    return pg_db_write(tx, &q, NULL);
+}
+
+static enum err pg_extra_list(struct store_tx *tx, const char *user_id, int max,
+                              struct quota_extra *out, int *n)
+{
+    const struct pg_arg args[] = { pg_text(user_id), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_EXTRA_LIST, args);
+
+    return pg_db_fetch_list(tx, &q, &store_extra_record, max, out, n);
 }
 
 /* The webhook inbox */
@@ -905,6 +1007,13 @@ static const struct store_ops pg_ops = {
     .health_touch = pg_health_touch,
     .schedule_get = pg_schedule_get,
     .schedule_put = pg_schedule_put,
+    .ledger_insert = pg_ledger_insert,
+    .ledger_list = pg_ledger_list,
+    .ledger_grant_get = pg_ledger_grant_get,
+    .usage_lock = pg_usage_lock,
+    .extra_get = pg_extra_get,
+    .extra_add = pg_extra_add,
+    .extra_list = pg_extra_list,
     .grant_insert = pg_grant_insert,
     .grant_get = pg_grant_get,
     .grant_revoke = pg_grant_revoke,

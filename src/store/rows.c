@@ -288,6 +288,8 @@ enum err store_usage_get(struct store *st, const char *user_id, const char *quot
     return err;
 }
 
+#define EXTRAS_READ_MAX 64 /* rows of one user's extra units read with the counters */
+
 struct usage_many_arg {
     const struct store_ops *ops;
     const char *user_id;
@@ -295,28 +297,66 @@ struct usage_many_arg {
     const char *const *quotas;
     const int64_t *window_starts;
     int64_t *used;
+    struct usage_read *read; /* with the extras, or NULL */
 };
+
+/* Sets read[i]'s extra and balance from the user's rows of extra units. */
+static enum err extras_into(struct usage_many_arg *a, struct store_tx *tx)
+{
+    struct quota_extra rows[EXTRAS_READ_MAX];
+    int k = 0;
+    enum err err = a->ops->extra_list(tx, a->user_id, EXTRAS_READ_MAX, rows, &k);
+
+    for (int r = 0; r < k && !err; r++)
+        for (size_t i = 0; i < a->n; i++) {
+            if (strcmp(rows[r].quota, a->quotas[i]) != 0)
+                continue;
+            if (rows[r].window_start == QUOTA_BALANCE)
+                a->read[i].balance = rows[r].units;
+            else if (rows[r].window_start == a->window_starts[i])
+                a->read[i].extra = rows[r].units;
+        }
+    return err;
+}
 
 static enum err usage_many_tx(struct store_tx *tx, void *arg)
 {
     struct usage_many_arg *a = arg;
 
     for (size_t i = 0; i < a->n; i++) {
-        enum err err =
-            a->ops->usage_get(tx, a->user_id, a->quotas[i], a->window_starts[i], &a->used[i]);
-        if (err == ERR_NOT_FOUND)
-            a->used[i] = 0;
-        else if (err)
+        int64_t used = 0;
+        enum err err = a->ops->usage_get(tx, a->user_id, a->quotas[i], a->window_starts[i], &used);
+        if (err && err != ERR_NOT_FOUND)
             return err;
+        if (a->used)
+            a->used[i] = err ? 0 : used;
+        if (a->read)
+            a->read[i] = (struct usage_read){ .used = err ? 0 : used };
     }
-    return ERR_OK;
+    return a->read ? extras_into(a, tx) : ERR_OK;
+}
+
+enum err store_usage_read_many(struct store *st, const char *user_id, size_t n,
+                               const char *const *quotas, const int64_t *window_starts,
+                               struct usage_read *out)
+{
+    struct usage_many_arg a = { st->ops, user_id, n, quotas, window_starts, NULL, out };
+
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (struct usage_read){ 0 };
+        if (!store_arg_ok(quotas[i], QUOTA_ID_MAX))
+            return ERR_INVALID;
+    }
+    if (!store_arg_ok(user_id, USER_ID_MAX))
+        return ERR_INVALID;
+    return n == 0 ? ERR_OK : store_run(st, STORE_RUN_READ, usage_many_tx, &a);
 }
 
 enum err store_usage_get_many(struct store *st, const char *user_id, size_t n,
                               const char *const *quotas, const int64_t *window_starts,
                               int64_t *used)
 {
-    struct usage_many_arg a = { st->ops, user_id, n, quotas, window_starts, used };
+    struct usage_many_arg a = { st->ops, user_id, n, quotas, window_starts, used, NULL };
 
     for (size_t i = 0; i < n; i++) {
         used[i] = 0;

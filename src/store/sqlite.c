@@ -20,7 +20,11 @@
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
     "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
     "pending_expires_at, latest_invoice"
-#define GRANT_COLS    "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
+#define GRANT_COLS "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
+#define LEDGER_COLS                                                               \
+    "user_id, quota, kind, amount, window_start, used_after, balance, idem_key, " \
+    "request_id, reason, created_ms, id"
+#define EXTRA_COLS    "user_id, quota, window_start, units, taken"
 #define SCHEDULE_COLS "id, subscription_id, status, next_price_id, next_at, stripe_updated"
 #define SUBSCRIPTION_INSERT                                                \
     "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ", updated_at, live) " \
@@ -31,8 +35,9 @@
 #define INVOICE_INSERT                         \
     "INSERT INTO invoices (" INVOICE_COLS ") " \
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
-#define EVENT_COLS   "id, type, created, status, attempts, last_error, received_at, applied_at"
-#define OUTCOME_COLS "granted, used, quota_limit, remaining, window_start, resets_at, tier"
+#define EVENT_COLS "id, type, created, status, attempts, last_error, received_at, applied_at"
+#define OUTCOME_COLS \
+    "granted, used, quota_limit, remaining, window_start, resets_at, tier, extra, balance"
 #define CHECKOUT_COLS \
     "id, user_id, fingerprint, idem_key, url, trial_days, status, created, expires_at"
 #define OUTBOX_COLS                                                                  \
@@ -121,8 +126,8 @@ const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_KEYED_GET] = "SELECT " OUTCOME_COLS ", granted IS NOT NULL, scope, request_hash "
                      "FROM idempotency_keys WHERE key = ?1",
     [SQ_KEYED_DECIDE] = "UPDATE idempotency_keys SET granted = ?1, used = ?2, quota_limit = ?3, "
-                        "remaining = ?4, window_start = ?5, resets_at = ?6, tier = ?7 "
-                        "WHERE key = ?8",
+                        "remaining = ?4, window_start = ?5, resets_at = ?6, tier = ?7, "
+                        "extra = ?8, balance = ?9 WHERE key = ?10",
     [SQ_KEYED_PRUNE] = "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM "
                        "idempotency_keys WHERE created < ?1 ORDER BY created LIMIT ?2)",
     [SQ_CHECKOUT_LATEST] = "SELECT " CHECKOUT_COLS " FROM checkout_sessions WHERE user_id = ?1 "
@@ -178,6 +183,21 @@ const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_OUTBOX_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1",
     [SQ_OUTBOX_REPLAY] = "UPDATE outbox SET status = 'pending', next_attempt_at = ?2, "
                          "attempts = 0, claimed_by = '', claim_until = 0 WHERE id = ?1",
+    /* id 0 is assigned by the database (AUTOINCREMENT: never reused) */
+    [SQ_LEDGER_INSERT] = "INSERT INTO usage_ledger (" LEDGER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                         "?6, ?7, ?8, ?9, ?10, ?11, nullif(?12, 0)) RETURNING id",
+    [SQ_LEDGER_LIST] = "SELECT " LEDGER_COLS " FROM usage_ledger WHERE user_id = ?1 "
+                       "AND (?2 = '' OR quota = ?2) AND (?3 <= 0 OR id < ?3) "
+                       "ORDER BY id DESC LIMIT ?4",
+    [SQ_LEDGER_GRANT_GET] = "SELECT " LEDGER_COLS " FROM usage_ledger WHERE user_id = ?1 "
+                            "AND kind = 'grant' AND idem_key = ?2 AND idem_key <> ''",
+    [SQ_EXTRA_GET] = "SELECT " EXTRA_COLS " FROM quota_extras "
+                     "WHERE user_id = ?1 AND quota = ?2 AND window_start = ?3",
+    [SQ_EXTRA_ADD] = "INSERT INTO quota_extras (" EXTRA_COLS ") VALUES (?1, ?2, ?3, ?4, ?5) "
+                     "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET "
+                     "units = units + excluded.units, taken = taken + excluded.taken",
+    [SQ_EXTRA_LIST] = "SELECT " EXTRA_COLS " FROM quota_extras WHERE user_id = ?1 "
+                      "ORDER BY quota, window_start LIMIT ?2",
     [SQ_SCHEDULE_GET] = "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = ?1",
     [SQ_SCHEDULE_PUT] =
         "INSERT INTO schedules (" SCHEDULE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -405,6 +425,73 @@ static enum err sq_usage_sub(struct store_tx *tx, const struct usage_grant *g, i
     const struct sqlite_query q = QUERY(SQ_USAGE_SUB, args);
 
     return sqlite_db_fetch_i64(tx, &q, used_after);
+}
+
+/* The usage ledger and extra quota units */
+
+static enum err sq_ledger_insert(struct store_tx *tx, const struct ledger_entry *e, int64_t *id)
+{
+    const struct sqlite_query q = { SQ_LEDGER_INSERT, &store_ledger_record, e, NULL, 0 };
+
+    return sqlite_db_fetch_i64(tx, &q, id);
+}
+
+static enum err sq_ledger_list(struct store_tx *tx, const char *user_id, const char *quota,
+                               int64_t before, int max, struct ledger_entry *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id), sq_text(quota), sq_i64(before),
+                                       sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_LEDGER_LIST, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_ledger_record, max, out, n);
+}
+
+static enum err sq_ledger_grant_get(struct store_tx *tx, const char *user_id, const char *key,
+                                    struct ledger_entry *out)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id), sq_text(key) };
+    const struct sqlite_query q = QUERY(SQ_LEDGER_GRANT_GET, args);
+
+    return sqlite_db_fetch_record(tx, &q, &store_ledger_record, out);
+}
+
+/* A write transaction holds the database's write lock: the counter cannot change under it. */
+static enum err sq_usage_lock(struct store_tx *tx, const struct usage_grant *g, int64_t *used)
+{
+    enum err err = sq_usage_get(tx, g->user_id, g->quota, g->window_start, used);
+
+    if (err == ERR_NOT_FOUND) {
+        *used = 0;
+        err = ERR_OK;
+    }
+    return err;
+}
+
+static enum err sq_extra_get(struct store_tx *tx, const struct usage_grant *g, int64_t window_start,
+                             bool lock, struct quota_extra *out)
+{
+    const struct sqlite_arg args[] = { sq_text(g->user_id), sq_text(g->quota),
+                                       sq_i64(window_start) };
+    const struct sqlite_query q = QUERY(SQ_EXTRA_GET, args);
+
+    (void)lock; /* as sq_usage_lock */
+    return sqlite_db_fetch_record(tx, &q, &store_extra_record, out);
+}
+
+static enum err sq_extra_add(struct store_tx *tx, const struct quota_extra *d)
+{
+    const struct sqlite_query q = { SQ_EXTRA_ADD, &store_extra_record, d, NULL, 0 };
+
+    return sqlite_db_write(tx, &q, NULL);
+}
+
+static enum err sq_extra_list(struct store_tx *tx, const char *user_id, int max,
+                              struct quota_extra *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_text(user_id), sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_EXTRA_LIST, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_extra_record, max, out, n);
 }
 
 /* The webhook inbox */
@@ -836,6 +923,13 @@ static const struct store_ops sqlite_ops = {
     .health_touch = sq_health_touch,
     .schedule_get = sq_schedule_get,
     .schedule_put = sq_schedule_put,
+    .ledger_insert = sq_ledger_insert,
+    .ledger_list = sq_ledger_list,
+    .ledger_grant_get = sq_ledger_grant_get,
+    .usage_lock = sq_usage_lock,
+    .extra_get = sq_extra_get,
+    .extra_add = sq_extra_add,
+    .extra_list = sq_extra_list,
     .grant_insert = sq_grant_insert,
     .grant_get = sq_grant_get,
     .grant_revoke = sq_grant_revoke,

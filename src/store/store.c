@@ -116,6 +116,8 @@ static const struct store_field outcome_fields[] = {
     I64(usage_outcome, window_start),
     I64(usage_outcome, resets_at),
     TEXT(usage_outcome, tier, false),
+    I64(usage_outcome, extra),
+    I64(usage_outcome, balance),
 };
 
 static const struct store_field checkout_fields[] = {
@@ -157,6 +159,29 @@ static const struct store_field outbox_fields[] = {
     TEXT(outbox_event, dedupe_key, true),
 };
 
+static const struct store_field ledger_fields[] = {
+    TEXT(ledger_entry, user_id, true),
+    TEXT(ledger_entry, quota, true),
+    TEXT(ledger_entry, kind, true),
+    I64(ledger_entry, amount),
+    I64(ledger_entry, window_start),
+    I64(ledger_entry, used_after),
+    I64(ledger_entry, balance),
+    TEXT(ledger_entry, idem_key, false),
+    TEXT(ledger_entry, request_id, false),
+    TEXT(ledger_entry, reason, false),
+    I64(ledger_entry, created_ms),
+    I64(ledger_entry, id),
+};
+
+static const struct store_field extra_fields[] = {
+    TEXT(quota_extra, user_id, true),
+    TEXT(quota_extra, quota, true),
+    I64(quota_extra, window_start),
+    I64(quota_extra, units),
+    I64(quota_extra, taken),
+};
+
 static const struct store_field event_fields[] = {
     TEXT(webhook_event, id, true),
     TEXT(webhook_event, type, true),
@@ -184,6 +209,8 @@ const struct store_record store_outbox_record = RECORD("outbox event", outbox_ev
 const struct store_record store_schedule_record =
     RECORD("subscription schedule", schedule_record, schedule_fields);
 const struct store_record store_grant_record = RECORD("grant", grant_record, grant_fields);
+const struct store_record store_ledger_record = RECORD("ledger entry", ledger_entry, ledger_fields);
+const struct store_record store_extra_record = RECORD("quota extra", quota_extra, extra_fields);
 
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
 {

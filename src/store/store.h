@@ -287,6 +287,25 @@ MUST_CHECK enum err store_usage_get_many(struct store *st, const char *user_id, 
 MUST_CHECK enum err store_usage_consume(struct store *st, const struct usage_grant *g,
                                         bool *granted, int64_t *used_after);
 
+/*
+ * store_usage_consume answering the whole outcome, with the window's extra units and the
+ * balance (o's limit, window_start, resets_at and tier as the caller set them).
+ */
+MUST_CHECK enum err store_usage_meter(struct store *st, const struct usage_grant *g,
+                                      struct usage_outcome *o);
+
+/* One quota's counter as store_usage_read_many reads it. */
+struct usage_read {
+    int64_t used;
+    int64_t extra;   /* the window's extra units */
+    int64_t balance; /* the quota's balance */
+};
+
+/* store_usage_get_many with each quota's extra units and balance, in one read transaction. */
+MUST_CHECK enum err store_usage_read_many(struct store *st, const char *user_id, size_t n,
+                                          const char *const *quotas, const int64_t *window_starts,
+                                          struct usage_read *out);
+
 /* ERR_NOT_FOUND when no event with that id was received. */
 MUST_CHECK enum err store_event_get(struct store *st, const char *id, struct webhook_event *out);
 
@@ -436,6 +455,37 @@ MUST_CHECK enum err store_usage_refund(struct store *st, const struct usage_gran
  * so no request pays for it; this is the same step, for tests and tools.
  */
 MUST_CHECK enum err store_idempotency_prune(struct store *st, int64_t before, int *deleted);
+
+/*
+ * The usage ledger and extra quota units (issue #15). With the ledger on (store_ledger_set;
+ * off from store_open), every granted consume, track and every refund writes an entry in its
+ * own transaction; grants of extra units always do. A consume past the tier's limit draws on
+ * the window's extra units, then on the quota's balance (store_usage_consume); a refund gives
+ * the balance units its window drew back first.
+ */
+void store_ledger_set(struct store *st, bool on);
+
+/*
+ * The user's ledger entries, newest first: of quota only unless it is NULL or "", with ids
+ * below before (0: from the newest). out has room for max; *n written.
+ */
+MUST_CHECK enum err store_ledger_list(struct store *st, const char *user_id, const char *quota,
+                                      int64_t before, int max, struct ledger_entry *out, int *n);
+
+/*
+ * Grants e->amount (> 0) extra units of e->quota to e->user_id: for the window starting at
+ * e->window_start, or to the balance (QUOTA_BALANCE), and writes e (kind "grant") to the ledger
+ * in the same transaction. *out: the entry as stored (its id), *after: the row after. With
+ * e->idem_key, a second call with the same user and key grants nothing: *replayed, and *out is
+ * the first entry; ERR_CONFLICT when that entry was another grant (quota, amount, scope, reason).
+ */
+MUST_CHECK enum err store_quota_grant(struct store *st, const struct ledger_entry *e,
+                                      struct ledger_entry *out, struct quota_extra *after,
+                                      bool *replayed);
+
+/* The user's rows of extra units (windows and balances), by quota and window; *n written. */
+MUST_CHECK enum err store_quota_extras(struct store *st, const char *user_id, int max,
+                                       struct quota_extra *out, int *n);
 
 /*
  * The outbox (issue #15): events for the app, each written in the same transaction as the

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "base/xalloc.h"
 #include "billing/quota.h"
 #include "store/backend.h"
@@ -20,46 +21,194 @@
 #define PRUNE_BATCH    1000           /* records per transaction: writers wait no longer */
 #define PRUNE_BATCHES  100            /* per round; the rest waits for the next one */
 
+/* What one consume or refund did, inside its transaction. */
+struct meter_step {
+    bool granted;
+    bool need_lock;       /* refused by the limit, with extra units to decide on: run locked */
+    int64_t used;         /* the counter after */
+    int64_t extra;        /* the window's extra units */
+    int64_t balance;      /* the balance after */
+    int64_t from_balance; /* units drawn from (consume) or given back to (refund) the balance */
+};
+
 struct consume_arg {
     const struct store *st;
     const struct store_ops *ops;
     bool refund; /* give back instead of take */
+    bool locked; /* in a transaction that can lock: extra units may be drawn on */
     const struct usage_grant *g;
     const struct store_idempotency *k;
     struct usage_outcome *o;
-    bool granted;
-    int64_t used;
+    struct meter_step step;
     bool replayed;
 };
 
-/* Adds g->n within the limit; when refused, *used is the counter as it stands. */
-static enum err consume(const struct store_ops *ops, struct store_tx *tx,
-                        const struct usage_grant *g, bool *granted, int64_t *used)
+/* g's row of window_start, or a row of zero units when there is none. */
+static enum err extra_read(const struct store_ops *ops, struct store_tx *tx,
+                           const struct usage_grant *g, int64_t window_start, bool lock,
+                           struct quota_extra *out)
 {
-    enum err err = ops->usage_add_within(tx, g, used);
+    enum err err = ops->extra_get(tx, g, window_start, lock, out);
 
-    *granted = err == ERR_OK;
-    if (err == ERR_NOT_FOUND)
-        err = ops->usage_get(tx, g->user_id, g->quota, g->window_start, used);
     if (err == ERR_NOT_FOUND) {
-        *used = 0;
+        memset(out, 0, sizeof(*out));
+        (void)str_copy(out->user_id, sizeof(out->user_id), g->user_id); /* same sizes */
+        (void)str_copy(out->quota, sizeof(out->quota), g->quota);
+        out->window_start = window_start;
         err = ERR_OK;
     }
     return err;
 }
 
+/* Adds units and taken to a row of extras (d's user, quota and window). */
+static enum err extra_change(const struct store_ops *ops, struct store_tx *tx,
+                             const struct quota_extra *row, int64_t units, int64_t taken)
+{
+    struct quota_extra d = *row;
+
+    d.units = units;
+    d.taken = taken;
+    return ops->extra_add(tx, &d);
+}
+
+/*
+ * Past the tier's limit (issue #15): the window's extra units widen its allowance, and what
+ * goes beyond that is drawn from the balance, all or nothing. Runs locked: the counter and the
+ * rows cannot change under it.
+ */
+static enum err consume_extra(const struct store_ops *ops, struct store_tx *tx,
+                              const struct usage_grant *g, struct meter_step *s)
+{
+    struct usage_grant all = *g;
+    struct quota_extra win, bal;
+    int64_t allowance, take;
+    enum err err;
+
+    if ((err = ops->usage_lock(tx, g, &s->used)) ||
+        (err = extra_read(ops, tx, g, g->window_start, true, &win)) ||
+        (err = extra_read(ops, tx, g, QUOTA_BALANCE, true, &bal)))
+        return err;
+    s->extra = win.units;
+    s->balance = bal.units;
+    allowance = win.units > INT64_MAX - g->limit ? INT64_MAX : g->limit + win.units;
+    if (g->n > INT64_MAX - s->used)
+        return ERR_OK; /* refused */
+    take = s->used + g->n <= allowance
+               ? 0
+               : s->used + g->n - (allowance > s->used ? allowance : s->used);
+    if (take > bal.units)
+        return ERR_OK; /* refused: nothing changes */
+    all.limit = -1;    /* unlimited: decided above */
+    if ((err = ops->usage_add_within(tx, &all, &s->used)))
+        return err == ERR_NOT_FOUND ? ERR_STORE : err;
+    if (take > 0 && ((err = extra_change(ops, tx, &bal, -take, 0)) ||
+                     (err = extra_change(ops, tx, &win, 0, take))))
+        return err;
+    s->granted = true;
+    s->balance = bal.units - take;
+    s->from_balance = take;
+    return ERR_OK;
+}
+
+/*
+ * Adds g->n within the limit. The window's extra units and the balance are read too (the
+ * answer shows them); when the limit refuses and there are some, consume_extra decides, which
+ * needs a lock: without one (a single statement run), s->need_lock asks for a locked run.
+ */
+static enum err consume(struct consume_arg *a, struct store_tx *tx)
+{
+    const struct store_ops *ops = a->ops;
+    const struct usage_grant *g = a->g;
+    struct meter_step *s = &a->step;
+    struct quota_extra win, bal;
+    enum err err;
+
+    memset(s, 0, sizeof(*s));
+    err = ops->usage_add_within(tx, g, &s->used);
+    s->granted = err == ERR_OK;
+    if (err == ERR_NOT_FOUND)
+        err = ops->usage_get(tx, g->user_id, g->quota, g->window_start, &s->used);
+    if (err == ERR_NOT_FOUND) {
+        s->used = 0;
+        err = ERR_OK;
+    }
+    if (err || g->limit < 0)
+        return err;
+    if ((err = extra_read(ops, tx, g, g->window_start, false, &win)) ||
+        (err = extra_read(ops, tx, g, QUOTA_BALANCE, false, &bal)))
+        return err;
+    s->extra = win.units;
+    s->balance = bal.units;
+    if (s->granted || (win.units <= 0 && bal.units <= 0))
+        return ERR_OK;
+    if (!a->locked) {
+        s->need_lock = true;
+        return ERR_OK;
+    }
+    return consume_extra(ops, tx, g, s);
+}
+
+/* The ledger's entry for a metering step (when the ledger is on), in its transaction. */
+static enum err ledger_note(const struct consume_arg *a, struct store_tx *tx, const char *kind)
+{
+    const struct usage_grant *g = a->g;
+    struct ledger_entry e = { .amount = g->n,
+                              .window_start = g->window_start,
+                              .used_after = a->step.used,
+                              .balance = a->refund ? a->step.from_balance : -a->step.from_balance,
+                              .created_ms = clock_now_ms() };
+
+    if (!a->st->ledger)
+        return ERR_OK;
+    (void)str_copy(e.user_id, sizeof(e.user_id), g->user_id); /* same sizes */
+    (void)str_copy(e.quota, sizeof(e.quota), g->quota);
+    (void)str_copy(e.kind, sizeof(e.kind), kind);
+    if (g->idem_key && !str_copy(e.idem_key, sizeof(e.idem_key), g->idem_key))
+        e.idem_key[0] = '\0'; /* longer than any header subgate takes */
+    if (g->request_id && !str_copy(e.request_id, sizeof(e.request_id), g->request_id))
+        e.request_id[0] = '\0';
+    return a->ops->ledger_insert(tx, &e, &e.id);
+}
+
 static enum err consume_tx(struct store_tx *tx, void *arg)
 {
     struct consume_arg *a = arg;
-    enum err err = consume(a->ops, tx, a->g, &a->granted, &a->used);
+    enum err err = consume(a, tx);
 
-    return err ? err : outbox_quota(a->st, tx, a->g, a->granted, a->used, clock_now());
+    if (err || a->step.need_lock)
+        return err;
+    if (a->step.granted && (err = ledger_note(a, tx, a->g->track ? "track" : "consume")))
+        return err;
+    return outbox_quota(a->st, tx, a->g, a->step.granted, a->step.used, clock_now());
 }
 
 static bool grant_ok(const struct usage_grant *g)
 {
     return store_arg_ok(g->user_id, USER_ID_MAX) && store_arg_ok(g->quota, QUOTA_ID_MAX) &&
            g->n > 0;
+}
+
+/*
+ * A consume is one statement when nothing else must commit with it, else a transaction: with
+ * the ledger on (its entry), or the outbox on and a limit (the threshold event it may cause).
+ */
+static enum store_run_kind consume_kind(const struct store *st, const struct usage_grant *g)
+{
+    return st->ledger || (st->outbox.enabled && g->limit > 0) ? STORE_RUN_WRITE : STORE_RUN_SINGLE;
+}
+
+/* Runs fn for a; once more in a transaction when a single statement could not decide. */
+static enum err consume_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
+                            struct consume_arg *a)
+{
+    enum err err;
+
+    a->locked = kind == STORE_RUN_WRITE;
+    err = store_run(st, kind, fn, a);
+    if (err || !a->step.need_lock)
+        return err;
+    a->locked = true;
+    return store_run(st, STORE_RUN_WRITE, fn, a);
 }
 
 enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
@@ -72,29 +221,49 @@ enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool
     *used_after = 0;
     if (!grant_ok(g))
         return ERR_INVALID;
-    /* On SQLite the refusal's read runs under the same write lock; elsewhere it is one more read.
-     */
-    /*
-     * With the outbox on, a limited quota's consume is one transaction, so that the threshold
-     * event it may cause commits with it; otherwise one statement.
-     */
-    err = store_run(st, st->outbox.enabled && g->limit > 0 ? STORE_RUN_WRITE : STORE_RUN_SINGLE,
-                    consume_tx, &a);
+    err = consume_run(st, consume_kind(st, g), consume_tx, &a);
     if (err)
         return err;
-    *granted = a.granted;
-    *used_after = a.used;
+    *granted = a.step.granted;
+    *used_after = a.step.used;
     return ERR_OK;
 }
 
-/* Takes g->n back, never below zero; a window never counted stays at zero. */
+/*
+ * Takes g->n back, never below zero; a window never counted stays at zero. The balance units
+ * the window drew (past its allowance, limit + extra) go back to the balance first.
+ */
 static enum err give_back(const struct store_ops *ops, struct store_tx *tx,
-                          const struct usage_grant *g, int64_t *used)
+                          const struct usage_grant *g, struct meter_step *s)
 {
-    enum err err = ops->usage_sub(tx, g, used);
+    struct quota_extra win, bal;
+    int64_t used = 0, back = 0;
+    enum err err;
 
+    memset(s, 0, sizeof(*s));
+    s->granted = true;
+    if (g->limit >= 0 && ((err = extra_read(ops, tx, g, g->window_start, true, &win)) ||
+                          (err = extra_read(ops, tx, g, QUOTA_BALANCE, true, &bal))))
+        return err;
+    if (g->limit >= 0 && win.taken > 0) {
+        int64_t allowance = win.units > INT64_MAX - g->limit ? INT64_MAX : g->limit + win.units;
+        if ((err = ops->usage_lock(tx, g, &used)))
+            return err;
+        back = used > allowance ? used - allowance : 0;
+        back = back < g->n ? back : g->n;
+        back = back < win.taken ? back : win.taken;
+        if (back > 0 && ((err = extra_change(ops, tx, &bal, back, 0)) ||
+                         (err = extra_change(ops, tx, &win, 0, -back))))
+            return err;
+    }
+    if (g->limit >= 0) {
+        s->extra = win.units;
+        s->balance = bal.units + back;
+    }
+    s->from_balance = back;
+    err = ops->usage_sub(tx, g, &s->used);
     if (err == ERR_NOT_FOUND) {
-        *used = 0;
+        s->used = 0;
         err = ERR_OK;
     }
     return err;
@@ -108,8 +277,7 @@ static enum err keyed_tx(struct store_tx *tx, void *arg)
 {
     struct consume_arg *a = arg;
     struct store_keyed_row row;
-    bool claimed = false, granted = false;
-    int64_t used = 0;
+    bool claimed = false;
     enum err err = a->k ? a->ops->keyed_claim(tx, a->k, &claimed) : ERR_OK;
 
     a->replayed = false;
@@ -129,22 +297,22 @@ static enum err keyed_tx(struct store_tx *tx, void *arg)
         return ERR_OK;
     }
     if (a->refund) {
-        granted = true;
-        err = give_back(a->ops, tx, a->g, &used);
+        if ((err = give_back(a->ops, tx, a->g, &a->step)) || (err = ledger_note(a, tx, "refund")))
+            return err;
     } else {
-        err = consume(a->ops, tx, a->g, &granted, &used);
-        if (!err)
-            err = outbox_quota(a->st, tx, a->g, granted, used, clock_now());
+        err = consume_tx(tx, a);
+        if (err || a->step.need_lock)
+            return err;
     }
-    if (err)
-        return err;
-    quota_outcome_settle(a->o, granted, used);
+    a->o->extra = a->step.extra;
+    a->o->balance = a->step.balance;
+    quota_outcome_settle(a->o, a->step.granted, a->step.used);
     return a->k ? a->ops->keyed_decide(tx, a->k->key, a->o) : ERR_OK;
 }
 
 /*
- * Runs keyed_tx for a consume or a refund: with a key, in one transaction that claims it first;
- * a refund without a key is one statement. *o is left as asked when it fails.
+ * Runs keyed_tx for a consume or a refund: with a key, or for a refund, in one transaction
+ * (that claims the key first). *o is left as asked when it fails.
  */
 static enum err keyed_run(struct store *st, bool refund, const struct usage_grant *g,
                           const struct store_idempotency *k, struct usage_outcome *o,
@@ -160,10 +328,7 @@ static enum err keyed_run(struct store *st, bool refund, const struct usage_gran
          (!store_arg_ok(k->key, IDEMPOTENCY_KEY_MAX) || !store_arg_ok(k->scope, QUOTA_ID_MAX) ||
           !store_arg_ok(k->request_hash, IDEMPOTENCY_KEY_MAX))))
         return ERR_INVALID;
-    err = store_run(st,
-                    k || (!refund && st->outbox.enabled && g->limit > 0) ? STORE_RUN_WRITE
-                                                                         : STORE_RUN_SINGLE,
-                    keyed_tx, &a);
+    err = consume_run(st, k || refund ? STORE_RUN_WRITE : consume_kind(st, g), keyed_tx, &a);
     if (err) {
         *o = asked;
         return err;
@@ -180,6 +345,13 @@ enum err store_usage_consume_once(struct store *st, const struct usage_grant *g,
     if (!k) /* a keyless consume is store_usage_consume */
         return ERR_INVALID;
     return keyed_run(st, false, g, k, o, replayed);
+}
+
+enum err store_usage_meter(struct store *st, const struct usage_grant *g, struct usage_outcome *o)
+{
+    bool replayed = false;
+
+    return keyed_run(st, false, g, NULL, o, &replayed);
 }
 
 enum err store_usage_refund(struct store *st, const struct usage_grant *g,

@@ -545,7 +545,7 @@ static void *consume_worker(void *arg)
 static void *consume_one(void *arg)
 {
     struct worker *w = arg;
-    struct usage_grant g = { "busy", "ai_minutes", 86400, 1, -1 };
+    struct usage_grant g = { "busy", "ai_minutes", 86400, 1, -1, false, NULL, NULL };
     bool granted = false;
     int64_t used = 0;
 
@@ -587,7 +587,7 @@ static void case_reopen(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
     struct customer c = make_customer("u1", "cus_1");
-    struct usage_grant g = { "u1", "scenarios", 604800, 2, 5 };
+    struct usage_grant g = { "u1", "scenarios", 604800, 2, 5, false, NULL, NULL };
     char msg[256] = "";
     int applied = -1;
     int64_t used = -1;
@@ -916,7 +916,7 @@ static struct usage_outcome asked(const char *tier)
 static enum err consume_once(struct store *st, const char *key, const char *hash, int64_t n,
                              const char *tier, struct usage_outcome *o, bool *replayed)
 {
-    struct usage_grant g = { "u1", "ai_minutes", 86400, n, 10 };
+    struct usage_grant g = { "u1", "ai_minutes", 86400, n, 10, false, NULL, NULL };
     const struct store_idempotency k = { key, "usage.consume", hash, 1700000000 };
 
     *o = asked(tier);
@@ -974,8 +974,8 @@ static void case_consume_once(const char *url, const struct target *t)
 static void case_usage_refund(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
-    struct usage_grant take = { "u_rf", "ai_minutes", 86400, 5, 30 };
-    struct usage_grant back = { "u_rf", "ai_minutes", 86400, 3, 30 };
+    struct usage_grant take = { "u_rf", "ai_minutes", 86400, 5, 30, false, NULL, NULL };
+    struct usage_grant back = { "u_rf", "ai_minutes", 86400, 3, 30, false, NULL, NULL };
     const struct store_idempotency k = { "rf1", "usage.refund", "h", 1700000000 };
     struct usage_outcome o = asked("free");
     bool granted = false, replayed = true;
@@ -1004,7 +1004,7 @@ static void case_usage_refund(const char *url, const struct target *t)
 static void case_idempotency_prune(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
-    struct usage_grant g = { "u1", "ai_minutes", 86400, 1, -1 };
+    struct usage_grant g = { "u1", "ai_minutes", 86400, 1, -1, false, NULL, NULL };
     struct usage_outcome o;
     bool replayed = false;
     int deleted = -1;
@@ -1306,8 +1306,8 @@ struct group_worker {
 static void group_write(struct group_worker *w, int r)
 {
     int m = w->id * GROUP_ROUNDS + r;
-    struct usage_grant limited = { "gq", "ai_minutes", 86400, 1, 100 };
-    struct usage_grant free_g = { "gb", "ai_minutes", 86400, 1, 100000 };
+    struct usage_grant limited = { "gq", "ai_minutes", 86400, 1, 100, false, NULL, NULL };
+    struct usage_grant free_g = { "gb", "ai_minutes", 86400, 1, 100000, false, NULL, NULL };
     bool granted = false, replayed = false;
     int64_t used = 0;
     enum err err;
@@ -1332,7 +1332,7 @@ static void group_write(struct group_worker *w, int r)
     }
     case 2: {
         char key[16];
-        struct usage_grant g = { "gk", "ai_minutes", 86400, 1, 1000 };
+        struct usage_grant g = { "gk", "ai_minutes", 86400, 1, 1000, false, NULL, NULL };
         const struct store_idempotency k = { key, "usage.consume", w->id % 2 ? "h1" : "h2",
                                              1700000000 };
         struct usage_outcome o = asked("free");
@@ -1477,7 +1477,7 @@ static void case_group_commit_fails(const char *url, const struct target *t)
                  "%s: failed commits: no customer stored", t->name);
     }
     {
-        struct usage_grant g = { "gq", "ai_minutes", 86400, 1, 100 };
+        struct usage_grant g = { "gq", "ai_minutes", 86400, 1, 100, false, NULL, NULL };
         bool granted = false;
         int64_t used = 0;
         T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK,

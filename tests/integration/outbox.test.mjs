@@ -201,6 +201,14 @@ describe('outgoing webhooks', () => {
       [['quota.exhausted', null, 30], ['quota.threshold', 100, 30], ['quota.threshold', 50, 20]]);
     assert.equal(mine[0].data.limit, 30);
     assert.equal(mine[0].data.quota, 'ai_minutes');
+    // The support view lists them with their delivery state, and the ledger of the consumes.
+    const view = run(['user', u], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+    assert.equal(view.status, 0, view.stderr);
+    assert.match(view.stdout, /^outgoing events \(the user's among the newest \d+\):$/m);
+    assert.match(view.stdout, /^  evt_\w+ +quota\.exhausted +delivered +1 attempt\(s\)/m);
+    assert.match(view.stdout, /^  evt_\w+ +quota\.threshold +delivered/m);
+    assert.equal((view.stdout.match(/^  #\d+ .* consume +ai_minutes +10 +used after/gm) || []).length, 3);
+    assert.doesNotMatch(view.stdout, /tier_changed/, 'only the user\'s events');
   });
 
   test('a receiver that is down gets the event later', async () => {

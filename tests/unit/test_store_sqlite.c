@@ -143,7 +143,7 @@ struct consumer {
 static void *consumer_main(void *arg)
 {
     struct consumer *w = arg;
-    struct usage_grant g = { "shared", "ai_minutes", 86400, 1, SHARED_LIMIT };
+    struct usage_grant g = { "shared", "ai_minutes", 86400, 1, SHARED_LIMIT, false, NULL, NULL };
 
     for (int i = 0; i < CONSUMES_PER; i++) {
         bool granted = false;
@@ -199,7 +199,7 @@ static void test_two_stores_consume(void)
 static void test_wal_bounded(void)
 {
     char path[128], url[160], wal[160];
-    struct usage_grant g = { "steady", "ai_minutes", 86400, 1, -1 };
+    struct usage_grant g = { "steady", "ai_minutes", 86400, 1, -1, false, NULL, NULL };
     struct store *st;
     struct stat sb;
     int failed = 0;
@@ -275,7 +275,7 @@ static void test_legacy_replies_migrate(void)
     T_EQ_I64(store_migrate(st, &applied, msg, sizeof(msg)), ERR_OK, "migrate %s", msg);
     T_OK(applied >= 1, "the later migrations ran (%d)", applied);
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        struct usage_grant g = { "u1", "ai_minutes", 86400, 1, 30 };
+        struct usage_grant g = { "u1", "ai_minutes", 86400, 1, 30, false, NULL, NULL };
         const struct store_idempotency k = { want[i].key, want[i].scope, "h", 2000 };
         struct usage_outcome o = { .limit = 99, .tier = "other" };
         bool replayed = false;
