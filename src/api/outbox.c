@@ -232,11 +232,14 @@ static void *sender_main(void *arg)
     struct outbox_event *batch = xcalloc(BATCH, sizeof(*batch));
 
     for (;;) {
-        int n = 0, i = 0;
-        /* Wall-clock milliseconds: the lease and the schedule are shared across instances. */
-        enum err err =
-            store_outbox_claim(s->st, s->owner, clock_now() * 1000, LEASE_MS, BATCH, batch, &n);
+        int n = 0, i = 0, due = 0;
+        enum err err;
 
+        /* Grants starting or ending by the clock: their tier changes are written first. */
+        if (store_grant_transitions(s->st, clock_now(), &due) != ERR_OK)
+            log_warn("outbox: cannot announce the grants that started or ended");
+        /* Wall-clock milliseconds: the lease and the schedule are shared across instances. */
+        err = store_outbox_claim(s->st, s->owner, clock_now() * 1000, LEASE_MS, BATCH, batch, &n);
         if (err)
             log_warn("outbox: cannot claim events: %s", err_name(err));
         for (; i < n && !stopping(s); i++)

@@ -206,6 +206,14 @@ struct store_ops {
     enum err (*grant_revoke)(struct store_tx *tx, const char *id, int64_t at, bool *found);
     enum err (*grant_list)(struct store_tx *tx, const char *user_id, int64_t at, int max,
                            struct grant_record *out, int *n);
+    /*
+     * grant_due: grants not revoked whose start (when later than their making) or end is at or
+     * before now and later than their announced_at. grant_announce: announced_at = at unless it
+     * is at or past it already (*claimed: this call set it).
+     */
+    enum err (*grant_due)(struct store_tx *tx, int64_t now, int max, struct grant_record *out,
+                          int *n);
+    enum err (*grant_announce)(struct store_tx *tx, const char *id, int64_t at, bool *claimed);
 
     /*
      * The outbox (outbox.c). outbox_insert: unless the dedupe_key exists (*inserted).

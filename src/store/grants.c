@@ -63,6 +63,61 @@ static enum err revoke_tx(struct store_tx *tx, void *arg)
     return err;
 }
 
+#define TRANSITIONS_MAX 64
+
+/* The latest of g's clock transitions due at now: its end, else its start. */
+static int64_t transition_at(const struct grant_record *g, int64_t now)
+{
+    return g->ends_at && g->ends_at <= now ? g->ends_at : g->starts_at;
+}
+
+/*
+ * One transition, in its own transaction: claimed first (another instance's claim makes this
+ * one a no-op), then the tier just before it compared with the tier at it.
+ */
+static enum err transition_tx(struct store_tx *tx, void *arg)
+{
+    struct grant_arg *a = arg;
+    const struct grant_record *g = a->in;
+    int64_t at = transition_at(g, a->at);
+    char old[TIER_ID_MAX] = "";
+    bool claimed = false;
+    enum err err = a->ops->grant_announce(tx, g->id, at, &claimed);
+
+    if (err || !claimed)
+        return err;
+    if ((err = outbox_tier_before(a->st, tx, g->user_id, at - 1, old)))
+        return err;
+    return outbox_tier_after(a->st, tx, g->user_id, &(struct outbox_cause){ "", g->id, at }, old,
+                             at);
+}
+
+static enum err due_tx(struct store_tx *tx, void *arg)
+{
+    struct grant_arg *a = arg;
+
+    return a->ops->grant_due(tx, a->at, a->max, a->out, &a->n);
+}
+
+enum err store_grant_transitions(struct store *st, int64_t now, int *n)
+{
+    struct grant_record *due = xcalloc(TRANSITIONS_MAX, sizeof(*due));
+    struct grant_arg a = { .st = st,
+                           .ops = st->ops,
+                           .out = due,
+                           .at = now,
+                           .max = TRANSITIONS_MAX };
+    enum err err = store_run(st, STORE_RUN_READ, due_tx, &a);
+
+    *n = err ? 0 : a.n;
+    for (int i = 0; i < *n && !err; i++) {
+        struct grant_arg one = { .st = st, .ops = st->ops, .in = &due[i], .at = now };
+        err = store_run(st, STORE_RUN_WRITE, transition_tx, &one);
+    }
+    free(due);
+    return err;
+}
+
 static enum err get_tx(struct store_tx *tx, void *arg)
 {
     struct grant_arg *a = arg;

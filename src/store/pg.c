@@ -206,6 +206,14 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_GRANT_LIST_ACTIVE] = {
         "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
         "AND (ends_at = 0 OR ends_at > $1) ORDER BY user_id, id LIMIT $2", false },
+    /* Grants with a clock transition (start or end) at or before $1 not announced yet. */
+    [PGS_GRANT_DUE] = {
+        "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 AND "
+        "((ends_at > 0 AND ends_at <= $1 AND announced_at < ends_at) OR "
+        "(starts_at > created_at AND starts_at <= $1 AND announced_at < starts_at)) "
+        "ORDER BY id LIMIT $2", false },
+    [PGS_GRANT_ANNOUNCE] = {
+        "UPDATE tier_grants SET announced_at = $2 WHERE id = $1 AND announced_at < $2", true },
     [PGS_OUTBOX_INSERT] = {
         "INSERT INTO outbox (" OUTBOX_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
         "$11, $12) ON CONFLICT (dedupe_key) DO NOTHING", true },
@@ -504,6 +512,26 @@ static enum err pg_usage_sub(struct store_tx *tx, const struct usage_grant *g, i
     const struct pg_query q = QUERY(PGS_USAGE_SUB, args);
 
     return pg_db_fetch_i64(tx, &q, used_after);
+}
+
+static enum err pg_grant_due(struct store_tx *tx, int64_t now, int max, struct grant_record *out,
+                             int *n)
+{
+    const struct pg_arg args[] = { pg_i64(now), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_GRANT_DUE, args);
+
+    return pg_db_fetch_list(tx, &q, &store_grant_record, max, out, n);
+}
+
+static enum err pg_grant_announce(struct store_tx *tx, const char *id, int64_t at, bool *claimed)
+{
+    const struct pg_arg args[] = { pg_text(id), pg_i64(at) };
+    const struct pg_query q = QUERY(PGS_GRANT_ANNOUNCE, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *claimed = !err && changes > 0;
+    return err;
 }
 
 /* The usage ledger and extra quota units */
@@ -1007,6 +1035,8 @@ static const struct store_ops pg_ops = {
     .health_touch = pg_health_touch,
     .schedule_get = pg_schedule_get,
     .schedule_put = pg_schedule_put,
+    .grant_due = pg_grant_due,
+    .grant_announce = pg_grant_announce,
     .ledger_insert = pg_ledger_insert,
     .ledger_list = pg_ledger_list,
     .ledger_grant_get = pg_ledger_grant_get,

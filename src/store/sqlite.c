@@ -168,6 +168,13 @@ const char *const sqlite_sql[SQ_COUNT] = {
                            "ORDER BY created_at DESC, id DESC LIMIT ?2",
     [SQ_GRANT_LIST_ACTIVE] = "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
                              "AND (ends_at = 0 OR ends_at > ?1) ORDER BY user_id, id LIMIT ?2",
+    /* Grants with a clock transition (start or end) at or before ?1 not announced yet. */
+    [SQ_GRANT_DUE] = "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 AND "
+                     "((ends_at > 0 AND ends_at <= ?1 AND announced_at < ends_at) OR "
+                     "(starts_at > created_at AND starts_at <= ?1 AND announced_at < starts_at)) "
+                     "ORDER BY id LIMIT ?2",
+    [SQ_GRANT_ANNOUNCE] = "UPDATE tier_grants SET announced_at = ?2 "
+                          "WHERE id = ?1 AND announced_at < ?2",
     [SQ_OUTBOX_INSERT] = "INSERT INTO outbox (" OUTBOX_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                          "?8, ?9, ?10, ?11, ?12) ON CONFLICT (dedupe_key) DO NOTHING",
     /* One process writes at a time (BEGIN IMMEDIATE): the select and the update are one step. */
@@ -425,6 +432,26 @@ static enum err sq_usage_sub(struct store_tx *tx, const struct usage_grant *g, i
     const struct sqlite_query q = QUERY(SQ_USAGE_SUB, args);
 
     return sqlite_db_fetch_i64(tx, &q, used_after);
+}
+
+static enum err sq_grant_due(struct store_tx *tx, int64_t now, int max, struct grant_record *out,
+                             int *n)
+{
+    const struct sqlite_arg args[] = { sq_i64(now), sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_GRANT_DUE, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_grant_record, max, out, n);
+}
+
+static enum err sq_grant_announce(struct store_tx *tx, const char *id, int64_t at, bool *claimed)
+{
+    const struct sqlite_arg args[] = { sq_text(id), sq_i64(at) };
+    const struct sqlite_query q = QUERY(SQ_GRANT_ANNOUNCE, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *claimed = !err && changes > 0;
+    return err;
 }
 
 /* The usage ledger and extra quota units */
@@ -923,6 +950,8 @@ static const struct store_ops sqlite_ops = {
     .health_touch = sq_health_touch,
     .schedule_get = sq_schedule_get,
     .schedule_put = sq_schedule_put,
+    .grant_due = sq_grant_due,
+    .grant_announce = sq_grant_announce,
     .ledger_insert = sq_ledger_insert,
     .ledger_list = sq_ledger_list,
     .ledger_grant_get = sq_ledger_grant_get,

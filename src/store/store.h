@@ -214,6 +214,14 @@ MUST_CHECK enum err store_grant_get(struct store *st, const char *id, struct gra
 MUST_CHECK enum err store_grant_revoke(struct store *st, const char *id, int64_t at, bool *revoked,
                                        struct grant_record *out);
 
+/*
+ * Announces the grants' clock transitions due at now (a start later than the grant was made, an
+ * end): for each, once across instances, subscription.tier_changed when the user's tier at the
+ * transition differs from the tier just before it (nothing when the outbox is off). *n: how
+ * many transitions were looked at (at most 64 a call; call again while it is 64).
+ */
+MUST_CHECK enum err store_grant_transitions(struct store *st, int64_t now, int *n);
+
 /* The user's grants, newest first: out has room for max; *n written. */
 MUST_CHECK enum err store_grant_list(struct store *st, const char *user_id, int max,
                                      struct grant_record *out, int *n);

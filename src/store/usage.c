@@ -231,7 +231,9 @@ enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool
 
 /*
  * Takes g->n back, never below zero; a window never counted stays at zero. The balance units
- * the window drew (past its allowance, limit + extra) go back to the balance first.
+ * the window drew (past its allowance, limit + extra) go back to the balance first. Locks in
+ * consume_extra's order (the counter, then the window's row, then the balance), so that the two
+ * never wait for each other.
  */
 static enum err give_back(const struct store_ops *ops, struct store_tx *tx,
                           const struct usage_grant *g, struct meter_step *s)
@@ -242,13 +244,12 @@ static enum err give_back(const struct store_ops *ops, struct store_tx *tx,
 
     memset(s, 0, sizeof(*s));
     s->granted = true;
-    if (g->limit >= 0 && ((err = extra_read(ops, tx, g, g->window_start, true, &win)) ||
+    if (g->limit >= 0 && ((err = ops->usage_lock(tx, g, &used)) ||
+                          (err = extra_read(ops, tx, g, g->window_start, true, &win)) ||
                           (err = extra_read(ops, tx, g, QUOTA_BALANCE, true, &bal))))
         return err;
     if (g->limit >= 0 && win.taken > 0) {
         int64_t allowance = win.units > INT64_MAX - g->limit ? INT64_MAX : g->limit + win.units;
-        if ((err = ops->usage_lock(tx, g, &used)))
-            return err;
         back = used > allowance ? used - allowance : 0;
         back = back < g->n ? back : g->n;
         back = back < win.taken ? back : win.taken;

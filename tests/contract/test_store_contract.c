@@ -1752,11 +1752,168 @@ static void case_outbox(const char *url, const struct target *t)
     store_close(st);
 }
 
+/* A grant of extra units, as the API makes it. */
+static struct ledger_entry unit_grant(const char *user, int64_t units, int64_t window_start,
+                                      const char *key)
+{
+    struct ledger_entry e = { .amount = units, .window_start = window_start, .created_ms = 1 };
+
+    (void)str_copy(e.user_id, sizeof(e.user_id), user);
+    (void)str_copy(e.quota, sizeof(e.quota), "ai_minutes");
+    (void)str_copy(e.kind, sizeof(e.kind), "grant");
+    (void)str_copy(e.idem_key, sizeof(e.idem_key), key);
+    return e;
+}
+
+/*
+ * Issue #15: past the limit a consume draws on the window's extra units, then the balance, all
+ * or nothing; a refund gives the drawn balance units back first; each change is one ledger
+ * entry with the ledger on, none with it off (grants always); a keyed grant is made once.
+ */
+static void case_ledger(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct usage_grant g = { "u_lg", "ai_minutes", 86400, 10, 10, false, "key-1", "req_1" };
+    struct ledger_entry e = unit_grant("u_lg", 5, QUOTA_BALANCE, "top-1"), got, l[8];
+    struct quota_extra after, x[4];
+    struct usage_outcome o = asked("free");
+    struct usage_read rd[1];
+    const char *quotas[] = { "ai_minutes" };
+    const int64_t starts[] = { 86400 };
+    bool replayed = true;
+    int n = -1;
+
+    store_ledger_set(st, true);
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: 10 of 10", t->name);
+    T_OK(o.granted && o.used == 10 && o.remaining == 0, "%s: the limit is spent", t->name);
+    g.n = 3;
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: 3 more", t->name);
+    T_OK(!o.granted && o.used == 10 && o.balance == 0, "%s: refused without extras", t->name);
+    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: grant 5", t->name);
+    T_OK(!replayed && got.id > 0 && got.balance == 5 && after.units == 5, "%s: a balance of 5",
+         t->name);
+    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: again", t->name);
+    T_OK(replayed && after.units == 5, "%s: the same key grants once", t->name);
+    e.amount = 6;
+    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_CONFLICT,
+             "%s: the key with another grant", t->name);
+    e = unit_grant("u_lg", 2, 86400, "");
+    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: +2 window", t->name);
+    T_OK(got.used_after == 10 && after.units == 2, "%s: the window's extra", t->name);
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: 3 past 10", t->name);
+    T_OK(o.granted && o.used == 13 && o.extra == 2 && o.balance == 4 && o.remaining == 4,
+         "%s: 2 extra, then 1 from the balance", t->name);
+    g.n = 4;
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: 4 more", t->name);
+    T_OK(o.granted && o.used == 17 && o.balance == 0 && o.remaining == 0, "%s: all of it", t->name);
+    g.n = 1;
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: one more", t->name);
+    T_OK(!o.granted && o.used == 17, "%s: refused: nothing left", t->name);
+    g.n = 6;
+    o = asked("free");
+    T_EQ_I64(store_usage_refund(st, &g, NULL, &o, &replayed), ERR_OK, "%s: refund 6", t->name);
+    T_OK(o.used == 11 && o.balance == 5, "%s: the 5 balance units come back first", t->name);
+    T_EQ_I64(store_usage_read_many(st, "u_lg", 1, quotas, starts, rd), ERR_OK, "%s: read", t->name);
+    T_OK(rd[0].used == 11 && rd[0].extra == 2 && rd[0].balance == 5, "%s: read with extras",
+         t->name);
+    T_EQ_I64(store_ledger_list(st, "u_lg", NULL, 0, 8, l, &n), ERR_OK, "%s: ledger", t->name);
+    T_EQ_I64(n, 6, "%s: 2 grants, 3 granted consumes, 1 refund", t->name);
+    T_OK(strcmp(l[0].kind, "refund") == 0 && l[0].balance == 5 && l[0].used_after == 11,
+         "%s: newest first: the refund", t->name);
+    T_OK(strcmp(l[5].kind, "consume") == 0 && strcmp(l[5].idem_key, "key-1") == 0 &&
+             strcmp(l[5].request_id, "req_1") == 0 && l[5].id < l[0].id,
+         "%s: the first consume, its key and request id", t->name);
+    T_EQ_I64(store_ledger_list(st, "u_lg", NULL, l[2].id, 8, l, &n), ERR_OK, "%s: page", t->name);
+    T_EQ_I64(n, 3, "%s: before an id", t->name);
+    T_EQ_I64(store_ledger_list(st, "u_lg", "scenarios", 0, 8, l, &n), ERR_OK, "%s: quota", t->name);
+    T_EQ_I64(n, 0, "%s: another quota's: none", t->name);
+    T_EQ_I64(store_quota_extras(st, "u_lg", 4, x, &n), ERR_OK, "%s: extras", t->name);
+    T_EQ_I64(n, 2, "%s: the window's row and the balance", t->name);
+    store_ledger_set(st, false);
+    g = (struct usage_grant){ "u_off", "ai_minutes", 86400, 1, 10, false, NULL, NULL };
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: ledger off", t->name);
+    T_EQ_I64(store_ledger_list(st, "u_off", NULL, 0, 8, l, &n), ERR_OK, "%s: list", t->name);
+    T_EQ_I64(n, 0, "%s: no entry with the ledger off", t->name);
+    store_close(st);
+}
+
+struct extra_worker {
+    struct store *st;
+    bool refund;
+    int granted;
+    int failed;
+};
+
+/* 5 consumes of 1, or 5 refunds of 1 between consumes. */
+static void *extra_work(void *arg)
+{
+    struct extra_worker *w = arg;
+    struct usage_grant g = { "u_xc", "ai_minutes", 86400, 1, 10, false, NULL, NULL };
+
+    for (int i = 0; i < 5; i++) {
+        struct usage_outcome o = asked("free");
+        bool replayed = false;
+        enum err err = w->refund ? store_usage_refund(w->st, &g, NULL, &o, &replayed)
+                                 : store_usage_meter(w->st, &g, &o);
+        w->failed += err != ERR_OK;
+        w->granted += err == ERR_OK && o.granted && !w->refund;
+    }
+    return NULL;
+}
+
+/* Consumes and refunds at once past the limit never draw more than the balance, nor deadlock. */
+static void case_extras_concurrent(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct usage_grant g = { "u_xc", "ai_minutes", 86400, 10, 10, false, NULL, NULL };
+    struct ledger_entry e = unit_grant("u_xc", 20, QUOTA_BALANCE, ""), got;
+    struct extra_worker w[THREADS];
+    pthread_t th[THREADS];
+    struct quota_extra after;
+    struct usage_outcome o = asked("free");
+    const char *quotas[] = { "ai_minutes" };
+    const int64_t starts[] = { 86400 };
+    struct usage_read rd[1];
+    bool replayed = false;
+    int granted = 0, failed = 0;
+
+    store_ledger_set(st, true);
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: the limit spent", t->name);
+    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: 20", t->name);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct extra_worker){ st, i % 4 == 3, 0, 0 };
+        if (pthread_create(&th[i], NULL, extra_work, &w[i]) != 0) {
+            printf("Bail out! pthread_create\n");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        granted += w[i].granted;
+        failed += w[i].failed;
+    }
+    T_EQ_I64(failed, 0, "%s: no consume or refund failed", t->name);
+    T_EQ_I64(store_usage_read_many(st, "u_xc", 1, quotas, starts, rd), ERR_OK, "%s: read", t->name);
+    /* Every unit past 10 came from the balance, and every balance unit is accounted for. */
+    T_EQ_I64(rd[0].used - 10 + rd[0].balance, 20,
+             "%s: used past the limit + balance = 20 (%lld, %lld)", t->name, (long long)rd[0].used,
+             (long long)rd[0].balance);
+    T_OK(granted >= 20 && rd[0].balance >= 0, "%s: %d granted, never below zero", t->name, granted);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
     bool persistent_only;
 } cases[] = {
+    { "ledger", case_ledger, false },
+    { "extras_concurrent", case_extras_concurrent, false },
     { "migrate", case_migrate, false },
     { "ping", case_ping, false },
     { "customer", case_customer, false },

@@ -147,6 +147,25 @@ describe('outgoing webhooks', () => {
       'premium below plus: no change, no event');
   });
 
+  test('a grant starting later and ending by the clock: tier_changed at each, once', async () => {
+    const starts = now() + 2;
+    const ends = starts + 2;
+    const g = await req(srv, 'POST', '/api/v1/access/grants',
+      { token: SERVICE_KEY, body: { user_id: 'u_clock', tier: 'plus', starts_at: starts, ends_at: ends } });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    await new Promise((res) => setTimeout(res, 500));
+    const mine = () => rec.events('subscription.tier_changed').filter((e) => e.data.user_id === 'u_clock');
+    assert.equal(mine().length, 0, 'not in force yet: nothing');
+    const up = await until(() => mine().find((e) => e.data.new_tier === 'plus'), 8000);
+    assert.ok(up, `no tier_changed at the start: ${srv.log.slice(-1500)}`);
+    assert.deepEqual([up.data.old_tier, up.data.grant_id, up.data.effective_at], ['free', g.body.id, starts]);
+    const down = await until(() => mine().find((e) => e.data.new_tier === 'free'), 8000);
+    assert.ok(down, 'no tier_changed at the end');
+    assert.deepEqual([down.data.old_tier, down.data.grant_id, down.data.effective_at], ['plus', g.body.id, ends]);
+    await new Promise((res) => setTimeout(res, 800));
+    assert.equal(mine().length, 2, 'each transition once');
+  });
+
   test('trial_will_end, payment.failed and payment.action_required come from their Stripe events', async () => {
     const ev = subEvent('u_trial');
     assert.equal((await postStripe(srv, ev)).status, 200);

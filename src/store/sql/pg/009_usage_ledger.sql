@@ -36,3 +36,7 @@ CREATE TABLE quota_extras (
 -- A consume's stored outcome (its answer to a retry) shows the extra units and balance too.
 ALTER TABLE idempotency_keys ADD COLUMN extra BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE idempotency_keys ADD COLUMN balance BIGINT NOT NULL DEFAULT 0;
+
+-- The latest clock transition of a grant (its start, when later than its making, or its end)
+-- whose tier change was announced (subscription.tier_changed): each is announced once.
+ALTER TABLE tier_grants ADD COLUMN announced_at BIGINT NOT NULL DEFAULT 0;
