@@ -129,6 +129,34 @@ run:
 	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
+# Installs the binary, the systemd unit, the man page and an example environment file under
+# PREFIX, staged under DESTDIR (packagers). The unit's and the page's paths follow the variables.
+PREFIX           ?= /usr/local
+BINDIR           ?= $(PREFIX)/bin
+MANDIR           ?= $(PREFIX)/share/man
+DOCDIR           ?= $(PREFIX)/share/doc/subgate
+SYSCONFDIR       ?= /etc
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+VERSION          := $(shell sed -n 's/^\#define SUBGATE_VERSION "\(.*\)"/\1/p' src/base/version.h)
+DIST_SUBST        = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+                    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@SYSTEMD_UNIT_DIR@|$(SYSTEMD_UNIT_DIR)|g' \
+                    -e 's|@VERSION@|$(VERSION)|g'
+
+install: $(B)/subgate
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(B)/subgate $(DESTDIR)$(BINDIR)/subgate
+	$(DIST_SUBST) dist/subgate.service.in > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service
+	$(DIST_SUBST) dist/subgate.8.in > $(DESTDIR)$(MANDIR)/man8/subgate.8
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service $(DESTDIR)$(MANDIR)/man8/subgate.8
+	install -m 0644 dist/subgate.env.example $(DESTDIR)$(DOCDIR)/subgate.env.example
+
+# Removes what install installed; the configuration in SYSCONFDIR and the state are kept.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/subgate $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service \
+	    $(DESTDIR)$(MANDIR)/man8/subgate.8 $(DESTDIR)$(DOCDIR)/subgate.env.example
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+
 lint:
 	@scripts/lint.sh
 
@@ -144,6 +172,7 @@ deps:
 clean:
 	rm -rf build
 
-.PHONY: all units test check integration fuzz fuzzers bench run lint format format-check deps clean
+.PHONY: all units test check integration fuzz fuzzers bench run install uninstall lint format format-check \
+        deps clean
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -6,9 +6,10 @@
 # command uses: clang (fuzz targets), clang-format, clang-tidy and cppcheck (the style gates),
 # Node.js and npm (the integration suite) with the test-only npm packages, python3 (Stripe
 # parameter checks, the Python client's tests on Debian's pytest, FastAPI, uvicorn, httpx and
-# cryptography), groff and man-db (the man page check), nginx and caddy (the gate tests'
-# proxies), PostgreSQL (a throwaway server per run), prometheus (promtool) and chromium (the JS
-# client's browser test). --bench adds wrk, nginx, PostgreSQL, python3 and the sqlite3 shell.
+# cryptography), groff, man-db and systemd-analyze (the man page and unit checks), nginx and
+# caddy (the gate tests' proxies), PostgreSQL (a throwaway server per run), prometheus
+# (promtool) and chromium (the JS client's browser test). --bench adds wrk, nginx, PostgreSQL,
+# python3 and the sqlite3 shell.
 set -eu
 RUN_PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev
 libcurl4-openssl-dev curl"
@@ -68,6 +69,8 @@ if [ "$mode" = --test ]; then
     command -v promtool >/dev/null 2>&1 || need="$need prometheus"
     command -v chromium >/dev/null 2>&1 || need="$need chromium"
     command -v caddy >/dev/null 2>&1 || need="$need caddy"
+    # install.test.mjs checks the unit with systemd-analyze verify
+    command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 fi
 # shellcheck disable=SC2086
 [ -z "$need" ] || install_packages $need
