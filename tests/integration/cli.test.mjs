@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { logged, now, req, run, SERVICE_KEY, signJwt, startServer, stopServer, userToken } from './lib.mjs';
+import { freePort, logged, now, req, run, SERVICE_KEY, signJwt, startServer, stopServer, userToken } from './lib.mjs';
 
 const COMMANDS = ['serve', 'migrate', 'sync', 'events', 'outbox', 'user', 'check-config', 'token', 'version', 'help'];
 
@@ -145,6 +145,27 @@ describe('error log lines: level, code, and the path of an unknown route', () =>
     assert.equal(line.level, 'error');
     assert.equal(line.code, r.body.error.code);
     assert.equal(line.code, 'webhooks_not_configured');
+  });
+  test('stripe out of reach: the request line and the failure line are at error, with the code', async () => {
+    const port = await freePort(); // nothing listens there
+    const down = await startServer({
+      STRIPE_SECRET_KEY: 'sk_test_unreachable', STRIPE_API_BASE: `http://127.0.0.1:${port}`,
+      STRIPE_PREMIUM_PRICE_ID: 'price_premium', STRIPE_PLUS_PRICE_ID: 'price_plus',
+    });
+    try {
+      const r = await req(down, 'POST', '/api/v1/payments/create-checkout-session', {
+        token: userToken('stripe_down'),
+        body: { tier: 'premium', success_url: 'http://localhost:3000/ok', cancel_url: 'http://localhost:3000/no' },
+      });
+      assert.ok(r.status >= 500, `status ${r.status}`);
+      const line = await lineOf(down, r.headers.get('request-id'));
+      assert.equal(line.level, 'error');
+      assert.equal(line.code, r.body.error.code);
+      assert.ok(await logged(down, new RegExp(`"level":"error","msg":"stripe: cannot [^"]*request ${r.headers.get('request-id')}[^"]*answered '${r.body.error.code}'`)), down.log);
+      assert.ok(!down.log.includes('sk_test_unreachable'));
+    } finally {
+      await stopServer(down);
+    }
   });
   test('an unknown route logs its path, without the query string, at warn with resource_missing', async () => {
     const r = await req(srv, 'GET', '/api/v1/no/such/route?access_token=qs_secret_value');
