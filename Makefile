@@ -155,7 +155,7 @@ install: $(B)/subgate
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/subgate $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service \
 	    $(DESTDIR)$(MANDIR)/man8/subgate.8 $(DESTDIR)$(DOCDIR)/subgate.env.example
-	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 lint:
 	@scripts/lint.sh

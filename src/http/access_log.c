@@ -13,7 +13,8 @@
 #include "base/log.h"
 #include "http/errors.h"
 
-#define SECRET_SEGMENT_MIN 24 /* a path segment this long of token bytes is not logged */
+#define SECRET_SEGMENT_MIN 16 /* a path segment this long of token bytes, */
+#define SECRET_DIGITS_MIN  4  /* with this many digits and a letter, is not logged */
 
 struct line {
     char *p;   /* next byte to write */
@@ -91,24 +92,26 @@ static const char *log_time(void)
 
 /*
  * True for a segment that may be a credential: a JWT, a service or Stripe key pasted into a
- * URL. Long runs of token bytes holding both letters and digits; words and short ids pass.
+ * URL. Keys are at least 16 bytes of token characters, random enough to hold several digits;
+ * words, route names and short ids pass.
  */
 static bool segment_may_be_secret(const char *s, size_t n)
 {
-    bool digit = false, alpha = false;
+    size_t digits = 0;
+    bool alpha = false;
 
     if (n < SECRET_SEGMENT_MIN)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= '0' && c <= '9')
-            digit = true;
+            digits++;
         else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
             alpha = true;
         else if (!strchr("-_.~+=", c))
             return false;
     }
-    return digit && alpha;
+    return alpha && digits >= SECRET_DIGITS_MIN;
 }
 
 /* Appends the first ACCESS_LOG_PATH_MAX bytes of path, quoted, each secret-like segment cut. */

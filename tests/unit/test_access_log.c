@@ -35,6 +35,10 @@ static const struct {
       "\"path\":\"/k/[redacted]\"", "0123456789" },
     { NULL, "/api/v1/payments/create-checkout-session-typo", 404, ERR_NOT_FOUND, "",
       "\"path\":\"/api/v1/payments/create-checkout-session-typo\"", NULL },
+    { NULL, "/api/v2/payments/create-checkout-session2", 404, ERR_NOT_FOUND, "",
+      "\"path\":\"/api/v2/payments/create-checkout-session2\"", NULL },
+    { NULL, "/k/abcd1234efgh5678", 404, ERR_NOT_FOUND, "", "\"path\":\"/k/[redacted]\"", "1234" },
+    { NULL, "/k/abcd1234efgh567", 404, ERR_NOT_FOUND, "", "\"path\":\"/k/abcd1234efgh567\"", NULL },
     { NULL, LONG_PATH, 404, ERR_NOT_FOUND, "", "cccc...\"", NULL },
 };
 
