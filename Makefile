@@ -21,6 +21,12 @@ FLAVOR   ?= release
 B        ?= build/$(FLAVOR)
 ALL_CFLAGS = $(BASE) $(if $(SAN_$(FLAVOR)),$(SAN_$(FLAVOR)),$(CFLAGS) $(HARDEN))
 
+# One short line per step ("  CC      src/api/auth.c"); V=1 prints the full commands instead.
+# Compiler warnings and errors show either way.
+ifneq ($(V),1)
+SAY = @printf '  %-7s %s\n' '$1' '$2';
+endif
+
 LIB_SRC   = $(filter-out src/main.c,$(shell find src -name '*.c'))
 GEN_SRC   = $(B)/gen/migrations.c $(B)/gen/openapi.c
 LIB_OBJ   = $(LIB_SRC:%.c=$(B)/%.o) $(GEN_SRC:.c=.o)
@@ -35,44 +41,44 @@ SQL_FILES = $(wildcard src/store/sql/*/*.sql)
 all: $(B)/subgate $(if $(EMU_SRC),$(B)/stripe-emulator)
 
 $(B)/subgate: $(B)/src/main.o $(B)/libsubgate.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call SAY,LD,$@)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The Stripe emulator: a separate program on the same base and HTTP layer.
 $(B)/stripe-emulator: $(EMU_OBJ) $(B)/libsubgate.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	$(call SAY,LD,$@)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/libsubgate.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call SAY,AR,$@)ar rcs $@ $^
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call INC,$<) -c -o $@ $<
+	$(call SAY,CC,$<)$(CC) $(ALL_CFLAGS) $(call INC,$<) -c -o $@ $<
 
 # Migrations are compiled in (generated from src/store/sql/<backend>/NNN_name.sql), so the binary
 # needs no files beside it.
 $(B)/gen/migrations.c: $(SQL_FILES) scripts/embed_sql.sh
 	@mkdir -p $(@D)
-	scripts/embed_sql.sh src/store/sql > $@
+	$(call SAY,GEN,$@)scripts/embed_sql.sh src/store/sql > $@
 
 # The OpenAPI document served at GET /openapi.json is compiled in the same way.
 $(B)/gen/openapi.c: docs/openapi.json scripts/embed_file.sh
 	@mkdir -p $(@D)
-	scripts/embed_file.sh openapi_json docs/openapi.json api/openapi.h > $@
+	$(call SAY,GEN,$@)scripts/embed_file.sh openapi_json docs/openapi.json api/openapi.h > $@
 
 $(B)/gen/%.o: $(B)/gen/%.c
-	$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+	$(call SAY,CC,$<)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 # A test of an emulator module, tests/unit/test_emu_<m>.c or tests/fuzz/fuzz_emu_<m>.c, links
 # emulator/<m>.o, then whatever it needs of the other emulator modules (libemulator.a: all but
 # main.o), so a module above the bottom layer can be tested with the ones below it.
 EMU_LIB       = $(B)/libemulator.a
-EMU_TEST_LINK = $(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< \
+EMU_TEST_LINK = $(call SAY,LD,$@)$(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< \
                 $(B)/emulator/$*.o $(EMU_LIB) $(B)/libsubgate.a $(LDLIBS)
 
 $(EMU_LIB): $(filter-out $(B)/emulator/main.o,$(EMU_OBJ))
 	@rm -f $@
-	ar rcs $@ $^
+	$(call SAY,AR,$@)ar rcs $@ $^
 
 $(B)/tests/unit/test_emu_%: tests/unit/test_emu_%.c $(B)/emulator/%.o $(EMU_LIB) $(B)/libsubgate.a
 	@mkdir -p $(@D)
@@ -84,7 +90,7 @@ $(B)/tests/fuzz/fuzz_emu_%: tests/fuzz/fuzz_emu_%.c $(B)/emulator/%.o $(EMU_LIB)
 
 $(B)/tests/%: tests/%.c $(B)/libsubgate.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
+	$(call SAY,LD,$@)$(CC) $(ALL_CFLAGS) $(call INC,$<) $(LINK_$(FLAVOR)) -o $@ $< $(B)/libsubgate.a $(LDLIBS)
 
 units: $(UNIT_BIN) $(TOOL_BIN)
 
@@ -106,7 +112,7 @@ integration:
 
 # Each fuzz target for FUZZ_SECONDS (default 10) over its committed corpus.
 fuzz:
-	@scripts/deps.sh
+	@scripts/deps.sh --fuzz
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/test.sh --only fuzz fuzz
 
 # Built with FLAVOR=fuzz CC=clang (scripts/test.sh does it).
@@ -123,6 +129,34 @@ run:
 	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
+# Installs the binary, the systemd unit, the man page and an example environment file under
+# PREFIX, staged under DESTDIR (packagers). The unit's and the page's paths follow the variables.
+PREFIX           ?= /usr/local
+BINDIR           ?= $(PREFIX)/bin
+MANDIR           ?= $(PREFIX)/share/man
+DOCDIR           ?= $(PREFIX)/share/doc/subgate
+SYSCONFDIR       ?= /etc
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+VERSION          := $(shell sed -n 's/^\#define SUBGATE_VERSION "\(.*\)"/\1/p' src/base/version.h)
+DIST_SUBST        = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+                    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@SYSTEMD_UNIT_DIR@|$(SYSTEMD_UNIT_DIR)|g' \
+                    -e 's|@VERSION@|$(VERSION)|g'
+
+install: $(B)/subgate
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(B)/subgate $(DESTDIR)$(BINDIR)/subgate
+	$(DIST_SUBST) dist/subgate.service.in > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service
+	$(DIST_SUBST) dist/subgate.8.in > $(DESTDIR)$(MANDIR)/man8/subgate.8
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service $(DESTDIR)$(MANDIR)/man8/subgate.8
+	install -m 0644 dist/subgate.env.example $(DESTDIR)$(DOCDIR)/subgate.env.example
+
+# Removes what install installed; the configuration in SYSCONFDIR and the state are kept.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/subgate $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service \
+	    $(DESTDIR)$(MANDIR)/man8/subgate.8 $(DESTDIR)$(DOCDIR)/subgate.env.example
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
 lint:
 	@scripts/lint.sh
 
@@ -138,6 +172,7 @@ deps:
 clean:
 	rm -rf build
 
-.PHONY: all units test check integration fuzz fuzzers bench run lint format format-check deps clean
+.PHONY: all units test check integration fuzz fuzzers bench run install uninstall lint format format-check \
+        deps clean
 .SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/events_cli.h"
+#include "api/help.h"
 #include "api/outbox.h"
 #include "api/sync.h"
 #include "api/user_cli.h"
@@ -660,35 +661,45 @@ out:
 
 static int cmd_help(int argc, char **argv);
 
+/* The commands; their help (api/help.c) is found by name. */
 struct command {
     const char *name;
     int (*run)(int argc, char **argv);
-    const char *help;
 };
 
 static const struct command commands[] = {
-    { "serve", cmd_serve, "run the HTTP service (applies pending migrations first)" },
-    { "migrate", cmd_migrate, "apply pending database migrations and exit" },
-    { "sync", cmd_sync,
-      "sync [--user ID] [--import [--import-key KEY]] [--dry-run]: repair from Stripe" },
-    { "events", cmd_events, "events [--failed] [--limit N] | events replay ID: webhook inbox" },
-    { "user", cmd_user, "user ID: everything about one user (support view)" },
-    { "outbox", cmd_outbox,
-      "outbox [--failed] [--limit N] | outbox show ID | outbox replay ID: events to the app" },
-    { "check-config", cmd_check_config, "print the effective configuration, secrets redacted" },
-    { "token", cmd_token, "token USER [EMAIL] [TTL_S]: mint a development user token (HS256)" },
-    { "version", cmd_version, "print the version" },
-    { "help", cmd_help, "this list" },
+    { "serve", cmd_serve },
+    { "migrate", cmd_migrate },
+    { "sync", cmd_sync },
+    { "events", cmd_events },
+    { "user", cmd_user },
+    { "outbox", cmd_outbox },
+    { "check-config", cmd_check_config },
+    { "token", cmd_token },
+    { "version", cmd_version },
+    { "help", cmd_help },
 };
 
+static bool is_help_flag(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+/* help [COMMAND]: the list, or one command's help; an unknown COMMAND is a usage error (2). */
 static int cmd_help(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("usage: subgate COMMAND\n\ncommands:\n");
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        printf("  %-13s %s\n", commands[i].name, commands[i].help);
-    printf("\nConfiguration comes from the environment and ./.env (see README.md).\n");
+    if (argc < 2) {
+        help_print_commands(stdout);
+        return 0;
+    }
+    if (argc > 2) {
+        fprintf(stderr, "subgate: help takes one COMMAND (see 'subgate --help')\n");
+        return 2;
+    }
+    if (!help_print_command(argv[1], stdout)) {
+        fprintf(stderr, "subgate: help: no command '%s' (see 'subgate --help')\n", argv[1]);
+        return 2;
+    }
     return 0;
 }
 
@@ -696,9 +707,15 @@ int main(int argc, char **argv)
 {
     const char *name = argc > 1 ? argv[1] : "help";
 
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "subgate: unknown command '%s' (try 'subgate help')\n", name);
+    if (is_help_flag(name))
+        name = "help";
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        if (strcmp(commands[i].name, name) != 0)
+            continue;
+        if (argc > 2 && is_help_flag(argv[2])) /* COMMAND --help */
+            return help_print_command(name, stdout) ? 0 : 1;
+        return commands[i].run(argc > 1 ? argc - 1 : 1, argc > 1 ? argv + 1 : argv);
+    }
+    fprintf(stderr, "subgate: unknown command '%s' (see 'subgate --help')\n", name);
     return 2;
 }

@@ -551,8 +551,6 @@ static void gate_headers(struct response *resp, const struct gate_answer *a)
         (void)response_add_header(resp, "X-Subgate-Tier", a->tier->id);
     if (a->required)
         (void)response_add_header(resp, "X-Subgate-Required-Tier", a->required->id);
-    if (a->status == 401)
-        (void)response_add_header(resp, "WWW-Authenticate", "Bearer");
     if (!a->quota)
         return;
     (void)response_add_header(resp, "X-Subgate-Quota", a->quota->id);

@@ -8,6 +8,8 @@
 #include "base/clock.h"
 #include "base/str.h"
 
+#define CHALLENGE "Bearer realm=\"subgate\""
+
 /* Finds the credential of "Authorization: Bearer <credential>". */
 static enum err bearer(struct request *req, const char **cred, size_t *len)
 {
@@ -90,4 +92,28 @@ enum err api_authenticate(struct request *req, enum auth_kind k)
         return authenticate_either(req, api);
     }
     return request_fail(req, ERR_INTERNAL, NULL, NULL, "unknown auth kind");
+}
+
+/* True when the request's Authorization header is "Bearer <credential>" with a credential. */
+static bool sent_bearer(const struct request *req)
+{
+    const char *h = request_header(req, "Authorization");
+    const char *cred;
+    size_t n;
+
+    if (!h || strlen(h) < 7 || !str_eq_nocase(h, 7, "bearer "))
+        return false;
+    cred = h + 7;
+    n = strlen(cred);
+    str_trim(&cred, &n);
+    return n > 0;
+}
+
+void api_auth_challenge(const struct request *req, struct response *resp)
+{
+    if (resp->status != 401)
+        return;
+    /* constants: never refused */
+    (void)response_add_header(resp, "WWW-Authenticate",
+                              sent_bearer(req) ? CHALLENGE ", error=\"invalid_token\"" : CHALLENGE);
 }

@@ -12,4 +12,11 @@
  */
 MUST_CHECK enum err api_authenticate(struct request *req, enum auth_kind k);
 
+/*
+ * Adds the challenge every 401 answer carries (RFC 6750 section 3): `Bearer realm="subgate"`,
+ * with `error="invalid_token"` when the request sent a bearer credential that was refused
+ * (bad, expired, an unknown service key). Called once for every answer by api_dispatch.
+ */
+void api_auth_challenge(const struct request *req, struct response *resp);
+
 #endif /* SUBGATE_API_AUTH_H */

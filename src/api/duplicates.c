@@ -115,7 +115,7 @@ int duplicates_resolve(struct store *st, struct stripe_client *sc, const struct 
     if (max > (int)ARRAY_SIZE(list))
         max = (int)ARRAY_SIZE(list);
     if (store_duplicate_list(st, true, max, list, &n) != ERR_OK) {
-        log_warn("cannot read the pending duplicate subscriptions");
+        log_error("cannot read the pending duplicate subscriptions: storage_error");
         return 0;
     }
     for (int i = 0; i < n; i++)

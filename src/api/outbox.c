@@ -241,7 +241,7 @@ static void *sender_main(void *arg)
         /* Wall-clock milliseconds: the lease and the schedule are shared across instances. */
         err = store_outbox_claim(s->st, s->owner, clock_now() * 1000, LEASE_MS, BATCH, batch, &n);
         if (err)
-            log_warn("outbox: cannot claim events: %s", err_name(err));
+            log_error("outbox: cannot claim events: %s", err_name(err));
         for (; i < n && !stopping(s); i++)
             deliver(s, &batch[i]);
         for (; i < n; i++)

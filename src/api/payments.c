@@ -504,7 +504,7 @@ enum err payments_checkout_success(struct request *req, struct response *resp)
     if ((err = payments_store_answer(req, sc, &se, &sub)))
         return err;
     if (store_checkout_close(api->store, cs.id, "complete", &closed) != ERR_OK)
-        log_warn("cannot record checkout session '%s' as complete", cs.id);
+        log_error("cannot record checkout session '%s' as complete: storage_error", cs.id);
     (void)duplicates_resolve(api->store, sc, api->tiers, 4); /* paid twice: undone at once */
     return payments_subscription(req, resp);
 }
@@ -555,7 +555,7 @@ static enum err release_schedule(struct request *req, struct stripe_client *sc,
         return glue_fail_stripe(req, err, &se, "withdraw the scheduled plan change", NULL);
     sched.stripe_updated = glue_answer_time(sc, sub, &se, clock_now());
     if (store_schedule_apply(api->store, &sched, &applied) != ERR_OK)
-        log_warn("cannot store subscription schedule '%s'", sched.id);
+        log_error("cannot store subscription schedule '%s': storage_error", sched.id);
     return ERR_OK;
 }
 

@@ -162,7 +162,7 @@ static void schedule_store(struct request *req, struct stripe_client *sc,
 
     sched->stripe_updated = glue_answer_time(sc, &now->sub, se, clock_now());
     if (store_schedule_apply(api->store, sched, &applied) != ERR_OK)
-        log_warn("cannot store subscription schedule '%s'", sched->id);
+        log_error("cannot store subscription schedule '%s': storage_error", sched->id);
 }
 
 /* Reads the subscription again after a change, and stores it. */
@@ -220,7 +220,7 @@ static json_t *change_invoice(struct request *req, struct stripe_client *sc, con
         return json_null();
     (void)str_copy(si.invoice.user_id, sizeof(si.invoice.user_id), req->user); /* same size */
     if (glue_invoice_store(api->store, &si.invoice, &changed) != ERR_OK)
-        log_warn("cannot store invoice '%s'", si.invoice.id);
+        log_error("cannot store invoice '%s': storage_error", si.invoice.id);
     return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", si.invoice.id, "status",
                      si.invoice.status, "amount_due", (json_int_t)si.invoice.amount_due,
                      "amount_paid", (json_int_t)si.invoice.amount_paid, "currency",

@@ -214,6 +214,7 @@ void api_dispatch(void *app, struct request *req, struct response *resp)
             (void)request_fail(req, err, NULL, NULL, "%s", err_name(err));
         response_error(resp, req);
     }
+    api_auth_challenge(req, resp); /* every 401, the gate's too */
     cors_answer(req, route, resp);
     metrics_request(route, resp->status, clock_mono_us() - t0);
 }

@@ -239,11 +239,10 @@ static enum err stripe_down(struct request *req, enum err err, const struct stri
                         doing, what, se->attempts, se->message[0] ? se->message : "no detail");
 }
 
-enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe_error *se,
-                          const char *doing, const char *param)
+/* The answer to a failed Stripe call: what the caller did wrong (4xx) or Stripe's fault (5xx). */
+static enum err stripe_answer(struct request *req, enum err err, const struct stripe_error *se,
+                              const char *doing, const char *param)
 {
-    log_warn("stripe: cannot %s (request %s): HTTP %d %s %s: %s", doing, req->id, se->http_status,
-             se->type, se->code, se->message);
     switch (err) {
     case ERR_INVALID:
         return request_fail(req, err, "parameter_invalid", param, "cannot %s: %s", doing,
@@ -259,4 +258,15 @@ enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe
     default:
         return stripe_down(req, err, se, doing);
     }
+}
+
+enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe_error *se,
+                          const char *doing, const char *param)
+{
+    enum err e = stripe_answer(req, err, se, doing, param);
+    enum log_level lvl = e == ERR_UPSTREAM || e == ERR_UNAVAILABLE ? LOG_ERROR : LOG_WARN;
+
+    LOG_AT(lvl, "stripe: cannot %s (request %s): HTTP %d %s %s: %s (answered '%s')", doing, req->id,
+           se->http_status, se->type, se->code, se->message, req->error.code);
+    return e;
 }

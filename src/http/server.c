@@ -24,6 +24,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
+#include "http/access_log.h"
 #include "http/errors.h"
 #include "http/offload.h"
 #include "http/strict.h"
@@ -122,110 +123,6 @@ static struct request *request_begin(struct http_server *s, struct MHD_Connectio
     return req;
 }
 
-/*
- * The per-request log line is on the hot path, so it is built by hand in a stack buffer: no
- * allocation, no printf, and the timestamp formatted once per second per thread.
- */
-struct line {
-    char *p;   /* next byte to write */
-    char *end; /* one byte is always kept free for the newline */
-};
-
-static void line_put(struct line *l, const char *s, size_t n)
-{
-    if (n > (size_t)(l->end - l->p))
-        n = (size_t)(l->end - l->p);
-    memcpy(l->p, s, n);
-    l->p += n;
-}
-
-static void line_puts(struct line *l, const char *s)
-{
-    line_put(l, s, strlen(s));
-}
-
-/* Appends s as a quoted JSON string; bytes outside printable ASCII become \u00XX escapes. */
-static void line_json_str(struct line *l, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    line_put(l, "\"", 1);
-    for (; *s && l->end - l->p > 8; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
-            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            line_put(l, esc, sizeof(esc));
-        } else {
-            *l->p++ = (char)c;
-        }
-    }
-    line_put(l, "\"", 1);
-}
-
-static void line_i64(struct line *l, int64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    line_put(l, tmp + i, sizeof(tmp) - i);
-}
-
-/* "2026-11-24T10:26:28Z" for now, cached per thread for the current second. */
-static const char *log_time(void)
-{
-    static _Thread_local time_t cached = -1;
-    static _Thread_local char when[32];
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != cached) {
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        cached = ts.tv_sec;
-    }
-    return when;
-}
-
-static void log_request(const struct request *req, int status)
-{
-    char buf[1024];
-    struct line l = { buf, buf + sizeof(buf) - 1 };
-
-    if (LOG_INFO < log_min_level)
-        return;
-    line_puts(&l, "{\"time\":\"");
-    line_puts(&l, log_time());
-    line_puts(&l, "\",\"level\":\"info\",\"request_id\":\"");
-    line_puts(&l, req->id);
-    line_puts(&l, "\",\"method\":");
-    line_json_str(&l, req->method);
-    line_puts(&l, ",\"route\":");
-    if (req->route)
-        line_json_str(&l, req->route);
-    else
-        line_puts(&l, "null");
-    line_puts(&l, ",\"status\":");
-    line_i64(&l, status);
-    line_puts(&l, ",\"latency_ms\":");
-    line_i64(&l, clock_mono_ms() - req->start_ms);
-    line_puts(&l, ",\"user\":");
-    if (req->user[0])
-        line_json_str(&l, req->user);
-    else
-        line_puts(&l, "null");
-    line_puts(&l, "}");
-    *l.p++ = '\n'; /* the byte kept free */
-    log_line(buf, (size_t)(l.p - buf));
-}
-
 /* Adds the handler's extra "Name: value\n" lines (response_add_header) to r, then frees them. */
 static void add_extra_headers(struct MHD_Response *r, struct response *resp)
 {
@@ -264,7 +161,7 @@ static enum MHD_Result send_response(struct request *req, struct response *resp)
     ret = MHD_queue_response(req->conn, (unsigned int)resp->status, r);
     req->answered = true;
     MHD_destroy_response(r);
-    log_request(req, resp->status);
+    access_log_write(req, resp->status);
     return ret;
 }
 
@@ -316,7 +213,7 @@ static enum MHD_Result answer(struct request *req, struct response *resp_in)
         if (!resp.body_static)
             free(resp.body);
         free(resp.headers);
-        log_request(req, 0);
+        access_log_write(req, 0);
         return MHD_NO;
     }
     return send_response(req, &resp);
@@ -404,7 +301,7 @@ static enum MHD_Result take_upload(struct http_server *s, struct request *req, c
     req->discarded += n;
     if (req->discarded <= DISCARD_MAX_BYTES)
         return MHD_YES;
-    log_request(req, 0);
+    access_log_write(req, 0);
     return MHD_NO;
 }
 

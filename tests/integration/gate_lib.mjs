@@ -154,7 +154,7 @@ export function gateTests(ctx, prefix) {
     const r = await get(ctx, '/api/ai/chat');
     assert.equal(r.status, 401);
     assert.equal(r.h('x-subgate-reason'), 'unauthenticated');
-    assert.equal(r.h('www-authenticate'), 'Bearer');
+    assert.equal(r.h('www-authenticate'), 'Bearer realm="subgate"');
   });
   test('escaped dot segments cannot sneak past a rule', async () => {
     for (const p of ['/api/free/%2E%2E/business-german/x', '/api/free/%2e%2e%2fbusiness-german/x']) {

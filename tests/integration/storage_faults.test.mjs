@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { BACKEND, PG_URL, SERVICE_KEY, errorOf, req, startServer, stopServer, userToken } from './lib.mjs';
+import { BACKEND, PG_URL, SERVICE_KEY, errorOf, logged, req, startServer, stopServer, userToken } from './lib.mjs';
 
 const A = '/api/v1/access';
 const consume = (srv, user) => req(srv, 'POST', `${A}/consume`, {
@@ -68,6 +68,12 @@ test('writes refused by the storage answer 503; readiness follows; it heals by i
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.headers.get('retry-after'), '5');
     assert.equal(errorOf(r).type, 'api_error');
+    // The request's log line: at error, with the answer's code.
+    const id = r.headers.get('request-id');
+    assert.ok(await logged(srv, new RegExp(`"request_id":"${id}"`)), 'no log line');
+    const line = JSON.parse(srv.log.split('\n').find((l) => l.includes(`"request_id":"${id}"`)));
+    assert.equal(line.level, 'error');
+    assert.equal(line.code, errorOf(r).code);
     const ready = await req(srv, 'GET', '/readyz');
     assert.equal(ready.status, 503, JSON.stringify(ready.body));
     assert.equal(errorOf(ready).code, 'database_not_writable');

@@ -150,10 +150,10 @@ describe('sync usage', () => {
       assert.equal(r.stdout, '');
     });
   }
-  test('sync --help prints the usage and exits 0', () => {
+  test('sync --help prints the usage, then the help, and exits 0', () => {
     const r = run(['sync', '--help'], { env: {} });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^usage: subgate sync \[--user ID\] \[--dry-run\]\n {7}subgate sync --import \[--import-key KEY\] \[--dry-run\]\n$/);
+    assert.match(r.stdout, /^usage: subgate sync \[--user ID\] \[--dry-run\]\n {7}subgate sync --import \[--import-key KEY\] \[--dry-run\]\n\n/);
   });
   test('a valid command line without Stripe configured exits 1 naming the variable', () => {
     const r = run(['sync', '--dry-run'], { env: {} });
