@@ -145,7 +145,36 @@ export interface Quota {
   limit: number | null;
   remaining: number | null;
   resets_at?: number | string | null;
+  /** Units granted on top of limit for this window; shown with balance when either is non-zero. */
+  extra?: number;
+  /** Granted units kept until used, drawn on once limit + extra are used. */
+  balance?: number;
   [key: string]: unknown;
+}
+
+export interface LedgerEntry {
+  id: number;
+  user_id: string;
+  quota: string;
+  kind: 'consume' | 'track' | 'refund' | 'grant';
+  amount: number;
+  scope: 'window' | 'balance';
+  window_start: number | null;
+  used_after: number;
+  balance_change: number;
+  idempotency_key: string | null;
+  request_id: string | null;
+  reason: string | null;
+  created_at: number;
+  created_at_ms: number;
+}
+
+export interface LedgerList {
+  object: 'list';
+  user_id: string;
+  data: LedgerEntry[];
+  has_more: boolean;
+  next_before: number | null;
 }
 
 export interface Usage {
@@ -199,6 +228,7 @@ export class Subgate {
   pricing(): Promise<Pricing>;
   subscription(): Promise<Subscription>;
   usage(): Promise<Usage>;
+  ledger(options?: { quota?: string; limit?: number; before?: number }): Promise<LedgerList>;
   invoices(options?: { limit?: number }): Promise<InvoiceList>;
   checkout(options: CheckoutOptions): Promise<CheckoutSession>;
   checkoutSuccess(sessionId: string): Promise<Subscription>;

@@ -86,6 +86,15 @@ export class Subgate {
   /** GET /usage: the user's quotas (used, limit, remaining, resets_at). */
   usage() { return this._request('GET', `${PAYMENTS}/usage`); }
 
+  /**
+   * GET /access/ledger: the user's usage ledger, newest first ({data, has_more, next_before}):
+   * every consume, track, refund and grant of units. Pass next_before as `before` for the
+   * next page; quota narrows it to one quota; limit 1-200 (default 50).
+   */
+  ledger({ quota, limit, before } = {}) {
+    return this._request('GET', '/api/v1/access/ledger', { query: { quota, limit, before } });
+  }
+
   /** GET /invoices: stored invoices, newest first; limit 1-100 (default 10). */
   async invoices({ limit } = {}) {
     return this._request('GET', `${PAYMENTS}/invoices`, { query: { limit } });

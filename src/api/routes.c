@@ -49,7 +49,7 @@ static const struct route routes[] = {
     { "POST", A "/grants",                  AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_create },
     { "GET",  A "/grants",                  AUTH_SERVICE, 0,            access_grant_list },
     { "POST", A "/grants/revoke",           AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_revoke },
-    { "GET",  A "/ledger",                  AUTH_USER_OR_SERVICE, 0,    access_ledger },
+    { "GET",  A "/ledger",                  AUTH_USER_OR_SERVICE, B,    access_ledger },
     { "POST", A "/quota-grants",            AUTH_SERVICE, ROUTE_JSON_BODY, access_quota_grant },
     { "POST", A "/entitlement-token",       AUTH_USER_OR_SERVICE, B,    tokens_entitlement },
     { "POST", A "/gate",                    AUTH_NONE, 0,               access_gate },

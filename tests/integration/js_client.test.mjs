@@ -9,7 +9,7 @@ import { Subgate, SubgateError } from '../../clients/js/subgate.js';
 import {
   CANCEL, DAY, ORIGIN, SUCCESS, T0, billingFlows, startBilling, stopBilling,
 } from './billing_lib.mjs';
-import { emuControl, now, userToken } from './lib.mjs';
+import { SERVICE_KEY, emuControl, now, userToken } from './lib.mjs';
 
 const WHSEC = 'whsec_js_client_integration';
 
@@ -51,6 +51,23 @@ describe('the JavaScript client', () => {
     assert.equal(typeof u, 'object');
     assert.deepEqual((await sg.invoices({ limit: 5 })).data ?? [], []);
     assert.ok(calls >= 3, 'the token function is called for each request');
+  });
+
+  test('ledger: the user\'s own usage entries, a page at a time', async () => {
+    const svc = (path, body) => fetch(`${srv.base}${path}`, {
+      method: 'POST', headers: { authorization: `Bearer ${SERVICE_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await svc('/api/v1/access/consume', { user_id: user, quota: 'scenarios', amount: 1 })).status, 200);
+    }
+    const sg = client();
+    const p1 = await sg.ledger({ quota: 'scenarios', limit: 2 });
+    assert.deepEqual(p1.data.map((e) => [e.kind, e.quota, e.amount]), [['consume', 'scenarios', 1], ['consume', 'scenarios', 1]]);
+    assert.equal(p1.has_more, true);
+    const p2 = await sg.ledger({ quota: 'scenarios', before: p1.next_before });
+    assert.equal(p2.data.length, 1);
+    assert.equal(p2.has_more, false);
+    await assert.rejects(sg.ledger({ limit: 0 }), (e) => e instanceof SubgateError && e.status === 400 && e.param === 'limit');
   });
 
   test('errors are SubgateError with status, type, code, param, message and requestId', async () => {

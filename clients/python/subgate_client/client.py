@@ -41,6 +41,8 @@ class Quota:
     resets_at: int
     tier: Optional[str] = None
     replayed: bool = False  # the answer to an earlier request with the same Idempotency-Key
+    extra: int = 0  # units granted on top of limit for this window (grant_units, "window")
+    balance: int = 0  # granted units drawn on once limit + extra are used (grant_units, "balance")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ def _quota(name: str, body: Mapping[str, Any], tier: Optional[str] = None,
     return Quota(quota=name, used=body["used"], limit=body.get("limit"),
                  remaining=body.get("remaining"), window=body["window"],
                  window_start=body["window_start"], resets_at=body["resets_at"],
-                 tier=body.get("tier", tier), replayed=replayed)
+                 tier=body.get("tier", tier), replayed=replayed,
+                 extra=int(body.get("extra", 0)), balance=int(body.get("balance", 0)))
 
 
 class Price(TypedDict):
@@ -194,6 +197,32 @@ class Subgate:
         b, _ = self._call("GET", "/api/v1/access/usage", query={"user_id": user_id})
         quotas = {k: _quota(k, v, b["tier"]) for k, v in b["quotas"].items()}
         return Usage(user_id=b["user_id"], tier=b["tier"], quotas=quotas)
+
+    def grant_units(self, user_id: str, quota: str, units: int, scope: str,
+                    reason: Optional[str] = None,
+                    idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+        """POST /access/quota-grants: units of quota on top of the limit for the user's current
+        window (scope "window"), or to a balance used once a window's allowance is spent
+        (scope "balance"). Returns the grant's ledger entry with `usage`, the quota after it.
+        With idempotency_key a retry grants nothing more."""
+        body: Dict[str, Any] = {"user_id": user_id, "quota": quota, "units": units,
+                                "scope": scope}
+        if reason is not None:
+            body["reason"] = reason
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        b, _ = self._call("POST", "/api/v1/access/quota-grants", body=body, headers=headers)
+        return b
+
+    def ledger(self, user_id: str, quota: Optional[str] = None, limit: Optional[int] = None,
+               before: Optional[int] = None) -> Dict[str, Any]:
+        """GET /access/ledger: the user's usage ledger, newest first: {data, has_more,
+        next_before}; pass next_before as before for the next page."""
+        query = {"user_id": user_id}
+        for k, v in (("quota", quota), ("limit", limit), ("before", before)):
+            if v is not None:
+                query[k] = str(v)
+        b, _ = self._call("GET", "/api/v1/access/ledger", query=query)
+        return b
 
     def tiers(self) -> List[Tier]:
         """The catalogue (GET /payments/pricing), cached for catalogue_ttl seconds."""

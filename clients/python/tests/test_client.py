@@ -60,6 +60,30 @@ def test_quota_exceeded_carries_the_state(server: Server, user: str) -> None:
     assert sg.usage(user).quotas["ai_minutes"].used == 25  # nothing recorded
 
 
+def test_granted_units_and_the_ledger(server: Server, user: str) -> None:
+    sg = server.client()
+    sg.consume(user, "ai_minutes", 30)
+    g = sg.grant_units(user, "ai_minutes", 5, "balance", reason="top-up", idempotency_key="t-1")
+    assert (g["kind"], g["amount"], g["usage"]["balance"], g["usage"]["remaining"]) == (
+        "grant", 5, 5, 5)
+    assert sg.grant_units(user, "ai_minutes", 5, "balance", reason="top-up",
+                          idempotency_key="t-1")["id"] == g["id"]  # granted once
+    q = sg.consume(user, "ai_minutes", 2)
+    assert (q.used, q.balance, q.remaining) == (32, 3, 3)
+    assert sg.usage(user).quotas["ai_minutes"].balance == 3
+    with pytest.raises(QuotaExceeded):
+        sg.consume(user, "ai_minutes", 4)
+    with pytest.raises(InvalidRequest):
+        sg.grant_units(user, "ai_minutes", 5, "forever")
+    page = sg.ledger(user, limit=2)
+    assert [(e["kind"], e["amount"], e["balance_change"]) for e in page["data"]] == [
+        ("consume", 2, -2), ("grant", 5, 5)]
+    assert page["has_more"] is True
+    rest = sg.ledger(user, before=page["next_before"])
+    assert [e["kind"] for e in rest["data"]] == ["consume"]
+    assert rest["has_more"] is False
+
+
 def test_check_and_catalogue(server: Server, user: str) -> None:
     sg = server.client()
     a = sg.check(user, "custom_ai")
