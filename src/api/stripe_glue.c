@@ -239,11 +239,30 @@ static enum err stripe_down(struct request *req, enum err err, const struct stri
                         doing, what, se->attempts, se->message[0] ? se->message : "no detail");
 }
 
+/*
+ * Stripe does not know an id this service stored for the user: the database and the Stripe
+ * account no longer match (another STRIPE_SECRET_KEY, or the emulator's state file lost), so
+ * retrying cannot help. Stripe's message names the object ("No such customer: 'cus_...'").
+ */
+static enum err stripe_object_missing(struct request *req, const struct stripe_error *se,
+                                      const char *doing)
+{
+    return request_fail(req, ERR_CONFLICT, "stripe_object_missing", NULL,
+                        "cannot %s: stripe does not know an object stored for this account (%s): "
+                        "the database and the Stripe account no longer match (another "
+                        "STRIPE_SECRET_KEY, or the Stripe emulator's state file was lost); "
+                        "retrying will not help: use the Stripe account this database was made "
+                        "with, or start the database afresh",
+                        doing, se->message[0] ? se->message : "no such object");
+}
+
 enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe_error *se,
                           const char *doing, const char *param)
 {
     log_warn("stripe: cannot %s (request %s): HTTP %d %s %s: %s", doing, req->id, se->http_status,
              se->type, se->code, se->message);
+    if (!param && strcmp(se->code, "resource_missing") == 0)
+        return stripe_object_missing(req, se, doing);
     switch (err) {
     case ERR_INVALID:
         return request_fail(req, err, "parameter_invalid", param, "cannot %s: %s", doing,
