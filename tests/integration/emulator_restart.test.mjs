@@ -3,7 +3,8 @@
 // with SIGTERM and once with SIGKILL, and the same user's subscription, invoices, portal, plan
 // change and cancellation still work, while new users get ids that collide with none before.
 // Then the state file is deleted (the database kept): subgate answers 409 stripe_object_missing,
-// naming the object, where it used to say "try again later".
+// naming the object, where it used to say "try again later" (checkout, portal, plan change and
+// its preview, cancel).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -162,18 +163,26 @@ describe('a restart keeps every user working', () => {
 describe('a database whose Stripe objects the emulator does not know', () => {
   test('the state file deleted: a clear 409 stripe_object_missing, not "try again later"', async () => {
     await subscribe('restart_c');
+    // A user who opened a checkout and left: their customer is stored, no subscription.
+    await ok('restart_d', 'POST', '/create-checkout-session', {
+      tier: 'premium', success_url: `${ORIGIN}/billing/success`, cancel_url: `${ORIGIN}/billing/cancel`,
+    });
     await stopBoth('SIGTERM');
     fs.unlinkSync(stateFile);
     await startEmu();
     await startSrv();
     const cases = [
+      // Another ask than the open session's: a new session for the stored customer.
+      ['POST', '/create-checkout-session', {
+        tier: 'plus', success_url: `${ORIGIN}/billing/success`, cancel_url: `${ORIGIN}/billing/cancel`,
+      }, 'customer', 'restart_d'],
       ['POST', '/customer-portal', { return_url: `${ORIGIN}/billing/` }, 'customer'],
       ['POST', '/change-plan', { tier: 'plus' }, 'subscription'],
       ['POST', '/preview-plan-change', { tier: 'plus' }, 'subscription'],
       ['POST', '/cancel-subscription', undefined, 'subscription'],
     ];
-    for (const [method, p, body, kind] of cases) {
-      const r = await call('restart_c', method, p, body);
+    for (const [method, p, body, kind, user = 'restart_c'] of cases) {
+      const r = await call(user, method, p, body);
       const e = errorOf(r);
       assert.equal(r.status, 409, `${p}: ${JSON.stringify(r.body)}`);
       assert.equal(e.code, 'stripe_object_missing', `${p}: ${JSON.stringify(r.body)}`);
