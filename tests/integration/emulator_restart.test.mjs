@@ -6,11 +6,12 @@
 // naming the object, where it used to say "try again later" (checkout, portal, plan change and
 // its preview, cancel).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  errorOf, freePort, now, req, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
+  EMULATOR_BIN, errorOf, freePort, now, req, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
   userToken,
 } from './lib.mjs';
 
@@ -200,4 +201,18 @@ test('the emulator refuses a checkout session for a customer it does not know, a
   assert.equal(r.status, 400, JSON.stringify(r.body));
   assert.equal(r.body.error.code, 'resource_missing');
   assert.equal(r.body.error.param, 'customer');
+});
+
+test('a corrupt state file stops the emulator at start, naming the file, which it leaves as it was', async () => {
+  const bad = path.join(tmpDir(), 'emulator-state.json');
+  for (const content of ['{"version":1,', '{"version":99}']) {
+    fs.writeFileSync(bad, content, { mode: 0o600 });
+    const r = spawnSync(EMULATOR_BIN, [], {
+      env: { PATH: process.env.PATH, EMULATOR_LISTEN: '127.0.0.1:0', EMULATOR_STATE_FILE: bad },
+      encoding: 'utf8', timeout: 10000,
+    });
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(r.stderr.includes(`EMULATOR_STATE_FILE: state file '${bad}'`), r.stderr);
+    assert.equal(fs.readFileSync(bad, 'utf8'), content);
+  }
 });
