@@ -87,11 +87,12 @@ start() {
     "$@" >"$fifo" 2>&1 &
 }
 
-# Polls url until it answers (any HTTP status) or pid exits; false after about 10 s.
+# Polls url until it answers 2xx while pid runs (not another program on the port), or pid
+# exits; false after about 10 s.
 answers() {
     for _ in $(seq 100); do
         kill -0 "$2" 2>/dev/null || return 1
-        curl -s -o /dev/null --max-time 1 "$1" && return 0
+        curl -fs -o /dev/null --max-time 1 "$1" && kill -0 "$2" 2>/dev/null && return 0
         sleep 0.1
     done
     return 1
@@ -133,6 +134,8 @@ if answers "http://$host:$port/healthz" "$srv"; then
         echo "run: open http://$host:$port/billing/#token=$tok"
     fi
     echo "run: the API without a page: curl -s http://$host:$port/api/v1/payments/pricing"
+else
+    echo "run: subgate did not start (see its lines above)" >&2
 fi
 
 # Until one of them stops, or a signal comes (`wait` returns at once to run the trap).
