@@ -514,6 +514,8 @@ enum err emu_session_create_h(struct emu_call *c)
     int64_t now = emu_state_customer_now(c->app->st, cus), expires_at = 0;
     json_t *s, *priv;
 
+    if (cus && !emu_state_get(c->app->st, EMU_CUSTOMER, cus))
+        return emu_call_missing(c, "customer", "customer", cus); /* as Stripe: 400 */
     if (session_check(c, &price, &qty, &trial_days) != ERR_OK ||
         session_expiry(c, now, &expires_at) != ERR_OK)
         return ERR_INVALID;

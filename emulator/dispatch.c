@@ -7,6 +7,7 @@
 #include "control.h"
 #include "emu.h"
 #include "pages.h"
+#include "persist.h"
 
 typedef void (*emu_handler_fn)(struct emu *app, struct request *req, struct response *resp);
 
@@ -25,6 +26,7 @@ void emu_dispatch(void *app, struct request *req, struct response *resp)
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
         if (str_has_prefix(req->path, prefixes[i].prefix)) {
             prefixes[i].handle(app, req, resp);
+            emu_persist_after_request(app, resp); /* before the answer goes out */
             return;
         }
     }

@@ -34,6 +34,7 @@ void emu_free(struct emu *app)
     emu_idem_free(app->idem);
     emu_state_free(app->st);
     json_decref(app->reqlog);
+    free(app->state_saved);
     pthread_mutex_destroy(&app->mu);
     pthread_mutex_destroy(&app->log_mu);
     free(app);

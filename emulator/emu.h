@@ -32,6 +32,7 @@ struct emu_config {
     char webhook_secret[EMU_SECRET_MAX];
     char premium_price[EMU_ID_MAX];
     char plus_price[EMU_ID_MAX];
+    char state_file[EMU_URL_MAX]; /* EMULATOR_STATE_FILE; "" = state lives in memory only */
 };
 
 struct emu {
@@ -44,6 +45,7 @@ struct emu {
     struct emu_faults *faults;
     pthread_mutex_t log_mu; /* guards reqlog */
     json_t *reqlog;         /* [{method, path, query, body, status}], oldest first */
+    char *state_saved;      /* the snapshot last written to cfg.state_file (under mu), or NULL */
 };
 
 /* A new emulator for cfg (copied): prices seeded, webhooks configured, nothing listening. */

@@ -109,3 +109,46 @@ void emu_idem_store(struct emu_idem *m, const struct emu_idem_request *r, int st
     free(scope);
     free(fp);
 }
+
+json_t *emu_idem_to_json(const struct emu_idem *m)
+{
+    return json_pack("{s:o,s:o}", "keys", json_deep_copy(m->keys), "order",
+                     json_deep_copy(m->order));
+}
+
+static bool entry_is_valid(const json_t *e)
+{
+    return json_is_string(json_object_get(e, "fp")) &&
+           json_is_integer(json_object_get(e, "status")) &&
+           json_is_string(json_object_get(e, "body"));
+}
+
+enum err emu_idem_from_json(struct emu_idem *m, const json_t *snap, char *err, size_t errlen)
+{
+    json_t *keys = json_object_get(snap, "keys");
+    json_t *order = json_object_get(snap, "order");
+    const char *scope;
+    json_t *v;
+    size_t i;
+
+    if (!json_is_object(keys) || !json_is_array(order))
+        goto bad;
+    json_object_foreach(keys, scope, v)
+    {
+        if (!entry_is_valid(v))
+            goto bad;
+    }
+    json_array_foreach(order, i, v)
+    {
+        if (!json_object_get(keys, json_string_value(v) ? json_string_value(v) : ""))
+            goto bad;
+    }
+    json_decref(m->keys);
+    json_decref(m->order);
+    m->keys = json_deep_copy(keys);
+    m->order = json_deep_copy(order);
+    return ERR_OK;
+bad:
+    snprintf(err, errlen, "idempotency: not a snapshot of idempotency keys");
+    return ERR_INVALID;
+}

@@ -6,9 +6,13 @@
 #ifndef SUBGATE_EMULATOR_IDEMPOTENCY_H
 #define SUBGATE_EMULATOR_IDEMPOTENCY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "base/base.h"
+#include "base/err.h"
 
 #define EMU_IDEM_MAX_KEYS 20000 /* past this, the oldest half is forgotten */
 
@@ -39,5 +43,15 @@ enum emu_idem_result emu_idem_lookup(struct emu_idem *m, const struct emu_idem_r
 /* Keeps the answer to r (copies everything). */
 void emu_idem_store(struct emu_idem *m, const struct emu_idem_request *r, int status,
                     const char *body);
+
+/* The kept answers as JSON, for the state file: {"keys": {...}, "order": [...]} (a new copy). */
+json_t *emu_idem_to_json(const struct emu_idem *m);
+
+/*
+ * Replaces the kept answers with a snapshot made by emu_idem_to_json. A snapshot of the wrong
+ * shape fails with ERR_INVALID, one line in err, and the answers as they were.
+ */
+MUST_CHECK enum err emu_idem_from_json(struct emu_idem *m, const json_t *snap, char *err,
+                                       size_t errlen);
 
 #endif /* SUBGATE_EMULATOR_IDEMPOTENCY_H */

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "emu.h"
 #include "http/server.h"
+#include "persist.h"
 
 #define EMU_THREADS       16 /* fault "timeout" holds a worker, so keep some spare */
 #define EMU_MAX_BODY      ((size_t)1024 * 1024)
@@ -45,6 +46,7 @@ static const struct conf_row conf_rows[] = {
     ROW("EMULATOR_PREMIUM_PRICE_ID", "--premium-price-id", emu.premium_price,
         "price_premium_monthly"),
     ROW("EMULATOR_PLUS_PRICE_ID", "--plus-price-id", emu.plus_price, "price_plus_monthly"),
+    ROW("EMULATOR_STATE_FILE", "--state-file", emu.state_file, ""),
 };
 
 static bool conf_set(struct settings *s, const struct conf_row *r, const char *value)
@@ -156,6 +158,44 @@ static int serve(struct emu *app)
     return 0;
 }
 
+/* Loads the state file (none yet: starts empty) and writes it once, so a bad path fails now. */
+static bool state_open(struct emu *app)
+{
+    char err[EMU_URL_MAX + 256];
+    enum err e;
+
+    if (!app->cfg.state_file[0])
+        return true;
+    e = emu_persist_load(app, app->cfg.state_file, err, sizeof(err));
+    if (e != ERR_OK && e != ERR_NOT_FOUND) {
+        fprintf(stderr, "stripe-emulator: EMULATOR_STATE_FILE: %s\n", err);
+        return false;
+    }
+    pthread_mutex_lock(&app->mu);
+    e = emu_persist_save(app, err, sizeof(err));
+    pthread_mutex_unlock(&app->mu);
+    if (e != ERR_OK) {
+        fprintf(stderr, "stripe-emulator: EMULATOR_STATE_FILE: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+/* The last save on a clean stop: webhook deliveries settled since the last request. */
+static int state_close(struct emu *app, int rc)
+{
+    char err[EMU_URL_MAX + 256];
+    enum err e;
+
+    pthread_mutex_lock(&app->mu);
+    e = emu_persist_save(app, err, sizeof(err));
+    pthread_mutex_unlock(&app->mu);
+    if (e == ERR_OK)
+        return rc;
+    fprintf(stderr, "stripe-emulator: %s\n", err);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     struct settings s = { 0 };
@@ -167,7 +207,11 @@ int main(int argc, char **argv)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     app = emu_new(&s.emu);
-    rc = serve(app);
+    if (!state_open(app)) {
+        emu_free(app);
+        return 2;
+    }
+    rc = state_close(app, serve(app));
     emu_free(app);
     return rc;
 }

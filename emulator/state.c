@@ -1,6 +1,7 @@
 /* state.c: the emulator's object store (see state.h): arrays in creation order plus id indexes. */
 #include "state.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/rand.h>
@@ -337,4 +338,94 @@ bool emu_kind_of_id(const char *id, enum emu_kind *out)
 const char *emu_kind_name(enum emu_kind kind)
 {
     return kinds[kind].name;
+}
+
+json_t *emu_state_to_json(const struct emu_state *st)
+{
+    json_t *objects = json_object();
+
+    for (size_t k = 0; k < EMU_KIND_COUNT; k++)
+        json_object_set(objects, kinds[k].name, st->all[k]);
+    return json_pack("{s:o,s:O}", "objects", objects, "private", st->priv);
+}
+
+/* The kind named name ("customer"), or false. */
+static bool kind_of_name(const char *name, enum emu_kind *out)
+{
+    for (size_t k = 0; k < EMU_KIND_COUNT; k++) {
+        if (strcmp(kinds[k].name, name) == 0) {
+            *out = (enum emu_kind)k;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks one kind's array of the snapshot: objects with a string "id" each. */
+static enum err check_kind(const char *name, const json_t *arr, char *err, size_t errlen)
+{
+    enum emu_kind kind;
+    size_t i;
+    json_t *v;
+
+    if (!kind_of_name(name, &kind)) {
+        snprintf(err, errlen, "unknown object kind '%.64s'", name);
+        return ERR_INVALID;
+    }
+    if (!json_is_array(arr)) {
+        snprintf(err, errlen, "objects.%s: not an array", name);
+        return ERR_INVALID;
+    }
+    json_array_foreach(arr, i, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        if (!json_is_object(v) || !id || !id[0] || strlen(id) >= EMU_ID_MAX) {
+            snprintf(err, errlen, "objects.%s[%zu]: not an object with an id", name, i);
+            return ERR_INVALID;
+        }
+    }
+    return ERR_OK;
+}
+
+static enum err check_snapshot(const json_t *snap, char *err, size_t errlen)
+{
+    json_t *objects = json_object_get(snap, "objects");
+    const char *name;
+    json_t *arr;
+
+    if (!json_is_object(objects) || !json_is_object(json_object_get(snap, "private"))) {
+        snprintf(err, errlen, "\"objects\" and \"private\" must be JSON objects");
+        return ERR_INVALID;
+    }
+    json_object_foreach(objects, name, arr)
+    {
+        if (check_kind(name, arr, err, errlen) != ERR_OK)
+            return ERR_INVALID;
+    }
+    return ERR_OK;
+}
+
+enum err emu_state_from_json(struct emu_state *st, const json_t *snap, char *err, size_t errlen)
+{
+    json_t *objects = json_object_get(snap, "objects");
+    const char *name;
+    json_t *arr;
+
+    if (check_snapshot(snap, err, errlen) != ERR_OK)
+        return ERR_INVALID;
+    clear(st);
+    json_object_foreach(objects, name, arr)
+    {
+        enum emu_kind kind = EMU_CUSTOMER;
+        size_t i;
+        json_t *v;
+        (void)kind_of_name(name, &kind); /* checked above */
+        json_array_foreach(arr, i, v)
+        {
+            emu_state_put(st, kind, json_deep_copy(v));
+        }
+    }
+    json_decref(st->priv);
+    st->priv = json_deep_copy(json_object_get(snap, "private"));
+    return ERR_OK;
 }

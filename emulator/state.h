@@ -107,4 +107,19 @@ bool emu_kind_of_id(const char *id, enum emu_kind *out);
 /* Stripe's name of a kind for messages ("customer", "checkout.session"). */
 const char *emu_kind_name(enum emu_kind kind);
 
+/*
+ * The whole state as JSON, for the state file: {"objects": {kind name: [objects, oldest
+ * first]}, "private": {id: private data}}. A new reference to a tree that shares the stored
+ * objects: dump it before the state changes again.
+ */
+json_t *emu_state_to_json(const struct emu_state *st);
+
+/*
+ * Replaces the state with a snapshot made by emu_state_to_json (copied). A snapshot of the
+ * wrong shape (an unknown kind, an object without a string "id") fails with ERR_INVALID, one
+ * line in err, and the state as it was.
+ */
+MUST_CHECK enum err emu_state_from_json(struct emu_state *st, const json_t *snap, char *err,
+                                        size_t errlen);
+
 #endif /* SUBGATE_EMULATOR_STATE_H */

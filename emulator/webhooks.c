@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -23,6 +24,7 @@
 #include "base/hmac.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "base/str.h"
 #include "base/xalloc.h"
 
 #define API_VERSION        "2023-08-16"
@@ -613,4 +615,143 @@ void emu_webhooks_reset(struct emu_webhooks *w)
     w->delivered = w->failed = w->attempts = 0;
     w->rng = w->cfg.seed;
     pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- the state file ---- */
+
+static json_t *deliveries_json(const struct delivery_list *l)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(arr, json_pack("{s:s,s:i}", "event", l->items[i].ev->id, "attempts",
+                                             l->items[i].attempts));
+    return arr;
+}
+
+json_t *emu_webhooks_to_json(struct emu_webhooks *w)
+{
+    json_t *events = json_array();
+
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->n_events; i++)
+        json_array_append_new(events, json_deep_copy(w->events[i]->json));
+    json_t *out = json_pack("{s:o,s:o,s:o,s:I,s:I,s:I}", "events", events, "queue",
+                            deliveries_json(&w->queue), "held", deliveries_json(&w->held),
+                            "delivered", (json_int_t)w->delivered, "failed", (json_int_t)w->failed,
+                            "attempts", (json_int_t)w->attempts);
+    pthread_mutex_unlock(&w->mu);
+    return out;
+}
+
+static bool event_is_valid(const json_t *ev)
+{
+    const char *id = json_string_value(json_object_get(ev, "id"));
+
+    return id && str_has_prefix(id, "evt_") && strlen(id) < EMU_EVENT_ID_MAX &&
+           json_is_string(json_object_get(ev, "type"));
+}
+
+/* Index of the event with this id among the snapshot's events, or false. */
+static bool snapshot_event(const json_t *events, const json_t *d, size_t *at)
+{
+    const char *id = json_string_value(json_object_get(d, "event"));
+    size_t i;
+    json_t *ev;
+
+    json_array_foreach(events, i, ev)
+    {
+        if (id && strcmp(json_string_value(json_object_get(ev, "id")), id) == 0) {
+            *at = i;
+            return json_is_integer(json_object_get(d, "attempts"));
+        }
+    }
+    return false;
+}
+
+static bool snapshot_is_valid(const json_t *snap)
+{
+    json_t *events = json_object_get(snap, "events");
+    const char *lists[] = { "queue", "held" };
+    size_t i, at;
+    json_t *v;
+
+    if (!json_is_array(events))
+        return false;
+    json_array_foreach(events, i, v)
+    {
+        if (!event_is_valid(v))
+            return false;
+    }
+    for (size_t k = 0; k < ARRAY_SIZE(lists); k++) {
+        json_t *l = json_object_get(snap, lists[k]);
+        if (!json_is_array(l))
+            return false;
+        json_array_foreach(l, i, v)
+        {
+            if (!snapshot_event(events, v, &at))
+                return false;
+        }
+    }
+    return true;
+}
+
+static struct event *event_from_json(const json_t *obj)
+{
+    struct event *ev = xcalloc(1, sizeof(*ev));
+
+    (void)str_copy(ev->id, sizeof(ev->id), json_string_value(json_object_get(obj, "id")));
+    ev->json = json_deep_copy(obj);
+    ev->body = json_dumps(ev->json, JSON_INDENT(2));
+    if (!ev->json || !ev->body)
+        abort(); /* out of memory */
+    ev->body_len = strlen(ev->body);
+    return ev;
+}
+
+/* Queues the snapshot's deliveries of list `name` into l; w's events are the snapshot's. */
+static void deliveries_load(struct emu_webhooks *w, const json_t *snap, const char *name,
+                            struct delivery_list *l)
+{
+    json_t *events = json_object_get(snap, "events");
+    size_t i, at = 0;
+    json_t *v;
+
+    json_array_foreach(json_object_get(snap, name), i, v)
+    {
+        (void)snapshot_event(events, v, &at); /* checked before */
+        struct delivery d = { .ev = w->events[at],
+                              .attempts = (int)json_integer_value(json_object_get(v, "attempts")),
+                              .due_ms = 0 };
+        list_push(l, d);
+    }
+}
+
+enum err emu_webhooks_from_json(struct emu_webhooks *w, const json_t *snap, char *err,
+                                size_t errlen)
+{
+    size_t i;
+    json_t *v;
+
+    if (!snapshot_is_valid(snap)) {
+        snprintf(err, errlen, "webhooks: not a snapshot of events and deliveries");
+        return ERR_INVALID;
+    }
+    pthread_mutex_lock(&w->mu);
+    drop_deliveries(w);
+    forget_events(w);
+    json_array_foreach(json_object_get(snap, "events"), i, v)
+    {
+        record(w, event_from_json(v));
+    }
+    if (w->url) {
+        deliveries_load(w, snap, "queue", &w->queue);
+        deliveries_load(w, snap, "held", &w->held);
+    }
+    w->delivered = (int64_t)json_integer_value(json_object_get(snap, "delivered"));
+    w->failed = (int64_t)json_integer_value(json_object_get(snap, "failed"));
+    w->attempts = (int64_t)json_integer_value(json_object_get(snap, "attempts"));
+    pthread_cond_broadcast(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    return ERR_OK;
 }

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "base/base.h"
+#include "base/err.h"
 
 #define EMU_EVENT_ID_MAX 64
 
@@ -68,5 +69,20 @@ json_t *emu_webhooks_status_json(struct emu_webhooks *w);
 
 /* Forgets every event and pending delivery; keeps the endpoint configuration. */
 void emu_webhooks_reset(struct emu_webhooks *w);
+
+/*
+ * The events and what is left to deliver, for the state file: {"events": [event objects, in
+ * emission order], "queue": [{"event": id, "attempts": n}], "held": [...], "delivered": n,
+ * "failed": n, "attempts": n}. A new copy.
+ */
+json_t *emu_webhooks_to_json(struct emu_webhooks *w);
+
+/*
+ * Replaces the events and deliveries with a snapshot made by emu_webhooks_to_json; queued
+ * deliveries are due at once (and dropped when no endpoint is configured). A snapshot of the
+ * wrong shape fails with ERR_INVALID, one line in err, and nothing changed.
+ */
+MUST_CHECK enum err emu_webhooks_from_json(struct emu_webhooks *w, const json_t *snap, char *err,
+                                           size_t errlen);
 
 #endif /* SUBGATE_EMULATOR_WEBHOOKS_H */

@@ -47,7 +47,7 @@ done
 # headers of lower layers only, so no module calls into one that calls it (docs/ARCHITECTURE.md).
 # api_handlers.h declares the handlers of api_objects.c and api_billing.c, one layer up.
 emu_layers="state params form faults idempotency webhooks | objects emu | billing call |
-    api_handlers | api_objects api_billing pages | api | control | dispatch | main"
+    api_handlers | api_objects api_billing pages | api | control | persist | dispatch | main"
 emu_layer() {
     n=0
     for w in $emu_layers; do

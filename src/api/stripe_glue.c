@@ -239,10 +239,29 @@ static enum err stripe_down(struct request *req, enum err err, const struct stri
                         doing, what, se->attempts, se->message[0] ? se->message : "no detail");
 }
 
+/*
+ * Stripe does not know an id this service stored for the user: the database and the Stripe
+ * account no longer match (another STRIPE_SECRET_KEY, or the emulator's state file lost), so
+ * retrying cannot help. Stripe's message names the object ("No such customer: 'cus_...'").
+ */
+static enum err stripe_object_missing(struct request *req, const struct stripe_error *se,
+                                      const char *doing)
+{
+    return request_fail(req, ERR_CONFLICT, "stripe_object_missing", NULL,
+                        "cannot %s: stripe does not know an object stored for this account (%s): "
+                        "the database and the Stripe account no longer match (another "
+                        "STRIPE_SECRET_KEY, or the Stripe emulator's state file was lost); "
+                        "retrying will not help: use the Stripe account this database was made "
+                        "with, or start the database afresh",
+                        doing, se->message[0] ? se->message : "no such object");
+}
+
 /* The answer to a failed Stripe call: what the caller did wrong (4xx) or Stripe's fault (5xx). */
 static enum err stripe_answer(struct request *req, enum err err, const struct stripe_error *se,
                               const char *doing, const char *param)
 {
+    if (!param && strcmp(se->code, "resource_missing") == 0)
+        return stripe_object_missing(req, se, doing);
     switch (err) {
     case ERR_INVALID:
         return request_fail(req, err, "parameter_invalid", param, "cannot %s: %s", doing,

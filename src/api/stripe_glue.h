@@ -120,8 +120,10 @@ MUST_CHECK enum err glue_subscription_check_answer(struct store *st, const struc
 /*
  * Records a failed Stripe call on req, said plainly for the caller, and returns the error to
  * answer: no answer, 5xx or 429 after the client's retries become 503 stripe_unavailable or
- * 502 stripe_error; a card refusal 402; a missing object 404; our own bad id 400 (param
- * names it). doing says what was attempted ("create the checkout session").
+ * 502 stripe_error; a card refusal 402; an object the caller named (param) that Stripe does
+ * not have 404 or 400; an id stored here that Stripe does not know (resource_missing, param
+ * NULL) 409 stripe_object_missing, which retrying cannot fix. doing says what was attempted
+ * ("create the checkout session").
  */
 enum err glue_fail_stripe(struct request *req, enum err err, const struct stripe_error *se,
                           const char *doing, const char *param);

@@ -346,6 +346,37 @@ static void test_fail(void)
     }
 }
 
+/* Stripe's resource_missing about an id stored here (param NULL) is a 409 no retry can fix. */
+static void test_fail_stored_missing(void)
+{
+    static const struct {
+        enum err in;
+        int http_status;
+        const char *param;
+        enum err want;
+        const char *code;
+    } rows[] = {
+        { ERR_UPSTREAM, 400, NULL, ERR_CONFLICT, "stripe_object_missing" },
+        { ERR_NOT_FOUND, 404, NULL, ERR_CONFLICT, "stripe_object_missing" },
+        { ERR_NOT_FOUND, 404, "session_id", ERR_NOT_FOUND, "resource_missing" },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct request req = { 0 };
+        struct stripe_error se = { .http_status = rows[i].http_status, .attempts = 1 };
+        (void)str_copy(se.type, sizeof(se.type), "invalid_request_error");
+        (void)str_copy(se.code, sizeof(se.code), "resource_missing");
+        (void)str_copy(se.message, sizeof(se.message), "No such customer: 'cus_gone'");
+        enum err got = glue_fail_stripe(&req, rows[i].in, &se, "do the thing", rows[i].param);
+        T_EQ_I64(got, rows[i].want, "missing row %zu: err", i);
+        T_EQ_STR(req.error.code, rows[i].code, "missing row %zu: code", i);
+        if (rows[i].want == ERR_CONFLICT)
+            T_OK(strstr(req.error.message, "No such customer: 'cus_gone'") &&
+                     !strstr(req.error.message, "try again later"),
+                 "missing row %zu: names the object, no retry: %.300s", i, req.error.message);
+    }
+}
+
 int main(void)
 {
     test_trial();
@@ -357,5 +388,6 @@ int main(void)
     test_check_agrees();
     test_invoice_check_agrees();
     test_fail();
+    test_fail_stored_missing();
     return t_done();
 }
