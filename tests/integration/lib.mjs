@@ -112,10 +112,11 @@ export function run(args, { env = {}, cwd } = {}) {
 
 // Starts `subgate serve`; resolves once /healthz answers. env replaces the defaults given here;
 // srv.databaseUrl is the database it was given. ulimit (e.g. '-Sn 1024') runs the server under
-// that shell `ulimit` first.
-export async function startServer(env = {}, { cwd, ulimit } = {}) {
+// that shell `ulimit` first. port (default: a free one) is for a test that must know its origin
+// before the start (the billing page's own origin in ALLOWED_REDIRECT_ORIGINS).
+export async function startServer(env = {}, { cwd, ulimit, port: wantPort } = {}) {
   const dir = cwd || tmpDir();
-  const port = await freePort();
+  const port = wantPort || await freePort();
   const fullEnv = {
     PATH: process.env.PATH,
     JWT_SECRET: SECRET,
