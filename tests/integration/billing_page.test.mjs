@@ -9,6 +9,7 @@
 // (scripts/billing_screenshots.sh: docs/).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,11 +33,34 @@ let emu;
 let srv;
 let browser;
 let theme;
+let app; // the app's origin, which embeds the page
+let stranger; // an origin that may not frame it
+
+// A page of the app's that embeds the billing page in an iframe, handing over a token for user
+// page_framed and itself as the return address; on the way back from checkout (?session_id)
+// it passes the session to the framed page, as docs/billing-page.md says.
+async function startApp(host) {
+  const port = await freePort();
+  const origin = `http://${host}:${port}`;
+  const server = http.createServer((rq, rs) => {
+    const u = new URL(rq.url, origin);
+    if (u.pathname !== '/back') { rs.writeHead(404); rs.end(); return; }
+    const query = u.searchParams.get('session_id') ? `?session_id=${encodeURIComponent(u.searchParams.get('session_id'))}` : '';
+    const token = userToken('page_framed', { exp: now() + 900 });
+    const src = `${srv.base}/billing/${query}#token=${token}&return=${encodeURIComponent(`${origin}/back`)}`;
+    rs.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    rs.end(`<!doctype html><title>app</title><h1>The app</h1><iframe title="Billing" src="${src}" width="900" height="700"></iframe>`);
+  });
+  await new Promise((resolve, reject) => { server.once('error', reject); server.listen(port, host, resolve); });
+  return { server, origin };
+}
 
 before(async () => {
   emu = await startEmulator({ EMULATOR_WEBHOOK_SECRET: WHSEC });
   const dir = tmpDir();
   const port = await freePort();
+  app = await startApp('127.0.0.2');
+  stranger = await startApp('127.0.0.3');
   theme = path.join(dir, 'theme.css');
   fs.writeFileSync(theme, ':root { --sg-accent: #7a1fa2; }\n');
   // The example catalogue with limits on the paid tiers too, so a buyer sees bars, not "no limit".
@@ -52,8 +76,9 @@ before(async () => {
     STRIPE_PLUS_PRICE_ID: 'price_plus_monthly',
     STRIPE_PREMIUM_ANNUAL_PRICE_ID: 'price_premium_annual',
     STRIPE_PLUS_ANNUAL_PRICE_ID: 'price_plus_annual',
-    ALLOWED_REDIRECT_ORIGINS: `http://127.0.0.1:${port}`, // the page's own origin: checkout returns to it
-    CORS_ORIGINS: 'https://app.example.com', // and so may frame the page
+    // The page's own origin and the app's: checkout returns to either.
+    ALLOWED_REDIRECT_ORIGINS: `http://127.0.0.1:${port},${app.origin}`,
+    CORS_ORIGINS: `https://app.example.com,${app.origin}`, // and so may frame the page
     BILLING_THEME_FILE: theme,
     TIERS_FILE: path.join(dir, 'tiers.json'),
     HTTP_THREADS: '4',
@@ -69,6 +94,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  for (const s of [app, stranger]) s?.server.close();
   await stopServer(srv);
   await stopEmulator(emu);
 });
@@ -96,7 +122,7 @@ describe('the billing page over HTTP', () => {
       assert.equal(r.status, 200, p);
       assert.equal(r.headers.get('content-type'), type, p);
       assert.equal(await r.text(), fs.readFileSync(file, 'utf8'), `${p} is ${file} as built: rebuild after editing it`);
-      assert.equal(r.headers.get('content-security-policy'), `${CSP} https://app.example.com`, p);
+      assert.equal(r.headers.get('content-security-policy'), `${CSP} https://app.example.com ${app.origin}`, p);
       assert.equal(r.headers.get('x-content-type-options'), 'nosniff', p);
       assert.equal(r.headers.get('referrer-policy'), 'no-referrer', p);
       assert.equal(r.headers.get('cache-control'), 'no-cache', p);
@@ -379,6 +405,33 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     });
     assert.deepEqual(safe, [null, null, null, 'https://pay.example/i', 'http://x/y', null]);
     assert.deepEqual(tab.problems, []);
+    await tab.close();
+  });
+
+  test('embedded by the app (CORS_ORIGINS): a purchase leaves the frame for Stripe and comes back into it', async () => {
+    const tab = await newTab();
+    await tab.goto(`${app.origin}/back`);
+    const frame = () => tab.frames().find((f) => f.url().startsWith(`${srv.base}/billing/`));
+    await tab.frameLocator('iframe').locator('body[data-ready=true]').waitFor();
+    assert.equal(await tab.frameLocator('iframe').locator('#account-tier').innerText(), 'Free');
+    assert.doesNotMatch(frame().url(), /token|return/, 'the fragment is cleared in the frame too');
+    await tab.frameLocator('iframe').getByRole('button', { name: 'Subscribe to Premium' }).click();
+    await tab.waitForURL(PRICE_PAGE); // the top window, not the frame
+    await tab.click('button[type=submit]');
+    await tab.waitForURL((u) => u.toString().startsWith(`${app.origin}/back?session_id=cs_`));
+    await tab.frameLocator('iframe').locator('body[data-ready=true]').waitFor();
+    assert.equal(await tab.frameLocator('iframe').locator('#account-tier').innerText(), 'Premium (monthly)');
+    assert.match(await tab.frameLocator('iframe').locator('#status').innerText(), /Thank you/);
+    assert.deepEqual(tab.problems, []);
+    await tab.close();
+  });
+
+  test('an origin that is not in CORS_ORIGINS cannot frame the page', async () => {
+    const tab = await newTab();
+    await tab.goto(`${stranger.origin}/back`);
+    for (let i = 0; i < 50 && !tab.problems.length; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(tab.problems.some((p) => /^Framing .* violates .*"frame-ancestors 'self' https:\/\/app\.example\.com http:\/\/127\.0\.0\.2:\d+"/.test(p)), JSON.stringify(tab.problems));
+    assert.equal(tab.frames().filter((f) => f.url().startsWith(`${srv.base}/billing/`) && f.url() !== 'about:blank').length, 0);
     await tab.close();
   });
 

@@ -5,6 +5,7 @@
 import { Subgate, SubgateError } from './subgate.js';
 
 const TOKEN_KEY = 'subgate.billing.token';
+const RETURN_KEY = 'subgate.billing.return';
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const LIVE = ['active', 'trialing', 'past_due'];
 const WINDOWS = {
@@ -15,6 +16,21 @@ const WINDOWS = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+/*
+ * The tab's sessionStorage; when the browser denies it (a framed page whose third-party storage
+ * is blocked), a map that lives as long as the document: the app hands the token over again.
+ */
+const store = (() => {
+  try {
+    const s = window.sessionStorage;
+    s.getItem(TOKEN_KEY);
+    return s;
+  } catch {
+    const m = new Map();
+    return { getItem: (k) => m.get(k) ?? null, setItem: (k, v) => m.set(k, String(v)), removeItem: (k) => m.delete(k) };
+  }
+})();
 
 // The state the page shows; each refresh replaces it.
 const state = { pricing: null, sub: null, usage: null, invoices: null, interval: 'month', preview: null };
@@ -29,35 +45,59 @@ export function safeUrl(u) {
   }
 }
 
-/** The address of this page without query or fragment: checkout and the portal come back here. */
-function pageUrl() {
-  return location.origin + location.pathname;
+/**
+ * Where checkout and the portal come back: the app's page handed over as #return=... (a page
+ * that embeds this one), else this page without query or fragment.
+ */
+function returnUrl() {
+  return store.getItem(RETURN_KEY) || location.origin + location.pathname;
+}
+
+/** returnUrl() with one more query parameter (kept literal: {CHECKOUT_SESSION_ID}). */
+function returnWith(param) {
+  const u = returnUrl();
+  return `${u}${u.includes('?') ? '&' : '?'}${param}`;
+}
+
+/** Leaves for Stripe's page: in the top window when framed, as Stripe's pages refuse frames. */
+function leaveFor(url) {
+  if (window.top !== window.self) window.open(url, '_top');
+  else location.assign(url);
 }
 
 /*
- * Moves a token from the fragment to sessionStorage and removes it from the address bar (and so
- * from the history). "#token=" with no value signs out. Returns { token, bad } where bad says
+ * Moves a token (and a return address) from the fragment to sessionStorage and removes them from
+ * the address bar (and so from the history). "#token=" with no value signs out. Returns { token, bad } where bad says
  * the fragment held something that is not a JWT (it is never stored or shown).
  */
 function takeToken() {
   const frag = new URLSearchParams(location.hash.slice(1));
+  const handed = frag.has('token') || frag.has('return');
   let bad = false;
   if (frag.has('token')) {
     const t = frag.get('token');
-    if (!t) sessionStorage.removeItem(TOKEN_KEY);
-    else if (JWT_SHAPE.test(t)) sessionStorage.setItem(TOKEN_KEY, t);
+    if (!t) store.removeItem(TOKEN_KEY);
+    else if (JWT_SHAPE.test(t)) store.setItem(TOKEN_KEY, t);
     else bad = true;
     frag.delete('token');
+  }
+  if (frag.has('return')) {
+    const r = safeUrl(frag.get('return'));
+    if (r) store.setItem(RETURN_KEY, r);
+    else store.removeItem(RETURN_KEY);
+    frag.delete('return');
+  }
+  if (handed) {
     const rest = frag.toString();
     history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : ''));
   }
-  return { token: sessionStorage.getItem(TOKEN_KEY), bad };
+  return { token: store.getItem(TOKEN_KEY), bad };
 }
 
 const sg = new Subgate({
   // subgate's API is this page's parent path: /billing/ -> /, /prefix/billing/ -> /prefix/.
   baseUrl: new URL('../', location.href).href,
-  token: () => sessionStorage.getItem(TOKEN_KEY),
+  token: () => store.getItem(TOKEN_KEY),
 });
 
 // --- the live region --------------------------------------------------------------------
@@ -326,12 +366,12 @@ async function checkout(t, price) {
     const s = await sg.checkout({
       tier: t.id,
       interval: price.interval,
-      successUrl: `${pageUrl()}?session_id={CHECKOUT_SESSION_ID}`,
-      cancelUrl: `${pageUrl()}?checkout=cancelled`,
+      successUrl: returnWith('session_id={CHECKOUT_SESSION_ID}'),
+      cancelUrl: returnWith('checkout=cancelled'),
     });
     const url = safeUrl(s.url);
     if (!url) throw new Error('the checkout answered without a valid address');
-    location.assign(url);
+    leaveFor(url);
   });
 }
 
@@ -385,10 +425,10 @@ function closePreview() {
 async function portal() {
   await busy(async () => {
     say('Opening the billing portal…');
-    const r = await sg.portal(pageUrl());
+    const r = await sg.portal(returnUrl());
     const url = safeUrl(r.url);
     if (!url) throw new Error('the portal answered without a valid address');
-    location.assign(url);
+    leaveFor(url);
   });
 }
 
@@ -438,7 +478,7 @@ function signedOut(why) {
   $('invoices').hidden = true;
   $('signed-out').hidden = false;
   if (why === 'expired') {
-    sessionStorage.removeItem(TOKEN_KEY);
+    store.removeItem(TOKEN_KEY);
     say('Your sign-in has expired or is not valid: open this page from the app again.', 'error');
   } else if (why === 'bad') {
     say('The address held a token that is not a valid sign-in token: open this page from the app again.', 'error');
