@@ -14,7 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  SERVICE_KEY, emuControl, freePort, now, req, run, startEmulator, startServer, stopEmulator, stopServer, tmpDir, userToken,
+  SERVICE_KEY, emuControl, freePort, stripeApi, now, req, run, startEmulator, startServer, stopEmulator, stopServer, tmpDir, userToken,
 } from './lib.mjs';
 
 const CHROMIUM = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => fs.existsSync(p));
@@ -337,6 +337,42 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
     assert.match(await statusText(tab), /Your plan is now Plus/);
     assert.ok(!(await tab.locator('#preview').isVisible()));
+    assert.deepEqual(tab.problems, []);
+    await tab.close();
+  });
+
+  test('a declined upgrade (402 payment_pending) shows the error and the invoice to pay; paying it applies the upgrade', async () => {
+    const tab = await newTab();
+    const token = userToken('page_unpaid', { exp: now() + 900 });
+    await openPage(tab, token);
+    await buy(tab, 'Premium');
+    await waitBack(tab);
+    const sub = await req(srv, 'GET', '/api/v1/payments/subscription', { token });
+    const stripeSub = await stripeApi(emu, 'GET', `/v1/subscriptions/${sub.body.id}`);
+    const card = await emuControl(emu, 'POST', `/_emulator/customers/${stripeSub.body.customer}/card`, { card: '4000000000000002' });
+    assert.equal(card.status, 200, JSON.stringify(card.body));
+
+    await tab.getByRole('button', { name: 'Change to Plus' }).click();
+    await tab.getByRole('button', { name: 'Confirm change' }).click();
+    await tab.waitForFunction(() => document.getElementById('status').textContent.includes('payment_pending'));
+    assert.match(await statusText(tab), /^Error: .*\(payment_pending\)\. Pay the invoice shown under your account/);
+    assert.equal(await text(tab, '#account-tier'), 'Premium (monthly)');
+    assert.equal(await tab.getByRole('button', { name: 'Change to Plus' }).count(), 0, 'no second change while one waits');
+    // Once its webhook has arrived, the invoice is linked (the page may have been quicker).
+    assert.equal((await emuControl(emu, 'POST', '/_emulator/webhooks/drain', { timeout_ms: 20000 })).status, 200);
+    await tab.reload();
+    await tab.waitForSelector('body[data-ready=true]');
+    assert.match(await text(tab, '#account-pay'), /^Upgrade to Plus \(monthly\) waits for its payment\. Pay \$\d+\.\d\d on the invoice page$/);
+    const link = tab.getByRole('link', { name: /on the invoice page/ });
+    assert.ok((await link.getAttribute('href')).startsWith(`${emu.base}/`));
+    await link.click();
+    await tab.waitForURL(PRICE_PAGE);
+    await tab.click('button[type=submit]'); // 4242 on the invoice page
+    await tab.waitForSelector('text=Status: paid');
+    assert.equal((await emuControl(emu, 'POST', '/_emulator/webhooks/drain', { timeout_ms: 20000 })).status, 200);
+    await openPage(tab);
+    assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
+    assert.ok(!(await tab.locator('#account-pay').isVisible()));
     assert.deepEqual(tab.problems, []);
     await tab.close();
   });
