@@ -312,7 +312,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     await tab.close();
   });
 
-  test('an upgrade premium to plus shows the amount due now before it is confirmed', async () => {
+  test('an upgrade premium to plus shows the amount due now before it is confirmed; a downgrade is scheduled and withdrawn; the portal returns', async () => {
     const tab = await newTab();
     const token = userToken('page_upgrader', { exp: now() + 900 });
     await openPage(tab, token);
@@ -337,6 +337,25 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
     assert.match(await statusText(tab), /Your plan is now Plus/);
     assert.ok(!(await tab.locator('#preview').isVisible()));
+
+    // Back down to premium: scheduled for the period end, nothing to pay, and withdrawn.
+    await tab.getByRole('button', { name: 'Change to Premium' }).click();
+    await tab.waitForSelector('#preview:not([hidden])');
+    assert.match(await text(tab, '#preview-text'), /^Change to Premium \(monthly\) on .+\. Nothing to pay now\.$/);
+    await tab.getByRole('button', { name: 'Confirm change' }).click();
+    await tab.waitForSelector('#withdraw-button:not([hidden])');
+    assert.match(await text(tab, '#account-pending'), /^Plan change pending: to Premium \(monthly\) on .+\.$/);
+    assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
+    await tab.getByRole('button', { name: 'Keep my current plan' }).click();
+    await tab.waitForSelector('#withdraw-button[hidden]', { state: 'attached' });
+    assert.ok(!(await tab.locator('#account-pending').isVisible()));
+    assert.match(await statusText(tab), /withdrawn/);
+
+    // The portal is Stripe's page; it returns here.
+    await tab.getByRole('button', { name: 'Manage payment details' }).click();
+    await tab.waitForURL(PRICE_PAGE);
+    await Promise.all([waitBack(tab), tab.getByRole('link', { name: 'Return' }).click()]);
+    assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
     assert.deepEqual(tab.problems, []);
     await tab.close();
   });

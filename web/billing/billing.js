@@ -245,7 +245,8 @@ function renderUsage() {
   for (const t of state.pricing?.tiers || []) for (const q of t.quotas || []) units.set(q.id, q.unit);
   for (const [id, q] of quotas) {
     const li = el('li', null, 'sg-quota');
-    const label = el('label', String(id).replaceAll('_', ' '));
+    const name = String(id).replaceAll('_', ' ');
+    const label = el('label', name.charAt(0).toUpperCase() + name.slice(1));
     const barId = `quota-${id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const textId = `${barId}-text`;
     label.htmlFor = barId;
@@ -325,8 +326,8 @@ function planCard(t) {
   li.append(el('h3', t.name));
   const price = priceFor(t, state.interval);
   if (t.contact_sales) li.append(el('p', 'Contact sales', 'sg-price'));
-  else if (price) li.append(el('p', `${money(price.amount, price.currency)} per ${PER[price.interval]}`, 'sg-price'));
-  else if (t.checkout) li.append(el('p', `Not sold ${INTERVAL_WORD[state.interval] || state.interval}`, 'sg-price'));
+  else if (price && price.amount > 0) li.append(el('p', `${money(price.amount, price.currency)} per ${PER[price.interval]}`, 'sg-price'));
+  else if (t.checkout && !price) li.append(el('p', `Not sold ${INTERVAL_WORD[state.interval] || state.interval}`, 'sg-price'));
   else li.append(el('p', 'Free', 'sg-price'));
   if (t.description) li.append(el('p', t.description));
   if (t.features?.length) {
