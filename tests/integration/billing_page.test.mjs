@@ -205,6 +205,8 @@ async function newTab() {
   // Screenshots show the page's own look, not the test's theme.
   if (SHOTS) await tab.route('**/billing/theme.css', (r) => r.fulfill({ contentType: 'text/css', body: '' }));
   tab.problems = [];
+  tab.sent = []; // every request the tab made: { url, referer }
+  tab.on('request', (r) => tab.sent.push({ url: r.url(), referer: r.headers().referer }));
   tab.on('console', (m) => {
     // The answers the page expects (401, 402) and the browser's own /favicon.ico are not problems.
     if (m.type() !== 'error' || /status of 40[12]/.test(m.text()) || /\/favicon\.ico$/.test(m.location().url)) return;
@@ -221,6 +223,16 @@ async function openPage(tab, token, query = '') {
 }
 
 const text = (tab, sel) => tab.locator(sel).innerText();
+
+// No request of the tab carried a token in its URL, and the page's address (which may hold one
+// in its fragment) never went out as a Referer.
+function assertNothingLeaked(tab) {
+  assert.ok(tab.sent.some((s) => s.url.startsWith(`${srv.base}/api/`)), 'the tab called the API');
+  for (const s of tab.sent) {
+    assert.doesNotMatch(s.url, /eyJ[A-Za-z0-9_-]{8,}|[?&]token=/, `a token in ${s.url}`);
+    assert.ok(!s.referer?.startsWith(srv.base), `Referer ${s.referer} sent to ${s.url}`);
+  }
+}
 const statusText = (tab) => text(tab, '#status');
 
 // Buys tier on the emulator's hosted page with card; resolves once the page is back.
@@ -255,6 +267,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.equal(accent, SHOTS ? '#2f55d4' : '#7a1fa2');
     if (SHOTS) await tab.screenshot({ path: path.join(SHOTS, 'billing-page-pricing.png'), fullPage: true });
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -296,6 +309,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.ok(links.length >= 1 && links.every((h) => h.startsWith(emu.base)), JSON.stringify(links));
     if (SHOTS) await tab.screenshot({ path: path.join(SHOTS, 'billing-page.png'), fullPage: true });
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -309,6 +323,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.equal(await text(tab, '#account-tier'), 'Free');
     assert.equal(await text(tab, '#account-status'), 'no subscription');
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -357,6 +372,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     await Promise.all([waitBack(tab), tab.getByRole('link', { name: 'Return' }).click()]);
     assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -393,6 +409,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.equal(await text(tab, '#account-tier'), 'Plus (monthly)');
     assert.ok(!(await tab.locator('#account-pay').isVisible()));
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -428,6 +445,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     const sub = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('page_canceller') });
     assert.equal(sub.body.cancel_at_period_end, false);
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -460,6 +478,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     });
     assert.deepEqual(safe, [null, null, null, 'https://pay.example/i', 'http://x/y', null]);
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -478,6 +497,7 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.equal(await tab.frameLocator('iframe').locator('#account-tier').innerText(), 'Premium (monthly)');
     assert.match(await tab.frameLocator('iframe').locator('#status').innerText(), /Thank you/);
     assert.deepEqual(tab.problems, []);
+    assertNothingLeaked(tab);
     await tab.close();
   });
 
@@ -488,6 +508,12 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     assert.ok(tab.problems.some((p) => /^Framing .* violates .*"frame-ancestors 'self' https:\/\/app\.example\.com http:\/\/127\.0\.0\.2:\d+"/.test(p)), JSON.stringify(tab.problems));
     assert.equal(tab.frames().filter((f) => f.url().startsWith(`${srv.base}/billing/`) && f.url() !== 'about:blank').length, 0);
     await tab.close();
+  });
+
+  test('no token, session id or return address reached subgate\'s log', async () => {
+    assert.match(srv.log, /"route":"\/billing\/"/, 'the page was served and logged');
+    assert.doesNotMatch(srv.log, /eyJ[A-Za-z0-9_-]{8,}/, 'a JWT');
+    assert.doesNotMatch(srv.log, /token=|session_id=|return=/);
   });
 
   test('the page loads with no CSP violation; an inline script is refused', async () => {
