@@ -163,9 +163,17 @@ describe('the billing page over HTTP', () => {
   });
 
   test('an unreadable BILLING_THEME_FILE stops the start with one line naming it', () => {
-    const r = run(['serve'], { env: { JWT_SECRET: 'integration-secret-0123456789-abcdefghij', BILLING_THEME_FILE: '/nonexistent/theme.css', LISTEN: '127.0.0.1:1' } });
-    assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /BILLING_THEME_FILE: cannot read '\/nonexistent\/theme\.css': No such file or directory/);
+    const big = path.join(tmpDir(), 'big.css');
+    fs.writeFileSync(big, 'a'.repeat(256 * 1024 + 1));
+    for (const [file, why] of [
+      ['/nonexistent/theme.css', /^subgate: BILLING_THEME_FILE: cannot read '\/nonexistent\/theme\.css': No such file or directory\n$/],
+      ['/tmp', /^subgate: BILLING_THEME_FILE: '\/tmp' is not a regular file\n$/],
+      [big, /^subgate: BILLING_THEME_FILE: cannot read '.*big\.css': larger than 262144 bytes\n$/],
+    ]) {
+      const r = run(['serve'], { env: { JWT_SECRET: 'integration-secret-0123456789-abcdefghij', BILLING_THEME_FILE: file, LISTEN: '127.0.0.1:1' } });
+      assert.equal(r.status, 1, file);
+      assert.match(r.stderr, why);
+    }
   });
 
   test('/billing redirects to /billing/', async () => {
