@@ -457,6 +457,16 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     await tab.close();
   });
 
+  test('a checkout session that cannot be applied is told, and the account is shown all the same', async () => {
+    const tab = await newTab();
+    await openPage(tab, userToken('page_bogus_session', { exp: now() + 900 }), '?session_id=cs_not_a_session');
+    assert.match(await statusText(tab), /^Error: .+\(\w+\)$/);
+    assert.equal(await text(tab, '#account-tier'), 'Free');
+    assert.doesNotMatch(tab.url(), /session_id/);
+    assertNothingLeaked(tab);
+    await tab.close();
+  });
+
   test('an expired token says so, and the page falls back to pricing', async () => {
     const tab = await newTab();
     await openPage(tab, userToken('page_expired', { iat: now() - 7200, exp: now() - 3600 }));

@@ -406,6 +406,7 @@ async function confirmChange() {
     try {
       const r = await sg.changePlan({ tier: p.tier, interval: p.interval });
       closePreview();
+      $('account-title').focus(); // the plan cards are drawn again: keep the keyboard's place near
       say(r.change?.status === 'scheduled'
         ? `Plan change to ${tierName(p.tier)} scheduled for the end of the period.`
         : `Your plan is now ${tierName(r.tier)}.`);
@@ -532,12 +533,14 @@ async function load() {
   const { token, bad } = takeToken();
   if (!token || bad) {
     signedOut(bad ? 'bad' : 'none');
+    if (!bad && new URLSearchParams(location.search).has('session_id')) {
+      say('Thank you: your payment is being applied. Open this page from the app to see your plan.');
+    }
     return;
   }
-  await busy(async () => {
-    await returning();
-    await refreshAccount();
-  });
+  // A checkout that cannot be applied is told, and the account is shown all the same.
+  await busy(returning);
+  if (store.getItem(TOKEN_KEY)) await busy(refreshAccount);
 }
 
 async function start() {
