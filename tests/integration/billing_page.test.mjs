@@ -300,6 +300,13 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     await tab.reload();
     await tab.waitForSelector('body[data-ready=true]');
     assert.match(await text(tab, '#usage'), /135 of 600 minutes used today/);
+    // What a screen reader gets: a named bar with its value, and the status line as a live region.
+    const bar = tab.getByRole('progressbar', { name: 'Ai minutes' });
+    assert.equal(await bar.count(), 1);
+    assert.equal(await bar.evaluate((b) => [b.value, b.max].join('/')), '135/600');
+    assert.equal(await tab.getByRole('status').getAttribute('aria-live'), 'polite');
+    assert.deepEqual(await tab.locator('h1, h2, h3').evaluateAll((hs) => hs.filter((h) => h.offsetParent).map((h) => h.tagName).slice(0, 4)),
+      ['H1', 'H2', 'H2', 'H2']);
     assert.doesNotMatch(tab.url(), /session_id/, 'the session id is dropped from the address once applied');
     assert.equal(await text(tab, '#account-tier'), 'Premium (monthly)');
     assert.equal(await text(tab, '#account-status'), 'active');
