@@ -328,7 +328,7 @@ function planCard(t) {
   if (t.contact_sales) li.append(el('p', 'Contact sales', 'sg-price'));
   else if (price && price.amount > 0) li.append(el('p', `${money(price.amount, price.currency)} per ${PER[price.interval]}`, 'sg-price'));
   else if (t.checkout && !price) li.append(el('p', `Not sold ${INTERVAL_WORD[state.interval] || state.interval}`, 'sg-price'));
-  else li.append(el('p', 'Free', 'sg-price'));
+  else li.append(el('p', 'No charge', 'sg-price'));
   if (t.description) li.append(el('p', t.description));
   if (t.features?.length) {
     const ul = el('ul', null, 'sg-features');
