@@ -16,9 +16,11 @@
 #include "base/hmac.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "config/config.h"
 
-#define CSP_MAX 4096 /* 'self' and up to 32 origins of at most ~100 bytes each */
+/* The base and CORS_ORIGINS' at most 32 origins (config.c), each a space and URL_ORIGIN_MAX. */
+#define CSP_MAX (256 + 32 * (URL_ORIGIN_MAX + 1))
 
 /* No inline script or style, nothing from elsewhere; the API calls go to this origin only. */
 #define CSP_BASE                                                                   \

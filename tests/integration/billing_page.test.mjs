@@ -176,6 +176,21 @@ describe('the billing page over HTTP', () => {
     }
   });
 
+  test('frame-ancestors holds every CORS_ORIGINS origin, up to the 32 allowed at their longest', async () => {
+    const label = 'a'.repeat(60);
+    const host = [label, label, label, label].join('.'); // 243 bytes
+    const origins = Array.from({ length: 32 }, (_, i) => `https://${host}:${10000 + i}`);
+    const other = await startServer({ CORS_ORIGINS: origins.join(','), ALLOWED_REDIRECT_ORIGINS: 'http://localhost:3000' });
+    try {
+      const r = await fetch(`${other.base}/billing/`);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('content-security-policy'), `${CSP} ${origins.join(' ')}`);
+      await r.text();
+    } finally {
+      await stopServer(other);
+    }
+  });
+
   test('/billing redirects to /billing/', async () => {
     const r = await fetch(`${srv.base}/billing`, { redirect: 'manual' });
     assert.equal(r.status, 308);
