@@ -28,7 +28,7 @@ SAY = @printf '  %-7s %s\n' '$1' '$2';
 endif
 
 LIB_SRC   = $(filter-out src/main.c,$(shell find src -name '*.c'))
-GEN_SRC   = $(B)/gen/migrations.c $(B)/gen/openapi.c
+GEN_SRC   = $(B)/gen/migrations.c $(B)/gen/openapi.c $(B)/gen/page.c
 LIB_OBJ   = $(LIB_SRC:%.c=$(B)/%.o) $(GEN_SRC:.c=.o)
 UNIT_BIN  = $(patsubst %.c,$(B)/%,$(wildcard tests/unit/test_*.c tests/contract/test_*.c \
                                             tests/integration/test_*.c))
@@ -65,6 +65,17 @@ $(B)/gen/migrations.c: $(SQL_FILES) scripts/embed_sql.sh
 $(B)/gen/openapi.c: docs/openapi.json scripts/embed_file.sh
 	@mkdir -p $(@D)
 	$(call SAY,GEN,$@)scripts/embed_file.sh openapi_json docs/openapi.json api/openapi.h > $@
+
+# So are the billing page's files (/billing/, docs/billing-page.md) and the JS client it loads.
+PAGE_FILES = web/billing/index.html web/billing/billing.css web/billing/billing.js \
+             clients/js/subgate.js
+$(B)/gen/page.c: $(PAGE_FILES) scripts/embed_file.sh
+	@mkdir -p $(@D)
+	{ scripts/embed_file.sh page_index_html web/billing/index.html api/page.h && \
+	  scripts/embed_file.sh page_billing_css web/billing/billing.css api/page.h && \
+	  scripts/embed_file.sh page_billing_js web/billing/billing.js api/page.h && \
+	  scripts/embed_file.sh page_subgate_js clients/js/subgate.js api/page.h; } > $@.tmp
+	mv $@.tmp $@
 
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(call SAY,CC,$<)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<

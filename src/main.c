@@ -34,6 +34,7 @@
 
 #define DOTENV_PATH ".env"
 #define TIERS_MAX   ((size_t)1024 * 1024)
+#define THEME_MAX   ((size_t)256 * 1024)
 #define SHUTDOWN_MS INT64_C(10000)
 #define ERRBUF      512
 
@@ -49,6 +50,8 @@ struct app {
     struct stripe_client *stripe; /* NULL without STRIPE_SECRET_KEY */
     struct signer *signer;        /* NULL without ENTITLEMENT_TOKEN_KEY_FILE */
     struct api api;
+    char *theme_css; /* BILLING_THEME_FILE's bytes; NULL without it */
+    size_t theme_len;
     int threads; /* HTTP worker threads */
 };
 
@@ -159,6 +162,26 @@ static int load_tiers(const struct config *cfg, struct tier_catalog *cat)
                             *(char *const *)((const char *)cfg + env_prices[i].off))))
             return rc;
     return config_has_stripe(cfg) ? check_prices(cfg, cat) : 0;
+}
+
+/* BILLING_THEME_FILE, read once: the billing page's stylesheet at /billing/theme.css. */
+static int load_theme(const struct config *cfg, char **css, size_t *len)
+{
+    char err[ERRBUF], msg[ERRBUF + 64];
+    struct buf b;
+
+    *css = NULL;
+    *len = 0;
+    if (!cfg->billing_theme_file || !*cfg->billing_theme_file)
+        return 0;
+    buf_init(&b, THEME_MAX);
+    if (file_read_all(cfg->billing_theme_file, &b, err, sizeof(err)) != ERR_OK) {
+        buf_release(&b);
+        snprintf(msg, sizeof(msg), "BILLING_THEME_FILE: %s", err);
+        return fail(msg);
+    }
+    *css = buf_detach(&b, len);
+    return 0;
 }
 
 /* GATE_RULES_FILE; else the example app's rules over the built-in catalogue; else none. */
@@ -351,6 +374,7 @@ static void metrics_setup(const struct tier_catalog *cat)
 static void app_release(struct app *a)
 {
     api_release(&a->api);
+    free(a->theme_css);
     stripe_client_free(a->stripe);
     store_close(a->store);
     jwt_verifier_free(a->jwt);
@@ -383,6 +407,7 @@ static int app_init(struct app *a)
     if (config_require_serve(&a->cfg, err, sizeof(err)) != ERR_OK)
         return fail(err);
     if (load_tiers(&a->cfg, &a->tiers) || load_gate(&a->cfg, &a->tiers, &a->gate) ||
+        load_theme(&a->cfg, &a->theme_css, &a->theme_len) ||
         make_verifier(&a->cfg, &a->jwks, &a->jwt) || make_signer(&a->cfg, &a->signer))
         return 1;
     if (service_keys_from_secrets(&a->keys, a->cfg.service_api_keys,
@@ -399,7 +424,9 @@ static int app_init(struct app *a)
                            .tiers = &a->tiers,
                            .gate = &a->gate,
                            .signer = a->signer,
-                           .stripe = a->stripe };
+                           .stripe = a->stripe,
+                           .theme_css = a->theme_css,
+                           .theme_len = a->theme_len };
     api_prepare(&a->api);
     return 0;
 }

@@ -30,6 +30,11 @@ struct api {
     const struct signer *signer;   /* NULL without ENTITLEMENT_TOKEN_KEY_FILE: token routes 503 */
     char *pricing_body; /* GET /pricing, rendered once by api_prepare (it never changes) */
     size_t pricing_len;
+    const char
+        *theme_css; /* BILLING_THEME_FILE's bytes, served at /billing/theme.css; NULL: none */
+    size_t theme_len;
+    char theme_etag[40]; /* a strong ETag of theme_css, quotes included (page_prepare) */
+    char *page_csp;      /* the billing page's Content-Security-Policy (page_prepare) */
 };
 
 /* Who may call a route (SPEC §2). */
@@ -41,7 +46,10 @@ enum auth_kind {
     AUTH_USER_OR_SERVICE, /* either; a service leaves req->user "" and names the user itself */
 };
 
-/* Renders what never changes after start (the pricing body). Call once before serving. */
+/*
+ * Renders what never changes after start (the pricing body, the billing page's headers). Call
+ * once before serving.
+ */
 void api_prepare(struct api *api);
 
 /* Frees what api_prepare made. */

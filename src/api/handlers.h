@@ -16,6 +16,10 @@ enum err ops_readyz(struct request *req, struct response *resp);
 enum err ops_metrics(struct request *req, struct response *resp);
 enum err ops_openapi(struct request *req, struct response *resp);
 
+/* page.c: the billing page (api/page.h) */
+enum err page_file(struct request *req, struct response *resp);
+enum err page_redirect(struct request *req, struct response *resp);
+
 /* payments.c */
 enum err payments_pricing(struct request *req, struct response *resp);
 enum err payments_subscription(struct request *req, struct response *resp);

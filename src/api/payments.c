@@ -13,6 +13,7 @@
 #include "api/duplicates.h"
 #include "api/grants.h"
 #include "api/handlers.h"
+#include "api/page.h"
 #include "api/stripe_glue.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -46,12 +47,14 @@ void api_prepare(struct api *api)
     api->pricing_body = json_dumps(body, JSON_COMPACT);
     api->pricing_len = api->pricing_body ? strlen(api->pricing_body) : 0;
     json_decref(body);
+    page_prepare(api);
 }
 
 void api_release(struct api *api)
 {
     free(api->pricing_body);
     api->pricing_body = NULL;
+    page_release(api);
 }
 
 /* The catalogue is fixed after start: the body rendered by api_prepare is lent, not copied. */

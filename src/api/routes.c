@@ -53,6 +53,18 @@ static const struct route routes[] = {
     { "POST", A "/quota-grants",            AUTH_SERVICE, ROUTE_JSON_BODY, access_quota_grant },
     { "POST", A "/entitlement-token",       AUTH_USER_OR_SERVICE, B,    tokens_entitlement },
     { "POST", A "/gate",                    AUTH_NONE, 0,               access_gate },
+    { "GET",  "/billing",                   AUTH_NONE, 0,               page_redirect },
+    { "HEAD", "/billing",                   AUTH_NONE, 0,               page_redirect },
+    { "GET",  "/billing/",                  AUTH_NONE, 0,               page_file },
+    { "HEAD", "/billing/",                  AUTH_NONE, 0,               page_file },
+    { "GET",  "/billing/billing.css",       AUTH_NONE, 0,               page_file },
+    { "HEAD", "/billing/billing.css",       AUTH_NONE, 0,               page_file },
+    { "GET",  "/billing/billing.js",        AUTH_NONE, 0,               page_file },
+    { "HEAD", "/billing/billing.js",        AUTH_NONE, 0,               page_file },
+    { "GET",  "/billing/subgate.js",        AUTH_NONE, 0,               page_file },
+    { "HEAD", "/billing/subgate.js",        AUTH_NONE, 0,               page_file },
+    { "GET",  "/billing/theme.css",         AUTH_NONE, 0,               page_file },
+    { "HEAD", "/billing/theme.css",         AUTH_NONE, 0,               page_file },
 };
 
 /* clang-format on */

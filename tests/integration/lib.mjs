@@ -112,7 +112,8 @@ export function run(args, { env = {}, cwd } = {}) {
 
 // Starts `subgate serve`; resolves once /healthz answers. env replaces the defaults given here;
 // srv.databaseUrl is the database it was given. ulimit (e.g. '-Sn 1024') runs the server under
-// that shell `ulimit` first; port (default: a free one) is for a restart on the same address.
+// that shell `ulimit` first. port (default: a free one) is for a restart on the same address,
+// or a test that must know its origin before the start (the billing page's own origin).
 export async function startServer(env = {}, { cwd, ulimit, port: fixedPort } = {}) {
   const dir = cwd || tmpDir();
   const port = fixedPort || await freePort();

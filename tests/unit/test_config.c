@@ -58,6 +58,7 @@ static const char *const all_names[] = {
     "CORS_ORIGINS",
     "LISTEN",
     "TIERS_FILE",
+    "BILLING_THEME_FILE",
     "GATE_RULES_FILE",
     "GATE_CASE_SENSITIVE",
     "GATE_PATH_PARAMS",
