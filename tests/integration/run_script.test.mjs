@@ -3,13 +3,17 @@
 // another temporary directory). It prints one URL signed in as a development user, whose token
 // subgate accepts; every log line names its process; SIGINT stops both processes and leaves none
 // behind; a second run keeps the user bought in the first (the emulator's state file), and adds
-// subgate's own origin to a .env written without it.
+// subgate's own origin to a .env written without it. With chromium (scripts/deps.sh --test), the
+// purchase is made as a newcomer would: the printed URL opened in headless Chromium, Premium
+// bought on the emulator's page with 4242 4242 4242 4242, the account back with usage bars.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BIN, EMULATOR_BIN, assertNoSanitizerReport, freePort, tmpDir } from './lib.mjs';
+
+const CHROMIUM = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => fs.existsSync(p));
 
 const P = '/api/v1/payments';
 let repo;
@@ -119,14 +123,38 @@ async function ok(token, method, p, body) {
   return r.body;
 }
 
-test('the first run: one URL, its token accepted, tagged log lines, a purchase, Ctrl-C', async () => {
-  run = await startRun();
-  await using(run, async () => {
-  assert.equal(new URL(run.url).origin, base);
-  assert.equal((run.out.match(/^run: open /gm) || []).length, 1, 'one URL');
-  assert.equal((await ok(run.token, 'GET', '/subscription')).tier, 'free');
-  // Checkout back to the billing page, on subgate's own origin (in the new .env).
-  const s = await ok(run.token, 'POST', '/create-checkout-session', {
+// The printed URL in headless Chromium: the page signed in as the development user, Premium
+// bought with the emulator's card, back on the page with the new plan and a usage bar per quota.
+async function buyInBrowser(url) {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const tab = await browser.newPage();
+    await tab.goto(url);
+    await tab.waitForSelector('body[data-ready=true]');
+    assert.equal(await tab.locator('#account-tier').innerText(), 'Free');
+    // The free tier's quotas as usage bars, named for screen readers.
+    await tab.getByRole('progressbar', { name: 'Ai minutes' }).waitFor({ timeout: 5000 });
+    await tab.getByRole('progressbar', { name: 'Scenarios' }).waitFor({ timeout: 5000 });
+    assert.match(await tab.locator('#usage').innerText(), /0 of 30 minutes used today/);
+    await tab.getByRole('button', { name: 'Subscribe to Premium' }).click();
+    await tab.waitForURL((u) => u.toString().startsWith(emuBase));
+    await tab.fill('input[name=card]', '4242 4242 4242 4242');
+    await tab.click('button[type=submit]');
+    await tab.waitForURL((u) => u.toString().startsWith(`${base}/billing/`));
+    await tab.waitForSelector('body[data-ready=true]');
+    assert.match(await tab.locator('#status').innerText(), /your plan is now Premium/);
+    assert.equal(await tab.locator('#account-tier').innerText(), 'Premium (monthly)');
+    // The built-in Premium has no limit on AI minutes: said in words, with no bar.
+    assert.match(await tab.locator('#usage').innerText(), /Ai minutes\s+0 minutes used today \(UTC day\); no limit\./);
+  } finally {
+    await browser.close();
+  }
+}
+
+// Without chromium: the same purchase through the API and the emulator's pay form.
+async function buyOverHttp(token) {
+  const s = await ok(token, 'POST', '/create-checkout-session', {
     tier: 'premium', success_url: `${base}/billing/?checkout=success`, cancel_url: `${base}/billing/`,
   });
   assert.ok(s.url.startsWith(emuBase), s.url);
@@ -136,7 +164,19 @@ test('the first run: one URL, its token accepted, tagged log lines, a purchase, 
     body: 'card=4242424242424242',
   });
   assert.equal(paid.status, 303);
-  assert.equal((await ok(run.token, 'POST', '/checkout-success', { session_id: s.session_id })).tier, 'premium');
+  assert.equal((await ok(token, 'POST', '/checkout-success', { session_id: s.session_id })).tier, 'premium');
+}
+
+test('the first run: one URL, its token accepted, tagged log lines, a purchase, Ctrl-C', async () => {
+  run = await startRun();
+  await using(run, async () => {
+  assert.equal(new URL(run.url).origin, base);
+  assert.equal((run.out.match(/^run: open /gm) || []).length, 1, 'one URL');
+  assert.equal((await ok(run.token, 'GET', '/subscription')).tier, 'free');
+  // Checkout back to the billing page, on subgate's own origin (in the new .env).
+  if (CHROMIUM) await buyInBrowser(run.url);
+  else await buyOverHttp(run.token);
+  assert.equal((await ok(run.token, 'GET', '/subscription')).tier, 'premium');
   const env = fs.readFileSync(path.join(work, '.env'), 'utf8');
   assert.match(env, new RegExp(`^ALLOWED_REDIRECT_ORIGINS=${base},http://localhost:\\d+,http://localhost:3000$`, 'm'));
   assert.equal(fs.statSync(path.join(work, '.env')).mode & 0o777, 0o600);
@@ -145,6 +185,7 @@ test('the first run: one URL, its token accepted, tagged log lines, a purchase, 
     assert.match(line, /^(run: |subgate  \| |emulator \| )/, `an untagged line: ${line}`);
   }
   await printed(run, /^subgate  \| .*"route":"\/api\/v1\/payments\/checkout-success"/m);
+  if (CHROMIUM) await printed(run, /^subgate  \| .*"route":"\/billing\/"/m);
   assert.match(run.out, /^emulator \| stripe-emulator listening on /m);
   const exited = await stopRun(run);
   assert.equal(exited.code, 130, JSON.stringify(exited));
