@@ -11,6 +11,7 @@
 # (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_USERS (64), BENCH_EVENTS
 # (signed webhook events, 200000), BENCH_SERVER_CPU (0), BENCH_WRK_CPU (1), BENCH_HTTP_THREADS
 # (subgate's default), BENCH_GROUP_COMMIT (subgate's STORE_GROUP_COMMIT, on|off),
+# BENCH_USAGE_LEDGER (subgate's USAGE_LEDGER, on|off),
 # BENCH_LOG_LEVEL (info), BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1
 # profiles subgate with perf during each run, BENCH_STRICT=1 exits 1 when a target is missed,
 # and BENCH_{PRICING,CHECK,USAGE,CONSUME,WEBHOOK}_PATH, BENCH_CHECK_FEATURE, BENCH_QUOTA.
@@ -147,6 +148,7 @@ SRV_ENV=(env -i "PATH=$PATH" "DATABASE_URL=$DB_URL" "JWT_SECRET=$JWT_SECRET"
     "LISTEN=127.0.0.1:$SRV_PORT" "LOG_LEVEL=${BENCH_LOG_LEVEL:-info}" "TIERS_FILE=$TMP/tiers.json")
 [ -z "${BENCH_HTTP_THREADS:-}" ] || SRV_ENV+=("HTTP_THREADS=$BENCH_HTTP_THREADS")
 [ -z "${BENCH_GROUP_COMMIT:-}" ] || SRV_ENV+=("STORE_GROUP_COMMIT=$BENCH_GROUP_COMMIT")
+[ -z "${BENCH_USAGE_LEDGER:-}" ] || SRV_ENV+=("USAGE_LEDGER=$BENCH_USAGE_LEDGER")
 
 subgate() { (cd "$TMP" && "${SRV_ENV[@]}" "$BIN" "$@"); }
 

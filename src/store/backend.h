@@ -252,6 +252,8 @@ struct store_ops {
     enum err (*extra_add)(struct store_tx *tx, const struct quota_extra *d);
     enum err (*extra_list)(struct store_tx *tx, const char *user_id, int max,
                            struct quota_extra *out, int *n);
+    /* Whether any user has a row of extra units. */
+    enum err (*extra_any)(struct store_tx *tx, bool *any);
 
     /*
      * Changes made by other processes, for the entitlement cache. watch_start starts a thread
@@ -275,6 +277,8 @@ struct store {
     struct store_outbox_cfg outbox; /* store_outbox_configure's; zero: no events written */
     bool write_failing;             /* the last write found the storage unavailable (atomic) */
     bool ledger;                    /* usage changes write ledger entries (USAGE_LEDGER) */
+    _Atomic bool extras_seen;       /* some user has extra units (rows are never deleted) */
+    _Atomic int64_t extras_read_ms; /* when extras_seen was last read as false (monotonic) */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -435,6 +439,13 @@ MUST_CHECK enum err outbox_user_tier(const struct store *st, struct store_tx *tx
 MUST_CHECK enum err outbox_quota(const struct store *st, struct store_tx *tx,
                                  const struct usage_grant *g, bool granted, int64_t used,
                                  int64_t now);
+
+/*
+ * Whether any user may have extra quota units, for what answers show (decisions always read
+ * them): true once seen (rows are never deleted), otherwise asked again on tx at most once a
+ * second, so another instance's first grant shows within a second.
+ */
+bool store_extras_maybe(struct store *st, struct store_tx *tx);
 
 /* Writes one formatted line into errbuf (which may be NULL when errlen is 0). */
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -3,15 +3,37 @@
  * ledger's entries for consumes, tracks and refunds are written by usage.c in the transaction
  * of the change; a grant writes its entry and its units here, in one transaction.
  */
+#include <stdatomic.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/str.h"
 #include "store/backend.h"
 #include "store/store.h"
 
+#define EXTRAS_RECHECK_MS 1000
+
 void store_ledger_set(struct store *st, bool on)
 {
     st->ledger = on;
+}
+
+bool store_extras_maybe(struct store *st, struct store_tx *tx)
+{
+    int64_t now = clock_mono_ms(), last = atomic_load(&st->extras_read_ms);
+    bool any = false;
+
+    if (atomic_load(&st->extras_seen))
+        return true;
+    if (last != 0 && now - last < EXTRAS_RECHECK_MS)
+        return false;
+    if (st->ops->extra_any(tx, &any) != ERR_OK)
+        return true; /* cannot tell: read them */
+    if (any)
+        atomic_store(&st->extras_seen, true);
+    else
+        atomic_store(&st->extras_read_ms, now > 0 ? now : 1);
+    return any;
 }
 
 struct ledger_arg {
@@ -138,6 +160,8 @@ enum err store_quota_grant(struct store *st, const struct ledger_entry *e, struc
         strcmp(e->kind, "grant") != 0 || e->id != 0)
         return ERR_INVALID;
     err = store_run(st, STORE_RUN_WRITE, grant_tx, &a);
+    if (!err)
+        atomic_store(&st->extras_seen, true);
     if (err != ERR_CONFLICT || !e->idem_key[0])
         return err;
     /* The key was used: the first grant is the answer, if it is this one. */

@@ -266,6 +266,8 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "INSERT INTO quota_extras AS x (" EXTRA_COLS ") VALUES ($1, $2, $3, $4, $5) "
         "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET "
         "units = x.units + excluded.units, taken = x.taken + excluded.taken", true },
+    [PGS_EXTRA_ANY] = { "SELECT CASE WHEN EXISTS (SELECT 1 FROM quota_extras) THEN 1 ELSE 0 END",
+                        false },
     [PGS_EXTRA_LIST] = {
         "SELECT " EXTRA_COLS " FROM quota_extras WHERE user_id = $1 "
         "ORDER BY quota, window_start LIMIT $2", false },
@@ -587,6 +589,16 @@ static enum err pg_extra_add(struct store_tx *tx, const struct quota_extra *d)
     const struct pg_query q = { PGS_EXTRA_ADD, &store_extra_record, d, NULL, 0 };
 
     return pg_db_write(tx, &q, NULL);
+}
+
+static enum err pg_extra_any(struct store_tx *tx, bool *any)
+{
+    const struct pg_query q = { PGS_EXTRA_ANY, NULL, NULL, NULL, 0 };
+    int64_t v = 0;
+    enum err err = pg_db_fetch_i64(tx, &q, &v);
+
+    *any = !err && v != 0;
+    return err;
 }
 
 static enum err pg_extra_list(struct store_tx *tx, const char *user_id, int max,
@@ -1044,6 +1056,7 @@ static const struct store_ops pg_ops = {
     .extra_get = pg_extra_get,
     .extra_add = pg_extra_add,
     .extra_list = pg_extra_list,
+    .extra_any = pg_extra_any,
     .grant_insert = pg_grant_insert,
     .grant_get = pg_grant_get,
     .grant_revoke = pg_grant_revoke,

@@ -90,6 +90,7 @@ enum pg_stmt {
     PGS_EXTRA_GET_LOCK,
     PGS_EXTRA_ADD,
     PGS_EXTRA_LIST,
+    PGS_EXTRA_ANY,
     PGS_COUNT,
 };
 

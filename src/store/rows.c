@@ -291,6 +291,7 @@ enum err store_usage_get(struct store *st, const char *user_id, const char *quot
 #define EXTRAS_READ_MAX 64 /* rows of one user's extra units read with the counters */
 
 struct usage_many_arg {
+    struct store *st;
     const struct store_ops *ops;
     const char *user_id;
     size_t n;
@@ -333,14 +334,14 @@ static enum err usage_many_tx(struct store_tx *tx, void *arg)
         if (a->read)
             a->read[i] = (struct usage_read){ .used = err ? 0 : used };
     }
-    return a->read ? extras_into(a, tx) : ERR_OK;
+    return a->read && store_extras_maybe(a->st, tx) ? extras_into(a, tx) : ERR_OK;
 }
 
 enum err store_usage_read_many(struct store *st, const char *user_id, size_t n,
                                const char *const *quotas, const int64_t *window_starts,
                                struct usage_read *out)
 {
-    struct usage_many_arg a = { st->ops, user_id, n, quotas, window_starts, NULL, out };
+    struct usage_many_arg a = { st, st->ops, user_id, n, quotas, window_starts, NULL, out };
 
     for (size_t i = 0; i < n; i++) {
         out[i] = (struct usage_read){ 0 };
@@ -356,7 +357,7 @@ enum err store_usage_get_many(struct store *st, const char *user_id, size_t n,
                               const char *const *quotas, const int64_t *window_starts,
                               int64_t *used)
 {
-    struct usage_many_arg a = { st->ops, user_id, n, quotas, window_starts, used, NULL };
+    struct usage_many_arg a = { st, st->ops, user_id, n, quotas, window_starts, used, NULL };
 
     for (size_t i = 0; i < n; i++) {
         used[i] = 0;

@@ -203,6 +203,7 @@ const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_EXTRA_ADD] = "INSERT INTO quota_extras (" EXTRA_COLS ") VALUES (?1, ?2, ?3, ?4, ?5) "
                      "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET "
                      "units = units + excluded.units, taken = taken + excluded.taken",
+    [SQ_EXTRA_ANY] = "SELECT EXISTS (SELECT 1 FROM quota_extras)",
     [SQ_EXTRA_LIST] = "SELECT " EXTRA_COLS " FROM quota_extras WHERE user_id = ?1 "
                       "ORDER BY quota, window_start LIMIT ?2",
     [SQ_SCHEDULE_GET] = "SELECT " SCHEDULE_COLS " FROM schedules WHERE id = ?1",
@@ -510,6 +511,16 @@ static enum err sq_extra_add(struct store_tx *tx, const struct quota_extra *d)
     const struct sqlite_query q = { SQ_EXTRA_ADD, &store_extra_record, d, NULL, 0 };
 
     return sqlite_db_write(tx, &q, NULL);
+}
+
+static enum err sq_extra_any(struct store_tx *tx, bool *any)
+{
+    const struct sqlite_query q = { SQ_EXTRA_ANY, NULL, NULL, NULL, 0 };
+    int64_t v = 0;
+    enum err err = sqlite_db_fetch_i64(tx, &q, &v);
+
+    *any = !err && v != 0;
+    return err;
 }
 
 static enum err sq_extra_list(struct store_tx *tx, const char *user_id, int max,
@@ -959,6 +970,7 @@ static const struct store_ops sqlite_ops = {
     .extra_get = sq_extra_get,
     .extra_add = sq_extra_add,
     .extra_list = sq_extra_list,
+    .extra_any = sq_extra_any,
     .grant_insert = sq_grant_insert,
     .grant_get = sq_grant_get,
     .grant_revoke = sq_grant_revoke,

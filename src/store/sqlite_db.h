@@ -78,6 +78,7 @@ enum sqlite_stmt {
     SQ_EXTRA_GET,
     SQ_EXTRA_ADD,
     SQ_EXTRA_LIST,
+    SQ_EXTRA_ANY,
     SQ_COMMIT,
     SQ_ROLLBACK,
     SQ_SAVEPOINT,

@@ -32,7 +32,7 @@ struct meter_step {
 };
 
 struct consume_arg {
-    const struct store *st;
+    struct store *st;
     const struct store_ops *ops;
     bool refund; /* give back instead of take */
     bool locked; /* in a transaction that can lock: extra units may be drawn on */
@@ -132,8 +132,8 @@ static enum err consume(struct consume_arg *a, struct store_tx *tx)
         s->used = 0;
         err = ERR_OK;
     }
-    if (err || g->limit < 0)
-        return err;
+    if (err || g->limit < 0 || (s->granted && !store_extras_maybe(a->st, tx)))
+        return err; /* granted within the limit, and nobody has extra units to show */
     if ((err = extra_read(ops, tx, g, g->window_start, false, &win)) ||
         (err = extra_read(ops, tx, g, QUOTA_BALANCE, false, &bal)))
         return err;

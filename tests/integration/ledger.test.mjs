@@ -226,3 +226,30 @@ describe('subgate user ID', () => {
     assert.match(w.stdout, /^  scenarios +\+2 for the window from \S+ \(0 drawn from the balance\)$/m);
   });
 });
+
+describe('two instances on one database', () => {
+  test('units granted on one are drawn on by the other at once, and shown within a second', async () => {
+    const dir = tmpDir();
+    const a = await startServer({}, { cwd: dir });
+    const b = await startServer({}, { cwd: dir });
+    try {
+      const on = (s, method, p, body) => req(s, method, p, { token: SERVICE_KEY, body });
+      const user = 'l_two';
+      assert.equal((await on(b, 'POST', `${A}/consume`, { user_id: user, quota: 'ai_minutes', amount: 29 })).status, 200);
+      const g = await on(a, 'POST', `${A}/quota-grants`, { user_id: user, quota: 'ai_minutes', units: 3, scope: 'balance' });
+      assert.equal(g.status, 200, JSON.stringify(g.body));
+      const c = await on(b, 'POST', `${A}/consume`, { user_id: user, quota: 'ai_minutes', amount: 3 });
+      assert.equal(c.status, 200, `the other instance decides with the balance at once: ${JSON.stringify(c.body)}`);
+      assert.deepEqual([c.body.used, c.body.balance, c.body.remaining], [32, 1, 1]);
+      let shown;
+      for (const t0 = Date.now(); Date.now() - t0 < 1500; await new Promise((r) => setTimeout(r, 100))) {
+        shown = (await on(b, 'GET', `${A}/usage?user_id=${user}`)).body.quotas.ai_minutes;
+        if (shown.balance === 1) break;
+      }
+      assert.deepEqual([shown.used, shown.balance, shown.remaining], [32, 1, 1]);
+    } finally {
+      await stopServer(a);
+      await stopServer(b);
+    }
+  });
+});

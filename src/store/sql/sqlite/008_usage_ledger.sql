@@ -2,7 +2,7 @@
 -- user's usage or quota units, and extra quota units granted outside the tier's limits.
 
 CREATE TABLE usage_ledger (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY, -- the rowid: entries are never deleted, so ids only grow
     user_id TEXT NOT NULL,
     quota TEXT NOT NULL,
     kind TEXT NOT NULL,
