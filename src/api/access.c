@@ -494,8 +494,8 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
     m.span = quota_span_of(m.quota->window, m.period, m.now);
     g.window_start = m.span.start;
     g.n = in.amount;
-    /* track never refuses; a refund never does either, and gives balance units back past limit */
-    g.limit = kind == METER_TRACK ? TIER_UNLIMITED : m.limit;
+    /* track never refuses (g.track), nor a refund, which gives balance units back past limit */
+    g.limit = m.limit;
     g.track = kind == METER_TRACK;
     g.request_id = req->id;
     o.limit = m.limit;

@@ -191,7 +191,8 @@ enum err access_quota_grant(struct request *req, struct response *resp)
                             "nothing",
                             e.quota, t->id);
     e.window_start = balance ? QUOTA_BALANCE : states[q].window_start;
-    err = store_quota_grant(api->store, &e, &got, &after, &replayed);
+    err = store_quota_grant(api->store, &(struct quota_grant_in){ &e, t->limits[q] }, &got, &after,
+                            &replayed);
     if (err == ERR_CONFLICT)
         return request_fail(req, err, "idempotency_key_reused", NULL,
                             "Idempotency-Key '%s' was used for another grant", e.idem_key);

@@ -235,9 +235,12 @@ static void *sender_main(void *arg)
         int n = 0, i = 0, due = 0;
         enum err err;
 
-        /* Grants starting or ending by the clock: their tier changes are written first. */
+        /* Tiers changed by the clock (grants starting or ending, grace ending) are written first.
+         */
         if (store_grant_transitions(s->st, clock_now(), &due) != ERR_OK)
             log_warn("outbox: cannot announce the grants that started or ended");
+        if (store_grace_transitions(s->st, clock_now(), &due) != ERR_OK)
+            log_warn("outbox: cannot announce the ends of past-due grace");
         /* Wall-clock milliseconds: the lease and the schedule are shared across instances. */
         err = store_outbox_claim(s->st, s->owner, clock_now() * 1000, LEASE_MS, BATCH, batch, &n);
         if (err)

@@ -119,7 +119,7 @@ struct usage_grant {
     int64_t window_start;     /* Unix seconds: the window's key */
     int64_t n;                /* units asked for, > 0 */
     int64_t limit;            /* the tier's limit; < 0 means unlimited */
-    bool track;               /* recorded without a limit (POST /access/track) */
+    bool track;               /* recorded whatever the limit (POST /access/track) */
     /* For the usage ledger (borrowed, may be NULL): the caller's Idempotency-Key, request id. */
     const char *idem_key;
     const char *request_id;

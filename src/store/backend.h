@@ -214,6 +214,14 @@ struct store_ops {
     enum err (*grant_due)(struct store_tx *tx, int64_t now, int max, struct grant_record *out,
                           int *n);
     enum err (*grant_announce)(struct store_tx *tx, const char *id, int64_t at, bool *claimed);
+    /*
+     * grace_due: past-due subscriptions whose past_due_since + grace_s is at or before now and
+     * whose grace_announced is below their past_due_since. grace_announce: grace_announced = at
+     * unless it is at or past it (*claimed: this call set it).
+     */
+    enum err (*grace_due)(struct store_tx *tx, int64_t now, int64_t grace_s, int max,
+                          struct subscription *out, int *n);
+    enum err (*grace_announce)(struct store_tx *tx, const char *id, int64_t at, bool *claimed);
 
     /*
      * The outbox (outbox.c). outbox_insert: unless the dedupe_key exists (*inserted).

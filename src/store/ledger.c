@@ -95,9 +95,41 @@ enum err store_quota_extras(struct store *st, const char *user_id, int max, stru
 struct grant_arg {
     const struct store_ops *ops;
     const struct ledger_entry *e;
+    int64_t limit;
     struct ledger_entry *out;
     struct quota_extra *after;
 };
+
+/*
+ * A window's new units cover, first, the balance units the window drew past its old allowance:
+ * those go back to the balance (the counter and the rows locked in the consume's order).
+ */
+static enum err cover_drawn(const struct grant_arg *a, struct store_tx *tx,
+                            const struct usage_grant *g, int64_t units)
+{
+    struct quota_extra win, bal;
+    int64_t used = 0, over, back;
+    enum err err = a->ops->usage_lock(tx, g, &used);
+
+    if (err || (err = a->ops->extra_get(tx, g, g->window_start, true, &win)))
+        return err == ERR_NOT_FOUND ? ERR_OK : err;
+    if (win.taken <= 0)
+        return ERR_OK;
+    if ((err = a->ops->extra_get(tx, g, QUOTA_BALANCE, true, &bal)))
+        return err == ERR_NOT_FOUND ? ERR_STORE : err; /* drawn from it, so it exists */
+    over = used - (win.units > INT64_MAX - a->limit ? INT64_MAX : a->limit + win.units);
+    back = over < win.taken ? over : win.taken;
+    back = back < units ? back : units;
+    if (back <= 0)
+        return ERR_OK;
+    bal.units = back;
+    bal.taken = 0;
+    win.units = 0;
+    win.taken = -back;
+    if ((err = a->ops->extra_add(tx, &bal)))
+        return err;
+    return a->ops->extra_add(tx, &win);
+}
 
 /* The entry first: with a key taken already it fails (ERR_CONFLICT) before any unit is added. */
 static enum err grant_tx(struct store_tx *tx, void *arg)
@@ -117,6 +149,8 @@ static enum err grant_tx(struct store_tx *tx, void *arg)
     out->used_after = 0;
     out->balance = e->window_start == QUOTA_BALANCE ? e->amount : 0;
     if (e->window_start != QUOTA_BALANCE) {
+        if ((err = cover_drawn(a, tx, &g, e->amount)))
+            return err;
         err = a->ops->usage_get(tx, e->user_id, e->quota, e->window_start, &out->used_after);
         if (err && err != ERR_NOT_FOUND)
             return err;
@@ -148,16 +182,17 @@ static bool same_grant(const struct ledger_entry *a, const struct ledger_entry *
            strcmp(a->reason, b->reason) == 0;
 }
 
-enum err store_quota_grant(struct store *st, const struct ledger_entry *e, struct ledger_entry *out,
-                           struct quota_extra *after, bool *replayed)
+enum err store_quota_grant(struct store *st, const struct quota_grant_in *in,
+                           struct ledger_entry *out, struct quota_extra *after, bool *replayed)
 {
-    struct grant_arg a = { st->ops, e, out, after };
+    const struct ledger_entry *e = in->e;
+    struct grant_arg a = { st->ops, e, in->limit, out, after };
     enum err err;
 
     *replayed = false;
     memset(after, 0, sizeof(*after));
     if (!store_record_check(&store_ledger_record, e, true) || e->amount <= 0 ||
-        strcmp(e->kind, "grant") != 0 || e->id != 0)
+        strcmp(e->kind, "grant") != 0 || e->id != 0 || in->limit < 0)
         return ERR_INVALID;
     err = store_run(st, STORE_RUN_WRITE, grant_tx, &a);
     if (!err)

@@ -14,6 +14,7 @@
 #include "base/jw.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/xalloc.h"
 #include "billing/entitlement.h"
 #include "store/backend.h"
 #include "store/store.h"
@@ -322,4 +323,62 @@ enum err store_outbox_replay(struct store *st, const char *id, int64_t now_ms)
         return ERR_INVALID;
     err = store_run(st, STORE_RUN_SINGLE, replay_tx, &a);
     return !err && !a.flag ? ERR_NOT_FOUND : err;
+}
+
+/* Ends of grace, swept by the sender like grants' transitions (store_grace_transitions). */
+
+#define GRACE_SWEEP_MAX 64
+
+struct grace_arg {
+    const struct store *st;
+    const struct subscription *sub;
+    struct subscription *due;
+    int64_t now;
+    int n;
+};
+
+static enum err grace_due_tx(struct store_tx *tx, void *arg)
+{
+    struct grace_arg *a = arg;
+
+    return a->st->ops->grace_due(tx, a->now, a->st->outbox.grace_s, GRACE_SWEEP_MAX, a->due, &a->n);
+}
+
+/* One end of grace: claimed first, then the tier just before it compared with the tier at it. */
+static enum err grace_tx(struct store_tx *tx, void *arg)
+{
+    struct grace_arg *a = arg;
+    const struct subscription *s = a->sub;
+    int64_t at = s->past_due_since + a->st->outbox.grace_s;
+    char old[TIER_ID_MAX] = "";
+    bool claimed = false;
+    enum err err = a->st->ops->grace_announce(tx, s->id, s->past_due_since, &claimed);
+
+    if (err || !claimed)
+        return err;
+    if ((err = outbox_tier_before(a->st, tx, s->user_id, at - 1, old)))
+        return err;
+    return outbox_tier_after(a->st, tx, s->user_id, &(struct outbox_cause){ s->id, "", at }, old,
+                             at);
+}
+
+enum err store_grace_transitions(struct store *st, int64_t now, int *n)
+{
+    struct subscription *due;
+    struct grace_arg a = { .st = st, .now = now };
+    enum err err;
+
+    *n = 0;
+    if (!st->outbox.enabled || st->outbox.grace_s <= 0)
+        return ERR_OK;
+    due = xcalloc(GRACE_SWEEP_MAX, sizeof(*due));
+    a.due = due;
+    err = store_run(st, STORE_RUN_READ, grace_due_tx, &a);
+    *n = err ? 0 : a.n;
+    for (int i = 0; i < *n && !err; i++) {
+        struct grace_arg one = { .st = st, .sub = &due[i], .now = now };
+        err = store_run(st, STORE_RUN_WRITE, grace_tx, &one);
+    }
+    free(due);
+    return err;
 }

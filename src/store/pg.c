@@ -214,6 +214,19 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "ORDER BY id LIMIT $2", false },
     [PGS_GRANT_ANNOUNCE] = {
         "UPDATE tier_grants SET announced_at = $2 WHERE id = $1 AND announced_at < $2", true },
+    /*
+     * Past-due subscriptions whose grace ($2 s) ended at or before $1, not announced yet, and
+     * after subgate stored the state (a state stored after its grace ended announced the change
+     * itself, when it was stored).
+     */
+    [PGS_GRACE_DUE] = {
+        "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE status = 'past_due' "
+        "AND past_due_since > 0 AND past_due_since <= $1::bigint - $2::bigint "
+        "AND past_due_since + $2::bigint > updated_at "
+        "AND grace_announced < past_due_since ORDER BY id LIMIT $3", false },
+    [PGS_GRACE_ANNOUNCE] = {
+        "UPDATE subscriptions SET grace_announced = $2 WHERE id = $1 AND grace_announced < $2",
+        true },
     [PGS_OUTBOX_INSERT] = {
         "INSERT INTO outbox (" OUTBOX_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
         "$11, $12) ON CONFLICT (dedupe_key) DO NOTHING", true },
@@ -529,6 +542,26 @@ static enum err pg_grant_announce(struct store_tx *tx, const char *id, int64_t a
 {
     const struct pg_arg args[] = { pg_text(id), pg_i64(at) };
     const struct pg_query q = QUERY(PGS_GRANT_ANNOUNCE, args);
+    int changes = 0;
+    enum err err = pg_db_write(tx, &q, &changes);
+
+    *claimed = !err && changes > 0;
+    return err;
+}
+
+static enum err pg_grace_due(struct store_tx *tx, int64_t now, int64_t grace_s, int max,
+                             struct subscription *out, int *n)
+{
+    const struct pg_arg args[] = { pg_i64(now), pg_i64(grace_s), pg_i64(max) };
+    const struct pg_query q = QUERY(PGS_GRACE_DUE, args);
+
+    return pg_db_fetch_list(tx, &q, &store_subscription_record, max, out, n);
+}
+
+static enum err pg_grace_announce(struct store_tx *tx, const char *id, int64_t at, bool *claimed)
+{
+    const struct pg_arg args[] = { pg_text(id), pg_i64(at) };
+    const struct pg_query q = QUERY(PGS_GRACE_ANNOUNCE, args);
     int changes = 0;
     enum err err = pg_db_write(tx, &q, &changes);
 
@@ -1048,6 +1081,8 @@ static const struct store_ops pg_ops = {
     .schedule_get = pg_schedule_get,
     .schedule_put = pg_schedule_put,
     .grant_due = pg_grant_due,
+    .grace_due = pg_grace_due,
+    .grace_announce = pg_grace_announce,
     .grant_announce = pg_grant_announce,
     .ledger_insert = pg_ledger_insert,
     .ledger_list = pg_ledger_list,

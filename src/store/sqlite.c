@@ -175,6 +175,17 @@ const char *const sqlite_sql[SQ_COUNT] = {
                      "ORDER BY id LIMIT ?2",
     [SQ_GRANT_ANNOUNCE] = "UPDATE tier_grants SET announced_at = ?2 "
                           "WHERE id = ?1 AND announced_at < ?2",
+    /*
+     * Past-due subscriptions whose grace (?2 s) ended at or before ?1, not announced yet, and
+     * after subgate stored the state (a state stored after its grace ended announced the change
+     * itself, when it was stored).
+     */
+    [SQ_GRACE_DUE] = "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE status = 'past_due' "
+                     "AND past_due_since > 0 AND past_due_since <= ?1 - ?2 "
+                     "AND past_due_since + ?2 > updated_at "
+                     "AND grace_announced < past_due_since ORDER BY id LIMIT ?3",
+    [SQ_GRACE_ANNOUNCE] = "UPDATE subscriptions SET grace_announced = ?2 "
+                          "WHERE id = ?1 AND grace_announced < ?2",
     [SQ_OUTBOX_INSERT] = "INSERT INTO outbox (" OUTBOX_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                          "?8, ?9, ?10, ?11, ?12) ON CONFLICT (dedupe_key) DO NOTHING",
     /* One process writes at a time (BEGIN IMMEDIATE): the select and the update are one step. */
@@ -448,6 +459,26 @@ static enum err sq_grant_announce(struct store_tx *tx, const char *id, int64_t a
 {
     const struct sqlite_arg args[] = { sq_text(id), sq_i64(at) };
     const struct sqlite_query q = QUERY(SQ_GRANT_ANNOUNCE, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
+
+    *claimed = !err && changes > 0;
+    return err;
+}
+
+static enum err sq_grace_due(struct store_tx *tx, int64_t now, int64_t grace_s, int max,
+                             struct subscription *out, int *n)
+{
+    const struct sqlite_arg args[] = { sq_i64(now), sq_i64(grace_s), sq_i64(max) };
+    const struct sqlite_query q = QUERY(SQ_GRACE_DUE, args);
+
+    return sqlite_db_fetch_list(tx, &q, &store_subscription_record, max, out, n);
+}
+
+static enum err sq_grace_announce(struct store_tx *tx, const char *id, int64_t at, bool *claimed)
+{
+    const struct sqlite_arg args[] = { sq_text(id), sq_i64(at) };
+    const struct sqlite_query q = QUERY(SQ_GRACE_ANNOUNCE, args);
     int changes = 0;
     enum err err = sqlite_db_write(tx, &q, &changes);
 
@@ -962,6 +993,8 @@ static const struct store_ops sqlite_ops = {
     .schedule_get = sq_schedule_get,
     .schedule_put = sq_schedule_put,
     .grant_due = sq_grant_due,
+    .grace_due = sq_grace_due,
+    .grace_announce = sq_grace_announce,
     .grant_announce = sq_grant_announce,
     .ledger_insert = sq_ledger_insert,
     .ledger_list = sq_ledger_list,

@@ -222,6 +222,13 @@ MUST_CHECK enum err store_grant_revoke(struct store *st, const char *id, int64_t
  */
 MUST_CHECK enum err store_grant_transitions(struct store *st, int64_t now, int *n);
 
+/*
+ * The same for past-due subscriptions whose grace (PAST_DUE_GRACE_DAYS, from the outbox's
+ * configuration) ended by the clock at or before now: subscription.tier_changed once, when the
+ * tier at the end of grace differs from the tier just before it.
+ */
+MUST_CHECK enum err store_grace_transitions(struct store *st, int64_t now, int *n);
+
 /* The user's grants, newest first: out has room for max; *n written. */
 MUST_CHECK enum err store_grant_list(struct store *st, const char *user_id, int max,
                                      struct grant_record *out, int *n);
@@ -480,14 +487,22 @@ void store_ledger_set(struct store *st, bool on);
 MUST_CHECK enum err store_ledger_list(struct store *st, const char *user_id, const char *quota,
                                       int64_t before, int max, struct ledger_entry *out, int *n);
 
+/* A grant of extra units: its entry, and the tier's limit of the quota (>= 0). */
+struct quota_grant_in {
+    const struct ledger_entry *e;
+    int64_t limit;
+};
+
 /*
  * Grants e->amount (> 0) extra units of e->quota to e->user_id: for the window starting at
  * e->window_start, or to the balance (QUOTA_BALANCE), and writes e (kind "grant") to the ledger
  * in the same transaction. *out: the entry as stored (its id), *after: the row after. With
  * e->idem_key, a second call with the same user and key grants nothing: *replayed, and *out is
  * the first entry; ERR_CONFLICT when that entry was another grant (quota, amount, scope, reason).
+ * Units for a window that has drawn on the balance past its old allowance (in->limit + its
+ * extra units) give those balance units back, as far as the new units cover them.
  */
-MUST_CHECK enum err store_quota_grant(struct store *st, const struct ledger_entry *e,
+MUST_CHECK enum err store_quota_grant(struct store *st, const struct quota_grant_in *in,
                                       struct ledger_entry *out, struct quota_extra *after,
                                       bool *replayed);
 

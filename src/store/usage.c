@@ -119,12 +119,15 @@ static enum err consume(struct consume_arg *a, struct store_tx *tx)
 {
     const struct store_ops *ops = a->ops;
     const struct usage_grant *g = a->g;
+    struct usage_grant decide = *g;
     struct meter_step *s = &a->step;
     struct quota_extra win, bal;
     enum err err;
 
     memset(s, 0, sizeof(*s));
-    err = ops->usage_add_within(tx, g, &s->used);
+    if (g->track)
+        decide.limit = -1; /* recorded whatever the limit, which the answer still shows */
+    err = ops->usage_add_within(tx, &decide, &s->used);
     s->granted = err == ERR_OK;
     if (err == ERR_NOT_FOUND)
         err = ops->usage_get(tx, g->user_id, g->quota, g->window_start, &s->used);
@@ -170,6 +173,22 @@ static enum err ledger_note(const struct consume_arg *a, struct store_tx *tx, co
     return a->ops->ledger_insert(tx, &e, &e.id);
 }
 
+/*
+ * Quota events count the window's allowance (limit + extra units), and none is sent while the
+ * balance has units: the user is not out of them.
+ */
+static enum err quota_events(const struct consume_arg *a, struct store_tx *tx)
+{
+    struct usage_grant allowance = *a->g;
+    int64_t extra = a->step.extra;
+
+    if (a->step.balance > 0)
+        return ERR_OK;
+    if (allowance.limit >= 0 && extra > 0)
+        allowance.limit = extra > INT64_MAX - allowance.limit ? INT64_MAX : allowance.limit + extra;
+    return outbox_quota(a->st, tx, &allowance, a->step.granted, a->step.used, clock_now());
+}
+
 static enum err consume_tx(struct store_tx *tx, void *arg)
 {
     struct consume_arg *a = arg;
@@ -179,7 +198,7 @@ static enum err consume_tx(struct store_tx *tx, void *arg)
         return err;
     if (a->step.granted && (err = ledger_note(a, tx, a->g->track ? "track" : "consume")))
         return err;
-    return outbox_quota(a->st, tx, a->g, a->step.granted, a->step.used, clock_now());
+    return quota_events(a, tx);
 }
 
 static bool grant_ok(const struct usage_grant *g)

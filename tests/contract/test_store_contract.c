@@ -1603,6 +1603,71 @@ static int outbox_count(struct store *st, const char *type)
     return k;
 }
 
+/* The newest event of type (by created_at, id), into *e; false when there is none. */
+static bool outbox_newest(struct store *st, const char *type, struct outbox_event *e)
+{
+    static struct outbox_event l[64];
+    int n = 0;
+
+    if (store_outbox_list(st, false, 64, l, &n) != ERR_OK)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (strcmp(l[i].type, type) == 0) {
+            *e = l[i];
+            return true;
+        }
+    return false;
+}
+
+/*
+ * A past-due subscription's grace ending by the clock sends tier_changed once, at its end; a
+ * state stored after its grace had ended announced the change when it was stored, and the
+ * sweep sends nothing more for it.
+ */
+static void case_grace_transitions(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct store_outbox_cfg cfg = { .enabled = true, .default_tier = "free", .grace_s = 3 * 86400 };
+    struct subscription s = make_sub("sub_gr", "u_gr", SUB_STATUS_PAST_DUE);
+    struct subscription late = make_sub("sub_gr2", "u_gr2", SUB_STATUS_PAST_DUE);
+    const int64_t t0 = 1900000000, end = t0 + 3 * 86400;
+    struct outbox_event e;
+    bool applied = false;
+    int n = -1;
+
+    store_outbox_configure(st, &cfg);
+    clock_set_fake(t0);
+    for (struct subscription *x = &s; x; x = x == &s ? &late : NULL) {
+        x->cancel_at_period_end = false;
+        x->cancel_at = x->canceled_at = x->trial_end = 0;
+        x->current_period_start = t0 - 86400;
+        x->current_period_end = t0 + 29 * 86400;
+    }
+    s.stripe_updated = t0;
+    T_EQ_I64(store_subscription_apply(st, &s, &applied), ERR_OK, "%s: past due", t->name);
+    T_EQ_I64(outbox_count(st, "subscription.tier_changed"), 1, "%s: premium in grace", t->name);
+    clock_set_fake(end - 1);
+    T_EQ_I64(store_grace_transitions(st, clock_now(), &n), ERR_OK, "%s: sweep", t->name);
+    T_EQ_I64(n, 0, "%s: a second before the end: nothing", t->name);
+    clock_set_fake(end + 5);
+    T_EQ_I64(store_grace_transitions(st, clock_now(), &n), ERR_OK, "%s: sweep", t->name);
+    T_EQ_I64(n, 1, "%s: the end of grace", t->name);
+    T_EQ_I64(outbox_count(st, "subscription.tier_changed"), 2, "%s: announced", t->name);
+    T_OK(outbox_newest(st, "subscription.tier_changed", &e) &&
+             strstr(e.payload, "\"old_tier\":\"premium\",\"new_tier\":\"free\"") &&
+             strstr(e.payload, "\"effective_at\":1900259200"),
+         "%s: premium to free at the end of grace: %.300s", t->name, e.payload);
+    T_EQ_I64(store_grace_transitions(st, clock_now(), &n), ERR_OK, "%s: again", t->name);
+    T_EQ_I64(n, 0, "%s: once", t->name);
+    /* Stored only now, ten days after it went past due: its own apply says premium -> free. */
+    late.stripe_updated = t0 - 10 * 86400;
+    T_EQ_I64(store_subscription_apply(st, &late, &applied), ERR_OK, "%s: late", t->name);
+    T_EQ_I64(store_grace_transitions(st, clock_now(), &n), ERR_OK, "%s: sweep", t->name);
+    T_EQ_I64(n, 0, "%s: nothing more for a state stored after its grace", t->name);
+    clock_set_fake(-1);
+    store_close(st);
+}
+
 static void case_outbox(const char *url, const struct target *t)
 {
     struct store *st = open_migrated(url);
@@ -1790,16 +1855,19 @@ static void case_ledger(const char *url, const struct target *t)
     o = asked("free");
     T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: 3 more", t->name);
     T_OK(!o.granted && o.used == 10 && o.balance == 0, "%s: refused without extras", t->name);
-    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: grant 5", t->name);
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_OK, "%s: grant 5", t->name);
     T_OK(!replayed && got.id > 0 && got.balance == 5 && after.units == 5, "%s: a balance of 5",
          t->name);
-    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: again", t->name);
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_OK, "%s: again", t->name);
     T_OK(replayed && after.units == 5, "%s: the same key grants once", t->name);
     e.amount = 6;
-    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_CONFLICT,
-             "%s: the key with another grant", t->name);
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_CONFLICT, "%s: the key with another grant", t->name);
     e = unit_grant("u_lg", 2, 86400, "");
-    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: +2 window", t->name);
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_OK, "%s: +2 window", t->name);
     T_OK(got.used_after == 10 && after.units == 2, "%s: the window's extra", t->name);
     o = asked("free");
     T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: 3 past 10", t->name);
@@ -1884,7 +1952,8 @@ static void case_extras_concurrent(const char *url, const struct target *t)
 
     store_ledger_set(st, true);
     T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: the limit spent", t->name);
-    T_EQ_I64(store_quota_grant(st, &e, &got, &after, &replayed), ERR_OK, "%s: 20", t->name);
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_OK, "%s: 20", t->name);
     for (int i = 0; i < THREADS; i++) {
         w[i] = (struct extra_worker){ st, i % 4 == 3, 0, 0 };
         if (pthread_create(&th[i], NULL, extra_work, &w[i]) != 0) {
@@ -1913,6 +1982,7 @@ static const struct {
     bool persistent_only;
 } cases[] = {
     { "ledger", case_ledger, false },
+    { "grace_transitions", case_grace_transitions, false },
     { "extras_concurrent", case_extras_concurrent, false },
     { "migrate", case_migrate, false },
     { "ping", case_ping, false },

@@ -40,3 +40,7 @@ ALTER TABLE idempotency_keys ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
 -- The latest clock transition of a grant (its start, when later than its making, or its end)
 -- whose tier change was announced (subscription.tier_changed): each is announced once.
 ALTER TABLE tier_grants ADD COLUMN announced_at INTEGER NOT NULL DEFAULT 0;
+
+-- The past_due_since whose end of grace (PAST_DUE_GRACE_DAYS later, when the tier drops by the
+-- clock) was announced (subscription.tier_changed): each once.
+ALTER TABLE subscriptions ADD COLUMN grace_announced INTEGER NOT NULL DEFAULT 0;
