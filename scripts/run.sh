@@ -27,6 +27,11 @@ case "${listen%:*}" in
 esac
 # subgate's own origins: the billing page is checkout's success_url and the portal's return_url.
 own_origins="http://127.0.0.1:$port,http://localhost:$port"
+# The printed page's own origin too, when subgate listens elsewhere ([::1], another address).
+case "$host" in
+127.0.0.1 | localhost) ;;
+*) own_origins="http://$host:$port,$own_origins" ;;
+esac
 
 if [ ! -f .env ]; then
     mask=$(umask)
@@ -56,7 +61,9 @@ mkdir -p var
 # environment, which wins over .env (the variable is a comma-separated list).
 origins=${ALLOWED_REDIRECT_ORIGINS:-$(dotenv ALLOWED_REDIRECT_ORIGINS)}
 case ",$origins," in
-*",http://127.0.0.1:$port,"*) ;;
+*",http://$host:$port,"*",http://127.0.0.1:$port,"* | *",http://127.0.0.1:$port,"*",http://$host:$port,"*) ;;
+*",http://127.0.0.1:$port,"*) [ "$host" != 127.0.0.1 ] && [ "$host" != localhost ] &&
+    export ALLOWED_REDIRECT_ORIGINS="$origins,http://$host:$port" ;;
 *) export ALLOWED_REDIRECT_ORIGINS="${origins:+$origins,}$own_origins" ;;
 esac
 
@@ -144,7 +151,14 @@ while kill -0 "$srv" 2>/dev/null && { [ -z "$emu" ] || kill -0 "$emu" 2>/dev/nul
     nap=$!
     wait "$nap" || true
 done
+# The emulator gone (a crash, kill -9): subgate alone would answer 503 to every Stripe call.
+emu_gone=
+if [ -n "$emu" ] && ! kill -0 "$emu" 2>/dev/null; then
+    emu_gone=1
+    echo "run: the Stripe emulator stopped: stopping subgate too" >&2
+    kill "$srv" 2>/dev/null || true
+fi
 rc=0
 wait "$srv" || rc=$?
-[ -n "$emu" ] && ! kill -0 "$emu" 2>/dev/null && echo "run: the Stripe emulator stopped" >&2
+[ -z "$emu_gone" ] || rc=1
 exit "$rc"

@@ -554,6 +554,10 @@ static int cmd_user(int argc, char **argv)
     struct app a = { 0 };
     int rc = 1;
 
+    if (!user_cli_arg(argc, argv)) { /* before the database is opened (and made) */
+        fprintf(stderr, "usage: subgate user [--] ID\n");
+        return 2;
+    }
     if (load_config(&a.cfg) || load_tiers(&a.cfg, &a.tiers) || open_store(&a.cfg, 1, &a.store))
         goto out;
     a.api = (struct api){ .cfg = &a.cfg, .store = a.store, .tiers = &a.tiers };

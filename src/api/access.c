@@ -510,6 +510,10 @@ static enum err meter(struct request *req, struct response *resp, enum meter_kin
         log_warn("cannot add the Idempotent-Replayed header");
     if (kind == METER_CONSUME && !replayed)
         metrics_consume((size_t)q, o.granted);
+    if (!o.granted) { /* answered here (with the quota's state), logged as any refusal */
+        req->error.err = ERR_QUOTA;
+        (void)str_copy(req->error.code, sizeof(req->error.code), "quota_exceeded");
+    }
     meter_reply(&m, &o, resp);
     return ERR_OK;
 }

@@ -89,13 +89,13 @@ static const struct command_help helps[] = {
       "\nexamples:\n"
       "  subgate outbox --failed\n"
       "  subgate outbox replay evt_3f1c...\n" },
-    { "user", "subgate user ID", "everything about one user, for support",
+    { "user", "subgate user [--] ID", "everything about one user, for support",
       "Prints one user's Stripe customer, subscription and plan change in flight, the tier in\n"
       "force and its source, grants, usage per quota window, extra units and balances, the last\n"
       "usage ledger entries, last invoices, the recent webhook events naming the user or their\n"
       "customer, and the outgoing events about the user with their delivery state.\n"
       "\narguments:\n"
-      "  ID    the user id (a token's sub)\n"
+      "  ID    the user id (a token's sub); after --, it may start with '-'\n"
       "\nenvironment:\n" DB_ENV
       "  TIERS_FILE, PAST_DUE_GRACE_DAYS\n"
       "\nexample:\n"

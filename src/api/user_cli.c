@@ -30,6 +30,29 @@
 #define USER_CLI_EXTRAS   32
 #define DAY_S             INT64_C(86400)
 
+/*
+ * s for the terminal: a control character (a line break, an escape sequence) stored through the
+ * API or by Stripe is written as \xNN, so stored text cannot forge lines of the report or
+ * drive the terminal. One of 16 buffers in turn: enough for the arguments of one line.
+ */
+static const char *esc(const char *s)
+{
+    static char pool[16][1024];
+    static int next;
+    char *b = pool[next++ % 16];
+    size_t o = 0;
+
+    for (; *s && o + 5 < sizeof(pool[0]); s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(b + o, sizeof(pool[0]) - o, "\\x%02x", c);
+        else
+            b[o++] = (char)c;
+    }
+    b[o] = '\0';
+    return b;
+}
+
 /* "2024-01-31T12:00:00Z", "-" for 0, or the number when it is out of range. */
 static const char *when(int64_t t, char buf[32])
 {
@@ -52,8 +75,8 @@ static void print_customer(FILE *out, struct store *st, const char *user, struct
         fprintf(out, "customer:      none (never went to checkout)\n");
         return;
     }
-    fprintf(out, "customer:      %s  email %s  had a trial: %s\n", c->stripe_customer_id,
-            c->email[0] ? c->email : "-", c->had_trial ? "yes" : "no");
+    fprintf(out, "customer:      %s  email %s  had a trial: %s\n", esc(c->stripe_customer_id),
+            c->email[0] ? esc(c->email) : "-", c->had_trial ? "yes" : "no");
 }
 
 /* The subscription and its plan change in flight; false when there is none. */
@@ -67,8 +90,8 @@ static bool print_subscription(FILE *out, struct store *st, const char *user,
         fprintf(out, "subscription:  none\n");
         return false;
     }
-    fprintf(out, "subscription:  %s  %s  tier %s  price %s\n", s->id, sub_status_name(s->status),
-            s->tier, s->price_id);
+    fprintf(out, "subscription:  %s  %s  tier %s  price %s\n", esc(s->id),
+            sub_status_name(s->status), esc(s->tier), esc(s->price_id));
     fprintf(out, "  period:      %s .. %s", when(s->current_period_start, a),
             when(s->current_period_end, b));
     fprintf(out, "%s\n", s->cancel_at_period_end ? "  (cancels at its end)" : "");
@@ -76,10 +99,10 @@ static bool print_subscription(FILE *out, struct store *st, const char *user,
         fprintf(out, "  trial end:   %s\n", when(s->trial_end, a));
     if (s->pending_price_id[0])
         fprintf(out, "  pending:     upgrade to %s waits for invoice %s (lapses %s)\n",
-                s->pending_price_id, s->latest_invoice, when(s->pending_expires_at, a));
+                esc(s->pending_price_id), esc(s->latest_invoice), when(s->pending_expires_at, a));
     if (s->schedule_id[0] && store_schedule_get(st, s->schedule_id, &sched) == ERR_OK)
-        fprintf(out, "  scheduled:   %s (%s): %s from %s\n", sched.id, sched.status,
-                sched.next_price_id[0] ? sched.next_price_id : "-", when(sched.next_at, a));
+        fprintf(out, "  scheduled:   %s (%s): %s from %s\n", esc(sched.id), esc(sched.status),
+                sched.next_price_id[0] ? esc(sched.next_price_id) : "-", when(sched.next_at, a));
     return true;
 }
 
@@ -96,12 +119,12 @@ static void print_grants(FILE *out, struct store *st, const char *user, int64_t 
     fprintf(out, "grants:\n");
     for (int i = 0; i < n; i++) {
         bool active = grant_in_force(&g[i], now);
-        fprintf(out, "  %s  %-10s %s .. %s  %s%s%s\n", g[i].id, g[i].tier, when(g[i].starts_at, a),
-                g[i].ends_at ? when(g[i].ends_at, b) : "no end",
+        fprintf(out, "  %s  %-10s %s .. %s  %s%s%s\n", esc(g[i].id), esc(g[i].tier),
+                when(g[i].starts_at, a), g[i].ends_at ? when(g[i].ends_at, b) : "no end",
                 g[i].revoked_at ? "revoked"
                 : active        ? "in force"
                                 : "not in force",
-                g[i].reason[0] ? "  " : "", g[i].reason);
+                g[i].reason[0] ? "  " : "", esc(g[i].reason));
     }
 }
 
@@ -140,10 +163,10 @@ static void print_extras(FILE *out, struct store *st, const char *user)
     fprintf(out, "extra units:\n");
     for (int i = 0; i < n; i++)
         if (x[i].window_start == QUOTA_BALANCE)
-            fprintf(out, "  %-14s balance %lld\n", x[i].quota, (long long)x[i].units);
+            fprintf(out, "  %-14s balance %lld\n", esc(x[i].quota), (long long)x[i].units);
         else
             fprintf(out, "  %-14s +%lld for the window from %s (%lld drawn from the balance)\n",
-                    x[i].quota, (long long)x[i].units, when(x[i].window_start, a),
+                    esc(x[i].quota), (long long)x[i].units, when(x[i].window_start, a),
                     (long long)x[i].taken);
 }
 
@@ -160,10 +183,10 @@ static void print_ledger(FILE *out, struct store *st, const char *user)
     fprintf(out, "ledger (newest %d):\n", USER_CLI_LEDGER);
     for (int i = 0; i < n; i++)
         fprintf(out, "  #%lld %s  %-7s %-14s %6lld  used after %lld  balance %+lld  %s %s\n",
-                (long long)l[i].id, when(l[i].created_ms / 1000, a), l[i].kind, l[i].quota,
-                (long long)l[i].amount, (long long)l[i].used_after, (long long)l[i].balance,
-                l[i].request_id[0] ? l[i].request_id : "-",
-                l[i].idem_key[0] ? l[i].idem_key : l[i].reason);
+                (long long)l[i].id, when(l[i].created_ms / 1000, a), esc(l[i].kind),
+                esc(l[i].quota), (long long)l[i].amount, (long long)l[i].used_after,
+                (long long)l[i].balance, l[i].request_id[0] ? esc(l[i].request_id) : "-",
+                l[i].idem_key[0] ? esc(l[i].idem_key) : esc(l[i].reason));
 }
 
 /* The newest outgoing events whose payload names the user, with their delivery state. */
@@ -180,10 +203,10 @@ static void print_outbox(FILE *out, struct store *st, const char *user)
     for (int i = 0; i < n && shown < USER_CLI_EVENTS; i++) {
         if (!strstr(list[i].payload, needle))
             continue;
-        fprintf(out, "  %s  %-28s %-9s %d attempt(s)  %s%s%s\n", list[i].id, list[i].type,
-                list[i].status, list[i].attempts,
+        fprintf(out, "  %s  %-28s %-9s %d attempt(s)  %s%s%s\n", esc(list[i].id), esc(list[i].type),
+                esc(list[i].status), list[i].attempts,
                 when(list[i].delivered_at ? list[i].delivered_at : list[i].created_at, a),
-                list[i].last_error[0] ? "  " : "", list[i].last_error);
+                list[i].last_error[0] ? "  " : "", esc(list[i].last_error));
         shown++;
     }
     if (!shown)
@@ -203,8 +226,8 @@ static void print_invoices(FILE *out, struct store *st, const char *user)
     }
     fprintf(out, "invoices:\n");
     for (int i = 0; i < n; i++)
-        fprintf(out, "  %s  %-13s %lld %s due, %lld paid  %s\n", inv[i].id, inv[i].status,
-                (long long)inv[i].amount_due, inv[i].currency, (long long)inv[i].amount_paid,
+        fprintf(out, "  %s  %-13s %lld %s due, %lld paid  %s\n", esc(inv[i].id), esc(inv[i].status),
+                (long long)inv[i].amount_due, esc(inv[i].currency), (long long)inv[i].amount_paid,
                 when(inv[i].created, a));
 }
 
@@ -228,8 +251,9 @@ static void print_events(FILE *out, struct store *st, const char *user, const ch
         free(raw);
         if (!mine)
             continue;
-        fprintf(out, "  %s  %-40s %-8s %s%s%s\n", list[i].id, list[i].type, list[i].status,
-                when(list[i].created, a), list[i].last_error[0] ? "  " : "", list[i].last_error);
+        fprintf(out, "  %s  %-40s %-8s %s%s%s\n", esc(list[i].id), esc(list[i].type),
+                esc(list[i].status), when(list[i].created, a), list[i].last_error[0] ? "  " : "",
+                esc(list[i].last_error));
         shown++;
     }
     if (!shown)
@@ -237,9 +261,18 @@ static void print_events(FILE *out, struct store *st, const char *user, const ch
     free(list);
 }
 
+const char *user_cli_arg(int argc, char **argv)
+{
+    const char *user = argc == 2 && argv[1][0] != '-'            ? argv[1]
+                       : argc == 3 && strcmp(argv[1], "--") == 0 ? argv[2]
+                                                                 : NULL;
+
+    return user && user[0] && strlen(user) < USER_ID_MAX ? user : NULL;
+}
+
 int user_cli_run(const struct api *api, int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *user = argc == 2 ? argv[1] : NULL;
+    const char *user = user_cli_arg(argc, argv);
     const struct tier *tier;
     struct quota_period period = { 0 };
     struct subscription s;
@@ -249,12 +282,12 @@ int user_cli_run(const struct api *api, int argc, char **argv, FILE *out, FILE *
     bool granted = false;
     int64_t now = clock_now();
 
-    if (!user || !user[0] || strlen(user) >= USER_ID_MAX || user[0] == '-') {
-        fprintf(err, "usage: subgate user ID\n");
+    if (!user) {
+        fprintf(err, "usage: subgate user [--] ID\n");
         return 2;
     }
     tier = tier_catalog_default(api->tiers);
-    fprintf(out, "user:          %s\n", user);
+    fprintf(out, "user:          %s\n", esc(user));
     print_customer(out, api->store, user, &c);
     if (print_subscription(out, api->store, user, &s)) {
         e = entitlement_of(&s, now, api->cfg->past_due_grace_days * DAY_S);

@@ -109,7 +109,8 @@ struct grant_record {
     int64_t ends_at; /* 0: no end */
     char reason[GRANT_REASON_MAX];
     int64_t created_at;
-    int64_t revoked_at; /* 0: not revoked */
+    int64_t revoked_at;   /* 0: not revoked */
+    int64_t announced_at; /* its latest clock transition announced (start or end); 0: none */
 };
 
 /* A request to use n units of a metered quota in one window. */

@@ -90,12 +90,19 @@ static const char *log_time(void)
     return when;
 }
 
+/* A byte of a token's run: what JWTs, keys and their URL encodings are made of. */
+static bool token_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+           (c && strchr("-_.~+=%", c));
+}
+
 /*
- * True for a segment that may be a credential: a JWT, a service or Stripe key pasted into a
- * URL. Keys are at least 16 bytes of token characters, random enough to hold several digits;
- * words, route names and short ids pass.
+ * True for a run of token bytes that may be a credential: a JWT, a service or Stripe key pasted
+ * into a URL, wherever it sits in a segment (after ';', ':', a space, a quote...). Keys are at
+ * least 16 bytes, random enough to hold several digits; words, route names and short ids pass.
  */
-static bool segment_may_be_secret(const char *s, size_t n)
+static bool run_may_be_secret(const char *s, size_t n)
 {
     size_t digits = 0;
     bool alpha = false;
@@ -104,30 +111,31 @@ static bool segment_may_be_secret(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= '0' && c <= '9')
-            digits++;
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-            alpha = true;
-        else if (!strchr("-_.~+=", c))
-            return false;
+        digits += c >= '0' && c <= '9';
+        alpha = alpha || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
     }
     return alpha && digits >= SECRET_DIGITS_MIN;
 }
 
-/* Appends the first ACCESS_LOG_PATH_MAX bytes of path, quoted, each secret-like segment cut. */
+/*
+ * Appends the first ACCESS_LOG_PATH_MAX bytes of path, quoted, each secret-like run of token
+ * bytes cut (a run is judged whole, even where the limit cuts the path).
+ */
 static void line_path(struct line *l, const char *path)
 {
     size_t len = strlen(path), max = len > ACCESS_LOG_PATH_MAX ? ACCESS_LOG_PATH_MAX : len;
 
     line_put(l, "\"", 1);
     for (size_t at = 0; at < max;) {
-        size_t n = strcspn(path + at, "/");
+        size_t n = 0;
+        while (token_byte((unsigned char)path[at + n]))
+            n++;
         if (n == 0) {
-            line_put(l, "/", 1);
+            line_json_bytes(l, path + at, 1);
             at++;
             continue;
         }
-        if (segment_may_be_secret(path + at, n))
+        if (run_may_be_secret(path + at, n))
             line_puts(l, "[redacted]");
         else
             line_json_bytes(l, path + at, at + n > max ? max - at : n);

@@ -135,9 +135,9 @@ static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
     if (!err && a->applied && sub_status_is_live(a->sub->status))
         err = note_duplicates(a->ops, tx, a->sub->user_id, a->now);
     if (!err && a->applied)
-        err = outbox_tier_after(a->st, tx, a->sub->user_id,
-                                &(struct outbox_cause){ a->sub->id, "", a->sub->stripe_updated },
-                                old, a->now);
+        err = outbox_tier_after(
+            a->st, tx, a->sub->user_id,
+            &(struct outbox_cause){ a->sub->id, "", a->sub->stripe_updated, false }, old, a->now);
     return err;
 }
 
@@ -320,8 +320,8 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
         err = note_duplicates(x->ops, x->tx, sub.user_id, x->now);
     if (!err && applied)
         err = outbox_tier_after(x->st, x->tx, sub.user_id,
-                                &(struct outbox_cause){ sub.id, "", sub.stripe_updated }, old,
-                                x->now);
+                                &(struct outbox_cause){ sub.id, "", sub.stripe_updated, false },
+                                old, x->now);
     if (!err && strcmp(x->in->ev->type, "customer.subscription.trial_will_end") == 0)
         err = emit_trial_will_end(x, &sub);
     return err;

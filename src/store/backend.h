@@ -434,6 +434,12 @@ struct outbox_cause {
     const char *subscription_id; /* "" for a grant's change */
     const char *grant_id;        /* "" for a subscription's */
     int64_t stamp;
+    /*
+     * A change by the clock (a grant's start or end, the end of grace): one event per user,
+     * tiers and time, whichever grant or subscription found it first (a grant ending as another
+     * starts is one change).
+     */
+    bool clock;
 };
 MUST_CHECK enum err outbox_tier_after(const struct store *st, struct store_tx *tx,
                                       const char *user_id, const struct outbox_cause *c,

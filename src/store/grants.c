@@ -41,7 +41,8 @@ static enum err insert_tx(struct store_tx *tx, void *arg)
         err = a->ops->grant_insert(tx, g);
     if (!err)
         err = outbox_tier_after(a->st, tx, g->user_id,
-                                &(struct outbox_cause){ "", g->id, g->created_at }, old, a->at);
+                                &(struct outbox_cause){ "", g->id, g->created_at, false }, old,
+                                a->at);
     return err;
 }
 
@@ -59,7 +60,7 @@ static enum err revoke_tx(struct store_tx *tx, void *arg)
         err = a->ops->grant_get(tx, a->key, a->out);
     if (!err && a->found)
         err = outbox_tier_after(a->st, tx, a->out->user_id,
-                                &(struct outbox_cause){ "", a->out->id, a->at }, old, a->at);
+                                &(struct outbox_cause){ "", a->out->id, a->at, false }, old, a->at);
     return err;
 }
 
@@ -80,16 +81,19 @@ static enum err transition_tx(struct store_tx *tx, void *arg)
     struct grant_arg *a = arg;
     const struct grant_record *g = a->in;
     int64_t at = transition_at(g, a->at);
+    /* A start not announced yet (both passed while no sender ran): compared from before it. */
+    int64_t from =
+        g->starts_at > g->created_at && g->announced_at < g->starts_at ? g->starts_at : at;
     char old[TIER_ID_MAX] = "";
     bool claimed = false;
     enum err err = a->ops->grant_announce(tx, g->id, at, &claimed);
 
     if (err || !claimed)
         return err;
-    if ((err = outbox_tier_before(a->st, tx, g->user_id, at - 1, old)))
+    if ((err = outbox_tier_before(a->st, tx, g->user_id, from - 1, old)))
         return err;
-    return outbox_tier_after(a->st, tx, g->user_id, &(struct outbox_cause){ "", g->id, at }, old,
-                             at);
+    return outbox_tier_after(a->st, tx, g->user_id, &(struct outbox_cause){ "", g->id, at, true },
+                             old, at);
 }
 
 static enum err due_tx(struct store_tx *tx, void *arg)

@@ -135,8 +135,12 @@ enum err outbox_tier_after(const struct store *st, struct store_tx *tx, const ch
     jw_i64(&w, "effective_at", now);
     if (!(data = jw_finish(&w, &len)))
         return ERR_INVALID;
-    (void)snprintf(key, sizeof(key), "tier:%s:%s:%lld:%s%s:%s", old, tier, (long long)c->stamp,
-                   c->subscription_id, c->grant_id, user_id);
+    if (c->clock)
+        (void)snprintf(key, sizeof(key), "tier:%s:%s:%lld:clock:%s", old, tier, (long long)c->stamp,
+                       user_id);
+    else
+        (void)snprintf(key, sizeof(key), "tier:%s:%s:%lld:%s%s:%s", old, tier, (long long)c->stamp,
+                       c->subscription_id, c->grant_id, user_id);
     err = outbox_emit(st, tx, "subscription.tier_changed", key, data, now);
     free(data);
     return err;
@@ -358,8 +362,8 @@ static enum err grace_tx(struct store_tx *tx, void *arg)
         return err;
     if ((err = outbox_tier_before(a->st, tx, s->user_id, at - 1, old)))
         return err;
-    return outbox_tier_after(a->st, tx, s->user_id, &(struct outbox_cause){ s->id, "", at }, old,
-                             at);
+    return outbox_tier_after(a->st, tx, s->user_id, &(struct outbox_cause){ s->id, "", at, true },
+                             old, at);
 }
 
 enum err store_grace_transitions(struct store *st, int64_t now, int *n)

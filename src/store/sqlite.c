@@ -20,7 +20,8 @@
     "current_period_end, cancel_at_period_end, cancel_at, canceled_at, trial_end, "   \
     "past_due_since, stripe_updated, created, schedule_id, pending_price_id, "        \
     "pending_expires_at, latest_invoice"
-#define GRANT_COLS "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at"
+#define GRANT_COLS \
+    "id, user_id, tier, starts_at, ends_at, reason, created_at, revoked_at, announced_at"
 #define LEDGER_COLS                                                               \
     "user_id, quota, kind, amount, window_start, used_after, balance, idem_key, " \
     "request_id, reason, created_ms, id"
@@ -161,7 +162,7 @@ const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_HEALTH_TOUCH] = "INSERT INTO health (id, at) VALUES (1, ?1) "
                         "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
     [SQ_GRANT_INSERT] = "INSERT INTO tier_grants (" GRANT_COLS ") "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [SQ_GRANT_GET] = "SELECT " GRANT_COLS " FROM tier_grants WHERE id = ?1",
     [SQ_GRANT_REVOKE] = "UPDATE tier_grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
     [SQ_GRANT_LIST_USER] = "SELECT " GRANT_COLS " FROM tier_grants WHERE user_id = ?1 "

@@ -81,6 +81,7 @@ static const struct store_field grant_fields[] = {
     TEXT(grant_record, reason, false),
     I64(grant_record, created_at),
     I64(grant_record, revoked_at),
+    I64(grant_record, announced_at),
 };
 
 static const struct store_field schedule_fields[] = {

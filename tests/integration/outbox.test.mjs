@@ -166,6 +166,19 @@ describe('outgoing webhooks', () => {
     assert.equal(mine().length, 2, 'each transition once');
   });
 
+  test('one grant ending as another starts is one tier change', async () => {
+    const t = now() + 2;
+    const grant = (body) => req(srv, 'POST', '/api/v1/access/grants', { token: SERVICE_KEY, body: { user_id: 'u_handoff', ...body } });
+    assert.equal((await grant({ tier: 'plus', ends_at: t })).status, 200);
+    assert.equal((await grant({ tier: 'premium', starts_at: t })).status, 200);
+    const mine = () => rec.events('subscription.tier_changed').filter((e) => e.data.user_id === 'u_handoff');
+    assert.ok(await until(() => mine().find((e) => e.data.new_tier === 'premium'), 8000), 'the hand-off');
+    await new Promise((res) => setTimeout(res, 800));
+    assert.deepEqual(mine().map((e) => `${e.data.old_tier}>${e.data.new_tier}`), ['free>plus', 'plus>premium'],
+      'the grant of plus, then one change at the hand-off');
+    assert.equal(mine()[1].data.effective_at, t);
+  });
+
   test('trial_will_end, payment.failed and payment.action_required come from their Stripe events', async () => {
     const ev = subEvent('u_trial');
     assert.equal((await postStripe(srv, ev)).status, 200);
