@@ -68,6 +68,10 @@ static json_t *quotas_json(const struct tier_catalog *cat, const struct gate_quo
                       (json_int_t)s->window_start, "resets_at", (json_int_t)s->resets_at);
         if (s->counted != cat->quotas[i].window) /* as GET /usage says it */
             json_object_set_new(one, "window_fallback", json_string(quota_window_name(s->counted)));
+        if (s->extra || s->balance) { /* units granted: as GET /usage shows them */
+            json_object_set_new(one, "extra", json_integer(s->extra));
+            json_object_set_new(one, "balance", json_integer(s->balance));
+        }
         json_object_set_new(q, cat->quotas[i].id, one);
     }
     return q;

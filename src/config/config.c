@@ -545,6 +545,10 @@ static bool check_jwks_url(const char *p, size_t n, char *why, size_t whylen)
     bool ok = url_origin(url, origin, sizeof(origin)) && !strchr(url, '#');
 
     free(url);
+    if (memchr(p, '@', n)) /* never echoed: it may hold a password */
+        return reason(why, whylen,
+                      "must be an https:// URL without a user or password in it (the value is "
+                      "not shown: it may hold one)");
     if (!ok)
         return reason(why, whylen, "must be an https:// URL, got '%.*s'", echo_len(n), p);
     if (strncmp(origin, "http://", 7) == 0 && !origin_is_loopback(origin))

@@ -111,6 +111,17 @@ describe('tokens', () => {
     assert.deepEqual(c.features, pricing.tiers.find((x) => x.id === 'plus').features);
   });
 
+  test('granted units are in the claims as GET /access/usage shows them', async () => {
+    const user = 'tok_units_user';
+    const g = await req(srv, 'POST', `${A}/quota-grants`, { token: SERVICE_KEY, body: { user_id: user, quota: 'scenarios', units: 4, scope: 'balance' } });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    const r = await tokenFor(srv, user);
+    const c = nodeVerify(r.body.token, await jwksOf(srv)).claims;
+    const usage = await req(srv, 'GET', `${A}/usage?user_id=${user}`, { token: SERVICE_KEY });
+    assert.deepEqual(c.quotas, usage.body.quotas);
+    assert.deepEqual([c.quotas.scenarios.balance, c.quotas.scenarios.remaining], [4, 9]);
+  });
+
   test('a service names the user; a user may not name another; a service must name one', async () => {
     const s = await req(srv, 'POST', `${A}/entitlement-token`, { token: SERVICE_KEY, body: { user_id: 'tok_free_user' } });
     assert.equal(s.status, 200, JSON.stringify(s.body));

@@ -225,6 +225,10 @@ static const struct {
       "JWT_PUBLIC_KEY_FILE: cannot read '/nonexistent/key.pem': No such file or directory",
       false },
     { { { "JWT_PUBLIC_KEY_FILE", "/" } }, "JWT_PUBLIC_KEY_FILE: '/' is not a regular file", false },
+    { { { "JWT_JWKS_URL", "https://bob:hunter2@idp.example/jwks.json" } },
+      "JWT_JWKS_URL: must be an https:// URL without a user or password in it (the value is not "
+      "shown: it may hold one)",
+      false },
     { { { "JWT_JWKS_URL", "idp.example/jwks.json" } },
       "JWT_JWKS_URL: must start with 'http://' or 'https://'",
       false },
@@ -241,7 +245,8 @@ static const struct {
       "'http://localhost.idp.example/jwks'",
       false },
     { { { "JWT_JWKS_URL", "https://user@idp.example/jwks" } },
-      "JWT_JWKS_URL: must be an https:// URL, got 'https://user@idp.example/jwks'",
+      "JWT_JWKS_URL: must be an https:// URL without a user or password in it (the value is not "
+      "shown: it may hold one)",
       false },
     { { { "JWT_JWKS_URL", "https://idp.example/jwks#keys" } },
       "JWT_JWKS_URL: must be an https:// URL, got 'https://idp.example/jwks#keys'",
