@@ -1,6 +1,7 @@
-// review_bb.test.mjs: black-box review of the features that landed with issues #15 and #16.
-// Each test shows one defect found from outside (HTTP, the command line); each fails on the
-// code as reviewed and says which sentence of the README / openapi.json it breaks.
+// review_findings.test.mjs: the defects a black-box review of issues #15 and #16 found from
+// outside (HTTP, the command line), one test each. Each failed on the code as reviewed (3
+// December 2026) and passes since its fix; each says which sentence of the README / openapi.json
+// it holds the service to.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
