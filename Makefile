@@ -154,19 +154,19 @@ DIST_SUBST        = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' 
                     -e 's|@VERSION@|$(VERSION)|g'
 
 install: $(B)/subgate
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(DOCDIR)
-	install -m 0755 $(B)/subgate $(DESTDIR)$(BINDIR)/subgate
-	$(DIST_SUBST) dist/subgate.service.in > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service
-	$(DIST_SUBST) dist/subgate.8.in > $(DESTDIR)$(MANDIR)/man8/subgate.8
-	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service $(DESTDIR)$(MANDIR)/man8/subgate.8
-	install -m 0644 dist/subgate.env.example $(DESTDIR)$(DOCDIR)/subgate.env.example
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(DESTDIR)$(MANDIR)/man8" \
+	    "$(DESTDIR)$(DOCDIR)"
+	install -m 0755 $(B)/subgate "$(DESTDIR)$(BINDIR)/subgate"
+	$(DIST_SUBST) dist/subgate.service.in > "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service"
+	$(DIST_SUBST) dist/subgate.8.in > "$(DESTDIR)$(MANDIR)/man8/subgate.8"
+	chmod 0644 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service" "$(DESTDIR)$(MANDIR)/man8/subgate.8"
+	install -m 0644 dist/subgate.env.example "$(DESTDIR)$(DOCDIR)/subgate.env.example"
 
 # Removes what install installed; the configuration in SYSCONFDIR and the state are kept.
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/subgate $(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service \
-	    $(DESTDIR)$(MANDIR)/man8/subgate.8 $(DESTDIR)$(DOCDIR)/subgate.env.example
-	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	rm -f "$(DESTDIR)$(BINDIR)/subgate" "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/subgate.service" \
+	    "$(DESTDIR)$(MANDIR)/man8/subgate.8" "$(DESTDIR)$(DOCDIR)/subgate.env.example"
+	rmdir "$(DESTDIR)$(DOCDIR)" 2>/dev/null || true
 
 lint:
 	@scripts/lint.sh

@@ -140,10 +140,12 @@ describe('make install into a DESTDIR (PREFIX /usr/local)', () => {
 });
 
 test('PREFIX and SYSTEMD_UNIT_DIR choose the paths, and the unit follows them', () => {
-  const dest = tmpDir();
+  const dest = path.join(tmpDir(), 'with a space'); // quoted in every command: nothing lands elsewhere
   make('install', { DESTDIR: dest, PREFIX: '/usr', SYSTEMD_UNIT_DIR: '/lib/systemd/system' });
   const unit = fs.readFileSync(path.join(dest, 'lib/systemd/system/subgate.service'), 'utf8');
   assert.match(unit, /^ExecStart=\/usr\/bin\/subgate serve$/m);
   assert.ok(fs.statSync(path.join(dest, 'usr/bin/subgate')).isFile());
   assert.match(fs.readFileSync(path.join(dest, 'usr/share/man/man8/subgate.8'), 'utf8'), /\/lib\/systemd\/system\/subgate\.service/);
+  make('uninstall', { DESTDIR: dest, PREFIX: '/usr', SYSTEMD_UNIT_DIR: '/lib/systemd/system' });
+  assert.ok(!fs.existsSync(path.join(dest, 'usr/bin/subgate')), 'uninstalled');
 });
