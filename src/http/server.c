@@ -328,6 +328,34 @@ static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, con
     return MHD_YES;
 }
 
+/* Headers that name one credential or one request: two of them are ambiguous, so refused. */
+static const char *const single_headers[] = { "Authorization", "Idempotency-Key", NULL };
+
+struct repeated {
+    const char *name; /* the first single header seen twice, or NULL */
+    unsigned seen;    /* bit i: single_headers[i] seen */
+};
+
+static enum MHD_Result on_single_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        size_t key_size, const char *value, size_t value_size)
+{
+    struct repeated *r = cls;
+
+    (void)kind;
+    (void)value;
+    (void)value_size;
+    for (unsigned i = 0; single_headers[i]; i++) {
+        if (key_size != strlen(single_headers[i]) || strcasecmp(key, single_headers[i]) != 0)
+            continue;
+        if (r->seen & (1u << i)) {
+            r->name = single_headers[i];
+            return MHD_NO;
+        }
+        r->seen |= 1u << i;
+    }
+    return MHD_YES;
+}
+
 /* Stops at the first query key or value that is not clean UTF-8 (a decoded NUL included). */
 static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                     size_t key_size, const char *value, size_t value_size)
@@ -344,13 +372,15 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 /*
  * The request head's checks, on the first call, before any body is read: what the library
  * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
- * differing Content-Length headers, a query that is not UTF-8), and a Content-Length past the
+ * differing Content-Length headers, two Authorization or Idempotency-Key headers, a query that
+ * is not UTF-8), and a Content-Length past the
  * cap with 413.
  */
 static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
                                   bool target_clean)
 {
     struct content_lengths cl = { NULL, false };
+    struct repeated rep = { NULL, 0 };
     bool query_clean = true;
 
     if (!target_clean)
@@ -360,6 +390,10 @@ static enum MHD_Result check_head(struct http_server *s, struct request *req, co
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
     if (cl.differ)
         return send_error(req, ERR_INVALID, "the request has differing Content-Length headers");
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_single_header, &rep);
+    if (rep.name)
+        return send_error(req, ERR_INVALID, "the request has more than one %s header: send one",
+                          rep.name);
     MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &query_clean);
     if (!query_clean)
         return send_error(req, ERR_INVALID, "a query parameter is not valid UTF-8");

@@ -197,6 +197,14 @@ describe('strict HTTP at the edge', () => {
       'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc'],
     ['HTTP/1.1 without Host', 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'],
     ['invalid UTF-8 in a query value', 'GET /api/v1/access/check?user_id=%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+    // Which key, which credential? Two are refused, not the first taken.
+    ['two Idempotency-Key headers',
+      'POST /api/v1/access/consume HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer svc_integration_key_0123456789\r\n'
+      + 'Idempotency-Key: a\r\nidempotency-key: b\r\nContent-Type: application/json\r\nContent-Length: 47\r\n'
+      + 'Connection: close\r\n\r\n{"user_id":"u","quota":"ai_minutes","amount":1}'],
+    ['two Authorization headers',
+      'GET /api/v1/access/usage?user_id=u HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer svc_integration_key_0123456789\r\n'
+      + 'Authorization: Bearer other\r\nConnection: close\r\n\r\n'],
   ];
   for (const [what, bytes] of bad) {
     test(`400 for ${what}, answered once`, async () => {
