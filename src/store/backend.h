@@ -50,6 +50,15 @@ static inline struct store_sub_row store_sub_row_of(const struct subscription *s
     return (struct store_sub_row){ s, now, sub_status_is_live(s->status) };
 }
 
+/* One usage counter as usage_list reads it. */
+#define USAGE_LIST_MAX 8 /* quotas (and window starts) one usage_list asks about */
+
+struct usage_row {
+    char quota[QUOTA_ID_MAX];
+    int64_t window_start;
+    int64_t used;
+};
+
 /* One idempotency record as stored (store_idempotency's key and its decision). */
 struct store_keyed_row {
     char scope[QUOTA_ID_MAX];
@@ -130,6 +139,14 @@ struct store_ops {
     /* Usage counters. ERR_NOT_FOUND from usage_add_within: refused, nothing changed. */
     enum err (*usage_get)(struct store_tx *tx, const char *user_id, const char *quota,
                           int64_t window_start, int64_t *used);
+    /*
+     * The user's counters of (quotas[i], window_starts[i]) for i < n <= USAGE_LIST_MAX, in
+     * one statement (one read, one snapshot): a row in out[USAGE_LIST_MAX] per pair that has
+     * one, in no particular order.
+     */
+    enum err (*usage_list)(struct store_tx *tx, const char *user_id, size_t n,
+                           const char *const *quotas, const int64_t *window_starts,
+                           struct usage_row *out, int *k);
     enum err (*usage_add_within)(struct store_tx *tx, const struct usage_grant *g,
                                  int64_t *used_after);
     /* Takes g->n back, never below zero; ERR_NOT_FOUND when the window has no counter. */
@@ -250,6 +267,14 @@ struct store_ops {
      * adds d->units and d->taken to d's row (made when missing). extra_list: the user's rows.
      */
     enum err (*ledger_insert)(struct store_tx *tx, const struct ledger_entry *e, int64_t *id);
+    /*
+     * Optional (NULL where the engine has no such statement): usage_add_within and, when it
+     * grants, e's entry with used_after the counter after, in one statement, so that it needs
+     * no transaction around it. e holds g's user, quota, window start and n (its amount).
+     * ERR_NOT_FOUND: refused, nothing written.
+     */
+    enum err (*usage_add_noted)(struct store_tx *tx, const struct usage_grant *g,
+                                const struct ledger_entry *e, int64_t *used_after);
     enum err (*ledger_list)(struct store_tx *tx, const char *user_id, const char *quota,
                             int64_t before, int max, struct ledger_entry *out, int *n);
     enum err (*ledger_grant_get)(struct store_tx *tx, const char *user_id, const char *key,
@@ -340,6 +365,7 @@ extern const struct store_record store_grant_record;
 extern const struct store_record store_outbox_record;
 extern const struct store_record store_ledger_record;
 extern const struct store_record store_extra_record;
+extern const struct store_record store_usage_row_record;
 
 /* A field's value as a database holds it: text, or an integer (booleans 0 and 1). */
 struct store_value {

@@ -53,6 +53,16 @@
     "id, user_id, kept_id, status, refunded, attempts, last_error, detected_at, resolved_at"
 
 /* clang-format off */
+/* usage_list: one primary-key lookup per (quota, window start) pair, $q and $w. */
+#define USAGE_ARM(q, w) \
+    "SELECT quota, window_start, used FROM usage_counters " \
+    "WHERE user_id = $1 AND quota = $" q " AND window_start = $" w
+#define USAGE_LIST_SQL \
+    USAGE_ARM("2", "3") " UNION ALL " USAGE_ARM("4", "5") " UNION ALL " \
+    USAGE_ARM("6", "7") " UNION ALL " USAGE_ARM("8", "9") " UNION ALL " \
+    USAGE_ARM("10", "11") " UNION ALL " USAGE_ARM("12", "13") " UNION ALL " \
+    USAGE_ARM("14", "15") " UNION ALL " USAGE_ARM("16", "17")
+
 const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_SCHEMA_VERSION] = { "SELECT coalesce(max(version), 0) FROM schema_migrations", false },
     [PGS_MIGRATION_BUMP] = { "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", true },
@@ -108,6 +118,8 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_USAGE_GET] = {
         "SELECT used FROM usage_counters "
         "WHERE user_id = $1 AND quota = $2 AND window_start = $3", false },
+    /* One primary-key lookup per (quota, window start) pair; an unused pair's quota is ''. */
+    [PGS_USAGE_LIST] = { USAGE_LIST_SQL, false },
     /*
      * One statement: ON CONFLICT locks the counter and evaluates the WHERE on its latest
      * version, so the check and the add cannot be separated. $5 is the limit (INT64_MAX when
@@ -119,6 +131,20 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "SELECT $1::text, $2::text, $3::bigint, $4::bigint WHERE $4::bigint <= $5::bigint "
         "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = u.used + excluded.used "
         "WHERE excluded.used <= $5::bigint - u.used RETURNING used", true },
+    /*
+     * PGS_USAGE_ADD and the ledger entry of what it granted, in one statement: $1-$12 are the
+     * entry's fields (LEDGER_COLS; used_after, $6, comes from the counter), $13 the limit. No
+     * row comes back, and no entry is written, when the grant is refused.
+     */
+    [PGS_USAGE_ADD_NOTED] = {
+        "WITH c AS (INSERT INTO usage_counters AS u (user_id, quota, window_start, used) "
+        "SELECT $1::text, $2::text, $5::bigint, $4::bigint WHERE $4::bigint <= $13::bigint "
+        "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = u.used + excluded.used "
+        "WHERE excluded.used <= $13::bigint - u.used RETURNING u.used) "
+        "INSERT INTO usage_ledger (" LEDGER_COLS ") SELECT $1, $2, $3, $4, $5, "
+        "c.used + 0 * $6::bigint, $7, $8, $9, $10, $11, "
+        "coalesce(nullif($12::bigint, 0), nextval('usage_ledger_id_seq')) FROM c "
+        "RETURNING used_after", true },
     [PGS_USAGE_SUB] = {
         "UPDATE usage_counters SET used = greatest(used - $4::bigint, 0) "
         "WHERE user_id = $1 AND quota = $2 AND window_start = $3 RETURNING used", true },
@@ -507,6 +533,20 @@ static enum err pg_usage_get(struct store_tx *tx, const char *user_id, const cha
     return pg_db_fetch_i64(tx, &q, used);
 }
 
+static enum err pg_usage_list(struct store_tx *tx, const char *user_id, size_t n,
+                              const char *const *quotas, const int64_t *window_starts,
+                              struct usage_row *out, int *k)
+{
+    struct pg_arg args[1 + 2 * USAGE_LIST_MAX] = { pg_text(user_id) }; /* user, then pairs */
+
+    for (size_t i = 0; i < USAGE_LIST_MAX; i++) {
+        args[1 + 2 * i] = pg_text(i < n ? quotas[i] : "");
+        args[2 + 2 * i] = pg_i64(i < n ? window_starts[i] : 0);
+    }
+    const struct pg_query q = QUERY(PGS_USAGE_LIST, args);
+    return pg_db_fetch_list(tx, &q, &store_usage_row_record, USAGE_LIST_MAX, out, k);
+}
+
 static enum err pg_usage_add_within(struct store_tx *tx, const struct usage_grant *g,
                                     int64_t *used_after)
 {
@@ -518,6 +558,16 @@ static enum err pg_usage_add_within(struct store_tx *tx, const struct usage_gran
         pg_i64(g->limit < 0 ? INT64_MAX : g->limit),
     };
     const struct pg_query q = QUERY(PGS_USAGE_ADD, args);
+
+    return pg_db_fetch_i64(tx, &q, used_after);
+}
+
+static enum err pg_usage_add_noted(struct store_tx *tx, const struct usage_grant *g,
+                                   const struct ledger_entry *e, int64_t *used_after)
+{
+    const struct pg_arg args[] = { pg_i64(g->limit < 0 ? INT64_MAX : g->limit) };
+    const struct pg_query q = { PGS_USAGE_ADD_NOTED, &store_ledger_record, e, args,
+                                ARRAY_SIZE(args) };
 
     return pg_db_fetch_i64(tx, &q, used_after);
 }
@@ -1053,6 +1103,7 @@ static const struct store_ops pg_ops = {
     .invoice_put = pg_invoice_put,
     .invoice_list = pg_invoice_list,
     .usage_get = pg_usage_get,
+    .usage_list = pg_usage_list,
     .usage_add_within = pg_usage_add_within,
     .usage_sub = pg_usage_sub,
     .event_get = pg_event_get,
@@ -1087,6 +1138,7 @@ static const struct store_ops pg_ops = {
     .grace_announce = pg_grace_announce,
     .grant_announce = pg_grant_announce,
     .ledger_insert = pg_ledger_insert,
+    .usage_add_noted = pg_usage_add_noted,
     .ledger_list = pg_ledger_list,
     .ledger_grant_get = pg_ledger_grant_get,
     .usage_lock = pg_usage_lock,

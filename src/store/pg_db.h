@@ -93,6 +93,8 @@ enum pg_stmt {
     PGS_EXTRA_ADD,
     PGS_EXTRA_LIST,
     PGS_EXTRA_ANY,
+    PGS_USAGE_LIST,
+    PGS_USAGE_ADD_NOTED,
     PGS_COUNT,
 };
 

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "billing/status.h"
+#include "billing/tiers.h"
 #include "store/backend.h"
 #include "store/entcache.h"
 #include "store/store.h"
@@ -320,20 +321,38 @@ static enum err extras_into(struct usage_many_arg *a, struct store_tx *tx)
     return err;
 }
 
+_Static_assert(USAGE_LIST_MAX >= TIER_QUOTA_MAX, "a catalogue's quotas are read in one usage_list");
+
+/* The counters at..at+n-1 (n at most USAGE_LIST_MAX) into a's arrays. */
+static enum err usage_chunk(struct usage_many_arg *a, struct store_tx *tx, size_t at, size_t n)
+{
+    struct usage_row rows[USAGE_LIST_MAX];
+    int k = 0;
+    enum err err =
+        a->ops->usage_list(tx, a->user_id, n, a->quotas + at, a->window_starts + at, rows, &k);
+
+    for (int r = 0; r < k && !err; r++)
+        for (size_t i = at; i < at + n; i++) {
+            if (rows[r].window_start != a->window_starts[i] || strcmp(rows[r].quota, a->quotas[i]))
+                continue;
+            if (a->used)
+                a->used[i] = rows[r].used;
+            if (a->read)
+                a->read[i].used = rows[r].used;
+        }
+    return err;
+}
+
+/* A catalogue's counters in one statement (one snapshot, one round trip); absent ones stay 0. */
 static enum err usage_many_tx(struct store_tx *tx, void *arg)
 {
     struct usage_many_arg *a = arg;
+    enum err err = ERR_OK;
 
-    for (size_t i = 0; i < a->n; i++) {
-        int64_t used = 0;
-        enum err err = a->ops->usage_get(tx, a->user_id, a->quotas[i], a->window_starts[i], &used);
-        if (err && err != ERR_NOT_FOUND)
-            return err;
-        if (a->used)
-            a->used[i] = err ? 0 : used;
-        if (a->read)
-            a->read[i] = (struct usage_read){ .used = err ? 0 : used };
-    }
+    for (size_t at = 0; at < a->n && !err; at += USAGE_LIST_MAX)
+        err = usage_chunk(a, tx, at, a->n - at < USAGE_LIST_MAX ? a->n - at : USAGE_LIST_MAX);
+    if (err)
+        return err;
     return a->read && store_extras_maybe(a->st, tx) ? extras_into(a, tx) : ERR_OK;
 }
 

@@ -47,6 +47,18 @@
 #define DUP_COLS \
     "id, user_id, kept_id, status, refunded, attempts, last_error, detected_at, resolved_at"
 
+/* clang-format off */
+/* usage_list: one primary-key lookup per (quota, window start) pair, ?q and ?w. */
+#define USAGE_ARM(q, w) \
+    "SELECT quota, window_start, used FROM usage_counters " \
+    "WHERE user_id = ?1 AND quota = ?" q " AND window_start = ?" w
+#define USAGE_LIST_SQL \
+    USAGE_ARM("2", "3") " UNION ALL " USAGE_ARM("4", "5") " UNION ALL " \
+    USAGE_ARM("6", "7") " UNION ALL " USAGE_ARM("8", "9") " UNION ALL " \
+    USAGE_ARM("10", "11") " UNION ALL " USAGE_ARM("12", "13") " UNION ALL " \
+    USAGE_ARM("14", "15") " UNION ALL " USAGE_ARM("16", "17")
+/* clang-format on */
+
 const char *const sqlite_sql[SQ_COUNT] = {
     [SQ_SCHEMA_VERSION] = "PRAGMA user_version",
     [SQ_PING] = "SELECT 1",
@@ -89,6 +101,8 @@ const char *const sqlite_sql[SQ_COUNT] = {
                         "ORDER BY created DESC, id DESC LIMIT ?2",
     [SQ_USAGE_GET] = "SELECT used FROM usage_counters "
                      "WHERE user_id = ?1 AND quota = ?2 AND window_start = ?3",
+    /* One primary-key lookup per (quota, window start) pair; an unused pair's quota is ''. */
+    [SQ_USAGE_LIST] = USAGE_LIST_SQL,
     /*
      * One statement, so the check and the add cannot be separated: a write statement takes the
      * write lock before it reads. ?5 is the limit (INT64_MAX when unlimited); "?4 <= ?5 - used"
@@ -421,6 +435,20 @@ static enum err sq_usage_get(struct store_tx *tx, const char *user_id, const cha
     const struct sqlite_query q = QUERY(SQ_USAGE_GET, args);
 
     return sqlite_db_fetch_i64(tx, &q, used);
+}
+
+static enum err sq_usage_list(struct store_tx *tx, const char *user_id, size_t n,
+                              const char *const *quotas, const int64_t *window_starts,
+                              struct usage_row *out, int *k)
+{
+    struct sqlite_arg args[1 + 2 * USAGE_LIST_MAX] = { sq_text(user_id) }; /* user, then pairs */
+
+    for (size_t i = 0; i < USAGE_LIST_MAX; i++) {
+        args[1 + 2 * i] = sq_text(i < n ? quotas[i] : "");
+        args[2 + 2 * i] = sq_i64(i < n ? window_starts[i] : 0);
+    }
+    const struct sqlite_query q = QUERY(SQ_USAGE_LIST, args);
+    return sqlite_db_fetch_list(tx, &q, &store_usage_row_record, USAGE_LIST_MAX, out, k);
 }
 
 static enum err sq_usage_add_within(struct store_tx *tx, const struct usage_grant *g,
@@ -964,6 +992,7 @@ static const struct store_ops sqlite_ops = {
     .invoice_put = sq_invoice_put,
     .invoice_list = sq_invoice_list,
     .usage_get = sq_usage_get,
+    .usage_list = sq_usage_list,
     .usage_add_within = sq_usage_add_within,
     .usage_sub = sq_usage_sub,
     .event_get = sq_event_get,

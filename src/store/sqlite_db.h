@@ -81,6 +81,7 @@ enum sqlite_stmt {
     SQ_EXTRA_ADD,
     SQ_EXTRA_LIST,
     SQ_EXTRA_ANY,
+    SQ_USAGE_LIST,
     SQ_COMMIT,
     SQ_ROLLBACK,
     SQ_SAVEPOINT,

@@ -183,6 +183,12 @@ static const struct store_field extra_fields[] = {
     I64(quota_extra, taken),
 };
 
+static const struct store_field usage_row_fields[] = {
+    TEXT(usage_row, quota, true),
+    I64(usage_row, window_start),
+    I64(usage_row, used),
+};
+
 static const struct store_field event_fields[] = {
     TEXT(webhook_event, id, true),
     TEXT(webhook_event, type, true),
@@ -212,6 +218,8 @@ const struct store_record store_schedule_record =
 const struct store_record store_grant_record = RECORD("grant", grant_record, grant_fields);
 const struct store_record store_ledger_record = RECORD("ledger entry", ledger_entry, ledger_fields);
 const struct store_record store_extra_record = RECORD("quota extra", quota_extra, extra_fields);
+const struct store_record store_usage_row_record =
+    RECORD("usage counter", usage_row, usage_row_fields);
 
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...)
 {

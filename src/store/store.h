@@ -288,7 +288,10 @@ MUST_CHECK enum err store_invoice_list(struct store *st, const char *user_id, in
 MUST_CHECK enum err store_usage_get(struct store *st, const char *user_id, const char *quota,
                                     int64_t window_start, int64_t *used);
 
-/* n counters of one user read in one transaction: used[i] for (quotas[i], window_starts[i]). */
+/*
+ * n counters of one user read together (a catalogue's in one statement): used[i] for
+ * (quotas[i], window_starts[i]).
+ */
 MUST_CHECK enum err store_usage_get_many(struct store *st, const char *user_id, size_t n,
                                          const char *const *quotas, const int64_t *window_starts,
                                          int64_t *used);

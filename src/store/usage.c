@@ -29,6 +29,7 @@ struct meter_step {
     int64_t extra;        /* the window's extra units */
     int64_t balance;      /* the balance after */
     int64_t from_balance; /* units drawn from (consume) or given back to (refund) the balance */
+    bool noted;           /* the ledger entry went in with the counter (usage_add_noted) */
 };
 
 struct consume_arg {
@@ -110,6 +111,60 @@ static enum err consume_extra(const struct store_ops *ops, struct store_tx *tx,
     return ERR_OK;
 }
 
+/* The ledger's entry for a's metering step of kind, as it stands. */
+static void ledger_entry_of(const struct consume_arg *a, const char *kind, struct ledger_entry *e)
+{
+    const struct usage_grant *g = a->g;
+
+    *e = (struct ledger_entry){ .amount = g->n,
+                                .window_start = g->window_start,
+                                .used_after = a->step.used,
+                                .balance = a->refund ? a->step.from_balance : -a->step.from_balance,
+                                .created_ms = clock_now_ms() };
+    (void)str_copy(e->user_id, sizeof(e->user_id), g->user_id); /* same sizes */
+    (void)str_copy(e->quota, sizeof(e->quota), g->quota);
+    (void)str_copy(e->kind, sizeof(e->kind), kind);
+    if (g->idem_key && !str_copy(e->idem_key, sizeof(e->idem_key), g->idem_key))
+        e->idem_key[0] = '\0'; /* longer than any header subgate takes */
+    if (g->request_id && !str_copy(e->request_id, sizeof(e->request_id), g->request_id))
+        e->request_id[0] = '\0';
+}
+
+/* The ledger's entry for a metering step (when the ledger is on), in its transaction. */
+static enum err ledger_note(const struct consume_arg *a, struct store_tx *tx, const char *kind)
+{
+    struct ledger_entry e;
+
+    if (!a->st->ledger || a->step.noted)
+        return ERR_OK;
+    ledger_entry_of(a, kind, &e);
+    return a->ops->ledger_insert(tx, &e, &e.id);
+}
+
+/* Whether a granted consume's entry is written by the counter's own statement. */
+static bool noted_alone(const struct store *st)
+{
+    return st->ledger && st->ops->usage_add_noted;
+}
+
+/*
+ * usage_add_within, with the ledger's entry in the same statement where the engine has one
+ * (then a consume needs no transaction of its own).
+ */
+static enum err add_within(struct consume_arg *a, struct store_tx *tx,
+                           const struct usage_grant *decide)
+{
+    struct ledger_entry e;
+    enum err err;
+
+    if (!noted_alone(a->st))
+        return a->ops->usage_add_within(tx, decide, &a->step.used);
+    ledger_entry_of(a, a->g->track ? "track" : "consume", &e);
+    err = a->ops->usage_add_noted(tx, decide, &e, &a->step.used);
+    a->step.noted = err == ERR_OK;
+    return err;
+}
+
 /*
  * Adds g->n within the limit. The window's extra units and the balance are read too (the
  * answer shows them); when the limit refuses and there are some, consume_extra decides, which
@@ -127,7 +182,7 @@ static enum err consume(struct consume_arg *a, struct store_tx *tx)
     memset(s, 0, sizeof(*s));
     if (g->track)
         decide.limit = -1; /* recorded whatever the limit, which the answer still shows */
-    err = ops->usage_add_within(tx, &decide, &s->used);
+    err = add_within(a, tx, &decide);
     s->granted = err == ERR_OK;
     if (err == ERR_NOT_FOUND)
         err = ops->usage_get(tx, g->user_id, g->quota, g->window_start, &s->used);
@@ -149,28 +204,6 @@ static enum err consume(struct consume_arg *a, struct store_tx *tx)
         return ERR_OK;
     }
     return consume_extra(ops, tx, g, s);
-}
-
-/* The ledger's entry for a metering step (when the ledger is on), in its transaction. */
-static enum err ledger_note(const struct consume_arg *a, struct store_tx *tx, const char *kind)
-{
-    const struct usage_grant *g = a->g;
-    struct ledger_entry e = { .amount = g->n,
-                              .window_start = g->window_start,
-                              .used_after = a->step.used,
-                              .balance = a->refund ? a->step.from_balance : -a->step.from_balance,
-                              .created_ms = clock_now_ms() };
-
-    if (!a->st->ledger)
-        return ERR_OK;
-    (void)str_copy(e.user_id, sizeof(e.user_id), g->user_id); /* same sizes */
-    (void)str_copy(e.quota, sizeof(e.quota), g->quota);
-    (void)str_copy(e.kind, sizeof(e.kind), kind);
-    if (g->idem_key && !str_copy(e.idem_key, sizeof(e.idem_key), g->idem_key))
-        e.idem_key[0] = '\0'; /* longer than any header subgate takes */
-    if (g->request_id && !str_copy(e.request_id, sizeof(e.request_id), g->request_id))
-        e.request_id[0] = '\0';
-    return a->ops->ledger_insert(tx, &e, &e.id);
 }
 
 /*
@@ -209,11 +242,14 @@ static bool grant_ok(const struct usage_grant *g)
 
 /*
  * A consume is one statement when nothing else must commit with it, else a transaction: with
- * the ledger on (its entry), or the outbox on and a limit (the threshold event it may cause).
+ * the ledger on (its entry) where the engine cannot write it in the counter's statement, or
+ * the outbox on and a limit (the threshold event it may cause).
  */
 static enum store_run_kind consume_kind(const struct store *st, const struct usage_grant *g)
 {
-    return st->ledger || (st->outbox.enabled && g->limit > 0) ? STORE_RUN_WRITE : STORE_RUN_SINGLE;
+    bool ledger_tx = st->ledger && !noted_alone(st);
+
+    return ledger_tx || (st->outbox.enabled && g->limit > 0) ? STORE_RUN_WRITE : STORE_RUN_SINGLE;
 }
 
 /* Runs fn for a; once more in a transaction when a single statement could not decide. */

@@ -1895,12 +1895,22 @@ static void case_ledger(const char *url, const struct target *t)
     T_OK(strcmp(l[5].kind, "consume") == 0 && strcmp(l[5].idem_key, "key-1") == 0 &&
              strcmp(l[5].request_id, "req_1") == 0 && l[5].id < l[0].id,
          "%s: the first consume, its key and request id", t->name);
+    T_OK(l[5].amount == 10 && l[5].used_after == 10 && l[5].balance == 0 &&
+             l[5].window_start == 86400 && strcmp(l[5].quota, "ai_minutes") == 0,
+         "%s: the first consume's amount, counter after and window", t->name);
     T_EQ_I64(store_ledger_list(st, "u_lg", NULL, l[2].id, 8, l, &n), ERR_OK, "%s: page", t->name);
     T_EQ_I64(n, 3, "%s: before an id", t->name);
     T_EQ_I64(store_ledger_list(st, "u_lg", "scenarios", 0, 8, l, &n), ERR_OK, "%s: quota", t->name);
     T_EQ_I64(n, 0, "%s: another quota's: none", t->name);
     T_EQ_I64(store_quota_extras(st, "u_lg", 4, x, &n), ERR_OK, "%s: extras", t->name);
     T_EQ_I64(n, 2, "%s: the window's row and the balance", t->name);
+    g = (struct usage_grant){ "u_tr", "ai_minutes", 86400, 7, 5, true, NULL, "req_2" };
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: track 7 of 5", t->name);
+    T_EQ_I64(store_ledger_list(st, "u_tr", NULL, 0, 8, l, &n), ERR_OK, "%s: track's", t->name);
+    T_OK(n == 1 && strcmp(l[0].kind, "track") == 0 && l[0].amount == 7 && l[0].used_after == 7 &&
+             strcmp(l[0].request_id, "req_2") == 0 && l[0].idem_key[0] == '\0',
+         "%s: a track past the limit is recorded, one entry", t->name);
     store_ledger_set(st, false);
     g = (struct usage_grant){ "u_off", "ai_minutes", 86400, 1, 10, false, NULL, NULL };
     o = asked("free");
