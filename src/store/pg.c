@@ -167,8 +167,12 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "ON CONFLICT (id) DO UPDATE SET status = 'failed', attempts = e.attempts + 1, "
         "last_error = excluded.last_error", true },
     [PGS_EVENT_LIST] = {
-        "SELECT " EVENT_COLS " FROM webhook_events WHERE NOT $1::boolean OR status = 'failed' "
-        "ORDER BY received_at DESC, id DESC LIMIT $2", false },
+        "SELECT " EVENT_COLS " FROM webhook_events ORDER BY received_at DESC, id DESC LIMIT $1",
+        false },
+    /* The partial index webhook_events_failed, in its order. */
+    [PGS_EVENT_LIST_FAILED] = {
+        "SELECT " EVENT_COLS " FROM webhook_events WHERE status = 'failed' "
+        "ORDER BY received_at DESC, id DESC LIMIT $1", false },
     [PGS_EVENT_RAW] = { "SELECT raw_body FROM webhook_events WHERE id = $1", false },
     /* The first request with a key inserts it; one with the same key waits until it commits. */
     [PGS_KEYED_CLAIM] = {
@@ -767,8 +771,8 @@ static enum err pg_event_fail(struct store_tx *tx, const struct store_event_in *
 static enum err pg_event_list(struct store_tx *tx, bool failed_only, int max,
                               struct webhook_event *out, int *n)
 {
-    const struct pg_arg args[] = { pg_bool(failed_only), pg_i64(max) };
-    const struct pg_query q = QUERY(PGS_EVENT_LIST, args);
+    const struct pg_arg args[] = { pg_i64(max) };
+    const struct pg_query q = QUERY(failed_only ? PGS_EVENT_LIST_FAILED : PGS_EVENT_LIST, args);
 
     return pg_db_fetch_list(tx, &q, &store_event_record, max, out, n);
 }

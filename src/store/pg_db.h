@@ -95,6 +95,7 @@ enum pg_stmt {
     PGS_EXTRA_ANY,
     PGS_USAGE_LIST,
     PGS_USAGE_ADD_NOTED,
+    PGS_EVENT_LIST_FAILED,
     PGS_COUNT,
 };
 

@@ -133,8 +133,10 @@ const char *const sqlite_sql[SQ_COUNT] = {
         "ON CONFLICT (id) DO UPDATE SET status = 'failed', attempts = attempts + 1, "
         "last_error = excluded.last_error",
     [SQ_EVENT_LIST] = "SELECT " EVENT_COLS " FROM webhook_events "
-                      "WHERE ?1 = 0 OR status = 'failed' "
-                      "ORDER BY received_at DESC, id DESC LIMIT ?2",
+                      "ORDER BY received_at DESC, id DESC LIMIT ?1",
+    /* The partial index webhook_events_failed, in its order. */
+    [SQ_EVENT_LIST_FAILED] = "SELECT " EVENT_COLS " FROM webhook_events WHERE status = 'failed' "
+                             "ORDER BY received_at DESC, id DESC LIMIT ?1",
     [SQ_EVENT_RAW] = "SELECT raw_body FROM webhook_events WHERE id = ?1",
     [SQ_KEYED_CLAIM] = "INSERT INTO idempotency_keys (key, scope, request_hash, created) "
                        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO NOTHING",
@@ -636,8 +638,8 @@ static enum err sq_event_fail(struct store_tx *tx, const struct store_event_in *
 static enum err sq_event_list(struct store_tx *tx, bool failed_only, int max,
                               struct webhook_event *out, int *n)
 {
-    const struct sqlite_arg args[] = { sq_i64(failed_only), sq_i64(max) };
-    const struct sqlite_query q = QUERY(SQ_EVENT_LIST, args);
+    const struct sqlite_arg args[] = { sq_i64(max) };
+    const struct sqlite_query q = QUERY(failed_only ? SQ_EVENT_LIST_FAILED : SQ_EVENT_LIST, args);
 
     return sqlite_db_fetch_list(tx, &q, &store_event_record, max, out, n);
 }

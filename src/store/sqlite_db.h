@@ -82,6 +82,7 @@ enum sqlite_stmt {
     SQ_EXTRA_LIST,
     SQ_EXTRA_ANY,
     SQ_USAGE_LIST,
+    SQ_EVENT_LIST_FAILED,
     SQ_COMMIT,
     SQ_ROLLBACK,
     SQ_SAVEPOINT,
