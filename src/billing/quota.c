@@ -170,15 +170,21 @@ int64_t quota_remaining(int64_t limit, int64_t used)
     return used >= limit ? 0 : limit - used;
 }
 
+int64_t quota_allowance(int64_t limit, int64_t extra)
+{
+    if (limit < 0 || extra <= 0)
+        return limit;
+    return extra > INT64_MAX - limit ? INT64_MAX : limit + extra;
+}
+
 int64_t quota_remaining_extra(int64_t limit, int64_t extra, int64_t balance, int64_t used)
 {
     int64_t allowance, left;
 
     if (limit < 0)
         return -1;
-    extra = extra > 0 ? extra : 0;
     balance = balance > 0 ? balance : 0;
-    allowance = extra > INT64_MAX - limit ? INT64_MAX : limit + extra;
+    allowance = quota_allowance(limit, extra);
     left = used >= allowance ? 0 : allowance - used;
     return balance > INT64_MAX - left ? INT64_MAX : left + balance;
 }

@@ -88,13 +88,19 @@ MUST_CHECK enum err quota_window_parse(const char *name, enum quota_window *out)
 /* What is left of limit after used units: never negative; -1 when limit < 0 (unlimited). */
 int64_t quota_remaining(int64_t limit, int64_t used);
 
-/* Completes an outcome whose limit is set with the decision: granted, used and remaining. */
+/*
+ * A window's allowance with extra units granted for it (issue #15): limit + extra, saturating
+ * at INT64_MAX; extra below 0 counts as none; limit itself when limit < 0 (unlimited).
+ */
+int64_t quota_allowance(int64_t limit, int64_t extra);
+
 /*
  * What is left with extra units granted for the window and a balance (issue #15): the window's
  * allowance (limit + extra) not yet used, plus the balance; -1 when unlimited. Saturates.
  */
 int64_t quota_remaining_extra(int64_t limit, int64_t extra, int64_t balance, int64_t used);
 
+/* Completes an outcome whose limit is set with the decision: granted, used and remaining. */
 void quota_outcome_settle(struct usage_outcome *o, bool granted, int64_t used);
 
 #endif /* SUBGATE_BILLING_QUOTA_H */

@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/str.h"
+#include "billing/quota.h"
 #include "store/backend.h"
 #include "store/store.h"
 
@@ -117,7 +118,7 @@ static enum err cover_drawn(const struct grant_arg *a, struct store_tx *tx,
         return ERR_OK;
     if ((err = a->ops->extra_get(tx, g, QUOTA_BALANCE, true, &bal)))
         return err == ERR_NOT_FOUND ? ERR_STORE : err; /* drawn from it, so it exists */
-    over = used - (win.units > INT64_MAX - a->limit ? INT64_MAX : a->limit + win.units);
+    over = used - quota_allowance(a->limit, win.units);
     back = over < win.taken ? over : win.taken;
     back = back < units ? back : units;
     if (back <= 0)

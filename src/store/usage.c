@@ -91,7 +91,7 @@ static enum err consume_extra(const struct store_ops *ops, struct store_tx *tx,
         return err;
     s->extra = win.units;
     s->balance = bal.units;
-    allowance = win.units > INT64_MAX - g->limit ? INT64_MAX : g->limit + win.units;
+    allowance = quota_allowance(g->limit, win.units);
     if (g->n > INT64_MAX - s->used)
         return ERR_OK; /* refused */
     take = s->used + g->n <= allowance
@@ -213,12 +213,10 @@ static enum err consume(struct consume_arg *a, struct store_tx *tx)
 static enum err quota_events(const struct consume_arg *a, struct store_tx *tx)
 {
     struct usage_grant allowance = *a->g;
-    int64_t extra = a->step.extra;
 
     if (a->step.balance > 0)
         return ERR_OK;
-    if (allowance.limit >= 0 && extra > 0)
-        allowance.limit = extra > INT64_MAX - allowance.limit ? INT64_MAX : allowance.limit + extra;
+    allowance.limit = quota_allowance(a->g->limit, a->step.extra);
     return outbox_quota(a->st, tx, &allowance, a->step.granted, a->step.used, clock_now());
 }
 
@@ -304,7 +302,7 @@ static enum err give_back(const struct store_ops *ops, struct store_tx *tx,
                           (err = extra_read(ops, tx, g, QUOTA_BALANCE, true, &bal))))
         return err;
     if (g->limit >= 0 && win.taken > 0) {
-        int64_t allowance = win.units > INT64_MAX - g->limit ? INT64_MAX : g->limit + win.units;
+        int64_t allowance = quota_allowance(g->limit, win.units);
         back = used > allowance ? used - allowance : 0;
         back = back < g->n ? back : g->n;
         back = back < win.taken ? back : win.taken;

@@ -215,6 +215,21 @@ static void test_names(void)
     }
 }
 
+/* The allowance and what is left with extra units and a balance, at the edges of int64. */
+static void test_allowance(void)
+{
+    T_EQ_I64(quota_allowance(10, 5), 15, "limit + extra");
+    T_EQ_I64(quota_allowance(10, 0), 10, "no extra");
+    T_EQ_I64(quota_allowance(10, -3), 10, "extra below 0 counts as none");
+    T_EQ_I64(quota_allowance(-1, 5), -1, "unlimited stays unlimited");
+    T_EQ_I64(quota_allowance(INT64_MAX - 1, 5), INT64_MAX, "saturates");
+    T_EQ_I64(quota_allowance(0, INT64_MAX), INT64_MAX, "all extra");
+    T_EQ_I64(quota_remaining_extra(10, 5, 3, 12), 6, "3 of the allowance and the balance of 3");
+    T_EQ_I64(quota_remaining_extra(10, 0, 3, 12), 3, "past the allowance: the balance");
+    T_EQ_I64(quota_remaining_extra(-1, 5, 3, 12), -1, "unlimited");
+    T_EQ_I64(quota_remaining_extra(INT64_MAX, 5, INT64_MAX, 0), INT64_MAX, "saturates");
+}
+
 int main(void)
 {
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
@@ -229,5 +244,6 @@ int main(void)
     test_months();
     test_periods();
     test_names();
+    test_allowance();
     return t_done();
 }
