@@ -45,6 +45,15 @@ static enum err grow(struct buf *b, size_t extra)
     return ERR_OK;
 }
 
+enum err buf_reserve(struct buf *b, size_t n)
+{
+    enum err err = grow(b, n);
+
+    if (err == ERR_OK && b->len == 0)
+        b->data[0] = '\0'; /* NUL-terminated once it has storage */
+    return err;
+}
+
 enum err buf_append(struct buf *b, const void *p, size_t n)
 {
     enum err err = grow(b, n);

@@ -24,6 +24,9 @@ void buf_release(struct buf *b);
 /* Empties the buffer and keeps its storage. */
 void buf_reset(struct buf *b);
 
+/* Allocates room for n more bytes now; ERR_TOO_LARGE if that would pass the cap. */
+MUST_CHECK enum err buf_reserve(struct buf *b, size_t n);
+
 /* Appends n bytes; ERR_TOO_LARGE (and nothing appended) if that would pass the cap. */
 MUST_CHECK enum err buf_append(struct buf *b, const void *p, size_t n);
 MUST_CHECK enum err buf_puts(struct buf *b, const char *s);

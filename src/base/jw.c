@@ -1,14 +1,14 @@
 /* jw.c: see jw.h. */
 #include "base/jw.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/str.h"
 
-#define JW_MAX ((size_t)1 << 20) /* far past any answer written this way */
+#define JW_MAX   ((size_t)1 << 20) /* far past any answer written this way */
+#define JW_FIRST 1024              /* allocated at once: most answers fit, no regrowth */
 
 static void put(struct jw *w, const char *p, size_t n)
 {
@@ -24,10 +24,15 @@ static void put_string(struct jw *w, const char *str)
 
     put(w, "\"", 1);
     for (size_t i = 0; i < n;) {
-        size_t len = str_utf8_len(s + i, n - i);
+        size_t len;
         const char *esc = NULL;
         char u[8];
 
+        if (s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') {
+            i++; /* printable ASCII: the common case, copied as it is */
+            continue;
+        }
+        len = str_utf8_len(s + i, n - i);
         if (len == 0) {
             w->bad = true;
             return;
@@ -81,6 +86,8 @@ static void put_key(struct jw *w, const char *key)
 void jw_begin(struct jw *w)
 {
     buf_init(&w->b, JW_MAX);
+    if (buf_reserve(&w->b, JW_FIRST) != ERR_OK)
+        w->bad = true;
     w->depth = 0;
     w->first[0] = true;
     w->bad = false;
@@ -120,11 +127,11 @@ void jw_str(struct jw *w, const char *key, const char *value)
 
 void jw_i64(struct jw *w, const char *key, int64_t value)
 {
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%" PRId64, value);
+    char num[STR_I64_MAX];
+    size_t n = str_i64(num, value);
 
     put_key(w, key);
-    put(w, num, (size_t)n);
+    put(w, num, n);
 }
 
 void jw_bool(struct jw *w, const char *key, bool value)

@@ -81,6 +81,24 @@ void str_trim(const char **s, size_t *len)
         (*len)--;
 }
 
+size_t str_i64(char out[STR_I64_MAX], int64_t v)
+{
+    char tmp[STR_I64_MAX];
+    size_t i = sizeof(tmp), n;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--i] = '-';
+    n = sizeof(tmp) - i;
+    memcpy(out, tmp + i, n);
+    out[n] = '\0';
+    return n;
+}
+
 size_t str_utf8_len(const unsigned char *s, size_t n)
 {
     size_t len, i;

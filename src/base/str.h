@@ -32,6 +32,11 @@ bool str_eq_nocase(const char *s, size_t len, const char *lit);
 /* The value of a hex digit (either case), or -1 for any other byte. */
 int str_hex_digit(char c);
 
+#define STR_I64_MAX 21 /* "-9223372036854775808" and its NUL */
+
+/* v in decimal into out (NUL-terminated), without printf; returns the digits' length. */
+size_t str_i64(char out[STR_I64_MAX], int64_t v);
+
 /*
  * Length of the well-formed UTF-8 sequence at s (at most n bytes, n > 0): 1 to 4, or 0 when it
  * is malformed (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, cut

@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "http/errors.h"
 
 #define SECRET_SEGMENT_MIN 16 /* a path segment this long of token bytes, */
@@ -60,17 +61,9 @@ static void line_json_str(struct line *l, const char *s)
 
 static void line_i64(struct line *l, int64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char num[STR_I64_MAX];
 
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    line_put(l, tmp + i, sizeof(tmp) - i);
+    line_put(l, num, str_i64(num, v));
 }
 
 /* "2026-11-24T10:26:28Z" for now, cached per thread for the current second. */

@@ -4,6 +4,7 @@
  * length, integers at their limits, nesting, and seeded random documents; a string jansson
  * refuses (not UTF-8, or holding a NUL) makes the whole document fail.
  */
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <jansson.h>
 
 #include "base/jw.h"
+#include "base/str.h"
 #include "t.h"
 
 /* json_dumps of j (consumed), or NULL when j is NULL. */
@@ -59,6 +61,22 @@ static void test_strings(void)
     same_string("\xf4\x90\x80\x80", "past U+10FFFF");
     same_string("\xe2\x82", "cut short");
     same_string("\"quoted\" \\back/slash\\ \x7f", "quotes, backslashes, slash, DEL");
+}
+
+/* str_i64 (the numbers of jw and the access log) against printf, at the edges. */
+static void test_i64_text(void)
+{
+    static const int64_t nums[] = {
+        0, 9, 10, -10, 1234567890, INT64_MAX, INT64_MIN, INT64_MIN + 1
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(nums); i++) {
+        char ours[STR_I64_MAX], want[32];
+        size_t n = str_i64(ours, nums[i]);
+        snprintf(want, sizeof(want), "%" PRId64, nums[i]);
+        T_EQ_STR(ours, want, "str_i64 of %s", want);
+        T_EQ_I64((int64_t)n, (int64_t)strlen(want), "its length, %s", want);
+    }
 }
 
 static void test_members(void)
@@ -210,6 +228,7 @@ static void test_random_documents(void)
 
 int main(void)
 {
+    test_i64_text();
     test_strings();
     test_members();
     test_random_documents();
