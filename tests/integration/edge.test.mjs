@@ -250,5 +250,15 @@ describe('strict HTTP at the edge', () => {
     assertOneAnswer(await exchange(srv.port, 'POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 123456789012345678901234\r\nConnection: close\r\n\r\n'), 'HTTP/1.1 413 Content Too Large');
   });
 
+  // README: a head of up to 15 KiB is read, a larger one answered 431 (the connection's memory
+  // pool, which the HTTP library zeroes for every request, is 16 KiB). A head of 12 KiB, a JWT
+  // and proxy headers with room to spare, is served.
+  test('a head of 12 KiB is served, one of 24 KiB answered 431, and the server goes on', async () => {
+    const head = (n) => `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(n)}\r\nConnection: close\r\n\r\n`;
+    assert.match(await exchange(srv.port, head(12 * 1024)), /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(await exchange(srv.port, head(24 * 1024)), /^HTTP\/1\.1 431 /);
+    assert.match(await exchange(srv.port, head(10)), /^HTTP\/1\.1 200 OK\r\n/);
+  });
+
   test('stop', async () => { await stopServer(srv); });
 });
