@@ -105,12 +105,18 @@ struct server_request {
     _Atomic int slow;     /* enum slow_state */
 };
 
+/* "req_", the server's salt and the sequence number's low 32 bits, 8 lowercase hex digits each. */
 static void request_new_id(struct http_server *s, struct request *req)
 {
-    uint64_t n = atomic_fetch_add(&s->seq, 1);
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = ((uint64_t)s->id_salt << 32) | (atomic_fetch_add(&s->seq, 1) & 0xffffffffu);
+    char *p = req->id;
 
-    snprintf(req->id, sizeof(req->id), "req_%08x%08llx", s->id_salt,
-             (unsigned long long)(n & 0xffffffffULL));
+    _Static_assert(sizeof(req->id) >= 4 + 16 + 1, "room for the id");
+    memcpy(p, "req_", 4);
+    for (int i = 0; i < 16; i++)
+        p[4 + i] = hex[(v >> (60 - 4 * i)) & 0xf];
+    p[20] = '\0';
 }
 
 static struct request *request_begin(struct http_server *s, struct MHD_Connection *conn,
