@@ -140,8 +140,8 @@ struct store_ops {
     enum err (*usage_get)(struct store_tx *tx, const char *user_id, const char *quota,
                           int64_t window_start, int64_t *used);
     /*
-     * The user's counters of (quotas[i], window_starts[i]) for i < n <= USAGE_LIST_MAX, in
-     * one statement (one read, one snapshot): a row in out[USAGE_LIST_MAX] per pair that has
+     * The user's counters of (quotas[i], window_starts[i]) for i < n, 1 <= n <= USAGE_LIST_MAX,
+     * in one statement (one read, one snapshot): a row in out[USAGE_LIST_MAX] per pair that has
      * one, in no particular order.
      */
     enum err (*usage_list)(struct store_tx *tx, const char *user_id, size_t n,

@@ -57,11 +57,15 @@
 #define USAGE_ARM(q, w) \
     "SELECT quota, window_start, used FROM usage_counters " \
     "WHERE user_id = $1 AND quota = $" q " AND window_start = $" w
-#define USAGE_LIST_SQL \
-    USAGE_ARM("2", "3") " UNION ALL " USAGE_ARM("4", "5") " UNION ALL " \
-    USAGE_ARM("6", "7") " UNION ALL " USAGE_ARM("8", "9") " UNION ALL " \
-    USAGE_ARM("10", "11") " UNION ALL " USAGE_ARM("12", "13") " UNION ALL " \
-    USAGE_ARM("14", "15") " UNION ALL " USAGE_ARM("16", "17")
+/* usage_list of n pairs: USAGE_LIST_n, n arms. */
+#define USAGE_LIST_1 USAGE_ARM("2", "3")
+#define USAGE_LIST_2 USAGE_LIST_1 " UNION ALL " USAGE_ARM("4", "5")
+#define USAGE_LIST_3 USAGE_LIST_2 " UNION ALL " USAGE_ARM("6", "7")
+#define USAGE_LIST_4 USAGE_LIST_3 " UNION ALL " USAGE_ARM("8", "9")
+#define USAGE_LIST_5 USAGE_LIST_4 " UNION ALL " USAGE_ARM("10", "11")
+#define USAGE_LIST_6 USAGE_LIST_5 " UNION ALL " USAGE_ARM("12", "13")
+#define USAGE_LIST_7 USAGE_LIST_6 " UNION ALL " USAGE_ARM("14", "15")
+#define USAGE_LIST_8 USAGE_LIST_7 " UNION ALL " USAGE_ARM("16", "17")
 
 const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_SCHEMA_VERSION] = { "SELECT coalesce(max(version), 0) FROM schema_migrations", false },
@@ -118,8 +122,15 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_USAGE_GET] = {
         "SELECT used FROM usage_counters "
         "WHERE user_id = $1 AND quota = $2 AND window_start = $3", false },
-    /* One primary-key lookup per (quota, window start) pair; an unused pair's quota is ''. */
-    [PGS_USAGE_LIST] = { USAGE_LIST_SQL, false },
+    /* One primary-key lookup per (quota, window start) pair: one statement per count of pairs. */
+    [PGS_USAGE_LIST_1] = { USAGE_LIST_1, false },
+    [PGS_USAGE_LIST_1 + 1] = { USAGE_LIST_2, false },
+    [PGS_USAGE_LIST_1 + 2] = { USAGE_LIST_3, false },
+    [PGS_USAGE_LIST_1 + 3] = { USAGE_LIST_4, false },
+    [PGS_USAGE_LIST_1 + 4] = { USAGE_LIST_5, false },
+    [PGS_USAGE_LIST_1 + 5] = { USAGE_LIST_6, false },
+    [PGS_USAGE_LIST_1 + 6] = { USAGE_LIST_7, false },
+    [PGS_USAGE_LIST_8] = { USAGE_LIST_8, false },
     /*
      * One statement: ON CONFLICT locks the counter and evaluates the WHERE on its latest
      * version, so the check and the add cannot be separated. $5 is the limit (INT64_MAX when
@@ -543,11 +554,15 @@ static enum err pg_usage_list(struct store_tx *tx, const char *user_id, size_t n
 {
     struct pg_arg args[1 + 2 * USAGE_LIST_MAX] = { pg_text(user_id) }; /* user, then pairs */
 
-    for (size_t i = 0; i < USAGE_LIST_MAX; i++) {
-        args[1 + 2 * i] = pg_text(i < n ? quotas[i] : "");
-        args[2 + 2 * i] = pg_i64(i < n ? window_starts[i] : 0);
+    _Static_assert(USAGE_LIST_MAX == 8, "one statement per count of pairs, 1 to 8");
+    *k = 0;
+    if (n == 0 || n > USAGE_LIST_MAX)
+        return ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        args[1 + 2 * i] = pg_text(quotas[i]);
+        args[2 + 2 * i] = pg_i64(window_starts[i]);
     }
-    const struct pg_query q = QUERY(PGS_USAGE_LIST, args);
+    const struct pg_query q = { PGS_USAGE_LIST_1 + (int)n - 1, NULL, NULL, args, 1 + 2 * n };
     return pg_db_fetch_list(tx, &q, &store_usage_row_record, USAGE_LIST_MAX, out, k);
 }
 

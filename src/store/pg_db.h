@@ -93,7 +93,8 @@ enum pg_stmt {
     PGS_EXTRA_ADD,
     PGS_EXTRA_LIST,
     PGS_EXTRA_ANY,
-    PGS_USAGE_LIST,
+    PGS_USAGE_LIST_1, /* ... PGS_USAGE_LIST_8: usage_list of 1 to 8 pairs */
+    PGS_USAGE_LIST_8 = PGS_USAGE_LIST_1 + 7,
     PGS_USAGE_ADD_NOTED,
     PGS_EVENT_LIST_FAILED,
     PGS_COUNT,

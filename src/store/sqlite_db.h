@@ -81,7 +81,8 @@ enum sqlite_stmt {
     SQ_EXTRA_ADD,
     SQ_EXTRA_LIST,
     SQ_EXTRA_ANY,
-    SQ_USAGE_LIST,
+    SQ_USAGE_LIST_1, /* ... SQ_USAGE_LIST_8: usage_list of 1 to 8 pairs */
+    SQ_USAGE_LIST_8 = SQ_USAGE_LIST_1 + 7,
     SQ_EVENT_LIST_FAILED,
     SQ_COMMIT,
     SQ_ROLLBACK,
