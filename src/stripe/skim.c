@@ -127,6 +127,17 @@ static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
         size_t len = 1, used;
         long cp;
 
+        if (*p >= 0x20 && *p < 0x80 && *p != '\\') { /* a run of plain ASCII: as it is */
+            const unsigned char *run = p;
+            while (p < s->end && *p >= 0x20 && *p < 0x80 && *p != '\\' && *p != '"')
+                p++;
+            for (const unsigned char *c = run; hash && c < p; c++)
+                h = (h ^ *c) * FNV_PRIME;
+            if (out)
+                memcpy(out + w, run, (size_t)(p - run));
+            w += (size_t)(p - run);
+            continue;
+        }
         if (*p == '\\') {
             cp = escape(s, p, &used);
             if (cp < 0) {
@@ -145,7 +156,7 @@ static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
             }
             memcpy(tmp, p, len);
         }
-        for (size_t i = 0; i < len; i++)
+        for (size_t i = 0; hash && i < len; i++)
             h = (h ^ (unsigned char)tmp[i]) * FNV_PRIME;
         if (out)
             memcpy(out + w, tmp, len);
@@ -239,8 +250,9 @@ static bool value(struct skim *s, json_t **out);
 
 static bool kept(const struct skim *s, const char *key, size_t n)
 {
+    /* key holds no NUL (an escaped NUL is refused), so keep[i][n] is within keep[i] on a match */
     for (size_t i = 0; i < s->nkeep; i++)
-        if (strlen(s->keep[i]) == n && memcmp(s->keep[i], key, n) == 0)
+        if (strncmp(s->keep[i], key, n) == 0 && s->keep[i][n] == '\0')
             return true;
     return false;
 }
