@@ -61,3 +61,35 @@ describe('Idempotency-Key and the Authorization header', () => {
     assert.equal((await usageOf(user)).used, 7, 'a retry gives nothing more');
   });
 });
+
+describe('grants', () => {
+  const grant = (body, headers = {}) => svc('POST', `${A}/grants`, body, headers);
+
+  test('the key of a grant with another starts_at: 409, nothing changed', async () => {
+    const user = 'audit_grant_start';
+    const start = now() + 3600;
+    const g = await grant({ user_id: user, tier: 'plus', starts_at: start }, { 'Idempotency-Key': 'contract-1' });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    const same = await grant({ user_id: user, tier: 'plus', starts_at: start }, { 'Idempotency-Key': 'contract-1' });
+    assert.equal(same.status, 200);
+    assert.equal(same.headers.get('idempotent-replayed'), 'true');
+    assert.equal(same.body.id, g.body.id);
+    const other = await grant({ user_id: user, tier: 'plus', starts_at: start + 86400 }, { 'Idempotency-Key': 'contract-1' });
+    assert.equal(other.status, 409, `another body: ${JSON.stringify(other.body)}`);
+    assert.equal(errorOf(other).code, 'idempotency_key_reused');
+    const list = await svc('GET', `${A}/grants?user_id=${user}`);
+    assert.equal(list.body.count, 1);
+    assert.equal(list.body.data[0].starts_at, start, 'the grant keeps its start');
+  });
+
+  test('a retry without starts_at of a grant made without one is still the same grant', async () => {
+    const user = 'audit_grant_nostart';
+    const g = await grant({ user_id: user, tier: 'plus' }, { 'Idempotency-Key': 'comp-1' });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    await new Promise((r) => setTimeout(r, 1100)); // "now" moves on: the default start must not count
+    const again = await grant({ user_id: user, tier: 'plus' }, { 'Idempotency-Key': 'comp-1' });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(again.body, g.body);
+  });
+});
