@@ -92,4 +92,17 @@ describe('grants', () => {
     assert.equal(again.headers.get('idempotent-replayed'), 'true');
     assert.deepEqual(again.body, g.body);
   });
+
+  test('GET /grants lists newest first, also grants made within one second', async () => {
+    const user = 'audit_grant_order';
+    const made = [];
+    for (let i = 0; i < 8; i++) {
+      const g = await grant({ user_id: user, tier: i % 2 ? 'plus' : 'premium', reason: `n${i}` });
+      assert.equal(g.status, 200, JSON.stringify(g.body));
+      made.push(g.body.id);
+    }
+    const list = await svc('GET', `${A}/grants?user_id=${user}`);
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.data.map((g) => g.id), made.reverse(), 'newest first');
+  });
 });
