@@ -106,3 +106,105 @@ describe('grants', () => {
     assert.deepEqual(list.body.data.map((g) => g.id), made.reverse(), 'newest first');
   });
 });
+
+describe('hostile or sloppy input changes nothing', () => {
+  const bodies = [
+    ['amount 1.0', '{"user_id":"%U","quota":"ai_minutes","amount":1.0}', 'amount'],
+    ['amount as a string', '{"user_id":"%U","quota":"ai_minutes","amount":"1"}', 'amount'],
+    ['amount true', '{"user_id":"%U","quota":"ai_minutes","amount":true}', 'amount'],
+    ['amount 0', '{"user_id":"%U","quota":"ai_minutes","amount":0}', 'amount'],
+    ['amount -1', '{"user_id":"%U","quota":"ai_minutes","amount":-1}', 'amount'],
+    ['amount past the maximum', '{"user_id":"%U","quota":"ai_minutes","amount":1000001}', 'amount'],
+    ['amount past int64', '{"user_id":"%U","quota":"ai_minutes","amount":99999999999999999999999}', null],
+    ['amount twice', '{"user_id":"%U","quota":"ai_minutes","amount":1,"amount":500}', null],
+    ['an unknown field', '{"user_id":"%U","quota":"ai_minutes","amount":1,"units":1}', 'units'],
+    ['user_id in an array', '{"user_id":["%U"],"quota":"ai_minutes","amount":1}', 'user_id'],
+    ['a NUL in user_id', '{"user_id":"%U\\u0000x","quota":"ai_minutes","amount":1}', null],
+    ['an array body', '[{"user_id":"%U","quota":"ai_minutes","amount":1}]', null],
+  ];
+  for (const kind of ['consume', 'track', 'refund']) {
+    test(`${kind}: 400 JSON for each, nothing recorded`, async () => {
+      const user = `audit_hostile_${kind}`;
+      if (kind === 'refund') assert.equal((await svc('POST', `${A}/consume`, { user_id: user, quota: 'ai_minutes', amount: 4 })).status, 200);
+      const before = await usageOf(user);
+      const entries = (await ledgerOf(user)).length;
+      for (const [name, raw, param] of bodies) {
+        const r = await req(srv, 'POST', `${A}/${kind}`, { token: SERVICE_KEY, raw: raw.replace('%U', user), headers: { 'content-type': 'application/json' } });
+        assert.equal(r.status, 400, `${name}: ${r.text}`);
+        const e = errorOf(r);
+        if (param) assert.equal(e.param, param, name);
+      }
+      const bin = Buffer.concat([Buffer.from(`{"user_id":"${user}`), Buffer.from([0xff, 0xfe]), Buffer.from('","quota":"ai_minutes","amount":1}')]);
+      const r = await req(srv, 'POST', `${A}/${kind}`, { token: SERVICE_KEY, raw: bin, headers: { 'content-type': 'application/json' } });
+      assert.equal(r.status, 400, 'bytes that are not UTF-8');
+      errorOf(r);
+      const noType = await req(srv, 'POST', `${A}/${kind}`, { token: SERVICE_KEY, raw: JSON.stringify({ user_id: user, quota: 'ai_minutes', amount: 1 }) });
+      assert.equal(noType.status, 415);
+      errorOf(noType);
+      const badKey = await svc('POST', `${A}/${kind}`, { user_id: user, quota: 'ai_minutes', amount: 1 }, { 'Idempotency-Key': 'k'.repeat(256) });
+      assert.equal(badKey.status, 400);
+      assert.equal(errorOf(badKey).code, 'idempotency_key_invalid');
+      const asUser = await req(srv, 'POST', `${A}/${kind}`, { token: userToken(user), body: { user_id: user, quota: 'ai_minutes', amount: 1 } });
+      assert.equal(asUser.status, 403, 'a user cannot change its usage');
+      assert.deepEqual(await usageOf(user), before);
+      assert.equal((await ledgerOf(user)).length, entries);
+    });
+  }
+
+  test('a user token reads only its own usage, check and ledger; repeated user_id cannot widen it', async () => {
+    const tok = userToken('audit_me');
+    for (const p of [`${A}/usage?user_id=audit_other`, `${A}/ledger?user_id=audit_other`,
+      `${A}/check?feature=unlimited_ai&user_id=audit_other`, `${A}/usage?user_id=audit_other&user_id=audit_me`]) {
+      const r = await req(srv, 'GET', p, { token: tok });
+      assert.equal(r.status, 403, p);
+      assert.equal(errorOf(r).code, 'forbidden');
+    }
+    const own = await req(srv, 'GET', `${A}/usage?user_id=audit_me&user_id=audit_other`, { token: tok });
+    assert.equal(own.status, 200);
+    assert.equal(own.body.user_id, 'audit_me');
+    const unknown = await req(srv, 'GET', `${A}/usage?user=audit_me`, { token: tok });
+    assert.equal(unknown.status, 400);
+    assert.equal(errorOf(unknown).code, 'parameter_unknown');
+    for (const p of [`${A}/grants?user_id=audit_me`]) {
+      const r = await req(srv, 'GET', p, { token: tok });
+      assert.equal(r.status, 401, `${p}: a service route`);
+      errorOf(r);
+    }
+    const qg = await req(srv, 'POST', `${A}/quota-grants`, { token: tok, body: { user_id: 'audit_me', quota: 'ai_minutes', units: 5, scope: 'balance' } });
+    assert.equal(qg.status, 401, 'a user cannot grant itself units');
+    assert.equal((await usageOf('audit_me')).remaining, 30);
+  });
+
+  test('a service key on a user route: 401 JSON', async () => {
+    const r = await svc('GET', '/api/v1/payments/usage');
+    assert.equal(r.status, 401);
+    errorOf(r);
+    assert.match(r.headers.get('www-authenticate'), /^Bearer realm="subgate"/);
+  });
+});
+
+describe('at once', () => {
+  test('one Idempotency-Key sent 12 times at once consumes once', async () => {
+    const user = 'audit_burst_key';
+    const rs = await Promise.all(Array.from({ length: 12 }, () =>
+      svc('POST', `${A}/consume`, { user_id: user, quota: 'ai_minutes', amount: 3 }, { 'Idempotency-Key': 'burst' })));
+    assert.deepEqual(rs.map((r) => r.status), Array(12).fill(200));
+    assert.equal(rs.filter((r) => r.headers.get('idempotent-replayed') === 'true').length, 11);
+    for (const r of rs) assert.deepEqual(r.body, rs[0].body);
+    assert.equal((await usageOf(user)).used, 3);
+    assert.equal((await ledgerOf(user)).length, 1);
+  });
+
+  test('a balance of 5 drawn on by 12 consumes at once grants 5', async () => {
+    const user = 'audit_burst_balance';
+    assert.equal((await svc('POST', `${A}/consume`, { user_id: user, quota: 'ai_minutes', amount: 30 })).status, 200);
+    assert.equal((await svc('POST', `${A}/quota-grants`, { user_id: user, quota: 'ai_minutes', units: 5, scope: 'balance' })).status, 200);
+    const rs = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+      svc('POST', `${A}/consume`, { user_id: user, quota: 'ai_minutes', amount: 1 }, { 'Idempotency-Key': `b${i}` })));
+    assert.equal(rs.filter((r) => r.status === 200).length, 5);
+    assert.equal(rs.filter((r) => r.status === 402).length, 7);
+    const u = await usageOf(user);
+    assert.equal(u.used, 35);
+    assert.equal(u.remaining, 0);
+  });
+});
