@@ -413,10 +413,7 @@ static enum err idem_header(struct request *req, const char **out)
     return ERR_OK;
 }
 
-/*
- * Digests the parts (NUL-separated) into hex. The key scopes the caller's Idempotency-Key by
- * its service credential and user, so two services or users never share a key.
- */
+/* Digests the parts (NUL-separated) into hex. */
 static enum err digest(const char *label, const char *const *parts, size_t n,
                        char hex[HMAC_SHA256_HEX_LEN + 1])
 {
@@ -430,22 +427,42 @@ static enum err digest(const char *label, const char *const *parts, size_t n,
     return hmac_sha256_hex(label, strlen(label), p, k, hex);
 }
 
+/*
+ * The caller's Idempotency-Key scoped by its service credential and user, so two services or
+ * users never share a key. The credential is the one that authenticated the request, however
+ * the client spells the header ("bearer", extra spaces): a retry is a retry. It is digested as
+ * "Bearer <credential>", the header's usual spelling, so keys stored before keep their scope.
+ */
+static enum err scoped_key(struct request *req, const char *user, const char *key,
+                           char hex[HMAC_SHA256_HEX_LEN + 1])
+{
+    static const char label[] = "subgate idempotency key";
+    const char *cred = "";
+    size_t cred_len = 0;
+    struct hmac_part p[] = {
+        { "Bearer ", 7 },     { "", 0 }, { "", 1 }, { user, strlen(user) }, { "", 1 },
+        { key, strlen(key) }, { "", 1 },
+    };
+
+    if (api_bearer_credential(req, &cred, &cred_len)) /* a service key: authenticated */
+        p[1] = (struct hmac_part){ cred, cred_len };
+    return hmac_sha256_hex(label, strlen(label), p, ARRAY_SIZE(p), hex);
+}
+
 static enum err keyed_meter(struct request *req, const struct usage_grant *g, const char *key,
                             const struct meter_ctx *m, struct usage_outcome *o, bool *replayed)
 {
     const struct api *api = req->app;
-    const char *auth = request_header(req, "Authorization");
     const char *scope = m->in->refund  ? "usage.refund"
                         : m->in->track ? "usage.track"
                                        : "usage.consume";
     char amount[HEADER_NUM_MAX], scoped[HMAC_SHA256_HEX_LEN + 1], hash[HMAC_SHA256_HEX_LEN + 1];
-    const char *key_parts[] = { auth ? auth : "", g->user_id, key };
     const char *req_parts[] = { scope, g->quota, amount };
     struct store_idempotency k = { scoped, scope, hash, m->now };
     enum err err;
 
     snprintf(amount, sizeof(amount), "%" PRId64, g->n);
-    if (digest("subgate idempotency key", key_parts, ARRAY_SIZE(key_parts), scoped) ||
+    if (scoped_key(req, g->user_id, key, scoped) ||
         digest("subgate request", req_parts, ARRAY_SIZE(req_parts), hash))
         return request_fail(req, ERR_INTERNAL, NULL, NULL, "cannot digest the idempotency key");
     err = m->in->refund ? store_usage_refund(api->store, g, &k, o, replayed)

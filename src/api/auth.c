@@ -94,19 +94,25 @@ enum err api_authenticate(struct request *req, enum auth_kind k)
     return request_fail(req, ERR_INTERNAL, NULL, NULL, "unknown auth kind");
 }
 
-/* True when the request's Authorization header is "Bearer <credential>" with a credential. */
-static bool sent_bearer(const struct request *req)
+bool api_bearer_credential(const struct request *req, const char **cred, size_t *len)
 {
     const char *h = request_header(req, "Authorization");
-    const char *cred;
-    size_t n;
 
     if (!h || strlen(h) < 7 || !str_eq_nocase(h, 7, "bearer "))
         return false;
-    cred = h + 7;
-    n = strlen(cred);
-    str_trim(&cred, &n);
-    return n > 0;
+    *cred = h + 7;
+    *len = strlen(*cred);
+    str_trim(cred, len);
+    return *len > 0;
+}
+
+/* True when the request's Authorization header is "Bearer <credential>" with a credential. */
+static bool sent_bearer(const struct request *req)
+{
+    const char *cred;
+    size_t n;
+
+    return api_bearer_credential(req, &cred, &n);
 }
 
 void api_auth_challenge(const struct request *req, struct response *resp)

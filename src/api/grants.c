@@ -147,11 +147,15 @@ static enum err grant_input(struct request *req, int64_t now, struct grant_recor
     return ERR_OK;
 }
 
-/* The same grant asked again (same key): the same user, tier and times. */
-static bool same_grant(const struct grant_record *a, const struct grant_record *b)
+/*
+ * The same grant asked again (same key): the same user, tier, reason and times. A start left
+ * out defaults to now, which moves on between retries: only a start given is compared.
+ */
+static bool same_grant(const struct grant_record *a, const struct grant_record *b, bool start_given)
 {
     return strcmp(a->user_id, b->user_id) == 0 && strcmp(a->tier, b->tier) == 0 &&
-           a->ends_at == b->ends_at && strcmp(a->reason, b->reason) == 0;
+           (!start_given || a->starts_at == b->starts_at) && a->ends_at == b->ends_at &&
+           strcmp(a->reason, b->reason) == 0;
 }
 
 enum err access_grant_create(struct request *req, struct response *resp)
@@ -165,7 +169,8 @@ enum err access_grant_create(struct request *req, struct response *resp)
         return err;
     err = store_grant_insert(api->store, &g);
     if (err == ERR_CONFLICT && store_grant_get(api->store, g.id, &had) == ERR_OK) {
-        if (!same_grant(&had, &g))
+        json_t *start = json_object_get(req->json, "starts_at");
+        if (!same_grant(&had, &g, start && !json_is_null(start)))
             return request_fail(req, ERR_CONFLICT, "idempotency_key_reused", NULL,
                                 "this Idempotency-Key made another grant ('%s')", had.id);
         if (!response_add_header(resp, "Idempotent-Replayed", "true"))

@@ -245,7 +245,7 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
         "UPDATE tier_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at = 0", true },
     [PGS_GRANT_LIST_USER] = {
         "SELECT " GRANT_COLS " FROM tier_grants WHERE user_id = $1 "
-        "ORDER BY created_at DESC, id DESC LIMIT $2", false },
+        "ORDER BY created_at DESC, seq DESC LIMIT $2", false },
     [PGS_GRANT_LIST_ACTIVE] = {
         "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
         "AND (ends_at = 0 OR ends_at > $1) ORDER BY user_id, id LIMIT $2", false },

@@ -192,8 +192,9 @@ const char *const sqlite_sql[SQ_COUNT] = {
                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [SQ_GRANT_GET] = "SELECT " GRANT_COLS " FROM tier_grants WHERE id = ?1",
     [SQ_GRANT_REVOKE] = "UPDATE tier_grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at = 0",
+    /* newest first: rowid follows insertion (ids are random), within a second too */
     [SQ_GRANT_LIST_USER] = "SELECT " GRANT_COLS " FROM tier_grants WHERE user_id = ?1 "
-                           "ORDER BY created_at DESC, id DESC LIMIT ?2",
+                           "ORDER BY created_at DESC, rowid DESC LIMIT ?2",
     [SQ_GRANT_LIST_ACTIVE] = "SELECT " GRANT_COLS " FROM tier_grants WHERE revoked_at = 0 "
                              "AND (ends_at = 0 OR ends_at > ?1) ORDER BY user_id, id LIMIT ?2",
     /* Grants with a clock transition (start or end) at or before ?1 not announced yet. */
