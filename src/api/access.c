@@ -331,10 +331,14 @@ static json_t *refusal_json(const struct meter_ctx *m, const struct usage_outcom
 {
     char msg[256];
     json_t *body, *e;
+    int n = snprintf(msg, sizeof(msg),
+                     "quota '%s' exceeded: %" PRId64 " of %" PRId64 " used this %s, %" PRId64
+                     " more asked",
+                     m->quota->id, o->used, quota_allowance(o->limit, o->extra),
+                     quota_window_name(m->span.counted), m->in->amount);
 
-    snprintf(msg, sizeof(msg),
-             "quota '%s' exceeded: %" PRId64 " of %" PRId64 " used this %s, %" PRId64 " more asked",
-             m->quota->id, o->used, o->limit, quota_window_name(m->span.counted), m->in->amount);
+    if (o->balance > 0 && n > 0 && (size_t)n < sizeof(msg)) /* the balance was too small */
+        snprintf(msg + n, sizeof(msg) - (size_t)n, ", %" PRId64 " in the balance", o->balance);
     body = error_json(ERR_QUOTA, "quota_exceeded", "amount", msg);
     e = json_object_get(body, "error");
     json_object_set_new(e, "used", json_integer(o->used));

@@ -25,6 +25,19 @@ const ledger = async (user, q = '') => {
 };
 
 describe('a balance of extra units', () => {
+  // The refusal counts the window's allowance (limit + extra), as `remaining` does, and says
+  // what the balance holds when it was too small: "35 of 30 used" read as a bug.
+  test('a refusal past limit and extra names the allowance and the balance', async () => {
+    const user = 'l_refusal';
+    assert.equal((await grantUnits({ user_id: user, quota: 'ai_minutes', units: 5, scope: 'window' })).status, 200);
+    assert.equal((await grantUnits({ user_id: user, quota: 'ai_minutes', units: 2, scope: 'balance' })).status, 200);
+    assert.equal((await consume(user, 'ai_minutes', 35)).status, 200);
+    const r = await consume(user, 'ai_minutes', 3);
+    assert.equal(r.status, 402);
+    assert.equal(r.body.error.message, "quota 'ai_minutes' exceeded: 35 of 35 used this day, 3 more asked, 2 in the balance");
+    assert.equal(r.body.error.remaining, 2);
+  });
+
   test('drawn on once the day is spent, given back by a refund, retried once', async () => {
     const user = 'l_balance';
     assert.equal((await consume(user, 'ai_minutes', 30)).status, 200);
