@@ -333,7 +333,8 @@ static enum err usage_chunk(struct usage_many_arg *a, struct store_tx *tx, size_
 
     for (int r = 0; r < k && !err; r++)
         for (size_t i = at; i < at + n; i++) {
-            if (rows[r].window_start != a->window_starts[i] || strcmp(rows[r].quota, a->quotas[i]))
+            if (rows[r].window_start != a->window_starts[i] ||
+                strcmp(rows[r].quota, a->quotas[i]) != 0)
                 continue;
             if (a->used)
                 a->used[i] = rows[r].used;
