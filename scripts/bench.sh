@@ -246,6 +246,8 @@ measured_pids() {
     esac
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# db_pids: the PostgreSQL server's processes (postmaster and its children); none on SQLite.
+db_pids() { [ -z "${PG_MAIN:-}" ] || echo "$PG_MAIN $(pgrep -P "$PG_MAIN" | tr '\n' ' ')"; }
 
 # probe NAME CURL-ARGS...: one request before the run. Sets PROBE_NOTE to why the endpoint
 # cannot be measured ("" when it answered 2xx).
@@ -262,14 +264,17 @@ probe() {
 }
 
 # measure NAME URL SCRIPT [SCRIPT-ARGS...]: one wrk run; results in R_<field>[NAME].
-declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE R_CPU
+declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE R_CPU R_DBCPU
 measure() {
     local name=$1 url=$2 script=$3 log="$TMP/wrk-$1.log" line
     shift 3
-    local perf_pid="" pids t0 t1
+    local perf_pid="" pids t0 t1 dbpids="" d0=0 d1=0
     pids=$(measured_pids "$name")
+    [ "${name#nginx}" != "$name" ] || dbpids=$(db_pids)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
+    # shellcheck disable=SC2086
+    [ -z "$dbpids" ] || d0=$(cpu_ticks $dbpids)
     if [ "${BENCH_PERF:-0}" = 1 ] && [ "${name#nginx}" = "$name" ]; then
         perf record -q -g -F 999 -p "$SRV_PID" -o "$TMP/perf-$name.data" >/dev/null 2>&1 &
         perf_pid=$!
@@ -278,6 +283,9 @@ measure() {
         "$url" -- "$@" >"$log" 2>&1 || die "wrk failed for $name: $(tail -3 "$log")"
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $pids)
+    # backends started during the run count from their start; none ends during one
+    # shellcheck disable=SC2046,SC2086
+    [ -z "$dbpids" ] || d1=$(cpu_ticks $(printf '%s\n' $dbpids $(db_pids) | sort -u))
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
@@ -295,6 +303,9 @@ measure() {
     R_RSS[$name]=$(rss_kib VmHWM)
     R_CPU[$name]=$(awk -v t=$((t1 - t0)) -v us="$TICK_US" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.1f", t * us / n; else print "-" }')
+    R_DBCPU[$name]=""
+    [ -z "$dbpids" ] || R_DBCPU[$name]=$(awk -v t=$((d1 - d0)) -v us="$TICK_US" -v n="$requests" \
+        'BEGIN { if (n > 0) printf "+%.1f", t * us / n }')
 }
 
 # warm NAME URL SCRIPT [ARGS...]: a one-second run whose figures are dropped (connections,
@@ -407,12 +418,12 @@ verdict() {
     V_RESULT=$([ "$ok" = 1 ] && echo PASS || echo MISS)
 }
 
-ROW="%-36s %8s %10s %10s %7s %9s %8s %8s  %-28s %s\n"
+ROW="%-36s %8s %10s %10s %7s %9s %13s %8s  %-28s %s\n"
 # row LABEL NAME VS RSS TARGET RESULT: one line of the table from R_*[NAME].
 row() {
     # shellcheck disable=SC2059
     printf "$ROW" "$1" "${R_RATE[$2]}" "$(ms "${R_P50[$2]}")" "$(ms "${R_P99[$2]}")" "${R_ERR[$2]}" \
-        "$3" "${R_CPU[$2]}" "$4" "$5" "$6"
+        "$3" "${R_CPU[$2]}${R_DBCPU[$2]:-}" "$4" "$5" "$6"
 }
 
 report() {
@@ -422,6 +433,7 @@ report() {
     echo "  subgate and nginx on cpu $SERVER_CPU, wrk on cpu $WRK_CPU; wrk -t1 -c$CONNS -d$DURATION; loopback; CPUs $BUSY% busy before the run"
     echo "  subgate $("$BIN" version | awk '{print $2}'), $DB_DESC, $USERS premium and $USERS free users; $("$NGINX" -v 2>&1 | sed 's/.*: //'); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
     echo "  cpu us/req: the server's utime+stime over the run / its requests (nginx's workers for its rows)"
+    [ -z "${PG_MAIN:-}" ] || echo "  on PostgreSQL, +N: the database server's processes' own utime+stime per request, on the same cpu"
     [ "$INSTANCES" = 1 ] || echo "  $INSTANCES subgate instances behind nginx round-robin (bench/nginx-lb.conf.in) on cpu $SERVER_CPU; RSS is the first instance's"
     echo
     # shellcheck disable=SC2059
