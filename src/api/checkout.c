@@ -174,6 +174,10 @@ static enum err session_make(struct request *req, struct stripe_client *sc,
     stripe_key(ask_key_, trial_days, key);
     err = stripe_checkout_session_create(sc, &p, key, cs, &se);
 
+    if (!err && !cs->url[0]) { /* a page nobody can open: not kept as the user's open session */
+        (void)str_copy(se.message, sizeof(se.message), "the new session has no url");
+        err = ERR_UPSTREAM;
+    }
     if (err)
         return glue_fail_stripe(req, err, &se, "create the checkout session", NULL);
     return ERR_OK;

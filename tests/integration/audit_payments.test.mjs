@@ -1,0 +1,169 @@
+// audit_payments.test.mjs: the payments routes held to the README's words under the faults a
+// browser and Stripe bring: double clicks, replays, Stripe failing halfway through a change, and
+// Stripe answering what is not a Stripe object. Stripe is the emulator, behind a small proxy of
+// this file's own that can fail or garble chosen calls.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  EMULATOR_KEY, emuControl, errorOf, now, req, startEmulator, startServer, stopEmulator,
+  stopServer, stripeApi, tmpDir, userToken,
+} from './lib.mjs';
+import { CANCEL, SUCCESS, T0, billingFlows } from './billing_lib.mjs';
+
+const P = '/api/v1/payments';
+const WHSEC = 'whsec_audit_payments_0123456789';
+
+let emu;
+let proxy;
+let srv;
+// rules: [{ method, path (RegExp), times, answer(reqInfo) => {status, headers, body} | null }]
+const rules = [];
+const seen = [];
+
+function startProxy(target) {
+  return new Promise((resolve) => {
+    const s = http.createServer(async (rq, rs) => {
+      const chunks = [];
+      for await (const c of rq) chunks.push(c);
+      const body = Buffer.concat(chunks);
+      seen.push({ method: rq.method, url: rq.url, body: body.toString() });
+      const rule = rules.find((r) => r.times > 0 && r.method === rq.method && r.path.test(rq.url.split('?')[0]));
+      if (rule) {
+        rule.times--;
+        const a = rule.answer({ method: rq.method, url: rq.url, body: body.toString() });
+        if (a.forward) {
+          // forward, then hand back what a.forward makes of the answer
+          const f = await fetch(target + rq.url, { method: rq.method, headers: rq.headers, body: rq.method === 'GET' ? undefined : body });
+          const text = await f.text();
+          const out = a.forward(f.status, text);
+          rs.writeHead(out.status, { 'content-type': 'application/json', date: f.headers.get('date') || new Date().toUTCString(), ...(out.headers || {}) });
+          rs.end(out.body);
+          return;
+        }
+        rs.writeHead(a.status, { 'content-type': 'application/json', 'stripe-should-retry': 'false', ...(a.headers || {}) });
+        rs.end(a.body);
+        return;
+      }
+      const headers = { ...rq.headers };
+      delete headers.host;
+      const f = await fetch(target + rq.url, { method: rq.method, headers, body: rq.method === 'GET' || rq.method === 'DELETE' ? undefined : body });
+      const text = await f.text();
+      const out = {};
+      for (const [k, v] of f.headers) if (!['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k)) out[k] = v;
+      rs.writeHead(f.status, out);
+      rs.end(text);
+    });
+    s.listen(0, '127.0.0.1', () => resolve({ s, base: `http://127.0.0.1:${s.address().port}` }));
+  });
+}
+
+const fail500 = () => ({ status: 500, body: JSON.stringify({ error: { type: 'api_error', message: 'injected' } }) });
+
+before(async () => {
+  emu = await startEmulator({ EMULATOR_WEBHOOK_SECRET: WHSEC });
+  proxy = await startProxy(emu.base);
+  const dir = tmpDir();
+  srv = await startServer({
+    STRIPE_SECRET_KEY: EMULATOR_KEY,
+    STRIPE_API_BASE: proxy.base,
+    STRIPE_WEBHOOK_SECRET: WHSEC,
+    STRIPE_PREMIUM_PRICE_ID: 'price_premium_monthly',
+    STRIPE_PLUS_PRICE_ID: 'price_plus_monthly',
+    STRIPE_PREMIUM_ANNUAL_PRICE_ID: 'price_premium_annual',
+    STRIPE_PLUS_ANNUAL_PRICE_ID: 'price_plus_annual',
+    PAST_DUE_GRACE_DAYS: '0',
+    ENTITLEMENT_CACHE_USERS: '0',
+    HTTP_THREADS: '4',
+    DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
+  }, { cwd: dir });
+  const r = await emuControl(emu, 'POST', '/_emulator/webhooks', { url: `${srv.base}${P}/webhook`, secret: WHSEC });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+});
+
+after(async () => {
+  await stopServer(srv);
+  await stopEmulator(emu);
+  proxy?.s.close();
+});
+
+const flows = billingFlows(() => emu);
+const call = (user, method, p, body) => req(srv, method, P + p, { token: userToken(user, { exp: now() + 3600 }), body });
+async function ok(user, method, p, body) {
+  const r = await call(user, method, p, body);
+  assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+async function subscriber(user, price = 'price_premium_monthly') {
+  const { clock, cus, session } = await flows.paidSession(user, price);
+  const sub = await ok(user, 'POST', '/checkout-success', { session_id: session.id });
+  await flows.drain();
+  return { clock, cus, sub };
+}
+
+const ORIGIN = 'http://localhost:3000';
+const checkoutBody = (tier = 'premium') => ({ tier, success_url: SUCCESS, cancel_url: CANCEL });
+
+// The Stripe subscription's live schedule, and the price of its next phase.
+async function stripeSchedule(subId) {
+  const sub = await flows.stripe('GET', `/v1/subscriptions/${subId}`);
+  if (!sub.schedule) return null;
+  const id = typeof sub.schedule === 'string' ? sub.schedule : sub.schedule.id;
+  const sched = await flows.stripe('GET', `/v1/subscription_schedules/${id}`);
+  const price = (phase) => { const p = phase.items[0].price; return typeof p === 'string' ? p : p.id; };
+  return { status: sched.status, next: sched.phases.length > 1 ? price(sched.phases[1]) : null };
+}
+
+describe('Stripe answering what is not a Stripe object', () => {
+  test('a created checkout session without a url: 502, and the next ask gets a page to pay', async () => {
+    const user = 'aud_session_nourl';
+    rules.push({ method: 'POST', path: /^\/v1\/checkout\/sessions$/, times: 1, answer: () => ({ status: 200, body: '{"id":"cs_test_nourl","object":"checkout.session","status":"open"}' }) });
+    const r = await call(user, 'POST', '/create-checkout-session', checkoutBody());
+    rules.length = 0;
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    assert.equal(errorOf(r).code, 'stripe_error');
+    const again = await ok(user, 'POST', '/create-checkout-session', checkoutBody());
+    assert.notEqual(again.session_id, 'cs_test_nourl', 'the broken session is not handed back');
+    assert.match(again.url, /^http:\/\/127\.0\.0\.1:\d+\/checkout\/cs_test_/);
+  });
+
+  for (const [name, body] of [['not JSON', 'garbage'], ['an array', '[]'], ['an object without id', '{}']]) {
+    test(`cancel answered ${name}: 502 JSON, the subscription unchanged`, async () => {
+      const user = `aud_cmal_${name.replace(/\W/g, '')}`;
+      await subscriber(user);
+      rules.push({ method: 'DELETE', path: /^\/v1\/subscriptions\//, times: 1, answer: () => ({ status: 200, body }) });
+      rules.push({ method: 'POST', path: /^\/v1\/subscriptions\//, times: 1, answer: () => ({ status: 200, body }) });
+      const now1 = await call(user, 'POST', '/cancel-subscription?immediate=true');
+      const end1 = await call(user, 'POST', '/cancel-subscription');
+      rules.length = 0;
+      for (const x of [now1, end1]) {
+        assert.equal(x.status, 502, JSON.stringify(x.body));
+        assert.equal(errorOf(x).code, 'stripe_error');
+      }
+      const s = await ok(user, 'GET', '/subscription');
+      assert.equal(s.tier, 'premium');
+      assert.equal(s.status, 'active');
+      assert.equal(s.cancel_at_period_end, false);
+    });
+  }
+
+  test('checkout-success and the portal answered garbage: 502 JSON, nothing stored', async () => {
+    const user = 'aud_cs_garbage';
+    const { session } = await flows.paidSession(user);
+    for (const body of ['garbage', '{}']) {
+      rules.push({ method: 'GET', path: /^\/v1\/checkout\/sessions\//, times: 1, answer: () => ({ status: 200, body }) });
+      const r = await call(user, 'POST', '/checkout-success', { session_id: session.id });
+      rules.length = 0;
+      assert.equal(r.status, 502, JSON.stringify(r.body));
+      assert.equal(errorOf(r).code, 'stripe_error');
+    }
+    assert.equal((await ok(user, 'POST', '/checkout-success', { session_id: session.id })).tier, 'premium');
+    rules.push({ method: 'POST', path: /billing_portal/, times: 1, answer: () => ({ status: 200, body: '{}' }) });
+    const p = await call(user, 'POST', '/customer-portal', { return_url: `${ORIGIN}/x` });
+    rules.length = 0;
+    assert.equal(p.status, 502, JSON.stringify(p.body));
+    assert.equal(errorOf(p).code, 'stripe_error');
+  });
+});
