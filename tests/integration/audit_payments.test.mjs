@@ -116,6 +116,64 @@ async function stripeSchedule(subId) {
   return { status: sched.status, next: sched.phases.length > 1 ? price(sched.phases[1]) : null };
 }
 
+describe('a change Stripe refuses halfway changes nothing, as its answer says', () => {
+  test('cancel with a downgrade scheduled, the cancel refused: the downgrade is still there', async () => {
+    const user = 'aud_cancel_sched';
+    const ctx = await subscriber(user, 'price_plus_monthly');
+    await ok(user, 'POST', '/change-plan', { tier: 'premium' });
+    await flows.drain();
+    rules.push({ method: 'POST', path: new RegExp(`^/v1/subscriptions/${ctx.sub.id}$`), times: 1, answer: fail500 });
+    const r = await call(user, 'POST', '/cancel-subscription');
+    rules.length = 0;
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    assert.equal(errorOf(r).code, 'stripe_error');
+    assert.match(errorOf(r).message, /nothing was changed/);
+    await flows.drain();
+    const s = await ok(user, 'GET', '/subscription');
+    assert.equal(s.tier, 'plus');
+    assert.equal(s.cancel_at_period_end, false);
+    assert.equal(s.pending_change?.tier, 'premium', `the downgrade is kept: ${JSON.stringify(s.pending_change)}`);
+    assert.equal(s.pending_change.effective_at, ctx.sub.current_period_end);
+    assert.deepEqual(await stripeSchedule(ctx.sub.id), { status: 'active', next: 'price_premium_monthly' }, 'at Stripe too');
+    const again = await ok(user, 'POST', '/cancel-subscription');
+    assert.equal(again.cancel_at_period_end, true, 'a retry cancels');
+    assert.equal(again.pending_change, null);
+  });
+
+  test('cancel now with a downgrade scheduled, the cancel refused: the downgrade is still there', async () => {
+    const user = 'aud_cancelnow_sched';
+    const ctx = await subscriber(user, 'price_plus_monthly');
+    await ok(user, 'POST', '/change-plan', { tier: 'premium' });
+    rules.push({ method: 'DELETE', path: new RegExp(`^/v1/subscriptions/${ctx.sub.id}$`), times: 1, answer: fail500 });
+    const r = await call(user, 'POST', '/cancel-subscription?immediate=true');
+    rules.length = 0;
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    await flows.drain();
+    const s = await ok(user, 'GET', '/subscription');
+    assert.equal(s.status, 'active');
+    assert.equal(s.pending_change?.tier, 'premium', `the downgrade is kept: ${JSON.stringify(s.pending_change)}`);
+    assert.equal((await stripeSchedule(ctx.sub.id))?.next, 'price_premium_monthly');
+  });
+
+  test('an upgrade over a scheduled downgrade, the upgrade refused: the downgrade is still there', async () => {
+    const user = 'aud_up_sched';
+    const ctx = await subscriber(user, 'price_premium_annual');
+    await ok(user, 'POST', '/change-plan', { tier: 'premium', interval: 'month' });
+    rules.push({ method: 'POST', path: new RegExp(`^/v1/subscriptions/${ctx.sub.id}$`), times: 1, answer: fail500 });
+    const r = await call(user, 'POST', '/change-plan', { tier: 'plus', interval: 'year' });
+    rules.length = 0;
+    assert.equal(r.status, 502, JSON.stringify(r.body));
+    assert.match(errorOf(r).message, /nothing was changed/);
+    await flows.drain();
+    const s = await ok(user, 'GET', '/subscription');
+    assert.equal(s.tier, 'premium');
+    assert.equal(s.interval, 'year');
+    assert.equal(s.pending_change?.interval, 'month', `the downgrade is kept: ${JSON.stringify(s.pending_change)}`);
+    assert.equal((await stripeSchedule(ctx.sub.id))?.next, 'price_premium_monthly');
+    assert.equal((await flows.stripeInvoices(ctx.sub.id)).length, 1, 'nothing charged');
+  });
+});
+
 describe('Stripe answering what is not a Stripe object', () => {
   test('a created checkout session without a url: 502, and the next ask gets a page to pay', async () => {
     const user = 'aud_session_nourl';
