@@ -221,6 +221,12 @@ enum err glue_subscription_check_answer(struct store *st, const struct tier_cata
                                    changed);
 }
 
+bool glue_stripe_refused(enum err err, const struct stripe_error *se)
+{
+    return err == ERR_INVALID || (err == ERR_UPSTREAM && se->http_status == 400 &&
+                                  strcmp(se->type, "invalid_request_error") == 0);
+}
+
 bool glue_scheduled_price(struct store *st, const struct subscription *s, char next[STRIPE_ID_MAX])
 {
     struct schedule_record sched;

@@ -225,3 +225,48 @@ describe('Stripe answering what is not a Stripe object', () => {
     assert.equal(errorOf(p).code, 'stripe_error');
   });
 });
+
+import crypto from 'node:crypto';
+function signed(obj, secret = WHSEC) {
+  const raw = typeof obj === 'string' ? obj : JSON.stringify(obj);
+  const t = now();
+  const v1 = crypto.createHmac('sha256', secret).update(`${t}.${raw}`).digest('hex');
+  return { raw, headers: { 'content-type': 'application/json', 'stripe-signature': `t=${t},v1=${v1}` } };
+}
+describe('double clicks, tabs and a checkout paid meanwhile', () => {
+  test('three downgrade clicks at once: all answered 200 with the one scheduled change', async () => {
+    const user = 'aud_down3';
+    const ctx = await subscriber(user, 'price_plus_monthly');
+    const rs = await Promise.all(Array.from({ length: 3 }, () => call(user, 'POST', '/change-plan', { tier: 'premium' })));
+    for (const r of rs) {
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.tier, 'plus');
+      assert.equal(r.body.pending_change?.tier, 'premium');
+    }
+    assert.equal(new Set(rs.map((r) => r.body.pending_change.schedule_id)).size, 1, 'one schedule');
+    assert.deepEqual(await stripeSchedule(ctx.sub.id), { status: 'active', next: 'price_premium_monthly' });
+    assert.equal((await flows.stripeInvoices(ctx.sub.id)).length, 1, 'nothing charged now');
+  });
+
+  test('another ask after the open session was paid (no webhook yet): 409 subscription_exists', async () => {
+    const user = 'aud_paid_then_ask';
+    await emuControl(emu, 'POST', '/_emulator/webhooks', { url: 'http://127.0.0.1:9/none', secret: WHSEC });
+    try {
+      const a = await ok(user, 'POST', '/create-checkout-session', checkoutBody());
+      await flows.payPage(a.url);
+      for (let i = 0; i < 2; i++) {
+        const r = await call(user, 'POST', '/create-checkout-session', checkoutBody('plus'));
+        assert.equal(r.status, 409, JSON.stringify(r.body));
+        assert.equal(errorOf(r).code, 'subscription_exists');
+      }
+      const s = await ok(user, 'POST', '/checkout-success', { session_id: a.session_id });
+      assert.equal(s.tier, 'premium');
+      const cus = (await flows.stripe('GET', '/v1/customers', { email: `${user}@example.com` })).data;
+      assert.equal(cus.length, 1);
+      const subs = (await flows.stripe('GET', '/v1/subscriptions', { customer: cus[0].id, status: 'all' })).data;
+      assert.equal(subs.length, 1, 'one subscription, paid once');
+    } finally {
+      await emuControl(emu, 'POST', '/_emulator/webhooks', { url: `${srv.base}${P}/webhook`, secret: WHSEC });
+    }
+  });
+});
