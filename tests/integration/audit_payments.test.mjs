@@ -3,13 +3,14 @@
 // Stripe answering what is not a Stripe object. Stripe is the emulator, behind a small proxy of
 // this file's own that can fail or garble chosen calls.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  EMULATOR_KEY, emuControl, errorOf, now, req, startEmulator, startServer, stopEmulator,
-  stopServer, stripeApi, tmpDir, userToken,
+  EMULATOR_KEY, emuControl, errorOf, now, req, run, startEmulator, startServer, stopEmulator,
+  stopServer, tmpDir, userToken,
 } from './lib.mjs';
 import { CANCEL, SUCCESS, T0, billingFlows } from './billing_lib.mjs';
 
@@ -226,13 +227,6 @@ describe('Stripe answering what is not a Stripe object', () => {
   });
 });
 
-import crypto from 'node:crypto';
-function signed(obj, secret = WHSEC) {
-  const raw = typeof obj === 'string' ? obj : JSON.stringify(obj);
-  const t = now();
-  const v1 = crypto.createHmac('sha256', secret).update(`${t}.${raw}`).digest('hex');
-  return { raw, headers: { 'content-type': 'application/json', 'stripe-signature': `t=${t},v1=${v1}` } };
-}
 describe('double clicks, tabs and a checkout paid meanwhile', () => {
   test('three downgrade clicks at once: all answered 200 with the one scheduled change', async () => {
     const user = 'aud_down3';
@@ -268,5 +262,44 @@ describe('double clicks, tabs and a checkout paid meanwhile', () => {
     } finally {
       await emuControl(emu, 'POST', '/_emulator/webhooks', { url: `${srv.base}${P}/webhook`, secret: WHSEC });
     }
+  });
+});
+
+function signed(raw) {
+  const t = now();
+  const v1 = crypto.createHmac('sha256', WHSEC).update(`${t}.${raw}`).digest('hex');
+  return { raw, headers: { 'content-type': 'application/json', 'stripe-signature': `t=${t},v1=${v1}` } };
+}
+const webhook = (raw) => req(srv, 'POST', `${P}/webhook`, signed(raw));
+function eventRow(id) {
+  const r = run(['events'], { env: { DATABASE_URL: srv.databaseUrl }, cwd: srv.dir });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').map((l) => l.split('\t')).find((row) => row[0] === id);
+}
+
+describe('webhooks delivered again', () => {
+  test('an event id applied before, delivered with another body: 200 duplicate, nothing changed, still applied', async () => {
+    const user = 'aud_dup_body';
+    const t = now();
+    const sub = (price, extra = {}) => ({
+      id: 'sub_auddupbody', object: 'subscription', customer: 'cus_auddupbody', status: 'active',
+      current_period_start: t - 60, current_period_end: t + 30 * 86400, cancel_at_period_end: false,
+      canceled_at: null, cancel_at: null, trial_end: null, metadata: { user_id: user },
+      items: { object: 'list', data: [{ id: 'si_auddupbody', price: { id: price } }] }, ...extra,
+    });
+    const ev = (object) => JSON.stringify({ id: 'evt_auddupbody', object: 'event', type: 'customer.subscription.updated', created: t, livemode: false, data: { object } });
+    const first = await webhook(ev(sub('price_premium_monthly')));
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.duplicate, false);
+    for (const other of [sub('price_nobody_sells'), sub('price_premium_monthly', { current_period_end: 'soon' }), sub('price_plus_monthly')]) {
+      const again = await webhook(ev(other));
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.duplicate, true);
+    }
+    const s = await ok(user, 'GET', '/subscription');
+    assert.equal(s.tier, 'premium');
+    assert.equal(s.price_id, 'price_premium_monthly');
+    const row = eventRow('evt_auddupbody');
+    assert.equal(row?.[3], 'applied', `still recorded as applied: ${row}`);
   });
 });
