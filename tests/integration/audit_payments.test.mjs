@@ -272,7 +272,7 @@ function signed(raw) {
 }
 const webhook = (raw) => req(srv, 'POST', `${P}/webhook`, signed(raw));
 function eventRow(id) {
-  const r = run(['events'], { env: { DATABASE_URL: srv.databaseUrl }, cwd: srv.dir });
+  const r = run(['events', '--limit', '1000'], { env: { DATABASE_URL: srv.databaseUrl }, cwd: srv.dir });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.split('\n').map((l) => l.split('\t')).find((row) => row[0] === id);
 }
