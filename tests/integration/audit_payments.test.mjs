@@ -303,3 +303,54 @@ describe('webhooks delivered again', () => {
     assert.equal(row?.[3], 'applied', `still recorded as applied: ${row}`);
   });
 });
+describe('nobody pays twice, with Stripe failing on the way', () => {
+  test('a second subscription whose refund fails at first is canceled, then refunded once on the next event', async () => {
+    const user = 'aud_twice_refund';
+    const first = await ok(user, 'POST', '/create-checkout-session', checkoutBody());
+    await flows.payPage(first.url);
+    await ok(user, 'POST', '/checkout-success', { session_id: first.session_id });
+    await flows.drain();
+    const cus = (await flows.stripe('GET', `/v1/checkout/sessions/${first.session_id}`)).customer;
+    rules.push({ method: 'POST', path: /^\/v1\/refunds$/, times: 1000, answer: fail500 });
+    const outside = await flows.stripe('POST', '/v1/checkout/sessions', {
+      mode: 'subscription', customer: cus, client_reference_id: user,
+      line_items: [{ price: 'price_plus_monthly', quantity: 1 }], success_url: SUCCESS, cancel_url: CANCEL,
+      metadata: { user_id: user }, subscription_data: { metadata: { user_id: user } },
+    });
+    await flows.payPage(outside.url);
+    await flows.drain();
+    rules.length = 0;
+    const subs = (await flows.stripe('GET', '/v1/subscriptions', { customer: cus, status: 'all' })).data;
+    assert.equal(subs.length, 2);
+    const kept = subs.find((x) => x.status === 'active');
+    assert.equal(kept?.items.data[0].price.id, 'price_premium_monthly', 'the first is kept, the second canceled');
+    let pays = await emuControl(emu, 'GET', `/_emulator/customers/${cus}/payments`);
+    let second = pays.body.data.find((x) => x.subscription !== kept.id);
+    assert.equal(second.refunded, false, 'Stripe refused the refund');
+    // The next event of the user retries it.
+    const again = await ok(user, 'POST', '/checkout-success', { session_id: first.session_id });
+    assert.equal(again.tier, 'premium');
+    for (let t0 = Date.now(); Date.now() - t0 < 5000; await new Promise((r) => setTimeout(r, 100))) {
+      pays = await emuControl(emu, 'GET', `/_emulator/customers/${cus}/payments`);
+      second = pays.body.data.find((x) => x.subscription !== kept.id);
+      if (second.refunded) break;
+    }
+    assert.equal(second.refunded, true, JSON.stringify(pays.body));
+    assert.equal(second.amount_refunded, second.amount, 'refunded once, in full');
+    await ok(user, 'POST', '/checkout-success', { session_id: first.session_id });
+    const refunds = seen.filter((x) => x.method === 'POST' && x.url === '/v1/refunds');
+    assert.ok(refunds.length >= 2);
+    assert.equal((await emuControl(emu, 'GET', `/_emulator/customers/${cus}/payments`)).body.data.find((x) => x.subscription !== kept.id).amount_refunded, second.amount);
+  });
+});
+
+describe('secrets', () => {
+  test('after all of the above, neither the Stripe key nor the webhook secret is in the log or the pricing', async () => {
+    const pricing = await req(srv, 'GET', `${P}/pricing`);
+    assert.equal(pricing.status, 200);
+    for (const secret of [EMULATOR_KEY, WHSEC]) {
+      assert.ok(!pricing.text.includes(secret), 'not in the pricing');
+      assert.ok(!srv.log.includes(secret), `${secret.slice(0, 6)}... not in the log`);
+    }
+  });
+});
