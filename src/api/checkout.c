@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/handlers.h"
 #include "api/stripe_glue.h"
 #include "base/clock.h"
 #include "base/hmac.h"
@@ -87,21 +88,27 @@ static enum err answer(struct response *resp, const struct checkout_record *rec,
     return ERR_OK;
 }
 
-/* The session is no longer open at Stripe: record what it became. */
+/*
+ * The session is no longer open at Stripe: record what it became. Paid, its subscription is
+ * stored at once (as checkout-success would), so the next ask is refused too, not sold again.
+ */
 static enum err closed_at_stripe(struct request *req, struct stripe_client *sc,
                                  const struct checkout_record *rec)
 {
     const struct api *api = req->app;
     struct stripe_checkout_session cs;
+    struct subscription sub = { 0 };
     struct stripe_error se;
     bool closed = false;
-    enum err err = stripe_checkout_session_retrieve(sc, rec->id, false, &cs, NULL, &se);
+    enum err err = stripe_checkout_session_retrieve(sc, rec->id, true, &cs, &sub, &se);
 
     if (err == ERR_NOT_FOUND)
         cs = (struct stripe_checkout_session){ .status = "expired" };
     else if (err)
         return glue_fail_stripe(req, err, &se, "read the open checkout session", NULL);
     if (strcmp(cs.status, "complete") == 0) {
+        if (sub.id[0] && (err = payments_store_answer(req, sc, &se, &sub)))
+            return err;
         (void)!store_checkout_close(api->store, rec->id, "complete", &closed); /* best effort */
         return request_fail(req, ERR_CONFLICT, "subscription_exists", NULL,
                             "your checkout session '%s' was just paid: you have a subscription",
@@ -122,7 +129,7 @@ static enum err expire_open(struct request *req, struct stripe_client *sc,
     bool closed = false;
     enum err err = stripe_checkout_session_expire(sc, rec->id, &cs, &se);
 
-    if (err == ERR_INVALID || err == ERR_NOT_FOUND)
+    if (glue_stripe_refused(err, &se) || err == ERR_NOT_FOUND)
         return closed_at_stripe(req, sc, rec); /* Stripe: not open any more */
     if (err)
         return glue_fail_stripe(req, err, &se, "expire the open checkout session", NULL);
@@ -174,6 +181,10 @@ static enum err session_make(struct request *req, struct stripe_client *sc,
     stripe_key(ask_key_, trial_days, key);
     err = stripe_checkout_session_create(sc, &p, key, cs, &se);
 
+    if (!err && !cs->url[0]) { /* a page nobody can open: not kept as the user's open session */
+        (void)str_copy(se.message, sizeof(se.message), "the new session has no url");
+        err = ERR_UPSTREAM;
+    }
     if (err)
         return glue_fail_stripe(req, err, &se, "create the checkout session", NULL);
     return ERR_OK;
@@ -192,7 +203,7 @@ static enum err lost_race(struct request *req, struct stripe_client *sc,
     struct stripe_error se;
     enum err err = stripe_checkout_session_expire(sc, ours->id, &cs, &se);
 
-    if (err && err != ERR_INVALID && err != ERR_NOT_FOUND)
+    if (err && !glue_stripe_refused(err, &se) && err != ERR_NOT_FOUND)
         log_warn("cannot expire checkout session '%s' that lost a race: %s", ours->id, se.message);
     (void)str_copy(dead.status, sizeof(dead.status), "expired");
     if ((err = store_checkout_open(api->store, &dead, NULL)) && err != ERR_CONFLICT)

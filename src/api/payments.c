@@ -552,7 +552,7 @@ static enum err release_schedule(struct request *req, struct stripe_client *sc,
     bool applied = false;
     enum err err = stripe_schedule_release(sc, sub->schedule_id, &sched, &se);
 
-    if (err == ERR_INVALID)
+    if (glue_stripe_refused(err, &se))
         return ERR_OK; /* it has ended already */
     if (err)
         return glue_fail_stripe(req, err, &se, "withdraw the scheduled plan change", NULL);
@@ -584,7 +584,8 @@ enum err payments_cancel_subscription(struct request *req, struct response *resp
     struct stripe_client *sc = NULL;
     struct subscription sub, now;
     struct stripe_error se;
-    bool immediate = false;
+    char next[STRIPE_ID_MAX];
+    bool immediate = false, scheduled;
     enum err err;
 
     if ((err = cancel_input(req, &immediate)))
@@ -597,13 +598,21 @@ enum err payments_cancel_subscription(struct request *req, struct response *resp
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
     if ((err = payments_stripe_of(req, &sc)))
         return err;
-    /* A scheduled downgrade goes first: Stripe refuses to cancel what a schedule manages. */
+    /*
+     * A scheduled downgrade goes first: Stripe refuses to cancel what a schedule manages. When
+     * the cancel then fails, the downgrade is put back, as the answer says nothing changed.
+     */
+    scheduled = glue_scheduled_price(api->store, &sub, next);
     if (sub.schedule_id[0] && (err = release_schedule(req, sc, &sub)))
         return err;
     err = immediate ? stripe_subscription_cancel(sc, sub.id, &now, &se)
                     : stripe_subscription_set_cancel_at_period_end(sc, sub.id, true, &now, &se);
-    if (err)
-        return glue_fail_stripe(req, err, &se, "cancel the subscription", NULL);
+    if (err) {
+        err = glue_fail_stripe(req, err, &se, "cancel the subscription", NULL);
+        if (scheduled)
+            (void)glue_schedule_restore(api->store, api->tiers, sc, &sub, next);
+        return err;
+    }
     if ((err = payments_store_answer(req, sc, &se, &now)))
         return err;
     return payments_subscription(req, resp);

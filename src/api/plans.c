@@ -185,7 +185,8 @@ static enum err schedule_drop(struct request *req, struct stripe_client *sc, str
     if (!now->sub.schedule_id[0])
         return ERR_OK;
     err = stripe_schedule_release(sc, now->sub.schedule_id, &sched, &se);
-    if (err == ERR_INVALID) /* ended meanwhile (another tab, its date): nothing to release */
+    if (glue_stripe_refused(err,
+                            &se)) /* ended meanwhile (another tab, its date): nothing to release */
         return plan_reread(req, sc, now);
     if (err)
         return glue_fail_stripe(req, err, &se, "withdraw the scheduled plan change", NULL);
@@ -230,9 +231,12 @@ static json_t *change_invoice(struct request *req, struct stripe_client *sc, con
 static enum err upgrade(struct request *req, struct stripe_client *sc, struct plan_now *now,
                         const struct plan_ask *ask, struct response *resp)
 {
-    char key[STRIPE_IDEMPOTENCY_KEY_MAX];
+    const struct api *api = req->app;
+    char key[STRIPE_IDEMPOTENCY_KEY_MAX], next[STRIPE_ID_MAX];
+    struct subscription before = now->sub;
     struct stripe_error se;
     json_t *invoice, *change;
+    bool scheduled = glue_scheduled_price(api->store, &now->sub, next);
     enum err err = schedule_drop(req, sc, now);
 
     if (err)
@@ -240,8 +244,12 @@ static enum err upgrade(struct request *req, struct stripe_client *sc, struct pl
     upgrade_key(now, ask, key);
     err = stripe_subscription_change_price(sc, now->sub.id, now->sub.item_id,
                                            ask->price->stripe_price_id, key, &now->sub, &se);
-    if (err)
-        return glue_fail_stripe(req, err, &se, "change the plan", NULL);
+    if (err) { /* the answer says nothing changed: the downgrade withdrawn for it comes back */
+        err = glue_fail_stripe(req, err, &se, "change the plan", NULL);
+        if (scheduled)
+            (void)glue_schedule_restore(api->store, api->tiers, sc, &before, next);
+        return err;
+    }
     now->se = se;
     if ((err = payments_store_answer(req, sc, &now->se, &now->sub)))
         return err;
@@ -274,7 +282,7 @@ static enum err downgrade(struct request *req, struct stripe_client *sc, struct 
 
     if (!now->sub.schedule_id[0]) {
         err = stripe_schedule_from_subscription(sc, now->sub.id, NULL, &sched, &se);
-        if (err == ERR_INVALID) { /* another tab attached one just now: use it */
+        if (glue_stripe_refused(err, &se)) { /* another tab attached one just now: use it */
             if ((err = plan_reread(req, sc, now)))
                 return err;
             if (!now->sub.schedule_id[0])

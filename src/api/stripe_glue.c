@@ -221,6 +221,55 @@ enum err glue_subscription_check_answer(struct store *st, const struct tier_cata
                                    changed);
 }
 
+bool glue_stripe_refused(enum err err, const struct stripe_error *se)
+{
+    return err == ERR_INVALID || (err == ERR_UPSTREAM && se->http_status == 400 &&
+                                  strcmp(se->type, "invalid_request_error") == 0);
+}
+
+bool glue_scheduled_price(struct store *st, const struct subscription *s, char next[STRIPE_ID_MAX])
+{
+    struct schedule_record sched;
+
+    next[0] = '\0';
+    if (!s->schedule_id[0] || store_schedule_get(st, s->schedule_id, &sched) != ERR_OK ||
+        schedule_has_ended(&sched) || !sched.next_price_id[0] ||
+        strcmp(sched.next_price_id, s->price_id) == 0)
+        return false;
+    return str_copy(next, STRIPE_ID_MAX, sched.next_price_id);
+}
+
+bool glue_schedule_restore(struct store *st, const struct tier_catalog *cat,
+                           struct stripe_client *sc, const struct subscription *s,
+                           const char *next_price)
+{
+    struct stripe_schedule_phases ph = { s->price_id, s->current_period_start,
+                                         s->current_period_end, next_price };
+    struct schedule_record sched = { 0 };
+    struct subscription now;
+    struct stripe_error se;
+    bool applied = false;
+    enum err err = stripe_schedule_from_subscription(sc, s->id, NULL, &sched, &se);
+
+    if (!err)
+        err = stripe_schedule_set_phases(sc, sched.id, &ph, NULL, &sched, &se);
+    if (err) {
+        log_error("cannot put back the change of subscription '%s' to '%s', withdrawn for a "
+                  "change that failed: %s",
+                  s->id, next_price, se.message);
+        return false;
+    }
+    sched.stripe_updated = glue_answer_time(sc, s, &se, clock_now());
+    if (store_schedule_apply(st, &sched, &applied) != ERR_OK)
+        log_error("cannot store subscription schedule '%s': storage_error", sched.id);
+    if (stripe_subscription_retrieve(sc, s->id, &now, &se) != ERR_OK ||
+        glue_subscription_store_answer(st, cat, sc, s->user_id, &se, &now, NULL) != ERR_OK)
+        log_warn("cannot store subscription '%s' with its schedule '%s' put back", s->id, sched.id);
+    log_info("the change of subscription '%s' to '%s' was put back (schedule '%s')", s->id,
+             next_price, sched.id);
+    return true;
+}
+
 /* The answer for a failure of Stripe itself, after the client's retries. */
 static enum err stripe_down(struct request *req, enum err err, const struct stripe_error *se,
                             const char *doing)

@@ -118,6 +118,29 @@ MUST_CHECK enum err glue_subscription_check_answer(struct store *st, const struc
                                                    struct subscription *s, bool *changed);
 
 /*
+ * The price of the downgrade s's schedule holds (a live schedule naming another price than s's),
+ * into next; false with next "" when none.
+ */
+bool glue_scheduled_price(struct store *st, const struct subscription *s, char next[STRIPE_ID_MAX]);
+
+/*
+ * Puts back the downgrade to next_price that was withdrawn (its schedule released) for a change
+ * of s that Stripe then refused: a schedule from the subscription, this period as it is, then
+ * next_price; stored with s as Stripe then answers it, for s's user. False (logged) when Stripe
+ * refuses that too.
+ */
+bool glue_schedule_restore(struct store *st, const struct tier_catalog *cat,
+                           struct stripe_client *sc, const struct subscription *s,
+                           const char *next_price);
+
+/*
+ * Whether Stripe refused a call for the state of its object (HTTP 400 invalid_request_error: a
+ * session no longer open, a schedule ended or attached already, a charge refunded), which the
+ * client reports as ERR_UPSTREAM, or the call was refused here before it was sent (ERR_INVALID).
+ */
+bool glue_stripe_refused(enum err err, const struct stripe_error *se);
+
+/*
  * Records a failed Stripe call on req, said plainly for the caller, and returns the error to
  * answer: no answer, 5xx or 429 after the client's retries become 503 stripe_unavailable or
  * 502 stripe_error; a card refusal 402; an object the caller named (param) that Stripe does

@@ -46,6 +46,14 @@ static enum err complete_tier(const struct tier_catalog *cat, struct billing_eve
     return ERR_OK;
 }
 
+/* Whether the event id was received and applied or ignored before (not failed). */
+static bool applied_before(struct store *st, const char *id)
+{
+    struct webhook_event rec;
+
+    return id[0] && store_event_get(st, id, &rec) == ERR_OK && strcmp(rec.status, "failed") != 0;
+}
+
 enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const char *body,
                         size_t len, enum store_event_mode mode, struct webhook_outcome *out)
 {
@@ -63,6 +71,11 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
         (void)str_copy(out->sub_id, sizeof(out->sub_id), ev.sub.id); /* same size */
     if (!err)
         err = complete_tier(cat, &ev, &se);
+    if ((err == ERR_UPSTREAM || err == ERR_NOT_FOUND) && mode == STORE_EVENT_RECEIVE &&
+        applied_before(st, ev.id)) {
+        out->result = STORE_EVENT_DUPLICATE; /* its id was applied: this body changes nothing */
+        return ERR_OK;
+    }
     if ((err == ERR_UPSTREAM || err == ERR_NOT_FOUND) &&
         store_event_record_failed(st, &in, se.message) != ERR_OK)
         log_error("cannot record event '%s' as failed", ev.id);

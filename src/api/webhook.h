@@ -35,6 +35,8 @@ struct webhook_outcome {
  *   ERR_NOT_FOUND the subscription's or invoice's user is not known yet: recorded as failed,
  *                 worth retrying once the customer is linked;
  *   ERR_STORE     the database failed: rolled back, recorded as failed when possible.
+ * In receive mode an id applied or ignored before is a duplicate whatever this body holds: ERR_OK,
+ * nothing recorded.
  */
 MUST_CHECK enum err webhook_ingest(struct store *st, const struct tier_catalog *cat,
                                    const char *body, size_t len, enum store_event_mode mode,
