@@ -19,8 +19,7 @@ static enum err cancel(struct store *st, struct stripe_client *sc, const struct 
 {
     enum err err = stripe_subscription_cancel(sc, d->id, sub, se);
 
-    if (glue_stripe_refused(err, se) ||
-        err == ERR_NOT_FOUND) /* canceled already? then Stripe says so */
+    if (glue_stripe_refused(err, se) || err == ERR_NOT_FOUND) /* canceled already? Stripe says */
         err = stripe_subscription_retrieve(sc, d->id, sub, se);
     if (err)
         return err;

@@ -185,8 +185,8 @@ static enum err schedule_drop(struct request *req, struct stripe_client *sc, str
     if (!now->sub.schedule_id[0])
         return ERR_OK;
     err = stripe_schedule_release(sc, now->sub.schedule_id, &sched, &se);
-    if (glue_stripe_refused(err,
-                            &se)) /* ended meanwhile (another tab, its date): nothing to release */
+    /* Refused: ended meanwhile (another tab, its date), nothing to release. */
+    if (glue_stripe_refused(err, &se))
         return plan_reread(req, sc, now);
     if (err)
         return glue_fail_stripe(req, err, &se, "withdraw the scheduled plan change", NULL);
