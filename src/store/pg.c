@@ -562,7 +562,8 @@ static enum err pg_usage_list(struct store_tx *tx, const char *user_id, size_t n
         args[1 + 2 * i] = pg_text(quotas[i]);
         args[2 + 2 * i] = pg_i64(window_starts[i]);
     }
-    const struct pg_query q = { PGS_USAGE_LIST_1 + (int)n - 1, NULL, NULL, args, 1 + 2 * n };
+    const struct pg_query q = { (enum pg_stmt)(PGS_USAGE_LIST_1 + n - 1), NULL, NULL, args,
+                                1 + 2 * n };
     return pg_db_fetch_list(tx, &q, &store_usage_row_record, USAGE_LIST_MAX, out, k);
 }
 

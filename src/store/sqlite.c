@@ -465,7 +465,8 @@ static enum err sq_usage_list(struct store_tx *tx, const char *user_id, size_t n
         args[1 + 2 * i] = sq_text(quotas[i]);
         args[2 + 2 * i] = sq_i64(window_starts[i]);
     }
-    const struct sqlite_query q = { SQ_USAGE_LIST_1 + (int)n - 1, NULL, NULL, args, 1 + 2 * n };
+    const struct sqlite_query q = { (enum sqlite_stmt)(SQ_USAGE_LIST_1 + n - 1), NULL, NULL, args,
+                                    1 + 2 * n };
     return sqlite_db_fetch_list(tx, &q, &store_usage_row_record, USAGE_LIST_MAX, out, k);
 }
 
