@@ -189,7 +189,10 @@ enum err payments_subscription_answer(struct request *req, struct response *resp
 
 enum err payments_subscription(struct request *req, struct response *resp)
 {
-    return payments_subscription_answer(req, resp, NULL, NULL);
+    static const char *const none[] = { NULL };
+    enum err err = request_query_only(req, none); /* as /invoices: no stray parameter taken */
+
+    return err ? err : payments_subscription_answer(req, resp, NULL, NULL);
 }
 
 static json_t *invoice_json(const struct invoice *inv)

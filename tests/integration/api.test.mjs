@@ -196,6 +196,13 @@ describe('invoices, portal and cancel input', () => {
       errorOf(r);
     });
   }
+  // As /invoices refuses a parameter it does not take, so does /subscription (it took any).
+  test('subscription?foo=1 is a 400 naming the parameter; without it, 200', async () => {
+    const r = await req(srv, 'GET', '/api/v1/payments/subscription?foo=1', { token: tok() });
+    assert.equal(r.status, 400);
+    assert.equal(errorOf(r).param, 'foo');
+    assert.equal((await req(srv, 'GET', '/api/v1/payments/subscription', { token: tok() })).status, 200);
+  });
   test('invoices of a new user is an empty list', async () => {
     const r = await req(srv, 'GET', '/api/v1/payments/invoices?limit=100', { token: tok() });
     assert.equal(r.status, 200);
