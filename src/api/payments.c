@@ -512,7 +512,7 @@ enum err payments_checkout_success(struct request *req, struct response *resp)
     if (store_checkout_close(api->store, cs.id, "complete", &closed) != ERR_OK)
         log_error("cannot record checkout session '%s' as complete: storage_error", cs.id);
     (void)duplicates_resolve(api->store, sc, api->tiers, 4); /* paid twice: undone at once */
-    return payments_subscription(req, resp);
+    return payments_subscription_answer(req, resp, NULL, NULL);
 }
 
 enum err payments_customer_portal(struct request *req, struct response *resp)
@@ -618,5 +618,5 @@ enum err payments_cancel_subscription(struct request *req, struct response *resp
     }
     if ((err = payments_store_answer(req, sc, &se, &now)))
         return err;
-    return payments_subscription(req, resp);
+    return payments_subscription_answer(req, resp, NULL, NULL);
 }
