@@ -15,7 +15,8 @@
 /*
  * Every member name the envelope and the object readers (objects.c) look at, at any depth. A
  * member named otherwise is checked but never built (skim.h). A reader that starts to use a new
- * member must add it here: the unit and fuzz tests compare both parses over every fixture.
+ * member must add it here, in strcmp order (skim.h): the unit and fuzz tests compare both
+ * parses over every fixture.
  */
 static const char *const used_members[] = {
     "amount",
@@ -49,9 +50,9 @@ static const char *const used_members[] = {
     "parent",
     "payment_status",
     "pending_update",
-    "phases",
     "period_end",
     "period_start",
+    "phases",
     "price",
     "schedule",
     "start_date",

@@ -248,12 +248,30 @@ static bool literal(struct skim *s, const char *word, json_t *(*make)(void), jso
 
 static bool value(struct skim *s, json_t **out);
 
+/* word against key[n] in strcmp order; key holds no NUL (an escaped NUL is refused) */
+static int key_order(const char *word, const char *key, size_t n)
+{
+    int c = strncmp(word, key, n);
+
+    return c ? c : word[n] != '\0'; /* word[n] is within word: it matched n bytes */
+}
+
+/* Binary search: keep[] is sorted (skim.h); a linear scan was 11% of a webhook's CPU. */
 static bool kept(const struct skim *s, const char *key, size_t n)
 {
-    /* key holds no NUL (an escaped NUL is refused), so keep[i][n] is within keep[i] on a match */
-    for (size_t i = 0; i < s->nkeep; i++)
-        if (strncmp(s->keep[i], key, n) == 0 && s->keep[i][n] == '\0')
+    size_t lo = 0, hi = s->nkeep;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = key_order(s->keep[mid], key, n);
+
+        if (c == 0)
             return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return false;
 }
 

@@ -22,7 +22,8 @@
 /*
  * The document's top-level object with only the kept members (every member of an array that
  * is kept is built, objects in it filtered the same way). NULL when the text is not valid
- * JSON or not an object; then errbuf[errlen] says where ("at byte N: why").
+ * JSON or not an object; then errbuf[errlen] says where ("at byte N: why"). keep[] is sorted
+ * in strcmp order (it is searched by halves); a name out of order may be missed.
  */
 json_t *stripe_skim_parse(const char *text, size_t len, const char *const *keep, size_t nkeep,
                           char *errbuf, size_t errlen);
