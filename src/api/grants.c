@@ -23,7 +23,7 @@
 #include "config/config.h"
 #include "store/store.h"
 
-#define GRANTS_LIST_MAX 100
+#define GRANTS_LIST_MAX 100 /* newest first; has_more says there are older ones */
 
 /* a is better than b: the higher rank, then the later end (0: none, the latest). */
 static bool better_grant(const struct grant_record *a, const struct grant_record *b,
@@ -191,10 +191,11 @@ enum err access_grant_list(struct request *req, struct response *resp)
     static const char *const allowed[] = { "user_id", NULL };
     const struct api *api = req->app;
     const char *user = request_query(req, "user_id");
-    struct grant_record list[GRANTS_LIST_MAX];
+    struct grant_record list[GRANTS_LIST_MAX + 1]; /* one more: are there older ones? */
     int64_t now = clock_now();
     json_t *data;
     int n = 0;
+    bool more;
     enum err err = request_query_only(req, allowed);
 
     if (err)
@@ -203,12 +204,16 @@ enum err access_grant_list(struct request *req, struct response *resp)
         return request_fail(req, ERR_INVALID, user ? "parameter_invalid" : "parameter_missing",
                             "user_id", "user_id must be a non-empty string of at most %d bytes",
                             USER_ID_MAX - 1);
-    if ((err = store_grant_list(api->store, user, GRANTS_LIST_MAX, list, &n)))
+    if ((err = store_grant_list(api->store, user, GRANTS_LIST_MAX + 1, list, &n)))
         return request_fail(req, err, NULL, NULL, "cannot read the grants");
+    more = n > GRANTS_LIST_MAX;
+    if (more)
+        n = GRANTS_LIST_MAX;
     data = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(data, grants_json(&list[i], now));
-    response_json(resp, 200, json_pack("{s:o, s:i}", "data", data, "count", n));
+    response_json(resp, 200,
+                  json_pack("{s:o, s:i, s:b}", "data", data, "count", n, "has_more", more));
     return ERR_OK;
 }
 
@@ -223,9 +228,12 @@ enum err access_grant_revoke(struct request *req, struct response *resp)
 
     if ((err = request_json_only(req, fields)) || (err = request_json_string(req, "id", true, &id)))
         return err;
-    if (!id[0] || strlen(id) >= GRANT_ID_MAX)
-        return request_fail(req, ERR_INVALID, "parameter_invalid", "id", "no such grant id");
-    err = store_grant_revoke(api->store, id, clock_now(), &revoked, &g);
+    if (!id[0])
+        return request_fail(req, ERR_INVALID, "parameter_invalid", "id", "id must not be empty");
+    /* an id longer than any made is one no grant has: unknown, as the README says */
+    err = strlen(id) >= GRANT_ID_MAX
+              ? ERR_NOT_FOUND
+              : store_grant_revoke(api->store, id, clock_now(), &revoked, &g);
     if (err == ERR_NOT_FOUND)
         return request_fail(req, err, "resource_missing", "id", "no grant '%s'", id);
     if (err)

@@ -81,6 +81,28 @@ describe('revoking', () => {
     assert.equal(again.status, 200);
     assert.equal(again.body.revoked_at, r.body.revoked_at);
     assert.equal((await req(srv, 'POST', `${A}/grants/revoke`, { token: SERVICE_KEY, body: { id: 'grant_nope' } })).status, 404);
+    const long = await req(srv, 'POST', `${A}/grants/revoke`, { token: SERVICE_KEY, body: { id: 'grant_' + 'x'.repeat(300) } });
+    assert.equal(long.status, 404, 'an id longer than any grant has is unknown too');
+    assert.equal(long.body.error.code, 'resource_missing');
+  });
+
+  test('the list shows the 100 newest and says when there are older ones', async () => {
+    const user = 'g_many';
+    const ids = [];
+    for (let i = 0; i < 101; i++) {
+      const g = await grant({ user_id: user, tier: 'plus', reason: `n${i}` });
+      assert.equal(g.status, 200);
+      ids.push(g.body.id);
+    }
+    const listed = await req(srv, 'GET', `${A}/grants?user_id=${user}`, { token: SERVICE_KEY });
+    assert.equal(listed.status, 200);
+    assert.equal(listed.body.count, 100);
+    assert.equal(listed.body.data.length, 100);
+    assert.equal(listed.body.has_more, true);
+    assert.equal(listed.body.data[0].id, ids[100], 'newest first');
+    assert.ok(!listed.body.data.some((g) => g.id === ids[0]), 'the oldest is the one left out');
+    const one = await req(srv, 'GET', `${A}/grants?user_id=g_revoked`, { token: SERVICE_KEY });
+    assert.equal(one.body.has_more, false);
   });
 });
 
