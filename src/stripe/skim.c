@@ -12,11 +12,12 @@
 #include "base/str.h"
 #include "base/xalloc.h"
 
-#define KEY_MAX    256 /* decoded bytes of a key compared with keep[]; longer ones are skipped */
-#define KEYS_MAX   512 /* members of one built object checked for duplicates */
-#define NUMBER_MAX 512 /* bytes of a number converted on the stack; longer ones on the heap */
-#define FNV_OFFSET UINT64_C(14695981039346656037)
-#define FNV_PRIME  UINT64_C(1099511628211)
+#define KEY_MAX      256 /* decoded bytes of a key compared with keep[]; longer ones are skipped */
+#define KEYS_MAX     512 /* members of one built object checked for duplicates */
+#define NUMBER_MAX   512 /* bytes of a number converted on the stack; longer ones on the heap */
+#define STRING_STACK 256 /* decoded bytes of a kept string value read on the stack */
+#define FNV_OFFSET   UINT64_C(14695981039346656037)
+#define FNV_PRIME    UINT64_C(1099511628211)
 
 struct skim {
     const unsigned char *start, *p, *end;
@@ -111,12 +112,20 @@ static long escape(struct skim *s, const unsigned char *p, size_t *used)
     return 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
 }
 
+/* Decoded bytes at w of a string: into out[cap] as far as they fit. */
+static void put_bytes(char *out, size_t cap, size_t w, const void *p, size_t len)
+{
+    if (w < cap)
+        memcpy(out + w, p, len < cap - w ? len : cap - w);
+}
+
 /*
- * The string at s->p (its opening quote), checked; s->p ends past its closing quote. When out
- * is not NULL its decoded bytes are written there (out must hold the raw length) and *n set.
- * *hash gets the FNV-1a of the decoded bytes when not NULL.
+ * The string at s->p (its opening quote), checked; s->p ends past its closing quote. Its
+ * decoded bytes are written to out[cap] as far as they fit, and *n (when not NULL) is their
+ * whole count, so *n > cap says they did not all fit. *hash gets the FNV-1a of the decoded
+ * bytes when not NULL.
  */
-static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
+static bool string(struct skim *s, char *out, size_t cap, size_t *n, uint64_t *hash)
 {
     const unsigned char *p = s->p + 1;
     uint64_t h = FNV_OFFSET;
@@ -133,8 +142,7 @@ static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
                 p++;
             for (const unsigned char *c = run; hash && c < p; c++)
                 h = (h ^ *c) * FNV_PRIME;
-            if (out)
-                memcpy(out + w, run, (size_t)(p - run));
+            put_bytes(out, cap, w, run, (size_t)(p - run));
             w += (size_t)(p - run);
             continue;
         }
@@ -158,8 +166,7 @@ static bool string(struct skim *s, char *out, size_t *n, uint64_t *hash)
         }
         for (size_t i = 0; hash && i < len; i++)
             h = (h ^ (unsigned char)tmp[i]) * FNV_PRIME;
-        if (out)
-            memcpy(out + w, tmp, len);
+        put_bytes(out, cap, w, tmp, len);
         w += len;
         p += used;
     }
@@ -251,8 +258,10 @@ static bool value(struct skim *s, json_t **out);
 /* word against key[n] in strcmp order; key holds no NUL (an escaped NUL is refused) */
 static int key_order(const char *word, const char *key, size_t n)
 {
-    int c = strncmp(word, key, n);
+    int c = n ? (unsigned char)word[0] - (unsigned char)key[0] : 0; /* most steps end here */
 
+    if (!c)
+        c = strncmp(word, key, n);
     return c ? c : word[n] != '\0'; /* word[n] is within word: it matched n bytes */
 }
 
@@ -285,16 +294,11 @@ static bool member_key(struct skim *s, bool build, char *key, size_t *n, uint64_
 
     if (q >= s->end || *q != '"')
         return fail(s, "string or '}' expected");
-    if (!string(s, NULL, n, hash))
+    if (!string(s, key, build ? KEY_MAX : 0, n, hash))
         return false;
-    if (!build)
-        return true;
-    if (*n >= KEY_MAX) {
+    if (*n >= KEY_MAX)
         *n = SIZE_MAX; /* never kept */
-        return true;
-    }
-    s->p = q;
-    return string(s, key, n, NULL);
+    return true;
 }
 
 /*
@@ -407,7 +411,7 @@ static bool nested(struct skim *s, json_t **out, json_t *(*make)(void),
 static bool value(struct skim *s, json_t **out)
 {
     const unsigned char *q = s->p;
-    char *text;
+    char stack[STRING_STACK], *text;
     size_t n = 0;
 
     if (s->p >= s->end)
@@ -418,13 +422,17 @@ static bool value(struct skim *s, json_t **out)
     case '[':
         return nested(s, out, json_array, array);
     case '"':
-        if (!string(s, NULL, NULL, NULL))
+        if (!string(s, out ? stack : NULL, out ? sizeof(stack) : 0, &n, NULL))
             return false;
         if (!out)
             return true;
-        text = xmalloc((size_t)(s->p - q));
+        if (n <= sizeof(stack)) {
+            *out = json_stringn_nocheck(stack, n);
+            return *out != NULL || fail(s, "out of memory");
+        }
+        text = xmalloc(n); /* a long one: read again into its own room */
         s->p = q;
-        (void)string(s, text, &n, NULL); /* checked above */
+        (void)string(s, text, n, &n, NULL); /* checked above */
         *out = json_stringn_nocheck(text, n);
         free(text);
         return *out != NULL || fail(s, "out of memory");
