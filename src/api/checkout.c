@@ -129,7 +129,7 @@ static enum err expire_open(struct request *req, struct stripe_client *sc,
     bool closed = false;
     enum err err = stripe_checkout_session_expire(sc, rec->id, &cs, &se);
 
-    if (glue_stripe_refused(err, &se) || err == ERR_NOT_FOUND)
+    if (err == ERR_REFUSED || err == ERR_INVALID || err == ERR_NOT_FOUND)
         return closed_at_stripe(req, sc, rec); /* Stripe: not open any more */
     if (err)
         return glue_fail_stripe(req, err, &se, "expire the open checkout session", NULL);
@@ -203,7 +203,7 @@ static enum err lost_race(struct request *req, struct stripe_client *sc,
     struct stripe_error se;
     enum err err = stripe_checkout_session_expire(sc, ours->id, &cs, &se);
 
-    if (err && !glue_stripe_refused(err, &se) && err != ERR_NOT_FOUND)
+    if (err && err != ERR_REFUSED && err != ERR_INVALID && err != ERR_NOT_FOUND)
         log_warn("cannot expire checkout session '%s' that lost a race: %s", ours->id, se.message);
     (void)str_copy(dead.status, sizeof(dead.status), "expired");
     if ((err = store_checkout_open(api->store, &dead, NULL)) && err != ERR_CONFLICT)

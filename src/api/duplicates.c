@@ -19,7 +19,7 @@ static enum err cancel(struct store *st, struct stripe_client *sc, const struct 
 {
     enum err err = stripe_subscription_cancel(sc, d->id, sub, se);
 
-    if (glue_stripe_refused(err, se) || err == ERR_NOT_FOUND) /* canceled already? Stripe says */
+    if (err == ERR_REFUSED || err == ERR_INVALID || err == ERR_NOT_FOUND) /* canceled already? */
         err = stripe_subscription_retrieve(sc, d->id, sub, se);
     if (err)
         return err;
@@ -41,7 +41,7 @@ static enum err refund(struct stripe_client *sc, const char *charge, int64_t *am
 
     stripe_idempotency_key_for("duplicate-refund", charge, key);
     err = stripe_refund_create(sc, charge, "duplicate", key, &r, se);
-    if (glue_stripe_refused(err, se) && strcmp(se->code, "charge_already_refunded") == 0)
+    if (err == ERR_REFUSED && strcmp(se->code, "charge_already_refunded") == 0)
         return ERR_OK;
     if (!err)
         *amount += r.amount;

@@ -186,7 +186,7 @@ static enum err schedule_drop(struct request *req, struct stripe_client *sc, str
         return ERR_OK;
     err = stripe_schedule_release(sc, now->sub.schedule_id, &sched, &se);
     /* Refused: ended meanwhile (another tab, its date), nothing to release. */
-    if (glue_stripe_refused(err, &se))
+    if (err == ERR_REFUSED || err == ERR_INVALID)
         return plan_reread(req, sc, now);
     if (err)
         return glue_fail_stripe(req, err, &se, "withdraw the scheduled plan change", NULL);
@@ -282,7 +282,7 @@ static enum err downgrade(struct request *req, struct stripe_client *sc, struct 
 
     if (!now->sub.schedule_id[0]) {
         err = stripe_schedule_from_subscription(sc, now->sub.id, NULL, &sched, &se);
-        if (glue_stripe_refused(err, &se)) { /* another tab attached one just now: use it */
+        if (err == ERR_REFUSED || err == ERR_INVALID) { /* another tab attached one: use it */
             if ((err = plan_reread(req, sc, now)))
                 return err;
             if (!now->sub.schedule_id[0])

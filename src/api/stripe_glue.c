@@ -221,12 +221,6 @@ enum err glue_subscription_check_answer(struct store *st, const struct tier_cata
                                    changed);
 }
 
-bool glue_stripe_refused(enum err err, const struct stripe_error *se)
-{
-    return err == ERR_INVALID || (err == ERR_UPSTREAM && se->http_status == 400 &&
-                                  strcmp(se->type, "invalid_request_error") == 0);
-}
-
 bool glue_scheduled_price(struct store *st, const struct subscription *s, char next[STRIPE_ID_MAX])
 {
     struct schedule_record sched;
@@ -323,6 +317,7 @@ static enum err stripe_answer(struct request *req, enum err err, const struct st
     case ERR_QUOTA:
         return request_fail(req, err, se->code[0] ? se->code : "card_declined", NULL,
                             "cannot %s: %s", doing, se->message);
+    case ERR_REFUSED: /* a refusal the caller did not expect: told as Stripe's failure, 502 */
     default:
         return stripe_down(req, err, se, doing);
     }

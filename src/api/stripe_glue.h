@@ -134,16 +134,10 @@ bool glue_schedule_restore(struct store *st, const struct tier_catalog *cat,
                            const char *next_price);
 
 /*
- * Whether Stripe refused a call for the state of its object (HTTP 400 invalid_request_error: a
- * session no longer open, a schedule ended or attached already, a charge refunded), which the
- * client reports as ERR_UPSTREAM, or the call was refused here before it was sent (ERR_INVALID).
- */
-bool glue_stripe_refused(enum err err, const struct stripe_error *se);
-
-/*
  * Records a failed Stripe call on req, said plainly for the caller, and returns the error to
  * answer: no answer, 5xx or 429 after the client's retries become 503 stripe_unavailable or
- * 502 stripe_error; a card refusal 402; an object the caller named (param) that Stripe does
+ * 502 stripe_error, and so does a refusal for the object's state (ERR_REFUSED) the caller did
+ * not handle; a card refusal 402; an object the caller named (param) that Stripe does
  * not have 404 or 400; an id stored here that Stripe does not know (resource_missing, param
  * NULL) 409 stripe_object_missing, which retrying cannot fix. doing says what was attempted
  * ("create the checkout session").

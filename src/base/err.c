@@ -28,6 +28,8 @@ const char *err_name(enum err e)
         return "rate_limited";
     case ERR_UPSTREAM:
         return "upstream";
+    case ERR_REFUSED:
+        return "refused";
     case ERR_UNAVAILABLE:
         return "unavailable";
     case ERR_STORE:

@@ -15,6 +15,7 @@ enum err {
     ERR_MEDIA_TYPE,   /* wrong Content-Type: 415 */
     ERR_RATE_LIMITED, /* 429 */
     ERR_UPSTREAM,     /* Stripe failed or answered nonsense: 502 */
+    ERR_REFUSED,      /* the other side refused the request for its state or parameters: 502 */
     ERR_UNAVAILABLE,  /* a dependency is not configured or down: 503 */
     ERR_STORE,        /* database failure: 500 */
     ERR_INTERNAL,     /* our bug: 500 */

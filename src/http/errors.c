@@ -19,6 +19,11 @@ static const struct err_http table[] = {
     [ERR_MEDIA_TYPE] = { 415, "invalid_request_error", "unsupported_media_type" },
     [ERR_RATE_LIMITED] = { 429, "rate_limit_error", "rate_limited" },
     [ERR_UPSTREAM] = { 502, "api_error", "upstream_error" },
+    /*
+     * Stripe refused for its object's state; callers that expect it handle it. Unhandled, it is
+     * told as what it was before it had a name of its own: Stripe's failure.
+     */
+    [ERR_REFUSED] = { 502, "api_error", "upstream_error" },
     [ERR_UNAVAILABLE] = { 503, "api_error", "service_unavailable" },
     [ERR_STORE] = { 500, "api_error", "storage_error" },
     [ERR_INTERNAL] = { 500, "api_error", "internal_error" },

@@ -95,7 +95,8 @@ struct stripe_request {
  * Performs one Stripe call, retrying as stripe_retry_should says. On success *out is the
  * answer (a JSON object; json_decref it). On failure *out is NULL, se says what happened (its
  * attempts counts every try) and the result is: no answer after the retries ERR_UNAVAILABLE,
- * 5xx after the retries or a malformed answer ERR_UPSTREAM, otherwise stripe_error_to_err().
+ * 5xx after the retries or a malformed answer ERR_UPSTREAM, otherwise stripe_error_to_err()
+ * (a 400 invalid_request_error, a refusal for the object's state, is ERR_REFUSED).
  */
 MUST_CHECK enum err stripe_client_call(struct stripe_client *c, const struct stripe_request *rq,
                                        json_t **out, struct stripe_error *se);

@@ -189,6 +189,8 @@ enum err stripe_error_to_err(const struct stripe_error *se)
         return ERR_NOT_FOUND;
     if (st == 429)
         return ERR_RATE_LIMITED;
+    if (st == 400 && strcmp(se->type, "invalid_request_error") == 0)
+        return ERR_REFUSED;
     return ERR_UPSTREAM;
 }
 

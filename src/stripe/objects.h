@@ -133,8 +133,11 @@ void stripe_error_from_answer(int http_status, const char *body, size_t len,
 
 /*
  * The subgate error for a failed answer: 401/403 ERR_UNAVAILABLE (our key is wrong), 402 or a
- * card_error ERR_QUOTA, 404 ERR_NOT_FOUND, 429 ERR_RATE_LIMITED, every other status
- * ERR_UPSTREAM; no answer at all (http_status 0) ERR_UNAVAILABLE.
+ * card_error ERR_QUOTA, 404 ERR_NOT_FOUND, 429 ERR_RATE_LIMITED, 400 invalid_request_error
+ * ERR_REFUSED (Stripe refused for its object's state or our parameters: a subscription
+ * canceled already, a charge refunded already, a schedule attached already), every other
+ * status ERR_UPSTREAM (a 400 idempotency_error too); no answer at all (http_status 0)
+ * ERR_UNAVAILABLE.
  */
 enum err stripe_error_to_err(const struct stripe_error *se);
 

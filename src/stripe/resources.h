@@ -97,7 +97,7 @@ MUST_CHECK enum err stripe_subscription_cancel(struct stripe_client *c, const ch
                                                struct subscription *out, struct stripe_error *se);
 
 /*
- * POST /v1/checkout/sessions/{id}/expire (a stable idempotency key per session). ERR_INVALID
+ * POST /v1/checkout/sessions/{id}/expire (a stable idempotency key per session). ERR_REFUSED
  * when Stripe refuses because the session is not open any more (complete or expired).
  */
 MUST_CHECK enum err stripe_checkout_session_expire(struct stripe_client *c, const char *id,
@@ -161,7 +161,7 @@ MUST_CHECK enum err stripe_schedule_set_phases(struct stripe_client *c, const ch
 
 /*
  * POST /v1/subscription_schedules/{id}/release: the subscription stays as it is, without the
- * schedule. ERR_INVALID when Stripe refuses because the schedule has ended.
+ * schedule. ERR_REFUSED when Stripe refuses because the schedule has ended.
  */
 MUST_CHECK enum err stripe_schedule_release(struct stripe_client *c, const char *id,
                                             struct schedule_record *out, struct stripe_error *se);

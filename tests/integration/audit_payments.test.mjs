@@ -10,9 +10,9 @@ import { after, before, describe, test } from 'node:test';
 
 import {
   EMULATOR_KEY, emuControl, errorOf, now, req, run, startEmulator, startServer, stopEmulator,
-  stopServer, tmpDir, userToken,
+  stopServer, tmpDir,
 } from './lib.mjs';
-import { CANCEL, SUCCESS, T0, billingFlows } from './billing_lib.mjs';
+import { CANCEL, ORIGIN, SUCCESS, T0, billingFlows, paymentsCalls } from './billing_lib.mjs';
 
 const P = '/api/v1/payments';
 const WHSEC = 'whsec_audit_payments_0123456789';
@@ -91,20 +91,8 @@ after(async () => {
 });
 
 const flows = billingFlows(() => emu);
-const call = (user, method, p, body) => req(srv, method, P + p, { token: userToken(user, { exp: now() + 3600 }), body });
-async function ok(user, method, p, body) {
-  const r = await call(user, method, p, body);
-  assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-async function subscriber(user, price = 'price_premium_monthly') {
-  const { clock, cus, session } = await flows.paidSession(user, price);
-  const sub = await ok(user, 'POST', '/checkout-success', { session_id: session.id });
-  await flows.drain();
-  return { clock, cus, sub };
-}
+const { call, ok, subscriber } = paymentsCalls(() => srv, flows);
 
-const ORIGIN = 'http://localhost:3000';
 const checkoutBody = (tier = 'premium') => ({ tier, success_url: SUCCESS, cancel_url: CANCEL });
 
 // The Stripe subscription's live schedule, and the price of its next phase.

@@ -1,10 +1,12 @@
 // billing_lib.mjs: subgate in front of the Stripe emulator, for the tests of plan changes through
-// subgate's API and its clients (plans, js_client): both started with every price of the
-// built-in catalogue (monthly and annual), webhooks delivered, and users bought on test clocks.
+// subgate's API and its clients (plans, audit_payments, js_client): both started with every price
+// of the built-in catalogue (monthly and annual), webhooks delivered, users bought on test clocks,
+// and a user's calls to the payments routes.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  emuControl, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
+  emuControl, now, req, startEmulator, startServer, stopEmulator, stopServer, stripeApi, tmpDir,
+  userToken,
 } from './lib.mjs';
 
 export const ORIGIN = 'http://localhost:3000';
@@ -92,4 +94,28 @@ export function billingFlows(emu) {
   }
 
   return { stripe, drain, advance, payPage, paidSession, stripeInvoices };
+}
+
+// A user's calls to the payments routes of the server srv() returns (started in a before hook),
+// with a fresh token each: call answers whatever comes back, ok asserts a 200 and answers its body,
+// and subscriber buys user a subscription through flows (billingFlows): { clock, cus, sub }.
+export function paymentsCalls(srv, flows) {
+  const call = (user, method, p, body) =>
+    req(srv(), method, `/api/v1/payments${p}`, { token: userToken(user, { exp: now() + 3600 }), body });
+
+  async function ok(user, method, p, body) {
+    const r = await call(user, method, p, body);
+    assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  // A user subscribed to `price` through a checkout session like subgate's, on a test clock at T0.
+  async function subscriber(user, price = 'price_premium_monthly') {
+    const { clock, cus, session } = await flows.paidSession(user, price);
+    const sub = await ok(user, 'POST', '/checkout-success', { session_id: session.id });
+    await flows.drain();
+    return { clock, cus, sub };
+  }
+
+  return { call, ok, subscriber };
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  CANCEL, DAY, SUCCESS, T0, billingFlows, startBilling, stopBilling,
+  CANCEL, DAY, SUCCESS, T0, billingFlows, paymentsCalls, startBilling, stopBilling,
 } from './billing_lib.mjs';
 import { assertStripeRequestsValid, emuControl, now, req, userToken } from './lib.mjs';
 
@@ -15,29 +15,15 @@ const WHSEC = 'whsec_plans_integration_secret';
 
 let emu;
 let srv;
-const { stripe, drain, advance, payPage, paidSession, stripeInvoices } = billingFlows(() => emu);
+const flows = billingFlows(() => emu);
+const { stripe, drain, advance, payPage, stripeInvoices } = flows;
+const { call, ok, subscriber } = paymentsCalls(() => srv, flows);
 
 before(async () => {
   ({ emu, srv } = await startBilling(WHSEC, { PAST_DUE_GRACE_DAYS: '0' }));
 });
 
 after(async () => stopBilling({ emu, srv }));
-
-const call = (user, method, p, body) => req(srv, method, P + p, { token: userToken(user, { exp: now() + 3600 }), body });
-
-async function ok(user, method, p, body) {
-  const r = await call(user, method, p, body);
-  assert.equal(r.status, 200, `${method} ${p}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
-
-// A user subscribed to `price` through a checkout session like subgate's, on a test clock at T0.
-async function subscriber(user, price = 'price_premium_monthly') {
-  const { clock, cus, session } = await paidSession(user, price);
-  const sub = await ok(user, 'POST', '/checkout-success', { session_id: session.id });
-  await drain();
-  return { clock, cus, sub };
-}
 
 describe('an upgrade is charged its proration at once, as the preview said', () => {
   const user = 'plan_up';

@@ -61,6 +61,7 @@ static const struct {
     { ERR_STORE, 500, "api_error" },
     { ERR_INTERNAL, 500, "api_error" },
     { ERR_UPSTREAM, 502, "api_error" },
+    { ERR_REFUSED, 502, "api_error" }, /* unhandled, as a Stripe 400 always was */
     { ERR_UNAVAILABLE, 503, "api_error" },
     { ERR_OK, 500, "api_error" }, /* success is never rendered as an error */
     { (enum err)999, 500, "api_error" },
@@ -153,5 +154,7 @@ int main(void)
         T_EQ_STR(h->type, status_rows[i].type, "type of %s", err_name(status_rows[i].e));
         T_OK(h->code[0] != '\0', "%s has a default code", err_name(status_rows[i].e));
     }
+    T_EQ_STR(err_http(ERR_REFUSED)->code, err_http(ERR_UPSTREAM)->code,
+             "a refusal nobody handled reads as the upstream failure it was before");
     return t_done();
 }

@@ -460,7 +460,7 @@ static const struct {
     { "400 even with Stripe-Should-Retry: true",
       { ANS_H(400, "true", NULL, E400) },
       1,
-      ERR_UPSTREAM,
+      ERR_REFUSED,
       1,
       "unknown parameter: bogus" },
     { "402 card error", { ANS(402, E402) }, 1, ERR_QUOTA, 1, "declined" },

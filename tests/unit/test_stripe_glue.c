@@ -321,6 +321,9 @@ static void test_fail(void)
     } rows[] = {
         { ERR_UNAVAILABLE, 0, "", ERR_UNAVAILABLE, "stripe_unavailable", "did not answer" },
         { ERR_UPSTREAM, 500, "api_error", ERR_UPSTREAM, "stripe_error", "HTTP 500 after 3" },
+        /* a refusal the caller did not handle: the 502 a Stripe 400 always was */
+        { ERR_REFUSED, 400, "invalid_request_error", ERR_UPSTREAM, "stripe_error",
+          "HTTP 400 after 3" },
         { ERR_RATE_LIMITED, 429, "rate_limit_error", ERR_UNAVAILABLE, "stripe_unavailable",
           "HTTP 429" },
         { ERR_UNAVAILABLE, 401, "invalid_request_error", ERR_UNAVAILABLE, "stripe_unavailable",
@@ -356,7 +359,7 @@ static void test_fail_stored_missing(void)
         enum err want;
         const char *code;
     } rows[] = {
-        { ERR_UPSTREAM, 400, NULL, ERR_CONFLICT, "stripe_object_missing" },
+        { ERR_REFUSED, 400, NULL, ERR_CONFLICT, "stripe_object_missing" },
         { ERR_NOT_FOUND, 404, NULL, ERR_CONFLICT, "stripe_object_missing" },
         { ERR_NOT_FOUND, 404, "session_id", ERR_NOT_FOUND, "resource_missing" },
     };

@@ -378,7 +378,12 @@ static const struct {
       "\"insufficient_funds\",\"message\":\"Your card has insufficient funds.\"}}",
       "card_error", "card_declined", "insufficient_funds", "",
       "Your card has insufficient funds." },
-    { 400, ERR_UPSTREAM,
+    { 400, ERR_REFUSED,
+      "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"charge_already_refunded\","
+      "\"message\":\"Charge ch_1 has already been refunded.\"}}",
+      "invalid_request_error", "charge_already_refunded", "", "",
+      "Charge ch_1 has already been refunded." },
+    { 400, ERR_REFUSED,
       "{\"error\":{\"type\":\"invalid_request_error\",\"code\":\"parameter_unknown\",\"param\":"
       "\"bogus\",\"message\":\"Received unknown parameter: bogus\"}}",
       "invalid_request_error", "parameter_unknown", "", "bogus",
