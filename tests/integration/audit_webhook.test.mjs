@@ -1,0 +1,138 @@
+// audit_webhook.test.mjs: a black-box audit of POST /api/v1/payments/webhook (SPEC §5, README's
+// API table) with a misbehaving Stripe: events that name another user's customer, objects of
+// the wrong kind, times outside 1970..9999, ids holding control characters, concurrent and
+// late deliveries, and signature headers Stripe's own library would accept or refuse.
+// Signatures are made with Node's crypto; runs on SQLite, or PostgreSQL with SUBGATE_TEST_PG_URL.
+import crypto from 'node:crypto';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { errorOf, now, req, run, startServer, stopServer, userToken } from './lib.mjs';
+
+const WHSEC = 'whsec_audit_webhook_0123456789abcdef';
+const PRICE = 'price_premium_audit';
+const HOOK = '/api/v1/payments/webhook';
+
+const hmac = (body, t, secret = WHSEC) => crypto.createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
+
+function subscription(id, user, fields = {}) {
+  const t = now();
+  return {
+    id, object: 'subscription', customer: `cus_${user}`, status: 'active',
+    current_period_start: t - 60, current_period_end: t + 30 * 86400,
+    cancel_at_period_end: false, canceled_at: null, cancel_at: null, trial_end: null,
+    metadata: { user_id: user },
+    items: { object: 'list', data: [{ id: `si_${id}`, price: { id: PRICE } }] },
+    ...fields,
+  };
+}
+
+function invoice(id, user, sub, fields = {}) {
+  return {
+    id, object: 'invoice', customer: `cus_${user}`, subscription: sub, status: 'paid',
+    amount_due: 999, amount_paid: 999, currency: 'usd', created: now() - 5, ...fields,
+  };
+}
+
+function event(id, type, object, created = now()) {
+  return JSON.stringify({ id, object: 'event', type, created, livemode: false, data: { object } });
+}
+
+function post(srv, body, signature) {
+  const headers = { 'content-type': 'application/json; charset=utf-8' };
+  if (signature !== undefined) headers['stripe-signature'] = signature;
+  return req(srv, 'POST', HOOK, { raw: body, headers });
+}
+
+function postSigned(srv, body, t = now()) {
+  return post(srv, body, `t=${t},v1=${hmac(body, t)}`);
+}
+
+// `subgate events ARGS` on the server's database: its output lines, the header kept.
+function eventLines(srv, args = ['--limit', '1000']) {
+  const r = run(['events', ...args], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split('\n').filter((l) => l);
+}
+
+const eventRow = (srv, id) => eventLines(srv).map((l) => l.split('\t')).find((r) => r[0] === id);
+
+async function subscriptionOf(srv, user) {
+  const r = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken(user) });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+async function invoicesOf(srv, user) {
+  const r = await req(srv, 'GET', '/api/v1/payments/invoices', { token: userToken(user) });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.data.map((i) => [i.id, i.status]);
+}
+
+async function subscribe(srv, user, evt = `evt_${user}_sub`) {
+  const r = await postSigned(srv, event(evt, 'customer.subscription.created', subscription(`sub_${user}`, user)));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+}
+
+let srv;
+before(async () => {
+  srv = await startServer({ STRIPE_WEBHOOK_SECRET: WHSEC, STRIPE_PREMIUM_PRICE_ID: PRICE, ENTITLEMENT_CACHE_USERS: '0' });
+});
+after(async () => { await stopServer(srv); });
+
+// Contract checks that held.
+
+test('signature headers: extra v0/v1 entries and any order pass; future, replayed and junk timestamps are refused, nothing stored', async () => {
+  const t = now();
+  const ok = event('evt_sig_ok', 'customer.updated', { id: 'cus_sig', object: 'customer' });
+  const passes = await post(srv, ok, `v0=${'a'.repeat(64)},v1=${'b'.repeat(64)},v1=${hmac(ok, t)},t=${t}`);
+  assert.equal(passes.status, 200, JSON.stringify(passes.body));
+  const refused = [
+    ['301 s in the future', (b) => `t=${t + 301},v1=${hmac(b, t + 301)}`, /tolerance/],
+    ['an old valid signature on a new body', (b) => `t=${t},v1=${hmac(ok, t)}`, /no signature matches/],
+    ['t given twice', (b) => `t=${t},t=${t},v1=${hmac(b, t)}`, /malformed/],
+    ['t of 23 digits', (b) => `t=99999999999999999999999,v1=${hmac(b, t)}`, /malformed/],
+    ['t not digits', (b) => `t=+${t},v1=${hmac(b, t)}`, /malformed/],
+    ['only v0', (b) => `t=${t},v0=${hmac(b, t)}`, /no v1 signature/],
+    ['a space after the comma', (b) => `t=${t}, v1=${hmac(b, t)}`, /malformed/],
+  ];
+  for (const [name, header, why] of refused) {
+    const id = `evt_sig_${name.replace(/\W+/g, '_')}`;
+    const body = event(id, 'customer.subscription.created', subscription('sub_sig', 'u_sig'));
+    const r = await post(srv, body, header(body));
+    assert.equal(r.status, 400, `${name}: ${JSON.stringify(r.body)}`);
+    assert.equal(errorOf(r).code, 'signature_invalid', name);
+    assert.match(errorOf(r).message, why, name);
+    assert.equal(eventRow(srv, id), undefined, `${name}: not stored`);
+  }
+  const s = await subscriptionOf(srv, 'u_sig');
+  assert.equal(s.status, 'none');
+});
+
+test('one event delivered eight times at once is applied once; the others answer 200 duplicate', async () => {
+  const body = event('evt_conc', 'customer.subscription.created', subscription('sub_conc', 'u_conc'));
+  const rs = await Promise.all(Array.from({ length: 8 }, () => postSigned(srv, body)));
+  assert.deepEqual(rs.map((r) => r.status), Array(8).fill(200));
+  assert.equal(rs.filter((r) => r.body.duplicate === false).length, 1, JSON.stringify(rs.map((r) => r.body)));
+  const row = eventRow(srv, 'evt_conc');
+  assert.deepEqual([row[3], row[4]], ['applied', '1']);
+  assert.equal((await subscriptionOf(srv, 'u_conc')).tier, 'premium');
+});
+
+test('a late, older invoice state never moves a paid invoice back; past_due keeps the tier in grace', async () => {
+  const t = now();
+  await subscribe(srv, 'u_late');
+  const inv = invoice('in_late_paid', 'u_late', 'sub_u_late');
+  assert.equal((await postSigned(srv, event('evt_late_paid', 'invoice.paid', inv, t))).status, 200);
+  const failed = { ...inv, status: 'open', amount_paid: 0 };
+  assert.equal((await postSigned(srv, event('evt_late_failed', 'invoice.payment_failed', failed, t - 30))).status, 200);
+  assert.deepEqual(await invoicesOf(srv, 'u_late'), [['in_late_paid', 'paid']]);
+  const pastDue = subscription('sub_u_late', 'u_late', { status: 'past_due' });
+  assert.equal((await postSigned(srv, event('evt_late_pd', 'customer.subscription.updated', pastDue, t + 1))).status, 200);
+  const s = await subscriptionOf(srv, 'u_late');
+  assert.deepEqual([s.tier, s.status, s.access], ['premium', 'past_due', 'past_due_grace']);
+  const check = await req(srv, 'GET', '/api/v1/access/check?feature=unlimited_ai', { token: userToken('u_late') });
+  assert.equal(check.status, 200, JSON.stringify(check.body));
+  assert.deepEqual([check.body.allowed, check.body.tier], [true, 'premium']);
+});
