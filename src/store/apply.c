@@ -61,7 +61,10 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
     return ops->subscription_put(tx, &row);
 }
 
-/* Stores inv unless the stored invoice is further along; *applied says whether it was. */
+/*
+ * Stores inv unless the stored invoice is further along; *applied says whether it was. An
+ * invoice stored for another user is ERR_CONFLICT: nothing is written.
+ */
 static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
                               const struct invoice *inv, bool *applied)
 {
@@ -80,6 +83,8 @@ static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
     }
     if (err)
         return err;
+    if (strcmp(stored.user_id, inv->user_id) != 0)
+        return ERR_CONFLICT; /* an invoice never changes hands, as a subscription does not */
     if (!invoice_state_supersedes(inv, &stored))
         return ERR_OK; /* a late state: the stored invoice is further along */
     *applied = true;
@@ -403,6 +408,10 @@ static enum err apply_invoice(const struct event_ctx *x)
 
     if (!err)
         err = invoice_apply(x->ops, x->tx, &inv, &applied);
+    if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
+        store_errf(x->errbuf, x->errlen,
+                   "invoice '%s' belongs to another user than '%s': not applied", inv.id,
+                   inv.user_id);
     return err ? err : emit_payment(x, &inv);
 }
 

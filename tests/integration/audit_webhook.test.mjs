@@ -81,6 +81,25 @@ before(async () => {
 });
 after(async () => { await stopServer(srv); });
 
+// Defects found by this audit (each failed on the code before its fix).
+
+test('an invoice delivered again naming another user\'s customer: 409, recorded as failed, the invoice stays with its owner', async () => {
+  // Before the fix: 200 and the invoice moved to the other user (gone from its owner's list).
+  await subscribe(srv, 'u_inv_owner');
+  await subscribe(srv, 'u_inv_other');
+  const paid = invoice('in_owned', 'u_inv_owner', 'sub_u_inv_owner');
+  assert.equal((await postSigned(srv, event('evt_inv_owned', 'invoice.paid', paid))).status, 200);
+  const moved = invoice('in_owned', 'u_inv_other', 'sub_u_inv_other', { status: 'void', amount_paid: 0 });
+  const r = await postSigned(srv, event('evt_inv_moved', 'invoice.paid', moved, now() + 5));
+  assert.equal(r.status, 409, JSON.stringify(r.body));
+  assert.equal(errorOf(r).code, 'event_conflict');
+  assert.match(errorOf(r).message, /in_owned/);
+  const row = eventRow(srv, 'evt_inv_moved');
+  assert.equal(row?.[3], 'failed', JSON.stringify(row));
+  assert.deepEqual(await invoicesOf(srv, 'u_inv_owner'), [['in_owned', 'paid']]);
+  assert.deepEqual(await invoicesOf(srv, 'u_inv_other'), []);
+});
+
 // Contract checks that held.
 
 test('signature headers: extra v0/v1 entries and any order pass; future, replayed and junk timestamps are refused, nothing stored', async () => {
