@@ -425,11 +425,21 @@ static enum err session_close(const struct event_ctx *x, const char *status)
     return x->ops->checkout_close(x->tx, x->in->ev->session_id, status, &closed);
 }
 
+/*
+ * A completed session names its user (client_reference_id, metadata.user_id): when its customer
+ * is linked already, to that user only (ERR_CONFLICT otherwise, nothing applied).
+ */
 static enum err apply_checkout(const struct event_ctx *x)
 {
     const struct billing_event *ev = x->in->ev;
-    enum err err = session_close(x, "complete");
+    char user_id[USER_ID_MAX];
+    enum err err = ERR_OK;
 
+    memcpy(user_id, ev->user_id, USER_ID_MAX);
+    if (user_id[0])
+        err = resolve_user(x, user_id);
+    if (!err)
+        err = session_close(x, "complete");
     if (!err)
         err = customer_link(x, ev->user_id, ev->customer_id, false);
 

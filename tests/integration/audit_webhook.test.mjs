@@ -100,6 +100,29 @@ test('an invoice delivered again naming another user\'s customer: 409, recorded 
   assert.deepEqual(await invoicesOf(srv, 'u_inv_other'), []);
 });
 
+test('a completed checkout naming another user than its customer\'s: 409, recorded as failed, nothing changed', async () => {
+  // Before the fix: 200 "applied" (the session's subscription not expanded, so no check ran).
+  await subscribe(srv, 'u_cs_owner');
+  const session = {
+    id: 'cs_audit_thief', object: 'checkout.session', mode: 'subscription', status: 'complete',
+    payment_status: 'paid', customer: 'cus_u_cs_owner', client_reference_id: 'u_cs_thief',
+    subscription: 'sub_u_cs_owner', metadata: { user_id: 'u_cs_thief' },
+  };
+  const r = await postSigned(srv, event('evt_cs_thief', 'checkout.session.completed', session));
+  assert.equal(r.status, 409, JSON.stringify(r.body));
+  assert.equal(errorOf(r).code, 'event_conflict');
+  assert.match(errorOf(r).message, /linked to user 'u_cs_owner'/);
+  assert.equal(eventRow(srv, 'evt_cs_thief')?.[3], 'failed');
+  const owner = await subscriptionOf(srv, 'u_cs_owner');
+  assert.deepEqual([owner.tier, owner.status], ['premium', 'active']);
+  const thief = await subscriptionOf(srv, 'u_cs_thief');
+  assert.deepEqual([thief.tier, thief.status], ['free', 'none']);
+  // The customer stays the owner's: a later invoice of it lands with the owner.
+  assert.equal((await postSigned(srv, event('evt_cs_inv', 'invoice.paid', invoice('in_cs_owner', 'u_cs_owner', 'sub_u_cs_owner')))).status, 200);
+  assert.deepEqual(await invoicesOf(srv, 'u_cs_owner'), [['in_cs_owner', 'paid']]);
+  assert.deepEqual(await invoicesOf(srv, 'u_cs_thief'), []);
+});
+
 // Contract checks that held.
 
 test('signature headers: extra v0/v1 entries and any order pass; future, replayed and junk timestamps are refused, nothing stored', async () => {
