@@ -123,6 +123,27 @@ test('a completed checkout naming another user than its customer\'s: 409, record
   assert.deepEqual(await invoicesOf(srv, 'u_cs_thief'), []);
 });
 
+test('an object of the wrong kind for the event type: 400 event_invalid, recorded as failed, nothing changed', async () => {
+  // Before the fix: a subscription event carrying an invoice answered 500 ("price '' ... is not
+  // the price of any tier"), so Stripe would retry a malformed event for three days.
+  await subscribe(srv, 'u_kind');
+  const cases = [
+    ['an invoice as a subscription', 'evt_kind_inv_as_sub', 'customer.subscription.updated', invoice('in_kind', 'u_kind', 'sub_u_kind')],
+    ['a subscription as an invoice', 'evt_kind_sub_as_inv', 'invoice.paid', subscription('sub_u_kind', 'u_kind', { status: 'canceled' })],
+    ['a customer as a checkout session', 'evt_kind_cus_as_cs', 'checkout.session.completed', { id: 'cus_u_kind', object: 'customer' }],
+  ];
+  for (const [name, id, type, obj] of cases) {
+    const r = await postSigned(srv, event(id, type, obj, now() + 1));
+    assert.equal(r.status, 400, `${name}: ${JSON.stringify(r.body)}`);
+    assert.equal(errorOf(r).code, 'event_invalid', name);
+    assert.match(errorOf(r).message, /'object'/, name);
+    assert.equal(eventRow(srv, id)?.[3], 'failed', name);
+  }
+  const s = await subscriptionOf(srv, 'u_kind');
+  assert.deepEqual([s.tier, s.status], ['premium', 'active']);
+  assert.deepEqual(await invoicesOf(srv, 'u_kind'), []);
+});
+
 // Contract checks that held.
 
 test('signature headers: extra v0/v1 entries and any order pass; future, replayed and junk timestamps are refused, nothing stored', async () => {
