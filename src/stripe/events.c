@@ -235,7 +235,7 @@ static enum err event_from_json(json_t *j, struct billing_event *ev, struct stri
     if (!err && (bad = billing_event_time_out_of_range(ev)) != NULL) {
         snprintf(se->message, sizeof(se->message),
                  "event '%s': %s is not a time from 1970 to the year 9999", ev->id, bad);
-        err = ERR_UPSTREAM;
+        err = ERR_INVALID; /* refused at the door, as a bad signature is: nothing recorded */
     }
     return err;
 }

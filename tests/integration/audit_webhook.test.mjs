@@ -144,6 +144,19 @@ test('an object of the wrong kind for the event type: 400 event_invalid, recorde
   assert.deepEqual(await invoicesOf(srv, 'u_kind'), []);
 });
 
+test('an object time outside 1970..9999: 400 and nothing stored, as for a bad signature', async () => {
+  // README: "400 and nothing stored when it fails or a time is outside 1970..9999". Before the
+  // fix the event was listed by `subgate events` as failed.
+  await subscribe(srv, 'u_time');
+  const body = event('evt_time_stored', 'customer.subscription.updated', subscription('sub_u_time', 'u_time', { current_period_end: 253402300800 }), now() + 1);
+  const r = await postSigned(srv, body);
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.match(errorOf(r).message, /1970 to the year 9999/);
+  assert.equal(eventRow(srv, 'evt_time_stored'), undefined, 'not stored');
+  const s = await subscriptionOf(srv, 'u_time');
+  assert.deepEqual([s.tier, s.status], ['premium', 'active']);
+});
+
 // Contract checks that held.
 
 test('signature headers: extra v0/v1 entries and any order pass; future, replayed and junk timestamps are refused, nothing stored', async () => {
