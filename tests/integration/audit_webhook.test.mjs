@@ -157,6 +157,18 @@ test('an object time outside 1970..9999: 400 and nothing stored, as for a bad si
   assert.deepEqual([s.tier, s.status], ['premium', 'active']);
 });
 
+test('`subgate events` writes an event id holding a line break or a tab escaped, on its own line', async () => {
+  // Before the fix the id was printed raw: a line break split the row, a tab added a column.
+  const r = await postSigned(srv, event('evt_odd\nforged\tline', 'customer.updated', { id: 'cus_x', object: 'customer' }));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const lines = eventLines(srv);
+  assert.ok(!lines.some((l) => l.startsWith('forged')), lines.join('\n'));
+  const row = lines.find((l) => l.startsWith('evt_odd'));
+  assert.ok(row, lines.join('\n'));
+  assert.equal(row.split('\t')[0], 'evt_odd\\x0aforged\\x09line');
+  assert.equal(row.split('\t')[3], 'ignored');
+});
+
 // Contract checks that held.
 
 test('signature headers: extra v0/v1 entries and any order pass; future, replayed and junk timestamps are refused, nothing stored', async () => {
