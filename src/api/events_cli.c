@@ -53,13 +53,31 @@ static void format_time(int64_t t, char *buf, size_t size)
         (void)snprintf(buf, size, "%lld", (long long)t);
 }
 
+/*
+ * s then sep: a control character (a line break, a tab, an escape sequence) in what a signed
+ * event carried is written as \xNN, so it cannot split a row, add a column or drive the terminal.
+ */
+static void put_field(FILE *out, const char *s, char sep)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+    fputc(sep, out);
+}
+
 static void print_event(FILE *out, const struct webhook_event *e)
 {
     char created[32];
 
     format_time(e->created, created, sizeof(created));
-    fprintf(out, "%s\t%s\t%s\t%s\t%d\t%s\n", e->id, e->type, created, e->status, e->attempts,
-            e->last_error);
+    put_field(out, e->id, '\t');
+    put_field(out, e->type, '\t');
+    fprintf(out, "%s\t%s\t%d\t", created, e->status, e->attempts);
+    put_field(out, e->last_error, '\n');
 }
 
 static int list_events(struct store *st, const struct list_args *a, FILE *out, FILE *err)

@@ -61,7 +61,10 @@ static enum err subscription_apply(const struct store_ops *ops, struct store_tx 
     return ops->subscription_put(tx, &row);
 }
 
-/* Stores inv unless the stored invoice is further along; *applied says whether it was. */
+/*
+ * Stores inv unless the stored invoice is further along; *applied says whether it was. An
+ * invoice stored for another user is ERR_CONFLICT: nothing is written.
+ */
 static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
                               const struct invoice *inv, bool *applied)
 {
@@ -80,6 +83,8 @@ static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
     }
     if (err)
         return err;
+    if (strcmp(stored.user_id, inv->user_id) != 0)
+        return ERR_CONFLICT; /* an invoice never changes hands, as a subscription does not */
     if (!invoice_state_supersedes(inv, &stored))
         return ERR_OK; /* a late state: the stored invoice is further along */
     *applied = true;
@@ -403,6 +408,10 @@ static enum err apply_invoice(const struct event_ctx *x)
 
     if (!err)
         err = invoice_apply(x->ops, x->tx, &inv, &applied);
+    if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
+        store_errf(x->errbuf, x->errlen,
+                   "invoice '%s' belongs to another user than '%s': not applied", inv.id,
+                   inv.user_id);
     return err ? err : emit_payment(x, &inv);
 }
 
@@ -416,11 +425,21 @@ static enum err session_close(const struct event_ctx *x, const char *status)
     return x->ops->checkout_close(x->tx, x->in->ev->session_id, status, &closed);
 }
 
+/*
+ * A completed session names its user (client_reference_id, metadata.user_id): when its customer
+ * is linked already, to that user only (ERR_CONFLICT otherwise, nothing applied).
+ */
 static enum err apply_checkout(const struct event_ctx *x)
 {
     const struct billing_event *ev = x->in->ev;
-    enum err err = session_close(x, "complete");
+    char user_id[USER_ID_MAX];
+    enum err err = ERR_OK;
 
+    memcpy(user_id, ev->user_id, USER_ID_MAX);
+    if (user_id[0])
+        err = resolve_user(x, user_id);
+    if (!err)
+        err = session_close(x, "complete");
     if (!err)
         err = customer_link(x, ev->user_id, ev->customer_id, false);
 

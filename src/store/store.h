@@ -273,7 +273,8 @@ MUST_CHECK enum err store_invoice_upsert(struct store *st, const struct invoice 
 /*
  * Stores inv unless the stored invoice of that id is further along by billing/order.h
  * (invoice_state_supersedes), atomically; *applied tells whether it was stored. Webhooks and
- * sync both go through here, so a late or fetched state never moves an invoice back.
+ * sync both go through here, so a late or fetched state never moves an invoice back. An
+ * invoice stored for another user is ERR_CONFLICT, nothing written: it never changes hands.
  */
 MUST_CHECK enum err store_invoice_apply(struct store *st, const struct invoice *inv, bool *applied);
 

@@ -148,6 +148,50 @@ static enum err read_invoice(const json_t *obj, struct billing_event *ev, struct
     return ERR_OK;
 }
 
+/* Stripe's name of the object an event of this kind carries ("object": "invoice" and so on). */
+static const char *object_name(enum billing_event_kind kind)
+{
+    switch (kind) {
+    case EVENT_CHECKOUT:
+    case EVENT_CHECKOUT_EXPIRED:
+        return "checkout.session";
+    case EVENT_SUBSCRIPTION:
+        return "subscription";
+    case EVENT_INVOICE:
+        return "invoice";
+    case EVENT_SCHEDULE:
+        return "subscription_schedule";
+    case EVENT_IGNORED:
+        break;
+    }
+    return "";
+}
+
+/*
+ * data.object of a handled type must be an object, and when it says what it is, the kind the
+ * type carries: an invoice read as a subscription would read as one without a price.
+ */
+static enum err check_object(const json_t *obj, const struct billing_event *ev,
+                             struct stripe_error *se)
+{
+    const json_t *name = json_object_get(obj, "object");
+    const char *want = object_name(ev->kind);
+
+    if (!json_is_object(obj)) {
+        snprintf(se->message, sizeof(se->message),
+                 "malformed stripe event: 'data.object' is not an object");
+        return ERR_UPSTREAM;
+    }
+    if (name && (!json_is_string(name) || strcmp(json_string_value(name), want) != 0)) {
+        snprintf(se->message, sizeof(se->message),
+                 "malformed stripe event: 'data.object' of a %s event has 'object' other than "
+                 "'%s'",
+                 ev->type, want);
+        return ERR_UPSTREAM;
+    }
+    return ERR_OK;
+}
+
 static enum err read_object(const json_t *j, struct billing_event *ev, struct stripe_error *se)
 {
     const json_t *obj = json_object_get(json_object_get(j, "data"), "object");
@@ -155,11 +199,9 @@ static enum err read_object(const json_t *j, struct billing_event *ev, struct st
 
     if (ev->kind == EVENT_IGNORED)
         return ERR_OK;
-    if (!json_is_object(obj)) {
-        snprintf(se->message, sizeof(se->message),
-                 "malformed stripe event: 'data.object' is not an object");
-        return ERR_UPSTREAM;
-    }
+    err = check_object(obj, ev, se);
+    if (err)
+        return err;
     switch (ev->kind) {
     case EVENT_CHECKOUT:
     case EVENT_CHECKOUT_EXPIRED:
@@ -194,7 +236,7 @@ static enum err event_from_json(json_t *j, struct billing_event *ev, struct stri
     if (!err && (bad = billing_event_time_out_of_range(ev)) != NULL) {
         snprintf(se->message, sizeof(se->message),
                  "event '%s': %s is not a time from 1970 to the year 9999", ev->id, bad);
-        err = ERR_UPSTREAM;
+        err = ERR_INVALID; /* refused at the door, as a bad signature is: nothing recorded */
     }
     return err;
 }

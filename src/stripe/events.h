@@ -19,10 +19,12 @@
  * are left "" for the caller to resolve.
  *
  * ERR_INVALID when the envelope is unusable (not JSON, not an object, id, type or created
- * missing or of the wrong type): nothing identifies the event, so it cannot be recorded.
+ * missing or of the wrong type): nothing identifies the event, so it cannot be recorded; and
+ * when a time of the event or its object is outside 1970..9999 (refused at the door like a bad
+ * signature: nothing is recorded, though ev->id is set).
  * ERR_UPSTREAM when the envelope is fine (ev->id, type and created are set) but the object
- * of a handled type is malformed: the event can be recorded as failed. se->message says why
- * in both cases.
+ * of a handled type is malformed, or not of the kind its type carries: the event can be
+ * recorded as failed. se->message says why in both cases.
  */
 MUST_CHECK enum err stripe_event_parse(const char *body, size_t len, struct billing_event *ev,
                                        struct stripe_error *se);
