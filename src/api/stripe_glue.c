@@ -75,7 +75,8 @@ bool glue_subscription_would_change(const struct subscription *stored, const str
 
 /*
  * What storing and checking share: reads the stored state of s (*found tells whether there is
- * one), completes s at stripe_time and refuses a price no tier names.
+ * one), completes s at stripe_time and refuses a price no tier names or a status it does not
+ * know.
  */
 static enum err subscription_prepare(struct store *st, const struct tier_catalog *cat,
                                      const char *user_id, int64_t stripe_time,
@@ -88,6 +89,10 @@ static enum err subscription_prepare(struct store *st, const struct tier_catalog
     if (err && err != ERR_NOT_FOUND)
         return err;
     glue_subscription_complete(cat, user_id, stripe_time, *found ? stored : NULL, s);
+    if (s->status == SUB_STATUS_UNKNOWN) {
+        log_error("subscription '%s' has a status subgate does not know: not applied", s->id);
+        return ERR_UPSTREAM;
+    }
     if (!s->tier[0]) {
         log_error("subscription '%s' has price '%s', which no tier names: not applied; configure "
                   "it (STRIPE_*_PRICE_ID or TIERS_FILE)",

@@ -24,8 +24,9 @@
 #include "stripe/webhook.h"
 
 /*
- * Names the tier of the event's subscription from its price. A price no tier names is refused
- * (ERR_NOT_FOUND, why in se): applying it would read as no tier and take the user's away.
+ * Names the tier of the event's subscription from its price. A price no tier names, or a status
+ * Stripe's API of 2023-08-16 does not have, is refused (ERR_NOT_FOUND, why in se): applying it
+ * would read as no tier, or no live subscription, and take the user's tier away.
  */
 static enum err complete_tier(const struct tier_catalog *cat, struct billing_event *ev,
                               struct stripe_error *se)
@@ -34,6 +35,14 @@ static enum err complete_tier(const struct tier_catalog *cat, struct billing_eve
 
     char why[1024];
 
+    if (ev->has_sub && ev->sub.status == SUB_STATUS_UNKNOWN) {
+        snprintf(why, sizeof(why),
+                 "subscription '%s' has a status subgate does not know: not applied, the tier "
+                 "stays; once subgate knows it, `subgate events replay %s`",
+                 ev->sub.id, ev->id);
+        (void)str_copy(se->message, sizeof(se->message), why); /* a cut message will do */
+        return ERR_NOT_FOUND;
+    }
     if (ev->has_sub && !t) {
         snprintf(why, sizeof(why),
                  "price '%s' of subscription '%s' is not the price of any tier: not applied; "

@@ -157,6 +157,19 @@ test('an object time outside 1970..9999: 400 and nothing stored, as for a bad si
   assert.deepEqual([s.tier, s.status], ['premium', 'active']);
 });
 
+test('a subscription status Stripe does not have: 500, recorded as failed, the tier stays (no silent downgrade)', async () => {
+  // Before the fix: 200, stored as status "unknown", and the paying user fell to free.
+  await subscribe(srv, 'u_status');
+  const body = event('evt_status_new', 'customer.subscription.updated', subscription('sub_u_status', 'u_status', { status: 'hibernating' }), now() + 1);
+  const r = await postSigned(srv, body);
+  assert.equal(r.status, 500, JSON.stringify(r.body));
+  assert.equal(errorOf(r).code, 'event_not_applied');
+  assert.match(errorOf(r).message, /status subgate does not know/);
+  assert.equal(eventRow(srv, 'evt_status_new')?.[3], 'failed');
+  const s = await subscriptionOf(srv, 'u_status');
+  assert.deepEqual([s.tier, s.status], ['premium', 'active']);
+});
+
 test('`subgate events` writes an event id holding a line break or a tab escaped, on its own line', async () => {
   // Before the fix the id was printed raw: a line break split the row, a tab added a column.
   const r = await postSigned(srv, event('evt_odd\nforged\tline', 'customer.updated', { id: 'cus_x', object: 'customer' }));
