@@ -53,19 +53,15 @@ static void format_time(int64_t t, char *buf, size_t size)
         (void)snprintf(buf, size, "%lld", (long long)t);
 }
 
-/*
- * s then sep: a control character (a line break, a tab, an escape sequence) in what a signed
- * event carried is written as \xNN, so it cannot split a row, add a column or drive the terminal.
+#define SHOWN_MAX (4 * 256 + 1) /* a stored field (at most 255 bytes) with every byte escaped */
+
+/* s then sep, for the terminal (str_for_terminal): stored text cannot split a row or add a column
  */
 static void put_field(FILE *out, const char *s, char sep)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            fprintf(out, "\\x%02x", c);
-        else
-            fputc(c, out);
-    }
+    char shown[SHOWN_MAX];
+
+    fputs(str_for_terminal(shown, sizeof(shown), s), out);
     fputc(sep, out);
 }
 
@@ -105,22 +101,30 @@ static int replay_event(struct store *st, const struct tier_catalog *cat, const 
 {
     struct webhook_event ev;
     struct webhook_outcome o;
+    char shown[SHOWN_MAX], why[4 * sizeof(o.message) + 1];
     char *raw = NULL;
     size_t len = 0;
     enum err e = store_event_get_raw(st, id, &ev, &raw, &len);
 
     if (e) {
-        fprintf(err, "subgate: cannot replay event '%s': %s\n", id,
+        fprintf(err, "subgate: cannot replay event '%s': %s\n",
+                str_for_terminal(shown, sizeof(shown), id),
                 e == ERR_NOT_FOUND ? "no such event" : err_name(e));
         return 1;
     }
     e = webhook_ingest(st, cat, raw, len, STORE_EVENT_REPLAY, &o);
     free(raw);
     if (e) {
-        fprintf(err, "subgate: replaying event '%s' failed: %s\n", id, o.message);
+        fprintf(err, "subgate: replaying event '%s' failed: %s\n",
+                str_for_terminal(shown, sizeof(shown), id),
+                str_for_terminal(why, sizeof(why), o.message));
         return 1;
     }
-    fprintf(out, "replayed %s (%s): %s\n", id, o.type, result_names[o.result]);
+    fputs("replayed ", out);
+    put_field(out, id, ' ');
+    fputc('(', out);
+    put_field(out, o.type, ')');
+    fprintf(out, ": %s\n", result_names[o.result]);
     return 0;
 }
 

@@ -31,26 +31,16 @@
 #define DAY_S             INT64_C(86400)
 
 /*
- * s for the terminal: a control character (a line break, an escape sequence) stored through the
- * API or by Stripe is written as \xNN, so stored text cannot forge lines of the report or
- * drive the terminal. One of 16 buffers in turn: enough for the arguments of one line.
+ * s for the terminal (str_for_terminal): text stored through the API or by Stripe cannot forge
+ * lines of the report or drive the terminal. One of 16 buffers in turn: enough for the
+ * arguments of one line.
  */
 static const char *esc(const char *s)
 {
     static char pool[16][1024];
     static int next;
-    char *b = pool[next++ % 16];
-    size_t o = 0;
 
-    for (; *s && o + 5 < sizeof(pool[0]); s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c == 0x7f)
-            o += (size_t)snprintf(b + o, sizeof(pool[0]) - o, "\\x%02x", c);
-        else
-            b[o++] = (char)c;
-    }
-    b[o] = '\0';
-    return b;
+    return str_for_terminal(pool[next++ % 16], sizeof(pool[0]), s);
 }
 
 /* "2024-01-31T12:00:00Z", "-" for 0, or the number when it is out of range. */

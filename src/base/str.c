@@ -141,3 +141,29 @@ int str_hex_digit(char c)
         return c - 'A' + 10;
     return -1;
 }
+
+const char *str_for_terminal(char *dst, size_t size, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (size == 0)
+        return dst;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool control = c < 0x20 || c == 0x7f;
+
+        if (o + (control ? 4 : 1) >= size)
+            break;
+        if (control) {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 0xf];
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}

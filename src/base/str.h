@@ -44,6 +44,13 @@ size_t str_i64(char out[STR_I64_MAX], int64_t v);
  */
 size_t str_utf8_len(const unsigned char *s, size_t n);
 
+/*
+ * s for a terminal or a line of a report, into dst[size] (cut to fit, always terminated): a
+ * control character (a line break, a tab, an escape sequence) becomes \xNN, so stored text can
+ * neither forge a line or a column nor drive the terminal. Returns dst.
+ */
+const char *str_for_terminal(char *dst, size_t size, const char *s);
+
 /* Trims ASCII spaces and tabs at both ends of <*s, *len> in place. */
 void str_trim(const char **s, size_t *len);
 

@@ -180,6 +180,10 @@ test('`subgate events` writes an event id holding a line break or a tab escaped,
   assert.ok(row, lines.join('\n'));
   assert.equal(row.split('\t')[0], 'evt_odd\\x0aforged\\x09line');
   assert.equal(row.split('\t')[3], 'ignored');
+  // `subgate events replay` names the event on one line too.
+  const rp = run(['events', 'replay', 'evt_odd\nforged\tline'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(rp.status, 0, rp.stderr);
+  assert.deepEqual(rp.stdout.split('\n').filter((l) => l), ['replayed evt_odd\\x0aforged\\x09line (customer.updated): ignored']);
 });
 
 // Contract checks that held.

@@ -79,6 +79,22 @@ static void test_i64_text(void)
     }
 }
 
+/* str_for_terminal (the CLI's reports): control bytes as \xNN, the rest as is, cut to fit. */
+static void test_terminal_text(void)
+{
+    char out[16];
+
+    T_EQ_STR(str_for_terminal(out, sizeof(out), "plain text"), "plain text", "plain text kept");
+    T_EQ_STR(str_for_terminal(out, sizeof(out), "a\nb\tc\x1b"), "a\\x0ab\\x09c\\x1b",
+             "line break, tab, escape");
+    T_EQ_STR(str_for_terminal(out, sizeof(out), "\x7f\xc3\xa9"), "\\x7f\xc3\xa9",
+             "DEL escaped, UTF-8 kept");
+    T_EQ_STR(str_for_terminal(out, sizeof(out), "0123456789abcdefXYZ"), "0123456789abcde",
+             "cut to fit, terminated");
+    T_EQ_STR(str_for_terminal(out, sizeof(out), "0123456789ab\n"), "0123456789ab",
+             "an escape that does not fit is left out whole");
+}
+
 static void test_members(void)
 {
     static const int64_t nums[] = { 0, 1, -1, INT64_MAX, INT64_MIN, 86400, -999999999999 };
@@ -229,6 +245,7 @@ static void test_random_documents(void)
 int main(void)
 {
     test_i64_text();
+    test_terminal_text();
     test_strings();
     test_members();
     test_random_documents();
