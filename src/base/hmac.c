@@ -1,6 +1,7 @@
 /* hmac.c: HMAC-SHA256 to hex with OpenSSL 3's EVP_MAC (the HMAC_CTX calls are deprecated). */
 #include "base/hmac.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 #include <openssl/core_names.h>
@@ -9,6 +10,15 @@
 #include <openssl/params.h>
 
 #define SHA256_LEN 32
+
+/* OpenSSL's HMAC, looked up once: a fetch per call was most of a short MAC's cost. */
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_alg_once = PTHREAD_ONCE_INIT;
+
+static void hmac_alg_fetch(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL); /* kept for the process's life */
+}
 
 /* Runs the MAC over every part into mac[SHA256_LEN]; false when OpenSSL fails. */
 static bool mac_parts(EVP_MAC_CTX *ctx, const void *key, size_t key_len,
@@ -36,9 +46,11 @@ enum err hmac_sha256_hex(const void *key, size_t key_len, const struct hmac_part
     /* OpenSSL refuses a NULL key even when empty: point at a real byte instead. */
     static const unsigned char no_key[1];
     unsigned char mac[SHA256_LEN];
-    EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+    EVP_MAC_CTX *ctx;
     enum err err = ERR_INTERNAL;
+
+    (void)pthread_once(&hmac_alg_once, hmac_alg_fetch);
+    ctx = hmac_alg ? EVP_MAC_CTX_new(hmac_alg) : NULL;
 
     hex[0] = '\0';
     if (!ctx || !mac_parts(ctx, key_len ? key : no_key, key_len, parts, n_parts, mac))
@@ -52,6 +64,5 @@ enum err hmac_sha256_hex(const void *key, size_t key_len, const struct hmac_part
 out:
     OPENSSL_cleanse(mac, sizeof(mac));
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(alg);
     return err;
 }
