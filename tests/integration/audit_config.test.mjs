@@ -89,6 +89,27 @@ describe('bad configuration values: one line naming the variable, exit non-zero,
   }
 });
 
+describe('check-config and the database password', () => {
+  // Defect: check-config printed DATABASE_URL as given, so `subgate check-config` (run to show a
+  // colleague the configuration) printed the PostgreSQL password, though it prints every other
+  // secret redacted and the database's own error messages leave the password out. Seen on the
+  // previous binary: DATABASE_URL=postgres://subgate:pw_0f3c9a7e@127.0.0.1:1/subgate.
+  const cases = [
+    ['postgres://subgate:pw_0f3c9a7e@127.0.0.1:1/subgate', 'postgres://subgate:(redacted)@127.0.0.1:1/subgate'],
+    ['postgresql://subgate@db.internal:5432/subgate?password=pw_0f3c9a7e&sslmode=require', 'postgresql://subgate@db.internal:5432/subgate?(redacted)'],
+    ['postgres://db.internal:5432/subgate', 'postgres://db.internal:5432/subgate'],
+    ['sqlite:var/x.db', 'sqlite:var/x.db'],
+  ];
+  for (const [url, shown] of cases) {
+    test(`DATABASE_URL=${url} is shown as ${shown}`, () => {
+      const r = run(['check-config'], { env: { JWT_SECRET: SECRET, DATABASE_URL: url } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(!r.stdout.includes('pw_0f3c9a7e'), 'the password printed');
+      assert.match(r.stdout, new RegExp(`^DATABASE_URL=${shown.replace(/[.?()]/g, '\\$&')} {2}# env$`, 'm'));
+    });
+  }
+});
+
 // A JWKS endpoint whose answer is idp.mode's.
 async function startIdp(jwk) {
   const idp = { mode: 'ok', fetches: 0 };
