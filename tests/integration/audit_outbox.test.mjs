@@ -217,3 +217,35 @@ describe('a restart while a delivery hangs', () => {
     }
   });
 });
+
+describe('an event the receiver never takes', () => {
+  test('is given up as failed once the waits add up to 25,920 bases, listed by --failed, and replay sends it again', async () => {
+    const rec = await startReceiver();
+    let refuse = true;
+    rec.handle = (q, s) => { s.writeHead(refuse ? 500 : 200); s.end(refuse ? 'nope' : 'ok'); };
+    // A base of 1 ms: 1, 2, 4 ... 256, then 360 ms each (the cap, 360 bases) until the sum
+    // passes 25,920 ms: the 80th failure gives up.
+    const srv = await startServer(envFor(rec, { APP_WEBHOOK_RETRY_BASE_MS: '1' }));
+    try {
+      await consume(srv, 'u_never', 30);
+      const id = await until(() => rec.of('u_never', 'quota.exhausted')[0] && JSON.parse(rec.of('u_never', 'quota.exhausted')[0].body).id);
+      assert.ok(id, 'no attempt');
+      const failed = await until(() => cli(srv, ['--failed']).stdout.split('\n').map((l) => l.split('\t')).find((r) => r[0] === id), 90000);
+      assert.ok(failed, `not given up: ${JSON.stringify(show(srv, id))}`);
+      assert.deepEqual(failed.slice(1, 2).concat(failed.slice(3)), ['quota.exhausted', 'failed', '80', 'HTTP 500: nope']);
+      assert.equal(rec.of('u_never', 'quota.exhausted').length, 80);
+      assert.match(srv.log, new RegExp(`outbox: giving up on quota\\.exhausted ${id} after 80 attempts: HTTP 500: nope`));
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(rec.of('u_never', 'quota.exhausted').length, 80, 'no attempt after giving up');
+      refuse = false;
+      const r = cli(srv, ['replay', id]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(await until(() => show(srv, id).status === 'delivered'), 'the replay was not delivered');
+      assert.equal(show(srv, id).attempts, '1', 'a replay starts the attempts again');
+      assert.ok(!cli(srv, ['--failed']).stdout.includes(id), 'no longer listed as failed');
+    } finally {
+      await stopServer(srv);
+      await stopReceiver(rec);
+    }
+  });
+});
