@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -87,6 +88,22 @@ describe('bad configuration values: one line naming the variable, exit non-zero,
       }
     });
   }
+});
+
+describe('a .env line without =', () => {
+  // Defect: the message quoted the line's first word, so a secret pasted on a line of its own
+  // (a key wrapped after STRIPE_SECRET_KEY=) was printed on stderr, which a service manager
+  // logs. Seen on the previous binary: "cannot parse '.env' line 2: missing '=' after
+  // 'sk_live_51Hx0123456789abcdefSECRET'".
+  test('names the file and line and does not print the word', () => {
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, '.env'), 'STRIPE_SECRET_KEY=\nsk_live_51Hx0123456789abcdefSECRET\n');
+    for (const cmd of ['check-config', 'serve']) {
+      const r = run([cmd], { env: { JWT_SECRET: SECRET }, cwd: dir });
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, "subgate: cannot parse '.env' line 2: missing '=' after the key (not shown: it may be a pasted value)\n");
+    }
+  });
 });
 
 describe('check-config and the database password', () => {
