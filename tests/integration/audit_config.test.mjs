@@ -221,3 +221,36 @@ describe('hostile user tokens against a JWKS', () => {
     });
   }
 });
+
+describe('JWT_JWKS_REFRESH', () => {
+  test('the periodic fetch takes up a rotation with no unknown kid to trigger it', async () => {
+    const pair = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const a = pair();
+    const b = pair();
+    const jwkOf = (k, kid) => ({ ...k.publicKey.export({ format: 'jwk' }), kid, use: 'sig' });
+    let published = [jwkOf(a, 'a')];
+    const idp = http.createServer((q, s) => { s.writeHead(200); s.end(JSON.stringify({ keys: published })); });
+    await new Promise((r) => idp.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${idp.address().port}/jwks.json`;
+    // A minimum of an hour between unknown-kid fetches: only the periodic fetch can bring key b.
+    const srv = await startServer({ JWT_SECRET: undefined, JWT_JWKS_URL: url, JWT_JWKS_REFRESH: '1', JWT_JWKS_MIN_REFRESH: '3600' });
+    const token = (k, kid) => signJwt({ sub: 'u_rot', exp: now() + 600 }, { alg: 'ES256', key: k.privateKey, header: { kid } });
+    const status = async (t) => (await req(srv, 'GET', '/api/v1/payments/subscription', { token: t })).status;
+    try {
+      assert.equal(await status(token(a, 'a')), 200);
+      assert.equal(await status(token(b, 'b')), 401, 'b is not published yet');
+      published = [jwkOf(b, 'b')];
+      let ok = false;
+      for (let i = 0; i < 60 && !ok; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        ok = (await status(token(b, 'b'))) === 200;
+      }
+      assert.ok(ok, `key b never taken up: ${srv.log.slice(-1000)}`);
+      assert.equal(await status(token(a, 'a')), 401, 'a withdrawn key is refused after the refresh');
+    } finally {
+      await stopServer(srv);
+      idp.closeAllConnections();
+      await new Promise((r) => idp.close(r));
+    }
+  });
+});

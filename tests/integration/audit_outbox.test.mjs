@@ -8,7 +8,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { SERVICE_KEY, req, run, startServer, stopServer } from './lib.mjs';
+import { SERVICE_KEY, createPgDatabase, req, run, startServer, stopServer } from './lib.mjs';
 
 const APP_SECRET = 'audit_app_secret_0123456789abcdef';
 const OLD_SECRET = 'audit_old_secret_fedcba9876543210';
@@ -245,6 +245,38 @@ describe('an event the receiver never takes', () => {
       assert.ok(!cli(srv, ['--failed']).stdout.includes(id), 'no longer listed as failed');
     } finally {
       await stopServer(srv);
+      await stopReceiver(rec);
+    }
+  });
+});
+
+const PG_SKIP = process.env.SUBGATE_TEST_PG_URL ? false : 'SUBGATE_TEST_PG_URL is not set: two instances need a shared PostgreSQL';
+
+describe('two instances on one PostgreSQL database and the clock', { skip: PG_SKIP }, () => {
+  test('a grant starting and ending by the clock is announced once at each, not once per instance', async () => {
+    const rec = await startReceiver();
+    const env = envFor(rec, { DATABASE_URL: createPgDatabase() });
+    const [a, b] = await Promise.all([startServer(env), startServer(env)]);
+    try {
+      const starts = Math.floor(Date.now() / 1000) + 2;
+      const users = ['u_clock_a', 'u_clock_b', 'u_clock_c'];
+      for (const u of users) {
+        const g = await req(u === 'u_clock_b' ? b : a, 'POST', '/api/v1/access/grants',
+          { token: SERVICE_KEY, body: { user_id: u, tier: 'plus', starts_at: starts, ends_at: starts + 2 } });
+        assert.equal(g.status, 200, JSON.stringify(g.body));
+      }
+      const done = () => users.every((u) => rec.of(u).some((d) => JSON.parse(d.body).data.new_tier === 'free'));
+      assert.ok(await until(done, 15000), `${a.log.slice(-800)}\n${b.log.slice(-800)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const u of users) {
+        const seen = rec.of(u).map((d) => JSON.parse(d.body));
+        assert.deepEqual(seen.map((e) => `${e.data.old_tier}>${e.data.new_tier}@${e.data.effective_at}`),
+          [`free>plus@${starts}`, `plus>free@${starts + 2}`], u);
+        assert.equal(new Set(seen.map((e) => e.id)).size, 2);
+      }
+    } finally {
+      await stopServer(a);
+      await stopServer(b);
       await stopReceiver(rec);
     }
   });
