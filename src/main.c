@@ -61,6 +61,19 @@ static int fail(const char *msg)
     return 1;
 }
 
+/*
+ * For the commands that take no arguments: true when there is none, else false after the usage
+ * error (the caller exits 2), so `serve --port 9000` is refused rather than run on LISTEN.
+ */
+static bool no_arguments(int argc, char **argv)
+{
+    if (argc < 2)
+        return true;
+    fprintf(stderr, "subgate: %s: unexpected argument '%s' (see 'subgate %s --help')\n", argv[0],
+            argv[1], argv[0]);
+    return false;
+}
+
 static int load_config(struct config *cfg)
 {
     char err[ERRBUF];
@@ -452,8 +465,8 @@ static int cmd_serve(int argc, char **argv)
     sigset_t set;
     int sig = 0, rc = 1;
 
-    (void)argc;
-    (void)argv;
+    if (!no_arguments(argc, argv))
+        return 2;
     block_signals(&set);
     /*
      * Keep freed memory in the process: without this glibc trims and re-faults the heap top
@@ -511,8 +524,8 @@ static int cmd_migrate(int argc, char **argv)
     char err[ERRBUF];
     int applied = 0, version = 0, rc = 1;
 
-    (void)argc;
-    (void)argv;
+    if (!no_arguments(argc, argv))
+        return 2;
     if (load_config(&cfg))
         goto out;
     if (store_open(cfg.database_url, 1, &st, err, sizeof(err)) != ERR_OK ||
@@ -627,8 +640,8 @@ static int cmd_check_config(int argc, char **argv)
     char err[ERRBUF];
     int rc = 1;
 
-    (void)argc;
-    (void)argv;
+    if (!no_arguments(argc, argv))
+        return 2;
     if (load_config(&cfg))
         goto out;
     config_print(&cfg, stdout);
@@ -647,8 +660,8 @@ out:
 
 static int cmd_version(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (!no_arguments(argc, argv))
+        return 2;
     printf("subgate %s\n", SUBGATE_VERSION);
     return 0;
 }
@@ -662,10 +675,14 @@ static int cmd_token(int argc, char **argv)
     int rc = 1;
 
     buf_init(&tok, 8192);
-    if (argc < 2 || argc > 4)
-        return fail("usage: subgate token USER [EMAIL] [TTL_S]");
-    if (argc == 4 && parse_i64(argv[3], strlen(argv[3]), 1, INT64_C(31536000), &ttl) != ERR_OK)
-        return fail("token: TTL_S must be 1-31536000 seconds");
+    if (argc < 2 || argc > 4) {
+        (void)fail("usage: subgate token USER [EMAIL] [TTL_S]"); /* a usage error: 2 */
+        return 2;
+    }
+    if (argc == 4 && parse_i64(argv[3], strlen(argv[3]), 1, INT64_C(31536000), &ttl) != ERR_OK) {
+        (void)fail("token: TTL_S must be 1-31536000 seconds");
+        return 2;
+    }
     if (load_config(&cfg))
         goto out;
     if (!secret_is_set(&cfg.jwt_secret)) {

@@ -32,7 +32,8 @@ static const struct command_help helps[] = {
       "  STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, STRIPE_PREMIUM_PRICE_ID, STRIPE_PLUS_PRICE_ID\n"
       "  LOG_LEVEL        debug, info (default), warn, error\n"
       "\nexit status: 0 after SIGTERM or SIGINT, 1 when it cannot start (a bad variable, the\n"
-      "database, an address already taken: the message says which)\n"
+      "database, an address already taken: the message says which), 2 given an argument (it\n"
+      "takes none)\n"
       "\nexamples:\n"
       "  subgate serve\n"
       "  LISTEN=0.0.0.0:8080 DATABASE_URL=sqlite:/var/lib/subgate/subgate.db subgate serve\n" },

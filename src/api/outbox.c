@@ -178,7 +178,7 @@ static void deliver(const struct outbox_sender *s, struct outbox_event *e)
             log_error("outbox: giving up on %s %s after %d attempts: %s", e->type, e->id,
                       e->attempts, why);
         } else {
-            e->next_attempt_at = clock_now() * 1000 + delay;
+            e->next_attempt_at = clock_now_ms() + delay; /* milliseconds: base_ms may be < 1 s */
             log_warn("outbox: %s %s not delivered (attempt %d: %s); next in %lld ms", e->type,
                      e->id, e->attempts, why, (long long)delay);
         }
@@ -242,7 +242,7 @@ static void *sender_main(void *arg)
         if (store_grace_transitions(s->st, clock_now(), &due) != ERR_OK)
             log_warn("outbox: cannot announce the ends of past-due grace");
         /* Wall-clock milliseconds: the lease and the schedule are shared across instances. */
-        err = store_outbox_claim(s->st, s->owner, clock_now() * 1000, LEASE_MS, BATCH, batch, &n);
+        err = store_outbox_claim(s->st, s->owner, clock_now_ms(), LEASE_MS, BATCH, batch, &n);
         if (err)
             log_error("outbox: cannot claim events: %s", err_name(err));
         for (; i < n && !stopping(s); i++)

@@ -36,6 +36,7 @@ enum conf_flags {
     CONF_LIST = 1 << 0,       /* comma-separated; aux_off is the size_t count, max the most */
     CONF_LOWER = 1 << 1,      /* stored lower-cased */
     CONF_TRIM_SLASH = 1 << 2, /* trailing '/' removed */
+    CONF_PASSWORD = 1 << 3,   /* a URL that may hold a password: printed without it */
 };
 
 /* Checks one value or list entry <p, n>; on failure writes why and returns false. */
@@ -151,6 +152,7 @@ static const struct conf_var conf_vars[] = {
       .kind = CONF_STRING,
       .off = F(database_url),
       .def = "sqlite:var/subgate.db",
+      .flags = CONF_PASSWORD,
       .prefixes = database_url_prefixes },
     { .name = "STORE_GROUP_COMMIT",
       .kind = CONF_CHOICE,
@@ -988,6 +990,31 @@ static void print_secrets(const struct config *c, const struct conf_var *v, FILE
     }
 }
 
+/*
+ * Prints a URL without its secrets: the password of its user information ("user:PASSWORD@")
+ * and a query, which libpq reads options from, password= among them.
+ */
+static void print_url_redacted(const char *url, FILE *out)
+{
+    const char *sep = strstr(url, "://");
+    size_t start = sep ? (size_t)(sep - url) + 3 : 0, end = start + strcspn(url + start, "/?#");
+    size_t query = strcspn(url, "?"), colon = 0, at = 0;
+
+    /* The user information ends at the authority's last '@'; its first ':' starts the password. */
+    for (size_t i = start; sep && i < end; i++) {
+        if (url[i] == ':' && !colon && !at)
+            colon = i;
+        else if (url[i] == '@')
+            at = i;
+    }
+    if (colon && at > colon)
+        fprintf(out, "%.*s(redacted)%.*s", (int)(colon + 1), url, (int)(query - at), url + at);
+    else
+        fprintf(out, "%.*s", (int)query, url);
+    if (url[query])
+        fputs("?(redacted)", out);
+}
+
 static void print_strings(const struct config *c, const struct conf_var *v, FILE *out)
 {
     const void *f = cfield(c, v->off);
@@ -997,8 +1024,14 @@ static void print_strings(const struct config *c, const struct conf_var *v, FILE
 
     if (count == 0)
         fputs("(unset)", out);
-    for (size_t i = 0; i < count; i++)
-        fprintf(out, "%s%s", i > 0 ? "," : "", s[i]);
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0)
+            fputc(',', out);
+        if (v->flags & CONF_PASSWORD)
+            print_url_redacted(s[i], out);
+        else
+            fputs(s[i], out);
+    }
 }
 
 static void print_value(const struct config *c, const struct conf_var *v, FILE *out)

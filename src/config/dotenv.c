@@ -85,10 +85,9 @@ static enum err parse_key(struct line *ln)
     if (ln->n > 0 && !is_blank(ln->p[0]) && ln->p[0] != '=')
         return fail(ln, "invalid key: only letters, digits and '_' may come before '='");
     skip_blanks(ln);
-    if (ln->n == 0 || ln->p[0] != '=') {
-        snprintf(ln->msg, ln->msglen, "missing '=' after '%s'", ln->key);
-        return ERR_INVALID;
-    }
+    /* Not quoted: a value pasted on a line of its own (a wrapped key) looks like a key. */
+    if (ln->n == 0 || ln->p[0] != '=')
+        return fail(ln, "missing '=' after the key (not shown: it may be a pasted value)");
     advance(ln, 1);
     return ERR_OK;
 }

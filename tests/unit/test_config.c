@@ -653,7 +653,7 @@ static const struct {
       false,
       { { NULL, NULL } },
       "cannot parse '",
-      "' line 2: missing '=' after 'THIS'",
+      "' line 2: missing '=' after the key (not shown: it may be a pasted value)",
       NULL,
       NULL },
     { "A='secret-value\n",

@@ -3,6 +3,8 @@
 #include "config/dotenv.h"
 #include "t.h"
 
+#define NO_EQ "missing '=' after the key (not shown: it may be a pasted value)"
+
 static const struct {
     const char *text;
     size_t len;       /* 0: strlen(text) */
@@ -28,13 +30,14 @@ static const struct {
     { "A='x' # comment\nB=\"y\"#comment\nC = 'z'  \n", 0, "A=x|B=y|C=z|", 0, NULL },
     { "A=1\r\nB='2'\r\n\r\nC=\"3\"\r\n", 0, "A=1|B=2|C=3|", 0, NULL },
     { "A=1\nA=2\n", 0, "A=1|A=2|", 0, NULL },
-    { "A=1\nTHIS IS NOT AN ASSIGNMENT\n", 0, NULL, 2, "missing '=' after 'THIS'" },
-    { "A", 0, NULL, 1, "missing '=' after 'A'" },
+    { "A=1\nTHIS IS NOT AN ASSIGNMENT\n", 0, NULL, 2, NO_EQ },
+    { "A", 0, NULL, 1, NO_EQ },
     { "A=1\n\n1A=secret\n", 0, NULL, 3, NULL },
+    { "A=1\nsk_live_0123456789abcdefSECRET\n", 0, NULL, 2, NO_EQ },
     { "A-B=secret\n", 0, NULL, 1, "invalid key: only letters, digits and '_' may come before '='" },
     { "=secret\n", 0, NULL, 1, NULL },
     { "export  \n", 0, NULL, 1, NULL },
-    { "export\n", 0, NULL, 1, "missing '=' after 'export'" },
+    { "export\n", 0, NULL, 1, NO_EQ },
     { "A='secret\n", 0, NULL, 1, "unterminated single quote" },
     { "A=\"secret\n", 0, NULL, 1, "unterminated double quote" },
     { "A=\"secret\\\"\n", 0, NULL, 1, "unterminated double quote" },
@@ -43,7 +46,7 @@ static const struct {
     { "A=\"x\"secret\n", 0, NULL, 1, "unexpected text after the closing quote" },
     { "A=1\nB=se\0cret\n", 14, NULL, 2, "NUL byte in the line" },
     { "A=1\n\0", 5, NULL, 2, "NUL byte in the line" },
-    { "A=1\r\nB\r\n", 0, NULL, 2, "missing '=' after 'B'" },
+    { "A=1\r\nB\r\n", 0, NULL, 2, NO_EQ },
 };
 
 /* Records each pair as "KEY=VALUE|"; fails on the key STOP to show that errors propagate. */
