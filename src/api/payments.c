@@ -325,7 +325,7 @@ static enum err price_needed(struct request *req, const struct tier *t, const ch
                         strcmp(t->id, "plus") == 0 ? "PLUS" : "PREMIUM", year ? "_ANNUAL" : "");
 }
 
-/* 409 while the user has a live subscription: plans change through the portal. */
+/* 409 while the user has a live subscription: plans change through change-plan (or the portal). */
 static enum err refuse_if_live(struct request *req)
 {
     const struct api *api = req->app;
@@ -337,8 +337,9 @@ static enum err refuse_if_live(struct request *req)
     if (err)
         return request_fail(req, err, NULL, NULL, "cannot read the subscription");
     return request_fail(req, ERR_CONFLICT, "subscription_exists", NULL,
-                        "you already have a subscription ('%s', status '%s'): change or cancel "
-                        "it through POST /api/v1/payments/customer-portal",
+                        "you already have a subscription ('%s', status '%s'): change it with "
+                        "POST /api/v1/payments/change-plan, or change or cancel it through "
+                        "POST /api/v1/payments/customer-portal",
                         sub.tier, sub_status_name(sub.status));
 }
 

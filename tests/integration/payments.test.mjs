@@ -205,9 +205,11 @@ describe('buying premium through the hosted checkout', () => {
     assert.match(r.body.url, /^http/);
   });
 
-  test('a second checkout is refused, pointing to the portal', async () => {
+  test('a second checkout is refused, pointing to change-plan and the portal', async () => {
     const r = await checkout(user, { tier: 'plus' });
     assert.equal(r.status, 409);
+    assert.equal(errorOf(r).code, 'subscription_exists');
+    assert.match(errorOf(r).message, /change-plan/); // README: "change it with change-plan"
     assert.match(errorOf(r).message, /customer-portal/);
   });
 
