@@ -69,6 +69,7 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
     struct billing_event ev;
     struct stripe_error se;
     struct store_event_in in = { &ev, body, len, mode, &out->same_second };
+    bool refused, applied;
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -80,13 +81,14 @@ enum err webhook_ingest(struct store *st, const struct tier_catalog *cat, const 
         (void)str_copy(out->sub_id, sizeof(out->sub_id), ev.sub.id); /* same size */
     if (!err)
         err = complete_tier(cat, &ev, &se);
-    if ((err == ERR_UPSTREAM || err == ERR_NOT_FOUND) && mode == STORE_EVENT_RECEIVE &&
-        applied_before(st, ev.id)) {
+    refused = err == ERR_UPSTREAM || err == ERR_NOT_FOUND;
+    applied = refused && applied_before(st, ev.id);
+    if (applied && mode == STORE_EVENT_RECEIVE) {
         out->result = STORE_EVENT_DUPLICATE; /* its id was applied: this body changes nothing */
         return ERR_OK;
     }
-    if ((err == ERR_UPSTREAM || err == ERR_NOT_FOUND) &&
-        store_event_record_failed(st, &in, se.message) != ERR_OK)
+    /* a failed replay of an applied event (its price not configured here) leaves it applied */
+    if (refused && !applied && store_event_record_failed(st, &in, se.message) != ERR_OK)
         log_error("cannot record event '%s' as failed", ev.id);
     if (err) {
         (void)str_copy(out->message, sizeof(out->message), se.message); /* cut is fine */

@@ -170,6 +170,19 @@ test('a subscription status Stripe does not have: 500, recorded as failed, the t
   assert.deepEqual([s.tier, s.status], ['premium', 'active']);
 });
 
+test('a replay that fails where the price is not configured leaves an applied event applied', async () => {
+  // Before the fix the replay, run without STRIPE_PREMIUM_PRICE_ID, turned the applied event
+  // into a failed one (listed by `events --failed`), though the subscription stayed applied.
+  await subscribe(srv, 'u_replay', 'evt_replay_applied');
+  assert.equal(eventRow(srv, 'evt_replay_applied')?.[3], 'applied');
+  const rp = run(['events', 'replay', 'evt_replay_applied'], { env: { DATABASE_URL: `sqlite:${path.join(srv.dir, 'subgate.db')}` }, cwd: srv.dir });
+  assert.equal(rp.status, 1, rp.stdout);
+  assert.match(rp.stderr, /not the price of any tier/);
+  assert.equal(eventRow(srv, 'evt_replay_applied')?.[3], 'applied');
+  const s = await subscriptionOf(srv, 'u_replay');
+  assert.deepEqual([s.tier, s.status], ['premium', 'active']);
+});
+
 test('`subgate events` writes an event id holding a line break or a tab escaped, on its own line', async () => {
   // Before the fix the id was printed raw: a line break split the row, a tab added a column.
   const r = await postSigned(srv, event('evt_odd\nforged\tline', 'customer.updated', { id: 'cus_x', object: 'customer' }));
