@@ -61,7 +61,7 @@ export class Subgate {
     try {
       res = await this._fetch(url.toString(), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (e) {
-      throw new SubgateError({ status: 0, type: 'connection_error', message: `cannot reach subgate: ${e.message}` });
+      throw new SubgateError({ status: 0, type: 'connection_error', code: 'connection_failed', message: `cannot reach subgate: ${e.message}` });
     }
     const requestId = res.headers.get('Request-Id');
     const text = await res.text();

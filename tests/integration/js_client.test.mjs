@@ -83,7 +83,7 @@ describe('the JavaScript client', () => {
     });
     await assert.rejects(new Subgate({ baseUrl: srv.base }).subscription(), (e) => e instanceof SubgateError && e.status === 401);
     await assert.rejects(sg.invoices({ limit: 1000 }), (e) => e.status === 400 && e.param === 'limit');
-    await assert.rejects(new Subgate({ baseUrl: 'http://127.0.0.1:1' }).pricing(), (e) => e.status === 0 && e.type === 'connection_error');
+    await assert.rejects(new Subgate({ baseUrl: 'http://127.0.0.1:1' }).pricing(), (e) => e.status === 0 && e.type === 'connection_error' && e.code === 'connection_failed');
   });
 
   test('buys premium, comes back with checkoutSuccess, reads and cancels', async () => {
