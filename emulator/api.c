@@ -240,9 +240,36 @@ static void idem_mismatch(struct response *resp, const char *key)
     emu_api_error(resp, 400, "idempotency_error", NULL, NULL, msg);
 }
 
-/* Runs the handler under the mutex, with Idempotency-Key replay for POST and DELETE. */
+static void server_error(struct response *resp)
+{
+    emu_api_error(resp, 500, "api_error", NULL, NULL, "An unknown error occurred");
+}
+
+/*
+ * A request seen for the first time: runs the handler and renders its answer, or for a saved
+ * 500 fault (saved) renders the 500, after running the handler only for 500_applied (its effect
+ * happened, the answer says nothing of it: Stripe's indeterminate 500).
+ */
+static void run_new(struct emu_call *c, const struct api_route *r, enum emu_fault_mode saved,
+                    struct response *resp)
+{
+    if (saved != EMU_FAULT_500_SAVED && r->fn(c) != ERR_OK) {
+        json_decref(c->result);
+        c->result = NULL;
+    }
+    if (saved != EMU_FAULT_NONE)
+        server_error(resp);
+    else
+        render(c, resp);
+}
+
+/*
+ * Runs the handler under the mutex, with Idempotency-Key replay for POST and DELETE. A 5xx is
+ * kept under the key only when a saved fault made it, as Stripe keeps the 500 of a request
+ * whose execution began; a 5xx of the handler's own is not kept, so a retry runs it again.
+ */
 static void run_locked(struct emu_call *c, const struct api_route *r, const char *key,
-                       struct response *resp)
+                       enum emu_fault_mode saved, struct response *resp)
 {
     const char *ik = request_header(c->req, "Idempotency-Key");
     struct emu_idem_request ir = { key, ik, c->req->method, c->req->path, buf_str(&c->req->body) };
@@ -260,12 +287,8 @@ static void run_locked(struct emu_call *c, const struct api_route *r, const char
         idem_mismatch(resp, ik);
         break;
     case EMU_IDEM_NEW:
-        if (r->fn(c) != ERR_OK) {
-            json_decref(c->result);
-            c->result = NULL;
-        }
-        render(c, resp);
-        if (idem && resp->status < 500)
+        run_new(c, r, saved, resp);
+        if (idem && (resp->status < 500 || saved != EMU_FAULT_NONE))
             emu_idem_store(c->app->idem, &ir, resp->status, resp->body);
         break;
     }
@@ -281,15 +304,25 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-/* Applies the configured fault; true when the request is answered (or dropped) by it. */
-static bool inject_fault(struct emu *app, struct response *resp)
+/*
+ * Applies the configured fault; true when the request is answered (or dropped) by it. A saved
+ * 500 goes through authentication and the parameter check first, so *saved tells run_locked to
+ * answer it and keep it under the request's Idempotency-Key.
+ */
+static bool inject_fault(struct emu *app, const struct request *req, struct response *resp,
+                         enum emu_fault_mode *saved)
 {
     int64_t delay_ms = 0;
+    enum emu_fault_mode m = emu_faults_next(app->faults, req->method, req->path, &delay_ms);
 
-    switch (emu_faults_next(app->faults, &delay_ms)) {
+    switch (m) {
     case EMU_FAULT_500:
-        emu_api_error(resp, 500, "api_error", NULL, NULL, "An unknown error occurred");
+        server_error(resp);
         return true;
+    case EMU_FAULT_500_SAVED:
+    case EMU_FAULT_500_APPLIED:
+        *saved = m;
+        return false;
     case EMU_FAULT_429:
         emu_api_error(resp, 429, "rate_limit_error", "rate_limit", NULL,
                       "Request rate limit exceeded. Learn more about rate limits here "
@@ -322,11 +355,12 @@ void emu_api_handle(struct emu *app, struct request *req, struct response *resp)
     struct buf query;
     char key[EMU_SECRET_MAX];
     const struct api_route *r = NULL;
+    enum emu_fault_mode saved = EMU_FAULT_NONE;
     enum err decoded;
 
     buf_init(&query, (size_t)64 * 1024);
     decoded = decode_params(&c, &query);
-    if (inject_fault(app, resp))
+    if (inject_fault(app, req, resp, &saved))
         goto out;
     if (authenticate(&c, key, sizeof(key)) != ERR_OK) {
         render(&c, resp);
@@ -340,7 +374,7 @@ void emu_api_handle(struct emu *app, struct request *req, struct response *resp)
     if (!r || decoded != ERR_OK || check_params(&c, r) != ERR_OK)
         render(&c, resp);
     else
-        run_locked(&c, r, key, resp);
+        run_locked(&c, r, key, saved, resp);
 out:
     emu_reqlog_add(app, req, buf_str(&query), resp->status);
     buf_release(&query);

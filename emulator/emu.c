@@ -42,8 +42,8 @@ void emu_free(struct emu *app)
 
 void emu_reset(struct emu *app)
 {
-    static const struct emu_fault_config no_faults = { EMU_FAULT_NONE, 0, 0,
-                                                       EMU_FAULT_DELAY_MS_DEFAULT };
+    static const struct emu_fault_config no_faults = { .mode = EMU_FAULT_NONE,
+                                                       .delay_ms = EMU_FAULT_DELAY_MS_DEFAULT };
 
     pthread_mutex_lock(&app->mu);
     emu_state_reset(app->st);

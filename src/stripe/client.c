@@ -49,7 +49,10 @@ struct stripe_client {
 struct call {
     const struct stripe_request *rq;
     struct buf url;
-    char idem_key[STRIPE_IDEMPOTENCY_KEY_MAX];
+    char idem_key[STRIPE_IDEMPOTENCY_KEY_MAX];  /* the key sent now */
+    char first_key[STRIPE_IDEMPOTENCY_KEY_MAX]; /* the chain's start: the caller's or a UUID */
+    int links;                                  /* keys walked on to past saved failures */
+    bool unknown; /* an attempt had an unknown outcome: a 5xx not replayed, or no answer */
     struct curl_slist *headers;
     struct buf body;
     char request_id[STRIPE_REQ_ID_MAX];
@@ -240,18 +243,38 @@ static void uuid4(struct stripe_client *c, char out[STRIPE_IDEMPOTENCY_KEY_MAX])
              b[15]);
 }
 
+/* The first 16 bytes of sha256(s) in hex. */
+static void sha256_hex32(const char *s, char hex[33])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+
+    SHA256((const unsigned char *)s, strlen(s), md);
+    for (size_t i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 void stripe_idempotency_key_for(const char *operation, const char *subject,
                                 char out[STRIPE_IDEMPOTENCY_KEY_MAX])
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
     char hex[33];
 
     assert(strlen(operation) <= 22 &&
            strspn(operation, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(operation));
-    SHA256((const unsigned char *)subject, strlen(subject), md);
-    for (size_t i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    sha256_hex32(subject, hex);
     snprintf(out, STRIPE_IDEMPOTENCY_KEY_MAX, "subgate-%s-%s", operation, hex);
+}
+
+void stripe_idempotency_key_link(const char *key, int n, char out[STRIPE_IDEMPOTENCY_KEY_MAX])
+{
+    char hex[33];
+    int len;
+
+    assert(n >= 1 && n <= STRIPE_KEY_LINKS_MAX);
+    len = snprintf(out, STRIPE_IDEMPOTENCY_KEY_MAX, "%s~%d", key, n);
+    if (len >= 0 && len < STRIPE_IDEMPOTENCY_KEY_MAX)
+        return;
+    sha256_hex32(key, hex); /* a long key: hashed, so two keys sharing a prefix never meet */
+    snprintf(out, STRIPE_IDEMPOTENCY_KEY_MAX, "subgate-link-%s~%d", hex, n);
 }
 
 static struct curl_slist *header_add(struct curl_slist *list, const char *line)
@@ -322,6 +345,8 @@ static void take_header(struct call *k, const char *name, size_t nlen, const cha
     } else if (str_eq_nocase(name, nlen, "stripe-should-retry")) {
         (void)str_copyn(val, sizeof(val), v, vlen); /* a longer value is no known value */
         k->att.should_retry = stripe_should_retry_parse(val);
+    } else if (str_eq_nocase(name, nlen, "idempotent-replayed")) {
+        k->att.replayed = str_eq_nocase(v, vlen, "true");
     } else if (str_eq_nocase(name, nlen, "date")) {
         char date[64];
         time_t t = str_copyn(date, sizeof(date), v, vlen) ? curl_getdate(date, NULL) : -1;
@@ -343,6 +368,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after a 100): start over */
         k->att.should_retry = STRIPE_SHOULD_RETRY_ABSENT;
         k->att.retry_after_s = -1;
+        k->att.replayed = false;
         k->request_id[0] = '\0';
         k->date = 0;
         return n;
@@ -501,23 +527,80 @@ static enum err call_prepare(struct stripe_client *c, struct call *k, struct str
         snprintf(se->message, sizeof(se->message), "stripe %s: URL is too long", k->rq->path);
         return ERR_INTERNAL;
     }
+    (void)str_copy(k->first_key, sizeof(k->first_key), k->idem_key); /* same size */
     k->headers = headers_build(c, k);
     return ERR_OK;
 }
 
-/* Attempts until one succeeds or the policy stops; returns the number made. */
+/*
+ * Whether the call may go on past the failure Stripe saved under its key, with the key's next
+ * link. Stripe saves a request's answer once the endpoint begins, 500s included, and replays it
+ * to the key for 24 hours; our keys are stable (per user, per ask, per state and target), so one
+ * saved 500 would fail every request of the user for a day. Every caller holding a key walks the
+ * same chain, so double clicks, tabs and instances still meet at one key, the first link that
+ * is not a saved failure, and share its object, as they shared the first key's.
+ *
+ * What a saved 500 hides is whether its request took effect (Stripe's indeterminate 500): the
+ * next link then does it again. That makes one object per intent in two cases only:
+ * - the failure was saved before this call and nothing this call sent has an unknown outcome.
+ *   A key derived from state read from Stripe (plan-upgrade: the subscription, its price, its
+ *   latest invoice and period) differs once its request took effect, so meeting its saved 500
+ *   says the request did nothing. A key per object (session-expire, schedule-release,
+ *   duplicate-refund) repeats what Stripe then refuses (not open, released, refunded already),
+ *   which the callers take as done. A random key is never met by a replay at its first attempt.
+ * - the caller says a second object is harmless (repeat_is_harmless), as resources.c does for
+ *   the two creates: a second customer is never stored (the store keeps one per user, the first
+ *   insert wins and the others read it; `sync --import` skips a customer whose user has one),
+ *   and a second checkout session's URL reaches nobody (only the answer's session is recorded
+ *   and handed out; subgate never lists sessions at Stripe to hand one out), so it cannot be
+ *   paid, and it expires.
+ * An upgrade after a 5xx of its own stops at the saved failure: its next link could make a
+ * second proration invoice while the first waits for payment. The user's next request reads
+ * the subscription again and so starts from a key of its state.
+ */
+static bool key_may_walk(const struct call *k)
+{
+    return k->rq->method == STRIPE_POST && k->links < STRIPE_KEY_LINKS_MAX &&
+           (!k->unknown || k->rq->repeat_is_harmless);
+}
+
+static void key_walk(const struct stripe_client *c, struct call *k)
+{
+    char next[STRIPE_IDEMPOTENCY_KEY_MAX];
+
+    stripe_idempotency_key_link(k->first_key, ++k->links, next);
+    log_warn("stripe %s %s: HTTP %d saved under idempotency key '%s', going on with '%s'",
+             method_names[k->rq->method], k->rq->path, k->att.status, k->idem_key, next);
+    (void)str_copy(k->idem_key, sizeof(k->idem_key), next); /* same size */
+    headers_free(k->headers);
+    k->headers = headers_build(c, k);
+}
+
+/*
+ * Attempts until one succeeds or the policy stops; returns the number made. A saved failure is
+ * not retried (its key would replay it): the call walks on to another key, or stops.
+ */
 static int attempts_run(struct stripe_client *c, CURL *h, struct call *k)
 {
-    int attempt = 1;
+    int retries = 0;
 
-    for (;; attempt++) {
+    for (int attempt = 1;; attempt++) {
         attempt_once(c, h, k);
         trace_attempt(c, k, attempt);
-        if (!stripe_retry_should(&k->att, attempt, c->max_retries))
+        if (stripe_attempt_is_saved_failure(&k->att)) {
+            if (!key_may_walk(k))
+                return attempt;
+            key_walk(c, k);
+            continue;
+        }
+        if (k->att.status == 0 || k->att.status >= 500)
+            k->unknown = true;
+        if (!stripe_retry_should(&k->att, retries + 1, c->max_retries))
             return attempt;
-        int64_t ms = stripe_retry_delay_ms(attempt, k->att.retry_after_s, c->random(c->hook_ctx));
+        retries++;
+        int64_t ms = stripe_retry_delay_ms(retries, k->att.retry_after_s, c->random(c->hook_ctx));
         log_info("stripe %s %s: %s, retry %d in %" PRId64 " ms", method_names[k->rq->method],
-                 k->rq->path, k->att.status ? "HTTP error" : k->curl_err, attempt, ms);
+                 k->rq->path, k->att.status ? "HTTP error" : k->curl_err, retries, ms);
         c->sleep(c->hook_ctx, ms);
     }
 }

@@ -23,6 +23,7 @@
 #define STRIPE_API_VERSION_DEFAULT "2023-08-16"
 #define STRIPE_IDEMPOTENCY_KEY_MAX 64 /* bytes, terminator included */
 #define STRIPE_POOL_MAX            16 /* idle connections (curl handles) kept for reuse */
+#define STRIPE_KEY_LINKS_MAX       8  /* keys one call walks on to past failures Stripe saved */
 
 struct stripe_client; /* opaque */
 
@@ -89,6 +90,7 @@ struct stripe_request {
     const char *path;            /* "/v1/customers/cus_123"; path segments already safe */
     const struct form *form;     /* POST body, or query string for GET/DELETE; NULL for none */
     const char *idempotency_key; /* POST only; NULL: a random UUIDv4, kept for every retry */
+    bool repeat_is_harmless;     /* a second object, were one made unseen, is harmless (client.c) */
 };
 
 /*
@@ -97,6 +99,12 @@ struct stripe_request {
  * attempts counts every try) and the result is: no answer after the retries ERR_UNAVAILABLE,
  * 5xx after the retries or a malformed answer ERR_UPSTREAM, otherwise stripe_error_to_err()
  * (a 400 invalid_request_error, a refusal for the object's state, is ERR_REFUSED).
+ *
+ * A failure Stripe saved under the POST's key (stripe_attempt_is_saved_failure), which a retry
+ * of the key would only replay, makes the call go on at once with the key's next link
+ * (stripe_idempotency_key_link), up to STRIPE_KEY_LINKS_MAX links, without counting a retry:
+ * when no attempt of this call has had an unknown outcome (a 5xx not replayed, or no answer),
+ * or whatever came before when rq->repeat_is_harmless. Otherwise the saved failure ends the call.
  */
 MUST_CHECK enum err stripe_client_call(struct stripe_client *c, const struct stripe_request *rq,
                                        json_t **out, struct stripe_error *se);
@@ -110,5 +118,13 @@ MUST_CHECK enum err stripe_client_call(struct stripe_client *c, const struct str
  */
 void stripe_idempotency_key_for(const char *operation, const char *subject,
                                 char out[STRIPE_IDEMPOTENCY_KEY_MAX]);
+
+/*
+ * Link n (1 for the first) of the chain of keys that starts at key, the key a call goes on with
+ * past a failure Stripe saved: "<key>~<n>" when it fits in STRIPE_IDEMPOTENCY_KEY_MAX, else
+ * "subgate-link-<first 32 hex of sha256(key)>~<n>". A function of key and n alone, so every
+ * caller holding one key walks one chain. n is between 1 and STRIPE_KEY_LINKS_MAX.
+ */
+void stripe_idempotency_key_link(const char *key, int n, char out[STRIPE_IDEMPOTENCY_KEY_MAX]);
 
 #endif /* SUBGATE_STRIPE_CLIENT_H */

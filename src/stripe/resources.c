@@ -106,7 +106,12 @@ enum err stripe_customer_create(struct stripe_client *c, const struct stripe_cus
                                 struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, "/v1/customers", &f, idempotency_key };
+    /* a second customer is never stored: the store keeps the first one per user (client.c) */
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = "/v1/customers",
+                                 .form = &f,
+                                 .idempotency_key = idempotency_key,
+                                 .repeat_is_harmless = true };
     enum err err;
 
     form_init(&f, FORM_MAX_DEFAULT);
@@ -122,7 +127,7 @@ enum err stripe_customer_retrieve(struct stripe_client *c, const char *id,
                                   struct stripe_customer *out, struct stripe_error *se)
 {
     char path[PATH_MAX_];
-    struct stripe_request rq = { STRIPE_GET, path, NULL, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = path };
     enum err err = object_path(path, "/v1/customers/", id, se);
 
     return err ? err : call_then_parse(c, &rq, parse_customer, out, se);
@@ -147,7 +152,7 @@ enum err stripe_customer_list(struct stripe_client *c, const char *email,
                               struct stripe_customer_page *out, struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_GET, "/v1/customers", &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = "/v1/customers", .form = &f };
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -196,7 +201,12 @@ enum err stripe_checkout_session_create(struct stripe_client *c,
                                         struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, "/v1/checkout/sessions", &f, idempotency_key };
+    /* a second session's URL reaches nobody, so nobody pays it (client.c) */
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = "/v1/checkout/sessions",
+                                 .form = &f,
+                                 .idempotency_key = idempotency_key,
+                                 .repeat_is_harmless = true };
     enum err err;
 
     if (!p->customer || !p->price || !p->success_url || !p->cancel_url)
@@ -215,7 +225,7 @@ enum err stripe_checkout_session_retrieve(struct stripe_client *c, const char *i
 {
     char path[PATH_MAX_];
     struct form f;
-    struct stripe_request rq = { STRIPE_GET, path, &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = path, .form = &f };
     json_t *j = NULL;
     enum err err = object_path(path, "/v1/checkout/sessions/", id, se);
 
@@ -236,7 +246,7 @@ enum err stripe_subscription_retrieve(struct stripe_client *c, const char *id,
                                       struct subscription *out, struct stripe_error *se)
 {
     char path[PATH_MAX_];
-    struct stripe_request rq = { STRIPE_GET, path, NULL, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = path };
     enum err err = object_path(path, "/v1/subscriptions/", id, se);
 
     return err ? err : call_then_parse(c, &rq, parse_subscription, out, se);
@@ -247,7 +257,7 @@ enum err stripe_checkout_session_expire(struct stripe_client *c, const char *id,
                                         struct stripe_error *se)
 {
     char path[PATH_MAX_], key[STRIPE_IDEMPOTENCY_KEY_MAX];
-    struct stripe_request rq = { STRIPE_POST, path, NULL, key };
+    struct stripe_request rq = { .method = STRIPE_POST, .path = path, .idempotency_key = key };
 
     memset(out, 0, sizeof(*out));
     if (!id_is_safe(id))
@@ -267,7 +277,10 @@ enum err stripe_refund_create(struct stripe_client *c, const char *charge, const
                               struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, "/v1/refunds", &f, idempotency_key };
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = "/v1/refunds",
+                                 .form = &f,
+                                 .idempotency_key = idempotency_key };
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -299,7 +312,7 @@ enum err stripe_test_clock_time(struct stripe_client *c, const char *id, int64_t
                                 struct stripe_error *se)
 {
     char path[PATH_MAX_];
-    struct stripe_request rq = { STRIPE_GET, path, NULL, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = path };
     enum err err = object_path(path, "/v1/test_helpers/test_clocks/", id, se);
 
     *frozen_time = 0;
@@ -311,7 +324,7 @@ enum err stripe_subscription_list(struct stripe_client *c, const char *customer,
                                   struct stripe_subscription_page *out, struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_GET, "/v1/subscriptions", &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = "/v1/subscriptions", .form = &f };
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -330,7 +343,7 @@ enum err stripe_subscription_set_cancel_at_period_end(struct stripe_client *c, c
 {
     char path[PATH_MAX_];
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, path, &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_POST, .path = path, .form = &f };
     enum err err = object_path(path, "/v1/subscriptions/", id, se);
 
     if (err)
@@ -346,7 +359,7 @@ enum err stripe_subscription_cancel(struct stripe_client *c, const char *id,
                                     struct subscription *out, struct stripe_error *se)
 {
     char path[PATH_MAX_];
-    struct stripe_request rq = { STRIPE_DELETE, path, NULL, NULL };
+    struct stripe_request rq = { .method = STRIPE_DELETE, .path = path };
     enum err err = object_path(path, "/v1/subscriptions/", id, se);
 
     return err ? err : call_then_parse(c, &rq, parse_subscription, out, se);
@@ -357,7 +370,7 @@ enum err stripe_invoice_list(struct stripe_client *c, const char *customer,
                              struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_GET, "/v1/invoices", &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = "/v1/invoices", .form = &f };
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -374,7 +387,9 @@ enum err stripe_billing_portal_session_create(struct stripe_client *c, const cha
                                               struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, "/v1/billing_portal/sessions", &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = "/v1/billing_portal/sessions",
+                                 .form = &f };
     enum err err;
 
     if (!id_is_safe(customer))
@@ -394,7 +409,10 @@ enum err stripe_subscription_change_price(struct stripe_client *c, const char *i
 {
     char path[PATH_MAX_];
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, path, &f, idempotency_key };
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = path,
+                                 .form = &f,
+                                 .idempotency_key = idempotency_key };
     enum err err = object_path(path, "/v1/subscriptions/", id, se);
 
     if (err)
@@ -421,7 +439,10 @@ enum err stripe_schedule_from_subscription(struct stripe_client *c, const char *
                                            struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, "/v1/subscription_schedules", &f, idempotency_key };
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = "/v1/subscription_schedules",
+                                 .form = &f,
+                                 .idempotency_key = idempotency_key };
     enum err err;
 
     if (!id_is_safe(id))
@@ -440,7 +461,10 @@ enum err stripe_schedule_set_phases(struct stripe_client *c, const char *id,
 {
     char path[PATH_MAX_];
     struct form f;
-    struct stripe_request rq = { STRIPE_POST, path, &f, idempotency_key };
+    struct stripe_request rq = { .method = STRIPE_POST,
+                                 .path = path,
+                                 .form = &f,
+                                 .idempotency_key = idempotency_key };
     enum err err = object_path(path, "/v1/subscription_schedules/", id, se);
 
     if (err)
@@ -466,7 +490,7 @@ enum err stripe_schedule_release(struct stripe_client *c, const char *id,
                                  struct schedule_record *out, struct stripe_error *se)
 {
     char path[PATH_MAX_], key[STRIPE_IDEMPOTENCY_KEY_MAX];
-    struct stripe_request rq = { STRIPE_POST, path, NULL, key };
+    struct stripe_request rq = { .method = STRIPE_POST, .path = path, .idempotency_key = key };
 
     if (!id_is_safe(id))
         return fail(se, ERR_INVALID, "'%s' is not a stripe id", id ? id : "");
@@ -484,7 +508,9 @@ enum err stripe_invoice_upcoming(struct stripe_client *c, const struct stripe_up
                                  struct stripe_upcoming *out, struct stripe_error *se)
 {
     struct form f;
-    struct stripe_request rq = { STRIPE_GET, "/v1/invoices/upcoming", &f, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET,
+                                 .path = "/v1/invoices/upcoming",
+                                 .form = &f };
     enum err err;
 
     memset(out, 0, sizeof(*out));
@@ -513,7 +539,7 @@ enum err stripe_invoice_retrieve(struct stripe_client *c, const char *id,
                                  struct stripe_invoice *out, struct stripe_error *se)
 {
     char path[PATH_MAX_];
-    struct stripe_request rq = { STRIPE_GET, path, NULL, NULL };
+    struct stripe_request rq = { .method = STRIPE_GET, .path = path };
     enum err err = object_path(path, "/v1/invoices/", id, se);
 
     memset(out, 0, sizeof(*out));

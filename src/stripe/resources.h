@@ -37,7 +37,9 @@ struct stripe_checkout_params {
 
 /*
  * POST /v1/customers. idempotency_key NULL means a random one; pass
- * stripe_idempotency_key_for("customer-create", user_id) so concurrent callers make one.
+ * stripe_idempotency_key_for("customer-create", user_id) so concurrent callers make one. Past a
+ * failure Stripe saved under the key the call goes on with the key's next link even after a 5xx
+ * of its own (repeat_is_harmless): the caller stores one customer per user, the first.
  */
 MUST_CHECK enum err stripe_customer_create(struct stripe_client *c,
                                            const struct stripe_customer_params *p,
@@ -56,7 +58,11 @@ MUST_CHECK enum err stripe_customer_list(struct stripe_client *c, const char *em
                                          const char *starting_after, int limit,
                                          struct stripe_customer_page *out, struct stripe_error *se);
 
-/* POST /v1/checkout/sessions in subscription mode. */
+/*
+ * POST /v1/checkout/sessions in subscription mode. Past a failure Stripe saved under the key the
+ * call goes on with the key's next link even after a 5xx of its own (repeat_is_harmless): the
+ * caller hands out only the session of the answer, so a second one made unseen is never paid.
+ */
 MUST_CHECK enum err stripe_checkout_session_create(struct stripe_client *c,
                                                    const struct stripe_checkout_params *p,
                                                    const char *idempotency_key,

@@ -37,6 +37,11 @@ int64_t stripe_retry_delay_ms(int retry, int64_t retry_after_s, uint64_t random_
     return delay;
 }
 
+bool stripe_attempt_is_saved_failure(const struct stripe_attempt *a)
+{
+    return a->status >= 500 && a->replayed;
+}
+
 enum stripe_should_retry stripe_should_retry_parse(const char *value)
 {
     if (!value)

@@ -26,6 +26,7 @@ struct stripe_attempt {
     bool retryable_io; /* with status 0: a transient network failure, worth another try */
     enum stripe_should_retry should_retry;
     int64_t retry_after_s; /* the Retry-After header in seconds; < 0 when absent */
+    bool replayed;         /* Idempotent-Replayed: true: the answer Stripe saved for the key */
 };
 
 /*
@@ -41,6 +42,13 @@ bool stripe_retry_should(const struct stripe_attempt *a, int attempt, int max_re
  * between 0 and STRIPE_RETRY_AFTER_MAX_S.
  */
 int64_t stripe_retry_delay_ms(int retry, int64_t retry_after_s, uint64_t random_bits);
+
+/*
+ * Whether the answer is a failure Stripe saved under the request's Idempotency-Key: a 5xx
+ * replayed (Idempotent-Replayed: true). Stripe replays it to the key for 24 hours, so retrying
+ * the key cannot succeed; stripe_client_call walks on to another key (client.c says when).
+ */
+bool stripe_attempt_is_saved_failure(const struct stripe_attempt *a);
 
 /* Parses a Stripe-Should-Retry header value (NULL when absent). */
 enum stripe_should_retry stripe_should_retry_parse(const char *value);

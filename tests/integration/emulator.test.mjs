@@ -758,6 +758,34 @@ describe('faults and control API', () => {
     assert.equal((await api('GET', '/v1/customers')).status, 200);
   });
 
+  test('500_saved: the 500 is kept under the key and replayed; other routes and keys pass', async () => {
+    const set = await control('POST', '/_emulator/faults',
+      { mode: '500_saved', count: 1, method: 'POST', path: '/v1/customers' });
+    assert.equal(set.status, 200);
+    assert.equal((await ok('GET', '/v1/customers')).data.length, 0); // another route: not counted
+    const first = await api('POST', '/v1/customers', { email: 's@example.com' }, { idem: 'saved-1' });
+    assert.equal(first.status, 500);
+    assert.equal(first.body.error.type, 'api_error');
+    assert.equal(first.headers.get('idempotent-replayed'), null);
+    const again = await api('POST', '/v1/customers', { email: 's@example.com' }, { idem: 'saved-1' });
+    assert.equal(again.status, 500);
+    assert.deepEqual(again.body, first.body);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.equal((await ok('GET', '/v1/customers')).data.length, 0); // nothing was made
+    await ok('POST', '/v1/customers', { email: 's@example.com' }, { idem: 'saved-1~1' });
+    assert.equal((await ok('GET', '/v1/customers')).data.length, 1);
+  });
+
+  test('500_applied: the request takes effect, and its key replays the 500', async () => {
+    await control('POST', '/_emulator/faults', { mode: '500_applied', count: 1 });
+    const first = await api('POST', '/v1/customers', { email: 'a@example.com' }, { idem: 'applied-1' });
+    assert.equal(first.status, 500);
+    assert.equal((await ok('GET', '/v1/customers')).data.length, 1); // it was made
+    const again = await api('POST', '/v1/customers', { email: 'a@example.com' }, { idem: 'applied-1' });
+    assert.equal(again.status, 500);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+  });
+
   test('429 answers rate_limit_error', async () => {
     await control('POST', '/_emulator/faults', { mode: '429', count: 1 });
     const r = await api('GET', '/v1/customers');

@@ -30,7 +30,8 @@ struct step {
     const char *should_retry; /* Stripe-Should-Retry value, NULL: absent */
     const char *retry_after;  /* Retry-After value, NULL: absent */
     const char *body;
-    bool drop; /* close the connection without answering */
+    bool drop;     /* close the connection without answering */
+    bool replayed; /* with Idempotent-Replayed: true (an answer Stripe saved for the key) */
 };
 
 /* One request as the fake received it. */
@@ -144,11 +145,12 @@ static void answer(int fd, const struct step *st, size_t nth)
     const char *body = st->body ? st->body : CUS_BODY;
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                     "Request-Id: req_fake_%zu\r\n%s%s%s%s%s%s\r\n",
+                     "Request-Id: req_fake_%zu\r\n%s%s%s%s%s%s%s\r\n",
                      st->status, strlen(body), nth, st->should_retry ? "Stripe-Should-Retry: " : "",
                      st->should_retry ? st->should_retry : "", st->should_retry ? "\r\n" : "",
                      st->retry_after ? "Retry-After: " : "", st->retry_after ? st->retry_after : "",
-                     st->retry_after ? "\r\n" : "");
+                     st->retry_after ? "\r\n" : "",
+                     st->replayed ? "Idempotent-Replayed: true\r\n" : "");
 
     write_all(fd, head, (size_t)n);
     write_all(fd, body, strlen(body));
@@ -414,6 +416,10 @@ static void test_headers(struct fake *f, struct hooks *h)
     {                                                                                \
         .status = (st), .should_retry = (retry), .retry_after = (after), .body = (b) \
     }
+#define ANS_R(st, b)                                  \
+    {                                                 \
+        .status = (st), .body = (b), .replayed = true \
+    }
 #define DROP         \
     {                \
         .drop = true \
@@ -678,6 +684,145 @@ static void test_idempotency_key_for(void)
     T_OK(strcmp(a, b) != 0, "another operation, another key");
 }
 
+static void test_idempotency_key_link(void)
+{
+    char k61[62], k62[63], out[STRIPE_IDEMPOTENCY_KEY_MAX], again[STRIPE_IDEMPOTENCY_KEY_MAX];
+
+    memset(k61, 'a', sizeof(k61) - 1);
+    k61[sizeof(k61) - 1] = '\0';
+    memset(k62, 'a', sizeof(k62) - 1);
+    k62[sizeof(k62) - 1] = '\0';
+    stripe_idempotency_key_link("subgate-customer-create-abc", 1, out);
+    T_EQ_STR(out, "subgate-customer-create-abc~1", "a key that fits: <key>~<n>");
+    stripe_idempotency_key_link("subgate-customer-create-abc", STRIPE_KEY_LINKS_MAX, out);
+    T_EQ_STR(out, "subgate-customer-create-abc~8", "the last link");
+    stripe_idempotency_key_link(k61, 1, out);
+    T_EQ_I64(strlen(out), 63, "61 bytes and ~1 still fit");
+    stripe_idempotency_key_link(k62, 1, out);
+    T_OK(str_has_prefix(out, "subgate-link-") && strlen(out) == 47, "a longer key is hashed: '%s'",
+         out);
+    stripe_idempotency_key_link(k62, 1, again);
+    T_EQ_STR(again, out, "the same key, the same link");
+    k62[0] = 'b';
+    stripe_idempotency_key_link(k62, 1, again);
+    T_OK(strcmp(again, out) != 0, "another long key, another link");
+}
+
+/*
+ * Walking past failures Stripe saved under the key (Idempotent-Replayed 5xx): the keys each
+ * attempt carried, as "K" for the caller's key and "K~n" for link n.
+ */
+static const struct {
+    const char *name;
+    struct step steps[10];
+    size_t n;
+    bool harmless; /* stripe_request.repeat_is_harmless */
+    enum err want;
+    const char *keys; /* the attempts' keys, space separated */
+    size_t sleeps;
+} key_walks[] = {
+    { "a saved 500 met first: the next link at once",
+      { ANS_R(500, E500) },
+      1,
+      false,
+      ERR_OK,
+      "K K~1",
+      0 },
+    { "a fresh 500, then its replay, harmless: the next link",
+      { ANS(500, E500), ANS_R(500, E500) },
+      2,
+      true,
+      ERR_OK,
+      "K K K~1",
+      1 },
+    { "a fresh 500, then its replay: stops, the outcome is unknown",
+      { ANS(500, E500), ANS_R(500, E500) },
+      2,
+      false,
+      ERR_UPSTREAM,
+      "K K",
+      1 },
+    { "no answer, then a replayed 500: stops",
+      { DROP, ANS_R(500, E500) },
+      2,
+      false,
+      ERR_UPSTREAM,
+      "K K",
+      1 },
+    { "no answer keeps the key, harmless or not",
+      { DROP, ANS(200, NULL) },
+      2,
+      true,
+      ERR_OK,
+      "K K",
+      1 },
+    { "a saved 500 on the first link too, a fresh 500 on the second: retried with it",
+      { ANS_R(500, E500), ANS_R(503, E500), ANS(500, E500), ANS(200, NULL) },
+      4,
+      false,
+      ERR_OK,
+      "K K~1 K~2 K~2",
+      1 },
+    { "saved 500s on every link: stops after the last",
+      { ANS_R(500, E500), ANS_R(500, E500), ANS_R(500, E500), ANS_R(500, E500), ANS_R(500, E500),
+        ANS_R(500, E500), ANS_R(500, E500), ANS_R(500, E500), ANS_R(500, E500) },
+      9,
+      true,
+      ERR_UPSTREAM,
+      "K K~1 K~2 K~3 K~4 K~5 K~6 K~7 K~8",
+      0 },
+    { "a replayed 200 is the answer", { ANS_R(200, NULL) }, 1, false, ERR_OK, "K", 0 },
+    { "a replayed 400 is not walked past", { ANS_R(400, E400) }, 1, true, ERR_REFUSED, "K", 0 },
+};
+
+/* The keys the fake saw, with the caller's key written K: "K K~1". */
+static void keys_seen(const struct fake *f, const char *key, char *out, size_t len)
+{
+    size_t klen = strlen(key), used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < f->n_seen && used < len; i++) {
+        const char *k = f->seen[i].idem;
+        bool ours = strncmp(k, key, klen) == 0;
+        int n = snprintf(out + used, len - used, "%s%s%s", i ? " " : "", ours ? "K" : "",
+                         ours ? k + klen : k);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
+static void test_key_walks(struct fake *f, struct hooks *h)
+{
+    static const char key[] = "subgate-customer-create-walk";
+    struct form form;
+
+    form_init(&form, FORM_MAX_DEFAULT);
+    form_add(&form, "email", "a@b.c");
+    for (size_t i = 0; i < ARRAY_SIZE(key_walks); i++) {
+        struct stripe_client *c = client_for(f->port, h, NULL);
+        struct stripe_request rq = { .method = STRIPE_POST,
+                                     .path = "/v1/customers",
+                                     .form = &form,
+                                     .idempotency_key = key,
+                                     .repeat_is_harmless = key_walks[i].harmless };
+        const char *name = key_walks[i].name;
+        struct stripe_error se;
+        json_t *out = NULL;
+        char keys[512];
+
+        fake_script(f, key_walks[i].steps, key_walks[i].n);
+        hooks_reset(h);
+        T_EQ_I64(stripe_client_call(c, &rq, &out, &se), key_walks[i].want, "%s: %s", name,
+                 err_name(key_walks[i].want));
+        keys_seen(f, key, keys, sizeof(keys));
+        T_EQ_STR(keys, key_walks[i].keys, "%s: the keys sent", name);
+        T_EQ_I64(h->n_sleeps, key_walks[i].sleeps, "%s: sleeps only before a retry", name);
+        T_EQ_I64(se.attempts, f->n_seen, "%s: every attempt reported", name);
+        json_decref(out);
+        stripe_client_free(c);
+    }
+    form_release(&form);
+}
+
 #define CS_BODY                                                                        \
     "{\"id\":\"cs_test_1\",\"object\":\"checkout.session\",\"mode\":\"subscription\"," \
     "\"status\":\"open\",\"url\":\"https://checkout.example/cs_test_1\",\"expires_at\":1}"
@@ -764,6 +909,8 @@ int main(void)
     test_keep_alive_and_query(&f, &h);
     test_threads(&f, &h);
     test_idempotency_key_for();
+    test_idempotency_key_link();
+    test_key_walks(&f, &h);
     test_checkout_form(&f, &h);
     test_bad_params();
     fake_stop(&f);

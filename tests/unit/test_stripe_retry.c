@@ -138,11 +138,31 @@ static void test_header_parse(void)
                  "Stripe-Should-Retry '%s'", headers[i].value ? headers[i].value : "(absent)");
 }
 
+/* A saved failure: a 5xx that Stripe replayed for the key. */
+static const struct {
+    int status;
+    bool replayed;
+    bool want;
+} saved[] = {
+    { 500, true, true },  { 503, true, true },  { 500, false, false },
+    { 200, true, false }, { 409, true, false }, { 0, false, false },
+};
+
+static void test_saved_failure(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(saved); i++) {
+        struct stripe_attempt a = { .status = saved[i].status, .replayed = saved[i].replayed };
+        T_EQ_I64(stripe_attempt_is_saved_failure(&a), saved[i].want, "HTTP %d%s", saved[i].status,
+                 saved[i].replayed ? " replayed" : "");
+    }
+}
+
 int main(void)
 {
     test_decisions();
     test_delays();
     test_jitter_bounds();
     test_header_parse();
+    test_saved_failure();
     return t_done();
 }
