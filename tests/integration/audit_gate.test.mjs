@@ -1,0 +1,118 @@
+// audit_gate.test.mjs: a black-box audit of the gate (SPEC §8: "the gate is never looser than
+// the app's router"), run through docs/nginx.example.conf in front of gate_lib.mjs's Express app,
+// and of the gate endpoint itself (X-Original-URI missing, empty, duplicated, huge).
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { startServer, stopServer, userToken } from './lib.mjs';
+import { gateStack, rawGet, seen, verdict } from './gate_lib.mjs';
+import { NGINX, startNginx, stopNginx } from './nginx_lib.mjs';
+
+// Express routes a path with ".." or "." segments (plain or escaped) after a gated prefix to
+// that prefix's handler: it resolves nothing. Each is refused like the canonical Plus path.
+const DOTS_AFTER_PLUS = {
+  '/api/business-german/lesson1': ['/api/business-german/../x', '/api/business-german/%2e%2e/x',
+    '/api/Business-German/%2E%2E/x', '/api/business-german/..', '/api/business-german/.%2e',
+    '/api/business-german/x/../../y', '/api/business-german/../ai/chat'],
+  '/api/custom-ai/run': ['/api/custom-ai/../run', '/api/custom-ai/.%2e/run', '/api/CUSTOM-AI/%2e%2e'],
+};
+
+describe('nginx in front of Express: dot segments after a gated prefix', { skip: !NGINX && 'nginx is not installed' }, () => {
+  const ctx = {};
+  gateStack(ctx, {}, startNginx, stopNginx);
+
+  // Seen failing on main: every variant answered 200 allowed for a free user and reached the
+  // app's business-german or custom-ai handler (the gate resolved "/api/business-german/../x"
+  // to "/api/x", a rule any signed-in user passes).
+  test('a free user and an anonymous one are refused as on the canonical path, and reach no handler', async () => {
+    const before = seen.length;
+    for (const tok of [userToken('ag_dots_free'), null]) {
+      for (const [canon, variants] of Object.entries(DOTS_AFTER_PLUS)) {
+        const want = verdict(await rawGet(ctx, canon, tok));
+        assert.ok(want.status === 401 || want.status === 403, JSON.stringify(want));
+        for (const v of variants) assert.deepEqual(verdict(await rawGet(ctx, v, tok)), want, v);
+      }
+    }
+    assert.deepEqual(seen.slice(before).map((h) => `${h.handler} ${h.url}`), [], 'no variant reached the app');
+  });
+
+  // Seen failing on main: "/api/ai/%2e%2e/chat" reached the ai handler with no
+  // X-Subgate-Remaining, and ai_minutes stayed at 0.
+  test('the AI handler reached through a dot segment is metered', async () => {
+    const tok = userToken('ag_dots_ai');
+    const before = seen.length;
+    const variants = ['/api/ai/../chat', '/api/AI/%2e%2e/chat', '/api/ai/.%2E', '/api/ai/./chat'];
+    for (const [i, v] of variants.entries()) {
+      const r = await rawGet(ctx, v, tok);
+      assert.equal(r.status, 200, v);
+      assert.equal(r.headers['x-subgate-remaining'], String(29 - i), v);
+    }
+    const hits = seen.slice(before);
+    assert.equal(hits.length, variants.length);
+    assert.ok(hits.every((h) => h.handler === 'ai' && h.tier === 'free'), JSON.stringify(hits.map((h) => h.handler)));
+  });
+
+  test('a dot segment that resolves above a public path stays refused (no rule)', async () => {
+    const before = seen.length;
+    for (const p of ['/api/ai/../../about', '/api/business-german/%2e%2e/%2e%2e/about']) {
+      const r = await rawGet(ctx, p, userToken('ag_dots_free'));
+      assert.equal(r.status, 403, p);
+      assert.equal(r.headers['x-subgate-reason'], 'no_rule', p);
+    }
+    assert.deepEqual(seen.slice(before), []);
+  });
+
+  test('double encoding, overlong UTF-8 and look-alikes are not decoded into a looser rule', async () => {
+    // Express routes none of these to a gated handler other than /api's; the gate holds them to
+    // the canonical path's rule or to /api's, and never passes them to a Plus handler.
+    const before = seen.length;
+    const tok = userToken('ag_enc_free');
+    for (const p of ['/api/business-german/%252e%252e/x', '/api/free/%252e%252e/business-german/x',
+      '/api/business-german%C0%AE%C0%AE/x', '/api/%C0%AE%C0%AE/business-german/x', '/api/business%E2%80%90german/x',
+      '/api/business-german%2F..%2Fx', '/api/business-german/x%00']) {
+      const r = await rawGet(ctx, p, tok);
+      if (r.status === 200) assert.equal(seen.at(-1).handler, 'api', p);
+      else assert.ok(r.status === 403 || r.status === 400, `${p}: ${r.status}`);
+    }
+    assert.ok(!seen.slice(before).some((h) => h.handler !== 'api'));
+  });
+});
+
+// The gate endpoint alone: what it reads the path from.
+describe('the gate endpoint and X-Original-URI', () => {
+  let srv;
+  before(async () => { srv = await startServer({}); });
+  after(async () => { await stopServer(srv); });
+
+  // A request head sent byte for byte (several X-Original-URI lines, any bytes).
+  const gate = (headerLines, method = 'GET') => new Promise((resolve, reject) => {
+    const rq = http.request({ host: '127.0.0.1', port: srv.port, method, path: '/api/v1/access/gate' }, (rs) => {
+      let text = '';
+      rs.on('data', (d) => { text += d; });
+      rs.on('end', () => resolve({ status: rs.statusCode, reason: rs.headers['x-subgate-reason'] ?? null, text }));
+    });
+    rq.on('error', reject);
+    for (const [k, v] of Object.entries(headerLines)) rq.setHeader(k, v);
+    rq.end();
+  });
+  const auth = (u) => ({ authorization: `Bearer ${userToken(u)}` });
+
+  test('missing, empty, relative or oversized: 403 bad_path', async () => {
+    for (const h of [{}, { 'x-original-uri': '' }, { 'x-original-uri': 'api/ai/chat' },
+      { 'x-original-uri': `/api/${'a'.repeat(4000)}` }, { 'x-original-uri': 'http://evil/api/x' }]) {
+      const r = await gate({ ...h, ...auth('ag_hdr') });
+      assert.equal(r.status, 403, JSON.stringify(h).slice(0, 80));
+      assert.equal(r.reason, 'bad_path');
+    }
+  });
+
+  test('the method of the gate request and X-Original-Method do not change the verdict', async () => {
+    for (const method of ['GET', 'POST']) {
+      for (const m of ['GET', 'DELETE', 'OPTIONS']) {
+        const r = await gate({ 'x-original-uri': '/api/custom-ai/run', 'x-original-method': m, ...auth('ag_method') }, method);
+        assert.equal(r.status, 403, `${method} ${m}`);
+        assert.equal(r.reason, 'not_in_tier');
+      }
+    }
+  });
+});
