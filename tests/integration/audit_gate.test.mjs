@@ -3,6 +3,7 @@
 // and of the gate endpoint itself (X-Original-URI missing, empty, duplicated, huge).
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startServer, stopServer, userToken } from './lib.mjs';
 import { gateStack, rawGet, seen, verdict } from './gate_lib.mjs';
@@ -103,6 +104,27 @@ describe('the gate endpoint and X-Original-URI', () => {
       const r = await gate({ ...h, ...auth('ag_hdr') });
       assert.equal(r.status, 403, JSON.stringify(h).slice(0, 80));
       assert.equal(r.reason, 'bad_path');
+    }
+  });
+
+  // Seen failing on main: the first of two X-Original-URI headers decided (200 allowed for
+  // "/api/x" then "/api/business-german/x"), so a proxy that appends the header rather than
+  // setting it would let the client choose the path the gate judges.
+  test('two X-Original-URI headers are refused (400), whichever comes first', async () => {
+    for (const pair of [['/api/x', '/api/business-german/x'], ['/api/business-german/x', '/api/x'], ['/api/x', '/api/x']]) {
+      const head = `GET /api/v1/access/gate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${userToken('ag_dup')}\r\n`
+        + `X-Original-URI: ${pair[0]}\r\nx-original-uri: ${pair[1]}\r\nConnection: close\r\n\r\n`;
+      const answer = await new Promise((resolve, reject) => {
+        const sock = net.connect(srv.port, '127.0.0.1');
+        let text = '';
+        sock.setTimeout(5000, () => sock.destroy(new Error('no answer in 5 s')));
+        sock.on('data', (d) => { text += d; });
+        sock.on('end', () => resolve(text));
+        sock.on('error', reject);
+        sock.end(head);
+      });
+      assert.match(answer, /^HTTP\/1\.1 400 /, JSON.stringify(pair));
+      assert.doesNotMatch(answer, /"allowed":true/);
     }
   });
 
