@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { startServer, stopServer, userToken } from './lib.mjs';
+import { SERVICE_KEY, req, startServer, stopServer, userToken } from './lib.mjs';
 import { gateStack, rawGet, seen, verdict } from './gate_lib.mjs';
 import { NGINX, startNginx, stopNginx } from './nginx_lib.mjs';
 
@@ -126,6 +126,27 @@ describe('the gate endpoint and X-Original-URI', () => {
       assert.match(answer, /^HTTP\/1\.1 400 /, JSON.stringify(pair));
       assert.doesNotMatch(answer, /"allowed":true/);
     }
+  });
+
+  // Seen failing before this fix (with the dots fix in): the refused request below spent one
+  // ai_minutes unit (used 1): the resolved form's quota was granted, then the form as written
+  // was refused for scenarios, and the first grant was kept.
+  test('a path held to two quotas that is refused for one spends nothing of the other', async () => {
+    const user = 'ag_two_quotas';
+    const consume = await req(srv, 'POST', '/api/v1/access/consume', { token: SERVICE_KEY, body: { user_id: user, quota: 'scenarios', amount: 5 } });
+    assert.equal(consume.status, 200);
+    for (const p of ['/api/scenarios/start/../../ai/x', '/api/ai/../scenarios/start']) {
+      const r = await gate({ 'x-original-uri': p, ...auth(user) });
+      assert.equal(r.status, 403, p);
+      assert.equal(r.reason, 'quota_exceeded', p);
+    }
+    const u = await req(srv, 'GET', `/api/v1/access/usage?user_id=${user}`, { token: SERVICE_KEY });
+    assert.equal(u.body.quotas.ai_minutes.used, 0, 'nothing spent by a refused request');
+    assert.equal(u.body.quotas.scenarios.used, 5);
+    const ok = await gate({ 'x-original-uri': '/api/ai/../scenarios/x', ...auth(user) });
+    assert.equal(ok.status, 200, 'an AI path only: one minute');
+    const after = await req(srv, 'GET', `/api/v1/access/usage?user_id=${user}`, { token: SERVICE_KEY });
+    assert.equal(after.body.quotas.ai_minutes.used, 1);
   });
 
   test('the method of the gate request and X-Original-Method do not change the verdict', async () => {
