@@ -159,3 +159,64 @@ describe('the gate endpoint and X-Original-URI', () => {
     }
   });
 });
+
+// Quotas at the limit and the amounts a hostile service may send; /metrics under random paths.
+describe('quotas at the limit, and /metrics under hostile requests', () => {
+  let srv;
+  before(async () => { srv = await startServer({}); });
+  after(async () => { await stopServer(srv); });
+  const A = '/api/v1/access';
+  const meter = (kind, user, amount) => req(srv, 'POST', `${A}/${kind}`, { token: SERVICE_KEY, raw: `{"user_id":"${user}","quota":"ai_minutes","amount":${amount}}`, headers: { 'content-type': 'application/json' } });
+  const used = async (user) => (await req(srv, 'GET', `${A}/usage?user_id=${user}`, { token: SERVICE_KEY })).body.quotas.ai_minutes.used;
+
+  test('amounts that are not an integer 1..1000000 are refused (400) and record nothing', async () => {
+    for (const amount of ['0', '-1', '-0', '1.5', '1.0', '1e0', '"1"', 'true', '[1]', '1000001', '9223372036854775807', '9223372036854775808']) {
+      for (const kind of ['consume', 'refund', 'track']) {
+        const r = await meter(kind, 'ag_amounts', amount);
+        assert.equal(r.status, 400, `${kind} ${amount}: ${r.text}`);
+      }
+    }
+    assert.equal(await used('ag_amounts'), 0);
+  });
+
+  test('concurrent consumes and gate requests at the limit: exactly the limit granted', async () => {
+    const user = 'ag_race';
+    const tok = userToken(user);
+    const gate = () => req(srv, 'GET', `${A}/gate`, { token: tok, headers: { 'x-original-uri': '/api/ai/chat' } });
+    const all = await Promise.all(Array.from({ length: 48 }, (_, i) => (i % 2 ? meter('consume', user, 1) : gate())));
+    const granted = all.filter((r) => r.status === 200).length;
+    assert.equal(granted, 30, JSON.stringify(all.map((r) => r.status)));
+    assert.ok(all.every((r) => r.status === 200 || r.status === 402 || r.status === 403));
+    assert.equal(await used(user), 30);
+    // Sizes that cannot all fit: 7 + 7 + 7 + 7 = 28 of 30, never 35.
+    const sevens = await Promise.all(Array.from({ length: 12 }, () => meter('consume', 'ag_race7', 7)));
+    assert.equal(sevens.filter((r) => r.status === 200).length, 4);
+    assert.equal(await used('ag_race7'), 28);
+  });
+
+  test('a refund larger than what was used stops at zero, and grants no more than the limit after', async () => {
+    const user = 'ag_refund';
+    assert.equal((await meter('consume', user, 5)).status, 200);
+    const r = await meter('refund', user, 50);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.used, 0);
+    assert.equal(r.body.remaining, 30);
+    assert.equal((await meter('consume', user, 31)).status, 402, 'the refund made no room past the limit');
+    assert.equal((await meter('consume', user, 30)).status, 200);
+  });
+
+  test('random paths, methods and quota names add no /metrics series', async () => {
+    const series = async () => (await (await fetch(`${srv.base}/metrics`)).text()).split('\n').filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.slice(0, l.lastIndexOf(' ')));
+    const before = await series();
+    for (let i = 0; i < 20; i++) {
+      await (await fetch(`${srv.base}/x${i}/${'%41'.repeat(i)}?q=${i}`)).text();
+      await (await fetch(`${srv.base}/api/v1/payments/p${i}`, { method: 'PATCH' })).text();
+      await req(srv, 'POST', `${A}/consume`, { token: SERVICE_KEY, body: { user_id: `u${i}`, quota: `quota_${i}`, amount: 1 } });
+      await req(srv, 'GET', `${A}/gate`, { headers: { 'x-original-uri': `/api/r${i}` } });
+    }
+    const afterS = await series();
+    assert.deepEqual(afterS, before);
+    assert.ok(!afterS.some((l) => /x1|quota_1|\/p1|u1\b|\/api\/r1/.test(l)), 'no request value in a label');
+  });
+});
