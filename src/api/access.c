@@ -604,29 +604,43 @@ static void gate_refuse(struct gate_answer *a, int status, enum gate_reason reas
     a->reason = reason;
 }
 
-/* Consumes the rule's amount; refuses when the quota is used up. */
+/* Consumes the rule's amount into *g; refuses when the quota is used up. */
 static void gate_consume(struct request *req, const struct gate_rule *r, struct quota_period p,
-                         int64_t now, struct gate_answer *a)
+                         int64_t now, struct usage_grant *g, struct gate_answer *a)
 {
     const struct api *api = req->app;
     int q = tier_catalog_quota_index(api->tiers, r->quota);
-    struct usage_grant g = { .n = r->amount, .limit = a->tier->limits[q], .request_id = req->id };
-    struct usage_outcome o = { .limit = g.limit };
+    struct usage_outcome o = { .limit = a->tier->limits[q] };
 
+    *g = (struct usage_grant){ .n = r->amount, .limit = o.limit, .request_id = req->id };
     a->quota = &api->tiers->quotas[q];
-    (void)str_copy(g.user_id, sizeof(g.user_id), req->user); /* same size */
-    (void)str_copy(g.quota, sizeof(g.quota), a->quota->id);  /* same size */
-    g.window_start = quota_span_of(a->quota->window, p, now).start;
-    if (store_usage_meter(api->store, &g, &o) != ERR_OK) {
+    (void)str_copy(g->user_id, sizeof(g->user_id), req->user); /* same size */
+    (void)str_copy(g->quota, sizeof(g->quota), a->quota->id);  /* same size */
+    g->window_start = quota_span_of(a->quota->window, p, now).start;
+    if (store_usage_meter(api->store, g, &o) != ERR_OK) {
         a->quota = NULL;
         gate_refuse(a, 403, GATE_ERROR);
         return;
     }
-    a->state = gate_quota_state_of(a->quota->window, p, g.limit, o.used, now);
-    if (g.limit >= 0)
+    a->state = gate_quota_state_of(a->quota->window, p, g->limit, o.used, now);
+    if (g->limit >= 0)
         gate_quota_state_extra(&a->state, o.extra, o.balance);
     if (!o.granted)
         gate_refuse(a, 403, GATE_QUOTA_EXCEEDED);
+}
+
+/* Gives back the n grants a refused request was given before its refusal. */
+static void gate_give_back(struct request *req, const struct usage_grant *grants, size_t n)
+{
+    const struct api *api = req->app;
+
+    for (size_t i = 0; i < n; i++) {
+        struct usage_outcome o = { .limit = grants[i].limit };
+        bool replayed;
+        if (store_usage_refund(api->store, &grants[i], NULL, &o, &replayed) != ERR_OK)
+            log_warn("gate: %" PRId64 " '%s' units of a refused request were not given back",
+                     grants[i].n, grants[i].quota);
+    }
 }
 
 /* Refuses a signed-in user of tier a->tier when a rule of m needs a feature the tier lacks. */
@@ -650,12 +664,15 @@ static bool gate_features_allow(const struct api *api, const struct gate_match *
 
 /*
  * Decides for a signed-in user under every rule of m (one unless the path can be routed in
- * several ways, see gate_match_uri): each feature is needed, each quota consumed.
+ * several ways, see gate_match_uri): each feature is needed, each quota consumed, and when one
+ * is used up the units the others granted are given back: a refused request spends nothing.
  */
 static void gate_user(struct request *req, const struct gate_match *m, struct gate_answer *a)
 {
+    struct usage_grant granted[GATE_FORMS_MAX];
     struct quota_period period;
     int64_t now = clock_now();
+    size_t n = 0;
 
     if (tier_of_user(req, req->user, now, &a->tier, &period) != ERR_OK) {
         gate_refuse(a, 403, GATE_ERROR);
@@ -663,9 +680,15 @@ static void gate_user(struct request *req, const struct gate_match *m, struct ga
     }
     if (!gate_features_allow(req->app, m, a))
         return;
-    for (size_t i = 0; i < m->count && a->status == 200; i++)
-        if (m->rules[i]->quota[0])
-            gate_consume(req, m->rules[i], period, now, a);
+    for (size_t i = 0; i < m->count && a->status == 200; i++) {
+        if (!m->rules[i]->quota[0])
+            continue;
+        gate_consume(req, m->rules[i], period, now, &granted[n], a);
+        if (a->status == 200)
+            n++;
+    }
+    if (a->status != 200)
+        gate_give_back(req, granted, n);
 }
 
 enum err access_gate(struct request *req, struct response *resp)

@@ -147,12 +147,17 @@ static enum err path_decode(const char *uri, size_t len, unsigned flags, char *o
     return ERR_OK;
 }
 
-/* Appends segment <seg, len> to the normalized path out (length *n), resolving "." and "..". */
-static enum err segment_push(char *out, size_t *n, const char *seg, size_t len)
+/*
+ * Appends segment <seg, len> to the normalized path out (length *n), resolving "." and ".."
+ * unless flags keep them (GATE_NORM_KEEP_DOTS).
+ */
+static enum err segment_push(char *out, size_t *n, const char *seg, size_t len, unsigned flags)
 {
-    if (len == 0 || (len == 1 && seg[0] == '.'))
+    bool resolve = !(flags & GATE_NORM_KEEP_DOTS);
+
+    if (len == 0 || (resolve && len == 1 && seg[0] == '.'))
         return ERR_OK;
-    if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+    if (resolve && len == 2 && seg[0] == '.' && seg[1] == '.') {
         if (*n == 0)
             return ERR_INVALID; /* above the root */
         while (*n > 0 && out[*n - 1] != '/')
@@ -166,8 +171,8 @@ static enum err segment_push(char *out, size_t *n, const char *seg, size_t len)
     return ERR_OK;
 }
 
-/* Normalizes the decoded path p in place (the result is never longer). */
-static enum err segments_normalize(char *p)
+/* Normalizes the decoded path p in place with flags (the result is never longer). */
+static enum err segments_normalize(char *p, unsigned flags)
 {
     size_t len = strlen(p), n = 0, i = 0;
     bool trailing = len > 1 && p[len - 1] == '/';
@@ -178,7 +183,7 @@ static enum err segments_normalize(char *p)
         while (i < len && p[i] != '/')
             i++;
         seg = p + start; /* segment_push writes behind the read position */
-        if (segment_push(p, &n, seg, i - start))
+        if (segment_push(p, &n, seg, i - start, flags))
             return ERR_INVALID;
     }
     if (n == 0 || trailing)
@@ -195,7 +200,7 @@ enum err gate_path_normalize(const char *uri, unsigned flags, char *out, size_t 
         return ERR_INVALID;
     out[0] = '\0';
     if (len == 0 || uri[0] != '/' || path_decode(uri, len, flags, out, outlen) != ERR_OK ||
-        out[0] != '/' || segments_normalize(out) != ERR_OK) {
+        out[0] != '/' || segments_normalize(out, flags) != ERR_OK) {
         out[0] = '\0';
         return ERR_INVALID;
     }
@@ -253,7 +258,7 @@ static void match_add(struct gate_match *m, const struct gate_rule *r)
     for (size_t i = 0; i < m->count; i++)
         if (m->rules[i] == r)
             return;
-    assert(m->count < GATE_FORMS_MAX); /* 2 forms (params) x 2 matches (case) */
+    assert(m->count < GATE_FORMS_MAX); /* 4 forms (params, dots) x 2 matches (case) */
     m->rules[m->count++] = r;
 }
 
@@ -282,16 +287,18 @@ static enum err match_form(const struct gate_rules *rules, const char *uri, unsi
 
 enum err gate_match_uri(const struct gate_rules *rules, const char *uri, struct gate_match *out)
 {
+    bool strip = rules->options.params == GATE_PARAMS_STRIP;
+    unsigned routed = strip ? GATE_NORM_STRIP_PARAMS : 0;
     enum err err;
 
     memset(out, 0, sizeof(*out));
-    if (rules->options.params == GATE_PARAMS_REFUSE) {
-        err = match_form(rules, uri, 0, true, out);
-    } else {
-        err = match_form(rules, uri, GATE_NORM_STRIP_PARAMS, true, out);
-        if (err == ERR_OK)
-            err = match_form(rules, uri, GATE_NORM_KEEP_PARAMS, false, out);
-    }
+    err = match_form(rules, uri, routed, true, out);
+    if (err == ERR_OK) /* a router that leaves dot segments alone ("/api/plus/../x") */
+        err = match_form(rules, uri, routed | GATE_NORM_KEEP_DOTS, false, out);
+    if (err == ERR_OK && strip)
+        err = match_form(rules, uri, GATE_NORM_KEEP_PARAMS, false, out);
+    if (err == ERR_OK && strip)
+        err = match_form(rules, uri, GATE_NORM_KEEP_PARAMS | GATE_NORM_KEEP_DOTS, false, out);
     if (err != ERR_OK)
         memset(out, 0, sizeof(*out)); /* the routed form has no rule: none */
     return err == ERR_INVALID ? ERR_INVALID : ERR_OK;

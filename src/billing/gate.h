@@ -18,7 +18,7 @@
 #define GATE_PREFIX_MAX 256  /* bytes of a rule's prefix, terminator included */
 #define GATE_PATH_MAX   2048 /* bytes of a normalized request path, terminator included */
 #define GATE_AMOUNT_MAX INT64_C(1000000) /* units one request may consume or track */
-#define GATE_FORMS_MAX  4                /* rules one request can fall under (see gate_match_uri) */
+#define GATE_FORMS_MAX  8                /* rules one request can fall under (see gate_match_uri) */
 
 /* Why access was or was not given; each has a stable name (X-Subgate-Reason, "reason"). */
 enum gate_reason {
@@ -84,10 +84,11 @@ struct gate_match {
     const struct gate_rule *rules[GATE_FORMS_MAX];
 };
 
-/* gate_path_normalize's treatment of ';' (path parameters). */
+/* gate_path_normalize's treatment of ';' (path parameters) and of dot segments. */
 enum gate_norm_flags {
     GATE_NORM_STRIP_PARAMS = 1 << 0, /* drop ";..." up to the next '/' before resolving dots */
     GATE_NORM_KEEP_PARAMS = 1 << 1,  /* ';' is an ordinary byte */
+    GATE_NORM_KEEP_DOTS = 1 << 2,    /* "." and ".." are ordinary segments, as Express reads them */
 };
 
 /* Decides whether tier t (never NULL) may use feature in catalogue cat. */
@@ -143,11 +144,12 @@ const struct gate_rule *gate_rules_match(const struct gate_rules *rules, const c
  * Normalizes a request URI as nginx passes it ($request_uri) into out[outlen], the way
  * RFC 3986 §6.2.2 does: drops the query and fragment; decodes escapes of unreserved characters
  * (letters, digits, '-', '.', '_', '~') and writes every other escape with upper-case hex;
- * merges repeated slashes and resolves "." and ".." segments. A ';' is refused unless flags
- * (enum gate_norm_flags) strip or keep it. ERR_INVALID for a URI not starting with '/', a
- * control byte, space or backslash, a bad escape or one of NUL, '/', '\' or ';' (whose meaning
- * differs between routers), ".." above the root, or a result that does not fit. The result is
- * never longer than uri, and normalizing it again with the same flags gives it back.
+ * merges repeated slashes and resolves "." and ".." segments unless flags keep them. A ';' is
+ * refused unless flags (enum gate_norm_flags) strip or keep it. ERR_INVALID for a URI not
+ * starting with '/', a control byte, space or backslash, a bad escape or one of NUL, '/', '\' or
+ * ';' (whose meaning differs between routers), ".." above the root (when resolved), or a result
+ * that does not fit. The result is never longer than uri, and normalizing it again with the same
+ * flags gives it back.
  */
 MUST_CHECK enum err gate_path_normalize(const char *uri, unsigned flags, char *out, size_t outlen);
 
@@ -155,9 +157,11 @@ MUST_CHECK enum err gate_path_normalize(const char *uri, unsigned flags, char *o
  * The rules request uri falls under with rules->options. The routed form (the path, or with
  * GATE_PARAMS_STRIP the path without its ';' parameters) decides whether there is a rule:
  * out->count is 0 when it has none. Every other form the path may be routed as adds its rule:
- * the literal path with GATE_PARAMS_STRIP, and the case-folded match of each form when
- * case_sensitive. So a variant that differs from a gated path in case or parameters is never
- * gated more loosely than the strictest of them. ERR_INVALID when uri does not normalize.
+ * each form with its dot segments kept (routers such as Express route "/api/plus/../x" under
+ * /api/plus/), the literal path with GATE_PARAMS_STRIP, and the case-folded match of each form
+ * when case_sensitive. So a variant that differs from a gated path in case, dot segments or
+ * parameters is never gated more loosely than the strictest of them. ERR_INVALID when uri does
+ * not normalize.
  */
 MUST_CHECK enum err gate_match_uri(const struct gate_rules *rules, const char *uri,
                                    struct gate_match *out);

@@ -342,8 +342,12 @@ static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, con
     return MHD_YES;
 }
 
-/* Headers that name one credential or one request: two of them are ambiguous, so refused. */
-static const char *const single_headers[] = { "Authorization", "Idempotency-Key", NULL };
+/*
+ * Headers that name one credential or one request (X-Original-URI: the path the gate decides
+ * for): two of them are ambiguous, so refused.
+ */
+static const char *const single_headers[] = { "Authorization", "Idempotency-Key", "X-Original-URI",
+                                              NULL };
 
 struct repeated {
     const char *name; /* the first single header seen twice, or NULL */
@@ -386,9 +390,8 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 /*
  * The request head's checks, on the first call, before any body is read: what the library
  * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
- * differing Content-Length headers, two Authorization or Idempotency-Key headers, a query that
- * is not UTF-8), and a Content-Length past the
- * cap with 413.
+ * differing Content-Length headers, two Authorization, Idempotency-Key or X-Original-URI
+ * headers, a query that is not UTF-8), and a Content-Length past the cap with 413.
  */
 static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
                                   bool target_clean)

@@ -3,8 +3,9 @@
  * (billing/gate), arbitrary bytes as an X-Original-URI. With each treatment of ';' a normalized
  * path starts with '/', is never longer than the input, has no "//", "." or ".." segment, no
  * backslash, control byte or space, only upper-case escapes of reserved bytes, and normalizes to
- * itself. Matching ignores case by default (the URI and its lower-cased twin fall under the same
- * rules) and a path is never held to less than the rule of its stripped or case-folded form.
+ * itself (with dot segments kept, it only has no "//"). Matching ignores case by default (the URI
+ * and its lower-cased twin fall under the same rules) and a path is never held to less than the
+ * rule of its stripped, literal, dots-kept or case-folded form.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,7 +15,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const unsigned all_flags[] = { 0, GATE_NORM_STRIP_PARAMS, GATE_NORM_KEEP_PARAMS };
+static const unsigned all_flags[] = {
+    0,
+    GATE_NORM_STRIP_PARAMS,
+    GATE_NORM_KEEP_PARAMS,
+    GATE_NORM_KEEP_DOTS,
+    GATE_NORM_STRIP_PARAMS | GATE_NORM_KEEP_DOTS,
+    GATE_NORM_KEEP_PARAMS | GATE_NORM_KEEP_DOTS,
+};
 
 static int hex_upper(char c)
 {
@@ -38,6 +46,7 @@ static void check_bytes(const char *out, unsigned flags)
 static void check_normalize(const char *uri, unsigned flags)
 {
     char out[GATE_PATH_MAX], again[GATE_PATH_MAX];
+    bool dots = !(flags & GATE_NORM_KEEP_DOTS);
     size_t n;
 
     if (gate_path_normalize(uri, flags, out, sizeof(out)) != ERR_OK) {
@@ -46,9 +55,11 @@ static void check_normalize(const char *uri, unsigned flags)
         return;
     }
     n = strlen(out);
-    if (out[0] != '/' || n > strlen(uri) || strstr(out, "//") || strstr(out, "/./") ||
-        strstr(out, "/../") || (n >= 2 && strcmp(out + n - 2, "/.") == 0) ||
-        (n >= 3 && strcmp(out + n - 3, "/..") == 0))
+    if (out[0] != '/' || n > strlen(uri) || strstr(out, "//"))
+        abort();
+    if (dots &&
+        (strstr(out, "/./") || strstr(out, "/../") || (n >= 2 && strcmp(out + n - 2, "/.") == 0) ||
+         (n >= 3 && strcmp(out + n - 3, "/..") == 0)))
         abort();
     check_bytes(out, flags);
     if (gate_path_normalize(out, flags, again, sizeof(again)) != ERR_OK || strcmp(out, again) != 0)
@@ -99,9 +110,13 @@ static void check_forms(const struct gate_rules *rules, const char *uri, bool cs
     if (!match_has(&m, form_rule(rules, uri, routed, cs)) ||
         !covered(&m, form_rule(rules, uri, routed, false)))
         abort(); /* looser than the routed or the case-folded form's rule */
-    if (strip && (!covered(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS, cs)) ||
-                  !covered(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS, false))))
-        abort(); /* looser than the literal form's rule */
+    if (!covered(&m, form_rule(rules, uri, routed | GATE_NORM_KEEP_DOTS, cs)) ||
+        !covered(&m, form_rule(rules, uri, routed | GATE_NORM_KEEP_DOTS, false)))
+        abort(); /* looser than the rule of the form whose dot segments a router keeps */
+    for (unsigned dots = 0; strip && dots <= GATE_NORM_KEEP_DOTS; dots += GATE_NORM_KEEP_DOTS)
+        if (!covered(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS | dots, cs)) ||
+            !covered(&m, form_rule(rules, uri, GATE_NORM_KEEP_PARAMS | dots, false)))
+            abort(); /* looser than the literal form's rule */
 }
 
 /* Case-insensitive by default: the lower-cased URI falls under the same rules. */

@@ -210,6 +210,11 @@ static void test_normalize_params(void)
           "/api/free/..;/business-german/x" },
         { "/api/x%3b/y", GATE_NORM_KEEP_PARAMS, NULL },
         { "/api/x%3b/y", GATE_NORM_STRIP_PARAMS, NULL },
+        { "/api/business-german/%2e%2e/x", GATE_NORM_KEEP_DOTS, "/api/business-german/../x" },
+        { "//api/./ai//%2E%2e/", GATE_NORM_KEEP_DOTS, "/api/./ai/../" },
+        { "/..", GATE_NORM_KEEP_DOTS, "/.." },
+        { "/a;x/../b", GATE_NORM_STRIP_PARAMS | GATE_NORM_KEEP_DOTS, "/a/../b" },
+        { "/a%2f../b", GATE_NORM_KEEP_DOTS, NULL },
     };
 
     char out[GATE_PATH_MAX];
@@ -307,6 +312,18 @@ static void test_match_uri(void)
         { true, GATE_PARAMS_REFUSE, "/API/business-german/x", ERR_OK, "" },
         { true, GATE_PARAMS_STRIP, "/api/AI;x/chat", ERR_OK, "/api/ /api/ai/" },
         { true, GATE_PARAMS_STRIP, "/API;x/ai/chat", ERR_OK, "" },
+        /* Express routes "/api/business-german/../x" to its /api/business-german handler. */
+        { false, GATE_PARAMS_REFUSE, "/api/business-german/../x", ERR_OK,
+          "/api/ /api/business-german/" },
+        { false, GATE_PARAMS_REFUSE, "/api/business-german/..", ERR_OK,
+          "/api/ /api/business-german/" },
+        { false, GATE_PARAMS_REFUSE, "/api/ai/%2E%2e/chat", ERR_OK, "/api/ /api/ai/" },
+        { false, GATE_PARAMS_REFUSE, "/api/Custom-AI/.%2e/x", ERR_OK, "/api/ /api/custom-ai/" },
+        { false, GATE_PARAMS_REFUSE, "/api/ai/../../x", ERR_OK, "" },
+        { false, GATE_PARAMS_STRIP, "/api/business-german;x/../y", ERR_OK,
+          "/api/ /api/business-german/" },
+        { true, GATE_PARAMS_REFUSE, "/api/Business-German/../x", ERR_OK,
+          "/api/ /api/business-german/" },
     };
     struct gate_rules rules;
     struct gate_match m;
