@@ -342,6 +342,48 @@ static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, con
     return MHD_YES;
 }
 
+/* The Transfer-Encoding headers: how many, and the last one's value. */
+struct transfer_encodings {
+    const char *value;
+    unsigned count;
+};
+
+static enum MHD_Result on_transfer_encoding(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            size_t key_size, const char *value, size_t value_size)
+{
+    struct transfer_encodings *te = cls;
+
+    (void)kind;
+    (void)value_size;
+    if (key_size != strlen(MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+        strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0)
+        return MHD_YES;
+    te->value = value ? value : "";
+    te->count++;
+    return MHD_YES;
+}
+
+/*
+ * The body's framing is unambiguous: no Transfer-Encoding, or one that is exactly "chunked"
+ * (the only coding the library decodes) and no Content-Length beside it. The library reads a
+ * body of any other coding until the client closes, so that request was never answered; and
+ * with both headers it used chunked and kept the connection, where a proxy in front that
+ * believed the Content-Length would read the rest as another request (RFC 9112 section 6.3).
+ */
+static const char *framing_problem(struct request *req, bool has_length)
+{
+    struct transfer_encodings te = { NULL, 0 };
+
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_transfer_encoding, &te);
+    if (te.count == 0)
+        return NULL;
+    if (te.count > 1 || !str_eq_nocase(te.value, strlen(te.value), "chunked"))
+        return "the only Transfer-Encoding taken is one 'chunked'";
+    if (has_length)
+        return "the request has both Transfer-Encoding and Content-Length: send one";
+    return NULL;
+}
+
 /* Headers that name one credential or one request: two of them are ambiguous, so refused. */
 static const char *const single_headers[] = { "Authorization", "Idempotency-Key", NULL };
 
@@ -386,15 +428,16 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 /*
  * The request head's checks, on the first call, before any body is read: what the library
  * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
- * differing Content-Length headers, two Authorization or Idempotency-Key headers, a query that
- * is not UTF-8), and a Content-Length past the
- * cap with 413.
+ * differing Content-Length headers, a Transfer-Encoding other than one "chunked" or beside a
+ * Content-Length, two Authorization or Idempotency-Key headers, a query that is not UTF-8), and
+ * a Content-Length past the cap with 413.
  */
 static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
                                   bool target_clean)
 {
     struct content_lengths cl = { NULL, false };
     struct repeated rep = { NULL, 0 };
+    const char *framing;
     bool query_clean = true;
 
     if (!target_clean)
@@ -404,6 +447,8 @@ static enum MHD_Result check_head(struct http_server *s, struct request *req, co
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
     if (cl.differ)
         return send_error(req, ERR_INVALID, "the request has differing Content-Length headers");
+    if ((framing = framing_problem(req, cl.first != NULL)) != NULL)
+        return send_error(req, ERR_INVALID, "%s", framing);
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_single_header, &rep);
     if (rep.name)
         return send_error(req, ERR_INVALID, "the request has more than one %s header: send one",
