@@ -599,8 +599,9 @@ static void *watcher_main(void *arg)
  * its status line and headers in the send buffer twice; no access-handler call comes first,
  * only its log line, on the thread serving the connection. So at that line the connection is
  * found here (this thread's, its head being read, its Content-Length not a number), answered
- * with the usual JSON error in one head, and its sending side shut: the library's own answer
- * then fails to send and it closes the connection.
+ * with the usual JSON error in one head, with a request id and its access-log line like every
+ * answer, and its sending side shut: the library's own answer then fails to send and it closes
+ * the connection.
  */
 static bool content_length_is_number(const char *v)
 {
@@ -612,12 +613,13 @@ static bool content_length_is_number(const char *v)
 static void answer_bad_length(struct http_server *s, enum err e, const char *message)
 {
     pthread_t self = pthread_self();
+    struct request req;
 
     pthread_mutex_lock(&s->watch_mu);
     for (struct watch *w = s->watched; w; w = w->next) {
         const char *cl;
         json_t *err;
-        char *body, head[256];
+        char *body, head[320];
         int head_len;
 
         if (w->shut || !atomic_load(&w->in_head) || !pthread_equal(w->owner, self))
@@ -625,16 +627,22 @@ static void answer_bad_length(struct http_server *s, enum err e, const char *mes
         cl = MHD_lookup_connection_value(w->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (!cl || content_length_is_number(cl))
             continue;
+        memset(&req, 0, sizeof(req));
+        req.method = ""; /* the library does not tell it */
+        req.conn = w->conn;
+        req.start_ms = atomic_load(&w->head_ms);
+        request_new_id(s, &req);
+        (void)request_fail(&req, e, NULL, NULL, "%s", message);
         err = error_json(e, NULL, NULL, message);
         body = json_dumps(err, JSON_COMPACT);
         json_decref(err);
         head_len =
             snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "Content-Length: %zu\r\nRequest-Id: %s\r\nCache-Control: no-store\r\n"
                      "Connection: close\r\n\r\n",
                      err_http(e)->status, e == ERR_TOO_LARGE ? "Content Too Large" : "Bad Request",
-                     body ? strlen(body) : 0);
+                     body ? strlen(body) : 0, req.id);
         (void)send(w->fd, head, (size_t)head_len,
                    MSG_NOSIGNAL | MSG_DONTWAIT | (body ? MSG_MORE : 0));
         if (body)
@@ -642,7 +650,7 @@ static void answer_bad_length(struct http_server *s, enum err e, const char *mes
         free(body);
         shutdown(w->fd, SHUT_WR);
         w->shut = true;
-        log_warn("http: answered %d: %s", err_http(e)->status, message);
+        access_log_write(&req, err_http(e)->status);
     }
     pthread_mutex_unlock(&s->watch_mu);
 }
