@@ -2,6 +2,7 @@
 #include "http/request.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,28 +72,43 @@ bool request_peer_is_loopback(const struct request *req)
 
 struct query_check {
     const char *const *allowed;
-    const char *bad; /* first key not allowed */
+    const char *bad;    /* first key not allowed, */
+    bool twice;         /* or first allowed key given twice */
+    unsigned long seen; /* bit i: allowed[i] seen */
 };
 
 static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
     struct query_check *qc = cls;
+    unsigned i = 0;
 
     (void)kind;
     (void)value;
-    for (const char *const *a = qc->allowed; *a; a++)
-        if (strcmp(*a, key) == 0)
+    for (const char *const *a = qc->allowed; *a; a++, i++) {
+        if (strcmp(*a, key) != 0)
+            continue;
+        if (i >= sizeof(qc->seen) * CHAR_BIT)
+            return MHD_YES; /* past the 32 names said: not checked */
+        if (!(qc->seen & (1ul << i))) {
+            qc->seen |= 1ul << i;
             return MHD_YES;
+        }
+        qc->twice = true;
+        break;
+    }
     qc->bad = key;
     return MHD_NO;
 }
 
 enum err request_query_only(struct request *req, const char *const *allowed)
 {
-    struct query_check qc = { allowed, NULL };
+    struct query_check qc = { allowed, NULL, false, 0 };
 
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_key, &qc);
+    if (qc.twice)
+        return request_fail(req, ERR_INVALID, "parameter_invalid", qc.bad,
+                            "query parameter '%s' is given more than once: send it once", qc.bad);
     if (qc.bad)
         return request_fail(req, ERR_INVALID, "parameter_unknown", qc.bad,
                             "unknown query parameter '%s'", qc.bad);

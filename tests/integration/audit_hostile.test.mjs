@@ -125,6 +125,23 @@ describe('body framing (RFC 9112 section 6)', () => {
 });
 
 describe('query strings', () => {
+  // Seen failing on main: 200 for user "a" (the first value taken, silently); a proxy or WAF
+  // in front that checks the last value would have let the caller read another user.
+  test('a parameter given twice is refused, not the first taken', async () => {
+    const token = userToken('dup_user');
+    for (const [path, auth, param] of [
+      ['/api/v1/access/usage?user_id=a&user_id=b', AUTH, 'user_id'],
+      ['/api/v1/payments/invoices?limit=1&limit=500', `Authorization: Bearer ${token}\r\n`, 'limit'],
+      ['/api/v1/access/ledger?user_id=a&limit=2&limit=3', AUTH, 'limit'],
+    ]) {
+      const raw = await exchange(srv.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n${auth}Connection: close\r\n\r\n`);
+      const e = oneJsonError(raw, 400);
+      assert.equal(e.param, param, raw);
+    }
+    const raw = await exchange(srv.port, `POST /api/v1/payments/cancel-subscription?immediate=false&immediate=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    assert.equal(oneJsonError(raw, 400).param, 'immediate');
+  });
+
   test('non-UTF-8 and overlong percent-encodings are refused with JSON', async () => {
     for (const q of ['%ff', '%c0%af', '%e0%80%af', '%ed%a0%80']) {
       const raw = await exchange(srv.port, `GET /api/v1/access/usage?user_id=${q} HTTP/1.1\r\nHost: x\r\n${AUTH}Connection: close\r\n\r\n`);
