@@ -129,22 +129,52 @@ enum err request_fail(struct request *req, enum err e, const char *code, const c
     return e;
 }
 
+/*
+ * The body is read as UTF-8 (RFC 8259 section 8.1), so a charset parameter may only say so: a
+ * body declared in another charset was read as if it were UTF-8, and its request carried out.
+ */
+static bool charset_is_utf8(const char *params)
+{
+    while (*params == ';') {
+        const char *name = params + 1, *eq, *value;
+        size_t n = strcspn(name, "=;"), vn;
+
+        eq = name + n;
+        params = name + strcspn(name, ";");
+        str_trim(&name, &n);
+        if (*eq != '=' || !str_eq_nocase(name, n, "charset"))
+            continue;
+        value = eq + 1;
+        vn = (size_t)(params - value);
+        str_trim(&value, &vn);
+        if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {
+            value++;
+            vn -= 2;
+        }
+        if (!str_eq_nocase(value, vn, "utf-8"))
+            return false;
+    }
+    return true;
+}
+
 static bool is_json_type(const char *ct)
 {
     size_t n;
+    const char *type = ct;
 
     if (!ct)
         return false;
     n = strcspn(ct, ";");
-    str_trim(&ct, &n);
-    return str_eq_nocase(ct, n, "application/json");
+    str_trim(&type, &n);
+    return str_eq_nocase(type, n, "application/json") && charset_is_utf8(ct + strcspn(ct, ";"));
 }
 
 enum err request_json_body(struct request *req)
 {
     if (!is_json_type(request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return request_fail(req, ERR_MEDIA_TYPE, NULL, NULL,
-                            "Content-Type must be application/json");
+        return request_fail(
+            req, ERR_MEDIA_TYPE, NULL, NULL,
+            "Content-Type must be application/json (in UTF-8, if a charset is named)");
     return request_parse_json(req);
 }
 

@@ -151,6 +151,20 @@ describe('query strings', () => {
 });
 
 describe('JSON bodies', () => {
+  // Seen failing on main: 200, a unit consumed, for a body its client said was UTF-16.
+  test('a charset other than UTF-8 is refused 415 with nothing consumed; utf-8 in any spelling is taken', async () => {
+    for (const ct of ['application/json; charset=utf-16', 'application/json;charset=latin1', 'application/json; charset="iso-8859-1"']) {
+      const raw = await exchange(srv.port, post('/api/v1/access/consume', consumeBody('cs_user'), `Content-Type: ${ct}\r\n`));
+      assert.equal(oneJsonError(raw, 415).code, 'unsupported_media_type', ct);
+    }
+    assert.equal(await used('cs_user'), 0);
+    for (const ct of ['application/json; charset=UTF-8', 'Application/JSON ; Charset="utf-8"', 'application/json; foo=bar']) {
+      const raw = await exchange(srv.port, post('/api/v1/access/consume', consumeBody('cs_user'), `Content-Type: ${ct}\r\n`));
+      assert.equal(parseAnswers(raw)[0]?.status, 200, `${ct}: ${raw}`);
+    }
+    assert.equal(await used('cs_user'), 3);
+  });
+
   test('bodies that are not the object asked for: 400 or 413 with a JSON error, nothing consumed', async () => {
     const bodies = [
       ['[]', 400], ['"x"', 400], ['null', 400], ['', 400], ['{', 400],
