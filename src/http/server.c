@@ -447,10 +447,10 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 
 /*
  * The request head's checks, on the first call, before any body is read: what the library
- * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
- * differing Content-Length headers, a Transfer-Encoding other than one "chunked" or beside a
- * Content-Length, two Authorization or Idempotency-Key headers, a query of more than
- * QUERY_ARGS_MAX parameters or not UTF-8), and a Content-Length past the cap with 413.
+ * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 or a later 1.x
+ * without Host, differing Content-Length headers, a Transfer-Encoding other than one "chunked"
+ * or beside a Content-Length, two Authorization or Idempotency-Key headers, a query of more
+ * than QUERY_ARGS_MAX parameters or not UTF-8), and a Content-Length past the cap with 413.
  */
 static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
                                   bool target_clean)
@@ -463,7 +463,8 @@ static enum MHD_Result check_head(struct http_server *s, struct request *req, co
 
     if (!target_clean)
         return send_error(req, ERR_INVALID, "the request target holds a NUL byte (raw or %%00)");
-    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
+    /* the library takes HTTP/1.2 and later minor versions as 1.1 (RFC 9110 section 2.5) */
+    if (strcmp(version, MHD_HTTP_VERSION_1_0) != 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
         return send_error(req, ERR_INVALID, "an HTTP/1.1 request must have a Host header");
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
     if (cl.differ)
