@@ -2,6 +2,7 @@
 #include "http/request.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,28 +72,43 @@ bool request_peer_is_loopback(const struct request *req)
 
 struct query_check {
     const char *const *allowed;
-    const char *bad; /* first key not allowed */
+    const char *bad;    /* first key not allowed, */
+    bool twice;         /* or first allowed key given twice */
+    unsigned long seen; /* bit i: allowed[i] seen */
 };
 
 static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
     struct query_check *qc = cls;
+    unsigned i = 0;
 
     (void)kind;
     (void)value;
-    for (const char *const *a = qc->allowed; *a; a++)
-        if (strcmp(*a, key) == 0)
+    for (const char *const *a = qc->allowed; *a; a++, i++) {
+        if (strcmp(*a, key) != 0)
+            continue;
+        if (i >= sizeof(qc->seen) * CHAR_BIT)
+            return MHD_YES; /* past the 32 names said: not checked */
+        if (!(qc->seen & (1ul << i))) {
+            qc->seen |= 1ul << i;
             return MHD_YES;
+        }
+        qc->twice = true;
+        break;
+    }
     qc->bad = key;
     return MHD_NO;
 }
 
 enum err request_query_only(struct request *req, const char *const *allowed)
 {
-    struct query_check qc = { allowed, NULL };
+    struct query_check qc = { allowed, NULL, false, 0 };
 
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_query_key, &qc);
+    if (qc.twice)
+        return request_fail(req, ERR_INVALID, "parameter_invalid", qc.bad,
+                            "query parameter '%s' is given more than once: send it once", qc.bad);
     if (qc.bad)
         return request_fail(req, ERR_INVALID, "parameter_unknown", qc.bad,
                             "unknown query parameter '%s'", qc.bad);
@@ -113,22 +129,52 @@ enum err request_fail(struct request *req, enum err e, const char *code, const c
     return e;
 }
 
+/*
+ * The body is read as UTF-8 (RFC 8259 section 8.1), so a charset parameter may only say so: a
+ * body declared in another charset was read as if it were UTF-8, and its request carried out.
+ */
+static bool charset_is_utf8(const char *params)
+{
+    while (*params == ';') {
+        const char *name = params + 1, *eq, *value;
+        size_t n = strcspn(name, "=;"), vn;
+
+        eq = name + n;
+        params = name + strcspn(name, ";");
+        str_trim(&name, &n);
+        if (*eq != '=' || !str_eq_nocase(name, n, "charset"))
+            continue;
+        value = eq + 1;
+        vn = (size_t)(params - value);
+        str_trim(&value, &vn);
+        if (vn >= 2 && value[0] == '"' && value[vn - 1] == '"') {
+            value++;
+            vn -= 2;
+        }
+        if (!str_eq_nocase(value, vn, "utf-8"))
+            return false;
+    }
+    return true;
+}
+
 static bool is_json_type(const char *ct)
 {
     size_t n;
+    const char *type = ct;
 
     if (!ct)
         return false;
     n = strcspn(ct, ";");
-    str_trim(&ct, &n);
-    return str_eq_nocase(ct, n, "application/json");
+    str_trim(&type, &n);
+    return str_eq_nocase(type, n, "application/json") && charset_is_utf8(ct + strcspn(ct, ";"));
 }
 
 enum err request_json_body(struct request *req)
 {
     if (!is_json_type(request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
-        return request_fail(req, ERR_MEDIA_TYPE, NULL, NULL,
-                            "Content-Type must be application/json");
+        return request_fail(
+            req, ERR_MEDIA_TYPE, NULL, NULL,
+            "Content-Type must be application/json (in UTF-8, if a charset is named)");
     return request_parse_json(req);
 }
 

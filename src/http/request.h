@@ -70,7 +70,8 @@ bool request_peer_is_loopback(const struct request *req);
 
 /*
  * Fails with ERR_INVALID (param named) when the query string has a parameter that is not in
- * the NULL-terminated list allowed.
+ * the NULL-terminated list allowed (at most 32 names), or one of them twice: which of two
+ * values is meant is ambiguous (a proxy in front may take the last), so neither is taken.
  */
 MUST_CHECK enum err request_query_only(struct request *req, const char *const *allowed);
 

@@ -55,6 +55,16 @@
  */
 #define HEAD_POOL_BYTES ((size_t)16 << 10)
 
+/*
+ * The most query parameters a request may have: no route takes more than four. Each takes a
+ * record of about 56 bytes from the head's pool, which 0.9.75 fills at about 200 of them, and
+ * then closes the connection without an answer (its own 431 no longer fits either).
+ */
+#define QUERY_ARGS_MAX    64
+#define STRINGIFY_(x)     #x
+#define STRINGIFY(x)      STRINGIFY_(x)
+#define MANY_ARGS_MESSAGE "the query has more than " STRINGIFY(QUERY_ARGS_MAX) " parameters"
+
 /* What the URI callback returns for a target that encodes a NUL: the first call answers 400. */
 static char target_has_nul;
 
@@ -71,6 +81,7 @@ struct watch {
     _Atomic bool in_head;    /* a request's head is being read */
     bool linked;             /* in the server's list */
     bool shut;               /* shut down (deadline, or answered here): the library closes it */
+    bool many_args;          /* owner only: the current request's query has too many parameters */
 };
 
 struct http_server {
@@ -319,6 +330,15 @@ static enum MHD_Result take_upload(struct http_server *s, struct request *req, c
     return MHD_NO;
 }
 
+/* The watch of a connection (its socket context), or NULL. */
+static struct watch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
 /* Counts the Content-Length headers and notes whether their values differ. */
 struct content_lengths {
     const char *first;
@@ -340,6 +360,48 @@ static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, con
     else if (strcmp(cl->first, value ? value : "") != 0)
         cl->differ = true;
     return MHD_YES;
+}
+
+/* The Transfer-Encoding headers: how many, and the last one's value. */
+struct transfer_encodings {
+    const char *value;
+    unsigned count;
+};
+
+static enum MHD_Result on_transfer_encoding(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            size_t key_size, const char *value, size_t value_size)
+{
+    struct transfer_encodings *te = cls;
+
+    (void)kind;
+    (void)value_size;
+    if (key_size != strlen(MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+        strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0)
+        return MHD_YES;
+    te->value = value ? value : "";
+    te->count++;
+    return MHD_YES;
+}
+
+/*
+ * The body's framing is unambiguous: no Transfer-Encoding, or one that is exactly "chunked"
+ * (the only coding the library decodes) and no Content-Length beside it. The library reads a
+ * body of any other coding until the client closes, so that request was never answered; and
+ * with both headers it used chunked and kept the connection, where a proxy in front that
+ * believed the Content-Length would read the rest as another request (RFC 9112 section 6.3).
+ */
+static const char *framing_problem(struct request *req, bool has_length)
+{
+    struct transfer_encodings te = { NULL, 0 };
+
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_transfer_encoding, &te);
+    if (te.count == 0)
+        return NULL;
+    if (te.count > 1 || !str_eq_nocase(te.value, strlen(te.value), "chunked"))
+        return "the only Transfer-Encoding taken is one 'chunked'";
+    if (has_length)
+        return "the request has both Transfer-Encoding and Content-Length: send one";
+    return NULL;
 }
 
 /*
@@ -389,28 +451,37 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 
 /*
  * The request head's checks, on the first call, before any body is read: what the library
- * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 without Host,
- * differing Content-Length headers, two Authorization, Idempotency-Key or X-Original-URI
- * headers, a query that is not UTF-8), and a Content-Length past the cap with 413.
+ * lets through is refused here with 400 (a target encoding NUL, HTTP/1.1 or a later 1.x
+ * without Host, differing Content-Length headers, a Transfer-Encoding other than one "chunked"
+ * or beside a Content-Length, two Authorization, Idempotency-Key or X-Original-URI headers, a
+ * query of more than QUERY_ARGS_MAX parameters or not UTF-8), and a Content-Length past the cap
+ * with 413.
  */
 static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
                                   bool target_clean)
 {
     struct content_lengths cl = { NULL, false };
     struct repeated rep = { NULL, 0 };
+    const struct watch *w = watch_of(req->conn);
+    const char *framing;
     bool query_clean = true;
 
     if (!target_clean)
         return send_error(req, ERR_INVALID, "the request target holds a NUL byte (raw or %%00)");
-    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
+    /* the library takes HTTP/1.2 and later minor versions as 1.1 (RFC 9110 section 2.5) */
+    if (strcmp(version, MHD_HTTP_VERSION_1_0) != 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
         return send_error(req, ERR_INVALID, "an HTTP/1.1 request must have a Host header");
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
     if (cl.differ)
         return send_error(req, ERR_INVALID, "the request has differing Content-Length headers");
+    if ((framing = framing_problem(req, cl.first != NULL)) != NULL)
+        return send_error(req, ERR_INVALID, "%s", framing);
     MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_single_header, &rep);
     if (rep.name)
         return send_error(req, ERR_INVALID, "the request has more than one %s header: send one",
                           rep.name);
+    if (w && w->many_args)
+        return send_error(req, ERR_INVALID, "%s", MANY_ARGS_MESSAGE);
     MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &query_clean);
     if (!query_clean)
         return send_error(req, ERR_INVALID, "a query parameter is not valid UTF-8");
@@ -434,20 +505,25 @@ static bool target_is_whole(const char *uri)
     return strncmp(after, "HTTP/", 5) == 0;
 }
 
-/* The watch of a connection (its socket context), or NULL. */
-static struct watch *watch_of(struct MHD_Connection *conn)
+/* Whether the raw target's query has more than max parameters ('&'-separated pieces). */
+static bool query_args_over(const char *uri, unsigned max)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const char *q = strchr(uri, '?');
+    unsigned n = 1;
 
-    return info ? info->socket_context : NULL;
+    if (!q)
+        return false;
+    for (q++; *q && n <= max; q++)
+        n += *q == '&';
+    return n > max;
 }
 
 /*
  * Called once the request line is read, before the headers: starts the header deadline of a
- * keep-alive connection's next request, and notes a raw target that holds or encodes a NUL
- * (the library would hand on the path cut short). Its return value is the first
- * access-handler call's *con_cls.
+ * keep-alive connection's next request, notes a query of too many parameters (check_head
+ * answers it, or answer_in_place when the library's pool fills first), and notes a raw target
+ * that holds or encodes a NUL (the library would hand on the path cut short). Its return value
+ * is the first access-handler call's *con_cls.
  */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -458,6 +534,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         atomic_store(&w->head_ms, clock_mono_ms());
         atomic_store(&w->in_head, true);
     }
+    if (w)
+        w->many_args = query_args_over(uri, QUERY_ARGS_MAX);
     return strict_target_is_clean(uri) && target_is_whole(uri) ? NULL : &target_has_nul;
 }
 
@@ -553,46 +631,66 @@ static void *watcher_main(void *arg)
 }
 
 /*
- * 0.9.75 answers a malformed or overflowing Content-Length itself, and on that path it puts
- * its status line and headers in the send buffer twice; no access-handler call comes first,
- * only its log line, on the thread serving the connection. So at that line the connection is
- * found here (this thread's, its head being read, its Content-Length not a number), answered
- * with the usual JSON error in one head, and its sending side shut: the library's own answer
- * then fails to send and it closes the connection.
+ * 0.9.75 answers some heads itself, badly, before any access-handler call: a malformed or
+ * overflowing Content-Length (its status line and headers go into the send buffer twice), and
+ * a query whose parameters fill the connection's pool (it closes without an answer, its own
+ * 431 no longer fitting). Only its log line comes first, on the thread serving the connection.
+ * So at that line the connection is found here (this thread's, its head being read, and
+ * is_it: its Content-Length not a number, or on_uri counted too many parameters), answered
+ * with the usual JSON error in one head, with a request id and its access-log line like every
+ * answer, and its sending side shut: the library's own answer then fails to send, or never
+ * was, and it closes the connection.
  */
-static bool content_length_is_number(const char *v)
+static bool has_bad_length(const struct watch *w)
 {
-    size_t n = strspn(v, "0123456789");
+    const char *cl =
+        MHD_lookup_connection_value(w->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    size_t n;
 
-    return n > 0 && n <= 18 && v[n] == '\0';
+    if (!cl)
+        return false;
+    n = strspn(cl, "0123456789");
+    return n == 0 || n > 18 || cl[n] != '\0';
 }
 
-static void answer_bad_length(struct http_server *s, enum err e, const char *message)
+static bool has_many_args(const struct watch *w)
+{
+    return w->many_args;
+}
+
+static const char *status_text(enum err e)
+{
+    return e == ERR_TOO_LARGE ? "Content Too Large" : "Bad Request";
+}
+
+static void answer_in_place(struct http_server *s, bool (*is_it)(const struct watch *), enum err e,
+                            const char *message)
 {
     pthread_t self = pthread_self();
+    struct request req;
 
     pthread_mutex_lock(&s->watch_mu);
     for (struct watch *w = s->watched; w; w = w->next) {
-        const char *cl;
         json_t *err;
-        char *body, head[256];
+        char *body, head[320];
         int head_len;
 
-        if (w->shut || !atomic_load(&w->in_head) || !pthread_equal(w->owner, self))
+        if (w->shut || !atomic_load(&w->in_head) || !pthread_equal(w->owner, self) || !is_it(w))
             continue;
-        cl = MHD_lookup_connection_value(w->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (!cl || content_length_is_number(cl))
-            continue;
+        memset(&req, 0, sizeof(req));
+        req.method = ""; /* the library does not tell it */
+        req.conn = w->conn;
+        req.start_ms = atomic_load(&w->head_ms);
+        request_new_id(s, &req);
+        (void)request_fail(&req, e, NULL, NULL, "%s", message);
         err = error_json(e, NULL, NULL, message);
         body = json_dumps(err, JSON_COMPACT);
         json_decref(err);
-        head_len =
-            snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-                     "Connection: close\r\n\r\n",
-                     err_http(e)->status, e == ERR_TOO_LARGE ? "Content Too Large" : "Bad Request",
-                     body ? strlen(body) : 0);
+        head_len = snprintf(head, sizeof(head),
+                            "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\nRequest-Id: %s\r\nCache-Control: no-store\r\n"
+                            "Connection: close\r\n\r\n",
+                            err_http(e)->status, status_text(e), body ? strlen(body) : 0, req.id);
         (void)send(w->fd, head, (size_t)head_len,
                    MSG_NOSIGNAL | MSG_DONTWAIT | (body ? MSG_MORE : 0));
         if (body)
@@ -600,7 +698,7 @@ static void answer_bad_length(struct http_server *s, enum err e, const char *mes
         free(body);
         shutdown(w->fd, SHUT_WR);
         w->shut = true;
-        log_warn("http: answered %d: %s", err_http(e)->status, message);
+        access_log_write(&req, err_http(e)->status);
     }
     pthread_mutex_unlock(&s->watch_mu);
 }
@@ -683,9 +781,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
     if (strstr(msg, "Failed to parse `Content-Length' header"))
-        answer_bad_length(cls, ERR_INVALID, "the Content-Length header is not a number");
+        answer_in_place(cls, has_bad_length, ERR_INVALID,
+                        "the Content-Length header is not a number");
     else if (strstr(msg, "Too large value of 'Content-Length' header"))
-        answer_bad_length(cls, ERR_TOO_LARGE, "the Content-Length header is too large");
+        answer_in_place(cls, has_bad_length, ERR_TOO_LARGE,
+                        "the Content-Length header is too large");
+    else if (strstr(msg, "Not enough memory in pool to allocate header record"))
+        answer_in_place(cls, has_many_args, ERR_INVALID, MANY_ARGS_MESSAGE);
     else if (!strstr(msg, "connection limit"))
         log_warn("http: %s", msg);
     else if (limit_line_is_due(&unlogged))
