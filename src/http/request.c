@@ -89,7 +89,7 @@ static enum MHD_Result check_query_key(void *cls, enum MHD_ValueKind kind, const
         if (strcmp(*a, key) != 0)
             continue;
         if (i >= sizeof(qc->seen) * CHAR_BIT)
-            return MHD_YES; /* past the 32 names said: not checked */
+            return MHD_YES; /* past the bits of seen: not checked for repeats */
         if (!(qc->seen & (1ul << i))) {
             qc->seen |= 1ul << i;
             return MHD_YES;
