@@ -326,13 +326,16 @@ static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
 
     MHD_suspend_connection(req->conn);
     atomic_store(&sr->slow, SLOW_RUNNING);
-    if (!slot_take(s, sr))
+    if (!slot_take(s, sr)) {
+        metrics_queue_refused(METRICS_QUEUE_CLIENT_CAP);
         return refuse_slow(s, sr, ERR_RATE_LIMITED, "rate_limited",
                            "this client has too many requests waiting for Stripe: try again when "
                            "one of them is answered");
+    }
     if (offload_submit(s->slow, run_slow, sr))
         return MHD_YES;
     slot_give(sr);
+    metrics_queue_refused(METRICS_QUEUE_FULL);
     log_warn("%s %s: %d requests already wait for Stripe: 503", req->method, req->path,
              s->p.slow_queue);
     return refuse_slow(s, sr, ERR_UNAVAILABLE, "busy",

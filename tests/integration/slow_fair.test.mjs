@@ -94,6 +94,9 @@ describe('one client cannot fill the Stripe queue', () => {
         assert.equal(r.headers.get('access-control-allow-origin'), ORIGIN, 'a page can read the 429');
       }
       assert.match(srv.log, /"status":429/, 'the refusals have access-log lines');
+      const m = await req(srv, 'GET', '/metrics');
+      const counted = Number((/^subgate_stripe_queue_refusals_total\{reason="client_cap"\} (\d+)$/m.exec(m.text) || [])[1]);
+      assert.equal(counted, limited.length, 'each 429 is counted in /metrics');
       const again = await checkout(srv, a);
       assert.equal(again.status, 200, `A's slots came back: ${again.status} ${again.text}`);
     } finally {
