@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/events_cli.h"
 #include "api/help.h"
 #include "api/outbox.h"
@@ -492,7 +493,9 @@ static int cmd_serve(int argc, char **argv)
                                      .is_slow = api_is_slow,
                                      .decorate = api_decorate,
                                      .slow_workers = (int)a.cfg.stripe_concurrency,
-                                     .slow_queue = (int)a.cfg.stripe_queue_max };
+                                     .slow_queue = (int)a.cfg.stripe_queue_max,
+                                     .slow_per_client = (int)a.cfg.stripe_per_client_max,
+                                     .client_key = api_bearer_credential };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
         fail(err);
         goto out;

@@ -25,6 +25,7 @@
 #include "base/str.h"
 #include "base/xalloc.h"
 #include "http/access_log.h"
+#include "http/client_slots.h"
 #include "http/errors.h"
 #include "http/offload.h"
 #include "http/strict.h"
@@ -39,6 +40,13 @@
 #define HEADER_DEADLINE_MS INT64_C(10000)
 #define IDLE_TIMEOUT_S     60u
 #define FD_RESERVE_MIN     128 /* descriptors kept for the store, Stripe, logs and files */
+
+/*
+ * Buckets of the per-client count of slow requests (16 KiB, whatever the number of clients):
+ * credentials that share one share its count, which stays rare with at most
+ * STRIPE_CONCURRENCY + STRIPE_QUEUE_MAX requests (72 by default) holding slots at once.
+ */
+#define CLIENT_SLOT_BUCKETS 4096
 
 /*
  * 0.9.75 cannot send a response queued in the middle of an upload, so a chunked body past the
@@ -87,6 +95,7 @@ struct watch {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct offload *slow;      /* the pool for requests that call Stripe; NULL without one */
+    struct client_slots *cap;  /* each client's requests on that pool; NULL: no cap */
     pthread_mutex_t watch_mu;  /* guards watched, the watches and watcher_stop */
     pthread_cond_t watch_cond; /* wakes the watcher to stop */
     struct watch *watched;     /* the open connections */
@@ -114,6 +123,8 @@ struct server_request {
     struct http_server *s;
     struct response resp; /* a slow request's response, once done */
     _Atomic int slow;     /* enum slow_state */
+    unsigned int slot;    /* its client's bucket in s->cap, when has_slot */
+    bool has_slot;        /* it holds a slot there: given back when its slow work ends */
 };
 
 /* "req_", the server's salt and the sequence number's low 32 bits, 8 lowercase hex digits each. */
@@ -244,19 +255,70 @@ static enum MHD_Result answer(struct request *req, struct response *resp_in)
     return send_response(req, &resp);
 }
 
-/* On a pool thread: runs the slow request, then wakes its connection to send the answer. */
+/* Gives back the request's slot in its client's count, if it holds one. */
+static void slot_give(struct server_request *sr)
+{
+    if (!sr->has_slot)
+        return;
+    sr->has_slot = false;
+    client_slots_give(sr->s->cap, sr->slot);
+}
+
+/*
+ * On a pool thread: runs the slow request, then wakes its connection to send the answer. Its
+ * slot is given back here, before the resume that may free sr: the work is over, whether the
+ * client still waits for the answer or has gone (a suspended connection sees no close before
+ * this resume, and every job queued runs, even at shutdown).
+ */
 static void run_slow(void *arg)
 {
     struct server_request *sr = arg;
 
     sr->s->p.dispatch(sr->s->p.app, &sr->req, &sr->resp);
+    slot_give(sr);
     atomic_store(&sr->slow, SLOW_DONE);
     MHD_resume_connection(sr->req.conn);
 }
 
 /*
+ * Answers a slow request at once, nothing done: through the suspended connection's resume, as
+ * the pool would, so the answer keeps the connection alive.
+ */
+static enum MHD_Result refuse_slow(struct http_server *s, struct server_request *sr, enum err e,
+                                   const char *code, const char *message)
+{
+    struct request *req = &sr->req;
+
+    req->error.err = e;
+    (void)str_copy(req->error.code, sizeof(req->error.code), code); /* short literals */
+    (void)str_copy(req->error.message, sizeof(req->error.message), message);
+    response_error(&sr->resp, req);
+    if (e == ERR_RATE_LIMITED)
+        (void)response_add_header(&sr->resp, "Retry-After", "1"); /* a constant: fits */
+    if (s->p.decorate)
+        s->p.decorate(s->p.app, req, &sr->resp);
+    atomic_store(&sr->slow, SLOW_DONE);
+    MHD_resume_connection(req->conn);
+    return MHD_YES;
+}
+
+/* Takes a slot in the count of the request's client; false when it has its cap in flight. */
+static bool slot_take(struct http_server *s, struct server_request *sr)
+{
+    const char *key = NULL;
+    size_t len = 0;
+
+    if (!s->cap)
+        return true;
+    if (!s->p.client_key || !s->p.client_key(&sr->req, &key, &len))
+        len = 0; /* the requests without a credential are one client */
+    sr->has_slot = client_slots_take(s->cap, key, len, &sr->slot);
+    return sr->has_slot;
+}
+
+/*
  * Sends the request to the slow pool, its connection suspended (first, so the pool's resume
- * never comes before it); a full queue is answered 503 at once, through the same resume.
+ * never comes before it). A client past its cap is answered 429, a full queue 503, at once.
  */
 static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
 {
@@ -264,20 +326,20 @@ static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
 
     MHD_suspend_connection(req->conn);
     atomic_store(&sr->slow, SLOW_RUNNING);
+    if (!slot_take(s, sr)) {
+        metrics_queue_refused(METRICS_QUEUE_CLIENT_CAP);
+        return refuse_slow(s, sr, ERR_RATE_LIMITED, "rate_limited",
+                           "this client has too many requests waiting for Stripe: try again when "
+                           "one of them is answered");
+    }
     if (offload_submit(s->slow, run_slow, sr))
         return MHD_YES;
+    slot_give(sr);
+    metrics_queue_refused(METRICS_QUEUE_FULL);
     log_warn("%s %s: %d requests already wait for Stripe: 503", req->method, req->path,
              s->p.slow_queue);
-    req->error.err = ERR_UNAVAILABLE;
-    (void)str_copy(req->error.code, sizeof(req->error.code), "busy");
-    snprintf(req->error.message, sizeof(req->error.message),
-             "too many requests are waiting for Stripe: try again in a few seconds");
-    response_error(&sr->resp, req);
-    if (s->p.decorate)
-        s->p.decorate(s->p.app, req, &sr->resp);
-    atomic_store(&sr->slow, SLOW_DONE);
-    MHD_resume_connection(req->conn);
-    return MHD_YES;
+    return refuse_slow(s, sr, ERR_UNAVAILABLE, "busy",
+                       "too many requests are waiting for Stripe: try again in a few seconds");
 }
 
 static enum MHD_Result dispatch(struct http_server *s, struct request *req)
@@ -895,6 +957,7 @@ static void server_free(struct http_server *s)
 {
     pthread_cond_destroy(&s->watch_cond);
     pthread_mutex_destroy(&s->watch_mu);
+    client_slots_free(s->cap);
     free(s);
 }
 
@@ -920,9 +983,12 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     s = xcalloc(1, sizeof(*s));
     s->p = *p;
     s->port = port;
+    if (p->is_slow && p->slow_per_client > 0)
+        s->cap = client_slots_new(CLIENT_SLOT_BUCKETS, p->slow_per_client);
     if (p->is_slow && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
         snprintf(errbuf, errlen, "cannot start the threads for requests that call Stripe");
         close(fd);
+        client_slots_free(s->cap);
         free(s);
         return ERR_INTERNAL;
     }

@@ -34,6 +34,14 @@ struct http_server_params {
     int slow_workers;
     int slow_queue;
     /*
+     * At most slow_per_client (0: no cap) of one client's slow requests are queued or running
+     * at once; past that its next is answered 429 at once, so no client fills the queue for
+     * the others. A client is the credential client_key finds in the request (NULL, or false:
+     * the requests without one are one client).
+     */
+    int slow_per_client;
+    bool (*client_key)(const struct request *req, const char **key, size_t *len);
+    /*
      * Adds the application's headers (CORS) to an answer the server makes itself: a refused
      * head, a body past the cap, a full slow queue. May be NULL.
      */

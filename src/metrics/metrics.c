@@ -31,6 +31,7 @@ struct slot {
     uint64_t consumes[METRICS_QUOTAS_MAX][2]; /* refused, granted */
     uint64_t stripe[STRIPE_OUT];
     struct histogram stripe_latency;
+    uint64_t queue_refusals[METRICS_QUEUE_REFUSALS];
     uint64_t storage_errors;
     struct slot *next;
 };
@@ -126,6 +127,12 @@ void metrics_stripe(int status, int64_t elapsed_us)
 
     add(&s->stripe[o], 1);
     observe(&s->stripe_latency, elapsed_us);
+}
+
+void metrics_queue_refused(enum metrics_queue_refusal why)
+{
+    if ((size_t)why < METRICS_QUEUE_REFUSALS)
+        add(&slot()->queue_refusals[why], 1);
 }
 
 void metrics_storage_error(void)
@@ -230,6 +237,7 @@ static void render_billing(struct buf *b)
     static const char *const outcomes[] = { "applied", "ignored", "duplicate", "failed",
                                             "refused" };
     static const char *const stripe[] = { "no_answer", "2xx", "4xx", "429", "5xx" };
+    static const char *const refusals[] = { "queue_full", "client_cap" };
 
     head(b, "subgate_webhook_events_total", "counter",
          "Stripe webhook events, by kind and outcome.");
@@ -253,6 +261,12 @@ static void render_billing(struct buf *b)
          "Time of one attempt at Stripe's API.");
     histogram_put(b, "subgate_stripe_request_duration_seconds", "",
                   offsetof(struct slot, stripe_latency));
+    head(b, "subgate_stripe_queue_refusals_total", "counter",
+         "Requests that call Stripe refused before its pool: queue full (503) or client at its "
+         "cap (429).");
+    for (size_t w = 0; w < METRICS_QUEUE_REFUSALS; w++)
+        put(b, "subgate_stripe_queue_refusals_total{reason=\"%s\"} %" PRIu64 "\n", refusals[w],
+            total(offsetof(struct slot, queue_refusals) + w * sizeof(uint64_t)));
 }
 
 enum err metrics_render(struct buf *out)

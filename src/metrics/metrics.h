@@ -27,6 +27,13 @@ enum metrics_event_outcome {
     METRICS_EVENT_OUTCOMES,
 };
 
+/* Why a request that calls Stripe was refused before the pool that runs those. */
+enum metrics_queue_refusal {
+    METRICS_QUEUE_FULL,       /* the pool's queue was full: 503 */
+    METRICS_QUEUE_CLIENT_CAP, /* its client had its cap in flight: 429 */
+    METRICS_QUEUE_REFUSALS,
+};
+
 /* The kinds of event (billing/events.h), by name; METRICS_KINDS_MAX - 1 is "other". */
 #define METRICS_KINDS_MAX 8
 
@@ -49,6 +56,9 @@ void metrics_consume(size_t q, bool granted);
 
 /* One attempt at Stripe: its HTTP status (0: no answer) and duration. */
 void metrics_stripe(int status, int64_t elapsed_us);
+
+/* A request that calls Stripe refused before the pool, for reason why. */
+void metrics_queue_refused(enum metrics_queue_refusal why);
 
 /* A storage operation that failed (the database's fault, not the request's). */
 void metrics_storage_error(void);

@@ -20,7 +20,8 @@ const { stripe, drain, advance, payPage, stripeInvoices } = flows;
 const { call, ok, subscriber } = paymentsCalls(() => srv, flows);
 
 before(async () => {
-  ({ emu, srv } = await startBilling(WHSEC, { PAST_DUE_GRACE_DAYS: '0' }));
+  // Five clicks of one user race on purpose: past the default per-client cap of slow requests.
+  ({ emu, srv } = await startBilling(WHSEC, { PAST_DUE_GRACE_DAYS: '0', STRIPE_PER_CLIENT_MAX: '8' }));
 });
 
 after(async () => stopBilling({ emu, srv }));

@@ -95,6 +95,9 @@ describe('Stripe off the serving threads', () => {
         assert.ok(ms < 1000, `refused at once, not after ${Math.round(ms)} ms`);
       }
       assert.ok(rs.some(({ r }) => r.status === 200), 'the ones in the pool were served');
+      const m = await req(srv, 'GET', '/metrics');
+      const counted = Number((/^subgate_stripe_queue_refusals_total\{reason="queue_full"\} (\d+)$/m.exec(m.text) || [])[1]);
+      assert.equal(counted, busy.length, 'each 503 is counted in /metrics');
     } finally {
       await slowStripe(false);
       await stopServer(srv);
