@@ -38,8 +38,6 @@ before(async () => {
     // cache, whose TTL would let the server answer from what it read before.
     ENTITLEMENT_CACHE_USERS: '0',
     HTTP_THREADS: '8',
-    // Some tests race twenty checkouts of one user on purpose: past the default per-client cap.
-    STRIPE_PER_CLIENT_MAX: '20',
     DATABASE_URL: `sqlite:${path.join(dir, 'subgate.db')}`,
   };
   srv = await startServer(env, { cwd: dir });

@@ -454,7 +454,7 @@ static const struct {
     { { { NULL, NULL } }, "STRIPE_CONCURRENCY", "8" },
     { { { "STRIPE_CONCURRENCY", "1" } }, "STRIPE_CONCURRENCY", "1" },
     { { { NULL, NULL } }, "STRIPE_QUEUE_MAX", "64" },
-    { { { NULL, NULL } }, "STRIPE_PER_CLIENT_MAX", "4" },
+    { { { NULL, NULL } }, "STRIPE_PER_CLIENT_MAX", "32" },
     { { { "STRIPE_PER_CLIENT_MAX", "1" } }, "STRIPE_PER_CLIENT_MAX", "1" },
     { { { NULL, NULL } }, "ENTITLEMENT_CACHE_USERS", "65536" },
     { { { "ENTITLEMENT_CACHE_USERS", "0" } }, "ENTITLEMENT_CACHE_USERS", "0" },
