@@ -401,47 +401,52 @@ static struct watch *watch_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-/* Counts the Content-Length headers and notes whether their values differ. */
-struct content_lengths {
-    const char *first;
-    bool differ;
+/*
+ * Headers that name one credential or one request (X-Original-URI: the path the gate decides
+ * for): two of them are ambiguous, so refused.
+ */
+static const char *const single_headers[] = { "Authorization", "Idempotency-Key", "X-Original-URI",
+                                              NULL };
+
+/* What the head's checks need from its headers, gathered in one pass over them. */
+struct head_headers {
+    const char *length;   /* the first Content-Length, or NULL */
+    bool lengths_differ;  /* another Content-Length says something else */
+    const char *coding;   /* the last Transfer-Encoding, or NULL */
+    unsigned codings;     /* how many Transfer-Encoding headers */
+    const char *repeated; /* the first single header seen twice, or NULL */
+    unsigned seen;        /* bit i: single_headers[i] seen */
 };
 
-static enum MHD_Result on_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                         size_t key_size, const char *value, size_t value_size)
+static bool header_is(const char *key, size_t key_size, const char *name)
 {
-    struct content_lengths *cl = cls;
-
-    (void)kind;
-    (void)value_size;
-    if (key_size != strlen(MHD_HTTP_HEADER_CONTENT_LENGTH) ||
-        strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
-        return MHD_YES;
-    if (!cl->first)
-        cl->first = value ? value : "";
-    else if (strcmp(cl->first, value ? value : "") != 0)
-        cl->differ = true;
-    return MHD_YES;
+    return key_size == strlen(name) && strcasecmp(key, name) == 0;
 }
 
-/* The Transfer-Encoding headers: how many, and the last one's value. */
-struct transfer_encodings {
-    const char *value;
-    unsigned count;
-};
-
-static enum MHD_Result on_transfer_encoding(void *cls, enum MHD_ValueKind kind, const char *key,
-                                            size_t key_size, const char *value, size_t value_size)
+static enum MHD_Result on_head_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      size_t key_size, const char *value, size_t value_size)
 {
-    struct transfer_encodings *te = cls;
+    struct head_headers *h = cls;
+    const char *v = value ? value : "";
 
     (void)kind;
     (void)value_size;
-    if (key_size != strlen(MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
-        strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) != 0)
-        return MHD_YES;
-    te->value = value ? value : "";
-    te->count++;
+    if (header_is(key, key_size, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (!h->length)
+            h->length = v;
+        else if (strcmp(h->length, v) != 0)
+            h->lengths_differ = true;
+    } else if (header_is(key, key_size, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        h->coding = v;
+        h->codings++;
+    }
+    for (unsigned i = 0; single_headers[i]; i++) {
+        if (!header_is(key, key_size, single_headers[i]))
+            continue;
+        if ((h->seen & (1u << i)) && !h->repeated)
+            h->repeated = single_headers[i];
+        h->seen |= 1u << i;
+    }
     return MHD_YES;
 }
 
@@ -452,50 +457,15 @@ static enum MHD_Result on_transfer_encoding(void *cls, enum MHD_ValueKind kind, 
  * with both headers it used chunked and kept the connection, where a proxy in front that
  * believed the Content-Length would read the rest as another request (RFC 9112 section 6.3).
  */
-static const char *framing_problem(struct request *req, bool has_length)
+static const char *framing_problem(const struct head_headers *h)
 {
-    struct transfer_encodings te = { NULL, 0 };
-
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_transfer_encoding, &te);
-    if (te.count == 0)
+    if (h->codings == 0)
         return NULL;
-    if (te.count > 1 || !str_eq_nocase(te.value, strlen(te.value), "chunked"))
+    if (h->codings > 1 || !str_eq_nocase(h->coding, strlen(h->coding), "chunked"))
         return "the only Transfer-Encoding taken is one 'chunked'";
-    if (has_length)
+    if (h->length)
         return "the request has both Transfer-Encoding and Content-Length: send one";
     return NULL;
-}
-
-/*
- * Headers that name one credential or one request (X-Original-URI: the path the gate decides
- * for): two of them are ambiguous, so refused.
- */
-static const char *const single_headers[] = { "Authorization", "Idempotency-Key", "X-Original-URI",
-                                              NULL };
-
-struct repeated {
-    const char *name; /* the first single header seen twice, or NULL */
-    unsigned seen;    /* bit i: single_headers[i] seen */
-};
-
-static enum MHD_Result on_single_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                        size_t key_size, const char *value, size_t value_size)
-{
-    struct repeated *r = cls;
-
-    (void)kind;
-    (void)value;
-    (void)value_size;
-    for (unsigned i = 0; single_headers[i]; i++) {
-        if (key_size != strlen(single_headers[i]) || strcasecmp(key, single_headers[i]) != 0)
-            continue;
-        if (r->seen & (1u << i)) {
-            r->name = single_headers[i];
-            return MHD_NO;
-        }
-        r->seen |= 1u << i;
-    }
-    return MHD_YES;
 }
 
 /* Stops at the first query key or value that is not clean UTF-8 (a decoded NUL included). */
@@ -522,8 +492,7 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
 static enum MHD_Result check_head(struct http_server *s, struct request *req, const char *version,
                                   bool target_clean)
 {
-    struct content_lengths cl = { NULL, false };
-    struct repeated rep = { NULL, 0 };
+    struct head_headers h = { 0 };
     const struct watch *w = watch_of(req->conn);
     const char *framing;
     bool query_clean = true;
@@ -533,15 +502,14 @@ static enum MHD_Result check_head(struct http_server *s, struct request *req, co
     /* the library takes HTTP/1.2 and later minor versions as 1.1 (RFC 9110 section 2.5) */
     if (strcmp(version, MHD_HTTP_VERSION_1_0) != 0 && !request_header(req, MHD_HTTP_HEADER_HOST))
         return send_error(req, ERR_INVALID, "an HTTP/1.1 request must have a Host header");
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_content_length, &cl);
-    if (cl.differ)
+    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_head_header, &h);
+    if (h.lengths_differ)
         return send_error(req, ERR_INVALID, "the request has differing Content-Length headers");
-    if ((framing = framing_problem(req, cl.first != NULL)) != NULL)
+    if ((framing = framing_problem(&h)) != NULL)
         return send_error(req, ERR_INVALID, "%s", framing);
-    MHD_get_connection_values_n(req->conn, MHD_HEADER_KIND, on_single_header, &rep);
-    if (rep.name)
+    if (h.repeated)
         return send_error(req, ERR_INVALID, "the request has more than one %s header: send one",
-                          rep.name);
+                          h.repeated);
     if (w && w->many_args)
         return send_error(req, ERR_INVALID, "%s", MANY_ARGS_MESSAGE);
     MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &query_clean);
