@@ -418,6 +418,12 @@ static int app_init(struct app *a)
     if (load_config(&a->cfg))
         return 1;
     a->threads = thread_count(&a->cfg);
+    /*
+     * One malloc arena per serving thread (at least two), shared by the pools' threads: with
+     * glibc's default (eight per core) each pool thread that writes kept an arena of its own
+     * warm, ~400 KiB each (measured: 16 write threads took peak RSS from 15.5 to 20 MiB).
+     */
+    mallopt(M_ARENA_MAX, a->threads > 2 ? a->threads : 2);
     if (config_require_serve(&a->cfg, err, sizeof(err)) != ERR_OK)
         return fail(err);
     if (load_tiers(&a->cfg, &a->tiers) || load_gate(&a->cfg, &a->tiers, &a->gate) ||
@@ -490,12 +496,14 @@ static int cmd_serve(int argc, char **argv)
                                      .max_body = (size_t)a.cfg.max_body_bytes,
                                      .dispatch = api_dispatch,
                                      .app = &a.api,
-                                     .is_slow = api_is_slow,
+                                     .pool_of = api_pool_of,
                                      .decorate = api_decorate,
                                      .slow_workers = (int)a.cfg.stripe_concurrency,
                                      .slow_queue = (int)a.cfg.stripe_queue_max,
                                      .slow_per_client = (int)a.cfg.stripe_per_client_max,
-                                     .client_key = api_bearer_credential };
+                                     .client_key = api_bearer_credential,
+                                     .write_workers = (int)a.cfg.write_concurrency,
+                                     .write_queue = (int)a.cfg.write_queue_max };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
         fail(err);
         goto out;

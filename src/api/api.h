@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "http/request.h"
+#include "http/server.h"
 
 struct config;
 struct store;
@@ -61,8 +62,11 @@ void api_dispatch(void *app, struct request *req, struct response *resp);
 /* "METHOD /path" of each route of the table, for the metrics' labels; *n how many. */
 const char *const *api_route_labels(size_t *n);
 
-/* The request's route calls Stripe (ROUTE_SLOW): the server runs it off its serving threads. */
-bool api_is_slow(void *app, const struct request *req);
+/*
+ * The pool that runs the request: HTTP_POOL_SLOW when its route calls Stripe (ROUTE_SLOW),
+ * HTTP_POOL_WRITE for a hot write (ROUTE_WRITE), else HTTP_POOL_NONE (the serving thread).
+ */
+enum http_pool api_pool_of(void *app, const struct request *req);
 
 /* http_server_params.decorate: CORS headers on the server's own answers to browser routes. */
 void api_decorate(void *app, const struct request *req, struct response *resp);

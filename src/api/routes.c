@@ -33,7 +33,7 @@ static const struct route routes[] = {
     { "POST", P "/create-checkout-session", AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_create_checkout_session },
     { "POST", P "/customer-portal",         AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_customer_portal },
     { "POST", P "/cancel-subscription",     AUTH_USER, B | ROUTE_SLOW,  payments_cancel_subscription },
-    { "POST", P "/webhook",                 AUTH_STRIPE, ROUTE_RAW_BODY, payments_webhook },
+    { "POST", P "/webhook",                 AUTH_STRIPE, ROUTE_RAW_BODY | ROUTE_WRITE, payments_webhook },
     { "POST", P "/checkout-success",        AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_checkout_success },
     { "POST", P "/change-plan",             AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_change_plan },
     { "POST", P "/preview-plan-change",     AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_preview_plan_change },
@@ -41,9 +41,9 @@ static const struct route routes[] = {
     { "POST", P "/resume-subscription",     AUTH_USER, B | ROUTE_SLOW,  payments_resume_subscription },
     { "GET",  P "/usage",                   AUTH_USER, B,               access_usage },
     { "GET",  A "/check",                   AUTH_USER_OR_SERVICE, B,    access_check },
-    { "POST", A "/consume",                 AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_consume },
-    { "POST", A "/track",                   AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_track },
-    { "POST", A "/refund",                  AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY, access_refund },
+    { "POST", A "/consume",                 AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY | ROUTE_WRITE, access_consume },
+    { "POST", A "/track",                   AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY | ROUTE_WRITE, access_track },
+    { "POST", A "/refund",                  AUTH_USER_OR_SERVICE, ROUTE_JSON_BODY | ROUTE_WRITE, access_refund },
     { "GET",  A "/usage",                   AUTH_USER_OR_SERVICE, 0,    access_usage_read },
     { "GET",  A "/gate",                    AUTH_NONE, 0,               access_gate },
     { "POST", A "/grants",                  AUTH_SERVICE, ROUTE_JSON_BODY, access_grant_create },
@@ -177,17 +177,20 @@ static enum err route_and_run(struct request *req, struct response *resp, size_t
     return r->handler(req, resp);
 }
 
-bool api_is_slow(void *app, const struct request *req)
+enum http_pool api_pool_of(void *app, const struct request *req)
 {
     const struct route *r = NULL;
     char allow[64];
 
     (void)app;
-    if (req->method[0] != 'P') /* every route that calls Stripe is a POST: the hot GETs skip */
-        return false;
-    return router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, allow,
-                        sizeof(allow)) == ERR_OK &&
-           (r->flags & ROUTE_SLOW);
+    if (req->method[0] != 'P') /* every route run on a pool is a POST: the hot GETs skip */
+        return HTTP_POOL_NONE;
+    if (router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, allow,
+                     sizeof(allow)) != ERR_OK)
+        return HTTP_POOL_NONE;
+    return (r->flags & ROUTE_SLOW)    ? HTTP_POOL_SLOW
+           : (r->flags & ROUTE_WRITE) ? HTTP_POOL_WRITE
+                                      : HTTP_POOL_NONE;
 }
 
 /* The CORS headers of an answer to a browser route from a configured origin. */

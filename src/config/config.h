@@ -79,6 +79,8 @@ struct config {
     int64_t stripe_concurrency;         /* STRIPE_CONCURRENCY: requests calling Stripe at once */
     int64_t stripe_queue_max;           /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
     int64_t stripe_per_client_max;      /* STRIPE_PER_CLIENT_MAX: one client's, then 429 */
+    int64_t write_concurrency;          /* WRITE_CONCURRENCY: hot writes in flight, 0 = inline */
+    int64_t write_queue_max;            /* WRITE_QUEUE_MAX: waiting for those, then 503 */
     int64_t entitlement_cache_users;    /* ENTITLEMENT_CACHE_USERS: entries, 0 = no cache */
     int64_t entitlement_cache_ttl_ms;   /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
     bool entitlement_cache_listen;      /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */

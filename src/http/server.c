@@ -95,6 +95,7 @@ struct watch {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct offload *slow;      /* the pool for requests that call Stripe; NULL without one */
+    struct offload *write;     /* the pool for requests that write; NULL without one */
     struct client_slots *cap;  /* each client's requests on that pool; NULL: no cap */
     pthread_mutex_t watch_mu;  /* guards watched, the watches and watcher_stop */
     pthread_cond_t watch_cond; /* wakes the watcher to stop */
@@ -342,6 +343,22 @@ static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
                        "too many requests are waiting for Stripe: try again in a few seconds");
 }
 
+/* Sends a write to the write pool, its connection suspended; a full queue is answered 503. */
+static enum MHD_Result offload_write(struct http_server *s, struct server_request *sr)
+{
+    struct request *req = &sr->req;
+
+    MHD_suspend_connection(req->conn);
+    atomic_store(&sr->slow, SLOW_RUNNING);
+    if (offload_submit(s->write, run_slow, sr))
+        return MHD_YES;
+    metrics_write_refused();
+    log_warn("%s %s: %d writes already wait for the database: 503", req->method, req->path,
+             s->p.write_queue);
+    return refuse_slow(s, sr, ERR_UNAVAILABLE, "busy",
+                       "too many writes are waiting for the database: try again in a few seconds");
+}
+
 static enum MHD_Result dispatch(struct http_server *s, struct request *req)
 {
     struct server_request *sr = (struct server_request *)req;
@@ -359,8 +376,18 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
     case SLOW_NONE:
         break;
     }
-    if (s->slow && s->p.is_slow && s->p.is_slow(s->p.app, req))
-        return offload(s, sr);
+    switch (s->p.pool_of ? s->p.pool_of(s->p.app, req) : HTTP_POOL_NONE) {
+    case HTTP_POOL_SLOW:
+        if (s->slow)
+            return offload(s, sr);
+        break;
+    case HTTP_POOL_WRITE:
+        if (s->write)
+            return offload_write(s, sr);
+        break;
+    case HTTP_POOL_NONE:
+        break;
+    }
     s->p.dispatch(s->p.app, req, &resp);
     return answer(req, &resp);
 }
@@ -951,11 +978,20 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     s = xcalloc(1, sizeof(*s));
     s->p = *p;
     s->port = port;
-    if (p->is_slow && p->slow_per_client > 0)
+    if (p->pool_of && p->slow_per_client > 0)
         s->cap = client_slots_new(CLIENT_SLOT_BUCKETS, p->slow_per_client);
-    if (p->is_slow && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
+    if (p->pool_of && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
         snprintf(errbuf, errlen, "cannot start the threads for requests that call Stripe");
         close(fd);
+        client_slots_free(s->cap);
+        free(s);
+        return ERR_INTERNAL;
+    }
+    if (p->pool_of && p->write_workers > 0 &&
+        !(s->write = offload_new(p->write_workers, p->write_queue))) {
+        snprintf(errbuf, errlen, "cannot start the threads for requests that write");
+        close(fd);
+        offload_free(s->slow);
         client_slots_free(s->cap);
         free(s);
         return ERR_INTERNAL;
@@ -982,6 +1018,7 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
         snprintf(errbuf, errlen, "cannot serve on %s: the HTTP library did not start", name);
         close(fd);
         offload_free(s->slow);
+        offload_free(s->write);
         server_free(s);
         return ERR_UNAVAILABLE;
     }
@@ -1019,6 +1056,7 @@ void http_server_stop(struct http_server *s, int64_t grace_ms)
         pthread_join(s->watcher, NULL);
     }
     offload_free(s->slow); /* what runs there finishes and resumes its connection first */
+    offload_free(s->write);
     MHD_stop_daemon(s->daemon);
     server_free(s);
 }

@@ -18,6 +18,13 @@ struct http_server; /* opaque */
 /* Called once per complete request, on a worker thread; must set resp->status. */
 typedef void (*http_dispatch_fn)(void *app, struct request *req, struct response *resp);
 
+/* Where a request runs: on the serving thread, or on one of the server's pools. */
+enum http_pool {
+    HTTP_POOL_NONE,  /* the serving thread */
+    HTTP_POOL_SLOW,  /* it calls Stripe */
+    HTTP_POOL_WRITE, /* a hot write */
+};
+
 struct http_server_params {
     const char *host; /* numeric address to bind ("127.0.0.1", "::1", "0.0.0.0") */
     uint16_t port;    /* 0 = any free port (see http_server_port) */
@@ -26,11 +33,11 @@ struct http_server_params {
     http_dispatch_fn dispatch;
     void *app; /* passed to dispatch */
     /*
-     * Requests for which is_slow(app, req) (may be NULL) is true are dispatched on a pool of
-     * slow_workers threads with at most slow_queue waiting, their connections suspended
+     * Which pool, if any, runs the request (pool_of may be NULL: none). HTTP_POOL_SLOW: a pool
+     * of slow_workers threads with at most slow_queue waiting, their connections suspended
      * meanwhile; past that they are answered 503 with Retry-After.
      */
-    bool (*is_slow)(void *app, const struct request *req);
+    enum http_pool (*pool_of)(void *app, const struct request *req);
     int slow_workers;
     int slow_queue;
     /*
@@ -41,6 +48,15 @@ struct http_server_params {
      */
     int slow_per_client;
     bool (*client_key)(const struct request *req, const char **key, size_t *len);
+    /*
+     * HTTP_POOL_WRITE: a pool of write_workers threads with at most write_queue waiting, their
+     * connections suspended meanwhile, so that the serving threads go on reading requests while
+     * writes wait for their batch's commit (group commit forms batches from the writes in
+     * flight); past that they are answered 503 with Retry-After. write_workers 0: no such pool,
+     * those requests are served on the serving thread.
+     */
+    int write_workers;
+    int write_queue;
     /*
      * Adds the application's headers (CORS) to an answer the server makes itself: a refused
      * head, a body past the cap, a full slow queue. May be NULL.

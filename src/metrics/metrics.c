@@ -33,6 +33,7 @@ struct slot {
     struct histogram stripe_latency;
     uint64_t queue_refusals[METRICS_QUEUE_REFUSALS];
     uint64_t storage_errors;
+    uint64_t write_refusals;
     struct slot *next;
 };
 
@@ -133,6 +134,11 @@ void metrics_queue_refused(enum metrics_queue_refusal why)
 {
     if ((size_t)why < METRICS_QUEUE_REFUSALS)
         add(&slot()->queue_refusals[why], 1);
+}
+
+void metrics_write_refused(void)
+{
+    add(&slot()->write_refusals, 1);
 }
 
 void metrics_storage_error(void)
@@ -278,6 +284,11 @@ enum err metrics_render(struct buf *out)
          "Storage operations that failed for the database's sake.");
     put(out, "subgate_storage_errors_total %" PRIu64 "\n",
         total(offsetof(struct slot, storage_errors)));
+    head(out, "subgate_write_queue_refusals_total", "counter",
+         "Writes (consume, track, refund, webhooks) refused with 503 because WRITE_QUEUE_MAX "
+         "writes already waited for the write pool.");
+    put(out, "subgate_write_queue_refusals_total %" PRIu64 "\n",
+        total(offsetof(struct slot, write_refusals)));
     pthread_mutex_unlock(&g.mu);
     head(out, "subgate_open_connections", "gauge", "HTTP connections open now.");
     put(out, "subgate_open_connections %" PRId64 "\n",

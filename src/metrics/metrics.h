@@ -60,6 +60,9 @@ void metrics_stripe(int status, int64_t elapsed_us);
 /* A request that calls Stripe refused before the pool, for reason why. */
 void metrics_queue_refused(enum metrics_queue_refusal why);
 
+/* A write refused before the write pool: its queue was full (503). */
+void metrics_write_refused(void);
+
 /* A storage operation that failed (the database's fault, not the request's). */
 void metrics_storage_error(void);
 
