@@ -11,6 +11,7 @@
 # (environment): BENCH_DURATION (5s), BENCH_CONNECTIONS (32), BENCH_USERS (64), BENCH_EVENTS
 # (signed webhook events, 200000), BENCH_SERVER_CPU (0), BENCH_WRK_CPU (1), BENCH_HTTP_THREADS
 # (subgate's default), BENCH_GROUP_COMMIT (subgate's STORE_GROUP_COMMIT, on|off),
+# BENCH_WRITE_CONCURRENCY (subgate's WRITE_CONCURRENCY),
 # BENCH_USAGE_LEDGER (subgate's USAGE_LEDGER, on|off),
 # BENCH_LOG_LEVEL (info), BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1
 # profiles subgate with perf during each run, BENCH_STRICT=1 exits 1 when a target is missed,
@@ -149,6 +150,7 @@ SRV_ENV=(env -i "PATH=$PATH" "DATABASE_URL=$DB_URL" "JWT_SECRET=$JWT_SECRET"
 [ -z "${BENCH_HTTP_THREADS:-}" ] || SRV_ENV+=("HTTP_THREADS=$BENCH_HTTP_THREADS")
 [ -z "${BENCH_GROUP_COMMIT:-}" ] || SRV_ENV+=("STORE_GROUP_COMMIT=$BENCH_GROUP_COMMIT")
 [ -z "${BENCH_USAGE_LEDGER:-}" ] || SRV_ENV+=("USAGE_LEDGER=$BENCH_USAGE_LEDGER")
+[ -z "${BENCH_WRITE_CONCURRENCY:-}" ] || SRV_ENV+=("WRITE_CONCURRENCY=$BENCH_WRITE_CONCURRENCY")
 
 subgate() { (cd "$TMP" && "${SRV_ENV[@]}" "$BIN" "$@"); }
 
@@ -264,12 +266,22 @@ probe() {
 }
 
 # measure NAME URL SCRIPT [SCRIPT-ARGS...]: one wrk run; results in R_<field>[NAME].
-declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE R_CPU R_DBCPU
+declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE R_CPU R_DBCPU R_BATCH
+
+# store_counts: "WRITES COMMITS" from the first instance's /metrics (0 0 when unreadable).
+store_counts() {
+    curl -s "http://127.0.0.1:$SRV_PORT/metrics" | awk '
+        $1 == "subgate_store_writes_total" { w = $2 }
+        $1 == "subgate_store_commits_total" { c = $2 }
+        END { printf "%d %d\n", w, c }'
+}
+
 measure() {
     local name=$1 url=$2 script=$3 log="$TMP/wrk-$1.log" line
     shift 3
-    local perf_pid="" pids t0 t1 dbpids="" d0=0 d1=0
+    local perf_pid="" pids t0 t1 dbpids="" d0=0 d1=0 w0=0 c0=0 w1=0 c1=0
     pids=$(measured_pids "$name")
+    [ "${name#nginx}" != "$name" ] || read -r w0 c0 < <(store_counts)
     [ "${name#nginx}" != "$name" ] || dbpids=$(db_pids)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
@@ -290,6 +302,10 @@ measure() {
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
     fi
+    [ "${name#nginx}" != "$name" ] || read -r w1 c1 < <(store_counts)
+    R_BATCH[$name]=""
+    [ $((c1 - c0)) -le 0 ] || R_BATCH[$name]=$(awk -v w=$((w1 - w0)) -v c=$((c1 - c0)) \
+        'BEGIN { printf "%d writes in %d commits (%.1f a commit)", w, c, w / c }')
     line=$(grep '^BENCH_RESULT ' "$log" | tail -1) || die "no result from wrk for $name: $(tail -3 "$log")"
     # The fields in bench/report.lua's order.
     local requests duration p50 p99 status connect read write timeout
@@ -457,6 +473,7 @@ report() {
         [ -z "${BENCH_SUMMARY:-}" ] ||
             echo "$name ${R_RATE[$name]} ${V_RATIO%x} ${R_CPU[$name]}" >>"$BENCH_SUMMARY"
         [ -z "${R_NOTE[$name]:-}" ] || echo "    note: ${R_NOTE[$name]}"
+        [ -z "${R_BATCH[$name]:-}" ] || [ "$INSTANCES" != 1 ] || echo "    group commit: ${R_BATCH[$name]}"
     done
     local peak
     peak=$(rss_kib VmHWM)

@@ -15,11 +15,14 @@ struct job {
 struct offload {
     pthread_mutex_t mu;
     pthread_cond_t ready; /* a job queued, or stopping */
-    struct job *ring;     /* queue_max slots */
+    struct job *ring;     /* queue_max + workers_max slots */
     int queue_max, head, len;
+    int busy; /* jobs taken by a worker and not yet done */
     bool stopping;
     pthread_t *threads;
-    int workers;
+    int workers;     /* started so far */
+    int workers_max; /* the most that may be started */
+    int idle;        /* workers waiting for a job */
 };
 
 static void *worker_main(void *arg)
@@ -28,19 +31,33 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&o->mu);
     for (;;) {
+        o->idle++;
         while (o->len == 0 && !o->stopping)
             pthread_cond_wait(&o->ready, &o->mu);
+        o->idle--;
         if (o->len == 0)
             break; /* stopping, nothing left */
         struct job j = o->ring[o->head];
-        o->head = (o->head + 1) % o->queue_max;
+        o->head = (o->head + 1) % (o->queue_max + o->workers_max);
         o->len--;
+        o->busy++;
         pthread_mutex_unlock(&o->mu);
         j.fn(j.arg);
         pthread_mutex_lock(&o->mu);
+        o->busy--;
     }
     pthread_mutex_unlock(&o->mu);
     return NULL;
+}
+
+/* Starts one more worker; called with o->mu held, or before o is shared. */
+static bool worker_start(struct offload *o)
+{
+    if (o->workers >= o->workers_max ||
+        pthread_create(&o->threads[o->workers], NULL, worker_main, o) != 0)
+        return false;
+    o->workers++;
+    return true;
 }
 
 struct offload *offload_new(int workers, int queue_max)
@@ -48,18 +65,12 @@ struct offload *offload_new(int workers, int queue_max)
     struct offload *o = xcalloc(1, sizeof(*o));
 
     o->queue_max = queue_max < 1 ? 1 : queue_max;
-    o->ring = xcalloc((size_t)o->queue_max, sizeof(*o->ring));
-    o->threads = xcalloc((size_t)(workers < 1 ? 1 : workers), sizeof(*o->threads));
+    o->workers_max = workers < 1 ? 1 : workers;
+    o->ring = xcalloc((size_t)o->queue_max + (size_t)o->workers_max, sizeof(*o->ring));
+    o->threads = xcalloc((size_t)o->workers_max, sizeof(*o->threads));
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->ready, NULL);
-    for (int i = 0; i < (workers < 1 ? 1 : workers); i++) {
-        if (pthread_create(&o->threads[i], NULL, worker_main, o) != 0) {
-            log_warn("offload: started %d of %d workers", i, workers);
-            break;
-        }
-        o->workers++;
-    }
-    if (o->workers == 0) {
+    if (!worker_start(o)) { /* the rest start as jobs find every worker busy */
         offload_free(o);
         return NULL;
     }
@@ -71,14 +82,26 @@ bool offload_submit(struct offload *o, offload_fn fn, void *arg)
     bool queued = false;
 
     pthread_mutex_lock(&o->mu);
-    if (!o->stopping && o->len < o->queue_max) {
-        o->ring[(o->head + o->len) % o->queue_max] = (struct job){ fn, arg };
+    /* workers_max jobs may run and queue_max more wait, whether or not a worker took them yet */
+    if (!o->stopping && o->busy + o->len < o->workers_max + o->queue_max) {
+        o->ring[(o->head + o->len) % (o->queue_max + o->workers_max)] = (struct job){ fn, arg };
         o->len++;
         queued = true;
+        /* every worker busy: one more, while there may be more (else the job waits its turn) */
+        if (o->idle < o->len && o->workers < o->workers_max && !worker_start(o))
+            log_warn("offload: could not start worker %d of %d", o->workers + 1, o->workers_max);
         pthread_cond_signal(&o->ready);
     }
     pthread_mutex_unlock(&o->mu);
     return queued;
+}
+
+void offload_counts(struct offload *o, int *workers, int *idle)
+{
+    pthread_mutex_lock(&o->mu);
+    *workers = o->workers;
+    *idle = o->idle;
+    pthread_mutex_unlock(&o->mu);
 }
 
 void offload_free(struct offload *o)

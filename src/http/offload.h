@@ -12,11 +12,19 @@ struct offload; /* opaque */
 
 typedef void (*offload_fn)(void *arg);
 
-/* Starts workers (>= 1) threads taking jobs from a queue of at most queue_max (>= 1) waiting. */
+/*
+ * A pool of up to workers (>= 1) threads taking jobs from a queue of at most queue_max (>= 1)
+ * waiting. One thread starts here (NULL when it cannot); another starts each time a job is
+ * queued while every started thread is busy, until there are workers of them, so a pool sized
+ * for bursts costs no threads (and no memory of theirs) until bursts come.
+ */
 struct offload *offload_new(int workers, int queue_max);
 
 /* Queues fn(arg) for a worker; false (nothing queued) when the queue is full or stopping. */
 bool offload_submit(struct offload *o, offload_fn fn, void *arg);
+
+/* How many worker threads it has started so far, and how many of them wait for a job now. */
+void offload_counts(struct offload *o, int *workers, int *idle);
 
 /* Runs the queued jobs to the end, joins the workers and frees o. NULL is a no-op. */
 void offload_free(struct offload *o);
