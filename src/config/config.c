@@ -309,8 +309,8 @@ static const struct conf_var conf_vars[] = {
     { .name = "WRITE_CONCURRENCY",
       .kind = CONF_INT,
       .off = F(write_concurrency),
-      .def = "16",
-      .min = 0,
+      .def = "-1",
+      .min = -1,
       .max = 256 },
     { .name = "WRITE_QUEUE_MAX",
       .kind = CONF_INT,
@@ -710,8 +710,10 @@ static bool set_int(struct config *c, const struct conf_var *v, const char *val,
                     size_t whylen)
 {
     if (parse_i64(val, strlen(val), v->min, v->max, field(c, v->off)) != ERR_OK)
-        return reason(why, whylen, "must be an integer %lld-%lld, got '%.*s'", (long long)v->min,
-                      (long long)v->max, echo_len(strlen(val)), val);
+        return reason(why, whylen,
+                      v->min < 0 ? "must be an integer from %lld to %lld, got '%.*s'"
+                                 : "must be an integer %lld-%lld, got '%.*s'",
+                      (long long)v->min, (long long)v->max, echo_len(strlen(val)), val);
     return true;
 }
 

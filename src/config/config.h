@@ -69,18 +69,18 @@ struct config {
     char *listen_host;                     /* LISTEN: numeric address, IPv6 without brackets */
     int64_t listen_port;                   /* LISTEN: 1-65535 */
     char *tiers_file;                      /* TIERS_FILE: readable JSON file, NULL: built-in */
-    char *billing_theme_file;           /* BILLING_THEME_FILE: readable CSS, /billing/theme.css */
-    char *gate_rules_file;              /* GATE_RULES_FILE: readable JSON file, NULL: built-in */
-    bool gate_case_sensitive;           /* GATE_CASE_SENSITIVE: the app's router tells case */
-    int gate_path_params;               /* GATE_PATH_PARAMS: enum config_path_params */
-    int64_t past_due_grace_days;        /* PAST_DUE_GRACE_DAYS: 0-60; past_due keeps the tier */
-    int64_t max_body_bytes;             /* MAX_BODY_BYTES: request body cap, 1024-10485760 */
-    int64_t http_threads;               /* HTTP_THREADS: 1-256, 0 = one per core */
-    int64_t stripe_concurrency;         /* STRIPE_CONCURRENCY: requests calling Stripe at once */
-    int64_t stripe_queue_max;           /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
-    int64_t stripe_per_client_max;      /* STRIPE_PER_CLIENT_MAX: one client's, then 429 */
-    int64_t write_concurrency;          /* WRITE_CONCURRENCY: hot writes in flight, 0 = inline */
-    int64_t write_queue_max;            /* WRITE_QUEUE_MAX: waiting for those, then 503 */
+    char *billing_theme_file;      /* BILLING_THEME_FILE: readable CSS, /billing/theme.css */
+    char *gate_rules_file;         /* GATE_RULES_FILE: readable JSON file, NULL: built-in */
+    bool gate_case_sensitive;      /* GATE_CASE_SENSITIVE: the app's router tells case */
+    int gate_path_params;          /* GATE_PATH_PARAMS: enum config_path_params */
+    int64_t past_due_grace_days;   /* PAST_DUE_GRACE_DAYS: 0-60; past_due keeps the tier */
+    int64_t max_body_bytes;        /* MAX_BODY_BYTES: request body cap, 1024-10485760 */
+    int64_t http_threads;          /* HTTP_THREADS: 1-256, 0 = one per core */
+    int64_t stripe_concurrency;    /* STRIPE_CONCURRENCY: requests calling Stripe at once */
+    int64_t stripe_queue_max;      /* STRIPE_QUEUE_MAX: waiting for those, then 503 */
+    int64_t stripe_per_client_max; /* STRIPE_PER_CLIENT_MAX: one client's, then 429 */
+    int64_t write_concurrency; /* WRITE_CONCURRENCY: hot writes in flight, 0 inline, -1 by store */
+    int64_t write_queue_max;   /* WRITE_QUEUE_MAX: waiting for those, then 503 */
     int64_t entitlement_cache_users;    /* ENTITLEMENT_CACHE_USERS: entries, 0 = no cache */
     int64_t entitlement_cache_ttl_ms;   /* ENTITLEMENT_CACHE_TTL_MS: an entry's life, 1-3600000 */
     bool entitlement_cache_listen;      /* ENTITLEMENT_CACHE_LISTEN: PostgreSQL LISTEN/NOTIFY */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, test } from 'node:test';
-import { SERVICE_KEY, req, run, startServer, stopServer, userToken } from './lib.mjs';
+import { BACKEND, SERVICE_KEY, req, run, startServer, stopServer, userToken } from './lib.mjs';
 
 const A = '/api/v1/access';
 const HOLD_S = 2; // how long the lock is held: far under the 5 s a writer waits for it
@@ -79,7 +79,7 @@ function settleOrder(promises) {
 }
 
 test('writes waiting for their commit leave the serving thread free, and meet in one batch', async () => {
-  const srv = await start({});
+  const srv = await start({ WRITE_CONCURRENCY: '16' });
   assert.equal((await consume(srv, 'u_pool_warm')).status, 200); // the user's counter exists
   const writes0 = await metric(srv, 'subgate_store_writes_total');
   const commits0 = await metric(srv, 'subgate_store_commits_total');
@@ -145,10 +145,18 @@ test('WRITE_CONCURRENCY=0 serves writes on the serving threads', async () => {
   const r = await consume(srv, 'u_inline', 2);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.used, 2);
+  assert.match(srv.log, /\(1 threads, 0 write threads, database/);
+});
+
+test('by default the write pool has 16 threads on PostgreSQL and none on SQLite', async () => {
+  const srv = await start({});
+  const want = BACKEND === 'postgres' ? 16 : 0;
+  assert.match(srv.log, new RegExp(`\\(1 threads, ${want} write threads, database ${BACKEND}`), srv.log);
+  assert.equal((await consume(srv, 'u_default')).status, 200);
 });
 
 test('WRITE_CONCURRENCY and WRITE_QUEUE_MAX out of range stop start-up, naming them', () => {
-  for (const [name, value] of [['WRITE_CONCURRENCY', '257'], ['WRITE_CONCURRENCY', '-1'],
+  for (const [name, value] of [['WRITE_CONCURRENCY', '257'], ['WRITE_CONCURRENCY', '-2'],
     ['WRITE_QUEUE_MAX', '0'], ['WRITE_QUEUE_MAX', 'many']]) {
     const r = run(['check-config'], { env: { [name]: value, JWT_SECRET: 'x'.repeat(32) } });
     assert.notEqual(r.status, 0, `${name}=${value} accepted`);
