@@ -515,7 +515,7 @@ static int cmd_serve(int argc, char **argv)
                                      .slow_workers = (int)a.cfg.stripe_concurrency,
                                      .slow_queue = (int)a.cfg.stripe_queue_max,
                                      .slow_per_client = (int)a.cfg.stripe_per_client_max,
-                                     .client_key = api_bearer_credential,
+                                     .admit = api_admit,
                                      .write_workers = write_workers(&a.cfg, a.store),
                                      .write_queue = (int)a.cfg.write_queue_max };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {

@@ -68,7 +68,15 @@ const char *const *api_route_labels(size_t *n);
  */
 enum http_pool api_pool_of(void *app, const struct request *req);
 
-/* http_server_params.decorate: CORS headers on the server's own answers to browser routes. */
+/*
+ * Before a request that calls Stripe is queued: authenticates it as its route asks (false,
+ * with req->error, when that fails: answered at once) and names its client for the per-client
+ * cap: the user (req->user), so a user's tokens share one count and made-up ones get 401 at the
+ * door instead of a place in the queue.
+ */
+bool api_admit(void *app, struct request *req, const char **key, size_t *len);
+
+/* http_server_params.decorate: CORS headers (and a 401's challenge) on the server's own answers. */
 void api_decorate(void *app, const struct request *req, struct response *resp);
 
 #endif /* SUBGATE_API_API_H */

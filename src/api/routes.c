@@ -193,6 +193,24 @@ enum http_pool api_pool_of(void *app, const struct request *req)
                                       : HTTP_POOL_NONE;
 }
 
+bool api_admit(void *app, struct request *req, const char **key, size_t *len)
+{
+    const struct route *r = NULL;
+    char allow[64];
+
+    (void)app;
+    *key = NULL;
+    *len = 0;
+    if (router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, allow,
+                     sizeof(allow)) != ERR_OK)
+        return true; /* dispatch answers it */
+    if (api_authenticate(req, (enum auth_kind)r->auth) != ERR_OK)
+        return false;
+    *key = req->user; /* "" for a service or no caller: the keyless client */
+    *len = strlen(req->user);
+    return true;
+}
+
 /* The CORS headers of an answer to a browser route from a configured origin. */
 static void cors_answer(const struct request *req, size_t route, struct response *resp)
 {
@@ -211,6 +229,7 @@ void api_decorate(void *app, const struct request *req, struct response *resp)
     char allow[64];
 
     (void)app;
+    api_auth_challenge(req, resp); /* a 401 before the pool */
     if (router_match(routes, ARRAY_SIZE(routes), req->method, req->path, &r, allow,
                      sizeof(allow)) == ERR_OK)
         cors_answer(req, (size_t)(r - routes), resp);

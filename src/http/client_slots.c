@@ -34,7 +34,7 @@ struct client_slots *client_slots_new(int buckets, int per_client_max)
     cs->per_client_max = per_client_max < 1 ? 1 : per_client_max;
     cs->count = xcalloc(cs->buckets, sizeof(*cs->count));
     if (RAND_bytes(cs->hash_key, sizeof(cs->hash_key)) != 1)
-        log_warn("client slots: no random hash key: colliding credentials could be chosen");
+        log_warn("client slots: no random hash key: colliding keys could be chosen");
     pthread_mutex_init(&cs->mu, NULL);
     return cs;
 }
@@ -45,8 +45,8 @@ static unsigned int hex_digit(char c)
 }
 
 /*
- * The bucket of key: a keyed MAC, so the table never holds the credential and a client cannot
- * pick credentials that land on someone else's bucket. Should OpenSSL fail, every client
+ * The bucket of key: a keyed MAC, so the table never holds the key and a client cannot pick
+ * keys that land on someone else's bucket. Should OpenSSL fail, every client
  * shares bucket 0, which refuses sooner but never lets one client past its cap.
  */
 static unsigned int bucket_of(const struct client_slots *cs, const char *key, size_t len)

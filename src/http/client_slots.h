@@ -1,8 +1,8 @@
 /*
  * client_slots.h: how many slow requests (queued or running on the Stripe pool) each client has
  * in flight, so that one client, however many connections it opens, cannot fill the pool's
- * queue for everybody else (SPEC §8). A client is the credential it sends, hashed with a key
- * random per process: the credential itself is never stored.
+ * queue for everybody else (SPEC §8). A client is a key the caller gives (subgate's: the user
+ * a verified token names), hashed with a key random per process: the key itself is not stored.
  */
 #ifndef SUBGATE_HTTP_CLIENT_SLOTS_H
 #define SUBGATE_HTTP_CLIENT_SLOTS_H
@@ -14,7 +14,7 @@ struct client_slots; /* opaque */
 
 /*
  * A table of buckets (>= 1) counters, each allowing per_client_max (>= 1) requests in flight.
- * Memory is fixed whatever the number of distinct clients: credentials whose hashes share a
+ * Memory is fixed whatever the number of distinct clients: keys whose hashes share a
  * bucket share its count, which only refuses them sooner. Free with client_slots_free.
  */
 struct client_slots *client_slots_new(int buckets, int per_client_max);

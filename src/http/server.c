@@ -43,7 +43,7 @@
 
 /*
  * Buckets of the per-client count of slow requests (16 KiB, whatever the number of clients):
- * credentials that share one share its count, which stays rare with at most
+ * clients that share one share its count, which stays rare with at most
  * STRIPE_CONCURRENCY + STRIPE_QUEUE_MAX requests (72 by default) holding slots at once.
  */
 #define CLIENT_SLOT_BUCKETS 4096
@@ -282,19 +282,15 @@ static void run_slow(void *arg)
 }
 
 /*
- * Answers a slow request at once, nothing done: through the suspended connection's resume, as
- * the pool would, so the answer keeps the connection alive.
+ * Answers a slow request at once with req->error, nothing done: through the suspended
+ * connection's resume, as the pool would, so the answer keeps the connection alive.
  */
-static enum MHD_Result refuse_slow(struct http_server *s, struct server_request *sr, enum err e,
-                                   const char *code, const char *message)
+static enum MHD_Result refuse_now(struct http_server *s, struct server_request *sr)
 {
     struct request *req = &sr->req;
 
-    req->error.err = e;
-    (void)str_copy(req->error.code, sizeof(req->error.code), code); /* short literals */
-    (void)str_copy(req->error.message, sizeof(req->error.message), message);
     response_error(&sr->resp, req);
-    if (e == ERR_RATE_LIMITED)
+    if (req->error.err == ERR_RATE_LIMITED)
         (void)response_add_header(&sr->resp, "Retry-After", "1"); /* a constant: fits */
     if (s->p.decorate)
         s->p.decorate(s->p.app, req, &sr->resp);
@@ -303,31 +299,42 @@ static enum MHD_Result refuse_slow(struct http_server *s, struct server_request 
     return MHD_YES;
 }
 
-/* Takes a slot in the count of the request's client; false when it has its cap in flight. */
-static bool slot_take(struct http_server *s, struct server_request *sr)
+static enum MHD_Result refuse_slow(struct http_server *s, struct server_request *sr, enum err e,
+                                   const char *code, const char *message)
 {
-    const char *key = NULL;
-    size_t len = 0;
+    struct request *req = &sr->req;
 
+    req->error.err = e;
+    (void)str_copy(req->error.code, sizeof(req->error.code), code); /* short literals */
+    (void)str_copy(req->error.message, sizeof(req->error.message), message);
+    return refuse_now(s, sr);
+}
+
+/* Takes a slot in the count of the request's client; false when it has its cap in flight. */
+static bool slot_take(struct http_server *s, struct server_request *sr, const char *key, size_t len)
+{
     if (!s->cap)
         return true;
-    if (!s->p.client_key || !s->p.client_key(&sr->req, &key, &len))
-        len = 0; /* the requests without a credential are one client */
-    sr->has_slot = client_slots_take(s->cap, key, len, &sr->slot);
+    sr->has_slot = client_slots_take(s->cap, key, key ? len : 0, &sr->slot);
     return sr->has_slot;
 }
 
 /*
  * Sends the request to the slow pool, its connection suspended (first, so the pool's resume
- * never comes before it). A client past its cap is answered 429, a full queue 503, at once.
+ * never comes before it). A request admit refuses is answered at once, a client past its cap
+ * 429, a full queue 503.
  */
 static enum MHD_Result offload(struct http_server *s, struct server_request *sr)
 {
     struct request *req = &sr->req;
+    const char *key = NULL;
+    size_t len = 0;
 
     MHD_suspend_connection(req->conn);
     atomic_store(&sr->slow, SLOW_RUNNING);
-    if (!slot_take(s, sr)) {
+    if (s->p.admit && !s->p.admit(s->p.app, req, &key, &len))
+        return refuse_now(s, sr);
+    if (!slot_take(s, sr, key, len)) {
         metrics_queue_refused(METRICS_QUEUE_CLIENT_CAP);
         return refuse_slow(s, sr, ERR_RATE_LIMITED, "rate_limited",
                            "this client has too many requests waiting for Stripe: try again when "

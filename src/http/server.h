@@ -41,13 +41,15 @@ struct http_server_params {
     int slow_workers;
     int slow_queue;
     /*
-     * At most slow_per_client (0: no cap) of one client's slow requests are queued or running
-     * at once; past that its next is answered 429 at once, so no client fills the queue for
-     * the others. A client is the credential client_key finds in the request (NULL, or false:
-     * the requests without one are one client).
+     * Before a slow request is queued, admit(app, req, &key, &len) (may be NULL: every request
+     * is admitted, as the keyless client) checks it: false refuses it at once with req->error
+     * (a bad credential: the work never waits for the pool); true names its client by key (NULL
+     * or len 0: the requests without one are one client). At most slow_per_client (0: no cap)
+     * of one client's slow requests are queued or running at once; past that its next is
+     * answered 429 at once, so no client fills the queue for the others.
      */
     int slow_per_client;
-    bool (*client_key)(const struct request *req, const char **key, size_t *len);
+    bool (*admit)(void *app, struct request *req, const char **key, size_t *len);
     /*
      * HTTP_POOL_WRITE: a pool of write_workers threads with at most write_queue waiting, their
      * connections suspended meanwhile, so that the serving threads go on reading requests while

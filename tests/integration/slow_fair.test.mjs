@@ -1,5 +1,5 @@
 // slow_fair.test.mjs: one client cannot fill the queue of requests that wait for Stripe (SPEC
-// §8). Each credential may have STRIPE_PER_CLIENT_MAX of them queued or running; past that its
+// §8). Each user may have STRIPE_PER_CLIENT_MAX of them queued or running; past that its
 // next is answered 429 rate_limited with Retry-After at once, nothing done, and another user's
 // checkout still goes through. Slots come back when the work ends, also when the client left
 // while its request waited on a suspended connection. Bounded: a second of Stripe delay a call.
@@ -35,7 +35,7 @@ const env = {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const BODY = { tier: 'premium', success_url: `${ORIGIN}/ok`, cancel_url: `${ORIGIN}/no` };
-// One token per user, reused: the cap counts by credential.
+// One token per user, reused (the cap counts by user: tokens of one user share it).
 const tokenOf = (user) => userToken(user, { exp: now() + 3600 });
 const checkout = (srv, token) => req(srv, 'POST', `${P}/create-checkout-session`, {
   token, headers: { origin: ORIGIN }, body: BODY,
@@ -99,6 +99,49 @@ describe('one client cannot fill the Stripe queue', () => {
       assert.equal(counted, limited.length, 'each 429 is counted in /metrics');
       const again = await checkout(srv, a);
       assert.equal(again.status, 200, `A's slots came back: ${again.status} ${again.text}`);
+    } finally {
+      await slowStripe(false);
+      await stopServer(srv);
+    }
+  });
+
+  test('made-up tokens get 401 at once, never a place in a full queue', async () => {
+    const srv = await startServer({ ...env, STRIPE_API_BASE: emu.base });
+    try {
+      await slowStripe(true);
+      // Three users fill the pool: 2 running + 6 waiting, 3 + 3 + 2 within their caps.
+      const held = ['fill_a', 'fill_a', 'fill_a', 'fill_b', 'fill_b', 'fill_b', 'fill_c', 'fill_c']
+        .map((u) => checkout(srv, tokenOf(u)));
+      await sleep(300);
+      const t0 = Date.now();
+      const forged = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+        checkout(srv, `${tokenOf(`forged_${i}`)}x`)));
+      const took = Date.now() - t0;
+      for (const r of forged) {
+        assert.equal(r.status, 401, `a bad token past a full queue: ${r.status} ${r.text}`);
+        assert.equal(errorOf(r).code, 'invalid_token');
+        assert.match(r.headers.get('www-authenticate') || '', /^Bearer realm="subgate", error="invalid_token"$/);
+        assert.equal(r.headers.get('access-control-allow-origin'), ORIGIN, 'a page can read the 401');
+      }
+      assert.ok(took < DELAY_MS, `the 401s came before the first Stripe call ended (${took} ms)`);
+      const rs = await Promise.all(held);
+      for (const r of rs) assert.equal(r.status, 200, `${r.status} ${r.text}`);
+    } finally {
+      await slowStripe(false);
+      await stopServer(srv);
+    }
+  });
+
+  test('the tokens of one user share its cap', async () => {
+    const srv = await startServer({ ...env, STRIPE_API_BASE: emu.base });
+    try {
+      await slowStripe(true);
+      const tokens = Array.from({ length: PER_CLIENT + 2 }, (_, i) =>
+        userToken('fair_many_tokens', { exp: now() + 3600 + i }));
+      assert.equal(new Set(tokens).size, tokens.length, 'every token differs');
+      const rs = await Promise.all(tokens.map((t) => checkout(srv, t)));
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [...Array(PER_CLIENT).fill(200), 429, 429], `statuses: ${statuses}`);
     } finally {
       await slowStripe(false);
       await stopServer(srv);
