@@ -604,43 +604,72 @@ static void gate_refuse(struct gate_answer *a, int status, enum gate_reason reas
     a->reason = reason;
 }
 
-/* Consumes the rule's amount into *g; refuses when the quota is used up. */
-static void gate_consume(struct request *req, const struct gate_rule *r, struct quota_period p,
-                         int64_t now, struct usage_grant *g, struct gate_answer *a)
+/* The grant of rule r's amount for the request's user, and its outcome as asked. */
+static const struct tier_quota *gate_grant(struct request *req, const struct gate_rule *r,
+                                           const struct tier *t, struct quota_period p, int64_t now,
+                                           struct usage_grant *g, struct usage_outcome *o)
 {
     const struct api *api = req->app;
     int q = tier_catalog_quota_index(api->tiers, r->quota);
-    struct usage_outcome o = { .limit = a->tier->limits[q] };
+    const struct tier_quota *quota = &api->tiers->quotas[q];
 
-    *g = (struct usage_grant){ .n = r->amount, .limit = o.limit, .request_id = req->id };
-    a->quota = &api->tiers->quotas[q];
+    *o = (struct usage_outcome){ .limit = t->limits[q] };
+    *g = (struct usage_grant){ .n = r->amount, .limit = o->limit, .request_id = req->id };
     (void)str_copy(g->user_id, sizeof(g->user_id), req->user); /* same size */
-    (void)str_copy(g->quota, sizeof(g->quota), a->quota->id);  /* same size */
-    g->window_start = quota_span_of(a->quota->window, p, now).start;
-    if (store_usage_meter(api->store, g, &o) != ERR_OK) {
-        a->quota = NULL;
-        gate_refuse(a, 403, GATE_ERROR);
-        return;
-    }
-    a->state = gate_quota_state_of(a->quota->window, p, g->limit, o.used, now);
+    (void)str_copy(g->quota, sizeof(g->quota), quota->id);     /* same size */
+    g->window_start = quota_span_of(quota->window, p, now).start;
+    return quota;
+}
+
+/* The answer's quota state from grant g's outcome o; refuses when o was not granted. */
+static void gate_outcome(const struct tier_quota *quota, struct quota_period p, int64_t now,
+                         const struct usage_grant *g, const struct usage_outcome *o,
+                         struct gate_answer *a)
+{
+    a->quota = quota;
+    a->state = gate_quota_state_of(quota->window, p, g->limit, o->used, now);
     if (g->limit >= 0)
-        gate_quota_state_extra(&a->state, o.extra, o.balance);
-    if (!o.granted)
+        gate_quota_state_extra(&a->state, o->extra, o->balance);
+    if (!o->granted)
         gate_refuse(a, 403, GATE_QUOTA_EXCEEDED);
 }
 
-/* Gives back the n grants a refused request was given before its refusal. */
-static void gate_give_back(struct request *req, const struct usage_grant *grants, size_t n)
+/*
+ * Consumes the amount of every quota rule of m, all or nothing (one transaction): when one
+ * quota is used up, the units the others would take are not taken. The answer shows the
+ * refused quota, or the last one.
+ */
+static void gate_consume(struct request *req, const struct gate_match *m, struct quota_period p,
+                         int64_t now, struct gate_answer *a)
 {
     const struct api *api = req->app;
+    struct usage_grant g[GATE_FORMS_MAX];
+    struct usage_outcome o[GATE_FORMS_MAX];
+    const struct tier_quota *quotas[GATE_FORMS_MAX];
+    size_t n = 0, refused;
+    enum err err;
 
-    for (size_t i = 0; i < n; i++) {
-        struct usage_outcome o = { .limit = grants[i].limit };
-        bool replayed;
-        if (store_usage_refund(api->store, &grants[i], NULL, &o, &replayed) != ERR_OK)
-            log_warn("gate: %" PRId64 " '%s' units of a refused request were not given back",
-                     grants[i].n, grants[i].quota);
+    _Static_assert(GATE_FORMS_MAX <= STORE_METER_ALL_MAX, "every rule of a match at once");
+    for (size_t i = 0; i < m->count && n < GATE_FORMS_MAX; i++) {
+        if (!m->rules[i]->quota[0])
+            continue;
+        quotas[n] = gate_grant(req, m->rules[i], a->tier, p, now, &g[n], &o[n]);
+        n++;
     }
+    if (n == 0)
+        return;
+    err = n == 1 ? store_usage_meter(api->store, &g[0], &o[0])
+                 : store_usage_meter_all(api->store, g, o, n, &refused);
+    if (err) {
+        gate_refuse(a, 403, GATE_ERROR);
+        return;
+    }
+    if (n == 1)
+        refused = o[0].granted ? 1 : 0;
+    if (refused < n)
+        gate_outcome(quotas[refused], p, now, &g[refused], &o[refused], a);
+    else
+        gate_outcome(quotas[n - 1], p, now, &g[n - 1], &o[n - 1], a);
 }
 
 /* Refuses a signed-in user of tier a->tier when a rule of m needs a feature the tier lacks. */
@@ -664,31 +693,20 @@ static bool gate_features_allow(const struct api *api, const struct gate_match *
 
 /*
  * Decides for a signed-in user under every rule of m (one unless the path can be routed in
- * several ways, see gate_match_uri): each feature is needed, each quota consumed, and when one
- * is used up the units the others granted are given back: a refused request spends nothing.
+ * several ways, see gate_match_uri): each feature is needed, and the quotas are consumed all or
+ * nothing: a refused request spends nothing.
  */
 static void gate_user(struct request *req, const struct gate_match *m, struct gate_answer *a)
 {
-    struct usage_grant granted[GATE_FORMS_MAX];
     struct quota_period period;
     int64_t now = clock_now();
-    size_t n = 0;
 
     if (tier_of_user(req, req->user, now, &a->tier, &period) != ERR_OK) {
         gate_refuse(a, 403, GATE_ERROR);
         return;
     }
-    if (!gate_features_allow(req->app, m, a))
-        return;
-    for (size_t i = 0; i < m->count && a->status == 200; i++) {
-        if (!m->rules[i]->quota[0])
-            continue;
-        gate_consume(req, m->rules[i], period, now, &granted[n], a);
-        if (a->status == 200)
-            n++;
-    }
-    if (a->status != 200)
-        gate_give_back(req, granted, n);
+    if (gate_features_allow(req->app, m, a))
+        gate_consume(req, m, period, now, a);
 }
 
 enum err access_gate(struct request *req, struct response *resp)

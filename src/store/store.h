@@ -313,6 +313,19 @@ MUST_CHECK enum err store_usage_consume(struct store *st, const struct usage_gra
 MUST_CHECK enum err store_usage_meter(struct store *st, const struct usage_grant *g,
                                       struct usage_outcome *o);
 
+#define STORE_METER_ALL_MAX 8 /* grants store_usage_meter_all takes at once */
+
+/*
+ * store_usage_meter for n (1..STORE_METER_ALL_MAX) grants, all or nothing, in one transaction:
+ * they are metered in order, and when one is refused the ones granted before it are undone
+ * with it (no other request ever sees them spent). *refused is the index of the refused grant,
+ * or n when every one was granted. Each o[i] is as store_usage_meter leaves it, up to and
+ * including the refused one (the rest are left as asked): a granted one before a refusal
+ * shows what it would have been. A refusal at the first grant commits what a lone refusal does.
+ */
+MUST_CHECK enum err store_usage_meter_all(struct store *st, const struct usage_grant *g,
+                                          struct usage_outcome *o, size_t n, size_t *refused);
+
 /* One quota's counter as store_usage_read_many reads it. */
 struct usage_read {
     int64_t used;

@@ -408,6 +408,69 @@ enum err store_usage_meter(struct store *st, const struct usage_grant *g, struct
     return keyed_run(st, false, g, NULL, o, &replayed);
 }
 
+/* Grants metered together, all or nothing (store_usage_meter_all). */
+struct meter_all_arg {
+    struct consume_arg a[STORE_METER_ALL_MAX];
+    size_t n;
+    size_t refused; /* the index of the refused one, or n */
+};
+
+/*
+ * Meters each grant in turn, locked; the first refusal after a grant rolls the transaction
+ * back (ERR_QUOTA, a refusal: no storage error), so the grants before it are undone.
+ */
+static enum err meter_all_tx(struct store_tx *tx, void *arg)
+{
+    struct meter_all_arg *m = arg;
+
+    m->refused = m->n;
+    for (size_t i = 0; i < m->n; i++) {
+        struct consume_arg *a = &m->a[i];
+        enum err err;
+
+        if ((err = keyed_tx(tx, a)) != ERR_OK)
+            return err;
+        if (!a->step.granted) {
+            m->refused = i;
+            return i > 0 ? ERR_QUOTA : ERR_OK;
+        }
+    }
+    return ERR_OK;
+}
+
+enum err store_usage_meter_all(struct store *st, const struct usage_grant *g,
+                               struct usage_outcome *o, size_t n, size_t *refused)
+{
+    struct usage_outcome asked[STORE_METER_ALL_MAX];
+    struct meter_all_arg m = { .n = n };
+    enum err err;
+
+    *refused = n;
+    if (n == 0 || n > STORE_METER_ALL_MAX)
+        return ERR_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        if (!grant_ok(&g[i]) || g[i].track || !memchr(o[i].tier, '\0', sizeof(o[i].tier)))
+            return ERR_INVALID;
+        asked[i] = o[i];
+        m.a[i] = (struct consume_arg){ .st = st,
+                                       .ops = st->ops,
+                                       .locked = true,
+                                       .g = &g[i],
+                                       .o = &o[i] };
+    }
+    err = store_run(st, STORE_RUN_WRITE, meter_all_tx, &m);
+    if (err == ERR_QUOTA && m.refused < n)
+        err = ERR_OK; /* a refusal after a grant: rolled back, as meant */
+    if (err) {
+        memcpy(o, asked, n * sizeof(*o));
+        return err;
+    }
+    for (size_t i = m.refused + (m.refused < n); i < n; i++)
+        o[i] = asked[i]; /* never metered */
+    *refused = m.refused;
+    return ERR_OK;
+}
+
 enum err store_usage_refund(struct store *st, const struct usage_grant *g,
                             const struct store_idempotency *k, struct usage_outcome *o,
                             bool *replayed)

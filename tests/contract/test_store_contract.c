@@ -1986,12 +1986,61 @@ static void case_extras_concurrent(const char *url, const struct target *t)
     store_close(st);
 }
 
+/*
+ * store_usage_meter_all (the gate's several quota rules): all or nothing. A refusal after a
+ * grant undoes the grant; a refusal at the first grant is a lone refusal; with the ledger on,
+ * no entry is left by an undone grant.
+ */
+static void case_meter_all(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct usage_grant g[2] = { { "u_ma", "ai_minutes", 86400, 3, 10, false, NULL, "req_a" },
+                                { "u_ma", "scenarios", 86400, 1, 1, false, NULL, "req_b" } };
+    struct usage_outcome o[2] = { asked("free"), asked("free") };
+    struct usage_read rd[2];
+    struct ledger_entry l[8];
+    const char *quotas[] = { "ai_minutes", "scenarios" };
+    const int64_t starts[] = { 86400, 86400 };
+    size_t refused = 99;
+    int n = -1;
+
+    store_ledger_set(st, true);
+    o[1].limit = 1;
+    T_EQ_I64(store_usage_meter_all(st, g, o, 2, &refused), ERR_OK, "%s: both", t->name);
+    T_EQ_I64(refused, 2, "%s: both granted", t->name);
+    T_OK(o[0].granted && o[0].used == 3 && o[1].granted && o[1].used == 1, "%s: 3 and 1", t->name);
+    o[0] = asked("free");
+    o[1] = asked("free");
+    o[1].limit = 1;
+    T_EQ_I64(store_usage_meter_all(st, g, o, 2, &refused), ERR_OK, "%s: again", t->name);
+    T_EQ_I64(refused, 1, "%s: the second quota is used up", t->name);
+    T_OK(!o[1].granted && o[1].used == 1, "%s: its outcome: refused at 1", t->name);
+    T_EQ_I64(store_usage_read_many(st, "u_ma", 2, quotas, starts, rd), ERR_OK, "%s: read", t->name);
+    T_EQ_I64(rd[0].used, 3, "%s: the first quota's 3 were undone", t->name);
+    T_EQ_I64(rd[1].used, 1, "%s: the second unchanged", t->name);
+    T_EQ_I64(store_ledger_list(st, "u_ma", NULL, 0, 8, l, &n), ERR_OK, "%s: ledger", t->name);
+    T_EQ_I64(n, 2, "%s: only the first call's two entries", t->name);
+    /* the used-up quota first: a lone refusal, nothing to undo */
+    struct usage_grant rev[2] = { g[1], g[0] };
+    struct usage_outcome ro[2] = { asked("free"), asked("free") };
+    ro[0].limit = 1;
+    T_EQ_I64(store_usage_meter_all(st, rev, ro, 2, &refused), ERR_OK, "%s: reversed", t->name);
+    T_EQ_I64(refused, 0, "%s: refused at the first", t->name);
+    T_OK(!ro[0].granted && ro[1].used == 0 && !ro[1].granted, "%s: the second left as asked",
+         t->name);
+    T_EQ_I64(store_usage_meter_all(st, g, o, 0, &refused), ERR_INVALID, "%s: none", t->name);
+    T_EQ_I64(store_usage_meter_all(st, g, o, STORE_METER_ALL_MAX + 1, &refused), ERR_INVALID,
+             "%s: too many", t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
     bool persistent_only;
 } cases[] = {
     { "ledger", case_ledger, false },
+    { "meter_all", case_meter_all, false },
     { "grace_transitions", case_grace_transitions, false },
     { "extras_concurrent", case_extras_concurrent, false },
     { "migrate", case_migrate, false },

@@ -143,6 +143,11 @@ describe('the gate endpoint and X-Original-URI', () => {
     const u = await req(srv, 'GET', `/api/v1/access/usage?user_id=${user}`, { token: SERVICE_KEY });
     assert.equal(u.body.quotas.ai_minutes.used, 0, 'nothing spent by a refused request');
     assert.equal(u.body.quotas.scenarios.used, 5);
+    // All or nothing in one transaction: no AI minute was ever spent, so the ledger has no
+    // entry for one (a grant given back by a refund afterwards left a consume and a refund).
+    const l = await req(srv, 'GET', `/api/v1/access/ledger?user_id=${user}&quota=ai_minutes`, { token: SERVICE_KEY });
+    assert.equal(l.status, 200, l.text);
+    assert.deepEqual(l.body.data.map((e) => e.kind), [], 'no AI minute entries after refusals');
     const ok = await gate({ 'x-original-uri': '/api/ai/../scenarios/x', ...auth(user) });
     assert.equal(ok.status, 200, 'an AI path only: one minute');
     const after = await req(srv, 'GET', `/api/v1/access/usage?user_id=${user}`, { token: SERVICE_KEY });
