@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { after, test } from 'node:test';
-import { BACKEND, SERVICE_KEY, req, run, startServer, stopServer, userToken } from './lib.mjs';
+import { BACKEND, SERVICE_KEY, logged, req, run, startServer, stopServer, userToken } from './lib.mjs';
 
 const A = '/api/v1/access';
 const HOLD_S = 2; // how long the lock is held: far under the 5 s a writer waits for it
@@ -136,7 +136,7 @@ test('a full write queue answers 503 busy at once, nothing done', async () => {
   const u = await req(srv, 'GET', '/api/v1/payments/usage', { token: userToken('u_full') });
   assert.equal(u.body.ai_minutes_used, 1 + 2 + 3);
   assert.equal(u.body.scenarios_completed, 0);
-  assert.match(srv.log, /writes already wait for the database: 503/);
+  assert.ok(await logged(srv, /writes already wait for the database: 503/), srv.log);
   assert.equal(await metric(srv, 'subgate_write_queue_refusals_total'), 2);
 });
 
@@ -145,13 +145,14 @@ test('WRITE_CONCURRENCY=0 serves writes on the serving threads', async () => {
   const r = await consume(srv, 'u_inline', 2);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.used, 2);
-  assert.match(srv.log, /\(1 threads, 0 write threads, database/);
+  assert.ok(await logged(srv, /\(1 threads, 0 write threads, database/), srv.log);
 });
 
 test('by default the write pool has 16 threads on PostgreSQL and none on SQLite', async () => {
   const srv = await start({});
   const want = BACKEND === 'postgres' ? 16 : 0;
-  assert.match(srv.log, new RegExp(`\\(1 threads, ${want} write threads, database ${BACKEND}`), srv.log);
+  const line = new RegExp(`\\(1 threads, ${want} write threads, database ${BACKEND}`);
+  assert.ok(await logged(srv, line), srv.log);
   assert.equal((await consume(srv, 'u_default')).status, 200);
 });
 
