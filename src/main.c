@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "api/auth.h"
 #include "api/events_cli.h"
 #include "api/help.h"
 #include "api/outbox.h"
