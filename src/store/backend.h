@@ -83,6 +83,11 @@ struct store_keyed_row {
  */
 struct store_ops {
     const char *name;
+    /*
+     * Several instances write one database (PostgreSQL). Where not, this process makes every
+     * change of the usage counters that serving sees, and keeps them in memory (rows.c).
+     */
+    bool shared;
     void (*close)(struct store *st);
     enum err (*run)(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
                     char *errbuf, size_t errlen);
@@ -304,6 +309,8 @@ struct store {
     const struct store_ops *ops;
     struct store_maint *maint;      /* the pruning thread (store.c); NULL when not started */
     struct entcache *cache;         /* the entitlement cache (entcache.h); NULL when off */
+    struct entcache *usage_cache;   /* the usage counters, read by store_usage_read_many,
+                                       where the engine is not shared; NULL when off */
     struct store_watch *watch;      /* ops->watch_start's, stopped by store_close; NULL when none */
     struct store_group *group;      /* the group commit queue (group.c); NULL: every write alone */
     struct store_grants *grants;    /* the snapshot of grants in force (grants.c) */
@@ -416,6 +423,9 @@ void store_cache_forget(struct store *st, const char *user_id);
 
 /* After a run that may have written any user's subscriptions: drops every entry. */
 void store_cache_clear(struct store *st);
+
+/* Drops what usage_cache holds of user_id: after a run that may have changed its counters. */
+void store_usage_forget(struct store *st, const char *user_id);
 /* store_run with ops->run's message buffer. */
 MUST_CHECK enum err store_run_msg(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                                   void *arg, char *errbuf, size_t errlen);

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,14 +16,16 @@
 #include "base/xalloc.h"
 #include "store/backend.h"
 
-#define ENTRY_DATA 360 /* the user id, then the packed subscription: real ids fit many times */
+#define ENTRY_DATA ENTCACHE_DATA_MAX
 
 struct entry {
     uint64_t hash;         /* of the user id; 0: the entry is empty */
     uint64_t epoch;        /* its shard's epoch when stored: from another one, it is empty */
     int64_t expires_ms;    /* monotonic: the entry is no longer used from then on */
-    bool has_sub;          /* false: the user had no subscription */
-    char data[ENTRY_DATA]; /* the user id and its NUL, then the fields, each as pack() wrote */
+    bool has_sub;          /* false: the user had no subscription (or: a value is held) */
+    uint16_t len;          /* the bytes of data in use */
+    char data[ENTRY_DATA]; /* the user id and its NUL, then the fields as pack() wrote them or
+                              the value as entcache_put_value() was given it */
 };
 
 /* One lock and one generation for a slice of the sets, on a cache line of its own. */
@@ -123,6 +126,21 @@ static bool pack(struct entry *e, uint64_t hash, const char *user_id,
         if (!fits)
             return false;
     }
+    e->len = (uint16_t)n;
+    return true;
+}
+
+/* Fills e (but its expiry) with user_id and the len bytes of value. False when they do not fit. */
+static bool pack_value(struct entry *e, uint64_t hash, const char *user_id, const void *value,
+                       size_t len)
+{
+    size_t n = 0;
+
+    e->hash = hash;
+    e->has_sub = false;
+    if (!data_append(e, &n, user_id, strlen(user_id) + 1) || !data_append(e, &n, value, len))
+        return false;
+    e->len = (uint16_t)n;
     return true;
 }
 
@@ -184,57 +202,98 @@ size_t entcache_capacity(const struct entcache *c)
     return c->nsets * ENTCACHE_WAYS;
 }
 
-enum entcache_result entcache_get(struct entcache *c, const char *user_id, int64_t now_ms,
-                                  struct subscription *out, struct entcache_ticket *t)
+/*
+ * Copies user_id's entry, fresh at now_ms, to *copy; else drops an expired one. Takes a ticket
+ * either way (a value's reader may find the entry is not what it wants).
+ */
+static bool lookup(struct entcache *c, const char *user_id, int64_t now_ms, struct entry *copy,
+                   struct entcache_ticket *t)
 {
     uint64_t hash = user_hash(user_id);
     size_t set = set_of(c, hash);
     struct shard *s = shard_of(c, set);
-    struct entry copy;
     struct entry *e;
+    bool hit;
 
     pthread_mutex_lock(&s->mu);
-    e = set_find(c, set, hash, user_id);
-    if (e && now_ms < e->expires_ms) {
-        memcpy(&copy, e, sizeof(copy));
-        pthread_mutex_unlock(&s->mu);
-        if (!copy.has_sub)
-            return ENTCACHE_NONE;
-        unpack(&copy, out);
-        return ENTCACHE_SUB;
-    }
-    if (e)
-        e->hash = 0; /* expired */
     t->gen = s->gen;
     t->start_ms = now_ms;
+    e = set_find(c, set, hash, user_id);
+    hit = e && now_ms < e->expires_ms;
+    if (hit)
+        memcpy(copy, e, offsetof(struct entry, data) + e->len);
+    else if (e)
+        e->hash = 0; /* expired */
     pthread_mutex_unlock(&s->mu);
-    return ENTCACHE_MISS;
+    return hit;
+}
+
+/* Stores packed (but its expiry and epoch) for its user, unless a write since t forbids it. */
+static bool keep(struct entcache *c, const char *user_id, struct entry *packed,
+                 const struct entcache_ticket *t)
+{
+    size_t set = set_of(c, packed->hash);
+    struct shard *s = shard_of(c, set);
+    struct entry *e;
+
+    packed->expires_ms = t->start_ms + c->ttl_ms;
+    pthread_mutex_lock(&s->mu);
+    packed->epoch = s->epoch;
+    if (s->gen != t->gen) {
+        pthread_mutex_unlock(&s->mu); /* a write since the read began: the value may predate it */
+        return false;
+    }
+    e = set_find(c, set, packed->hash, user_id);
+    if (!e)
+        e = set_victim(c, set);
+    memcpy(e, packed, offsetof(struct entry, data) + packed->len);
+    pthread_mutex_unlock(&s->mu);
+    return true;
+}
+
+enum entcache_result entcache_get(struct entcache *c, const char *user_id, int64_t now_ms,
+                                  struct subscription *out, struct entcache_ticket *t)
+{
+    struct entry copy;
+
+    if (!lookup(c, user_id, now_ms, &copy, t))
+        return ENTCACHE_MISS;
+    if (!copy.has_sub)
+        return ENTCACHE_NONE;
+    unpack(&copy, out);
+    return ENTCACHE_SUB;
 }
 
 bool entcache_put(struct entcache *c, const char *user_id, const struct subscription *sub,
                   const struct entcache_ticket *t)
 {
-    uint64_t hash = user_hash(user_id);
-    size_t set = set_of(c, hash);
-    struct shard *s = shard_of(c, set);
     struct entry packed;
-    struct entry *e;
 
-    if (!pack(&packed, hash, user_id, sub))
+    return pack(&packed, user_hash(user_id), user_id, sub) && keep(c, user_id, &packed, t);
+}
+
+bool entcache_get_value(struct entcache *c, const char *user_id, int64_t now_ms, void *out,
+                        size_t *len, struct entcache_ticket *t)
+{
+    struct entry copy;
+    size_t at;
+
+    *len = 0;
+    if (!lookup(c, user_id, now_ms, &copy, t))
         return false;
-    packed.expires_ms = t->start_ms + c->ttl_ms;
-    pthread_mutex_lock(&s->mu);
-    packed.epoch = s->epoch;
-    if (s->gen != t->gen) {
-        pthread_mutex_unlock(&s->mu); /* a write since the read began: the value may predate it */
-        return false;
-    }
-    e = set_find(c, set, hash, user_id);
-    if (!e)
-        e = set_victim(c, set);
-    memcpy(e, &packed, sizeof(*e));
-    pthread_mutex_unlock(&s->mu);
+    at = strlen(copy.data) + 1;
+    *len = copy.len - at;
+    memcpy(out, copy.data + at, *len);
     return true;
+}
+
+bool entcache_put_value(struct entcache *c, const char *user_id, const void *value, size_t len,
+                        const struct entcache_ticket *t)
+{
+    struct entry packed;
+
+    return pack_value(&packed, user_hash(user_id), user_id, value, len) &&
+           keep(c, user_id, &packed, t);
 }
 
 void entcache_invalidate(struct entcache *c, const char *user_id)

@@ -1,7 +1,8 @@
 /*
  * entcache.h: the entitlement cache (issue #13 item 1): each user's subscription as
  * store_subscription_get_for_user reads it (or that there is none), kept in memory for a bounded
- * time. store.c owns one per store; nothing outside store/ includes this header.
+ * time. store.c owns one per store, and a second that holds the usage counters where only this
+ * process writes them (entcache_get_value); nothing outside store/ includes this header.
  *
  * Memory is bounded and taken once: users entries (rounded up to a multiple of ENTCACHE_WAYS),
  * in ENTCACHE_SHARDS shards, each behind its own mutex. A hit copies the entry out under the
@@ -27,6 +28,8 @@
 
 #define ENTCACHE_WAYS   4  /* entries per set: a set is searched whole, its oldest evicted */
 #define ENTCACHE_SHARDS 64 /* locks, at the most: fewer when there are fewer sets */
+/* An entry's bytes: the user id and its NUL, then the subscription's fields or the value */
+#define ENTCACHE_DATA_MAX 360
 
 struct entcache;
 
@@ -64,6 +67,18 @@ enum entcache_result entcache_get(struct entcache *c, const char *user_id, int64
  */
 bool entcache_put(struct entcache *c, const char *user_id, const struct subscription *sub,
                   const struct entcache_ticket *t);
+
+/*
+ * The same table holding, instead of subscriptions, a value of bytes per user, opaque here (the
+ * store keeps the usage counters this way). On a hit *len bytes are copied to out, which holds
+ * ENTCACHE_DATA_MAX. Either way *t is a ticket for an entcache_put_value after a database read
+ * (the caller may find the value is not the one it wants). The put is refused as entcache_put's is,
+ * and when the user id and the value together pass ENTCACHE_DATA_MAX.
+ */
+bool entcache_get_value(struct entcache *c, const char *user_id, int64_t now_ms, void *out,
+                        size_t *len, struct entcache_ticket *t);
+bool entcache_put_value(struct entcache *c, const char *user_id, const void *value, size_t len,
+                        const struct entcache_ticket *t);
 
 /* Drops user_id's entry and refuses the puts of tickets taken before. */
 void entcache_invalidate(struct entcache *c, const char *user_id);

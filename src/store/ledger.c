@@ -198,6 +198,7 @@ enum err store_quota_grant(struct store *st, const struct quota_grant_in *in,
     err = store_run(st, STORE_RUN_WRITE, grant_tx, &a);
     if (!err)
         atomic_store(&st->extras_seen, true);
+    store_usage_forget(st, e->user_id); /* after extras_seen: a read begun before is not kept */
     if (err != ERR_CONFLICT || !e->idem_key[0])
         return err;
     /* The key was used: the first grant is the answer, if it is this one. */

@@ -1100,6 +1100,7 @@ static enum err pg_health_touch(struct store_tx *tx, int64_t now)
 
 static const struct store_ops pg_ops = {
     .name = "postgres",
+    .shared = true,
     .close = pg_db_close,
     .run = pg_db_run,
     .unit_begin = pg_db_unit_begin,

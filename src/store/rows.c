@@ -357,11 +357,62 @@ static enum err usage_many_tx(struct store_tx *tx, void *arg)
     return a->read && store_extras_maybe(a->st, tx) ? extras_into(a, tx) : ERR_OK;
 }
 
+/* A usage read as usage_cache keeps it: per quota its id and NUL, then four integers. */
+#define USAGE_PACKED_NUMS 4
+
+/* Packs quotas[i] at window_starts[i] and read[i], i < n, into out; 0 when they do not fit. */
+static size_t usage_pack(char *out, size_t size, size_t n, const char *const *quotas,
+                         const int64_t *window_starts, const struct usage_read *read)
+{
+    size_t len = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const int64_t nums[USAGE_PACKED_NUMS] = { window_starts[i], read[i].used, read[i].extra,
+                                                  read[i].balance };
+        size_t id = strlen(quotas[i]) + 1;
+
+        if (id + sizeof(nums) > size - len)
+            return 0;
+        memcpy(out + len, quotas[i], id);
+        memcpy(out + len + id, nums, sizeof(nums));
+        len += id + sizeof(nums);
+    }
+    return len;
+}
+
+/* Sets out[i] from packed for each quota asked; false unless packed holds every one. */
+static bool usage_unpack(const char *packed, size_t len, size_t n, const char *const *quotas,
+                         const int64_t *window_starts, struct usage_read *out)
+{
+    size_t found = 0;
+
+    for (size_t at = 0; at < len;) {
+        int64_t nums[USAGE_PACKED_NUMS];
+        const char *id = packed + at;
+        const char *end = memchr(id, '\0', len - at);
+
+        if (!end || (size_t)(packed + len - (end + 1)) < sizeof(nums))
+            return false; /* never packed so */
+        memcpy(nums, end + 1, sizeof(nums));
+        at = (size_t)(end + 1 - packed) + sizeof(nums);
+        for (size_t i = 0; i < n; i++)
+            if (nums[0] == window_starts[i] && strcmp(id, quotas[i]) == 0) {
+                out[i] = (struct usage_read){ nums[1], nums[2], nums[3] };
+                found++;
+            }
+    }
+    return found == n;
+}
+
 enum err store_usage_read_many(struct store *st, const char *user_id, size_t n,
                                const char *const *quotas, const int64_t *window_starts,
                                struct usage_read *out)
 {
     struct usage_many_arg a = { st, st->ops, user_id, n, quotas, window_starts, NULL, out };
+    char packed[ENTCACHE_DATA_MAX];
+    struct entcache_ticket t;
+    size_t len = 0;
+    enum err err;
 
     for (size_t i = 0; i < n; i++) {
         out[i] = (struct usage_read){ 0 };
@@ -370,7 +421,18 @@ enum err store_usage_read_many(struct store *st, const char *user_id, size_t n,
     }
     if (!store_arg_ok(user_id, USER_ID_MAX))
         return ERR_INVALID;
-    return n == 0 ? ERR_OK : store_run(st, STORE_RUN_READ, usage_many_tx, &a);
+    if (n == 0)
+        return ERR_OK;
+    if (!st->usage_cache)
+        return store_run(st, STORE_RUN_READ, usage_many_tx, &a);
+    if (entcache_get_value(st->usage_cache, user_id, clock_mono_ms(), packed, &len, &t) &&
+        usage_unpack(packed, len, n, quotas, window_starts, out))
+        return ERR_OK;
+    /* a miss, or other windows (a new day): read, and keep it unless a write came meanwhile */
+    err = store_run(st, STORE_RUN_READ, usage_many_tx, &a);
+    if (err == ERR_OK && (len = usage_pack(packed, sizeof(packed), n, quotas, window_starts, out)))
+        (void)entcache_put_value(st->usage_cache, user_id, packed, len, &t);
+    return err;
 }
 
 enum err store_usage_get_many(struct store *st, const char *user_id, size_t n,

@@ -272,6 +272,8 @@ void store_cache_start(struct store *st, const struct store_cache_params *p)
     if (!p->users)
         return;
     st->cache = entcache_new(p->users, p->ttl_ms);
+    if (!st->ops->shared)
+        st->usage_cache = entcache_new(p->users, p->ttl_ms);
     if (p->listen)
         st->watch = st->ops->watch_start(st, st->cache);
 }
@@ -280,6 +282,12 @@ void store_cache_forget(struct store *st, const char *user_id)
 {
     if (st->cache && user_id[0])
         entcache_invalidate(st->cache, user_id);
+}
+
+void store_usage_forget(struct store *st, const char *user_id)
+{
+    if (st->usage_cache && user_id[0])
+        entcache_invalidate(st->usage_cache, user_id);
 }
 
 void store_cache_clear(struct store *st)
@@ -295,6 +303,7 @@ void store_close(struct store *st)
     store_maint_stop(st);
     st->ops->watch_stop(st->watch); /* before the cache it tells goes */
     entcache_free(st->cache);
+    entcache_free(st->usage_cache);
     store_group_free(st->group);
     store_grants_free(st->grants);
     st->ops->close(st);

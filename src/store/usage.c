@@ -250,7 +250,10 @@ static enum store_run_kind consume_kind(const struct store *st, const struct usa
     return ledger_tx || (st->outbox.enabled && g->limit > 0) ? STORE_RUN_WRITE : STORE_RUN_SINGLE;
 }
 
-/* Runs fn for a; once more in a transaction when a single statement could not decide. */
+/*
+ * Runs fn for a; once more in a transaction when a single statement could not decide. Then,
+ * committed or not, the user's counters are no longer taken from memory.
+ */
 static enum err consume_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                             struct consume_arg *a)
 {
@@ -258,10 +261,12 @@ static enum err consume_run(struct store *st, enum store_run_kind kind, store_tx
 
     a->locked = kind == STORE_RUN_WRITE;
     err = store_run(st, kind, fn, a);
-    if (err || !a->step.need_lock)
-        return err;
-    a->locked = true;
-    return store_run(st, STORE_RUN_WRITE, fn, a);
+    if (err == ERR_OK && a->step.need_lock) {
+        a->locked = true;
+        err = store_run(st, STORE_RUN_WRITE, fn, a);
+    }
+    store_usage_forget(st, a->g->user_id);
+    return err;
 }
 
 enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
@@ -459,6 +464,8 @@ enum err store_usage_meter_all(struct store *st, const struct usage_grant *g,
                                        .o = &o[i] };
     }
     err = store_run(st, STORE_RUN_WRITE, meter_all_tx, &m);
+    for (size_t i = 0; i < n; i++)
+        store_usage_forget(st, g[i].user_id);
     if (err == ERR_QUOTA && m.refused < n)
         err = ERR_OK; /* a refusal after a grant: rolled back, as meant */
     if (err) {

@@ -2034,6 +2034,77 @@ static void case_meter_all(const char *url, const struct target *t)
     store_close(st);
 }
 
+/* The counters of u_uc's two quotas in window 86400, as the usage endpoint reads them. */
+static struct usage_read uc_read(struct store *st, const struct target *t, int quota)
+{
+    const char *quotas[] = { "ai_minutes", "scenarios" };
+    const int64_t starts[] = { 86400, 86400 };
+    struct usage_read rd[2] = { { -1, -1, -1 }, { -1, -1, -1 } };
+
+    T_EQ_I64(store_usage_read_many(st, "u_uc", 2, quotas, starts, rd), ERR_OK, "%s: read", t->name);
+    return rd[quota];
+}
+
+/*
+ * With the caches on (as serve runs), every way of changing a user's counters or extra units
+ * is seen by the next usage read at once: the engine that keeps counters in memory drops them
+ * on each of these writes. A read of other windows is read, not answered from memory.
+ */
+static void case_usage_cache(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    const struct store_cache_params cache = { .users = 64, .ttl_ms = 600000 };
+    struct usage_grant g = { "u_uc", "ai_minutes", 86400, 3, 10, false, NULL, NULL };
+    struct usage_grant both[2] = { { "u_uc", "ai_minutes", 86400, 1, 10, false, NULL, NULL },
+                                   { "u_uc", "scenarios", 86400, 2, 5, false, NULL, NULL } };
+    struct usage_outcome o = asked("free"), ob[2] = { asked("free"), asked("free") };
+    const struct store_idempotency k = { "k_uc", "usage.consume", "h_uc", 1700000000 };
+    struct ledger_entry e = unit_grant("u_uc", 4, 86400, ""), got;
+    struct quota_extra after;
+    bool granted = false, replayed = false;
+    int64_t used = -1;
+    size_t refused = 99;
+    const char *quotas[] = { "ai_minutes" };
+    int64_t other[] = { 2 * 86400 };
+    struct usage_read rd[1];
+
+    store_cache_start(st, &cache);
+    T_EQ_I64(uc_read(st, t, 0).used, 0, "%s: nothing used", t->name);
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "%s: consume 3", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 3, "%s: a consume is seen", t->name);
+    T_EQ_I64(store_usage_refund(st, &both[0], NULL, &o, &replayed), ERR_OK, "%s: refund", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 2, "%s: a refund is seen", t->name);
+    o = asked("free");
+    T_EQ_I64(store_usage_meter(st, &g, &o), ERR_OK, "%s: meter 3", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 5, "%s: a metered consume is seen", t->name);
+    o = asked("free");
+    T_EQ_I64(store_usage_consume_once(st, &g, &k, &o, &replayed), ERR_OK, "%s: keyed", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 8, "%s: a keyed consume is seen", t->name);
+    g.track = true;
+    g.n = 4;
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "%s: track 4", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 12, "%s: a track is seen", t->name);
+    both[0].limit = ob[0].limit = 100;
+    ob[1].limit = 5;
+    T_EQ_I64(store_usage_meter_all(st, both, ob, 2, &refused), ERR_OK, "%s: both", t->name);
+    T_EQ_I64(refused, 2, "%s: both granted", t->name);
+    T_EQ_I64(uc_read(st, t, 1).used, 2, "%s: a gate's rules are seen", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 13, "%s: each of them", t->name);
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_OK, "%s: grant 4 to the window", t->name);
+    T_EQ_I64(uc_read(st, t, 0).extra, 4, "%s: the window's grant is seen", t->name);
+    e = unit_grant("u_uc", 7, QUOTA_BALANCE, "");
+    T_EQ_I64(store_quota_grant(st, &(struct quota_grant_in){ &e, 10 }, &got, &after, &replayed),
+             ERR_OK, "%s: grant 7 to the balance", t->name);
+    T_EQ_I64(uc_read(st, t, 0).balance, 7, "%s: the balance's grant is seen", t->name);
+    T_EQ_I64(store_usage_read_many(st, "u_uc", 1, quotas, other, rd), ERR_OK, "%s: next day",
+             t->name);
+    T_OK(rd[0].used == 0 && rd[0].extra == 0 && rd[0].balance == 7,
+         "%s: another window is read, not the cached one's counters", t->name);
+    T_EQ_I64(uc_read(st, t, 0).used, 13, "%s: and the first window again", t->name);
+    store_close(st);
+}
+
 static const struct {
     const char *name;
     void (*run)(const char *url, const struct target *t);
@@ -2041,6 +2112,7 @@ static const struct {
 } cases[] = {
     { "ledger", case_ledger, false },
     { "meter_all", case_meter_all, false },
+    { "usage_cache", case_usage_cache, false },
     { "grace_transitions", case_grace_transitions, false },
     { "extras_concurrent", case_extras_concurrent, false },
     { "migrate", case_migrate, false },

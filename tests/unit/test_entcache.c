@@ -293,6 +293,43 @@ static void test_clear_touches_nothing(void)
     entcache_free(c);
 }
 
+/*
+ * Values of bytes (the usage counters' cache): what was put comes back byte for byte, a write
+ * drops it and refuses a read begun before it, a hit hands a ticket too (the reader may want
+ * other windows), and a value that does not fit is not kept.
+ */
+static void test_values(void)
+{
+    struct entcache *c = entcache_new(16, TTL_MS);
+    const char value[] = "ai_minutes\0\1\2\3\4\5\6\7\x08";
+    char got[ENTCACHE_DATA_MAX], big[ENTCACHE_DATA_MAX];
+    struct entcache_ticket t, late;
+    size_t len = 99;
+
+    T_OK(!entcache_get_value(c, "u_v", 0, got, &len, &t) && len == 0, "a miss first");
+    T_OK(entcache_put_value(c, "u_v", value, sizeof(value), &t), "kept");
+    T_OK(entcache_get_value(c, "u_v", 10, got, &len, &late), "a hit");
+    T_OK(len == sizeof(value) && memcmp(got, value, len) == 0, "the same %zu bytes", len);
+    T_OK(entcache_put_value(c, "u_v", "x", 1, &late), "a hit's ticket can put");
+    T_OK(entcache_get_value(c, "u_v", 20, got, &len, &t) && len == 1 && got[0] == 'x',
+         "the value put after the hit");
+    entcache_invalidate(c, "u_v");
+    T_OK(!entcache_get_value(c, "u_v", 30, got, &len, &late), "dropped by a write");
+    T_OK(!entcache_put_value(c, "u_v", value, sizeof(value), &t),
+         "a read begun before the write is not kept");
+    T_OK(!entcache_get_value(c, "u_v", TTL_MS, got, &len, &t), "still nothing");
+    T_OK(entcache_put_value(c, "u_v", value, sizeof(value), &late), "a read begun after it is");
+    T_OK(!entcache_get_value(c, "u_v", 30 + TTL_MS, got, &len, &t), "expired a TTL after its read");
+    memset(big, 'b', sizeof(big));
+    T_OK(!entcache_put_value(c, "u_v", big, sizeof(big) - 3, &t),
+         "a value that does not fit beside the id is not kept");
+    T_OK(entcache_put_value(c, "u_v", big, sizeof(big) - 4, &t), "one that just fits is");
+    T_OK(entcache_get_value(c, "u_v", 40 + TTL_MS, got, &len, &t) && len == sizeof(big) - 4 &&
+             memcmp(got, big, len) == 0,
+         "and comes back whole");
+    entcache_free(c);
+}
+
 int main(void)
 {
     test_hit_miss();
@@ -303,5 +340,6 @@ int main(void)
     test_too_long();
     test_threads();
     test_clear_touches_nothing();
+    test_values();
     return t_done();
 }

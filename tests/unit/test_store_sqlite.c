@@ -2,7 +2,7 @@
  * test_store_sqlite.c: what only the SQLite backend promises, checked by looking at the file
  * with sqlite3 itself: WAL mode, the version guard, two migrators racing on one file, two
  * stores (standing for two processes) consuming from one counter, and a WAL that stays bounded
- * under writes without a pause.
+ * under writes without a pause, and usage counters read from memory.
  */
 #include <ftw.h>
 #include <pthread.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -294,6 +295,52 @@ static void test_legacy_replies_migrate(void)
     store_close(st);
 }
 
+#define USAGE_TTL_MS 150
+
+/* u_mem's ai_minutes counter in window 86400, through the store. */
+static int64_t usage_of(struct store *st)
+{
+    const char *quotas[] = { "ai_minutes" };
+    const int64_t starts[] = { 86400 };
+    struct usage_read rd[1] = { { -1, -1, -1 } };
+
+    T_EQ_I64(store_usage_read_many(st, "u_mem", 1, quotas, starts, rd), ERR_OK, "usage read");
+    return rd[0].used;
+}
+
+/*
+ * On SQLite only this process changes the counters serving reads, so with the caches on they
+ * are read from memory: a change made behind the store's back (hand-written SQL) shows only once
+ * the TTL has passed, while the store's own consume shows at once (the contract's usage_cache).
+ */
+static void test_usage_from_memory(void)
+{
+    const struct store_cache_params cache = { .users = 16, .ttl_ms = USAGE_TTL_MS };
+    struct usage_grant g = { "u_mem", "ai_minutes", 86400, 2, 100, false, NULL, NULL };
+    char path[128], url[160], out[32];
+    const struct timespec past_ttl = { 0, 3 * USAGE_TTL_MS * 1000000L };
+    bool granted = false;
+    int64_t used = -1;
+    struct store *st;
+
+    db_path(path, sizeof(path), "mem");
+    (void)snprintf(url, sizeof(url), "sqlite:%s", path);
+    st = open_migrated(url, 2);
+    store_cache_start(st, &cache);
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "consume 2");
+    T_EQ_I64(usage_of(st), 2, "read (and kept)");
+    raw_sql(path, "UPDATE usage_counters SET used = 9 WHERE user_id = 'u_mem' RETURNING used", out,
+            sizeof(out));
+    T_OK(strcmp(out, "9") == 0, "changed behind the store's back: %s", out);
+    T_EQ_I64(usage_of(st), 2, "within the TTL the read comes from memory");
+    (void)nanosleep(&past_ttl, NULL);
+    T_EQ_I64(usage_of(st), 9, "past the TTL the change shows");
+    T_EQ_I64(store_usage_consume(st, &g, &granted, &used), ERR_OK, "consume 2 more");
+    T_OK(granted && used == 11, "granted, 11 used: %d %lld", granted, (long long)used);
+    T_EQ_I64(usage_of(st), 11, "the store's own change shows at once");
+    store_close(st);
+}
+
 int main(void)
 {
     (void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/subgate-sqlite-XXXXXX");
@@ -307,6 +354,7 @@ int main(void)
     test_two_stores_consume();
     test_wal_bounded();
     test_legacy_replies_migrate();
+    test_usage_from_memory();
     if (nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         printf("# could not remove %s\n", tmpdir);
     return t_done();
