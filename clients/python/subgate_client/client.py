@@ -379,7 +379,7 @@ def _request(base_url: str, timeout: float, method: str, path: str,
         raise error_for(e.code, parsed, e.headers.get("Request-Id"),
                         int(retry) if retry.isdigit() else None, quota) from None
     except (urllib.error.URLError, OSError) as e:
-        raise Unavailable(0, {"type": "api_error", "code": "connection_failed",
+        raise Unavailable(0, {"type": "connection_error", "code": "connection_failed",
                               "message": f"{method} {url}: {e}"}) from e
     except ValueError as e:  # a 2xx answer that is not JSON
         raise SubgateError(0, {"type": "api_error", "code": "bad_answer",

@@ -119,6 +119,7 @@ def test_service_errors_map_to_exceptions(server: Server, user: str) -> None:
     with pytest.raises(Unavailable) as down:
         Subgate(f"http://127.0.0.1:{free_port()}", "k", timeout=2).usage(user)
     assert down.value.code == "connection_failed"
+    assert down.value.type == "connection_error" and down.value.status == 0  # as the JS client
     assert isinstance(bad.value, SubgateError) and isinstance(down.value, SubgateError)
 
 
