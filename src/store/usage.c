@@ -443,6 +443,15 @@ static enum err meter_all_tx(struct store_tx *tx, void *arg)
     return ERR_OK;
 }
 
+/*
+ * The refused grant's quota events: its transaction was rolled back to undo the grants before
+ * it, and the events with them (a lone refusal keeps its own).
+ */
+static enum err refused_events_tx(struct store_tx *tx, void *arg)
+{
+    return quota_events(arg, tx);
+}
+
 enum err store_usage_meter_all(struct store *st, const struct usage_grant *g,
                                struct usage_outcome *o, size_t n, size_t *refused)
 {
@@ -466,8 +475,13 @@ enum err store_usage_meter_all(struct store *st, const struct usage_grant *g,
     err = store_run(st, STORE_RUN_WRITE, meter_all_tx, &m);
     for (size_t i = 0; i < n; i++)
         store_usage_forget(st, g[i].user_id);
-    if (err == ERR_QUOTA && m.refused < n)
+    if (err == ERR_QUOTA && m.refused < n) {
         err = ERR_OK; /* a refusal after a grant: rolled back, as meant */
+        if (st->outbox.enabled &&
+            store_run(st, STORE_RUN_WRITE, refused_events_tx, &m.a[m.refused]) != ERR_OK)
+            log_warn("usage: the quota events of a refused '%s' for '%s' were not recorded",
+                     g[m.refused].quota, g[m.refused].user_id);
+    }
     if (err) {
         memcpy(o, asked, n * sizeof(*o));
         return err;

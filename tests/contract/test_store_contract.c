@@ -2034,6 +2034,31 @@ static void case_meter_all(const char *url, const struct target *t)
     store_close(st);
 }
 
+/*
+ * A gate's rules refused at the second after a grant at the first: the grant is undone, but the
+ * refused quota's quota.exhausted is sent as a lone refusal's is (README: "or is refused").
+ */
+static void case_meter_all_events(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct store_outbox_cfg cfg = { .enabled = true, .default_tier = "free" };
+    struct usage_grant g[2] = { { "u_mae", "ai_minutes", 86400, 3, 10, false, NULL, NULL },
+                                { "u_mae", "scenarios", 86400, 2, 1, false, NULL, NULL } };
+    struct usage_outcome o[2] = { asked("free"), asked("free") };
+    struct outbox_event e;
+    size_t refused = 99;
+
+    store_outbox_configure(st, &cfg);
+    o[1].limit = 1;
+    T_EQ_I64(store_usage_meter_all(st, g, o, 2, &refused), ERR_OK, "%s: meter", t->name);
+    T_EQ_I64(refused, 1, "%s: the second refused (2 of a limit of 1)", t->name);
+    T_EQ_I64(outbox_count(st, "quota.exhausted"), 1, "%s: its exhausted event", t->name);
+    T_OK(outbox_newest(st, "quota.exhausted", &e) && strstr(e.payload, "\"quota\":\"scenarios\""),
+         "%s: for the refused quota: %.200s", t->name, e.payload);
+    T_EQ_I64(outbox_count(st, "quota.threshold"), 0, "%s: none for the undone grant", t->name);
+    store_close(st);
+}
+
 /* The counters of u_uc's two quotas in window 86400, as the usage endpoint reads them. */
 static struct usage_read uc_read(struct store *st, const struct target *t, int quota)
 {
@@ -2113,6 +2138,7 @@ static const struct {
     { "ledger", case_ledger, false },
     { "meter_all", case_meter_all, false },
     { "usage_cache", case_usage_cache, false },
+    { "meter_all_events", case_meter_all_events, false },
     { "grace_transitions", case_grace_transitions, false },
     { "extras_concurrent", case_extras_concurrent, false },
     { "migrate", case_migrate, false },
