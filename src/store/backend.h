@@ -426,6 +426,7 @@ void store_cache_clear(struct store *st);
 
 /* Drops what usage_cache holds of user_id: after a run that may have changed its counters. */
 void store_usage_forget(struct store *st, const char *user_id);
+
 /* store_run with ops->run's message buffer. */
 MUST_CHECK enum err store_run_msg(struct store *st, enum store_run_kind kind, store_tx_fn fn,
                                   void *arg, char *errbuf, size_t errlen);
