@@ -8,7 +8,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  emuControl, errorOf, now, req, startEmulator, startServer, stopEmulator, stopServer, userToken,
+  emuControl, errorOf, logged, now, req, startEmulator, startServer, stopEmulator, stopServer, userToken,
 } from './lib.mjs';
 
 const P = '/api/v1/payments';
@@ -93,7 +93,7 @@ describe('one client cannot fill the Stripe queue', () => {
         assert.match(r.headers.get('request-id') || '', /^req_[0-9a-f]{16}$/);
         assert.equal(r.headers.get('access-control-allow-origin'), ORIGIN, 'a page can read the 429');
       }
-      assert.match(srv.log, /"status":429/, 'the refusals have access-log lines');
+      assert.ok(await logged(srv, /"status":429/), 'the refusals have access-log lines');
       const m = await req(srv, 'GET', '/metrics');
       const counted = Number((/^subgate_stripe_queue_refusals_total\{reason="client_cap"\} (\d+)$/m.exec(m.text) || [])[1]);
       assert.equal(counted, limited.length, 'each 429 is counted in /metrics');
