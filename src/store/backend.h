@@ -83,11 +83,6 @@ struct store_keyed_row {
  */
 struct store_ops {
     const char *name;
-    /*
-     * Several instances write one database (PostgreSQL). Where not, this process makes every
-     * change of the usage counters that serving sees, and keeps them in memory (rows.c).
-     */
-    bool shared;
     void (*close)(struct store *st);
     enum err (*run)(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
                     char *errbuf, size_t errlen);
@@ -297,10 +292,12 @@ struct store_ops {
      * Changes made by other processes, for the entitlement cache. watch_start starts a thread
      * of the engine's that calls entcache_invalidate(cache, user) for each subscription write
      * any process commits, soon after it commits, and entcache_clear(cache) whenever it may
-     * have missed some; NULL when the engine tells nothing (the TTL alone bounds staleness).
-     * watch_stop stops that thread and frees w (NULL: nothing to do).
+     * have missed some; the same in usage_cache (NULL: none) for each change of a user's usage
+     * counters or extra units. NULL when the engine tells nothing (the TTL alone bounds
+     * staleness). watch_stop stops that thread and frees w (NULL: nothing to do).
      */
-    struct store_watch *(*watch_start)(struct store *st, struct entcache *cache);
+    struct store_watch *(*watch_start)(struct store *st, struct entcache *cache,
+                                       struct entcache *usage_cache);
     void (*watch_stop)(struct store_watch *w);
 };
 
@@ -309,8 +306,8 @@ struct store {
     const struct store_ops *ops;
     struct store_maint *maint;      /* the pruning thread (store.c); NULL when not started */
     struct entcache *cache;         /* the entitlement cache (entcache.h); NULL when off */
-    struct entcache *usage_cache;   /* the usage counters, read by store_usage_read_many,
-                                       where the engine is not shared; NULL when off */
+    struct entcache *usage_cache;   /* the usage counters store_usage_read_many reads (rows.c);
+                                       NULL when off */
     struct store_watch *watch;      /* ops->watch_start's, stopped by store_close; NULL when none */
     struct store_group *group;      /* the group commit queue (group.c); NULL: every write alone */
     struct store_grants *grants;    /* the snapshot of grants in force (grants.c) */

@@ -1,8 +1,8 @@
 /*
  * entcache.h: the entitlement cache (issue #13 item 1): each user's subscription as
  * store_subscription_get_for_user reads it (or that there is none), kept in memory for a bounded
- * time. store.c owns one per store, and a second that holds the usage counters where only this
- * process writes them (entcache_get_value); nothing outside store/ includes this header.
+ * time. store.c owns one per store, and a second that holds the usage counters
+ * (entcache_get_value); nothing outside store/ includes this header.
  *
  * Memory is bounded and taken once: users entries (rounded up to a multiple of ENTCACHE_WAYS),
  * in ENTCACHE_SHARDS shards, each behind its own mutex. A hit copies the entry out under the

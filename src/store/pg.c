@@ -579,6 +579,7 @@ static enum err pg_usage_add_within(struct store_tx *tx, const struct usage_gran
     };
     const struct pg_query q = QUERY(PGS_USAGE_ADD, args);
 
+    pg_db_note_usage(tx, g->user_id);
     return pg_db_fetch_i64(tx, &q, used_after);
 }
 
@@ -589,6 +590,7 @@ static enum err pg_usage_add_noted(struct store_tx *tx, const struct usage_grant
     const struct pg_query q = { PGS_USAGE_ADD_NOTED, &store_ledger_record, e, args,
                                 ARRAY_SIZE(args) };
 
+    pg_db_note_usage(tx, g->user_id);
     return pg_db_fetch_i64(tx, &q, used_after);
 }
 
@@ -598,6 +600,7 @@ static enum err pg_usage_sub(struct store_tx *tx, const struct usage_grant *g, i
                                    pg_i64(g->n) };
     const struct pg_query q = QUERY(PGS_USAGE_SUB, args);
 
+    pg_db_note_usage(tx, g->user_id);
     return pg_db_fetch_i64(tx, &q, used_after);
 }
 
@@ -693,6 +696,8 @@ static enum err pg_extra_add(struct store_tx *tx, const struct quota_extra *d)
 {
     const struct pg_query q = { PGS_EXTRA_ADD, &store_extra_record, d, NULL, 0 };
 
+    pg_db_note_usage(tx, d->user_id);
+    pg_db_note_extras(tx);
     return pg_db_write(tx, &q, NULL);
 }
 
@@ -1100,7 +1105,6 @@ static enum err pg_health_touch(struct store_tx *tx, int64_t now)
 
 static const struct store_ops pg_ops = {
     .name = "postgres",
-    .shared = true,
     .close = pg_db_close,
     .run = pg_db_run,
     .unit_begin = pg_db_unit_begin,

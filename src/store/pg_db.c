@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -53,6 +54,14 @@ struct params {
     int n;
 };
 
+/* Users whose usage changed: their ids, '\n' between them, NUL-terminated. */
+struct usage_notes {
+    char users[PG_USAGE_PAYLOAD_MAX];
+    size_t len;
+    bool all;    /* name every user */
+    bool extras; /* and tell that some user has extra units */
+};
+
 struct conn {
     PGconn *db;               /* NULL until first used */
     const char *url;          /* borrowed from the store */
@@ -60,6 +69,7 @@ struct conn {
     bool op_first;            /* the next statement is the first of an operation */
     char sqlstate[6];         /* of the last failure, "" when none */
     char errmsg[256];         /* of the last failure, for messages */
+    struct usage_notes notes; /* pg_db_note_usage's, in the running run */
 };
 
 /* What a run lends to its function. */
@@ -74,6 +84,10 @@ struct pg_store {
     struct store_pool pool;
     struct conn *conns;
     int nconns;
+    /* What the runs noted, until the listener thread takes it (pg_db_usage_take). */
+    pthread_mutex_t tell_mu;
+    struct usage_notes tell;
+    int tell_fd; /* written when tell was empty; -1: no one sends it, nothing is kept */
 };
 
 static struct pg_store *to_pg(struct store *st)
@@ -501,6 +515,103 @@ static enum err tx_begin(struct conn *c)
     return conn_simple(c, PGS_BEGIN);
 }
 
+/* Usage notes: what pg_listen.c NOTIFYs on PG_USAGE_CHANNEL */
+
+static void notes_clear(struct usage_notes *u)
+{
+    u->len = 0;
+    u->users[0] = '\0';
+    u->all = false;
+    u->extras = false;
+}
+
+/* Adds the user id of n bytes, once; everyone when it cannot be named in the payload. */
+static void notes_add(struct usage_notes *u, const char *id, size_t n)
+{
+    const char *p = u->users;
+    const char *end = p + u->len;
+
+    if (u->all)
+        return;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (len == n && memcmp(p, id, n) == 0)
+            return;
+        p += len + 1;
+    }
+    if (n == 0 || memchr(id, '\n', n) || u->len + (u->len > 0) + n >= sizeof(u->users)) {
+        u->all = true;
+        return;
+    }
+    if (u->len)
+        u->users[u->len++] = '\n';
+    memcpy(u->users + u->len, id, n);
+    u->len += n;
+    u->users[u->len] = '\0';
+}
+
+static bool notes_empty(const struct usage_notes *u)
+{
+    return u->len == 0 && !u->all;
+}
+
+void pg_db_note_usage(struct store_tx *tx, const char *user_id)
+{
+    notes_add(&tx->c->notes, user_id, strlen(user_id));
+}
+
+void pg_db_note_extras(struct store_tx *tx)
+{
+    tx->c->notes.extras = true;
+}
+
+/* Hands a run's notes to the listener thread, committed or not (a lost COMMIT answer). */
+static void notes_hand_over(struct pg_store *s, struct conn *c)
+{
+    const struct usage_notes *from = &c->notes;
+    struct usage_notes *to = &s->tell;
+    bool was_empty;
+
+    if (s->tell_fd < 0 || notes_empty(from))
+        return;
+    pthread_mutex_lock(&s->tell_mu);
+    was_empty = notes_empty(to);
+    to->extras |= from->extras;
+    if (from->all)
+        to->all = true;
+    for (const char *p = from->users, *end = p + from->len; p < end && !to->all;) {
+        size_t len = strcspn(p, "\n");
+        notes_add(to, p, len);
+        p += len + 1;
+    }
+    pthread_mutex_unlock(&s->tell_mu);
+    if (was_empty && write(s->tell_fd, "t", 1) != 1) {
+        /* full: a byte already waits there, and one is all it takes */
+    }
+}
+
+void pg_db_usage_tell_to(struct store *st, int fd)
+{
+    to_pg(st)->tell_fd = fd;
+}
+
+bool pg_db_usage_take(struct store *st, char *payload, bool *extras)
+{
+    struct pg_store *s = to_pg(st);
+    bool any;
+
+    pthread_mutex_lock(&s->tell_mu);
+    any = !notes_empty(&s->tell);
+    if (any) {
+        memcpy(payload, s->tell.all ? "" : s->tell.users, s->tell.all ? 1 : s->tell.len + 1);
+        *extras = s->tell.extras;
+        notes_clear(&s->tell);
+    }
+    pthread_mutex_unlock(&s->tell_mu);
+    return any;
+}
+
 /* Commits when err is ERR_OK, else rolls back; returns the first failure. */
 static enum err tx_end(struct conn *c, enum err err)
 {
@@ -574,6 +685,7 @@ enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, v
     struct conn *c = tx.c;
     enum err err = ERR_STORE;
 
+    notes_clear(&c->notes); /* a retried transaction keeps the notes of its failed tries */
     if (kind != STORE_RUN_WRITE)
         err = fn(&tx, arg);
     for (int i = 0; kind == STORE_RUN_WRITE && i < TX_ATTEMPTS && (i == 0 || tx_retryable(c, err));
@@ -585,6 +697,7 @@ enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, v
     }
     if ((err == ERR_STORE || err == ERR_UNAVAILABLE) && errbuf && errlen && !errbuf[0])
         store_errf(errbuf, errlen, "%s", c->errmsg[0] ? c->errmsg : "database error");
+    notes_hand_over(s, c);
     conn_checkin(s, c);
     return err;
 }
@@ -659,6 +772,7 @@ void pg_db_close(struct store *st)
     for (int i = 0; i < s->nconns; i++)
         PQfinish(s->conns[i].db); /* NULL is a no-op */
     store_pool_release(&s->pool);
+    pthread_mutex_destroy(&s->tell_mu);
     free(s->conns);
     free(s->shown);
     free(s->url);
@@ -675,6 +789,8 @@ static struct pg_store *pg_store_new(char *url, char *shown, int pool_size,
     s->shown = shown;
     s->nconns = store_pool_size(pool_size);
     s->conns = xcalloc((size_t)s->nconns, sizeof(*s->conns));
+    pthread_mutex_init(&s->tell_mu, NULL);
+    s->tell_fd = -1;
     store_pool_init(&s->pool, s->nconns);
     for (int i = s->nconns - 1; i >= 0; i--) { /* conns[0], connected at open, lent first */
         s->conns[i].url = s->url;

@@ -163,8 +163,48 @@ const char *pg_db_url(struct store *st);
  */
 PGconn *pg_db_connect(const char *url);
 
-/* store_ops.watch_start and watch_stop (pg_listen.c): LISTEN for subscription writes. */
-struct store_watch *pg_listen_start(struct store *st, struct entcache *cache);
+/*
+ * Changes of usage counters and extra units are told to the other instances by NOTIFY on
+ * PG_USAGE_CHANNEL, the users' ids as payload, one per line (an empty payload: every user); a
+ * change that added extra units also on PG_EXTRAS_CHANNEL, first: some user has them
+ * (store.extras_seen). The runs note what they change (pg_db_note_usage, pg_db_note_extras);
+ * after each run its notes join those waiting, and the listener thread (pg_listen.c) takes them
+ * (pg_db_usage_take) and sends one NOTIFY for all of them, every PG_USAGE_TELL_MS at the most:
+ * one notification for many batches, not one per commit.
+ */
+#define PG_USAGE_CHANNEL     "subgate_usage"
+#define PG_EXTRAS_CHANNEL    "subgate_extras"
+#define PG_USAGE_PAYLOAD_MAX 8000 /* a payload's bytes with its NUL: PostgreSQL's limit */
+#define PG_USAGE_TELL_MS     10
+
+/*
+ * Notes that this run changes user_id's usage counters or extra units. A user id with a newline,
+ * or more users than a payload holds, makes the notification name everyone.
+ */
+void pg_db_note_usage(struct store_tx *tx, const char *user_id);
+
+/* Notes that this run adds extra units (for PG_EXTRAS_CHANNEL). */
+void pg_db_note_extras(struct store_tx *tx);
+
+/*
+ * From now on the runs' notes are kept for pg_db_usage_take, and fd is written a byte when they
+ * begin to wait (a non-blocking pipe's end). -1: they are dropped. Set before the store is
+ * shared between threads, and back to -1 after.
+ */
+void pg_db_usage_tell_to(struct store *st, int fd);
+
+/*
+ * Takes the notes waiting: false when none; else payload (PG_USAGE_PAYLOAD_MAX bytes) holds
+ * PG_USAGE_CHANNEL's payload and *extras whether PG_EXTRAS_CHANNEL is due too.
+ */
+bool pg_db_usage_take(struct store *st, char *payload, bool *extras);
+
+/*
+ * store_ops.watch_start and watch_stop (pg_listen.c): LISTEN for subscription writes (into
+ * cache) and usage writes (into usage_cache, which may be NULL).
+ */
+struct store_watch *pg_listen_start(struct store *st, struct entcache *cache,
+                                    struct entcache *usage_cache);
 void pg_listen_stop(struct store_watch *w);
 
 /* store_ops.unit_begin and unit_end (see backend.h). */

@@ -974,10 +974,12 @@ static enum err sq_outbox_replay(struct store_tx *tx, const char *id, int64_t no
     return err;
 }
 
-static struct store_watch *sq_watch_start(struct store *st, struct entcache *cache)
+static struct store_watch *sq_watch_start(struct store *st, struct entcache *cache,
+                                          struct entcache *usage_cache)
 {
     (void)st;
     (void)cache;
+    (void)usage_cache;
     return NULL;
 }
 

@@ -272,10 +272,9 @@ void store_cache_start(struct store *st, const struct store_cache_params *p)
     if (!p->users)
         return;
     st->cache = entcache_new(p->users, p->ttl_ms);
-    if (!st->ops->shared)
-        st->usage_cache = entcache_new(p->users, p->ttl_ms);
+    st->usage_cache = entcache_new(p->users, p->ttl_ms);
     if (p->listen)
-        st->watch = st->ops->watch_start(st, st->cache);
+        st->watch = st->ops->watch_start(st, st->cache, st->usage_cache);
 }
 
 void store_cache_forget(struct store *st, const char *user_id)

@@ -89,9 +89,9 @@ struct store_cache_params {
  * costs no database round trip. This process's writes of a user's subscriptions drop the
  * user's entry as soon as they commit (and a read that began before such a write never caches
  * what it read); another process's are seen within p->ttl_ms, and on PostgreSQL with p->listen
- * within milliseconds, by LISTEN/NOTIFY (see docs/ARCHITECTURE.md). On an engine that is not
- * shared (SQLite) the usage counters store_usage_read_many reads are kept the same way, dropped
- * by this process's every change of them. Call once, after
+ * within milliseconds, by LISTEN/NOTIFY (see docs/ARCHITECTURE.md). The usage counters and
+ * extra units store_usage_read_many reads are kept the same way, with the same bounds: dropped
+ * after this process's every change of them, and told by NOTIFY of another's. Call once, after
  * store_open and store_migrate, before the store is shared between threads.
  */
 void store_cache_start(struct store *st, const struct store_cache_params *p);

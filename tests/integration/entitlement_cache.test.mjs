@@ -4,11 +4,12 @@
 // Two on one PostgreSQL database (SUBGATE_TEST_PG_URL; skipped without it): with LISTEN/NOTIFY
 // within 500 ms under a TTL of a minute; with ENTITLEMENT_CACHE_LISTEN=false within the TTL.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  PG_URL, createPgDatabase, now, req, startServer, stopServer, tmpDir, userToken,
+  PG_URL, SERVICE_KEY, createPgDatabase, now, req, startServer, stopServer, tmpDir, userToken,
 } from './lib.mjs';
 
 const WHSEC = 'whsec_entitlement_cache_0123456789';
@@ -162,6 +163,107 @@ describe('two instances on one PostgreSQL database', { skip: PG_SKIP }, () => {
     const since = await crossInstance(a, b, 'ent_pg_nolisten');
     const took = await seenWithin(a, 'ent_pg_nolisten', 'premium', since, TTL + 250);
     // Nothing told A: it kept its cached answer until the entry expired.
+    assert.ok(since - cachedAt + took >= TTL - 50, `seen after ${Math.round(took)} ms: before the TTL`);
+  });
+});
+
+// The usage counters GET /usage reads are kept the same way: another instance's consume, refund
+// or grant of extra units is told by NOTIFY (one per transaction, naming its users).
+const SVC = { token: SERVICE_KEY };
+const usageOf = async (srv, user) => {
+  const r = await req(srv, 'GET', `/api/v1/access/usage?user_id=${user}`, SVC);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.quotas.ai_minutes;
+};
+const spend = async (srv, path, user, amount) => {
+  const r = await req(srv, 'POST', path, { ...SVC, body: { user_id: user, quota: 'ai_minutes', amount } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+};
+
+// Asks srv every 10 ms until ok(quota) holds; the milliseconds it took after `since`.
+async function usageWithin(srv, user, ok, since, limitMs) {
+  for (;;) {
+    const q = await usageOf(srv, user);
+    const took = performance.now() - since;
+    if (ok(q)) return took;
+    assert.ok(took < limitMs, `${user}: still ${JSON.stringify(q)} after ${Math.round(took)} ms (bound ${limitMs} ms)`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('two instances on one PostgreSQL database: usage counters', { skip: PG_SKIP }, () => {
+  const servers = [];
+  const pair = async (extra) => {
+    const env = { ...BASE_ENV, DATABASE_URL: createPgDatabase(), ...extra };
+    const a = await startServer(env);
+    const b = await startServer(env);
+    servers.push(a, b);
+    return [a, b];
+  };
+  after(async () => {
+    for (const s of servers) await stopServer(s);
+  });
+
+  test('with LISTEN/NOTIFY: B\'s consume, refund and grant are seen by A within 500 ms, under a TTL of a minute', async () => {
+    const [a, b] = await pair({ ENTITLEMENT_CACHE_TTL_MS: '60000' });
+    const user = 'use_pg_1';
+    assert.equal((await usageOf(a, user)).used, 0);
+    assert.equal((await usageOf(a, user)).used, 0, 'cached');
+    let since = performance.now();
+    await spend(b, '/api/v1/access/consume', user, 7);
+    await usageWithin(a, user, (q) => q.used === 7, since, 500);
+    since = performance.now();
+    await spend(b, '/api/v1/access/refund', user, 2);
+    await usageWithin(a, user, (q) => q.used === 5, since, 500);
+    since = performance.now();
+    const g = await req(b, 'POST', '/api/v1/access/quota-grants', { ...SVC, body: { user_id: user, quota: 'ai_minutes', units: 40, scope: 'balance' } });
+    assert.equal(g.status, 200, JSON.stringify(g.body));
+    await usageWithin(a, user, (q) => q.balance === 40, since, 500);
+  });
+
+  test('many users consuming at once on B (batched into shared commits) are each seen by A', async () => {
+    const [a, b] = await pair({ ENTITLEMENT_CACHE_TTL_MS: '60000' });
+    const users = Array.from({ length: 24 }, (_, i) => `use_pg_many_${i}`);
+    for (const u of users) assert.equal((await usageOf(a, u)).used, 0);
+    const since = performance.now();
+    await Promise.all(users.map((u, i) => spend(b, '/api/v1/access/consume', u, 1 + (i % 5))));
+    for (const [i, u] of users.entries()) await usageWithin(a, u, (q) => q.used === 1 + (i % 5), since, 1000);
+  });
+
+  test('a notification naming several users, one per line, drops each; an empty one drops all', async () => {
+    const url = createPgDatabase();
+    const [a] = await pair({ DATABASE_URL: url, ENTITLEMENT_CACHE_TTL_MS: '60000' });
+    const users = ['use_pg_line_1', 'use_pg_line_2', 'use_pg_line_3'];
+    for (const u of users) await spend(a, '/api/v1/access/consume', u, 1);
+    await new Promise((r) => setTimeout(r, 300)); // A's own NOTIFY of these consumes comes and goes
+    for (const u of users) assert.equal((await usageOf(a, u)).used, 1);
+    // Hand-written SQL changes what A keeps; only the notification tells A.
+    const psql = (sql) => {
+      const r = spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8', timeout: 30000 });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    psql("UPDATE usage_counters SET used = 9 WHERE quota = 'ai_minutes'");
+    for (const u of users) assert.equal((await usageOf(a, u)).used, 1, 'kept in memory');
+    let since = performance.now();
+    psql(`NOTIFY subgate_usage, E'${users[0]}\\n${users[2]}'`);
+    await usageWithin(a, users[0], (q) => q.used === 9, since, 500);
+    await usageWithin(a, users[2], (q) => q.used === 9, since, 500);
+    assert.equal((await usageOf(a, users[1])).used, 1, 'a user not named is kept');
+    since = performance.now();
+    psql("NOTIFY subgate_usage, ''");
+    await usageWithin(a, users[1], (q) => q.used === 9, since, 500);
+  });
+
+  test('without (ENTITLEMENT_CACHE_LISTEN=false): within the TTL, not before it is due', async () => {
+    const TTL = 1500;
+    const [a, b] = await pair({ ENTITLEMENT_CACHE_TTL_MS: String(TTL), ENTITLEMENT_CACHE_LISTEN: 'false' });
+    const user = 'use_pg_nolisten';
+    const cachedAt = performance.now();
+    assert.equal((await usageOf(a, user)).used, 0);
+    const since = performance.now();
+    await spend(b, '/api/v1/access/consume', user, 3);
+    assert.equal((await usageOf(b, user)).used, 3, 'the writer sees its own write at once');
+    const took = await usageWithin(a, user, (q) => q.used === 3, since, TTL + 250);
     assert.ok(since - cachedAt + took >= TTL - 50, `seen after ${Math.round(took)} ms: before the TTL`);
   });
 });
