@@ -166,7 +166,9 @@ static void tell_drain(const struct store_watch *w)
  */
 static bool listen_serve(const struct store_watch *w, PGconn *db)
 {
-    int64_t due = -1; /* when the notes waiting are sent (monotonic ms); -1: none wait */
+    /* When the notes waiting are sent (monotonic ms; -1: none wait). At once on a new
+       connection: notes that waited while the last one was lost have no byte in the pipe. */
+    int64_t due = clock_mono_ms();
 
     for (;;) {
         struct pollfd p[3] = { { w->wake[0], POLLIN, 0 },

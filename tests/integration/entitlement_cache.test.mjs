@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  PG_URL, SERVICE_KEY, createPgDatabase, now, req, startServer, stopServer, tmpDir, userToken,
+  PG_URL, SERVICE_KEY, createPgDatabase, logged, now, req, startServer, stopServer, tmpDir, userToken,
 } from './lib.mjs';
 
 const WHSEC = 'whsec_entitlement_cache_0123456789';
@@ -252,6 +252,41 @@ describe('two instances on one PostgreSQL database: usage counters', { skip: PG_
     since = performance.now();
     psql("NOTIFY subgate_usage, ''");
     await usageWithin(a, users[1], (q) => q.used === 9, since, 500);
+  });
+
+  // Defect seen in review: changes noted while the listener's connection was lost waited with no
+  // wake-up left, so nothing was ever sent again. Seen failing before the fix in 2 runs of 3 (A
+  // never saw the consume made after the listeners came back: the cut must come while changes
+  // wait, which the four streams make likely); 3 of 3 passed after it.
+  test('the listeners\' connections cut while B consumes: B\'s later consumes still reach A', async () => {
+    const url = createPgDatabase();
+    const [a, b] = await pair({ DATABASE_URL: url, ENTITLEMENT_CACHE_TTL_MS: '60000' });
+    let stop = false;
+    // Four streams, so that changes are nearly always waiting to be sent when a cut comes.
+    const streams = [0, 1, 2, 3].map(async (i) => {
+      while (!stop) { // within the free quota however long it runs
+        await spend(b, '/api/v1/access/consume', `use_pg_stream_${i}`, 1);
+        await spend(b, '/api/v1/access/refund', `use_pg_stream_${i}`, 1);
+      }
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 5; i++) {
+      const r = spawnSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c',
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        + "AND pid <> pg_backend_pid() AND (query LIKE 'LISTEN%' OR query LIKE '%pg_notify%')"], { encoding: 'utf8', timeout: 30000 });
+      assert.equal(r.status, 0, r.stderr);
+      await new Promise((r2) => setTimeout(r2, 150));
+    }
+    stop = true;
+    await Promise.all(streams);
+    assert.ok(await logged(b, /listening again/, 5000), b.log.slice(-1500));
+    assert.ok(await logged(a, /listening again/, 5000), a.log.slice(-1500));
+    await new Promise((r) => setTimeout(r, 500)); // both listeners back
+    const user = 'use_pg_after_cut';
+    assert.equal((await usageOf(a, user)).used, 0);
+    const since = performance.now();
+    await spend(b, '/api/v1/access/consume', user, 4);
+    await usageWithin(a, user, (q) => q.used === 4, since, 1000);
   });
 
   test('without (ENTITLEMENT_CACHE_LISTEN=false): within the TTL, not before it is due', async () => {
