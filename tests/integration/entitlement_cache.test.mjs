@@ -135,18 +135,24 @@ describe('two instances on one SQLite file: the TTL bounds staleness', () => {
   });
 });
 
-describe('two instances on one PostgreSQL database', { skip: PG_SKIP }, () => {
+// Starts two instances on a fresh PostgreSQL database (extra may name another) for each call;
+// all are stopped after the suite that called pgPairs.
+function pgPairs() {
   const servers = [];
-  const pair = async (extra) => {
+  after(async () => {
+    for (const s of servers) await stopServer(s);
+  });
+  return async (extra) => {
     const env = { ...BASE_ENV, DATABASE_URL: createPgDatabase(), ...extra };
     const a = await startServer(env);
     const b = await startServer(env);
     servers.push(a, b);
     return [a, b];
   };
-  after(async () => {
-    for (const s of servers) await stopServer(s);
-  });
+}
+
+describe('two instances on one PostgreSQL database', { skip: PG_SKIP }, () => {
+  const pair = pgPairs();
 
   test('with LISTEN/NOTIFY: B\'s write is seen by A within 500 ms, under a TTL of a minute', async () => {
     const [a, b] = await pair({ ENTITLEMENT_CACHE_TTL_MS: '60000' });
@@ -192,17 +198,7 @@ async function usageWithin(srv, user, ok, since, limitMs) {
 }
 
 describe('two instances on one PostgreSQL database: usage counters', { skip: PG_SKIP }, () => {
-  const servers = [];
-  const pair = async (extra) => {
-    const env = { ...BASE_ENV, DATABASE_URL: createPgDatabase(), ...extra };
-    const a = await startServer(env);
-    const b = await startServer(env);
-    servers.push(a, b);
-    return [a, b];
-  };
-  after(async () => {
-    for (const s of servers) await stopServer(s);
-  });
+  const pair = pgPairs();
 
   test('with LISTEN/NOTIFY: B\'s consume, refund and grant are seen by A within 500 ms, under a TTL of a minute', async () => {
     const [a, b] = await pair({ ENTITLEMENT_CACHE_TTL_MS: '60000' });
