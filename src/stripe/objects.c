@@ -105,6 +105,14 @@ static void rd_i64(struct rd *r, const json_t *obj, const char *key, int64_t *ou
         *out = (int64_t)json_integer_value(v);
 }
 
+/* An amount Stripe never makes negative (an invoice's amount due or paid): an integer >= 0. */
+static void rd_amount(struct rd *r, const json_t *obj, const char *key, int64_t *out)
+{
+    rd_i64(r, obj, key, out);
+    if (*out < 0)
+        rd_fail(r, key, "is negative");
+}
+
 static void rd_bool(struct rd *r, const json_t *obj, const char *key, bool *out)
 {
     const json_t *v = member(obj, key);
@@ -511,8 +519,8 @@ enum err stripe_invoice_from_json(const json_t *j, struct stripe_invoice *out,
     rd_id(&r, j, "id", inv->id, sizeof(inv->id));
     rd_str(&r, j, "number", inv->number, sizeof(inv->number));
     rd_str(&r, j, "status", inv->status, sizeof(inv->status));
-    rd_i64(&r, j, "amount_due", &inv->amount_due);
-    rd_i64(&r, j, "amount_paid", &inv->amount_paid);
+    rd_amount(&r, j, "amount_due", &inv->amount_due);
+    rd_amount(&r, j, "amount_paid", &inv->amount_paid);
     rd_str(&r, j, "currency", inv->currency, sizeof(inv->currency));
     rd_i64(&r, j, "created", &inv->created);
     rd_i64(&r, j, "period_start", &inv->period_start);

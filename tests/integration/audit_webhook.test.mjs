@@ -144,6 +144,20 @@ test('an object of the wrong kind for the event type: 400 event_invalid, recorde
   assert.deepEqual(await invoicesOf(srv, 'u_kind'), []);
 });
 
+test('an invoice with a negative amount due or paid: 400 event_invalid, recorded as failed, not stored', async () => {
+  // Stripe never sends one; before the fix it was answered 200 and stored (seen failing: 200).
+  await subscribe(srv, 'u_negative');
+  for (const field of ['amount_due', 'amount_paid']) {
+    const id = `evt_negative_${field}`;
+    const r = await postSigned(srv, event(id, 'invoice.paid', invoice(`in_neg_${field}`, 'u_negative', 'sub_u_negative', { [field]: -999 })));
+    assert.equal(r.status, 400, `${field}: ${JSON.stringify(r.body)}`);
+    assert.equal(errorOf(r).code, 'event_invalid', field);
+    assert.match(errorOf(r).message, new RegExp(`'${field}' is negative`), field);
+    assert.equal(eventRow(srv, id)?.[3], 'failed', field);
+  }
+  assert.deepEqual(await invoicesOf(srv, 'u_negative'), []);
+});
+
 test('an object time outside 1970..9999: 400 and nothing stored, as for a bad signature', async () => {
   // README: "400 and nothing stored when it fails or a time is outside 1970..9999". Before the
   // fix the event was listed by `subgate events` as failed.

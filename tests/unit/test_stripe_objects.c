@@ -145,6 +145,18 @@ static void test_invoices_customer_portal(void)
     T_EQ_STR(inv.invoice.hosted_invoice_url, "", "null url reads as empty");
     json_decref(j);
 
+    /* Stripe never makes these negative: such an invoice is malformed, not stored as a credit */
+    for (int k = 0; k < 2; k++) {
+        const char *key = k ? "amount_paid" : "amount_due";
+        j = load("invoice.2023-08-16.json");
+        json_object_set_new(j, key, json_integer(-1000));
+        T_EQ_I64(stripe_invoice_from_json(j, &inv, &se), ERR_UPSTREAM, "a negative amount fails");
+        T_OK(strstr(se.message, key) && strstr(se.message, "is negative"), "the message names it");
+        json_object_set_new(j, key, json_integer(0));
+        T_EQ_I64(stripe_invoice_from_json(j, &inv, &se), ERR_OK, "zero is an amount");
+        json_decref(j);
+    }
+
     j = load("customer.json");
     T_EQ_I64(stripe_customer_from_json(j, &cus, &se), ERR_OK, "customer parses");
     T_EQ_STR(cus.id, "cus_Oaxlz8kB0PJWGa", "customer id");
