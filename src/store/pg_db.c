@@ -566,7 +566,11 @@ void pg_db_note_extras(struct store_tx *tx)
     tx->c->notes.extras = true;
 }
 
-/* Hands a run's notes to the listener thread, committed or not (a lost COMMIT answer). */
+/*
+ * Hands a run's notes to the listener thread, committed or not (a lost COMMIT answer). Only
+ * after the run: a notification sent before its commit could let another instance read and
+ * keep the value from before it.
+ */
 static void notes_hand_over(struct pg_store *s, struct conn *c)
 {
     const struct usage_notes *from = &c->notes;

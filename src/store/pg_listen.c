@@ -49,16 +49,12 @@ static void log_pq(const char *what, const PGconn *db)
     log_warn("postgres: entitlement listener: %s: %.*s", what, (int)strcspn(msg, "\n"), msg);
 }
 
-/* Waits up to timeout_ms (-1: no limit) for fd to be readable; true when stop was asked. */
-static bool wait_readable(const struct store_watch *w, int fd, int timeout_ms, bool *readable)
+/* Waits up to timeout_ms; true when stop was asked. */
+static bool wait_stop(const struct store_watch *w, int timeout_ms)
 {
-    struct pollfd p[2] = { { w->wake[0], POLLIN, 0 }, { fd, POLLIN, 0 } };
-    int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
+    struct pollfd p = { w->wake[0], POLLIN, 0 };
 
-    *readable = n > 0 && fd >= 0 && p[1].revents != 0;
-    if (n < 0 && errno != EINTR)
-        *readable = true; /* let PQconsumeInput find out what is wrong */
-    return n > 0 && p[0].revents != 0;
+    return poll(&p, 1, timeout_ms) > 0 && p.revents != 0;
 }
 
 /* A connection that LISTENs, or NULL. */
@@ -203,14 +199,13 @@ static void *listen_main(void *arg)
     struct store_watch *w = arg;
     int backoff_ms = BACKOFF_FIRST_MS;
     bool lost = false; /* a connection was lost before this one */
-    bool readable;
 
     for (;;) {
         PGconn *db = listen_connect(w);
         bool stop;
 
         if (!db) {
-            if (wait_readable(w, -1, backoff_ms, &readable))
+            if (wait_stop(w, backoff_ms))
                 return NULL;
             backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
             continue;
