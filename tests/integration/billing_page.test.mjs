@@ -420,6 +420,9 @@ describe('the billing page in headless Chromium', { skip: !CHROMIUM && 'chromium
     await tab.getByRole('button', { name: 'Change to Plus' }).click();
     await tab.getByRole('button', { name: 'Confirm change' }).click();
     await tab.waitForFunction(() => document.getElementById('status').textContent.includes('payment_pending'));
+    // The error is said before the account is drawn again: wait for that to end (busy() clears
+    // aria-busy). Seen failing under ASan in CI: the old cards were still there.
+    await tab.waitForFunction(() => !document.getElementById('main').hasAttribute('aria-busy'));
     assert.match(await statusText(tab), /^Error: .*\(payment_pending\)\. Pay the invoice shown under your account/);
     assert.equal(await text(tab, '#account-tier'), 'Premium (monthly)');
     assert.equal(await tab.getByRole('button', { name: 'Change to Plus' }).count(), 0, 'no second change while one waits');
