@@ -654,7 +654,7 @@ static enum err db_open(const char *path, struct busy *busy, sqlite3 **out, char
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    int rc = sqlite3_open_v2(path, &db, flags, sqlite_vfs_name());
 
     if (rc == SQLITE_OK) {
         sqlite3_extended_result_codes(db, 1);

@@ -1,7 +1,8 @@
 /*
- * sqlite_db.h: the SQLite backend's machinery, shared by its two files: sqlite_db.c (the pool of
+ * sqlite_db.h: the SQLite backend's machinery, shared by its three files: sqlite_db.c (the pool of
  * WAL connections, the writer queue, the transaction runner, the checkpoint thread, statements
- * prepared once per connection) and sqlite.c (the SQL and the row operations). Nothing outside
+ * prepared once per connection), sqlite.c (the SQL and the row operations) and sqlite_vfs.c (the
+ * VFS, which writes a transaction's WAL frames at once). Nothing outside
  * store/sqlite*.c includes it.
  */
 #ifndef SUBGATE_STORE_SQLITE_DB_H
@@ -134,6 +135,13 @@ struct sqlite_query {
 MUST_CHECK enum err sqlite_db_open(const char *path, int pool_size, const struct store_ops *ops,
                                    struct store **out, char *errbuf, size_t errlen);
 void sqlite_db_close(struct store *st);
+
+/*
+ * sqlite_vfs.c: the name of the VFS the connections open with (registered on the first call):
+ * the platform's, with each transaction's WAL appends written at once. NULL when it could not
+ * be registered: SQLite's default VFS then.
+ */
+const char *sqlite_vfs_name(void);
 
 /* store_ops.run: reads on any connection; writes queued on the process's writer mutex. */
 MUST_CHECK enum err sqlite_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn,
