@@ -30,10 +30,12 @@
 #include "base/xalloc.h"
 #include "store/sqlite_db.h"
 
+/* A WAL buffer starts at WAL_BUF_FIRST bytes, doubled as transactions need, up to WAL_BUF_MAX:
+ * a longer transaction goes out in pieces. */
 #define VFS_NAME      "subgate"
-#define FRAME_HDR     24           /* a WAL frame's header */
-#define WAL_BUF_FIRST (32 * 1024)  /* a WAL buffer's first size, doubled as transactions need */
-#define WAL_BUF_MAX   (128 * 1024) /* and its most: a longer transaction goes out in pieces */
+#define FRAME_HDR     24 /* a WAL frame's header */
+#define WAL_BUF_FIRST ((size_t)32 << 10)
+#define WAL_BUF_MAX   ((size_t)128 << 10)
 
 struct vfile {
     sqlite3_file base;  /* pMethods: wal_methods for a WAL, plain_methods otherwise */
