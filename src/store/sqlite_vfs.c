@@ -10,7 +10,9 @@
  *    so no reader, in this process or another, can look for these frames before they are in the
  *    file, and a failed write fails the commit as SQLite's own would;
  *  - before anything else touches the file (a read, a sync, a truncate, its size, a write that
- *    does not follow on, closing), and when the buffer is full;
+ *    does not follow on, closing), and when the buffer is full. A write in place (SQLite
+ *    rewrites a page within its transaction, or frame checksums at the commit) is not
+ *    buffered: it goes to the file at once, its failure SQLite's to see;
  *  - as a safety net, at the database file's shared-memory barrier, which SQLite crosses while
  *    it publishes a commit: frames still buffered then go out before the header is whole.
  * A process killed with frames still buffered loses only a transaction that had not committed:
@@ -33,6 +35,7 @@
 /* A WAL buffer starts at WAL_BUF_FIRST bytes, doubled as transactions need, up to WAL_BUF_MAX:
  * a longer transaction goes out in pieces. */
 #define VFS_NAME      "subgate"
+#define WAL_HDR       32 /* the WAL's header, at its start */
 #define FRAME_HDR     24 /* a WAL frame's header */
 #define WAL_BUF_FIRST ((size_t)32 << 10)
 #define WAL_BUF_MAX   ((size_t)128 << 10)
@@ -45,7 +48,8 @@ struct vfile {
     unsigned char *buf;
     size_t len, cap;
     sqlite3_int64 off;
-    bool commit_next; /* the last append was a commit frame's header: its page ends the commit */
+    sqlite3_int64 end; /* past the last byte this generation of the WAL holds, buffer included */
+    bool commit_next;  /* the last append was a commit frame's header: its page ends the commit */
 };
 
 /* Where the platform's file starts, after ours, aligned for any member it may have. */
@@ -62,6 +66,8 @@ static int wal_flush(struct vfile *f)
     if (f->len == 0)
         return SQLITE_OK;
     rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->off);
+    if (rc != SQLITE_OK)
+        f->end = f->off; /* the file holds nothing past it */
     f->len = 0;
     f->commit_next = false;
     return rc;
@@ -90,29 +96,52 @@ static bool commit_header(const void *data, int n)
     return n == FRAME_HDR && (p[4] | p[5] | p[6] | p[7]) != 0;
 }
 
+/*
+ * Appends (past everything this WAL generation holds) are buffered. A write in place (a page
+ * SQLite rewrites within its transaction, frame checksums redone at the commit) goes to the file
+ * at once, after what waits, so that its failure is the caller's and nothing is left waiting
+ * once the commit frame is out.
+ */
 static int wal_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 at)
 {
     struct vfile *f = (struct vfile *)file;
     bool ends_commit;
     int rc;
 
-    if (f->len > 0 && at != f->off + (sqlite3_int64)f->len) { /* not an append to what waits */
+    if (at == 0 && n == WAL_HDR) { /* a new generation of the WAL starts at its header */
         rc = wal_flush(f);
         if (rc != SQLITE_OK)
             return rc;
+        f->end = 0;
+    }
+    if (at < f->end || (f->len > 0 && at != f->end)) {
+        rc = wal_flush(f);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (at < f->end) {
+            rc = f->real->pMethods->xWrite(f->real, data, n, at);
+            if (rc == SQLITE_OK && at + n > f->end)
+                f->end = at + n;
+            return rc;
+        }
     }
     ends_commit = f->commit_next && n != FRAME_HDR;
     if (!wal_room(f, (size_t)n)) {
         rc = wal_flush(f);
         if (rc != SQLITE_OK)
             return rc;
-        if (!wal_room(f, (size_t)n))
-            return f->real->pMethods->xWrite(f->real, data, n, at);
+        if (!wal_room(f, (size_t)n)) {
+            rc = f->real->pMethods->xWrite(f->real, data, n, at);
+            if (rc == SQLITE_OK)
+                f->end = at + n;
+            return rc;
+        }
     }
     if (f->len == 0)
         f->off = at;
     memcpy(f->buf + f->len, data, (size_t)n);
     f->len += (size_t)n;
+    f->end = at + n;
     f->commit_next = commit_header(data, n);
     return ends_commit ? wal_flush(f) : SQLITE_OK;
 }
@@ -130,6 +159,8 @@ static int wal_truncate(sqlite3_file *file, sqlite3_int64 size)
     struct vfile *f = (struct vfile *)file;
     int rc = wal_flush(f);
 
+    if (rc == SQLITE_OK && size < f->end)
+        f->end = size;
     return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
 }
 

@@ -5,8 +5,9 @@
  * one write per commit where SQLite alone makes two per page; each commit readable at once by a
  * connection on SQLite's own VFS, as another process would read it; transactions longer than
  * the buffer, pages spilled and rewritten within a transaction, a WAL restarted by a
- * checkpoint; a failed write fails its commit and loses nothing committed; and a process that
- * dies in the middle of a transaction leaves every commit before it whole.
+ * checkpoint; a failed write, appended or in place, fails its commit and loses nothing
+ * committed; and a process that dies in the middle of a transaction leaves every commit before
+ * it whole.
  */
 #include <ftw.h>
 #include <signal.h>
@@ -29,15 +30,27 @@ static sqlite3_vfs *unix_vfs;
 static sqlite3_io_methods counted_methods;
 static int (*unix_write)(sqlite3_file *, const void *, int, sqlite3_int64);
 static int wal_writes;
-static int fail_writes; /* this many WAL writes from now on fail */
+static int fail_writes;          /* this many WAL writes from now on fail */
+static bool fail_commit_rewrite; /* the next rewrite in place of a commit frame's header fails */
+static sqlite3_int64 wal_end;    /* past the furthest byte written to the WAL since its start */
 
 static int count_write(sqlite3_file *f, const void *data, int n, sqlite3_int64 at)
 {
+    const unsigned char *p = data;
+
     wal_writes++;
+    if (at == 0)
+        wal_end = 0;
     if (fail_writes > 0) {
         fail_writes--;
         return SQLITE_IOERR_WRITE;
     }
+    if (fail_commit_rewrite && n == 24 && at < wal_end && (p[4] | p[5] | p[6] | p[7])) {
+        fail_commit_rewrite = false;
+        return SQLITE_IOERR_WRITE;
+    }
+    if (at + n > wal_end)
+        wal_end = at + n;
     return unix_write(f, data, n, at);
 }
 
@@ -251,6 +264,42 @@ static void test_write_fails(void)
     sqlite3_close(w);
 }
 
+/*
+ * A transaction that writes a spilled page again has its frames' checksums redone in place at
+ * the commit, the commit frame's header last: when that write fails, so does the commit, and
+ * the commits before it stay readable. (Buffered, it went out only at the barrier, where a
+ * failure can only be logged, and the commit was answered as done.)
+ */
+static void test_rewrite_fails(void)
+{
+    char path[128];
+    sqlite3 *w, *r;
+    int rc;
+
+    path_of(path, sizeof(path), "rewrite");
+    w = open_db(path, sqlite_vfs_name());
+    T_OK(exec(w, "PRAGMA cache_size = 8; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);"
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
+                 "INSERT INTO t SELECT i, zeroblob(3000) FROM n;") == SQLITE_OK,
+         "200 rows committed");
+    fail_commit_rewrite = true;
+    rc = exec(w, "BEGIN; UPDATE t SET v = randomblob(3000); UPDATE t SET v = randomblob(2000) "
+                 "WHERE id % 2 = 0; COMMIT;");
+    T_OK(!fail_commit_rewrite, "the commit frame's header was rewritten in place");
+    fail_commit_rewrite = false;
+    T_OK(rc != SQLITE_OK, "the commit whose rewrite failed is refused (rc %d)", rc);
+    (void)exec(w, "ROLLBACK");
+    r = open_db(path, "unix");
+    T_EQ_I64(one_i64(r, "SELECT sum(length(v)) FROM t"), 200 * 3000,
+             "what was committed before is read on SQLite's VFS");
+    T_OK(intact(r), "integrity_check ok");
+    T_OK(exec(w, "UPDATE t SET v = zeroblob(10) WHERE id = 1") == SQLITE_OK,
+         "the next commit goes through");
+    T_EQ_I64(one_i64(r, "SELECT sum(length(v)) FROM t"), 199 * 3000 + 10, "and is read");
+    sqlite3_close(r);
+    sqlite3_close(w);
+}
+
 /* A process that dies mid-transaction (frames buffered, nothing published) loses only it. */
 static void test_death_mid_transaction(void)
 {
@@ -303,6 +352,7 @@ int main(void)
     test_visible_at_once();
     test_long_transactions();
     test_write_fails();
+    test_rewrite_fails();
     test_death_mid_transaction();
     (void)nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return t_done();
