@@ -96,6 +96,18 @@ static bool commit_header(const void *data, int n)
     return n == FRAME_HDR && (p[4] | p[5] | p[6] | p[7]) != 0;
 }
 
+/* Writes straight to the file (after what waits has gone out): the WAL's end follows. */
+static int wal_write_through(struct vfile *f, const void *data, int n, sqlite3_int64 at)
+{
+    int rc = wal_flush(f);
+
+    if (rc == SQLITE_OK)
+        rc = f->real->pMethods->xWrite(f->real, data, n, at);
+    if (rc == SQLITE_OK && at + n > f->end)
+        f->end = at + n;
+    return rc;
+}
+
 /*
  * Appends (past everything this WAL generation holds) are buffered. A write in place (a page
  * SQLite rewrites within its transaction, frame checksums redone at the commit) goes to the file
@@ -114,28 +126,20 @@ static int wal_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 
             return rc;
         f->end = 0;
     }
-    if (at < f->end || (f->len > 0 && at != f->end)) {
+    if (at < f->end) /* in place */
+        return wal_write_through(f, data, n, at);
+    if (f->len > 0 && at != f->end) { /* past a gap: what waits goes out first */
         rc = wal_flush(f);
         if (rc != SQLITE_OK)
             return rc;
-        if (at < f->end) {
-            rc = f->real->pMethods->xWrite(f->real, data, n, at);
-            if (rc == SQLITE_OK && at + n > f->end)
-                f->end = at + n;
-            return rc;
-        }
     }
     ends_commit = f->commit_next && n != FRAME_HDR;
     if (!wal_room(f, (size_t)n)) {
         rc = wal_flush(f);
         if (rc != SQLITE_OK)
             return rc;
-        if (!wal_room(f, (size_t)n)) {
-            rc = f->real->pMethods->xWrite(f->real, data, n, at);
-            if (rc == SQLITE_OK)
-                f->end = at + n;
-            return rc;
-        }
+        if (!wal_room(f, (size_t)n)) /* longer than the buffer */
+            return wal_write_through(f, data, n, at);
     }
     if (f->len == 0)
         f->off = at;
@@ -363,9 +367,7 @@ static int vfs_open(sqlite3_vfs *self, const char *name, sqlite3_file *file, int
         return rc == SQLITE_OK ? SQLITE_CANTOPEN : rc;
     /* An older platform file has no shared memory or mapping to forward to: not wrapped. */
     if (f->real->pMethods->iVersion < 3) {
-        f->base.pMethods = &plain_methods;
-        (void)file_close(file);
-        f->base.pMethods = NULL;
+        (void)f->real->pMethods->xClose(f->real);
         return SQLITE_CANTOPEN;
     }
     f->base.pMethods = wal ? &wal_methods : &plain_methods;
