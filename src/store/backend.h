@@ -98,6 +98,24 @@ struct store_ops {
     enum err (*unit_begin)(struct store_tx *tx, bool savepoint);
     enum err (*unit_end)(struct store_tx *tx, bool savepoint, enum err *unit_err, bool *again,
                          char *errbuf, size_t errlen);
+    /*
+     * Pipelining, optional (NULL where the engine has none), in a batch's pass without
+     * savepoints. After pipeline_capture(tx, k), the first statement a function sends is not
+     * run but recorded as the k-th, and that statement and any after it fail, so the function
+     * returns at once having changed nothing; pipeline_capture(tx, -1) ends it. pipeline_send
+     * then runs the recorded statements together (one round trip) and keeps their results; *sent
+     * is how many. It fails with ERR_UNAVAILABLE when the storage is gone, and with another
+     * error when a statement failed (the transaction cannot go on). pipeline_use(tx, k) before the
+     * k-th unit runs for real: its first statement takes the result kept if it is exactly the
+     * recorded one, and fails if it is another (then the transaction cannot commit).
+     * pipeline_use(tx, -1) drops what is left; it fails if a result was left untaken (a statement
+     * ran that its unit did not send again), and then the transaction must not commit either. Only
+     * a statement that may run before the batch's other units, and apart from the rest of its own
+     * unit, may be recorded: group.c records those of STORE_RUN_SINGLE runs only.
+     */
+    void (*pipeline_capture)(struct store_tx *tx, int k);
+    enum err (*pipeline_send)(struct store_tx *tx, int *sent);
+    enum err (*pipeline_use)(struct store_tx *tx, int k);
 
     /* Schema. migrations: the backend's compiled-in list, in version order. */
     const struct migration *(*migrations)(size_t *count);

@@ -34,10 +34,12 @@ struct store_group {
     struct unit *head, *tail; /* queued writes, oldest first */
     bool leading;             /* a batch is running */
     bool on;
-    int fail_commits; /* test hook: this many batches fail at their end */
-    int slow_us;      /* test hook: each batch waits this long first, as for a slow disk */
-    uint64_t commits; /* atomic */
-    uint64_t units;   /* atomic */
+    int fail_commits;   /* test hook: this many batches fail at their end */
+    int skew_pipelines; /* test hook: in this many batches units are handed each other's results */
+    int slow_us;        /* test hook: each batch waits this long first, as for a slow disk */
+    uint64_t commits;   /* atomic */
+    uint64_t units;     /* atomic */
+    uint64_t pipelined; /* atomic */
 };
 
 /* A batch: its units, and how the current pass over them goes. */
@@ -45,9 +47,12 @@ struct batch {
     const struct store_ops *ops;
     struct unit *u[GROUP_MAX];
     int n;
-    bool isolated; /* each unit inside a savepoint */
-    bool aborted;  /* the pass without savepoints met a failed unit: run them again isolated */
-    bool fail;     /* the test hook */
+    bool isolated;     /* each unit inside a savepoint */
+    bool aborted;      /* the pass without savepoints met a failed unit: run them again isolated */
+    bool fail;         /* the test hook */
+    bool skew;         /* the other test hook */
+    int pipelined;     /* units whose first statement went in this pass's pipeline */
+    int pipelined_all; /* in every pass */
 };
 
 struct store_group *store_group_new(void)
@@ -76,12 +81,20 @@ void store_group_stats_get(struct store *st, struct store_group_stats *out)
 {
     out->commits = __atomic_load_n(&st->group->commits, __ATOMIC_RELAXED);
     out->units = __atomic_load_n(&st->group->units, __ATOMIC_RELAXED);
+    out->pipelined = __atomic_load_n(&st->group->pipelined, __ATOMIC_RELAXED);
 }
 
 void store_group_fail_commits(struct store *st, int n)
 {
     pthread_mutex_lock(&st->group->mu);
     st->group->fail_commits = n;
+    pthread_mutex_unlock(&st->group->mu);
+}
+
+void store_group_skew_pipelines(struct store *st, int n)
+{
+    pthread_mutex_lock(&st->group->mu);
+    st->group->skew_pipelines = n;
     pthread_mutex_unlock(&st->group->mu);
 }
 
@@ -99,21 +112,49 @@ static void errbuf_clear(char *errbuf, size_t errlen)
 }
 
 /*
- * The batch's transaction. The first pass runs the units one after the other with no
- * savepoint (one round trip less per unit on PostgreSQL); the first unit that fails ends it,
- * and the runner rolls it back. The next pass gives each unit a savepoint, so a unit that fails
- * (a refusal, a conflict, a deadlock victim) is rolled back alone and the rest commit.
+ * Where the engine pipelines: the first statement of each STORE_RUN_SINGLE unit (one write
+ * that needs no transaction with the rest of its unit, so it may run before the batch's other
+ * units) is recorded by running the unit's function in capture mode, and all of them go to
+ * the database together. Each unit then runs as ever, its first statement answered from what
+ * came back. Two units at least, or there is no round trip to save.
  */
-static enum err batch_tx(struct store_tx *tx, void *arg)
+static enum err batch_pipeline(struct batch *b, struct store_tx *tx)
 {
-    struct batch *b = arg;
+    const struct store_ops *ops = b->ops;
+    int singles = 0;
     enum err err;
 
-    b->aborted = false;
+    b->pipelined = 0;
+    if (b->isolated || !ops->pipeline_send)
+        return ERR_OK;
+    for (int i = 0; i < b->n; i++)
+        singles += b->u[i]->kind == STORE_RUN_SINGLE;
+    if (singles < 2)
+        return ERR_OK;
+    for (int i = 0; i < b->n; i++) {
+        struct unit *u = b->u[i];
+        if (u->kind != STORE_RUN_SINGLE)
+            continue;
+        ops->pipeline_capture(tx, i);
+        (void)u->fn(tx, u->arg); /* stops at its first statement; it runs again below */
+    }
+    ops->pipeline_capture(tx, -1);
+    err = ops->pipeline_send(tx, &b->pipelined);
+    b->pipelined_all += b->pipelined;
+    return err;
+}
+
+/* The units, one after the other; the pass ends at the first that fails. */
+static enum err batch_units(struct batch *b, struct store_tx *tx)
+{
+    enum err err;
+
     for (int i = 0; i < b->n; i++) {
         struct unit *u = b->u[i];
         u->again = false;
         errbuf_clear(u->errbuf, u->errlen);
+        if (b->pipelined)
+            (void)b->ops->pipeline_use(tx, b->skew ? i ^ 1 : i);
         err = b->ops->unit_begin(tx, b->isolated);
         if (err)
             return err;
@@ -127,6 +168,36 @@ static enum err batch_tx(struct store_tx *tx, void *arg)
             return u->err;
         }
     }
+    return ERR_OK;
+}
+
+/*
+ * The batch's transaction. The first pass runs the units one after the other with no
+ * savepoint (one round trip less per unit on PostgreSQL), their first statements pipelined
+ * where they can be; the first unit that fails ends it, and the runner rolls it back. The next
+ * pass gives each unit a savepoint, so a unit that fails (a refusal, a conflict, a deadlock
+ * victim) is rolled back alone and the rest commit.
+ */
+static enum err batch_tx(struct store_tx *tx, void *arg)
+{
+    struct batch *b = arg;
+    enum err err;
+
+    b->aborted = false;
+    err = batch_pipeline(b, tx);
+    if (err && err != ERR_UNAVAILABLE) {
+        b->aborted = true; /* a pipelined statement failed: the units run again, isolated */
+        b->isolated = true;
+    }
+    if (!err)
+        err = batch_units(b, tx);
+    if (b->pipelined && b->ops->pipeline_use(tx, -1) && !err) {
+        b->aborted = true; /* a statement ran that no unit took: run them again, isolated */
+        b->isolated = true;
+        err = ERR_STORE;
+    }
+    if (err)
+        return err;
     return b->fail ? ERR_UNAVAILABLE : ERR_OK;
 }
 
@@ -171,6 +242,7 @@ static void lead(struct store *st, struct store_group *g)
         g->tail = NULL;
     b.fail = g->fail_commits > 0;
     g->fail_commits -= b.fail;
+    b.skew = g->skew_pipelines > 0;
     g->leading = true;
     pthread_mutex_unlock(&g->mu);
 
@@ -179,8 +251,10 @@ static void lead(struct store *st, struct store_group *g)
     batch_run(st, &b);
     __atomic_add_fetch(&g->commits, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&g->units, (uint64_t)b.n, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&g->pipelined, (uint64_t)b.pipelined_all, __ATOMIC_RELAXED);
 
     pthread_mutex_lock(&g->mu);
+    g->skew_pipelines -= b.skew && b.pipelined_all > 0 && g->skew_pipelines > 0;
     g->leading = false;
     for (int i = 0; i < b.n; i++) {
         b.u[i]->done = true;

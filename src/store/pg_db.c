@@ -62,6 +62,37 @@ struct usage_notes {
     bool extras; /* and tell that some user has extra units */
 };
 
+/*
+ * Pipelining (store_ops.pipeline_*): the first statements of a batch's units, recorded with
+ * copies of their parameters, sent together, and their results kept until each unit takes its.
+ */
+#define PIPE_MAX 64 /* statements: a batch's units at most (group.c) */
+
+struct pipe_param {
+    size_t off; /* its bytes in the pipe's buf */
+    int len;    /* for a binary one */
+    int format;
+    bool null;
+};
+
+struct pipe_stmt {
+    enum pg_stmt id;
+    int first, n; /* its parameters, in the pipe's params */
+    PGresult *res;
+    bool recorded, sent, taken;
+};
+
+struct pipe {
+    struct pipe_stmt stmt[PIPE_MAX];
+    struct pipe_param *params;
+    int nparams, params_cap;
+    char *buf;
+    size_t len, cap;
+    bool capturing; /* between pipeline_capture(k) and pipeline_capture(-1) */
+    int capture;    /* the statement being recorded; -1: none, statements only fail */
+    int use;        /* the statement the running unit may take; -1: none */
+};
+
 struct conn {
     PGconn *db;               /* NULL until first used */
     const char *url;          /* borrowed from the store */
@@ -70,6 +101,7 @@ struct conn {
     char sqlstate[6];         /* of the last failure, "" when none */
     char errmsg[256];         /* of the last failure, for messages */
     struct usage_notes notes; /* pg_db_note_usage's, in the running run */
+    struct pipe *pipe;        /* NULL until a batch pipelines on this connection */
 };
 
 /* What a run lends to its function. */
@@ -339,6 +371,244 @@ static enum err stmt_exec(struct conn *c, enum pg_stmt id, const struct params *
     return err;
 }
 
+/* Pipelining: a batch's first statements in one round trip (store_ops.pipeline_*) */
+
+static void pipe_clear(struct pipe *pp)
+{
+    for (int k = 0; k < PIPE_MAX; k++) {
+        PQclear(pp->stmt[k].res); /* NULL is a no-op */
+        memset(&pp->stmt[k], 0, sizeof(pp->stmt[k]));
+    }
+    pp->nparams = 0;
+    pp->len = 0;
+    pp->capturing = false;
+    pp->capture = -1;
+    pp->use = -1;
+}
+
+/* Copies n bytes into the pipe's buffer; returns where they start. */
+static size_t pipe_copy(struct pipe *pp, const void *bytes, size_t n)
+{
+    size_t off = pp->len;
+
+    if (pp->cap - pp->len < n) {
+        size_t cap = pp->cap ? pp->cap : 4096;
+        while (cap - pp->len < n)
+            cap *= 2;
+        pp->buf = xrealloc(pp->buf, cap);
+        pp->cap = cap;
+    }
+    memcpy(pp->buf + off, bytes, n);
+    pp->len += n;
+    return off;
+}
+
+static void pipe_add_param(struct pipe *pp, const struct params *p, int i)
+{
+    struct pipe_param *pa;
+
+    if (pp->nparams == pp->params_cap) {
+        pp->params_cap = pp->params_cap ? 2 * pp->params_cap : 256;
+        pp->params = xrealloc(pp->params, (size_t)pp->params_cap * sizeof(*pp->params));
+    }
+    pa = &pp->params[pp->nparams++];
+    memset(pa, 0, sizeof(*pa));
+    pa->format = p->formats[i];
+    pa->null = p->values[i] == NULL;
+    if (pa->null)
+        return;
+    pa->len = p->lengths[i];
+    pa->off = pipe_copy(pp, p->values[i], pa->format ? (size_t)pa->len : strlen(p->values[i]) + 1);
+}
+
+/* In capture mode: records q if it is the unit's first statement; every statement fails. */
+static enum err pipe_record(struct conn *c, const struct pg_query *q)
+{
+    struct pipe *pp = c->pipe;
+    struct pipe_stmt *st = pp->capture >= 0 ? &pp->stmt[pp->capture] : NULL;
+    struct params p;
+
+    pp->capture = -1; /* what the function sends after its first statement is not recorded */
+    if (!st)
+        return ERR_UNAVAILABLE;
+    params_build(&p, q);
+    st->id = q->id;
+    st->first = pp->nparams;
+    st->n = p.n;
+    for (int i = 0; i < p.n; i++)
+        pipe_add_param(pp, &p, i);
+    st->recorded = true;
+    return ERR_UNAVAILABLE;
+}
+
+/* Whether the parameters p of statement id are the ones recorded in st. */
+static bool pipe_same(const struct pipe *pp, const struct pipe_stmt *st, enum pg_stmt id,
+                      const struct params *p)
+{
+    if (st->id != id || st->n != p->n)
+        return false;
+    for (int i = 0; i < p->n; i++) {
+        const struct pipe_param *pa = &pp->params[st->first + i];
+        const char *v = p->values[i];
+        if (pa->null != (v == NULL) || pa->format != p->formats[i])
+            return false;
+        if (pa->null)
+            continue;
+        if (pa->format ? pa->len != p->lengths[i] || memcmp(pp->buf + pa->off, v, (size_t)pa->len)
+                       : strcmp(pp->buf + pa->off, v))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The running unit's first statement: when the pipeline ran exactly this statement for it,
+ * *taken is set and the result is the one kept (*out, or the failure it was). Otherwise the
+ * statement runs as ever, and the result kept is left untaken (pipeline_use(-1) fails then).
+ */
+static enum err pipe_take(struct conn *c, const struct pg_query *q, PGresult **out, bool *taken)
+{
+    struct pipe *pp = c->pipe;
+    struct pipe_stmt *st = &pp->stmt[pp->use];
+    struct params p;
+    ExecStatusType status;
+    enum err err;
+
+    pp->use = -1;
+    *taken = false;
+    if (!st->sent || st->taken)
+        return ERR_OK;
+    params_build(&p, q);
+    if (!pipe_same(pp, st, q->id, &p))
+        return ERR_OK;
+    *taken = true;
+    st->taken = true;
+    *out = st->res;
+    st->res = NULL;
+    status = PQresultStatus(*out); /* of NULL: PGRES_FATAL_ERROR */
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        return ERR_OK;
+    if (status == PGRES_PIPELINE_ABORTED) {
+        c->sqlstate[0] = '\0';
+        (void)str_copy(c->errmsg, sizeof(c->errmsg), "not run: an earlier statement failed");
+        err = ERR_STORE;
+    } else {
+        err = result_err(c, *out);
+    }
+    PQclear(*out);
+    *out = NULL;
+    return err;
+}
+
+void pg_db_pipeline_capture(struct store_tx *tx, int k)
+{
+    struct conn *c = tx->c;
+
+    if (!c->pipe) {
+        c->pipe = xcalloc(1, sizeof(*c->pipe));
+        pipe_clear(c->pipe);
+    }
+    if (k < 0) {
+        c->pipe->capturing = false;
+        c->pipe->capture = -1;
+        return;
+    }
+    if (!c->pipe->capturing) /* a new pass: nothing of the last one is left */
+        pipe_clear(c->pipe);
+    c->pipe->capturing = true;
+    c->pipe->capture = k < PIPE_MAX ? k : -1;
+}
+
+/* After a failure inside pipeline mode: the connection is dropped and opened again. */
+static enum err pipe_broken(struct conn *c)
+{
+    conn_note(c, NULL);
+    log_warn("postgres: pipeline failed: %s", c->errmsg);
+    (void)conn_reset(c); /* the server rolls the transaction back */
+    return ERR_UNAVAILABLE;
+}
+
+enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
+{
+    struct conn *c = tx->c;
+    struct pipe *pp = c->pipe;
+    const char *values[PARAMS_MAX];
+    int lengths[PARAMS_MAX], formats[PARAMS_MAX];
+    char name[32];
+    bool synced;
+    PGresult *res;
+    enum err err;
+
+    *sent = 0;
+    if (!pp)
+        return ERR_OK;
+    for (int k = 0; k < PIPE_MAX; k++) /* PQprepare is not allowed in pipeline mode */
+        if (pp->stmt[k].recorded && (err = stmt_prepare(c, pp->stmt[k].id)))
+            return err;
+    if (PQenterPipelineMode(c->db) != 1)
+        return pipe_broken(c);
+    for (int k = 0; k < PIPE_MAX; k++) {
+        struct pipe_stmt *st = &pp->stmt[k];
+        if (!st->recorded)
+            continue;
+        for (int i = 0; i < st->n; i++) {
+            const struct pipe_param *pa = &pp->params[st->first + i];
+            values[i] = pa->null ? NULL : pp->buf + pa->off;
+            lengths[i] = pa->len;
+            formats[i] = pa->format;
+        }
+        stmt_name(st->id, name, sizeof(name));
+        if (PQsendQueryPrepared(c->db, name, st->n, values, lengths, formats, 0) != 1)
+            break;
+        st->sent = true;
+        (*sent)++;
+    }
+    synced = PQpipelineSync(c->db) == 1;
+    for (int k = 0; k < PIPE_MAX; k++) {
+        struct pipe_stmt *st = &pp->stmt[k];
+        if (!st->sent)
+            continue;
+        st->res = PQgetResult(c->db); /* NULL on a lost connection: a failure when taken */
+        while (st->res && (res = PQgetResult(c->db)) != NULL)
+            PQclear(res); /* a statement's results end with a NULL */
+    }
+    if (synced) {
+        res = PQgetResult(c->db);
+        synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+        PQclear(res);
+    }
+    if (!synced || PQexitPipelineMode(c->db) != 1)
+        return pipe_broken(c);
+    for (int k = 0; k < PIPE_MAX; k++) { /* the first failure aborted the transaction */
+        const struct pipe_stmt *st = &pp->stmt[k];
+        ExecStatusType status = PQresultStatus(st->res);
+        if (st->sent && status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
+            return result_err(c, st->res);
+    }
+    return ERR_OK;
+}
+
+enum err pg_db_pipeline_use(struct store_tx *tx, int k)
+{
+    struct pipe *pp = tx->c->pipe;
+    bool left = false;
+
+    if (!pp)
+        return ERR_OK;
+    if (k >= 0) {
+        pp->use = k < PIPE_MAX ? k : -1;
+        return ERR_OK;
+    }
+    for (int i = 0; i < PIPE_MAX; i++)
+        left |= pp->stmt[i].sent && !pp->stmt[i].taken;
+    pipe_clear(pp);
+    if (left) {
+        log_debug("postgres: a pipelined statement was not sent again by its write");
+        return ERR_STORE;
+    }
+    return ERR_OK;
+}
+
 /*
  * Runs q; on success *out holds the result (PQclear it). The first statement of an operation
  * checks the connection first; when it still fails on a lost connection and could not have
@@ -355,6 +625,14 @@ static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **
     c->op_first = false;
     if (err)
         return err;
+    if (c->pipe && c->pipe->capturing)
+        return pipe_record(c, q);
+    if (c->pipe && c->pipe->use >= 0) {
+        bool taken;
+        err = pipe_take(c, q, out, &taken);
+        if (taken)
+            return err;
+    }
     params_build(&p, q);
     err = stmt_exec(c, q->id, &p, out);
     if (err == ERR_UNAVAILABLE && first && !pg_stmts[q->id].writes &&
@@ -487,6 +765,10 @@ enum err pg_db_exec(struct store_tx *tx, const char *sql)
     c->op_first = false;
     if (err)
         return err;
+    if (c->pipe && c->pipe->capturing)
+        return ERR_UNAVAILABLE; /* recorded are prepared statements only */
+    if (c->pipe)
+        c->pipe->use = -1; /* its unit's first statement is another: what was kept is left */
     res = PQexec(c->db, sql);
     status = PQresultStatus(res);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
@@ -512,6 +794,8 @@ static enum err conn_simple(struct conn *c, enum pg_stmt id)
 static enum err tx_begin(struct conn *c)
 {
     c->sqlstate[0] = '\0'; /* what tx_retryable() reads is this attempt's */
+    if (c->pipe)
+        pipe_clear(c->pipe);
     return conn_simple(c, PGS_BEGIN);
 }
 
@@ -773,8 +1057,16 @@ void pg_db_close(struct store *st)
 {
     struct pg_store *s = to_pg(st);
 
-    for (int i = 0; i < s->nconns; i++)
+    for (int i = 0; i < s->nconns; i++) {
+        struct pipe *pp = s->conns[i].pipe;
         PQfinish(s->conns[i].db); /* NULL is a no-op */
+        if (pp) {
+            pipe_clear(pp);
+            free(pp->params);
+            free(pp->buf);
+            free(pp);
+        }
+    }
     store_pool_release(&s->pool);
     pthread_mutex_destroy(&s->tell_mu);
     free(s->conns);

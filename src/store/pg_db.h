@@ -212,6 +212,11 @@ MUST_CHECK enum err pg_db_unit_begin(struct store_tx *tx, bool savepoint);
 MUST_CHECK enum err pg_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err,
                                    bool *again, char *errbuf, size_t errlen);
 
+/* store_ops.pipeline_capture, pipeline_send and pipeline_use (see backend.h). */
+void pg_db_pipeline_capture(struct store_tx *tx, int k);
+MUST_CHECK enum err pg_db_pipeline_send(struct store_tx *tx, int *sent);
+MUST_CHECK enum err pg_db_pipeline_use(struct store_tx *tx, int k);
+
 /* store_ops.run: WRITE runs are retried, whole, when picked as a deadlock or serialization victim.
  */
 MUST_CHECK enum err pg_db_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,

@@ -104,10 +104,14 @@ void store_cache_start(struct store *st, const struct store_cache_params *p);
  */
 void store_group_commit_set(struct store *st, bool on);
 
-/* How many writes have run, and in how many commits (batches; a write alone is one). */
+/*
+ * How many writes have run, and in how many commits (batches; a write alone is one); pipelined:
+ * how many writes had their first statement sent together with others' (PostgreSQL).
+ */
 struct store_group_stats {
     uint64_t commits;
     uint64_t units;
+    uint64_t pipelined;
 };
 
 void store_group_stats_get(struct store *st, struct store_group_stats *out);
@@ -117,6 +121,14 @@ void store_group_stats_get(struct store *st, struct store_group_stats *out);
  * and are rolled back; a write alone goes through the batch path meanwhile.
  */
 void store_group_fail_commits(struct store *st, int n);
+
+/*
+ * For tests: in the next n batches that pipeline, the writes are handed each other's results
+ * (the first write the second's, the second the first's, and so on), as writes whose
+ * statements are not the same twice would be; the batch must find it and run them again
+ * without the pipeline.
+ */
+void store_group_skew_pipelines(struct store *st, int n);
 
 /*
  * For tests: each batch waits us microseconds before it runs, as a commit on a slow disk would,

@@ -42,6 +42,11 @@ struct consume_arg {
     struct usage_outcome *o;
     struct meter_step step;
     bool replayed;
+    /*
+     * The ledger entry's time, fixed before the run (0: taken when the entry is made): a
+     * pipelined run sends its first statement twice, which must be the same both times.
+     */
+    int64_t created_ms;
 };
 
 /* g's row of window_start, or a row of zero units when there is none. */
@@ -120,7 +125,7 @@ static void ledger_entry_of(const struct consume_arg *a, const char *kind, struc
                                 .window_start = g->window_start,
                                 .used_after = a->step.used,
                                 .balance = a->refund ? a->step.from_balance : -a->step.from_balance,
-                                .created_ms = clock_now_ms() };
+                                .created_ms = a->created_ms ? a->created_ms : clock_now_ms() };
     (void)str_copy(e->user_id, sizeof(e->user_id), g->user_id); /* same sizes */
     (void)str_copy(e->quota, sizeof(e->quota), g->quota);
     (void)str_copy(e->kind, sizeof(e->kind), kind);
@@ -272,7 +277,7 @@ static enum err consume_run(struct store *st, enum store_run_kind kind, store_tx
 enum err store_usage_consume(struct store *st, const struct usage_grant *g, bool *granted,
                              int64_t *used_after)
 {
-    struct consume_arg a = { .st = st, .ops = st->ops, .g = g };
+    struct consume_arg a = { .st = st, .ops = st->ops, .g = g, .created_ms = clock_now_ms() };
     enum err err;
 
     *granted = false;
@@ -378,7 +383,13 @@ static enum err keyed_run(struct store *st, bool refund, const struct usage_gran
                           bool *replayed)
 {
     const struct usage_outcome asked = *o;
-    struct consume_arg a = { .st = st, .ops = st->ops, .refund = refund, .g = g, .k = k, .o = o };
+    struct consume_arg a = { .st = st,
+                             .ops = st->ops,
+                             .refund = refund,
+                             .g = g,
+                             .k = k,
+                             .o = o,
+                             .created_ms = clock_now_ms() };
     enum err err;
 
     *replayed = false;

@@ -1388,11 +1388,15 @@ static int64_t group_used(struct store *st, const char *user)
 
 /*
  * GROUP_THREADS threads write at once: each write gets its own result, whatever else shares its
- * batch, and the database holds exactly the writes that succeeded.
+ * batch, and the database holds exactly the writes that succeeded. On PostgreSQL the first
+ * statements of a batch's single-statement writes go in one pipeline; with skew, each write is
+ * handed another's result, which the batch must notice (and then run them again, isolated)
+ * instead of acknowledging a result that is not its own or committing a statement twice.
  */
-static void case_group_commit(const char *url, const struct target *t)
+static void group_commit_check(const char *url, const struct target *t, bool skew)
 {
     struct store *st = open_migrated(url);
+    const char *name = skew ? "group (skewed pipelines)" : "group";
     struct group_worker w[GROUP_THREADS];
     pthread_t th[GROUP_THREADS];
     struct group_worker sum = { 0 };
@@ -1403,10 +1407,12 @@ static void case_group_commit(const char *url, const struct target *t)
     /* Commits as slow as a disk's: a memory database's take microseconds, and threads could
      * then go through one at a time; batches must form then, whatever the machine's load. */
     store_group_slow_commits(st, 1000);
+    store_group_skew_pipelines(st, skew ? 1000000 : 0);
     store_group_stats_get(st, &before);
     group_start(st, w, th);
     store_group_stats_get(st, &after);
     store_group_slow_commits(st, 0);
+    store_group_skew_pipelines(st, 0);
     for (int i = 0; i < GROUP_THREADS; i++) {
         sum.quota_granted += w[i].quota_granted;
         sum.quota_refused += w[i].quota_refused;
@@ -1427,23 +1433,103 @@ static void case_group_commit(const char *url, const struct target *t)
     }
     for (int j = 0; j < GROUP_KEYS; j++)
         fresh_once += sum.fresh[j] == 1;
-    T_EQ_I64(sum.wrong, 0, "%s: group: every write got its own right answer", t->name);
-    T_EQ_I64(sum.quota_granted, 100, "%s: group: the limit granted exactly", t->name);
-    T_EQ_I64(sum.quota_refused, per_kind - 100, "%s: group: the rest refused", t->name);
-    T_EQ_I64(group_used(st, "gq"), 100, "%s: group: the limited counter", t->name);
-    T_EQ_I64(sum.free_granted, per_kind, "%s: group: every free consume granted", t->name);
-    T_EQ_I64(group_used(st, "gb"), per_kind, "%s: group: the free counter", t->name);
-    T_EQ_I64(inserted_once, GROUP_USERS, "%s: group: each customer inserted once", t->name);
-    T_EQ_I64(fresh_once, GROUP_KEYS, "%s: group: each key consumed once", t->name);
-    T_EQ_I64(group_used(st, "gk"), GROUP_KEYS, "%s: group: the keyed counter", t->name);
+    T_EQ_I64(sum.wrong, 0, "%s: %s: every write got its own right answer", t->name, name);
+    T_EQ_I64(sum.quota_granted, 100, "%s: %s: the limit granted exactly", t->name, name);
+    T_EQ_I64(sum.quota_refused, per_kind - 100, "%s: %s: the rest refused", t->name, name);
+    T_EQ_I64(group_used(st, "gq"), 100, "%s: %s: the limited counter", t->name, name);
+    T_EQ_I64(sum.free_granted, per_kind, "%s: %s: every free consume granted", t->name, name);
+    T_EQ_I64(group_used(st, "gb"), per_kind, "%s: %s: the free counter", t->name, name);
+    T_EQ_I64(inserted_once, GROUP_USERS, "%s: %s: each customer inserted once", t->name, name);
+    T_EQ_I64(fresh_once, GROUP_KEYS, "%s: %s: each key consumed once", t->name, name);
+    T_EQ_I64(group_used(st, "gk"), GROUP_KEYS, "%s: %s: the keyed counter", t->name, name);
     T_EQ_I64(sum.conflicts + sum.replays + GROUP_USERS + GROUP_KEYS, 2 * per_kind,
-             "%s: group: the other inserts and keys conflicted or replayed", t->name);
-    T_EQ_I64((int64_t)(after.units - before.units), 4 * per_kind, "%s: group: writes counted",
-             t->name);
+             "%s: %s: the other inserts and keys conflicted or replayed", t->name, name);
+    T_EQ_I64((int64_t)(after.units - before.units), 4 * per_kind, "%s: %s: writes counted", t->name,
+             name);
     T_OK(after.commits - before.commits < after.units - before.units,
-         "%s: group: batches formed: %llu commits for %llu writes", t->name,
+         "%s: %s: batches formed: %llu commits for %llu writes", t->name, name,
          (unsigned long long)(after.commits - before.commits),
          (unsigned long long)(after.units - before.units));
+    if (strcmp(t->backend, "postgres") == 0)
+        T_OK(after.pipelined - before.pipelined > 0, "%s: %s: first statements pipelined: %llu",
+             t->name, name, (unsigned long long)(after.pipelined - before.pipelined));
+    else
+        T_EQ_I64((int64_t)(after.pipelined - before.pipelined), 0,
+                 "%s: %s: nothing pipelined (the engine has no pipeline)", t->name, name);
+    store_close(st);
+}
+
+static void case_group_commit(const char *url, const struct target *t)
+{
+    group_commit_check(url, t, false);
+}
+
+static void case_group_commit_skewed(const char *url, const struct target *t)
+{
+    group_commit_check(url, t, true);
+}
+
+/* Consumes only (no conflict to end a pipeline early), every result handed to the wrong write. */
+static void *skew_main(void *arg)
+{
+    struct group_worker *w = arg;
+    struct usage_grant limited = { "sq", "ai_minutes", 86400, 1, 100, false, NULL, NULL };
+    struct usage_grant free_g = { "sb", "ai_minutes", 86400, 1, 100000, false, NULL, NULL };
+
+    for (int r = 0; r < GROUP_ROUNDS; r++) {
+        const bool lim = (w->id + r) % 2 == 0;
+        bool granted = false;
+        int64_t used = 0;
+        enum err err = store_usage_consume(w->st, lim ? &limited : &free_g, &granted, &used);
+        w->wrong +=
+            err != ERR_OK || (lim && used > 100) || (granted && used < 1) || (!lim && !granted);
+        w->quota_granted += err == ERR_OK && lim && granted;
+        w->quota_refused += err == ERR_OK && lim && !granted;
+        w->free_granted += err == ERR_OK && !lim && granted;
+    }
+    return NULL;
+}
+
+static void case_group_pipeline_skewed(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct group_worker w[GROUP_THREADS];
+    pthread_t th[GROUP_THREADS];
+    struct group_worker sum = { 0 };
+    struct store_group_stats before, after;
+    const int per_kind = GROUP_THREADS * GROUP_ROUNDS / 2;
+
+    store_group_slow_commits(st, 1000);
+    store_group_skew_pipelines(st, 1000000);
+    store_group_stats_get(st, &before);
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].st = st;
+        w[i].id = i;
+        if (pthread_create(&th[i], NULL, skew_main, &w[i]) != 0) {
+            printf("Bail out! pthread_create\n");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        sum.quota_granted += w[i].quota_granted;
+        sum.quota_refused += w[i].quota_refused;
+        sum.free_granted += w[i].free_granted;
+        sum.wrong += w[i].wrong;
+    }
+    store_group_stats_get(st, &after);
+    store_group_slow_commits(st, 0);
+    store_group_skew_pipelines(st, 0);
+    T_EQ_I64(sum.wrong, 0, "%s: skewed: every consume got its own right answer", t->name);
+    T_EQ_I64(sum.quota_granted, 100, "%s: skewed: the limit granted exactly", t->name);
+    T_EQ_I64(sum.quota_refused, per_kind - 100, "%s: skewed: the rest refused", t->name);
+    T_EQ_I64(group_used(st, "sq"), 100, "%s: skewed: the limited counter", t->name);
+    T_EQ_I64(sum.free_granted, per_kind, "%s: skewed: every free consume granted", t->name);
+    T_EQ_I64(group_used(st, "sb"), per_kind, "%s: skewed: the free counter, each once", t->name);
+    if (strcmp(t->backend, "postgres") == 0)
+        T_OK(after.pipelined - before.pipelined > 0, "%s: skewed: pipelined: %llu", t->name,
+             (unsigned long long)(after.pipelined - before.pipelined));
     store_close(st);
 }
 
@@ -2167,6 +2253,8 @@ static const struct {
     { "duplicates", case_duplicates, false },
     { "usage_refund", case_usage_refund, false },
     { "group_commit", case_group_commit, false },
+    { "group_commit_skewed", case_group_commit_skewed, false },
+    { "group_pipeline_skewed", case_group_pipeline_skewed, false },
     { "group_commit_fails", case_group_commit_fails, false },
     { "plan_changes", case_plan_changes, false },
     { "outbox", case_outbox, false },
