@@ -574,7 +574,8 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
         store_errf(errbuf, errlen, "event: a field is missing or too long");
         return ERR_INVALID;
     }
-    err = store_run_msg(st, STORE_RUN_WRITE, record_apply_tx, &a, engine, sizeof(engine));
+    /* The event's claim, its first statement, touches no row but the event's own. */
+    err = store_run_msg(st, STORE_RUN_WRITE_CLAIM, record_apply_tx, &a, engine, sizeof(engine));
     store_cache_forget(st, sub_user); /* even on failure: a lost COMMIT answer may have committed */
     if (!err) {
         *result = a.result;

@@ -35,6 +35,12 @@ enum store_run_kind {
     STORE_RUN_READ,   /* reads only, each statement seeing what is committed */
     STORE_RUN_SINGLE, /* one write statement, committed by itself (no BEGIN/COMMIT) */
     STORE_RUN_WRITE,  /* one transaction: commits when fn returns ERR_OK, else rolls back */
+    /*
+     * A STORE_RUN_WRITE whose first statement claims a row that no other write touches but by
+     * the same claim (a webhook event's id): in a batch it may run before the other writes
+     * (group.c pipelines it, as a STORE_RUN_SINGLE's). The backends get STORE_RUN_WRITE.
+     */
+    STORE_RUN_WRITE_CLAIM,
 };
 
 /* A subscription as written: the record, and what is stored beside it. */
@@ -111,7 +117,8 @@ struct store_ops {
      * pipeline_use(tx, -1) drops what is left; it fails if a result was left untaken (a statement
      * ran that its unit did not send again), and then the transaction must not commit either. Only
      * a statement that may run before the batch's other units, and apart from the rest of its own
-     * unit, may be recorded: group.c records those of STORE_RUN_SINGLE runs only.
+     * unit, may be recorded: group.c records those of STORE_RUN_SINGLE and
+     * STORE_RUN_WRITE_CLAIM runs only.
      */
     void (*pipeline_capture)(struct store_tx *tx, int k);
     enum err (*pipeline_send)(struct store_tx *tx, int *sent);

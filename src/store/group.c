@@ -20,6 +20,7 @@ struct unit {
     store_tx_fn fn;
     void *arg;
     enum store_run_kind kind;
+    bool early; /* its first statement may run before the batch's other writes */
     char *errbuf;
     size_t errlen;
     enum err err;        /* its result, when done */
@@ -112,28 +113,29 @@ static void errbuf_clear(char *errbuf, size_t errlen)
 }
 
 /*
- * Where the engine pipelines: the first statement of each STORE_RUN_SINGLE unit (one write
- * that needs no transaction with the rest of its unit, so it may run before the batch's other
- * units) is recorded by running the unit's function in capture mode, and all of them go to
- * the database together. Each unit then runs as ever, its first statement answered from what
- * came back. Two units at least, or there is no round trip to save.
+ * Where the engine pipelines: the first statement of each early unit (a STORE_RUN_SINGLE's one
+ * write, which needs no transaction with the rest of its unit, or a STORE_RUN_WRITE_CLAIM's
+ * claim of a row of its own), which may run before the batch's other units, is recorded by
+ * running the unit's function in capture mode, and all of them go to the database together.
+ * Each unit then runs as ever, its first statement answered from what came back. Two units at
+ * least, or there is no round trip to save.
  */
 static enum err batch_pipeline(struct batch *b, struct store_tx *tx)
 {
     const struct store_ops *ops = b->ops;
-    int singles = 0;
+    int early = 0;
     enum err err;
 
     b->pipelined = 0;
     if (b->isolated || !ops->pipeline_send)
         return ERR_OK;
     for (int i = 0; i < b->n; i++)
-        singles += b->u[i]->kind == STORE_RUN_SINGLE;
-    if (singles < 2)
+        early += b->u[i]->early;
+    if (early < 2)
         return ERR_OK;
     for (int i = 0; i < b->n; i++) {
         struct unit *u = b->u[i];
-        if (u->kind != STORE_RUN_SINGLE)
+        if (!u->early)
             continue;
         ops->pipeline_capture(tx, i);
         (void)u->fn(tx, u->arg); /* stops at its first statement; it runs again below */
@@ -268,7 +270,17 @@ enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn
                          char *errbuf, size_t errlen)
 {
     struct store_group *g = st->group;
-    struct unit u = { .fn = fn, .arg = arg, .kind = kind, .errbuf = errbuf, .errlen = errlen };
+    const bool early = kind == STORE_RUN_SINGLE || kind == STORE_RUN_WRITE_CLAIM;
+    struct unit u;
+
+    if (kind == STORE_RUN_WRITE_CLAIM)
+        kind = STORE_RUN_WRITE; /* what the backends know */
+    u = (struct unit){ .fn = fn,
+                       .arg = arg,
+                       .kind = kind,
+                       .early = early,
+                       .errbuf = errbuf,
+                       .errlen = errlen };
 
     if (kind == STORE_RUN_READ || !g || !g->on) {
         if (kind != STORE_RUN_READ && g) {

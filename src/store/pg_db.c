@@ -67,6 +67,10 @@ struct usage_notes {
  * copies of their parameters, sent together, and their results kept until each unit takes its.
  */
 #define PIPE_MAX 64 /* statements: a batch's units at most (group.c) */
+#define PIPE_BYTES_MAX                                                         \
+    (1u << 20) /* their parameters' bytes; a statement past it is not recorded \
+                */
+#define PIPE_BYTES_KEEP (64u << 10) /* a buffer larger than this is freed after its batch */
 
 struct pipe_param {
     size_t off; /* its bytes in the pipe's buf */
@@ -381,6 +385,11 @@ static void pipe_clear(struct pipe *pp)
     }
     pp->nparams = 0;
     pp->len = 0;
+    if (pp->cap > PIPE_BYTES_KEEP) { /* a batch of large webhook bodies: not kept for life */
+        free(pp->buf);
+        pp->buf = NULL;
+        pp->cap = 0;
+    }
     pp->capturing = false;
     pp->capture = -1;
     pp->use = -1;
@@ -427,11 +436,17 @@ static enum err pipe_record(struct conn *c, const struct pg_query *q)
     struct pipe *pp = c->pipe;
     struct pipe_stmt *st = pp->capture >= 0 ? &pp->stmt[pp->capture] : NULL;
     struct params p;
+    size_t bytes = 0;
 
     pp->capture = -1; /* what the function sends after its first statement is not recorded */
     if (!st)
         return ERR_UNAVAILABLE;
     params_build(&p, q);
+    for (int i = 0; i < p.n; i++)
+        if (p.values[i])
+            bytes += p.formats[i] ? (size_t)p.lengths[i] : strlen(p.values[i]) + 1;
+    if (bytes > PIPE_BYTES_MAX - pp->len)
+        return ERR_UNAVAILABLE; /* not recorded: that unit's statement runs in its turn */
     st->id = q->id;
     st->first = pp->nparams;
     st->n = p.n;

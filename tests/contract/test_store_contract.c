@@ -1533,6 +1533,104 @@ static void case_group_pipeline_skewed(const char *url, const struct target *t)
     store_close(st);
 }
 
+/* Webhook deliveries in batches: GROUP_EVENTS ids, each delivered by several threads at once. */
+#define GROUP_EVENTS 40
+
+struct event_worker {
+    struct store *st;
+    int id;
+    int first[GROUP_EVENTS]; /* deliveries that recorded the event (ignored: nothing to apply) */
+    int duplicates, wrong;
+};
+
+static void *event_main(void *arg)
+{
+    struct event_worker *w = arg;
+
+    for (int r = 0; r < GROUP_ROUNDS; r++) {
+        const int e = (w->id * GROUP_ROUNDS + r) % GROUP_EVENTS;
+        char id[32];
+        struct billing_event ev;
+        enum store_event_result result = STORE_EVENT_DUPLICATE;
+        enum err err;
+
+        (void)snprintf(id, sizeof(id), "evt_group_%d", e);
+        ev = make_event(id, EVENT_IGNORED);
+        err = record(w->st, &ev, STORE_EVENT_RECEIVE, &result);
+        w->first[e] += err == ERR_OK && result == STORE_EVENT_IGNORED;
+        w->duplicates += err == ERR_OK && result == STORE_EVENT_DUPLICATE;
+        w->wrong +=
+            err != ERR_OK || (result != STORE_EVENT_IGNORED && result != STORE_EVENT_DUPLICATE);
+    }
+    return NULL;
+}
+
+/*
+ * Each event is recorded once, by exactly one of its deliveries, and the others are told it is
+ * a duplicate, however the batches mix them; on PostgreSQL their claims go in the pipeline,
+ * and with skew each delivery is handed another's claim.
+ */
+static void group_events_check(const char *url, const struct target *t, bool skew)
+{
+    struct store *st = open_migrated(url);
+    const char *name = skew ? "group events (skewed pipelines)" : "group events";
+    struct event_worker w[GROUP_THREADS];
+    pthread_t th[GROUP_THREADS];
+    struct store_group_stats before, after;
+    int recorded_once = 0, duplicates = 0, wrong = 0;
+
+    store_group_slow_commits(st, 1000);
+    store_group_skew_pipelines(st, skew ? 1000000 : 0);
+    store_group_stats_get(st, &before);
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].st = st;
+        w[i].id = i;
+        if (pthread_create(&th[i], NULL, event_main, &w[i]) != 0) {
+            printf("Bail out! pthread_create\n");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < GROUP_THREADS; i++)
+        pthread_join(th[i], NULL);
+    store_group_stats_get(st, &after);
+    store_group_slow_commits(st, 0);
+    store_group_skew_pipelines(st, 0);
+    for (int e = 0; e < GROUP_EVENTS; e++) {
+        int firsts = 0;
+        char id[32];
+        struct webhook_event row;
+        for (int i = 0; i < GROUP_THREADS; i++)
+            firsts += w[i].first[e];
+        (void)snprintf(id, sizeof(id), "evt_group_%d", e);
+        recorded_once += firsts == 1 && store_event_get(st, id, &row) == ERR_OK &&
+                         strcmp(row.status, "ignored") == 0 && row.attempts == 1;
+    }
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        duplicates += w[i].duplicates;
+        wrong += w[i].wrong;
+    }
+    T_EQ_I64(wrong, 0, "%s: %s: every delivery answered", t->name, name);
+    T_EQ_I64(recorded_once, GROUP_EVENTS, "%s: %s: each event recorded once, by one delivery",
+             t->name, name);
+    T_EQ_I64(duplicates, GROUP_THREADS * GROUP_ROUNDS - GROUP_EVENTS,
+             "%s: %s: the other deliveries are duplicates", t->name, name);
+    if (strcmp(t->backend, "postgres") == 0)
+        T_OK(after.pipelined - before.pipelined > 0, "%s: %s: claims pipelined: %llu", t->name,
+             name, (unsigned long long)(after.pipelined - before.pipelined));
+    store_close(st);
+}
+
+static void case_group_events(const char *url, const struct target *t)
+{
+    group_events_check(url, t, false);
+}
+
+static void case_group_events_skewed(const char *url, const struct target *t)
+{
+    group_events_check(url, t, true);
+}
+
 /* A batch whose COMMIT fails acknowledges none of its writes, and stores none. */
 static void case_group_commit_fails(const char *url, const struct target *t)
 {
@@ -2255,6 +2353,8 @@ static const struct {
     { "group_commit", case_group_commit, false },
     { "group_commit_skewed", case_group_commit_skewed, false },
     { "group_pipeline_skewed", case_group_pipeline_skewed, false },
+    { "group_events", case_group_events, false },
+    { "group_events_skewed", case_group_events_skewed, false },
     { "group_commit_fails", case_group_commit_fails, false },
     { "plan_changes", case_plan_changes, false },
     { "outbox", case_outbox, false },
