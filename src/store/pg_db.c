@@ -29,13 +29,18 @@
 /*
  * Session settings, before the URL's own (which win): connecting and every statement give up
  * within seconds instead of hanging on a dead or stuck server, and TCP keepalives notice a
- * peer that vanished without closing the connection.
+ * peer that vanished without closing the connection. GSSAPI encryption is not tried (libpq's
+ * default tries it first): setting it up loads Kerberos' state into every process, about half
+ * a MiB of resident memory, for a transport TLS or a private network provides; a URL that wants
+ * it says gssencmode=prefer or require. GSSAPI authentication, when the server asks for it, is
+ * untouched.
  */
 static const struct {
     const char *key;
     const char *value;
 } conn_settings[] = {
     { "connect_timeout", "3" },
+    { "gssencmode", "disable" },
     { "keepalives", "1" },
     { "keepalives_idle", "10" },
     { "keepalives_interval", "5" },
@@ -66,15 +71,14 @@ struct usage_notes {
  * Pipelining (store_ops.pipeline_*): the first statements of a batch's units, recorded with
  * copies of their parameters, sent together, and their results kept until each unit takes its.
  */
-#define PIPE_MAX 64 /* statements: a batch's units at most (group.c) */
-#define PIPE_BYTES_MAX                                                         \
-    (1u << 20) /* their parameters' bytes; a statement past it is not recorded \
-                */
-#define PIPE_BYTES_KEEP (64u << 10) /* a buffer larger than this is freed after its batch */
+#define PIPE_MAX    64   /* statements: a batch's units at most (group.c) */
+#define PIPE_PARAMS 1024 /* their parameters; a statement past it is not recorded */
+#define PIPE_BYTES  8192 /* their text parameters' bytes, the same */
 
 struct pipe_param {
-    size_t off; /* its bytes in the pipe's buf */
-    int len;    /* for a binary one */
+    size_t off;        /* a text one's bytes in the pipe's buf */
+    const char *bytes; /* a binary one's: the caller's, which outlive the run (pg_bytes) */
+    int len;           /* a binary one's */
     int format;
     bool null;
 };
@@ -88,10 +92,10 @@ struct pipe_stmt {
 
 struct pipe {
     struct pipe_stmt stmt[PIPE_MAX];
-    struct pipe_param *params;
-    int nparams, params_cap;
-    char *buf;
-    size_t len, cap;
+    struct pipe_param params[PIPE_PARAMS]; /* in the connection's memory: no malloc a batch */
+    int nparams;
+    char buf[PIPE_BYTES];
+    size_t len;
     bool capturing; /* between pipeline_capture(k) and pipeline_capture(-1) */
     int capture;    /* the statement being recorded; -1: none, statements only fail */
     int use;        /* the statement the running unit may take; -1: none */
@@ -385,49 +389,34 @@ static void pipe_clear(struct pipe *pp)
     }
     pp->nparams = 0;
     pp->len = 0;
-    if (pp->cap > PIPE_BYTES_KEEP) { /* a batch of large webhook bodies: not kept for life */
-        free(pp->buf);
-        pp->buf = NULL;
-        pp->cap = 0;
-    }
     pp->capturing = false;
     pp->capture = -1;
     pp->use = -1;
 }
 
-/* Copies n bytes into the pipe's buffer; returns where they start. */
-static size_t pipe_copy(struct pipe *pp, const void *bytes, size_t n)
-{
-    size_t off = pp->len;
-
-    if (pp->cap - pp->len < n) {
-        size_t cap = pp->cap ? pp->cap : 4096;
-        while (cap - pp->len < n)
-            cap *= 2;
-        pp->buf = xrealloc(pp->buf, cap);
-        pp->cap = cap;
-    }
-    memcpy(pp->buf + off, bytes, n);
-    pp->len += n;
-    return off;
-}
-
+/*
+ * Records the i-th parameter of p: a text one copied into the pipe's buffer (the caller made
+ * sure it fits), a binary one by its pointer.
+ */
 static void pipe_add_param(struct pipe *pp, const struct params *p, int i)
 {
-    struct pipe_param *pa;
+    struct pipe_param *pa = &pp->params[pp->nparams++];
+    size_t n;
 
-    if (pp->nparams == pp->params_cap) {
-        pp->params_cap = pp->params_cap ? 2 * pp->params_cap : 256;
-        pp->params = xrealloc(pp->params, (size_t)pp->params_cap * sizeof(*pp->params));
-    }
-    pa = &pp->params[pp->nparams++];
     memset(pa, 0, sizeof(*pa));
     pa->format = p->formats[i];
     pa->null = p->values[i] == NULL;
     if (pa->null)
         return;
-    pa->len = p->lengths[i];
-    pa->off = pipe_copy(pp, p->values[i], pa->format ? (size_t)pa->len : strlen(p->values[i]) + 1);
+    if (pa->format) {
+        pa->bytes = p->values[i];
+        pa->len = p->lengths[i];
+        return;
+    }
+    n = strlen(p->values[i]) + 1;
+    memcpy(pp->buf + pp->len, p->values[i], n);
+    pa->off = pp->len;
+    pp->len += n;
 }
 
 /* In capture mode: records q if it is the unit's first statement; every statement fails. */
@@ -443,9 +432,9 @@ static enum err pipe_record(struct conn *c, const struct pg_query *q)
         return ERR_UNAVAILABLE;
     params_build(&p, q);
     for (int i = 0; i < p.n; i++)
-        if (p.values[i])
-            bytes += p.formats[i] ? (size_t)p.lengths[i] : strlen(p.values[i]) + 1;
-    if (bytes > PIPE_BYTES_MAX - pp->len)
+        if (p.values[i] && !p.formats[i])
+            bytes += strlen(p.values[i]) + 1;
+    if (p.n > PIPE_PARAMS - pp->nparams || bytes > PIPE_BYTES - pp->len)
         return ERR_UNAVAILABLE; /* not recorded: that unit's statement runs in its turn */
     st->id = q->id;
     st->first = pp->nparams;
@@ -469,7 +458,7 @@ static bool pipe_same(const struct pipe *pp, const struct pipe_stmt *st, enum pg
             return false;
         if (pa->null)
             continue;
-        if (pa->format ? pa->len != p->lengths[i] || memcmp(pp->buf + pa->off, v, (size_t)pa->len)
+        if (pa->format ? pa->len != p->lengths[i] || memcmp(pa->bytes, v, (size_t)pa->len)
                        : strcmp(pp->buf + pa->off, v))
             return false;
     }
@@ -568,7 +557,7 @@ enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
             continue;
         for (int i = 0; i < st->n; i++) {
             const struct pipe_param *pa = &pp->params[st->first + i];
-            values[i] = pa->null ? NULL : pp->buf + pa->off;
+            values[i] = pa->null ? NULL : pa->format ? pa->bytes : pp->buf + pa->off;
             lengths[i] = pa->len;
             formats[i] = pa->format;
         }
@@ -1077,8 +1066,6 @@ void pg_db_close(struct store *st)
         PQfinish(s->conns[i].db); /* NULL is a no-op */
         if (pp) {
             pipe_clear(pp);
-            free(pp->params);
-            free(pp->buf);
             free(pp);
         }
     }

@@ -125,6 +125,11 @@ static inline struct pg_arg pg_text(const char *s)
     return (struct pg_arg){ PG_ARG_TEXT, s, 0 };
 }
 
+/*
+ * Binary bytes, sent as they are. They must outlive the run, not only the call: a pipelined
+ * statement (pg_db_pipeline_send) keeps a pointer to them, where it copies everything else.
+ * They are the caller's (a webhook's raw body), never a function's local buffer.
+ */
 static inline struct pg_arg pg_bytes(const char *s, size_t len)
 {
     return (struct pg_arg){ PG_ARG_BYTES, s, len > INT_MAX ? INT_MAX : (int64_t)len };
