@@ -458,8 +458,8 @@ static bool pipe_same(const struct pipe *pp, const struct pipe_stmt *st, enum pg
             return false;
         if (pa->null)
             continue;
-        if (pa->format ? pa->len != p->lengths[i] || memcmp(pa->bytes, v, (size_t)pa->len)
-                       : strcmp(pp->buf + pa->off, v))
+        if (pa->format ? pa->len != p->lengths[i] || memcmp(pa->bytes, v, (size_t)pa->len) != 0
+                       : strcmp(pp->buf + pa->off, v) != 0)
             return false;
     }
     return true;
