@@ -1290,6 +1290,7 @@ static void case_duplicates(const char *url, const struct target *t)
 #define GROUP_ROUNDS  20
 #define GROUP_KEYS    16
 #define GROUP_USERS   10
+#define GROUP_EVENTS  40
 
 struct group_worker {
     struct store *st;
@@ -1299,6 +1300,8 @@ struct group_worker {
     int inserted[GROUP_USERS];        /* customer inserts that succeeded, by user */
     int fresh[GROUP_KEYS];            /* keyed consumes that consumed, by key */
     int conflicts, replays, wrong;    /* wrong: any other result */
+    int first[GROUP_EVENTS];          /* webhook deliveries that recorded the event */
+    int duplicates;                   /* and those told it was a duplicate */
 };
 
 /* One write of round r: a consume (refused past the limit), an insert (a conflict but once), a
@@ -1362,13 +1365,15 @@ static void *group_main(void *arg)
     return NULL;
 }
 
-static void group_start(struct store *st, struct group_worker *w, pthread_t *th)
+/* GROUP_THREADS threads of fn, each with its worker, all joined before it returns. */
+static void group_start(struct store *st, struct group_worker *w, pthread_t *th,
+                        void *(*fn)(void *))
 {
     for (int i = 0; i < GROUP_THREADS; i++) {
         memset(&w[i], 0, sizeof(w[i]));
         w[i].st = st;
         w[i].id = i;
-        if (pthread_create(&th[i], NULL, group_main, &w[i]) != 0) {
+        if (pthread_create(&th[i], NULL, fn, &w[i]) != 0) {
             printf("Bail out! pthread_create\n");
             exit(1);
         }
@@ -1409,7 +1414,7 @@ static void group_commit_check(const char *url, const struct target *t, bool ske
     store_group_slow_commits(st, 1000);
     store_group_skew_pipelines(st, skew ? 1000000 : 0);
     store_group_stats_get(st, &before);
-    group_start(st, w, th);
+    group_start(st, w, th, group_main);
     store_group_stats_get(st, &after);
     store_group_slow_commits(st, 0);
     store_group_skew_pipelines(st, 0);
@@ -1502,17 +1507,8 @@ static void case_group_pipeline_skewed(const char *url, const struct target *t)
     store_group_slow_commits(st, 1000);
     store_group_skew_pipelines(st, 1000000);
     store_group_stats_get(st, &before);
+    group_start(st, w, th, skew_main);
     for (int i = 0; i < GROUP_THREADS; i++) {
-        memset(&w[i], 0, sizeof(w[i]));
-        w[i].st = st;
-        w[i].id = i;
-        if (pthread_create(&th[i], NULL, skew_main, &w[i]) != 0) {
-            printf("Bail out! pthread_create\n");
-            exit(1);
-        }
-    }
-    for (int i = 0; i < GROUP_THREADS; i++) {
-        pthread_join(th[i], NULL);
         sum.quota_granted += w[i].quota_granted;
         sum.quota_refused += w[i].quota_refused;
         sum.free_granted += w[i].free_granted;
@@ -1534,18 +1530,10 @@ static void case_group_pipeline_skewed(const char *url, const struct target *t)
 }
 
 /* Webhook deliveries in batches: GROUP_EVENTS ids, each delivered by several threads at once. */
-#define GROUP_EVENTS 40
-
-struct event_worker {
-    struct store *st;
-    int id;
-    int first[GROUP_EVENTS]; /* deliveries that recorded the event (ignored: nothing to apply) */
-    int duplicates, wrong;
-};
 
 static void *event_main(void *arg)
 {
-    struct event_worker *w = arg;
+    struct group_worker *w = arg;
 
     for (int r = 0; r < GROUP_ROUNDS; r++) {
         const int e = (w->id * GROUP_ROUNDS + r) % GROUP_EVENTS;
@@ -1574,7 +1562,7 @@ static void group_events_check(const char *url, const struct target *t, bool ske
 {
     struct store *st = open_migrated(url);
     const char *name = skew ? "group events (skewed pipelines)" : "group events";
-    struct event_worker w[GROUP_THREADS];
+    struct group_worker w[GROUP_THREADS];
     pthread_t th[GROUP_THREADS];
     struct store_group_stats before, after;
     int recorded_once = 0, duplicates = 0, wrong = 0;
@@ -1582,17 +1570,7 @@ static void group_events_check(const char *url, const struct target *t, bool ske
     store_group_slow_commits(st, 1000);
     store_group_skew_pipelines(st, skew ? 1000000 : 0);
     store_group_stats_get(st, &before);
-    for (int i = 0; i < GROUP_THREADS; i++) {
-        memset(&w[i], 0, sizeof(w[i]));
-        w[i].st = st;
-        w[i].id = i;
-        if (pthread_create(&th[i], NULL, event_main, &w[i]) != 0) {
-            printf("Bail out! pthread_create\n");
-            exit(1);
-        }
-    }
-    for (int i = 0; i < GROUP_THREADS; i++)
-        pthread_join(th[i], NULL);
+    group_start(st, w, th, event_main);
     store_group_stats_get(st, &after);
     store_group_slow_commits(st, 0);
     store_group_skew_pipelines(st, 0);
@@ -1640,7 +1618,7 @@ static void case_group_commit_fails(const char *url, const struct target *t)
     int acknowledged = 0, wrong = 0;
 
     store_group_fail_commits(st, 1000000);
-    group_start(st, w, th);
+    group_start(st, w, th, group_main);
     for (int i = 0; i < GROUP_THREADS; i++) {
         acknowledged += w[i].quota_granted + w[i].quota_refused + w[i].free_granted + w[i].replays;
         for (int j = 0; j < GROUP_USERS; j++)
