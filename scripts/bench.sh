@@ -247,6 +247,13 @@ measured_pids() {
     *) echo "$SRV_PIDS $LB_PID" ;;
     esac
 }
+# switches PID...: the task switches of every thread of the processes so far (voluntary, as a
+# thread waits, and involuntary); less noisy than a rate, and a hand-off between threads shows.
+switches() {
+    local pid
+    for pid in "$@"; do cat /proc/"$pid"/task/*/status 2>/dev/null; done |
+        awk '$1 ~ /^(non)?voluntary_ctxt_switches:$/ { n += $2 } END { printf "%d\n", n }'
+}
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # db_pids: the PostgreSQL server's processes (postmaster and its children); none on SQLite.
 db_pids() { [ -z "${PG_MAIN:-}" ] || echo "$PG_MAIN $(pgrep -P "$PG_MAIN" | tr '\n' ' ')"; }
@@ -266,7 +273,7 @@ probe() {
 }
 
 # measure NAME URL SCRIPT [SCRIPT-ARGS...]: one wrk run; results in R_<field>[NAME].
-declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE R_CPU R_DBCPU R_BATCH
+declare -A R_RATE R_OK R_P50 R_P99 R_ERR R_RSS R_NOTE R_CPU R_DBCPU R_BATCH R_SWITCH
 
 # store_counts: "WRITES COMMITS" from the first instance's /metrics (0 0 when unreadable).
 store_counts() {
@@ -279,12 +286,14 @@ store_counts() {
 measure() {
     local name=$1 url=$2 script=$3 log="$TMP/wrk-$1.log" line
     shift 3
-    local perf_pid="" pids t0 t1 dbpids="" d0=0 d1=0 w0=0 c0=0 w1=0 c1=0
+    local perf_pid="" pids t0 t1 dbpids="" d0=0 d1=0 w0=0 c0=0 w1=0 c1=0 s0 s1
     pids=$(measured_pids "$name")
     [ "${name#nginx}" != "$name" ] || read -r w0 c0 < <(store_counts)
     [ "${name#nginx}" != "$name" ] || dbpids=$(db_pids)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
+    # shellcheck disable=SC2086
+    s0=$(switches $pids)
     # shellcheck disable=SC2086
     [ -z "$dbpids" ] || d0=$(cpu_ticks $dbpids)
     if [ "${BENCH_PERF:-0}" = 1 ] && [ "${name#nginx}" = "$name" ]; then
@@ -295,6 +304,8 @@ measure() {
         "$url" -- "$@" >"$log" 2>&1 || die "wrk failed for $name: $(tail -3 "$log")"
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $pids)
+    # shellcheck disable=SC2086
+    s1=$(switches $pids)
     # backends started during the run count from their start; none ends during one
     # shellcheck disable=SC2046,SC2086
     [ -z "$dbpids" ] || d1=$(cpu_ticks $(printf '%s\n' $dbpids $(db_pids) | sort -u))
@@ -319,6 +330,8 @@ measure() {
     R_RSS[$name]=$(rss_kib VmHWM)
     R_CPU[$name]=$(awk -v t=$((t1 - t0)) -v us="$TICK_US" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.1f", t * us / n; else print "-" }')
+    R_SWITCH[$name]=$(awk -v s=$((s1 - s0)) -v n="$requests" \
+        'BEGIN { if (n > 0) printf "%.1f", s / n; else print "-" }')
     R_DBCPU[$name]=""
     [ -z "$dbpids" ] || R_DBCPU[$name]=$(awk -v t=$((d1 - d0)) -v us="$TICK_US" -v n="$requests" \
         'BEGIN { if (n > 0) printf "+%.1f", t * us / n }')
@@ -474,6 +487,7 @@ report() {
             echo "$name ${R_RATE[$name]} ${V_RATIO%x} ${R_CPU[$name]}" >>"$BENCH_SUMMARY"
         [ -z "${R_NOTE[$name]:-}" ] || echo "    note: ${R_NOTE[$name]}"
         [ -z "${R_BATCH[$name]:-}" ] || [ "$INSTANCES" != 1 ] || echo "    group commit: ${R_BATCH[$name]}"
+        echo "    task switches: ${R_SWITCH[$name]} a request (subgate's threads)"
     done
     local peak
     peak=$(rss_kib VmHWM)

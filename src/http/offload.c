@@ -77,9 +77,13 @@ struct offload *offload_new(int workers, int queue_max)
     return o;
 }
 
+/*
+ * The idle worker is woken after the mu is released: woken on this core while the mu is held, it
+ * would run only to wait for the mu, two task switches more per job.
+ */
 bool offload_submit(struct offload *o, offload_fn fn, void *arg)
 {
-    bool queued = false;
+    bool queued = false, wake = false;
 
     pthread_mutex_lock(&o->mu);
     /* workers_max jobs may run and queue_max more wait, whether or not a worker took them yet */
@@ -90,9 +94,11 @@ bool offload_submit(struct offload *o, offload_fn fn, void *arg)
         /* every worker busy: one more, while there may be more (else the job waits its turn) */
         if (o->idle < o->len && o->workers < o->workers_max && !worker_start(o))
             log_warn("offload: could not start worker %d of %d", o->workers + 1, o->workers_max);
-        pthread_cond_signal(&o->ready);
+        wake = o->idle > 0;
     }
     pthread_mutex_unlock(&o->mu);
+    if (wake)
+        pthread_cond_signal(&o->ready); /* o outlives every submit: offload_free comes after */
     return queued;
 }
 
