@@ -73,6 +73,14 @@ struct store_keyed_row {
     struct usage_outcome outcome; /* when decided */
 };
 
+/* What an invoice event reads before it writes (store_ops.invoice_context_get). */
+struct store_invoice_context {
+    enum err customer; /* ERR_OK: cus is the Stripe customer's link; ERR_NOT_FOUND: none */
+    struct customer cus;
+    enum err stored; /* ERR_OK: inv is the stored invoice, now locked; ERR_NOT_FOUND: none */
+    struct invoice inv;
+};
+
 /*
  * Every entry is required. The wrappers above have validated the arguments (strings fit their
  * fields, required ones non-empty, counts in range), so a backend only talks to its database.
@@ -156,6 +164,12 @@ struct store_ops {
     enum err (*subscription_get_for_user)(struct store_tx *tx, const char *user_id,
                                           struct subscription *out);
     enum err (*invoice_get)(struct store_tx *tx, const char *id, bool lock, struct invoice *out);
+    /*
+     * Optional (NULL: the two reads one after the other): customer_get_by_stripe_id and
+     * invoice_get(lock) in one statement, each part's ERR_OK or ERR_NOT_FOUND in out.
+     */
+    enum err (*invoice_context_get)(struct store_tx *tx, const char *stripe_customer_id,
+                                    const char *invoice_id, struct store_invoice_context *out);
     enum err (*invoice_insert_new)(struct store_tx *tx, const struct invoice *inv, bool *inserted);
     enum err (*invoice_put)(struct store_tx *tx, const struct invoice *inv);
     enum err (*invoice_list)(struct store_tx *tx, const char *user_id, int max, struct invoice *out,

@@ -116,6 +116,13 @@ const struct pg_stmt_def pg_stmts[PGS_COUNT] = {
     [PGS_INVOICE_GET] = { "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1", false },
     [PGS_INVOICE_LOCK] = {
         "SELECT " INVOICE_COLS " FROM invoices WHERE id = $1 FOR UPDATE", false },
+    /* PGS_CUSTOMER_GET_BY_STRIPE_ID ($1) and PGS_INVOICE_LOCK ($2), each maybe no row, as one */
+    [PGS_INVOICE_CONTEXT] = {
+        "SELECT c.*, i.* FROM (VALUES (1)) AS one(n) "
+        "LEFT JOIN LATERAL (SELECT " CUSTOMER_COLS " FROM customers "
+        "WHERE stripe_customer_id = $1) AS c ON TRUE "
+        "LEFT JOIN LATERAL (SELECT " INVOICE_COLS " FROM invoices WHERE id = $2 FOR UPDATE) AS i "
+        "ON TRUE", false },
     [PGS_INVOICE_LIST] = {
         "SELECT " INVOICE_COLS " FROM invoices WHERE user_id = $1 "
         "ORDER BY created DESC, id DESC LIMIT $2", false },
@@ -508,6 +515,29 @@ static enum err pg_invoice_get(struct store_tx *tx, const char *id, bool lock, s
     const struct pg_query q = QUERY(lock ? PGS_INVOICE_LOCK : PGS_INVOICE_GET, args);
 
     return pg_db_fetch_record(tx, &q, &store_invoice_record, out);
+}
+
+static enum err pg_invoice_context_get(struct store_tx *tx, const char *stripe_customer_id,
+                                       const char *invoice_id, struct store_invoice_context *out)
+{
+    const struct pg_arg args[] = { pg_text(stripe_customer_id), pg_text(invoice_id) };
+    const struct pg_query q = QUERY(PGS_INVOICE_CONTEXT, args);
+    const int inv_col = (int)store_customer_record.count;
+    PGresult *res = NULL;
+    enum err err = pg_db_query(tx, &q, &res);
+
+    if (err == ERR_OK && PQntuples(res) != 1)
+        err = ERR_STORE; /* one row, always: the VALUES row */
+    if (err == ERR_OK) {
+        out->customer = PQgetisnull(res, 0, 0) ? ERR_NOT_FOUND : ERR_OK; /* user_id NOT NULL */
+        if (!out->customer)
+            pg_db_read_record_at(res, 0, 0, &store_customer_record, &out->cus);
+        out->stored = PQgetisnull(res, 0, inv_col) ? ERR_NOT_FOUND : ERR_OK; /* id NOT NULL */
+        if (!out->stored)
+            pg_db_read_record_at(res, 0, inv_col, &store_invoice_record, &out->inv);
+    }
+    PQclear(res);
+    return err;
 }
 
 static enum err pg_invoice_insert_new(struct store_tx *tx, const struct invoice *inv,
@@ -1119,6 +1149,7 @@ static const struct store_ops pg_ops = {
     .ping = pg_ping,
     .customer_get = pg_customer_get,
     .customer_get_by_stripe_id = pg_customer_get_by_stripe_id,
+    .invoice_context_get = pg_invoice_context_get,
     .customer_insert = pg_customer_insert,
     .customer_insert_new = pg_customer_insert_new,
     .customer_mark_trial = pg_customer_mark_trial,

@@ -666,16 +666,22 @@ static void read_field(const PGresult *res, int row, int col, const struct store
         log_warn("postgres: column '%s' is too long or not an integer: cut or 0", f->name);
 }
 
-/* Reads the first layout->count columns of a row into a record. */
-void pg_db_read_record(const PGresult *res, int row, const struct store_record *layout, void *out)
+void pg_db_read_record_at(const PGresult *res, int row, int col, const struct store_record *layout,
+                          void *out)
 {
-    assert(PQnfields(res) >= (int)layout->count);
+    assert(PQnfields(res) >= col + (int)layout->count);
     memset(out, 0, layout->size);
     for (size_t i = 0; i < layout->count; i++) {
         const struct store_field *f = &layout->fields[i];
-        assert(strcmp(PQfname(res, (int)i), f->name) == 0);
-        read_field(res, row, (int)i, f, out);
+        assert(strcmp(PQfname(res, col + (int)i), f->name) == 0);
+        read_field(res, row, col + (int)i, f, out);
     }
+}
+
+/* Reads the first layout->count columns of a row into a record. */
+void pg_db_read_record(const PGresult *res, int row, const struct store_record *layout, void *out)
+{
+    pg_db_read_record_at(res, row, 0, layout, out);
 }
 
 /* Runs q, which yields at most one row, into a record: ERR_NOT_FOUND when no row. */

@@ -36,6 +36,7 @@ enum pg_stmt {
     PGS_INVOICE_INSERT_NEW,
     PGS_INVOICE_GET,
     PGS_INVOICE_LOCK,
+    PGS_INVOICE_CONTEXT,
     PGS_INVOICE_LIST,
     PGS_USAGE_GET,
     PGS_USAGE_ADD,
@@ -252,5 +253,8 @@ bool pg_db_failed_with(const struct store_tx *tx, const char *code);
 
 /* Reads the first layout->count columns of a row into a record. */
 void pg_db_read_record(const PGresult *res, int row, const struct store_record *layout, void *out);
+/* The same from the columns starting at col. */
+void pg_db_read_record_at(const PGresult *res, int row, int col, const struct store_record *layout,
+                          void *out);
 
 #endif /* SUBGATE_STORE_PG_DB_H */
