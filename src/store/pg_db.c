@@ -106,6 +106,7 @@ struct conn {
     const char *url;          /* borrowed from the store */
     bool prepared[PGS_COUNT]; /* in this session: a reset forgets them */
     bool op_first;            /* the next statement is the first of an operation */
+    bool begin_pending;       /* tx_begin's BEGIN, not sent yet: the next statement sends it */
     char sqlstate[6];         /* of the last failure, "" when none */
     char errmsg[256];         /* of the last failure, for messages */
     struct usage_notes notes; /* pg_db_note_usage's, in the running run */
@@ -263,6 +264,7 @@ static struct conn *conn_checkout(struct pg_store *s)
     struct conn *c = store_pool_take(&s->pool);
 
     c->op_first = true;
+    c->begin_pending = false;
     c->sqlstate[0] = '\0';
     c->errmsg[0] = '\0';
     return c;
@@ -378,6 +380,8 @@ static enum err stmt_exec(struct conn *c, enum pg_stmt id, const struct params *
     *out = NULL;
     return err;
 }
+
+static enum err begin_flush(struct conn *c);
 
 /* Pipelining: a batch's first statements in one round trip (store_ops.pipeline_*) */
 
@@ -532,6 +536,10 @@ static enum err pipe_broken(struct conn *c)
     return ERR_UNAVAILABLE;
 }
 
+/*
+ * Sends the recorded statements in one pipeline, after the transaction's BEGIN when it is not
+ * sent yet (so a batch's BEGIN costs no round trip of its own), and keeps their results.
+ */
 enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
 {
     struct conn *c = tx->c;
@@ -539,18 +547,36 @@ enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
     const char *values[PARAMS_MAX];
     int lengths[PARAMS_MAX], formats[PARAMS_MAX];
     char name[32];
-    bool synced;
-    PGresult *res;
+    bool synced, begin = false, recorded = false;
+    PGresult *res, *begun = NULL;
     enum err err;
 
     *sent = 0;
-    if (!pp)
-        return ERR_OK;
+    for (int k = 0; pp && k < PIPE_MAX; k++)
+        recorded |= pp->stmt[k].recorded;
+    if (!recorded)
+        return ERR_OK; /* a BEGIN not sent goes with the next statement */
+    if (c->op_first) { /* the capture checks it first, as a rule */
+        c->op_first = false;
+        if ((err = conn_ready(c)))
+            return err;
+    }
+    if (c->begin_pending && (err = stmt_prepare(c, PGS_BEGIN)))
+        return err;
     for (int k = 0; k < PIPE_MAX; k++) /* PQprepare is not allowed in pipeline mode */
         if (pp->stmt[k].recorded && (err = stmt_prepare(c, pp->stmt[k].id)))
             return err;
     if (PQenterPipelineMode(c->db) != 1)
         return pipe_broken(c);
+    if (c->begin_pending) {
+        c->begin_pending = false;
+        stmt_name(PGS_BEGIN, name, sizeof(name));
+        begin = PQsendQueryPrepared(c->db, name, 0, NULL, NULL, NULL, 0) == 1;
+        if (!begin) {
+            (void)PQexitPipelineMode(c->db);
+            return pipe_broken(c);
+        }
+    }
     for (int k = 0; k < PIPE_MAX; k++) {
         struct pipe_stmt *st = &pp->stmt[k];
         if (!st->recorded)
@@ -568,6 +594,11 @@ enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
         (*sent)++;
     }
     synced = PQpipelineSync(c->db) == 1;
+    if (begin) {
+        begun = PQgetResult(c->db);
+        while (begun && (res = PQgetResult(c->db)) != NULL)
+            PQclear(res);
+    }
     for (int k = 0; k < PIPE_MAX; k++) {
         struct pipe_stmt *st = &pp->stmt[k];
         if (!st->sent)
@@ -581,8 +612,16 @@ enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
         synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
         PQclear(res);
     }
-    if (!synced || PQexitPipelineMode(c->db) != 1)
+    if (!synced || PQexitPipelineMode(c->db) != 1) {
+        PQclear(begun);
         return pipe_broken(c);
+    }
+    if (begin && PQresultStatus(begun) != PGRES_COMMAND_OK) {
+        err = result_err(c, begun); /* the statements after it were not run */
+        PQclear(begun);
+        return err;
+    }
+    PQclear(begun);
     for (int k = 0; k < PIPE_MAX; k++) { /* the first failure aborted the transaction */
         const struct pipe_stmt *st = &pp->stmt[k];
         ExecStatusType status = PQresultStatus(st->res);
@@ -622,10 +661,14 @@ enum err pg_db_pipeline_use(struct store_tx *tx, int k)
 static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **out)
 {
     struct params p;
-    bool first = c->op_first;
-    enum err err = first ? conn_ready(c) : ERR_OK;
+    bool first;
+    enum err err;
 
     *out = NULL;
+    if (c->begin_pending && !(c->pipe && c->pipe->capturing) && (err = begin_flush(c)))
+        return err;
+    first = c->op_first;
+    err = first ? conn_ready(c) : ERR_OK;
     c->op_first = false;
     if (err)
         return err;
@@ -768,10 +811,13 @@ enum err pg_db_fetch_list(struct store_tx *tx, const struct pg_query *q,
 enum err pg_db_exec(struct store_tx *tx, const char *sql)
 {
     struct conn *c = tx->c;
-    enum err err = c->op_first ? conn_ready(c) : ERR_OK;
     PGresult *res;
     ExecStatusType status;
+    enum err err;
 
+    if (c->begin_pending && !(c->pipe && c->pipe->capturing) && (err = begin_flush(c)))
+        return err;
+    err = c->op_first ? conn_ready(c) : ERR_OK;
     c->op_first = false;
     if (err)
         return err;
@@ -801,11 +847,23 @@ static enum err conn_simple(struct conn *c, enum pg_stmt id)
     return conn_write(c, &q, NULL);
 }
 
+/*
+ * Begins a transaction: its BEGIN goes with the first statement (begin_flush), or in a batch's
+ * pipeline ahead of the statements there, and not at all when no statement follows.
+ */
 static enum err tx_begin(struct conn *c)
 {
     c->sqlstate[0] = '\0'; /* what tx_retryable() reads is this attempt's */
     if (c->pipe)
         pipe_clear(c->pipe);
+    c->begin_pending = true;
+    return ERR_OK;
+}
+
+/* Sends the pending BEGIN, as the operation's first statement (checked, resent once if lost). */
+static enum err begin_flush(struct conn *c)
+{
+    c->begin_pending = false;
     return conn_simple(c, PGS_BEGIN);
 }
 
@@ -913,6 +971,10 @@ bool pg_db_usage_take(struct store *st, char *payload, bool *extras)
 /* Commits when err is ERR_OK, else rolls back; returns the first failure. */
 static enum err tx_end(struct conn *c, enum err err)
 {
+    if (c->begin_pending) { /* nothing was sent: there is no transaction to end */
+        c->begin_pending = false;
+        return err;
+    }
     if (err == ERR_OK && PQtransactionStatus(c->db) != PQTRANS_INTRANS)
         err = ERR_STORE; /* a failed statement went unnoticed: COMMIT would roll back */
     if (err == ERR_OK)
@@ -951,7 +1013,8 @@ enum err pg_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err,
                         char *errbuf, size_t errlen)
 {
     struct conn *c = tx->c;
-    PGTransactionStatusType ts = PQtransactionStatus(c->db);
+    /* a BEGIN not sent yet: no statement ran, the transaction is as sound as it will be */
+    PGTransactionStatusType ts = c->begin_pending ? PQTRANS_INTRANS : PQtransactionStatus(c->db);
     enum err err;
 
     *again = false;
@@ -963,7 +1026,8 @@ enum err pg_db_unit_end(struct store_tx *tx, bool savepoint, enum err *unit_err,
             !errbuf[0])
             store_errf(errbuf, errlen, "%s", c->errmsg[0] ? c->errmsg : "database error");
     }
-    if (PQstatus(c->db) != CONNECTION_OK || (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR))
+    if ((!c->begin_pending && PQstatus(c->db) != CONNECTION_OK) ||
+        (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR))
         return *unit_err ? *unit_err : ERR_STORE; /* no transaction left to go on with */
     if (!savepoint)
         return ERR_OK;
