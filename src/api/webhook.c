@@ -7,13 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "api/api.h"
 #include "api/duplicates.h"
 #include "api/handlers.h"
 #include "api/stripe_glue.h"
 #include "base/clock.h"
+#include "base/jw.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "billing/tiers.h"
@@ -155,6 +154,7 @@ enum err payments_webhook(struct request *req, struct response *resp)
 {
     const struct api *api = req->app;
     struct webhook_outcome o;
+    struct jw w;
     enum err err;
 
     if (!config_has_webhook_secret(api->cfg))
@@ -188,9 +188,11 @@ enum err payments_webhook(struct request *req, struct response *resp)
     /* Two states of one second: Stripe says which is the state now. */
     if (o.same_second && api->stripe)
         (void)webhook_refresh_subscription(api->store, api->tiers, api->stripe, o.sub_id);
-    response_json(resp, 200,
-                  json_pack("{s:b, s:s, s:b, s:b}", "received", 1, "id", o.id, "duplicate",
-                            o.result == STORE_EVENT_DUPLICATE, "ignored",
-                            o.result == STORE_EVENT_IGNORED));
+    jw_begin(&w); /* the bytes jansson wrote: {"received":true,"id":...,"ignored":false} */
+    jw_bool(&w, "received", true);
+    jw_str(&w, "id", o.id);
+    jw_bool(&w, "duplicate", o.result == STORE_EVENT_DUPLICATE);
+    jw_bool(&w, "ignored", o.result == STORE_EVENT_IGNORED);
+    response_jw(resp, 200, &w);
     return ERR_OK;
 }

@@ -67,6 +67,8 @@ test('a signed subscription event is applied and visible to the user', async () 
   const r = await postSigned(srv, body);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual({ received: r.body.received, duplicate: r.body.duplicate }, { received: true, duplicate: false });
+  // the answer's exact bytes (written without a JSON tree since #13: the same as before)
+  assert.equal(r.text, '{"received":true,"id":"evt_sub_created","duplicate":false,"ignored":false}');
   const s = await req(srv, 'GET', '/api/v1/payments/subscription', { token: userToken('user_a') });
   assert.equal(s.status, 200);
   assert.equal(s.body.tier, 'premium');
@@ -80,6 +82,7 @@ test('a duplicate answers 200 and is applied once', async () => {
   const again = await postSigned(srv, body);
   assert.equal(again.status, 200);
   assert.equal(again.body.duplicate, true);
+  assert.equal(again.text, '{"received":true,"id":"evt_dup","duplicate":true,"ignored":false}');
   const row = events(srv).find((r) => r[0] === 'evt_dup');
   assert.ok(row, 'listed');
   assert.equal(row[3], 'applied');
@@ -140,6 +143,7 @@ test('an unknown type is recorded as ignored and answered 200', async () => {
   const r = await postSigned(srv, event('evt_ignored', 'customer.updated', { id: 'cus_1', object: 'customer' }));
   assert.equal(r.status, 200);
   assert.equal(r.body.ignored, true);
+  assert.equal(r.text, '{"received":true,"id":"evt_ignored","duplicate":false,"ignored":true}');
   assert.equal(events(srv).find((x) => x[0] === 'evt_ignored')[3], 'ignored');
 });
 
