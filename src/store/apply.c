@@ -436,13 +436,13 @@ static enum err apply_invoice(const struct event_ctx *x)
         err = x->ops->invoice_context_get(x->tx, ev->customer_id, inv.id, &ctx);
         if (!err)
             err = resolve_user_read(x, ctx.customer, &ctx.cus, inv.user_id);
-        if (!err)
-            err = invoice_apply_read(x->ops, x->tx, &inv, ctx.stored, &ctx.inv, &applied);
     } else {
         err = resolve_user(x, inv.user_id);
         if (!err)
-            err = invoice_apply(x->ops, x->tx, &inv, &applied);
+            ctx.stored = x->ops->invoice_get(x->tx, inv.id, true, &ctx.inv);
     }
+    if (!err)
+        err = invoice_apply_read(x->ops, x->tx, &inv, ctx.stored, &ctx.inv, &applied);
     if (err == ERR_CONFLICT && x->errbuf && !x->errbuf[0])
         store_errf(x->errbuf, x->errlen,
                    "invoice '%s' belongs to another user than '%s': not applied", inv.id,
