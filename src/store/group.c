@@ -287,13 +287,18 @@ static void lead(struct store *st, struct store_group *g, const struct unit *sel
     next = g->head;
     g->leading = next != NULL;
     pthread_mutex_unlock(&g->mu);
-    if (next) /* first, so that the next batch starts while these writers answer */
-        post(next);
     for (int i = 0; i < b.n; i++) {
         b.u[i]->done = true;
         if (b.u[i] != self)
             post(b.u[i]);
     }
+    /*
+     * Last: on a busy core the writers just woken answer and bring their next writes before the
+     * next leader takes the queue, so batches are larger (PostgreSQL consume in make bench:
+     * 11 writes a commit instead of 8, about 8% less CPU a write).
+     */
+    if (next)
+        post(next);
 }
 
 enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
