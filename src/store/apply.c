@@ -432,6 +432,8 @@ static enum err apply_invoice(const struct event_ctx *x)
     bool applied = false;
     enum err err;
 
+    ctx.customer = ERR_NOT_FOUND; /* each read below sets its own */
+    ctx.stored = ERR_NOT_FOUND;
     if (x->ops->invoice_context_get && ev->customer_id[0]) {
         err = x->ops->invoice_context_get(x->tx, ev->customer_id, inv.id, &ctx);
         if (!err)

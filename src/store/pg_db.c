@@ -381,8 +381,6 @@ static enum err stmt_exec(struct conn *c, enum pg_stmt id, const struct params *
     return err;
 }
 
-static enum err begin_flush(struct conn *c);
-
 /* Pipelining: a batch's first statements in one round trip (store_ops.pipeline_*) */
 
 static void pipe_clear(struct pipe *pp)
@@ -536,26 +534,11 @@ static enum err pipe_broken(struct conn *c)
     return ERR_UNAVAILABLE;
 }
 
-/*
- * Sends the recorded statements in one pipeline, after the transaction's BEGIN when it is not
- * sent yet (so a batch's BEGIN costs no round trip of its own), and keeps their results.
- */
-enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
+/* Before a pipeline: the connection checked, and what it sends prepared (not allowed in it). */
+static enum err pipe_ready(struct conn *c, const struct pipe *pp)
 {
-    struct conn *c = tx->c;
-    struct pipe *pp = c->pipe;
-    const char *values[PARAMS_MAX];
-    int lengths[PARAMS_MAX], formats[PARAMS_MAX];
-    char name[32];
-    bool synced, begin = false, recorded = false;
-    PGresult *res, *begun = NULL;
     enum err err;
 
-    *sent = 0;
-    for (int k = 0; pp && k < PIPE_MAX; k++)
-        recorded |= pp->stmt[k].recorded;
-    if (!recorded)
-        return ERR_OK; /* a BEGIN not sent goes with the next statement */
     if (c->op_first) { /* the capture checks it first, as a rule */
         c->op_first = false;
         if ((err = conn_ready(c)))
@@ -563,20 +546,19 @@ enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
     }
     if (c->begin_pending && (err = stmt_prepare(c, PGS_BEGIN)))
         return err;
-    for (int k = 0; k < PIPE_MAX; k++) /* PQprepare is not allowed in pipeline mode */
+    for (int k = 0; k < PIPE_MAX; k++)
         if (pp->stmt[k].recorded && (err = stmt_prepare(c, pp->stmt[k].id)))
             return err;
-    if (PQenterPipelineMode(c->db) != 1)
-        return pipe_broken(c);
-    if (c->begin_pending) {
-        c->begin_pending = false;
-        stmt_name(PGS_BEGIN, name, sizeof(name));
-        begin = PQsendQueryPrepared(c->db, name, 0, NULL, NULL, NULL, 0) == 1;
-        if (!begin) {
-            (void)PQexitPipelineMode(c->db);
-            return pipe_broken(c);
-        }
-    }
+    return ERR_OK;
+}
+
+/* Sends the recorded statements (in pipeline mode); how many went. */
+static int pipe_send_recorded(struct conn *c, struct pipe *pp)
+{
+    const char *values[PARAMS_MAX];
+    int lengths[PARAMS_MAX], formats[PARAMS_MAX], sent = 0;
+    char name[32];
+
     for (int k = 0; k < PIPE_MAX; k++) {
         struct pipe_stmt *st = &pp->stmt[k];
         if (!st->recorded)
@@ -591,22 +573,60 @@ enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
         if (PQsendQueryPrepared(c->db, name, st->n, values, lengths, formats, 0) != 1)
             break;
         st->sent = true;
-        (*sent)++;
+        sent++;
     }
+    return sent;
+}
+
+/* A statement's result in pipeline mode (NULL on a lost connection); the rest, to its NULL,
+ * dropped. */
+static PGresult *pipe_result(struct conn *c)
+{
+    PGresult *first = PQgetResult(c->db), *res;
+
+    while (first && (res = PQgetResult(c->db)) != NULL)
+        PQclear(res);
+    return first;
+}
+
+/*
+ * Sends the recorded statements in one pipeline, after the transaction's BEGIN when it is not
+ * sent yet (so a batch's BEGIN costs no round trip of its own), and keeps their results.
+ */
+enum err pg_db_pipeline_send(struct store_tx *tx, int *sent)
+{
+    struct conn *c = tx->c;
+    struct pipe *pp = c->pipe;
+    char name[32];
+    bool synced, begin = false, recorded = false;
+    PGresult *res, *begun = NULL;
+    enum err err;
+
+    *sent = 0;
+    for (int k = 0; pp && k < PIPE_MAX; k++)
+        recorded |= pp->stmt[k].recorded;
+    if (!recorded)
+        return ERR_OK; /* a BEGIN not sent goes with the next statement */
+    if ((err = pipe_ready(c, pp)))
+        return err;
+    if (PQenterPipelineMode(c->db) != 1)
+        return pipe_broken(c);
+    if (c->begin_pending) {
+        c->begin_pending = false;
+        stmt_name(PGS_BEGIN, name, sizeof(name));
+        begin = PQsendQueryPrepared(c->db, name, 0, NULL, NULL, NULL, 0) == 1;
+        if (!begin) {
+            (void)PQexitPipelineMode(c->db);
+            return pipe_broken(c);
+        }
+    }
+    *sent = pipe_send_recorded(c, pp);
     synced = PQpipelineSync(c->db) == 1;
-    if (begin) {
-        begun = PQgetResult(c->db);
-        while (begun && (res = PQgetResult(c->db)) != NULL)
-            PQclear(res);
-    }
-    for (int k = 0; k < PIPE_MAX; k++) {
-        struct pipe_stmt *st = &pp->stmt[k];
-        if (!st->sent)
-            continue;
-        st->res = PQgetResult(c->db); /* NULL on a lost connection: a failure when taken */
-        while (st->res && (res = PQgetResult(c->db)) != NULL)
-            PQclear(res); /* a statement's results end with a NULL */
-    }
+    if (begin)
+        begun = pipe_result(c);
+    for (int k = 0; k < PIPE_MAX; k++)
+        if (pp->stmt[k].sent) /* NULL on a lost connection: a failure when taken */
+            pp->stmt[k].res = pipe_result(c);
     if (synced) {
         res = PQgetResult(c->db);
         synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
@@ -658,17 +678,13 @@ enum err pg_db_pipeline_use(struct store_tx *tx, int k)
  * committed anything (it does not write outside a transaction), the connection is reset and
  * the statement sent once more.
  */
-static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **out)
+static enum err query_run(struct conn *c, const struct pg_query *q, PGresult **out)
 {
     struct params p;
-    bool first;
-    enum err err;
+    bool first = c->op_first;
+    enum err err = first ? conn_ready(c) : ERR_OK;
 
     *out = NULL;
-    if (c->begin_pending && !(c->pipe && c->pipe->capturing) && (err = begin_flush(c)))
-        return err;
-    first = c->op_first;
-    err = first ? conn_ready(c) : ERR_OK;
     c->op_first = false;
     if (err)
         return err;
@@ -686,6 +702,33 @@ static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **
         PQstatus(c->db) != CONNECTION_OK && conn_reset(c) == ERR_OK)
         err = stmt_exec(c, q->id, &p, out);
     return err;
+}
+
+/*
+ * Sends the pending BEGIN (tx_begin) as the operation's first statement: checked first, and
+ * sent once more on a lost connection.
+ */
+static enum err begin_flush(struct conn *c)
+{
+    const struct pg_query q = { PGS_BEGIN, NULL, NULL, NULL, 0 };
+    PGresult *res = NULL;
+    enum err err;
+
+    c->begin_pending = false;
+    err = query_run(c, &q, &res);
+    PQclear(res);
+    return err;
+}
+
+/* query_run, after the transaction's BEGIN when it is still to be sent (not while capturing). */
+static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **out)
+{
+    enum err err;
+
+    *out = NULL;
+    if (c->begin_pending && !(c->pipe && c->pipe->capturing) && (err = begin_flush(c)))
+        return err;
+    return query_run(c, q, out);
 }
 
 /* Reading results */
@@ -858,13 +901,6 @@ static enum err tx_begin(struct conn *c)
         pipe_clear(c->pipe);
     c->begin_pending = true;
     return ERR_OK;
-}
-
-/* Sends the pending BEGIN, as the operation's first statement (checked, resent once if lost). */
-static enum err begin_flush(struct conn *c)
-{
-    c->begin_pending = false;
-    return conn_simple(c, PGS_BEGIN);
 }
 
 /* Usage notes: what pg_listen.c NOTIFYs on PG_USAGE_CHANNEL */
