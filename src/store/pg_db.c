@@ -720,14 +720,89 @@ static enum err begin_flush(struct conn *c)
     return err;
 }
 
-/* query_run, after the transaction's BEGIN when it is still to be sent (not while capturing). */
-static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **out)
+/*
+ * The pending BEGIN and the statement id in one pipeline, one round trip. Any failure of the
+ * pipeline itself resets the connection (the server rolls back what ran) and is
+ * ERR_UNAVAILABLE.
+ */
+static enum err begin_pair(struct conn *c, enum pg_stmt id, const struct params *p, PGresult **out)
 {
+    char begin[32], name[32];
+    PGresult *begun = NULL, *res = NULL, *sync;
+    bool ok;
     enum err err;
 
-    *out = NULL;
-    if (c->begin_pending && !(c->pipe && c->pipe->capturing) && (err = begin_flush(c)))
+    if ((err = stmt_prepare(c, PGS_BEGIN)) || (err = stmt_prepare(c, id)))
         return err;
+    stmt_name(PGS_BEGIN, begin, sizeof(begin));
+    stmt_name(id, name, sizeof(name));
+    ok = PQenterPipelineMode(c->db) == 1 &&
+         PQsendQueryPrepared(c->db, begin, 0, NULL, NULL, NULL, 0) == 1 &&
+         PQsendQueryPrepared(c->db, name, p->n, p->values, p->lengths, p->formats, 0) == 1 &&
+         PQpipelineSync(c->db) == 1;
+    if (ok) {
+        begun = pipe_result(c);
+        res = pipe_result(c);
+        sync = PQgetResult(c->db);
+        ok = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    if (!ok || PQexitPipelineMode(c->db) != 1) {
+        PQclear(begun);
+        PQclear(res);
+        return pipe_broken(c);
+    }
+    if (PQresultStatus(begun) != PGRES_COMMAND_OK) {
+        err = result_err(c, begun); /* the statement after it was not run */
+    } else if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        err = result_err(c, res);
+    } else {
+        *out = res;
+        res = NULL;
+    }
+    PQclear(begun);
+    PQclear(res);
+    return err;
+}
+
+/*
+ * A transaction's first statement, its BEGIN still to be sent: both in one round trip. The
+ * connection is checked first; when the pair fails on a lost connection, nothing can have
+ * committed, so after the reset the two go once more, one after the other.
+ */
+static enum err begin_with(struct conn *c, const struct pg_query *q, PGresult **out)
+{
+    struct params p;
+    bool first = c->op_first;
+    enum err err = first ? conn_ready(c) : ERR_OK;
+
+    c->op_first = false;
+    if (err) {
+        c->begin_pending = false;
+        return err;
+    }
+    if (c->pipe && c->pipe->use >= 0) { /* a pipelined result to take: never with a BEGIN due */
+        err = begin_flush(c);
+        return err ? err : query_run(c, q, out);
+    }
+    c->begin_pending = false;
+    params_build(&p, q);
+    err = begin_pair(c, q->id, &p, out);
+    if (err == ERR_UNAVAILABLE && first && PQstatus(c->db) == CONNECTION_OK) {
+        c->begin_pending = true; /* reset by begin_pair: a new session */
+        err = begin_flush(c);
+        if (!err)
+            err = stmt_exec(c, q->id, &p, out);
+    }
+    return err;
+}
+
+/* query_run, with the transaction's BEGIN when it is still to be sent (not while capturing). */
+static enum err query_exec(struct conn *c, const struct pg_query *q, PGresult **out)
+{
+    *out = NULL;
+    if (c->begin_pending && !(c->pipe && c->pipe->capturing))
+        return begin_with(c, q, out);
     return query_run(c, q, out);
 }
 
@@ -891,8 +966,9 @@ static enum err conn_simple(struct conn *c, enum pg_stmt id)
 }
 
 /*
- * Begins a transaction: its BEGIN goes with the first statement (begin_flush), or in a batch's
- * pipeline ahead of the statements there, and not at all when no statement follows.
+ * Begins a transaction: its BEGIN goes with the first statement, in the same round trip
+ * (begin_with), or in a batch's pipeline ahead of the statements there, and not at all when no
+ * statement follows.
  */
 static enum err tx_begin(struct conn *c)
 {
