@@ -723,9 +723,10 @@ static enum err begin_flush(struct conn *c)
 /*
  * The pending BEGIN and the statement id in one pipeline, one round trip. Any failure of the
  * pipeline itself resets the connection (the server rolls back what ran) and is
- * ERR_UNAVAILABLE.
+ * ERR_UNAVAILABLE; *fresh then says whether a new session is open.
  */
-static enum err begin_pair(struct conn *c, enum pg_stmt id, const struct params *p, PGresult **out)
+static enum err begin_pair(struct conn *c, enum pg_stmt id, const struct params *p, PGresult **out,
+                           bool *fresh)
 {
     char begin[32], name[32];
     PGresult *begun = NULL, *res = NULL, *sync;
@@ -750,7 +751,9 @@ static enum err begin_pair(struct conn *c, enum pg_stmt id, const struct params 
     if (!ok || PQexitPipelineMode(c->db) != 1) {
         PQclear(begun);
         PQclear(res);
-        return pipe_broken(c);
+        err = pipe_broken(c);
+        *fresh = PQstatus(c->db) == CONNECTION_OK;
+        return err;
     }
     if (PQresultStatus(begun) != PGRES_COMMAND_OK) {
         err = result_err(c, begun); /* the statement after it was not run */
@@ -767,13 +770,14 @@ static enum err begin_pair(struct conn *c, enum pg_stmt id, const struct params 
 
 /*
  * A transaction's first statement, its BEGIN still to be sent: both in one round trip. The
- * connection is checked first; when the pair fails on a lost connection, nothing can have
- * committed, so after the reset the two go once more, one after the other.
+ * connection is checked first; when the pair fails on a lost connection (not on a statement
+ * timeout: the session is still there), nothing can have committed, so after the reset the two
+ * go once more, one after the other.
  */
 static enum err begin_with(struct conn *c, const struct pg_query *q, PGresult **out)
 {
     struct params p;
-    bool first = c->op_first;
+    bool first = c->op_first, fresh = false;
     enum err err = first ? conn_ready(c) : ERR_OK;
 
     c->op_first = false;
@@ -787,9 +791,11 @@ static enum err begin_with(struct conn *c, const struct pg_query *q, PGresult **
     }
     c->begin_pending = false;
     params_build(&p, q);
-    err = begin_pair(c, q->id, &p, out);
-    if (err == ERR_UNAVAILABLE && first && PQstatus(c->db) == CONNECTION_OK) {
-        c->begin_pending = true; /* reset by begin_pair: a new session */
+    err = begin_pair(c, q->id, &p, out, &fresh);
+    if (err == ERR_UNAVAILABLE && first && !fresh && PQstatus(c->db) != CONNECTION_OK)
+        fresh = conn_reset(c) == ERR_OK;
+    if (err == ERR_UNAVAILABLE && first && fresh) { /* a new session: no transaction in it */
+        c->begin_pending = true;
         err = begin_flush(c);
         if (!err)
             err = stmt_exec(c, q->id, &p, out);
