@@ -13,7 +13,8 @@
 # (subgate's default), BENCH_GROUP_COMMIT (subgate's STORE_GROUP_COMMIT, on|off),
 # BENCH_WRITE_CONCURRENCY (subgate's WRITE_CONCURRENCY),
 # BENCH_USAGE_LEDGER (subgate's USAGE_LEDGER, on|off),
-# BENCH_LOG_LEVEL (info), BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1
+# BENCH_LOG_LEVEL (info), BENCH_ROWS (the rows to run, of "pricing usage check consume
+# webhooks"; all by default), BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1
 # profiles subgate with perf during each run, BENCH_STRICT=1 exits 1 when a target is missed,
 # and BENCH_{PRICING,CHECK,USAGE,CONSUME,WEBHOOK}_PATH, BENCH_CHECK_FEATURE, BENCH_QUOTA.
 # BENCH_DB=sqlite or postgres runs one database only (scripts/pg.sh, pinned with subgate);
@@ -44,7 +45,12 @@ PRICE_PLUS=price_bench_plus
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 DB=${BENCH_DB:-both}
 INSTANCES=${BENCH_INSTANCES:-1}
-ROWS="pricing usage check consume webhooks"
+ROWS=${BENCH_ROWS:-pricing usage check consume webhooks}
+for name in $ROWS; do
+    case $name in pricing | usage | check | consume | webhooks) ;;
+    *) echo "bench: BENCH_ROWS holds '$name': the rows are pricing usage check consume webhooks" >&2; exit 1 ;;
+    esac
+done
 
 # Both databases: this script once for each, then the two side by side.
 if [ "$DB" = both ]; then
