@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/str.h"
+#include "base/xalloc.h"
 #include "billing/status.h"
 #include "store/store.h"
 
@@ -2405,6 +2406,61 @@ static void case_pg_outage(void)
     store_close(st);
 }
 
+/* The value of a one-row, one-column query on the database at url; "" when there is none. */
+static void pg_query_value(const char *url, const char *sql, char *out, size_t size)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *res = PQexec(c, sql);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        printf("Bail out! %s: %s\n", sql, PQerrorMessage(c));
+        exit(1);
+    }
+    str_copy(out, size, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* Migration 012: a webhook's raw body is compressed with lz4 where the server offers it. */
+static void case_pg_raw_body_lz4(void)
+{
+    enum {
+        BODY = 6000
+    };
+
+    char url[PATH_MAX + 16], offered[8], method[16];
+    char *body = xmalloc(BODY + 1), *raw = NULL;
+    size_t raw_len = 0;
+    struct webhook_event got;
+    struct store *st;
+    struct billing_event ev = make_event("evt_lz4", EVENT_IGNORED);
+    const struct store_event_in in = { &ev, body, BODY, STORE_EVENT_RECEIVE, NULL };
+    enum store_event_result result;
+    char errbuf[256];
+
+    for (int i = 0; i < BODY; i++) /* compressible, as JSON is: a field name over and over */
+        body[i] = "{\"object\":\"invoice\",\"paid\":true},"[i % 33];
+    body[BODY] = '\0';
+    pg_url(url, sizeof(url), "lz4");
+    st = open_migrated(url);
+    T_EQ_I64(store_event_record_apply(st, &in, &result, errbuf, sizeof(errbuf)), ERR_OK,
+             "lz4: an event with a %d-byte body recorded", BODY);
+    pg_query_value(url,
+                   "SELECT 'lz4' = ANY (enumvals) FROM pg_settings "
+                   "WHERE name = 'default_toast_compression'",
+                   offered, sizeof(offered));
+    pg_query_value(url, "SELECT pg_column_compression(raw_body) FROM webhook_events", method,
+                   sizeof(method));
+    T_EQ_STR(method, strcmp(offered, "t") == 0 ? "lz4" : "pglz",
+             "lz4: the body compressed with lz4 where the server offers it (offered: '%s')",
+             offered);
+    T_EQ_I64(store_event_get_raw(st, "evt_lz4", &got, &raw, &raw_len), ERR_OK, "lz4: raw read");
+    T_OK(raw && raw_len == BODY && memcmp(raw, body, BODY) == 0, "lz4: the body, byte for byte");
+    free(raw);
+    free(body);
+    store_close(st);
+}
+
 /* Cases about opening, not about one backend's data */
 
 static void case_open_errors(void)
@@ -2488,6 +2544,8 @@ int main(void)
     }
     case_open_errors();
     case_open_creates_parents();
+    if (pg_available())
+        case_pg_raw_body_lz4();
     if (pg_available() && getenv("SUBGATE_TEST_PG_DIR"))
         case_pg_outage();
     if (pg_admin)
