@@ -28,9 +28,11 @@ struct route {
 };
 
 /*
- * Finds the route for method and path. ERR_NOT_FOUND when no route has the path,
- * ERR_METHOD when some do but not with this method; then *allow lists the methods that
- * would work ("GET, POST"), written into allow[allow_len].
+ * Finds the route for method and path. A HEAD with no HEAD route of its own finds the path's
+ * GET route (the library sends that answer's head only, Content-Length included).
+ * ERR_NOT_FOUND when no route has the path, ERR_METHOD when some do but not with this method;
+ * then *allow lists the methods that would work ("GET, HEAD, POST"), written into
+ * allow[allow_len].
  */
 MUST_CHECK enum err router_match(const struct route *routes, size_t n, const char *method,
                                  const char *path, const struct route **out, char *allow,

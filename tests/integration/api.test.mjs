@@ -62,8 +62,28 @@ describe('routing', () => {
   test('a known route with the wrong method is a 405 with Allow', async () => {
     const r = await req(srv, 'DELETE', '/api/v1/payments/pricing');
     assert.equal(r.status, 405);
-    assert.equal(r.headers.get('allow'), 'GET');
+    assert.equal(r.headers.get('allow'), 'GET, HEAD');
     errorOf(r);
+    const post = await req(srv, 'GET', '/api/v1/access/consume');
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'POST');
+  });
+  test('HEAD on a GET route: the GET answer\'s status and headers, no body', async () => {
+    for (const p of ['/healthz', '/api/v1/payments/pricing', '/openapi.json']) {
+      const get = await fetch(`${srv.base}${p}`);
+      const getBody = await get.text();
+      const head = await fetch(`${srv.base}${p}`, { method: 'HEAD' });
+      assert.equal(head.status, 200, p);
+      assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), p);
+      assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(getBody)), p);
+      assert.equal(await head.text(), '', p);
+    }
+    const noAuth = await fetch(`${srv.base}/api/v1/payments/subscription`, { method: 'HEAD' });
+    assert.equal(noAuth.status, 401, 'HEAD authenticates as GET does');
+    assert.match(noAuth.headers.get('www-authenticate'), /^Bearer realm="subgate"/);
+    const onPost = await fetch(`${srv.base}/api/v1/access/consume`, { method: 'HEAD' });
+    assert.equal(onPost.status, 405, 'no GET route: no HEAD');
+    assert.equal(onPost.headers.get('allow'), 'POST');
   });
   test('a successful answer carries no Allow header', async () => {
     const r = await req(srv, 'GET', '/api/v1/payments/pricing');

@@ -133,7 +133,7 @@ describe('preflights', () => {
     assertNoCors(r, 'unknown path');
     const bare = await req(srv, 'OPTIONS', `${P}/pricing`);
     assert.equal(bare.status, 405);
-    assert.equal(bare.headers.get('allow'), 'GET');
+    assert.equal(bare.headers.get('allow'), 'GET, HEAD');
     assertNoCors(bare, 'bare OPTIONS');
     const noMethod = await req(srv, 'OPTIONS', `${P}/pricing`, { headers: { origin: APP } });
     assert.equal(noMethod.status, 405);

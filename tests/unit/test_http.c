@@ -21,10 +21,9 @@ static enum err h_b(struct request *req, struct response *resp)
 }
 
 static const struct route routes[] = {
-    { "GET", "/a", 0, 0, h_a },
-    { "POST", "/a", 0, 0, h_b },
-    { "PUT", "/a", 0, 0, h_b },
-    { "GET", "/b", 0, 0, h_b },
+    { "GET", "/a", 0, 0, h_a },  { "POST", "/a", 0, 0, h_b }, { "PUT", "/a", 0, 0, h_b },
+    { "GET", "/b", 0, 0, h_b },  { "POST", "/d", 0, 0, h_a }, { "GET", "/e", 0, 0, h_a },
+    { "HEAD", "/e", 0, 0, h_b }, /* a HEAD of its own wins, and is listed once */
 };
 
 static const struct {
@@ -35,12 +34,18 @@ static const struct {
 } match_rows[] = {
     { "GET", "/a", ERR_OK, h_a, "" },
     { "POST", "/a", ERR_OK, h_b, "" },
-    { "DELETE", "/a", ERR_METHOD, NULL, "GET, POST, PUT" },
-    { "POST", "/b", ERR_METHOD, NULL, "GET" },
+    { "DELETE", "/a", ERR_METHOD, NULL, "GET, HEAD, POST, PUT" },
+    { "POST", "/b", ERR_METHOD, NULL, "GET, HEAD" },
     { "GET", "/c", ERR_NOT_FOUND, NULL, "" },
     { "GET", "/a/", ERR_NOT_FOUND, NULL, "" },
     { "GET", "/A", ERR_NOT_FOUND, NULL, "" },
-    { "get", "/a", ERR_METHOD, NULL, "GET, POST, PUT" },
+    { "get", "/a", ERR_METHOD, NULL, "GET, HEAD, POST, PUT" },
+    { "HEAD", "/a", ERR_OK, h_a, "" }, /* a HEAD runs the path's GET */
+    { "HEAD", "/b", ERR_OK, h_b, "" },
+    { "HEAD", "/d", ERR_METHOD, NULL, "POST" }, /* no GET: no HEAD either */
+    { "head", "/a", ERR_METHOD, NULL, "GET, HEAD, POST, PUT" },
+    { "HEAD", "/e", ERR_OK, h_b, "" },
+    { "POST", "/e", ERR_METHOD, NULL, "GET, HEAD" },
 };
 
 static const struct {
