@@ -4,7 +4,8 @@
 // binary's /metrics, which names every route); and every answer the rest of the suite received
 // (recorded by lib.mjs when SUBGATE_OPENAPI_LOG is set, as scripts/test.sh does) matches it:
 // a documented operation and status, a documented media type, the body valid against the
-// schema (Ajv, JSON Schema 2020-12) and the documented headers. A path or method the document
+// schema (Ajv, JSON Schema 2020-12) and the documented headers (a HEAD: its path's GET operation's
+// status and headers, and no body). A path or method the document
 // does not list must be answered as its x-subgate-unmatched says. Named zz_ so that node --test
 // runs it after the files whose answers it checks.
 import assert from 'node:assert/strict';
@@ -60,15 +61,25 @@ function makeAjv() {
 }
 
 // The documented response for a recorded answer: { response, pointer, where } or an error text.
-function responseFor(a) {
+// The documented operation an answer belongs to: its method's, or for a HEAD the path's GET
+// (HEAD is answered as GET without the body; the document says so and lists HEAD only where a
+// route of its own serves it). { op, method } or undefined.
+function operationFor(a) {
   const item = DOC.paths[a.path];
-  const op = item?.[a.method.toLowerCase()];
+  const m = a.method.toLowerCase();
+  if (item?.[m]) return { op: item[m], method: m };
+  if (m === 'head' && item?.get) return { op: item.get, method: 'get' };
+  return undefined;
+}
+
+function responseFor(a) {
+  const found = operationFor(a);
   let responses;
   let base;
   let where;
-  if (op) {
-    responses = op.responses;
-    base = `/paths/${esc(a.path)}/${a.method.toLowerCase()}/responses`;
+  if (found) {
+    responses = found.op.responses;
+    base = `/paths/${esc(a.path)}/${found.method}/responses`;
     where = `${a.method} ${a.path}`;
   } else {
     responses = DOC['x-subgate-unmatched'];
@@ -97,6 +108,10 @@ function check(a, schemaAt) {
     }
     const validate = schemaAt(`${hp}/schema`);
     if (!validate(v)) fails.push(`${where}: header ${name}: ${JSON.stringify(v)} ${JSON.stringify(validate.errors)}`);
+  }
+  if (a.method === 'HEAD') {
+    if (a.body) fails.push(`${where}: a HEAD answer with a body: ${JSON.stringify(a.body.slice(0, 200))}`);
+    return fails; // the head of the documented answer: status and headers, no body
   }
   const content = response.content;
   if (!content) {
@@ -191,7 +206,7 @@ describe('every answer the suite received', () => {
     const seen = new Set();
     let unmatched = 0;
     for (const a of answers) {
-      if (!DOC.paths[a.path]?.[a.method.toLowerCase()]) unmatched++;
+      if (!operationFor(a)) unmatched++;
       else seen.add(`${a.method} ${a.path} ${a.status}`);
       for (const f of check(a, schemaAt)) {
         if (!failures.has(f)) failures.set(f, new Set());
