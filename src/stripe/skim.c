@@ -12,10 +12,11 @@
 #include "base/str.h"
 #include "base/xalloc.h"
 
-#define KEY_MAX      256 /* decoded bytes of a key compared with keep[]; longer ones are skipped */
-#define KEYS_MAX     512 /* members of one built object checked for duplicates */
-#define NUMBER_MAX   512 /* bytes of a number converted on the stack; longer ones on the heap */
-#define STRING_STACK 256 /* decoded bytes of a kept string value read on the stack */
+#define KEY_MAX      256  /* decoded bytes of a key compared with keep[]; longer ones are skipped */
+#define KEYS_MAX     512  /* members of one built object checked for duplicates */
+#define KEY_SLOTS    1024 /* their hash table: a power of two, twice KEYS_MAX */
+#define NUMBER_MAX   512  /* bytes of a number converted on the stack; longer ones on the heap */
+#define STRING_STACK 256  /* decoded bytes of a kept string value read on the stack */
 #define FNV_OFFSET   UINT64_C(14695981039346656037)
 #define FNV_PRIME    UINT64_C(1099511628211)
 
@@ -120,15 +121,27 @@ static void put_bytes(char *out, size_t cap, size_t w, const void *p, size_t len
 }
 
 /*
+ * Whether any of the eight bytes of w is a control character, '"', '\\' or not ASCII. Below
+ * the first such byte (in the order the subtractions borrow) no byte borrows, so each
+ * difference's top bit is clear; at it, b - 0x20 for b < 0x20, or a zero byte of w ^ '"' or of
+ * w ^ '\\' minus one, sets its top bit, or w has it set. Only "any or none" is exact.
+ */
+static uint64_t special8(uint64_t w)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), tops = UINT64_C(0x8080808080808080);
+
+    return ((w - ones * 0x20) | ((w ^ (ones * '"')) - ones) | ((w ^ (ones * '\\')) - ones) | w) &
+           tops;
+}
+
+/*
  * The string at s->p (its opening quote), checked; s->p ends past its closing quote. Its
  * decoded bytes are written to out[cap] as far as they fit, and *n (when not NULL) is their
- * whole count, so *n > cap says they did not all fit. *hash gets the FNV-1a of the decoded
- * bytes when not NULL.
+ * whole count, so *n > cap says they did not all fit.
  */
-static bool string(struct skim *s, char *out, size_t cap, size_t *n, uint64_t *hash)
+static bool string(struct skim *s, char *out, size_t cap, size_t *n)
 {
     const unsigned char *p = s->p + 1;
-    uint64_t h = FNV_OFFSET;
     size_t w = 0;
 
     while (p < s->end && *p != '"') {
@@ -138,10 +151,12 @@ static bool string(struct skim *s, char *out, size_t cap, size_t *n, uint64_t *h
 
         if (*p >= 0x20 && *p < 0x80 && *p != '\\') { /* a run of plain ASCII: as it is */
             const unsigned char *run = p;
+            uint64_t word;
+            /* eight bytes at a time while none of them ends the run */
+            while (s->end - p >= 8 && (memcpy(&word, p, 8), !special8(word)))
+                p += 8;
             while (p < s->end && *p >= 0x20 && *p < 0x80 && *p != '\\' && *p != '"')
                 p++;
-            for (const unsigned char *c = run; hash && c < p; c++)
-                h = (h ^ *c) * FNV_PRIME;
             put_bytes(out, cap, w, run, (size_t)(p - run));
             w += (size_t)(p - run);
             continue;
@@ -164,8 +179,6 @@ static bool string(struct skim *s, char *out, size_t cap, size_t *n, uint64_t *h
             }
             memcpy(tmp, p, len);
         }
-        for (size_t i = 0; hash && i < len; i++)
-            h = (h ^ (unsigned char)tmp[i]) * FNV_PRIME;
         put_bytes(out, cap, w, tmp, len);
         w += len;
         p += used;
@@ -177,8 +190,6 @@ static bool string(struct skim *s, char *out, size_t cap, size_t *n, uint64_t *h
     s->p = p + 1;
     if (n)
         *n = w;
-    if (hash)
-        *hash = h;
     return true;
 }
 
@@ -218,6 +229,16 @@ static bool number(struct skim *s, json_t **out)
             p++;
     }
     len = (size_t)(p - first);
+    if (!real && len - (*first == '-') <= 18) { /* below 10^18: fits, no conversion needed */
+        if (out) {
+            int64_t v = 0;
+            for (const unsigned char *d = first + (*first == '-'); d < p; d++)
+                v = v * 10 + (*d - '0');
+            *out = json_integer(*first == '-' ? -v : v);
+        }
+        s->p = p;
+        return true;
+    }
     text = len < sizeof(stack) ? stack : xmalloc(len + 1);
     memcpy(text, first, len);
     text[len] = '\0';
@@ -258,11 +279,13 @@ static bool value(struct skim *s, json_t **out);
 /* word against key[n] in strcmp order; key holds no NUL (an escaped NUL is refused) */
 static int key_order(const char *word, const char *key, size_t n)
 {
-    int c = n ? (unsigned char)word[0] - (unsigned char)key[0] : 0; /* most steps end here */
+    size_t i = 0;
 
-    if (!c)
-        c = strncmp(word, key, n);
-    return c ? c : word[n] != '\0'; /* word[n] is within word: it matched n bytes */
+    while (i < n && word[i] == key[i]) /* stops at word's NUL: key has none */
+        i++;
+    if (i < n)
+        return (unsigned char)word[i] - (unsigned char)key[i];
+    return word[n] != '\0'; /* word[n] is within word: it matched n bytes */
 }
 
 /* Binary search: keep[] is sorted (skim.h); a linear scan was 11% of a webhook's CPU. */
@@ -285,19 +308,49 @@ static bool kept(const struct skim *s, const char *key, size_t n)
 }
 
 /*
+ * A 64-bit hash of key[n], eight bytes at a time (FNV's constants, a shift to mix); key has
+ * room for 8 bytes past n, which are zeroed to pad the last word.
+ */
+static uint64_t key_hash(char *key, size_t n)
+{
+    uint64_t h = FNV_OFFSET ^ n;
+
+    memset(key + n, 0, 8);
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * FNV_PRIME;
+        h ^= h >> 29;
+    }
+    return h * FNV_PRIME;
+}
+
+/*
  * A member's key, checked; in an object being built, also its hash and, when short enough,
- * its decoded bytes in key[KEY_MAX] (*n; SIZE_MAX when too long to be one of keep[]).
+ * its decoded bytes in key[KEY_MAX + 8] (*n; SIZE_MAX when too long to be one of keep[]). A
+ * longer key is decoded again whole, on the heap, for its hash.
  */
 static bool member_key(struct skim *s, bool build, char *key, size_t *n, uint64_t *hash)
 {
     const unsigned char *q = s->p;
+    char *whole;
 
     if (q >= s->end || *q != '"')
         return fail(s, "string or '}' expected");
-    if (!string(s, key, build ? KEY_MAX : 0, n, hash))
+    if (!string(s, key, build ? KEY_MAX : 0, n))
         return false;
-    if (*n >= KEY_MAX)
-        *n = SIZE_MAX; /* never kept */
+    if (!build)
+        return true;
+    if (*n < KEY_MAX) {
+        *hash = key_hash(key, *n);
+        return true;
+    }
+    whole = xmalloc(*n + 8);
+    s->p = q;
+    (void)string(s, whole, *n, n); /* checked above */
+    *hash = key_hash(whole, *n);
+    free(whole);
+    *n = SIZE_MAX; /* never kept */
     return true;
 }
 
@@ -321,9 +374,29 @@ static bool next_item(struct skim *s, char close, bool *more)
     return fail(s, close == '}' ? "',' or '}' expected" : "',' or ']' expected");
 }
 
+/*
+ * Records hash h of a built object's member in seen[] (up to KEYS_MAX of them, indexed by
+ * slot[]: 0 for none, else an index into seen[] plus one); false when it is there already.
+ */
+static bool key_new(uint64_t *seen, uint16_t *slot, size_t *nseen, uint64_t h)
+{
+    for (size_t i = (size_t)h & (KEY_SLOTS - 1);; i = (i + 1) & (KEY_SLOTS - 1)) {
+        if (slot[i] == 0) {
+            if (*nseen < KEYS_MAX) {
+                seen[*nseen] = h;
+                slot[i] = (uint16_t)++ * nseen;
+            }
+            return true;
+        }
+        if (seen[slot[i] - 1] == h)
+            return false;
+    }
+}
+
 static bool object(struct skim *s, json_t **out)
 {
     uint64_t seen[KEYS_MAX];
+    uint16_t slot[KEY_SLOTS];
     size_t nseen = 0;
 
     s->p++;
@@ -333,7 +406,7 @@ static bool object(struct skim *s, json_t **out)
         return true;
     }
     for (;;) {
-        char key[KEY_MAX];
+        char key[KEY_MAX + 8];
         size_t n = 0;
         uint64_t h = 0;
         json_t *v = NULL;
@@ -343,11 +416,10 @@ static bool object(struct skim *s, json_t **out)
         if (!member_key(s, out != NULL, key, &n, &h))
             return false;
         if (out) {
-            for (size_t i = 0; i < nseen; i++)
-                if (seen[i] == h)
-                    return fail(s, "duplicate object key");
-            if (nseen < KEYS_MAX)
-                seen[nseen++] = h;
+            if (nseen == 0)
+                memset(slot, 0, sizeof(slot));
+            if (!key_new(seen, slot, &nseen, h))
+                return fail(s, "duplicate object key");
         }
         keep = out && n != SIZE_MAX && kept(s, key, n);
         skip_ws(s);
@@ -422,7 +494,7 @@ static bool value(struct skim *s, json_t **out)
     case '[':
         return nested(s, out, json_array, array);
     case '"':
-        if (!string(s, out ? stack : NULL, out ? sizeof(stack) : 0, &n, NULL))
+        if (!string(s, out ? stack : NULL, out ? sizeof(stack) : 0, &n))
             return false;
         if (!out)
             return true;
@@ -432,7 +504,7 @@ static bool value(struct skim *s, json_t **out)
         }
         text = xmalloc(n); /* a long one: read again into its own room */
         s->p = q;
-        (void)string(s, text, n, &n, NULL); /* checked above */
+        (void)string(s, text, n, &n); /* checked above */
         *out = json_stringn_nocheck(text, n);
         free(text);
         return *out != NULL || fail(s, "out of memory");

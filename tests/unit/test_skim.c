@@ -126,6 +126,79 @@ static void test_texts(void)
     }
 }
 
+/*
+ * The word-at-a-time string scan and the duplicate-key table: each byte class that ends a run
+ * of plain ASCII (a control character, '"', '\\', a UTF-8 lead byte, a stray continuation or
+ * DEL's neighbour 0x7f) at every offset of two words, in a kept and in a skipped value; keys
+ * that are duplicates only once decoded; objects of many members; long keys and numbers.
+ */
+static void test_scan_and_keys(void)
+{
+    static const char *const cut[] = {
+        "\x01", "\x1f", "\"", "\\\\", "\\u0041", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+        "\x80", "\x7f", " ",  "~",    "\xff",    "\\"
+    };
+    static const char *const texts[] = {
+        "{\"id\":1,\"\\u0069d\":2}",
+        "{\"data\":{\"object\":1,\"obj\\u0065ct\":2}}",
+        "{\"\\u00e9\":1,\"\xc3\xa9\":2}",
+        "{\"n\":123456789012345678,\"k\":-123456789012345678,\"a\":[1234567890123456789,-1234567890123456789]}",
+        "{\"n\":99999999999999999999,\"skip\":-99999999999999999999}",
+        "{\"skip\":18446744073709551616}",
+        "{\"n\":-0,\"k\":0,\"a\":[-1,1,-9,9,10,-10]}",
+    };
+    bool valid;
+    size_t agreed = 0, cases = 0;
+
+    for (size_t c = 0; c < ARRAY_SIZE(cut); c++)
+        for (size_t at = 0; at < 17; at++)
+            for (int where = 0; where < 2; where++) {
+                char text[128];
+                char pad[18];
+                memset(pad, 'x', at);
+                pad[at] = '\0';
+                (void)snprintf(text, sizeof(text), "{\"%s\":\"%s%sabcdefghijklmnop\"}",
+                               where ? "s" : "skip", pad, cut[c]);
+                cases++;
+                agreed += agree(text, strlen(text), &valid);
+            }
+    T_EQ_I64((int64_t)agreed, (int64_t)cases,
+             "a run-ending byte at every offset: %zu texts agree with jansson", cases);
+    for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
+        T_OK(agree(texts[i], strlen(texts[i]), &valid), "text #%zu agrees: %s", i, texts[i]);
+    T_OK(agree(texts[0], strlen(texts[0]), &valid) && !valid,
+         "a key spelled with an escape is a duplicate");
+
+    {
+        /* 600 members: the table holds the first 512; a duplicate among them found at the end */
+        static char text[32768];
+        size_t len;
+        for (int dup = 0; dup < 3; dup++) {
+            len = (size_t)snprintf(text, sizeof(text), "{");
+            for (int i = 0; i < 600; i++)
+                len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"member_%d_%s\":%d",
+                                        i ? "," : "", i, i % 2 ? "odd" : "even", i);
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%s,\"id\":7}",
+                                    dup == 1   ? ",\"member_3_odd\":1"
+                                    : dup == 2 ? ",\"member_51\\u0030_even\":1"
+                                               : "");
+            T_OK(len < sizeof(text) && agree(text, len, &valid),
+                 "600 members, duplicate case %d agrees", dup);
+            T_OK(valid == (dup == 0), "600 members, duplicate case %d: valid %d", dup, valid);
+        }
+        /* keys past the key buffer: equal ones are a duplicate, a shared long prefix is not */
+        for (int same = 0; same < 2; same++) {
+            char k[301];
+            memset(k, 'k', 300);
+            k[300] = '\0';
+            len = (size_t)snprintf(text, sizeof(text), "{\"%s\":1,\"%s%s\":2}", k, k,
+                                   same ? "" : "z");
+            T_OK(agree(text, len, &valid) && valid == !same, "300-byte keys, same %d: valid %d",
+                 same, valid);
+        }
+    }
+}
+
 /* The whole file at path, NUL-terminated (free it), or NULL. */
 static char *read_text(const char *path, size_t *len)
 {
@@ -237,6 +310,7 @@ static void test_corpus_events(void)
 int main(void)
 {
     test_texts();
+    test_scan_and_keys();
     test_fixture_events();
     test_corpus_events();
     return t_done();
