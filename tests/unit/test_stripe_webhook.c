@@ -3,6 +3,10 @@
  * come from OpenSSL's one-shot HMAC(), not from base/hmac, so the two implementations check
  * each other; one vector was computed with Node's crypto.
  */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -271,11 +275,70 @@ static void test_hmac(void)
              "HMAC-SHA256 of nothing under the empty key");
 }
 
+/* hex of OpenSSL's one-shot HMAC-SHA256, the reference */
+static void reference_hex(const void *key, size_t key_len, const void *msg, size_t len, char *hex)
+{
+    unsigned char mac[32];
+    unsigned int mac_len = 0;
+
+    HMAC(EVP_sha256(), key_len ? key : "", (int)key_len, msg, len, mac, &mac_len);
+    for (unsigned i = 0; i < mac_len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+}
+
+/*
+ * base/hmac keeps a few keyed contexts per thread and restarts them: keys taking turns (more
+ * of them than it keeps, some longer than it keeps, one empty, two of one length differing only
+ * in the last byte), each MAC
+ * against the one-shot reference, on this thread and on two more at once.
+ */
+static void *mac_rounds(void *arg)
+{
+    static const size_t lens[] = { 0, 4, 32, 64, 65, 128, 129, 200, 32 };
+    unsigned char keys[ARRAY_SIZE(lens)][200];
+    char msg[300];
+    size_t *bad = arg;
+
+    for (size_t k = 0; k < ARRAY_SIZE(lens); k++)
+        for (size_t i = 0; i < sizeof(keys[k]); i++)
+            keys[k][i] = (unsigned char)((k * 31 + i * 7) & 0xff);
+    memcpy(keys[8], keys[2], 31); /* key 2's length and first 31 bytes, not its last */
+    for (size_t round = 0; round < 300; round++) {
+        size_t k = (round * 5 + round / 9) % ARRAY_SIZE(lens);
+        size_t len = (round * 37) % sizeof(msg);
+        char got[HMAC_SHA256_HEX_LEN + 1], want[HMAC_SHA256_HEX_LEN + 1];
+        const struct hmac_part parts[] = { { msg, len / 3 }, { msg + len / 3, len - len / 3 } };
+
+        for (size_t i = 0; i < len; i++)
+            msg[i] = (char)('a' + (round + i) % 26);
+        reference_hex(keys[k], lens[k], msg, len, want);
+        if (hmac_sha256_hex(keys[k], lens[k], parts, ARRAY_SIZE(parts), got) != ERR_OK ||
+            strcmp(got, want) != 0)
+            (*bad)++;
+    }
+    return NULL;
+}
+
+static void test_hmac_keys(void)
+{
+    size_t bad[3] = { 0, 0, 0 };
+    pthread_t th[2];
+
+    mac_rounds(&bad[0]);
+    T_EQ_I64((int64_t)bad[0], 0, "300 MACs under 9 keys taking turns match the reference");
+    for (int i = 0; i < 2; i++)
+        T_OK(pthread_create(&th[i], NULL, mac_rounds, &bad[i + 1]) == 0, "thread %d starts", i);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    T_EQ_I64((int64_t)(bad[1] + bad[2]), 0, "and on two threads at once");
+}
+
 int main(void)
 {
     test_rows();
     test_tolerance();
     test_sign();
     test_hmac();
+    test_hmac_keys();
     return t_done();
 }
