@@ -27,6 +27,7 @@
 #include "base/b64url.h"
 #include "base/buf.h"
 #include "base/file.h"
+#include "base/hmac.h"
 #include "base/str.h"
 #include "base/xalloc.h"
 
@@ -43,8 +44,7 @@
 
 struct jwt_verifier {
     enum jwt_alg alg;         /* pinned; with jwks, each key pins its own */
-    struct secret hmac_key;   /* HS256 only */
-    EVP_MAC_CTX *hmac;        /* HS256 only: keyed once, copied per thread (see hmac_ctx) */
+    struct secret hmac_key;   /* HS256 only (base/hmac keeps it keyed per thread) */
     EVP_PKEY *pkey;           /* RS256 and ES256 only; read-only after creation */
     struct jwks_source *jwks; /* JWKS: the key is chosen by kid; borrowed, NULL otherwise */
     char *issuer;             /* NULL: iss unchecked */
@@ -200,79 +200,10 @@ void jwt_verifier_free(struct jwt_verifier *v)
     if (!v)
         return;
     secret_release(&v->hmac_key);
-    EVP_MAC_CTX_free(v->hmac);
     EVP_PKEY_free(v->pkey);
     free(v->issuer);
     free(v->audience);
     free(v);
-}
-
-/* An HMAC-SHA256 context keyed with key, or NULL. Fetched once: the one-shot HMAC() looks the
- * algorithm and the digest up on every call. */
-static EVP_MAC_CTX *hmac_new(const unsigned char *key, size_t n)
-{
-    static char digest[] = "SHA256"; /* OSSL_PARAM takes it non-const */
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-
-    EVP_MAC_free(mac); /* the context keeps its own reference */
-    if (ctx && !EVP_MAC_init(ctx, key, n, params)) {
-        EVP_MAC_CTX_free(ctx);
-        ctx = NULL;
-    }
-    if (!ctx)
-        ERR_clear_error();
-    return ctx;
-}
-
-/*
- * This thread's copy of v's keyed HMAC context, made on its first HS256 token under v and kept
- * (one verifier at a time; freed when the thread ends). NULL when OpenSSL cannot copy it.
- */
-struct hmac_slot {
-    uint64_t verifier_id;
-    EVP_MAC_CTX *ctx;
-};
-
-static pthread_key_t hmac_key;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct hmac_slot *my_hmac;
-
-static void hmac_slot_free(void *arg)
-{
-    struct hmac_slot *slot = arg;
-
-    EVP_MAC_CTX_free(slot->ctx);
-    free(slot);
-}
-
-static void hmac_key_make(void)
-{
-    (void)pthread_key_create(&hmac_key, hmac_slot_free);
-}
-
-static EVP_MAC_CTX *hmac_ctx(const struct jwt_verifier *v)
-{
-    struct hmac_slot *slot = my_hmac;
-
-    if (!slot) {
-        pthread_once(&hmac_once, hmac_key_make);
-        slot = xcalloc(1, sizeof(*slot));
-        (void)pthread_setspecific(hmac_key, slot);
-        my_hmac = slot;
-    }
-    if (slot->verifier_id != v->id || !slot->ctx) {
-        EVP_MAC_CTX_free(slot->ctx);
-        slot->ctx = EVP_MAC_CTX_dup(v->hmac);
-        slot->verifier_id = v->id;
-        return slot->ctx;
-    }
-    /* the same key again: init with no key starts a new MAC under it */
-    return EVP_MAC_init(slot->ctx, NULL, 0, NULL) ? slot->ctx : NULL;
 }
 
 enum err jwt_verifier_new_hmac(const struct secret *key, const char *issuer, const char *audience,
@@ -280,18 +211,15 @@ enum err jwt_verifier_new_hmac(const struct secret *key, const char *issuer, con
 {
     size_t n;
     const unsigned char *bytes = secret_bytes(key, &n);
+    unsigned char probe[HMAC_SHA256_LEN];
 
     *out = NULL;
     if (!bytes || n < JWT_HMAC_KEY_MIN || n > INT_MAX)
         return ERR_INVALID;
+    if (hmac_sha256(bytes, n, NULL, 0, probe) != ERR_OK) /* OpenSSL can MAC under it */
+        return ERR_INTERNAL;
     *out = verifier_new(JWT_HS256, issuer, audience);
     secret_set(&(*out)->hmac_key, bytes, n);
-    (*out)->hmac = hmac_new(bytes, n);
-    if (!(*out)->hmac) {
-        jwt_verifier_free(*out);
-        *out = NULL;
-        return ERR_INTERNAL;
-    }
     return ERR_OK;
 }
 
@@ -486,16 +414,14 @@ static enum reason key_choose(const struct jwt_verifier *v, const struct jws_hea
 static enum reason verify_hmac(const struct jwt_verifier *v, const struct jws *t,
                                const unsigned char *sig, size_t sig_len)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t mac_len = 0;
-    EVP_MAC_CTX *ctx = hmac_ctx(v);
+    unsigned char mac[HMAC_SHA256_LEN];
+    size_t key_len = 0;
+    const unsigned char *key = secret_bytes(&v->hmac_key, &key_len);
+    const struct hmac_part part = { t->header, t->signed_len };
 
-    if (!ctx || !EVP_MAC_update(ctx, (const unsigned char *)t->header, t->signed_len) ||
-        !EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac))) {
-        ERR_clear_error();
+    if (!key || hmac_sha256(key, key_len, &part, 1, mac) != ERR_OK)
         return R_INTERNAL;
-    }
-    if (sig_len != HS256_LEN || mac_len != HS256_LEN)
+    if (sig_len != HS256_LEN)
         return R_SIG;
     return CRYPTO_memcmp(mac, sig, HS256_LEN) == 0 ? R_OK : R_SIG;
 }

@@ -8,10 +8,9 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-
-#define SHA256_LEN 32
 
 /* OpenSSL's HMAC, looked up once: a fetch per call was most of a short MAC's cost. */
 static EVP_MAC *hmac_alg;
@@ -30,12 +29,12 @@ static void hmac_alg_fetch(void)
  * thread ends.
  */
 #define KEYED_SLOTS   4
-#define KEYED_KEY_MAX 128 /* longer keys are keyed afresh each time */
+#define KEYED_KEY_MAX 4096 /* longer keys are keyed afresh each time */
 
 struct keyed {
-    EVP_MAC_CTX *ctx; /* keyed with key[len]; NULL when the slot is free */
+    EVP_MAC_CTX *ctx;   /* keyed with key[len]; NULL when the slot is free */
+    unsigned char *key; /* a copy, on the heap */
     size_t len;
-    unsigned char key[KEYED_KEY_MAX];
 };
 
 struct keyed_set {
@@ -51,7 +50,10 @@ static void keyed_drop(struct keyed *k)
 {
     EVP_MAC_CTX_free(k->ctx);
     k->ctx = NULL;
-    OPENSSL_cleanse(k->key, sizeof(k->key));
+    if (k->key)
+        OPENSSL_cleanse(k->key, k->len);
+    free(k->key);
+    k->key = NULL;
     k->len = 0;
 }
 
@@ -99,7 +101,8 @@ static bool set_digest(EVP_MAC_CTX *ctx, const void *key, size_t key_len)
     return EVP_MAC_init(ctx, key, key_len, params) == 1;
 }
 
-/* Runs the MAC, started on ctx, over every part into mac[SHA256_LEN]; false when OpenSSL fails. */
+/* Runs the MAC, started on ctx, over every part into mac[HMAC_SHA256_LEN]; false when OpenSSL
+ * fails. */
 static bool mac_parts(EVP_MAC_CTX *ctx, const struct hmac_part *parts, size_t n_parts,
                       unsigned char *mac)
 {
@@ -108,7 +111,7 @@ static bool mac_parts(EVP_MAC_CTX *ctx, const struct hmac_part *parts, size_t n_
     for (size_t i = 0; i < n_parts; i++)
         if (parts[i].len > 0 && !EVP_MAC_update(ctx, parts[i].p, parts[i].len))
             return false;
-    return EVP_MAC_final(ctx, mac, &mac_len, SHA256_LEN) && mac_len == SHA256_LEN;
+    return EVP_MAC_final(ctx, mac, &mac_len, HMAC_SHA256_LEN) && mac_len == HMAC_SHA256_LEN;
 }
 
 /*
@@ -134,7 +137,8 @@ static struct keyed *keyed_start(const void *key, size_t key_len)
     k = &set->slot[set->next++ % KEYED_SLOTS];
     keyed_drop(k);
     k->ctx = EVP_MAC_CTX_new(hmac_alg);
-    if (!k->ctx || !set_digest(k->ctx, key, key_len)) {
+    k->key = malloc(key_len ? key_len : 1);
+    if (!k->ctx || !k->key || !set_digest(k->ctx, key, key_len)) {
         keyed_drop(k);
         return NULL;
     }
@@ -143,22 +147,18 @@ static struct keyed *keyed_start(const void *key, size_t key_len)
     return k;
 }
 
-enum err hmac_sha256_hex(const void *key, size_t key_len, const struct hmac_part *parts,
-                         size_t n_parts, char hex[HMAC_SHA256_HEX_LEN + 1])
+enum err hmac_sha256(const void *key, size_t key_len, const struct hmac_part *parts, size_t n_parts,
+                     unsigned char mac[HMAC_SHA256_LEN])
 {
-    static const char digits[] = "0123456789abcdef";
     /* OpenSSL refuses a NULL key even when empty: point at a real byte instead. */
     static const unsigned char no_key[1];
-    unsigned char mac[SHA256_LEN];
     struct keyed *k = NULL;
     EVP_MAC_CTX *own = NULL;
-    bool ok;
-    enum err err = ERR_INTERNAL;
+    bool ok = false;
 
     (void)pthread_once(&hmac_alg_once, hmac_alg_fetch);
-    hex[0] = '\0';
     if (!hmac_alg)
-        return err;
+        return ERR_INTERNAL;
     if (!key_len)
         key = no_key;
     k = keyed_start(key, key_len);
@@ -170,16 +170,28 @@ enum err hmac_sha256_hex(const void *key, size_t key_len, const struct hmac_part
     ok = mac_parts(k ? k->ctx : own, parts, n_parts, mac);
     if (!ok && k)
         keyed_drop(k); /* its state is unknown now */
-    if (!ok)
-        goto out;
-    for (size_t i = 0; i < SHA256_LEN; i++) {
-        hex[2 * i] = digits[mac[i] >> 4];
-        hex[2 * i + 1] = digits[mac[i] & 0xf];
-    }
-    hex[HMAC_SHA256_HEX_LEN] = '\0';
-    err = ERR_OK;
 out:
-    OPENSSL_cleanse(mac, sizeof(mac));
     EVP_MAC_CTX_free(own);
+    if (!ok)
+        ERR_clear_error();
+    return ok ? ERR_OK : ERR_INTERNAL;
+}
+
+enum err hmac_sha256_hex(const void *key, size_t key_len, const struct hmac_part *parts,
+                         size_t n_parts, char hex[HMAC_SHA256_HEX_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char mac[HMAC_SHA256_LEN];
+    enum err err = hmac_sha256(key, key_len, parts, n_parts, mac);
+
+    hex[0] = '\0';
+    if (err == ERR_OK) {
+        for (size_t i = 0; i < HMAC_SHA256_LEN; i++) {
+            hex[2 * i] = digits[mac[i] >> 4];
+            hex[2 * i + 1] = digits[mac[i] & 0xf];
+        }
+        hex[HMAC_SHA256_HEX_LEN] = '\0';
+    }
+    OPENSSL_cleanse(mac, sizeof(mac));
     return err;
 }

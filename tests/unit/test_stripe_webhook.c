@@ -288,14 +288,14 @@ static void reference_hex(const void *key, size_t key_len, const void *msg, size
 
 /*
  * base/hmac keeps a few keyed contexts per thread and restarts them: keys taking turns (more
- * of them than it keeps, some longer than it keeps, one empty, two of one length differing only
+ * of them than it keeps, one longer than it keeps, one empty, two of one length differing only
  * in the last byte), each MAC
  * against the one-shot reference, on this thread and on two more at once.
  */
 static void *mac_rounds(void *arg)
 {
-    static const size_t lens[] = { 0, 4, 32, 64, 65, 128, 129, 200, 32 };
-    unsigned char keys[ARRAY_SIZE(lens)][200];
+    static const size_t lens[] = { 0, 4, 32, 64, 65, 128, 129, 5000, 32 };
+    static _Thread_local unsigned char keys[ARRAY_SIZE(lens)][5000];
     char msg[300];
     size_t *bad = arg;
 
