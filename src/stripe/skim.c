@@ -15,6 +15,8 @@
 #define KEY_MAX      256  /* decoded bytes of a key compared with keep[]; longer ones are skipped */
 #define KEYS_MAX     512  /* members of one built object checked for duplicates */
 #define KEY_SLOTS    1024 /* their hash table: a power of two, twice KEYS_MAX */
+#define KEYS_SMALL   32   /* members checked in the object's own frame; more go to the heap */
+#define SLOTS_SMALL  64   /* their hash table: a power of two, twice KEYS_SMALL */
 #define NUMBER_MAX   512  /* bytes of a number converted on the stack; longer ones on the heap */
 #define STRING_STACK 256  /* decoded bytes of a kept string value read on the stack */
 #define FNV_OFFSET   UINT64_C(14695981039346656037)
@@ -375,29 +377,85 @@ static bool next_item(struct skim *s, char close, bool *more)
 }
 
 /*
- * Records hash h of a built object's member in seen[] (up to KEYS_MAX of them, indexed by
- * slot[]: 0 for none, else an index into seen[] plus one); false when it is there already.
+ * A built object's members' key hashes, to find duplicates: the first KEYS_SMALL in the
+ * object's own frame (most objects; nested objects' frames stay small, which matters on the
+ * fibers' stacks), then on the heap up to KEYS_MAX. slot[] indexes seen[]: 0 for none, else an
+ * index plus one.
  */
-static bool key_new(uint64_t *seen, uint16_t *slot, size_t *nseen, uint64_t h)
+struct keyset {
+    uint64_t *seen;
+    uint16_t *slot;
+    size_t n, cap, mask;
+    uint64_t small_seen[KEYS_SMALL];
+    uint16_t small_slot[SLOTS_SMALL];
+};
+
+static void keyset_init(struct keyset *k)
 {
-    for (size_t i = (size_t)h & (KEY_SLOTS - 1);; i = (i + 1) & (KEY_SLOTS - 1)) {
-        if (slot[i] == 0) {
-            if (*nseen < KEYS_MAX) {
-                seen[*nseen] = h;
-                slot[i] = (uint16_t)++ * nseen;
-            }
-            return true;
-        }
-        if (seen[slot[i] - 1] == h)
-            return false;
-    }
+    k->seen = k->small_seen;
+    k->slot = k->small_slot;
+    k->n = 0;
+    k->cap = KEYS_SMALL;
+    k->mask = SLOTS_SMALL - 1;
+    memset(k->small_slot, 0, sizeof(k->small_slot));
 }
+
+static void keyset_release(struct keyset *k)
+{
+    if (k->seen == k->small_seen)
+        return;
+    free(k->seen);
+    free(k->slot);
+}
+
+/* The slot for h: its own when there, else the empty one where it goes. */
+static size_t keyset_find(const struct keyset *k, uint64_t h)
+{
+    size_t i = (size_t)h & k->mask;
+
+    while (k->slot[i] != 0 && k->seen[k->slot[i] - 1] != h)
+        i = (i + 1) & k->mask;
+    return i;
+}
+
+/* Moves the set to the heap, with room for KEYS_MAX. */
+static void keyset_grow(struct keyset *k)
+{
+    uint64_t *seen = xcalloc(KEYS_MAX, sizeof(*seen));
+
+    memcpy(seen, k->seen, k->n * sizeof(*seen));
+    k->seen = seen;
+    k->slot = xcalloc(KEY_SLOTS, sizeof(*k->slot));
+    k->cap = KEYS_MAX;
+    k->mask = KEY_SLOTS - 1;
+    for (size_t j = 0; j < k->n; j++)
+        k->slot[keyset_find(k, seen[j])] = (uint16_t)(j + 1);
+}
+
+/* Records h (past KEYS_MAX members, no more are recorded); false when it is there already. */
+static bool key_new(struct keyset *k, uint64_t h)
+{
+    size_t i = keyset_find(k, h);
+
+    if (k->slot[i] != 0)
+        return false;
+    if (k->n == k->cap) {
+        if (k->cap == KEYS_MAX)
+            return true;
+        keyset_grow(k);
+        i = keyset_find(k, h);
+    }
+    k->seen[k->n] = h;
+    k->slot[i] = (uint16_t)++k->n;
+    return true;
+}
+
+static bool members(struct skim *s, json_t **out, struct keyset *ks);
 
 static bool object(struct skim *s, json_t **out)
 {
-    uint64_t seen[KEYS_MAX];
-    uint16_t slot[KEY_SLOTS];
-    size_t nseen = 0;
+    struct keyset ks;
+    bool ok;
 
     s->p++;
     skip_ws(s);
@@ -405,6 +463,17 @@ static bool object(struct skim *s, json_t **out)
         s->p++;
         return true;
     }
+    if (!out)
+        return members(s, NULL, NULL);
+    keyset_init(&ks);
+    ok = members(s, out, &ks);
+    keyset_release(&ks);
+    return ok;
+}
+
+/* An object's members, from its first key on; ks collects a built object's keys. */
+static bool members(struct skim *s, json_t **out, struct keyset *ks)
+{
     for (;;) {
         char key[KEY_MAX + 8];
         size_t n = 0;
@@ -415,12 +484,8 @@ static bool object(struct skim *s, json_t **out)
 
         if (!member_key(s, out != NULL, key, &n, &h))
             return false;
-        if (out) {
-            if (nseen == 0)
-                memset(slot, 0, sizeof(slot));
-            if (!key_new(seen, slot, &nseen, h))
-                return fail(s, "duplicate object key");
-        }
+        if (out && !key_new(ks, h))
+            return fail(s, "duplicate object key");
         keep = out && n != SIZE_MAX && kept(s, key, n);
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':')

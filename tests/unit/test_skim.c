@@ -186,6 +186,40 @@ static void test_scan_and_keys(void)
                  "600 members, duplicate case %d agrees", dup);
             T_OK(valid == (dup == 0), "600 members, duplicate case %d: valid %d", dup, valid);
         }
+        /*
+         * Around the point where a built object's keys move from its frame to the heap (32):
+         * a duplicate of its first or last key, in a child object nested among a parent's 40
+         * members (the parent's keys on the heap while the child's are in its frame).
+         */
+        int around = 0, around_ok = 0;
+        for (int n = 30; n <= 36; n++) {
+            for (int dup = -1; dup < n; dup += (dup < 0 ? 1 : n - 1)) {
+                len = (size_t)snprintf(text, sizeof(text), "{");
+                for (int i = 0; i < 40; i++) {
+                    if (i == 20) /* kept, so built: only a built object's keys are checked */
+                        len += (size_t)snprintf(text + len, sizeof(text) - len, ",\"data\":");
+                    else
+                        len += (size_t)snprintf(text + len, sizeof(text) - len,
+                                                "%s\"p%d\":", i ? "," : "", i);
+                    if (i != 20) {
+                        len += (size_t)snprintf(text + len, sizeof(text) - len, "%d", i);
+                        continue;
+                    }
+                    len += (size_t)snprintf(text + len, sizeof(text) - len, "{");
+                    for (int j = 0; j < n; j++)
+                        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"c%d\":%d",
+                                                j ? "," : "", j, j);
+                    if (dup >= 0)
+                        len += (size_t)snprintf(text + len, sizeof(text) - len, ",\"c%d\":0", dup);
+                    len += (size_t)snprintf(text + len, sizeof(text) - len, "}");
+                }
+                len += (size_t)snprintf(text + len, sizeof(text) - len, ",\"id\":7}");
+                around++;
+                around_ok += len < sizeof(text) && agree(text, len, &valid) && valid == (dup < 0);
+            }
+        }
+        T_EQ_I64(around_ok, around, "objects of 30 to 36 members nested in one of 40: %d agree",
+                 around_ok);
         /* keys past the key buffer: equal ones are a duplicate, a shared long prefix is not */
         for (int same = 0; same < 2; same++) {
             char k[301];
