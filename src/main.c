@@ -32,12 +32,14 @@
 #include "store/store.h"
 #include "stripe/client.h"
 
-#define DOTENV_PATH      ".env"
-#define TIERS_MAX        ((size_t)1024 * 1024)
-#define THEME_MAX        ((size_t)256 * 1024)
-#define SHUTDOWN_MS      INT64_C(10000)
-#define ERRBUF           512
-#define WRITE_WORKERS_PG 16 /* WRITE_CONCURRENCY's default on PostgreSQL */
+#define DOTENV_PATH         ".env"
+#define TIERS_MAX           ((size_t)1024 * 1024)
+#define THEME_MAX           ((size_t)256 * 1024)
+#define SHUTDOWN_MS         INT64_C(10000)
+#define ERRBUF              512
+#define WRITE_WORKERS_PG    16           /* WRITE_CONCURRENCY's default on PostgreSQL: threads */
+#define WRITE_FIBERS_SQLITE 32           /* and on SQLite: fibers of one thread */
+#define WRITE_FIBER_STACK   (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
 
 /* What serve builds and tears down. */
 struct app {
@@ -411,17 +413,29 @@ static int thread_count(const struct config *cfg)
     return cores > 0 ? (int)cores : 2;
 }
 
+static bool is_postgres(const struct store *st)
+{
+    return strcmp(store_backend_name(st), "postgres") == 0;
+}
+
 /*
- * WRITE_CONCURRENCY, -1 (the default) by database: 16 on PostgreSQL, where a commit waits for
- * its WAL flush and the pool's writes meet in batches (8.5 writes a commit in make bench); 0 on
- * SQLite, where a commit takes microseconds, batches did not form on one core (1.0 a commit)
- * and the writes in flight at once took peak RSS past the 16 MiB target (docs/benchmarks.md).
+ * WRITE_CONCURRENCY, -1 (the default) by database: 16 threads on PostgreSQL, where a write
+ * waits for round trips and its commit's flush, and the pool's writes meet in batches (about
+ * 11 writes a commit in make bench); 32 fibers of one thread on SQLite, where a commit takes
+ * microseconds and a thread per write cost more in task switches than the batches saved: the
+ * fibers' writes park until every fiber waits, then commit in one batch (docs/benchmarks.md).
  */
 static int write_workers(const struct config *cfg, const struct store *st)
 {
     if (cfg->write_concurrency >= 0)
         return (int)cfg->write_concurrency;
-    return strcmp(store_backend_name(st), "postgres") == 0 ? WRITE_WORKERS_PG : 0;
+    return is_postgres(st) ? WRITE_WORKERS_PG : WRITE_FIBERS_SQLITE;
+}
+
+/* The write pool's fibers' stack size on SQLite; 0 (threads) on PostgreSQL. */
+static size_t write_fiber_stack(const struct store *st)
+{
+    return is_postgres(st) ? 0 : WRITE_FIBER_STACK;
 }
 
 static int app_init(struct app *a)
@@ -516,7 +530,8 @@ static int cmd_serve(int argc, char **argv)
                                      .slow_per_client = (int)a.cfg.stripe_per_client_max,
                                      .admit = api_admit,
                                      .write_workers = write_workers(&a.cfg, a.store),
-                                     .write_queue = (int)a.cfg.write_queue_max };
+                                     .write_queue = (int)a.cfg.write_queue_max,
+                                     .write_fiber_stack = write_fiber_stack(a.store) };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
         fail(err);
         goto out;
@@ -526,8 +541,9 @@ static int cmd_serve(int argc, char **argv)
         fail("APP_WEBHOOK_URL: cannot start the outbox delivery thread");
         goto out;
     }
-    log_info("subgate %s listening on %s:%u (%d threads, %d write threads, database %s, stripe %s)",
+    log_info("subgate %s listening on %s:%u (%d threads, %d write %s, database %s, stripe %s)",
              SUBGATE_VERSION, a.cfg.listen_host, http_server_port(srv), p.threads, p.write_workers,
+             p.write_fiber_stack && p.write_workers ? "fibers on one thread" : "threads",
              store_backend_name(a.store),
              config_has_stripe(&a.cfg) ? a.cfg.stripe_api_base : "not configured");
     sigwait(&set, &sig);

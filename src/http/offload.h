@@ -7,6 +7,7 @@
 #define SUBGATE_HTTP_OFFLOAD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct offload; /* opaque */
 
@@ -19,6 +20,14 @@ typedef void (*offload_fn)(void *arg);
  * for bursts costs no threads (and no memory of theirs) until bursts come.
  */
 struct offload *offload_new(int workers, int queue_max);
+
+/*
+ * Like offload_new, but one thread runs up to workers jobs at once, each on a fiber with a
+ * stack of fiber_stack bytes (0: threads, as offload_new): a job whose write waits for its
+ * commit parks, and the writes of the jobs parked together commit in one batch
+ * (store_group_run).
+ */
+struct offload *offload_new_fibers(int workers, int queue_max, size_t fiber_stack);
 
 /* Queues fn(arg) for a worker; false (nothing queued) when the queue is full or stopping. */
 bool offload_submit(struct offload *o, offload_fn fn, void *arg);

@@ -995,7 +995,7 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
         return ERR_INTERNAL;
     }
     if (p->pool_of && p->write_workers > 0 &&
-        !(s->write = offload_new(p->write_workers, p->write_queue))) {
+        !(s->write = offload_new_fibers(p->write_workers, p->write_queue, p->write_fiber_stack))) {
         snprintf(errbuf, errlen, "cannot start the threads for requests that write");
         close(fd);
         offload_free(s->slow);

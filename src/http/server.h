@@ -59,6 +59,7 @@ struct http_server_params {
      */
     int write_workers;
     int write_queue;
+    size_t write_fiber_stack; /* > 0: the write_workers are fibers of one thread (offload.h) */
     /*
      * Adds the application's headers (CORS) to an answer the server makes itself: a refused
      * head, a body past the cap, a full slow queue. May be NULL.

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base/fiber.h"
 #include "base/xalloc.h"
 #include "store/backend.h"
 #include "store/store.h"
@@ -28,6 +29,7 @@ struct unit {
     enum err err; /* its result, when done */
     bool again;   /* a deadlock victim in the batch: run it again, alone */
     bool done;    /* set by its batch's leader before the post */
+    bool led;     /* it led its own batch: no post comes for it */
     /*
      * Posted once at most, outside the group's mu: when its batch is done, or when it is to
      * lead the next one. Its writer returns only after taking that post, so nothing touches
@@ -35,7 +37,14 @@ struct unit {
      */
     sem_t wake;
     struct unit *next; /* guarded by the group's mu */
+    /* A write of a fiber: the fiber, its store, and the next such write of its thread. */
+    struct fiber *fiber;
+    struct store *st;
+    struct unit *next_parked;
 };
+
+/* The writes of this thread's fibers parked for the next flush, oldest first. */
+static _Thread_local struct unit *parked_head, *parked_tail;
 
 struct store_group {
     pthread_mutex_t mu;
@@ -257,11 +266,13 @@ static bool wait_post(struct unit *u)
  * wakes are posted after the mu is released: a writer woken on this core would otherwise run
  * only to wait for the mu at once, two task switches more per write.
  */
-static void lead(struct store *st, struct store_group *g, const struct unit *self)
+static void lead(struct store *st, struct store_group *g, struct unit *self)
 {
     struct batch b = { .ops = st->ops };
     const int slow_us = g->slow_us;
     struct unit *next;
+
+    self->led = true;
 
     while (g->head && b.n < GROUP_MAX) {
         b.u[b.n++] = g->head;
@@ -301,6 +312,92 @@ static void lead(struct store *st, struct store_group *g, const struct unit *sel
         post(next);
 }
 
+/* Queues u and waits until its batch is done, leading a batch when it comes to that. */
+static void queue_and_wait(struct store *st, struct store_group *g, struct unit *u)
+{
+    pthread_mutex_lock(&g->mu);
+    if (g->tail)
+        g->tail->next = u;
+    else
+        g->head = u;
+    g->tail = u;
+    if (!g->leading) {
+        lead(st, g, u); /* the queue was empty: this unit heads it, so is in the batch */
+    } else {
+        pthread_mutex_unlock(&g->mu);
+        if (!wait_post(u)) {
+            pthread_mutex_lock(&g->mu); /* handed the lead: this unit heads the queue */
+            lead(st, g, u);
+        }
+    }
+}
+
+/*
+ * Runs the writes of this thread's parked fibers for st, as so many writers would: queued
+ * together, so that they share a batch; each is waited for in turn (a post, or the lead of the
+ * next batch, as in store_group_run), then its fiber is woken.
+ */
+static void fibers_flush(void *arg)
+{
+    struct store *st = arg;
+    struct store_group *g = st->group;
+    struct unit *mine = NULL, **tail = &mine, *rest = NULL, **rest_tail = &rest;
+
+    for (struct unit *u = parked_head, *nx; u; u = nx) { /* this store's, in order */
+        nx = u->next_parked;
+        u->next_parked = NULL;
+        if (u->st == st) {
+            *tail = u;
+            tail = &u->next_parked;
+        } else {
+            *rest_tail = u;
+            rest_tail = &u->next_parked;
+        }
+    }
+    parked_head = rest;
+    parked_tail = NULL;
+    for (struct unit *u = rest; u; u = u->next_parked)
+        parked_tail = u;
+    if (!mine)
+        return;
+    pthread_mutex_lock(&g->mu);
+    for (struct unit *u = mine; u; u = u->next_parked) {
+        if (g->tail)
+            g->tail->next = u;
+        else
+            g->head = u;
+        g->tail = u;
+    }
+    if (!g->leading)
+        lead(st, g, mine); /* the queue was empty: mine head it */
+    else
+        pthread_mutex_unlock(&g->mu);
+    for (struct unit *u = mine; u; u = u->next_parked) {
+        if (!u->led && !wait_post(u)) {
+            pthread_mutex_lock(&g->mu); /* handed the lead: u heads the queue */
+            lead(st, g, u);
+        }
+    }
+    for (struct unit *u = mine, *nx; u; u = nx) {
+        nx = u->next_parked; /* u is on its fiber's stack: read before the fiber runs again */
+        fiber_wake(u->fiber);
+    }
+}
+
+/* store_group_run on a fiber: the write waits, parked, for its thread's next flush. */
+static void fiber_wait(struct store *st, struct unit *u)
+{
+    u->fiber = fiber_self();
+    u->st = st;
+    u->next_parked = NULL;
+    if (parked_tail)
+        parked_tail->next_parked = u;
+    else
+        parked_head = u;
+    parked_tail = u;
+    fiber_park(fibers_flush, st);
+}
+
 enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
                          char *errbuf, size_t errlen)
 {
@@ -325,21 +422,10 @@ enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn
         return st->ops->run(st, kind, fn, arg, errbuf, errlen);
     }
     (void)sem_init(&u.wake, 0, 0); /* cannot fail: not shared, value 0 */
-    pthread_mutex_lock(&g->mu);
-    if (g->tail)
-        g->tail->next = &u;
+    if (fiber_self())
+        fiber_wait(st, &u); /* the flush queues it with its thread's other fibers' writes */
     else
-        g->head = &u;
-    g->tail = &u;
-    if (!g->leading) {
-        lead(st, g, &u); /* the queue was empty: this unit heads it, so is in the batch */
-    } else {
-        pthread_mutex_unlock(&g->mu);
-        if (!wait_post(&u)) {
-            pthread_mutex_lock(&g->mu); /* handed the lead: this unit heads the queue */
-            lead(st, g, &u);
-        }
-    }
+        queue_and_wait(st, g, &u);
     sem_destroy(&u.wake);
     if (u.again) /* rolled back in its batch, which committed the others: its own transaction */
         return st->ops->run(st, kind, fn, arg, errbuf, errlen);

@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 
 #include "base/clock.h"
+#include "base/fiber.h"
 #include "base/str.h"
 #include "base/xalloc.h"
 #include "billing/status.h"
@@ -1303,6 +1304,7 @@ struct group_worker {
     int conflicts, replays, wrong;    /* wrong: any other result */
     int first[GROUP_EVENTS];          /* webhook deliveries that recorded the event */
     int duplicates;                   /* and those told it was a duplicate */
+    void *(*fn)(void *);              /* what it runs */
 };
 
 /* One write of round r: a consume (refused past the limit), an insert (a conflict but once), a
@@ -1366,21 +1368,76 @@ static void *group_main(void *arg)
     return NULL;
 }
 
-/* GROUP_THREADS threads of fn, each with its worker, all joined before it returns. */
-static void group_start(struct store *st, struct group_worker *w, pthread_t *th,
-                        void *(*fn)(void *))
+/* The workers a thread runs as fibers of its own, at once. */
+struct fiber_group {
+    struct group_worker *w;
+    int n;
+    void *(*fn)(void *);
+};
+
+static void fiber_group_job(void *arg)
 {
+    struct group_worker *w = arg;
+
+    w->fn(w);
+}
+
+static void *fiber_group_main(void *arg)
+{
+    struct fiber_group *fg = arg;
+    struct fiber_sched *s = fiber_sched_new(fg->n, 512 * 1024);
+
+    if (!s) {
+        printf("Bail out! fiber_sched_new\n");
+        exit(1);
+    }
+    for (int i = 0; i < fg->n; i++)
+        if (!fiber_sched_start(s, fiber_group_job, &fg->w[i])) {
+            printf("Bail out! fiber_sched_start\n");
+            exit(1);
+        }
+    fiber_sched_settle(s);
+    fiber_sched_free(s);
+    return NULL;
+}
+
+/*
+ * GROUP_THREADS workers of fn, all finished before it returns: the first fibers of them as
+ * fibers of one thread (the write pool's way on SQLite), the rest as threads of their own.
+ */
+static void group_start_fibers(struct store *st, struct group_worker *w, pthread_t *th,
+                               void *(*fn)(void *), int fibers)
+{
+    struct fiber_group fg = { w, fibers, fn };
+    pthread_t fiber_thread;
+
     for (int i = 0; i < GROUP_THREADS; i++) {
         memset(&w[i], 0, sizeof(w[i]));
         w[i].st = st;
         w[i].id = i;
+        w[i].fn = fn;
+    }
+    if (fibers > 0 && pthread_create(&fiber_thread, NULL, fiber_group_main, &fg) != 0) {
+        printf("Bail out! pthread_create\n");
+        exit(1);
+    }
+    for (int i = fibers; i < GROUP_THREADS; i++) {
         if (pthread_create(&th[i], NULL, fn, &w[i]) != 0) {
             printf("Bail out! pthread_create\n");
             exit(1);
         }
     }
-    for (int i = 0; i < GROUP_THREADS; i++)
+    for (int i = fibers; i < GROUP_THREADS; i++)
         pthread_join(th[i], NULL);
+    if (fibers > 0)
+        pthread_join(fiber_thread, NULL);
+}
+
+/* GROUP_THREADS threads of fn, each with its worker, all joined before it returns. */
+static void group_start(struct store *st, struct group_worker *w, pthread_t *th,
+                        void *(*fn)(void *))
+{
+    group_start_fibers(st, w, th, fn, 0);
 }
 
 static int64_t group_used(struct store *st, const char *user)
@@ -1399,10 +1456,13 @@ static int64_t group_used(struct store *st, const char *user)
  * handed another's result, which the batch must notice (and then run them again, isolated)
  * instead of acknowledging a result that is not its own or committing a statement twice.
  */
-static void group_commit_check(const char *url, const struct target *t, bool skew)
+static void group_commit_check(const char *url, const struct target *t, bool skew, int fibers)
 {
     struct store *st = open_migrated(url);
-    const char *name = skew ? "group (skewed pipelines)" : "group";
+    const char *name = fibers == GROUP_THREADS ? "group (fibers)"
+                       : fibers                ? "group (fibers and threads)"
+                       : skew                  ? "group (skewed pipelines)"
+                                               : "group";
     struct group_worker w[GROUP_THREADS];
     pthread_t th[GROUP_THREADS];
     struct group_worker sum = { 0 };
@@ -1415,7 +1475,7 @@ static void group_commit_check(const char *url, const struct target *t, bool ske
     store_group_slow_commits(st, 1000);
     store_group_skew_pipelines(st, skew ? 1000000 : 0);
     store_group_stats_get(st, &before);
-    group_start(st, w, th, group_main);
+    group_start_fibers(st, w, th, group_main, fibers);
     store_group_stats_get(st, &after);
     store_group_slow_commits(st, 0);
     store_group_skew_pipelines(st, 0);
@@ -1467,12 +1527,24 @@ static void group_commit_check(const char *url, const struct target *t, bool ske
 
 static void case_group_commit(const char *url, const struct target *t)
 {
-    group_commit_check(url, t, false);
+    group_commit_check(url, t, false, 0);
 }
 
 static void case_group_commit_skewed(const char *url, const struct target *t)
 {
-    group_commit_check(url, t, true);
+    group_commit_check(url, t, true, 0);
+}
+
+/* Fibers of one thread (the write pool on SQLite) and threads writing at once. */
+static void case_group_commit_fibers(const char *url, const struct target *t)
+{
+    group_commit_check(url, t, false, GROUP_THREADS / 2);
+}
+
+/* Fibers only: their writes wait for one another, so they share batches. */
+static void case_group_commit_fibers_only(const char *url, const struct target *t)
+{
+    group_commit_check(url, t, false, GROUP_THREADS);
 }
 
 /* Consumes only (no conflict to end a pipeline early), every result handed to the wrong write. */
@@ -2331,6 +2403,8 @@ static const struct {
     { "usage_refund", case_usage_refund, false },
     { "group_commit", case_group_commit, false },
     { "group_commit_skewed", case_group_commit_skewed, false },
+    { "group_commit_fibers", case_group_commit_fibers, false },
+    { "group_commit_fibers_only", case_group_commit_fibers_only, false },
     { "group_pipeline_skewed", case_group_pipeline_skewed, false },
     { "group_events", case_group_events, false },
     { "group_events_skewed", case_group_events_skewed, false },

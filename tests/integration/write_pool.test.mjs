@@ -148,12 +148,33 @@ test('WRITE_CONCURRENCY=0 serves writes on the serving threads', async () => {
   assert.ok(await logged(srv, /\(1 threads, 0 write threads, database/), srv.log);
 });
 
-test('by default the write pool has 16 threads on PostgreSQL and none on SQLite', async () => {
+test('by default the write pool is 16 threads on PostgreSQL, 32 fibers of one thread on SQLite', async () => {
   const srv = await start({});
-  const want = BACKEND === 'postgres' ? 16 : 0;
-  const line = new RegExp(`\\(1 threads, ${want} write threads, database ${BACKEND}`);
+  const pool = BACKEND === 'postgres' ? '16 write threads' : '32 write fibers on one thread';
+  const line = new RegExp(`\\(1 threads, ${pool}, database ${BACKEND}`);
   assert.ok(await logged(srv, line), srv.log);
   assert.equal((await consume(srv, 'u_default')).status, 200);
+});
+
+test('bodies nested to the JSON parser\'s limit and past it are refused on the write pool, which goes on', async () => {
+  const srv = await start({});
+  const writes = [];
+  for (const depth of [2000, 2047, 2100, 6000]) {
+    const body = `{"user_id":${'['.repeat(depth)}${']'.repeat(depth)},"quota":"ai_minutes","amount":1}`;
+    for (let i = 0; i < 4; i++) {
+      writes.push(req(srv, 'POST', `${A}/consume`, {
+        headers: { authorization: `Bearer ${SERVICE_KEY}`, 'content-type': 'application/json' },
+        raw: body,
+      }));
+    }
+  }
+  for (const r of await Promise.all(writes)) {
+    assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300)); // a user id must be a string
+    assert.ok(r.body.error.message, JSON.stringify(r.body).slice(0, 300));
+  }
+  const ok = await consume(srv, 'u_deep', 3);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(ok.body.used, 3);
 });
 
 test('WRITE_CONCURRENCY and WRITE_QUEUE_MAX out of range stop start-up, naming them', () => {

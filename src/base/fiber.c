@@ -1,0 +1,333 @@
+/*
+ * fiber.c: cooperative fibers (see fiber.h) on glibc's ucontext. Stacks are mapped once, with
+ * a guard page below each, and kept for the next fiber: a finished fiber's stack is reused
+ * last in, first out, so the pages touched stay few. A job that went deeper than TRIM_AT (a
+ * JSON body nested thousands deep, which the parser refuses only at its depth limit) gives
+ * those pages back when it ends, so each kept stack stays about TRIM_AT resident: words just
+ * past that depth, written when the stack is mapped, tell whether it was reached. Under
+ * AddressSanitizer each switch is announced to it, so that it follows the stack in use.
+ */
+#include "base/fiber.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xalloc.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBER_ASAN 1
+#endif
+#endif
+
+#ifdef FIBER_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define FLUSH_MAX 4 /* distinct flushes asked for in one round: one store asks for one */
+#define TRIM_AT \
+    ((size_t)64 * 1024) /* a stack's pages deeper than this are given back after a job */
+#define CANARY      UINT64_C(0x5ca1ab1e0ddba11)
+#define CANARIES    8              /* words that tell a job went past TRIM_AT */
+#define CANARY_SPAN ((size_t)4096) /* bytes they are spread over, just past TRIM_AT */
+
+struct fiber {
+    ucontext_t ctx;
+    struct fiber_sched *s;
+    void *map; /* the guard page, then the stack */
+    void *stack;
+    fiber_fn fn;
+    void *arg;
+    bool done;
+    struct fiber *next; /* in the free or the ready list */
+#ifdef FIBER_ASAN
+    void *fake_stack;
+#endif
+};
+
+struct fiber_sched {
+    ucontext_t main; /* the owning thread's own stack, where the scheduler runs */
+    size_t stack_size;
+    int max, live, parked;
+    struct fiber *free;                    /* finished fibers, their stacks kept */
+    struct fiber *ready_head, *ready_tail; /* woken, not yet run again */
+    void (*flush[FLUSH_MAX])(void *arg);
+    void *flush_arg[FLUSH_MAX];
+    int nflush;
+#ifdef FIBER_ASAN
+    const void *main_bottom;
+    size_t main_size;
+#endif
+};
+
+static _Thread_local struct fiber *running;
+
+struct fiber_sched *fiber_sched_new(int max, size_t stack_size)
+{
+    struct fiber_sched *s;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (max < 1 || page <= 0)
+        return NULL;
+    s = xcalloc(1, sizeof(*s));
+    s->max = max;
+    s->stack_size = (stack_size + (size_t)page - 1) / (size_t)page * (size_t)page;
+    return s;
+}
+
+/*
+ * The words that tell whether a job reached the stack's deep part: CANARIES of them, spread
+ * over the page just past TRIM_AT, so that a frame there which writes only some of its bytes
+ * still changes one.
+ */
+static uint64_t *canaries_of(const struct fiber_sched *s, const struct fiber *f)
+{
+    return (uint64_t *)((char *)f->stack + s->stack_size - TRIM_AT - CANARY_SPAN);
+}
+
+static void canaries_set(const struct fiber_sched *s, struct fiber *f)
+{
+    uint64_t *c = canaries_of(s, f);
+
+    for (size_t i = 0; i < CANARIES; i++)
+        c[i * (CANARY_SPAN / CANARIES / sizeof(*c))] = CANARY;
+}
+
+static bool canaries_intact(const struct fiber_sched *s, const struct fiber *f)
+{
+    const uint64_t *c = canaries_of(s, f);
+
+    for (size_t i = 0; i < CANARIES; i++)
+        if (c[i * (CANARY_SPAN / CANARIES / sizeof(*c))] != CANARY)
+            return false;
+    return true;
+}
+
+/* After a job: the pages past TRIM_AT go back to the system when the job reached them. */
+static void stack_trim(const struct fiber_sched *s, struct fiber *f)
+{
+    if (s->stack_size <= TRIM_AT + CANARY_SPAN)
+        return;
+#ifdef FIBER_ASAN
+    __asan_unpoison_memory_region(f->stack, s->stack_size); /* what the ended job left */
+#endif
+    if (canaries_intact(s, f))
+        return;
+    (void)madvise(f->stack, s->stack_size - TRIM_AT, MADV_DONTNEED); /* read as zeros after */
+    canaries_set(s, f);
+}
+
+static void fiber_unmap(struct fiber_sched *s, struct fiber *f)
+{
+    (void)munmap(f->map, s->stack_size + (size_t)sysconf(_SC_PAGESIZE));
+    free(f);
+}
+
+void fiber_sched_free(struct fiber_sched *s)
+{
+    if (!s)
+        return;
+    while (s->free) {
+        struct fiber *f = s->free;
+        s->free = f->next;
+        fiber_unmap(s, f);
+    }
+    free(s);
+}
+
+bool fiber_sched_room(const struct fiber_sched *s)
+{
+    return s->live < s->max;
+}
+
+struct fiber *fiber_self(void)
+{
+    return running;
+}
+
+/* A fiber with a stack: a finished one's, or a new mapping; NULL when none can be had. */
+static struct fiber *fiber_get(struct fiber_sched *s)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    struct fiber *f = s->free;
+    void *map;
+
+    if (f) {
+        s->free = f->next;
+        return f;
+    }
+    map = mmap(NULL, s->stack_size + page, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    if (mprotect(map, page, PROT_NONE) != 0) { /* the guard: an overflow faults, never corrupts */
+        (void)munmap(map, s->stack_size + page);
+        return NULL;
+    }
+    f = xcalloc(1, sizeof(*f));
+    f->s = s;
+    f->map = map;
+    f->stack = (char *)map + page;
+    if (s->stack_size > TRIM_AT + CANARY_SPAN)
+        canaries_set(s, f);
+    return f;
+}
+
+/* From the scheduler's stack to f's, until f parks or ends. */
+static void switch_in(struct fiber_sched *s, struct fiber *f)
+{
+#ifdef FIBER_ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, f->stack, s->stack_size);
+#endif
+    running = f;
+    (void)swapcontext(&s->main, &f->ctx);
+    running = NULL;
+#ifdef FIBER_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    if (f->done) {
+        stack_trim(s, f);
+        s->live--;
+        f->next = s->free;
+        s->free = f;
+    }
+}
+
+/* From the running fiber's stack to the scheduler's; returns when the fiber runs again. */
+static void switch_out(struct fiber *f)
+{
+    struct fiber_sched *s = f->s;
+
+#ifdef FIBER_ASAN
+    __sanitizer_start_switch_fiber(f->done ? NULL : &f->fake_stack, s->main_bottom, s->main_size);
+#endif
+    (void)swapcontext(&f->ctx, &s->main);
+#ifdef FIBER_ASAN
+    __sanitizer_finish_switch_fiber(f->fake_stack, &s->main_bottom, &s->main_size);
+#endif
+}
+
+static void fiber_entry(void)
+{
+    struct fiber *f = running;
+
+#ifdef FIBER_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &f->s->main_bottom, &f->s->main_size);
+#endif
+    f->fn(f->arg);
+    f->done = true;
+    switch_out(f); /* never comes back: a done fiber is not run again */
+    abort();
+}
+
+/*
+ * f's context, to start at fiber_entry on its own stack. getcontext returns once here (the
+ * context it saves is only a template for makecontext), but a compiler cannot know that: alone
+ * in a function, nothing of the caller's is live across it.
+ */
+__attribute__((noinline)) static bool fiber_prepare(struct fiber *f)
+{
+    if (getcontext(&f->ctx) != 0)
+        return false;
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = f->s->stack_size;
+    f->ctx.uc_link = NULL;
+    makecontext(&f->ctx, fiber_entry, 0);
+    return true;
+}
+
+bool fiber_sched_start(struct fiber_sched *s, fiber_fn fn, void *arg)
+{
+    struct fiber *f;
+
+    if (running || !fiber_sched_room(s) || !(f = fiber_get(s)))
+        return false;
+    f->fn = fn;
+    f->arg = arg;
+    f->done = false;
+    f->next = NULL;
+    if (!fiber_prepare(f)) {
+        f->next = s->free;
+        s->free = f;
+        return false;
+    }
+    s->live++;
+    switch_in(s, f);
+    return true;
+}
+
+void fiber_park(void (*flush)(void *arg), void *arg)
+{
+    struct fiber *f = running;
+    struct fiber_sched *s;
+    int i;
+
+    if (!f) {
+        log_error("fiber_park called outside a fiber");
+        abort();
+    }
+    s = f->s;
+    for (i = 0; i < s->nflush; i++)
+        if (s->flush[i] == flush && s->flush_arg[i] == arg)
+            break;
+    if (i == s->nflush) {
+        if (s->nflush == FLUSH_MAX) {
+            log_error("fiber_park: more than %d flushes in one round", FLUSH_MAX);
+            abort();
+        }
+        s->flush[i] = flush;
+        s->flush_arg[i] = arg;
+        s->nflush++;
+    }
+    s->parked++;
+    switch_out(f);
+}
+
+void fiber_wake(struct fiber *f)
+{
+    struct fiber_sched *s = f->s;
+
+    s->parked--;
+    f->next = NULL;
+    if (s->ready_tail)
+        s->ready_tail->next = f;
+    else
+        s->ready_head = f;
+    s->ready_tail = f;
+}
+
+void fiber_sched_settle(struct fiber_sched *s)
+{
+    while (s->parked > 0) {
+        void (*flush[FLUSH_MAX])(void *arg);
+        void *flush_arg[FLUSH_MAX];
+        const int n = s->nflush;
+
+        for (int i = 0; i < n; i++) {
+            flush[i] = s->flush[i];
+            flush_arg[i] = s->flush_arg[i];
+        }
+        s->nflush = 0; /* fibers woken below may park again, for the next round */
+        for (int i = 0; i < n; i++)
+            flush[i](flush_arg[i]);
+        if (!s->ready_head) {
+            log_error("fiber: %d fibers parked and no flush woke any", s->parked);
+            abort();
+        }
+        while (s->ready_head) {
+            struct fiber *f = s->ready_head;
+            s->ready_head = f->next;
+            if (!s->ready_head)
+                s->ready_tail = NULL;
+            switch_in(s, f);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+/* test_fiber.c: cooperative fibers (base/fiber.h) and the write pool's fiber mode (http/offload.h).
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "base/fiber.h"
+#include "http/offload.h"
+#include "t.h"
+
+#define STACK (512 * 1024)
+
+/* What the fibers did, in order: id * 10 + step. */
+static int trail[256];
+static int ntrail;
+
+static void note(int v)
+{
+    if (ntrail < (int)(sizeof(trail) / sizeof(trail[0])))
+        trail[ntrail++] = v;
+}
+
+/* A flush that wakes every fiber parked for it, oldest first. */
+struct waiters {
+    struct fiber *f[64];
+    int n;
+    int flushes;   /* calls */
+    int most_seen; /* the most fibers parked at one call */
+};
+
+static void wake_all(void *arg)
+{
+    struct waiters *w = arg;
+
+    w->flushes++;
+    if (w->n > w->most_seen)
+        w->most_seen = w->n;
+    for (int i = 0; i < w->n; i++)
+        fiber_wake(w->f[i]);
+    w->n = 0;
+}
+
+static void wait_for(struct waiters *w)
+{
+    w->f[w->n++] = fiber_self();
+    fiber_park(wake_all, w);
+}
+
+struct job {
+    int id;
+    int parks;
+    struct waiters *w;
+    struct waiters *w2; /* a second flush to wait for, after the first, when set */
+    bool self_seen;
+};
+
+static void job_run(void *arg)
+{
+    struct job *j = arg;
+
+    j->self_seen = fiber_self() != NULL;
+    note(j->id * 10);
+    for (int p = 0; p < j->parks; p++) {
+        wait_for(j->w);
+        note(j->id * 10 + p + 1);
+    }
+    if (j->w2) {
+        wait_for(j->w2);
+        note(j->id * 10 + 9);
+    }
+}
+
+static void test_run_to_end(void)
+{
+    struct fiber_sched *s = fiber_sched_new(2, STACK);
+    struct job j = { .id = 1 };
+
+    T_OK(s != NULL, "a scheduler");
+    T_OK(fiber_self() == NULL, "no fiber outside one");
+    ntrail = 0;
+    T_OK(fiber_sched_start(s, job_run, &j), "started");
+    T_OK(j.self_seen, "fiber_self inside one");
+    T_EQ_I64(ntrail, 1, "a fiber that never parks runs to its end at once");
+    fiber_sched_settle(s); /* nothing parked: returns */
+    T_OK(fiber_self() == NULL, "no fiber after it");
+    fiber_sched_free(s);
+}
+
+static void test_park_and_flush(void)
+{
+    struct fiber_sched *s = fiber_sched_new(8, STACK);
+    struct waiters w = { 0 };
+    struct job j[5];
+
+    ntrail = 0;
+    for (int i = 0; i < 5; i++) {
+        j[i] = (struct job){ .id = i + 1, .parks = 2, .w = &w };
+        T_OK(fiber_sched_start(s, job_run, &j[i]), "fiber %d started", i + 1);
+    }
+    T_EQ_I64(ntrail, 5, "each ran to its first park");
+    T_EQ_I64(w.flushes, 0, "no flush before the settle");
+    T_EQ_I64(w.n, 5, "all five parked");
+    fiber_sched_settle(s);
+    T_EQ_I64(w.flushes, 2, "one flush a round, two rounds");
+    T_EQ_I64(w.most_seen, 5, "each flush found all five parked");
+    T_EQ_I64(ntrail, 15, "each ran to its end");
+    {
+        const int want[15] = { 10, 20, 30, 40, 50, 11, 21, 31, 41, 51, 12, 22, 32, 42, 52 };
+        T_OK(memcmp(trail, want, sizeof(want)) == 0, "woken in the order they parked");
+    }
+    fiber_sched_free(s);
+}
+
+static void test_room(void)
+{
+    struct fiber_sched *s = fiber_sched_new(2, STACK);
+    struct waiters w = { 0 };
+    struct job j[3];
+
+    for (int i = 0; i < 3; i++)
+        j[i] = (struct job){ .id = i + 1, .parks = 1, .w = &w };
+    T_OK(fiber_sched_start(s, job_run, &j[0]) && fiber_sched_start(s, job_run, &j[1]),
+         "two started");
+    T_OK(!fiber_sched_room(s), "no room for a third");
+    T_OK(!fiber_sched_start(s, job_run, &j[2]), "a third is refused");
+    fiber_sched_settle(s);
+    T_OK(fiber_sched_room(s), "room again once they ended");
+    T_OK(fiber_sched_start(s, job_run, &j[2]), "and a stack reused");
+    fiber_sched_settle(s);
+    fiber_sched_free(s);
+}
+
+static void test_two_flushes(void)
+{
+    struct fiber_sched *s = fiber_sched_new(4, STACK);
+    struct waiters a = { 0 }, b = { 0 };
+    struct job j1 = { .id = 1, .parks = 1, .w = &a }, j2 = { .id = 2, .parks = 0, .w2 = &b };
+
+    ntrail = 0;
+    T_OK(fiber_sched_start(s, job_run, &j1) && fiber_sched_start(s, job_run, &j2), "started");
+    fiber_sched_settle(s);
+    T_EQ_I64(a.flushes, 1, "the first flush ran");
+    T_EQ_I64(b.flushes, 1, "the second too, in the same round");
+    T_EQ_I64(ntrail, 4, "both fibers ended");
+    fiber_sched_free(s);
+}
+
+/* Deep, as a parser's recursion is: about 300 KiB of small frames, then its deepest frame. */
+static uintptr_t deepest;
+
+__attribute__((noinline)) static int dig(int n)
+{
+    volatile char pad[200];
+
+    for (size_t i = 0; i < sizeof(pad); i++)
+        pad[i] = (char)n;
+    if (n == 0) {
+        deepest = (uintptr_t)&pad[0];
+        return pad[0];
+    }
+    return dig(n - 1) + pad[sizeof(pad) - 1];
+}
+
+static void deep_job(void *arg)
+{
+    (void)arg;
+    (void)dig(1200);
+}
+
+static bool resident(uintptr_t addr)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    unsigned char v = 0;
+
+    if (mincore((void *)(addr & ~(page - 1)), page, &v) != 0)
+        return true;
+    return (v & 1) != 0;
+}
+
+static void test_deep_stack_trimmed(void)
+{
+    struct fiber_sched *s = fiber_sched_new(1, STACK);
+    uintptr_t first;
+
+    T_OK(fiber_sched_start(s, deep_job, NULL), "a deep job ran");
+    first = deepest;
+    T_OK(first != 0, "its deepest frame seen");
+    T_OK(!resident(first), "its deep pages were given back when it ended");
+    T_OK(fiber_sched_start(s, deep_job, NULL), "a second deep job on the same stack");
+    T_OK(deepest == first, "the stack was reused");
+    T_OK(!resident(deepest), "given back again");
+    fiber_sched_free(s);
+}
+
+/* The write pool's fiber mode: jobs that park run to their end, their flushes batched. */
+static struct waiters pool_w;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static int pool_done;
+
+static void pool_job(void *arg)
+{
+    (void)arg;
+    wait_for(&pool_w);
+    pthread_mutex_lock(&pool_mu);
+    pool_done++;
+    pthread_mutex_unlock(&pool_mu);
+}
+
+static void test_offload_fibers(void)
+{
+    struct offload *o = offload_new_fibers(16, 64, STACK);
+    int workers = 0, idle = 0, queued = 0;
+
+    T_OK(o != NULL, "a fiber pool");
+    for (int i = 0; i < 40; i++)
+        queued += offload_submit(o, pool_job, NULL);
+    T_EQ_I64(queued, 40, "forty jobs queued");
+    offload_counts(o, &workers, &idle);
+    T_EQ_I64(workers, 1, "one thread, whatever the jobs in flight");
+    offload_free(o); /* runs what is queued first */
+    T_EQ_I64(pool_done, 40, "every job ran to its end");
+    T_OK(pool_w.flushes >= 3, "at most 16 at once: %d flushes", pool_w.flushes);
+    T_OK(pool_w.most_seen <= 16, "never more than 16 parked: %d", pool_w.most_seen);
+}
+
+int main(void)
+{
+    test_run_to_end();
+    test_park_and_flush();
+    test_room();
+    test_two_flushes();
+    test_deep_stack_trimmed();
+    test_offload_fibers();
+    return t_done();
+}
