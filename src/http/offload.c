@@ -28,6 +28,27 @@ struct offload {
     struct fiber_sched *fibers; /* fiber mode: the one worker runs workers_max jobs as fibers */
 };
 
+/* With o->mu held: waits for a job; false when stopping with none left. */
+static bool job_wait(struct offload *o)
+{
+    o->idle++;
+    while (o->len == 0 && !o->stopping)
+        pthread_cond_wait(&o->ready, &o->mu);
+    o->idle--;
+    return o->len > 0;
+}
+
+/* With o->mu held and a job queued: takes the oldest, which counts as in flight from now. */
+static struct job job_take(struct offload *o)
+{
+    struct job j = o->ring[o->head];
+
+    o->head = (o->head + 1) % (o->queue_max + o->workers_max);
+    o->len--;
+    o->busy++;
+    return j;
+}
+
 /* A job on a fiber: when it returns, it no longer counts as in flight. */
 struct fiber_job {
     struct offload *o;
@@ -59,20 +80,11 @@ static void *fiber_worker_main(void *arg)
 
     (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp); /* a hint: fine if refused */
     pthread_mutex_lock(&o->mu);
-    for (;;) {
-        o->idle++;
-        while (o->len == 0 && !o->stopping)
-            pthread_cond_wait(&o->ready, &o->mu);
-        o->idle--;
-        if (o->len == 0)
-            break; /* stopping, nothing left */
+    while (job_wait(o)) {
         while (o->len > 0 && fiber_sched_room(o->fibers)) {
             struct fiber_job *fj = xmalloc(sizeof(*fj));
             fj->o = o;
-            fj->j = o->ring[o->head];
-            o->head = (o->head + 1) % (o->queue_max + o->workers_max);
-            o->len--;
-            o->busy++;
+            fj->j = job_take(o);
             pthread_mutex_unlock(&o->mu);
             if (!fiber_sched_start(o->fibers, fiber_job_run, fj))
                 fiber_job_run(fj); /* no stack to be had: on this one, alone */
@@ -91,17 +103,8 @@ static void *worker_main(void *arg)
     struct offload *o = arg;
 
     pthread_mutex_lock(&o->mu);
-    for (;;) {
-        o->idle++;
-        while (o->len == 0 && !o->stopping)
-            pthread_cond_wait(&o->ready, &o->mu);
-        o->idle--;
-        if (o->len == 0)
-            break; /* stopping, nothing left */
-        struct job j = o->ring[o->head];
-        o->head = (o->head + 1) % (o->queue_max + o->workers_max);
-        o->len--;
-        o->busy++;
+    while (job_wait(o)) { /* until stopping, nothing left */
+        struct job j = job_take(o);
         pthread_mutex_unlock(&o->mu);
         j.fn(j.arg);
         pthread_mutex_lock(&o->mu);
