@@ -176,6 +176,11 @@ bool offload_submit(struct offload *o, offload_fn fn, void *arg)
     return queued;
 }
 
+bool offload_is_fibers(const struct offload *o)
+{
+    return o->fibers != NULL;
+}
+
 void offload_counts(struct offload *o, int *workers, int *idle)
 {
     pthread_mutex_lock(&o->mu);

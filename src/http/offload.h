@@ -29,6 +29,9 @@ struct offload *offload_new(int workers, int queue_max);
  */
 struct offload *offload_new_fibers(int workers, int queue_max, size_t fiber_stack);
 
+/* Whether o runs its jobs as fibers of one thread (offload_new_fibers with a stack size). */
+bool offload_is_fibers(const struct offload *o);
+
 /* Queues fn(arg) for a worker; false (nothing queued) when the queue is full or stopping. */
 bool offload_submit(struct offload *o, offload_fn fn, void *arg);
 

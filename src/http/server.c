@@ -392,6 +392,10 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
         if (s->write)
             return offload_write(s, sr);
         break;
+    case HTTP_POOL_WRITE_STRIPE:
+        if (s->write && !offload_is_fibers(s->write))
+            return offload_write(s, sr);
+        break;
     case HTTP_POOL_NONE:
         break;
     }

@@ -23,6 +23,12 @@ enum http_pool {
     HTTP_POOL_NONE,  /* the serving thread */
     HTTP_POOL_SLOW,  /* it calls Stripe */
     HTTP_POOL_WRITE, /* a hot write */
+    /*
+     * A hot write that may call Stripe after its write: the write pool when its writes are
+     * threads; with fibers (one thread for every write) the serving thread, so that a slow
+     * Stripe holds no other write.
+     */
+    HTTP_POOL_WRITE_STRIPE,
 };
 
 struct http_server_params {

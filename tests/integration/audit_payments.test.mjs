@@ -9,8 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  EMULATOR_KEY, emuControl, errorOf, now, req, run, startEmulator, startServer, stopEmulator,
-  stopServer, tmpDir,
+  EMULATOR_KEY, SERVICE_KEY, emuControl, errorOf, now, req, run, startEmulator, startServer,
+  stopEmulator, stopServer, tmpDir,
 } from './lib.mjs';
 import { CANCEL, ORIGIN, SUCCESS, T0, billingFlows, paymentsCalls } from './billing_lib.mjs';
 
@@ -20,7 +20,8 @@ const WHSEC = 'whsec_audit_payments_0123456789';
 let emu;
 let proxy;
 let srv;
-// rules: [{ method, path (RegExp), times, answer(reqInfo) => {status, headers, body} | null }]
+// rules: [{ method, path (RegExp), times, answer(reqInfo) => {status, headers, body} | null }];
+// an answer with wait (a promise) is held until it settles.
 const rules = [];
 const seen = [];
 
@@ -35,6 +36,7 @@ function startProxy(target) {
       if (rule) {
         rule.times--;
         const a = rule.answer({ method: rq.method, url: rq.url, body: body.toString() });
+        if (a.wait) await a.wait; // Stripe slow to answer: until the test lets it go
         if (a.forward) {
           // forward, then hand back what a.forward makes of the answer
           const f = await fetch(target + rq.url, { method: rq.method, headers: rq.headers, body: rq.method === 'GET' ? undefined : body });
@@ -291,6 +293,51 @@ describe('webhooks delivered again', () => {
     assert.equal(row?.[3], 'applied', `still recorded as applied: ${row}`);
   });
 });
+describe('a webhook waiting for a slow Stripe', () => {
+  // On SQLite the hot writes are fibers of one thread: a webhook that called Stripe from there
+  // would hold every consume until Stripe answered.
+  test('holds no consume meanwhile: they are answered while its refund waits', async () => {
+    const user = 'aud_slow_refund';
+    const first = await ok(user, 'POST', '/create-checkout-session', checkoutBody());
+    await flows.payPage(first.url);
+    await ok(user, 'POST', '/checkout-success', { session_id: first.session_id });
+    await flows.drain();
+    const cus = (await flows.stripe('GET', `/v1/checkout/sessions/${first.session_id}`)).customer;
+    let release;
+    const held = new Promise((r) => { release = r; });
+    const refunds = () => seen.filter((x) => x.method === 'POST' && x.url === '/v1/refunds').length;
+    const before = refunds();
+    rules.push({ method: 'POST', path: /^\/v1\/refunds$/, times: 1,
+      answer: () => ({ wait: held, forward: (status, text) => ({ status, body: text }) }) });
+    try {
+      const outside = await flows.stripe('POST', '/v1/checkout/sessions', {
+        mode: 'subscription', customer: cus, client_reference_id: user,
+        line_items: [{ price: 'price_plus_monthly', quantity: 1 }], success_url: SUCCESS, cancel_url: CANCEL,
+        metadata: { user_id: user }, subscription_data: { metadata: { user_id: user } },
+      });
+      await flows.payPage(outside.url);
+      for (let t0 = Date.now(); refunds() === before && Date.now() - t0 < 10000;) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(refunds(), before + 1, 'the second subscription\'s refund reached Stripe, which holds it');
+      const t = Date.now();
+      const r = await req(srv, 'POST', '/api/v1/access/consume', {
+        headers: { authorization: `Bearer ${SERVICE_KEY}` },
+        body: { user_id: 'aud_slow_other', quota: 'ai_minutes', amount: 1 },
+      });
+      const took = Date.now() - t;
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(took < 2000, `the consume waited ${took} ms for the webhook's Stripe call`);
+    } finally {
+      release();
+      rules.length = 0;
+    }
+    await flows.drain();
+    const pays = await emuControl(emu, 'GET', `/_emulator/customers/${cus}/payments`);
+    assert.equal(pays.body.data.filter((x) => x.refunded).length, 1, 'the second one refunded, once');
+  });
+});
+
 describe('nobody pays twice, with Stripe failing on the way', () => {
   test('a second subscription whose refund fails at first is canceled, then refunded once on the next event', async () => {
     const user = 'aud_twice_refund';
