@@ -38,7 +38,7 @@
 #define SHUTDOWN_MS         INT64_C(10000)
 #define ERRBUF              512
 #define WRITE_WORKERS_PG    16           /* WRITE_CONCURRENCY's default on PostgreSQL: threads */
-#define WRITE_FIBERS_SQLITE 32           /* and on SQLite: fibers of one thread */
+#define WRITE_FIBERS_SQLITE 16           /* and on SQLite: fibers of one thread */
 #define WRITE_FIBER_STACK   (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
 
 /* What serve builds and tears down. */
@@ -421,7 +421,7 @@ static bool is_postgres(const struct store *st)
 /*
  * WRITE_CONCURRENCY, -1 (the default) by database: 16 threads on PostgreSQL, where a write
  * waits for round trips and its commit's flush, and the pool's writes meet in batches (about
- * 11 writes a commit in make bench); 32 fibers of one thread on SQLite, where a commit takes
+ * 11 writes a commit in make bench); 16 fibers of one thread on SQLite, where a commit takes
  * microseconds and a thread per write cost more in task switches than the batches saved: the
  * fibers' writes park until every fiber waits, then commit in one batch (docs/benchmarks.md).
  */
