@@ -32,14 +32,14 @@
 #include "store/store.h"
 #include "stripe/client.h"
 
-#define DOTENV_PATH         ".env"
-#define TIERS_MAX           ((size_t)1024 * 1024)
-#define THEME_MAX           ((size_t)256 * 1024)
-#define SHUTDOWN_MS         INT64_C(10000)
-#define ERRBUF              512
-#define WRITE_WORKERS_PG    16           /* WRITE_CONCURRENCY's default on PostgreSQL: threads */
-#define WRITE_FIBERS_SQLITE 16           /* and on SQLite: fibers of one thread */
-#define WRITE_FIBER_STACK   (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
+#define DOTENV_PATH ".env"
+#define TIERS_MAX   ((size_t)1024 * 1024)
+#define THEME_MAX   ((size_t)256 * 1024)
+#define SHUTDOWN_MS INT64_C(10000)
+#define ERRBUF      512
+#define WRITE_IN_FLIGHT \
+    16 /* WRITE_CONCURRENCY's default: threads on PostgreSQL, fibers on SQLite */
+#define WRITE_FIBER_STACK (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
 
 /* What serve builds and tears down. */
 struct app {
@@ -419,17 +419,16 @@ static bool is_postgres(const struct store *st)
 }
 
 /*
- * WRITE_CONCURRENCY, -1 (the default) by database: 16 threads on PostgreSQL, where a write
- * waits for round trips and its commit's flush, and the pool's writes meet in batches (about
- * 11 writes a commit in make bench); 16 fibers of one thread on SQLite, where a commit takes
- * microseconds and a thread per write cost more in task switches than the batches saved: the
- * fibers' writes park until every fiber waits, then commit in one batch (docs/benchmarks.md).
+ * WRITE_CONCURRENCY, -1 (the default): 16 on either database. On PostgreSQL they are threads: a
+ * write waits for round trips and its commit's flush, and the pool's writes meet in batches
+ * (about 11 writes a commit in make bench). On SQLite they are fibers of one thread: a commit
+ * takes microseconds, and a thread per write cost more in task switches than the batches saved;
+ * the fibers' writes park until every fiber waits, then commit in one batch (16 rather than 32
+ * for peak RSS, at the same CPU per write: docs/benchmarks.md).
  */
-static int write_workers(const struct config *cfg, const struct store *st)
+static int write_workers(const struct config *cfg)
 {
-    if (cfg->write_concurrency >= 0)
-        return (int)cfg->write_concurrency;
-    return is_postgres(st) ? WRITE_WORKERS_PG : WRITE_FIBERS_SQLITE;
+    return cfg->write_concurrency >= 0 ? (int)cfg->write_concurrency : WRITE_IN_FLIGHT;
 }
 
 /* The write pool's fibers' stack size on SQLite; 0 (threads) on PostgreSQL. */
@@ -529,7 +528,7 @@ static int cmd_serve(int argc, char **argv)
                                      .slow_queue = (int)a.cfg.stripe_queue_max,
                                      .slow_per_client = (int)a.cfg.stripe_per_client_max,
                                      .admit = api_admit,
-                                     .write_workers = write_workers(&a.cfg, a.store),
+                                     .write_workers = write_workers(&a.cfg),
                                      .write_queue = (int)a.cfg.write_queue_max,
                                      .write_fiber_stack = write_fiber_stack(a.store) };
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
