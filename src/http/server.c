@@ -366,26 +366,6 @@ static enum MHD_Result offload_write(struct http_server *s, struct server_reques
                        "too many writes are waiting for the database: try again in a few seconds");
 }
 
-/*
- * A write that may call Stripe after it, when the write pool is fibers (one thread for every
- * write): on the Stripe pool's threads, so that a slow Stripe holds neither the fibers nor a
- * serving thread; a full queue is answered 503.
- */
-static enum MHD_Result offload_stripe_write(struct http_server *s, struct server_request *sr)
-{
-    struct request *req = &sr->req;
-
-    MHD_suspend_connection(req->conn);
-    atomic_store(&sr->slow, SLOW_RUNNING);
-    if (offload_submit(s->slow, run_slow, sr))
-        return MHD_YES;
-    metrics_queue_refused(METRICS_QUEUE_FULL);
-    log_warn("%s %s: %d requests already wait for Stripe: 503", req->method, req->path,
-             s->p.slow_queue);
-    return refuse_slow(s, sr, ERR_UNAVAILABLE, "busy",
-                       "too many requests are waiting for Stripe: try again in a few seconds");
-}
-
 static enum MHD_Result dispatch(struct http_server *s, struct request *req)
 {
     struct server_request *sr = (struct server_request *)req;
@@ -415,8 +395,6 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
     case HTTP_POOL_WRITE_STRIPE:
         if (s->write && !offload_is_fibers(s->write))
             return offload_write(s, sr);
-        if (s->write && s->slow)
-            return offload_stripe_write(s, sr);
         break;
     case HTTP_POOL_NONE:
         break;

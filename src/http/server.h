@@ -25,8 +25,8 @@ enum http_pool {
     HTTP_POOL_WRITE, /* a hot write */
     /*
      * A hot write that may call Stripe after its write: the write pool when its writes are
-     * threads; with fibers (one thread for every write) the slow pool's threads, so that a slow
-     * Stripe holds neither the other writes nor a serving thread.
+     * threads; with fibers (one thread for every write) the serving thread, so that a slow
+     * Stripe holds no other write.
      */
     HTTP_POOL_WRITE_STRIPE,
 };
