@@ -64,9 +64,8 @@ const char *const *api_route_labels(size_t *n);
 
 /*
  * The pool that runs the request: HTTP_POOL_SLOW when its route calls Stripe (ROUTE_SLOW),
- * HTTP_POOL_WRITE for a hot write (ROUTE_WRITE), HTTP_POOL_WRITE_STRIPE for one that may call
- * Stripe after its write (ROUTE_MAY_CALL_STRIPE: webhooks), else HTTP_POOL_NONE (the serving
- * thread).
+ * HTTP_POOL_WRITE for a hot write (ROUTE_WRITE; what it does with Stripe after its write goes
+ * through request_then), else HTTP_POOL_NONE (the serving thread).
  */
 enum http_pool api_pool_of(void *app, const struct request *req);
 

@@ -104,6 +104,18 @@ static bool resolve_one(struct store *st, struct stripe_client *sc, const struct
     return !err;
 }
 
+bool duplicates_pending(struct store *st)
+{
+    struct duplicate_record d = { 0 };
+    int n = 0;
+
+    if (store_duplicate_list(st, true, 1, &d, &n) != ERR_OK) {
+        log_error("cannot read the pending duplicate subscriptions: storage_error");
+        return false;
+    }
+    return n > 0;
+}
+
 int duplicates_resolve(struct store *st, struct stripe_client *sc, const struct tier_catalog *cat,
                        int max)
 {

@@ -20,4 +20,7 @@
 int duplicates_resolve(struct store *st, struct stripe_client *sc, const struct tier_catalog *cat,
                        int max);
 
+/* Whether a duplicate waits to be resolved (a read: no Stripe); false when it cannot tell. */
+bool duplicates_pending(struct store *st);
+
 #endif /* SUBGATE_API_DUPLICATES_H */

@@ -33,7 +33,7 @@ static const struct route routes[] = {
     { "POST", P "/create-checkout-session", AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_create_checkout_session },
     { "POST", P "/customer-portal",         AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_customer_portal },
     { "POST", P "/cancel-subscription",     AUTH_USER, B | ROUTE_SLOW,  payments_cancel_subscription },
-    { "POST", P "/webhook",                 AUTH_STRIPE, ROUTE_RAW_BODY | ROUTE_WRITE | ROUTE_MAY_CALL_STRIPE, payments_webhook },
+    { "POST", P "/webhook",                 AUTH_STRIPE, ROUTE_RAW_BODY | ROUTE_WRITE, payments_webhook },
     { "POST", P "/checkout-success",        AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_checkout_success },
     { "POST", P "/change-plan",             AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_change_plan },
     { "POST", P "/preview-plan-change",     AUTH_USER, B | ROUTE_JSON_BODY | ROUTE_SLOW, payments_preview_plan_change },
@@ -191,7 +191,7 @@ enum http_pool api_pool_of(void *app, const struct request *req)
     if (r->flags & ROUTE_SLOW)
         return HTTP_POOL_SLOW;
     if (r->flags & ROUTE_WRITE)
-        return r->flags & ROUTE_MAY_CALL_STRIPE ? HTTP_POOL_WRITE_STRIPE : HTTP_POOL_WRITE;
+        return HTTP_POOL_WRITE;
     return HTTP_POOL_NONE;
 }
 

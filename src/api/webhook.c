@@ -5,6 +5,7 @@
 #include "api/webhook.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -15,6 +16,7 @@
 #include "base/jw.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/xalloc.h"
 #include "billing/tiers.h"
 #include "config/config.h"
 #include "metrics/metrics.h"
@@ -150,6 +152,51 @@ static enum err ingest_fail(struct request *req, enum err err, const struct webh
     }
 }
 
+/* What a webhook asks of Stripe after its write (payments_webhook, through request_then). */
+struct webhook_then {
+    bool duplicates;            /* a duplicate subscription waits to be undone */
+    char sub_id[STRIPE_ID_MAX]; /* a subscription to read again from Stripe; "" when none */
+};
+
+static void webhook_then_run(struct request *req, void *arg)
+{
+    const struct api *api = req->app;
+    struct webhook_then *t = arg;
+
+    if (t->duplicates)
+        (void)duplicates_resolve(api->store, api->stripe, api->tiers, 4);
+    if (t->sub_id[0])
+        (void)webhook_refresh_subscription(api->store, api->tiers, api->stripe, t->sub_id);
+    free(t);
+}
+
+/*
+ * A second live subscription this made is undone now; an invoice event retries one whose cancel
+ * or refund failed before (it may be the duplicate's own invoice, paid after). Two states of one
+ * second: Stripe says which is the state now. Both after the write, through request_then: on the
+ * write fibers' thread no call waits on Stripe.
+ */
+static void webhook_then(struct request *req, const struct webhook_outcome *o)
+{
+    const struct api *api = req->app;
+    enum billing_event_kind kind = billing_event_kind_of(o->type);
+    struct webhook_then t = { 0 };
+
+    if (!api->stripe)
+        return;
+    t.duplicates =
+        o->result == STORE_EVENT_APPLIED &&
+        (kind == EVENT_SUBSCRIPTION || kind == EVENT_CHECKOUT || kind == EVENT_INVOICE) &&
+        duplicates_pending(api->store);
+    if (o->same_second)
+        (void)str_copy(t.sub_id, sizeof(t.sub_id), o->sub_id); /* same size */
+    if (t.duplicates || t.sub_id[0]) {
+        struct webhook_then *heap = xmalloc(sizeof(*heap));
+        *heap = t;
+        request_then(req, webhook_then_run, heap);
+    }
+}
+
 enum err payments_webhook(struct request *req, struct response *resp)
 {
     const struct api *api = req->app;
@@ -177,17 +224,7 @@ enum err payments_webhook(struct request *req, struct response *resp)
                     o.result == STORE_EVENT_DUPLICATE ? METRICS_EVENT_DUPLICATE
                     : o.result == STORE_EVENT_IGNORED ? METRICS_EVENT_IGNORED
                                                       : METRICS_EVENT_APPLIED);
-    /*
-     * A second live subscription this made is undone now; an invoice event retries one whose
-     * cancel or refund failed before (it may be the duplicate's own invoice, paid after).
-     */
-    if (o.result == STORE_EVENT_APPLIED && (billing_event_kind_of(o.type) == EVENT_SUBSCRIPTION ||
-                                            billing_event_kind_of(o.type) == EVENT_CHECKOUT ||
-                                            billing_event_kind_of(o.type) == EVENT_INVOICE))
-        (void)duplicates_resolve(api->store, api->stripe, api->tiers, 4);
-    /* Two states of one second: Stripe says which is the state now. */
-    if (o.same_second && api->stripe)
-        (void)webhook_refresh_subscription(api->store, api->tiers, api->stripe, o.sub_id);
+    webhook_then(req, &o);
     jw_begin(&w); /* the bytes jansson wrote: {"received":true,"id":...,"ignored":false} */
     jw_bool(&w, "received", true);
     jw_str(&w, "id", o.id);

@@ -115,6 +115,12 @@ enum err request_query_only(struct request *req, const char *const *allowed)
     return ERR_OK;
 }
 
+void request_then(struct request *req, void (*fn)(struct request *req, void *arg), void *arg)
+{
+    req->then = fn;
+    req->then_arg = arg;
+}
+
 enum err request_fail(struct request *req, enum err e, const char *code, const char *param,
                       const char *fmt, ...)
 {

@@ -42,6 +42,8 @@ struct request {
     void *conn;                  /* the library's connection, for header and query look-ups */
     void *app;                   /* the application's context (api/) */
     int64_t start_ms;            /* monotonic, for the latency in the log line */
+    void (*then)(struct request *req, void *arg); /* request_then's, until it runs; or NULL */
+    void *then_arg;
 };
 
 struct response {
@@ -104,6 +106,15 @@ MUST_CHECK enum err request_json_int(struct request *req, const char *field, boo
 
 /* Fails naming the first field of req->json that is not in the NULL-terminated list allowed. */
 MUST_CHECK enum err request_json_only(struct request *req, const char *const *allowed);
+
+/*
+ * Asks for fn(req, arg) to run once the handler has returned, and before its answer is sent:
+ * work that may wait on Stripe after a write. On a serving thread or a pool's thread it runs
+ * there at once; a request running as a fiber (the write pool on SQLite, where one thread runs
+ * every write) has it run on a thread of its own pool meanwhile, so that Stripe holds no other
+ * write. fn owns arg (frees it). At most once per request.
+ */
+void request_then(struct request *req, void (*fn)(struct request *req, void *arg), void *arg);
 
 /* Sets a response whose body lives as long as the server and is never freed (lent). */
 void response_static(struct response *resp, int status, const char *content_type, const char *body,

@@ -17,7 +17,6 @@ enum route_flags {
     ROUTE_SLOW = 1 << 2,    /* it calls Stripe: run on the bounded pool, off the serving threads */
     ROUTE_BROWSER = 1 << 3, /* a user's page may call it from another origin (CORS_ORIGINS) */
     ROUTE_WRITE = 1 << 4,   /* a hot write: run on the write pool, so that writes form batches */
-    ROUTE_MAY_CALL_STRIPE = 1 << 5, /* with ROUTE_WRITE: it may call Stripe after its write */
 };
 
 struct route {

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "base/clock.h"
+#include "base/fiber.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "base/xalloc.h"
@@ -96,6 +97,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct offload *slow;      /* the pool for requests that call Stripe; NULL without one */
     struct offload *write;     /* the pool for requests that write; NULL without one */
+    struct offload *then;      /* request_then's work of writes run as fibers; NULL: none */
     struct client_slots *cap;  /* each client's requests on that pool; NULL: no cap */
     pthread_mutex_t watch_mu;  /* guards watched, the watches and watcher_stop */
     pthread_cond_t watch_cond; /* wakes the watcher to stop */
@@ -271,14 +273,47 @@ static void slot_give(struct server_request *sr)
  * client still waits for the answer or has gone (a suspended connection sees no close before
  * this resume, and every job queued runs, even at shutdown).
  */
-static void run_slow(void *arg)
+static void slow_done(struct server_request *sr)
 {
-    struct server_request *sr = arg;
-
-    sr->s->p.dispatch(sr->s->p.app, &sr->req, &sr->resp);
     slot_give(sr);
     atomic_store(&sr->slow, SLOW_DONE);
     MHD_resume_connection(sr->req.conn);
+}
+
+/* Runs what the handler left for after it (request_then), if anything. */
+static void then_run(struct request *req)
+{
+    void (*fn)(struct request *, void *) = req->then;
+
+    req->then = NULL;
+    if (fn)
+        fn(req, req->then_arg);
+}
+
+/* On the then pool: a fiber's request's work after its handler, then its answer. */
+static void run_then(void *arg)
+{
+    struct server_request *sr = arg;
+
+    then_run(&sr->req);
+    slow_done(sr);
+}
+
+static void run_slow(void *arg)
+{
+    struct server_request *sr = arg;
+    struct http_server *s = sr->s;
+
+    s->p.dispatch(s->p.app, &sr->req, &sr->resp);
+    if (sr->req.then && s->then && fiber_self()) { /* it may wait on Stripe: not on the fibers */
+        if (offload_submit(s->then, run_then, sr))
+            return;
+        log_warn("%s %s: %d requests already wait to finish after their write: finished on the "
+                 "write thread",
+                 sr->req.method, sr->req.path, s->p.write_queue);
+    }
+    then_run(&sr->req);
+    slow_done(sr);
 }
 
 /*
@@ -392,14 +427,11 @@ static enum MHD_Result dispatch(struct http_server *s, struct request *req)
         if (s->write)
             return offload_write(s, sr);
         break;
-    case HTTP_POOL_WRITE_STRIPE:
-        if (s->write && !offload_is_fibers(s->write))
-            return offload_write(s, sr);
-        break;
     case HTTP_POOL_NONE:
         break;
     }
     s->p.dispatch(s->p.app, req, &resp);
+    then_run(req);
     return answer(req, &resp);
 }
 
@@ -967,6 +999,32 @@ static void server_free(struct http_server *s)
     free(s);
 }
 
+/* Starts the server's pools (http_server_params); false, with the reason, when one cannot. */
+static bool pools_start(struct http_server *s, char *errbuf, size_t errlen)
+{
+    const struct http_server_params *p = &s->p;
+
+    if (p->pool_of && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
+        snprintf(errbuf, errlen, "cannot start the threads for requests that call Stripe");
+        return false;
+    }
+    if (p->pool_of && p->write_workers > 0 &&
+        !(s->write = offload_new_fibers(p->write_workers, p->write_queue, p->write_fiber_stack))) {
+        snprintf(errbuf, errlen, "cannot start the threads for requests that write");
+        offload_free(s->slow);
+        return false;
+    }
+    /* a write's work after it may wait on Stripe: on threads as many as the Stripe pool's */
+    if (s->write && offload_is_fibers(s->write) &&
+        !(s->then = offload_new(p->slow_workers, p->write_queue))) {
+        snprintf(errbuf, errlen, "cannot start the threads for work after writes");
+        offload_free(s->slow);
+        offload_free(s->write);
+        return false;
+    }
+    return true;
+}
+
 enum err http_server_start(const struct http_server_params *p, struct http_server **out,
                            char *errbuf, size_t errlen)
 {
@@ -991,18 +1049,8 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
     s->port = port;
     if (p->pool_of && p->slow_per_client > 0)
         s->cap = client_slots_new(CLIENT_SLOT_BUCKETS, p->slow_per_client);
-    if (p->pool_of && !(s->slow = offload_new(p->slow_workers, p->slow_queue))) {
-        snprintf(errbuf, errlen, "cannot start the threads for requests that call Stripe");
+    if (!pools_start(s, errbuf, errlen)) {
         close(fd);
-        client_slots_free(s->cap);
-        free(s);
-        return ERR_INTERNAL;
-    }
-    if (p->pool_of && p->write_workers > 0 &&
-        !(s->write = offload_new_fibers(p->write_workers, p->write_queue, p->write_fiber_stack))) {
-        snprintf(errbuf, errlen, "cannot start the threads for requests that write");
-        close(fd);
-        offload_free(s->slow);
         client_slots_free(s->cap);
         free(s);
         return ERR_INTERNAL;
@@ -1030,6 +1078,7 @@ enum err http_server_start(const struct http_server_params *p, struct http_serve
         close(fd);
         offload_free(s->slow);
         offload_free(s->write);
+        offload_free(s->then);
         server_free(s);
         return ERR_UNAVAILABLE;
     }
@@ -1068,6 +1117,7 @@ void http_server_stop(struct http_server *s, int64_t grace_ms)
     }
     offload_free(s->slow); /* what runs there finishes and resumes its connection first */
     offload_free(s->write);
+    offload_free(s->then); /* after the writes, which may queue work here */
     MHD_stop_daemon(s->daemon);
     server_free(s);
 }

@@ -22,13 +22,7 @@ typedef void (*http_dispatch_fn)(void *app, struct request *req, struct response
 enum http_pool {
     HTTP_POOL_NONE,  /* the serving thread */
     HTTP_POOL_SLOW,  /* it calls Stripe */
-    HTTP_POOL_WRITE, /* a hot write */
-    /*
-     * A hot write that may call Stripe after its write: the write pool when its writes are
-     * threads; with fibers (one thread for every write) the serving thread, so that a slow
-     * Stripe holds no other write.
-     */
-    HTTP_POOL_WRITE_STRIPE,
+    HTTP_POOL_WRITE, /* a hot write; what it does with Stripe after, in request_then */
 };
 
 struct http_server_params {
