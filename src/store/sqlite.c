@@ -117,15 +117,17 @@ const char *const sqlite_sql[SQ_COUNT] = {
     /*
      * One statement, so the check and the add cannot be separated: a write statement takes the
      * write lock before it reads. ?5 is the limit (INT64_MAX when unlimited); "?4 <= ?5 - used"
-     * cannot overflow because 0 <= used. No row comes back when the grant is refused.
+     * cannot overflow because 0 <= used. No row changes when the grant is refused. No RETURNING
+     * here: SQLite fills a temporary table for its rows, which cost more than reading the
+     * counter again (SQ_USAGE_GET).
      */
     [SQ_USAGE_ADD] =
         "INSERT INTO usage_counters (user_id, quota, window_start, used) "
         "SELECT ?1, ?2, ?3, ?4 WHERE ?4 <= ?5 "
         "ON CONFLICT (user_id, quota, window_start) DO UPDATE SET used = used + excluded.used "
-        "WHERE excluded.used <= ?5 - used RETURNING used",
+        "WHERE excluded.used <= ?5 - used",
     [SQ_USAGE_SUB] = "UPDATE usage_counters SET used = max(used - ?4, 0) "
-                     "WHERE user_id = ?1 AND quota = ?2 AND window_start = ?3 RETURNING used",
+                     "WHERE user_id = ?1 AND quota = ?2 AND window_start = ?3",
     [SQ_EVENT_GET] = "SELECT " EVENT_COLS " FROM webhook_events WHERE id = ?1",
     /*
      * ?5 is 'applied' or 'ignored', ?6 the time, ?7 replay. raw_body is kept from the first
@@ -232,7 +234,7 @@ const char *const sqlite_sql[SQ_COUNT] = {
                          "attempts = 0, claimed_by = '', claim_until = 0 WHERE id = ?1",
     /* id 0 is assigned by the database (AUTOINCREMENT: never reused) */
     [SQ_LEDGER_INSERT] = "INSERT INTO usage_ledger (" LEDGER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
-                         "?6, ?7, ?8, ?9, ?10, ?11, nullif(?12, 0)) RETURNING id",
+                         "?6, ?7, ?8, ?9, ?10, ?11, nullif(?12, 0))",
     [SQ_LEDGER_LIST] = "SELECT " LEDGER_COLS " FROM usage_ledger WHERE user_id = ?1 "
                        "AND (?2 = '' OR quota = ?2) AND (?3 <= 0 OR id < ?3) "
                        "ORDER BY id DESC LIMIT ?4",
@@ -481,8 +483,12 @@ static enum err sq_usage_add_within(struct store_tx *tx, const struct usage_gran
         sq_i64(g->limit < 0 ? INT64_MAX : g->limit),
     };
     const struct sqlite_query q = QUERY(SQ_USAGE_ADD, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
 
-    return sqlite_db_fetch_i64(tx, &q, used_after);
+    if (!err && changes == 0)
+        return ERR_NOT_FOUND; /* refused: nothing added */
+    return err ? err : sq_usage_get(tx, g->user_id, g->quota, g->window_start, used_after);
 }
 
 static enum err sq_usage_sub(struct store_tx *tx, const struct usage_grant *g, int64_t *used_after)
@@ -490,8 +496,12 @@ static enum err sq_usage_sub(struct store_tx *tx, const struct usage_grant *g, i
     const struct sqlite_arg args[] = { sq_text(g->user_id), sq_text(g->quota),
                                        sq_i64(g->window_start), sq_i64(g->n) };
     const struct sqlite_query q = QUERY(SQ_USAGE_SUB, args);
+    int changes = 0;
+    enum err err = sqlite_db_write(tx, &q, &changes);
 
-    return sqlite_db_fetch_i64(tx, &q, used_after);
+    if (!err && changes == 0)
+        return ERR_NOT_FOUND; /* no counter: nothing to take back */
+    return err ? err : sq_usage_get(tx, g->user_id, g->quota, g->window_start, used_after);
 }
 
 static enum err sq_grant_due(struct store_tx *tx, int64_t now, int max, struct grant_record *out,
@@ -540,7 +550,7 @@ static enum err sq_ledger_insert(struct store_tx *tx, const struct ledger_entry 
 {
     const struct sqlite_query q = { SQ_LEDGER_INSERT, &store_ledger_record, e, NULL, 0 };
 
-    return sqlite_db_fetch_i64(tx, &q, id);
+    return sqlite_db_insert(tx, &q, id);
 }
 
 static enum err sq_ledger_list(struct store_tx *tx, const char *user_id, const char *quota,

@@ -337,6 +337,15 @@ enum err sqlite_db_write(struct store_tx *tx, const struct sqlite_query *q, int 
     return conn_write(tx->c, q, changes);
 }
 
+enum err sqlite_db_insert(struct store_tx *tx, const struct sqlite_query *q, int64_t *rowid)
+{
+    enum err err = conn_write(tx->c, q, NULL);
+
+    if (err == ERR_OK)
+        *rowid = sqlite3_last_insert_rowid(tx->c->db);
+    return err;
+}
+
 enum err sqlite_db_exec(struct store_tx *tx, const char *sql)
 {
     char *msg = NULL;

@@ -170,6 +170,13 @@ MUST_CHECK enum err sqlite_db_write(struct store_tx *tx, const struct sqlite_que
                                     int *changes);
 
 /*
+ * Runs q, an INSERT of one row, and gives the row's rowid: what "RETURNING id" would for an
+ * INTEGER PRIMARY KEY, without the temporary table SQLite fills for RETURNING's rows.
+ */
+MUST_CHECK enum err sqlite_db_insert(struct store_tx *tx, const struct sqlite_query *q,
+                                     int64_t *rowid);
+
+/*
  * Runs q, which yields at most one row, and hands the row to read(stmt, ctx): ERR_NOT_FOUND when
  * no row. For rows that are not one record (a raw body, a record and more columns).
  */
