@@ -1,5 +1,7 @@
 /*
- * fiber.c: cooperative fibers (see fiber.h) on glibc's ucontext. Stacks are mapped once, with
+ * fiber.c: cooperative fibers (see fiber.h). On x86-64 a switch is a dozen instructions of our
+ * own (below); elsewhere glibc's ucontext, whose every switch is also a system call (it saves
+ * and restores the signal mask, which fibers never change). Stacks are mapped once, with
  * a guard page below each, and kept for the next fiber: a finished fiber's stack is reused
  * last in, first out, so the pages touched stay few. A job that went deeper than TRIM_AT (a
  * JSON body nested thousands deep, which the parser refuses only at its depth limit) gives
@@ -38,8 +40,63 @@
 #define CANARIES    8              /* words that tell a job went past TRIM_AT */
 #define CANARY_SPAN ((size_t)4096) /* bytes they are spread over, just past TRIM_AT */
 
+#if defined(__x86_64__) && !defined(FIBER_UCONTEXT)
+#define FIBER_SWITCH 1
+/*
+ * fiber_switch(save, to): pushes the registers the System V ABI has a callee keep (rbx, rbp,
+ * r12-r15, and the SSE and x87 control words), stores the stack pointer in *save, takes to as
+ * the stack pointer and pops the same from there; its ret returns into the code that saved
+ * them. Everything else the caller expects lost across a call. fiber_start is where a new
+ * fiber's first switch returns to: its stack (fiber_prepare) holds the fiber in r12's slot and
+ * fiber_entry in r13's, and the call below is made with the stack 16-byte aligned.
+ */
+void subgate_fiber_switch(void **save, void *to);
+void subgate_fiber_start(void);
+__asm__(".text\n"
+        ".p2align 4\n"
+        ".globl subgate_fiber_switch\n"
+        ".hidden subgate_fiber_switch\n"
+        ".type subgate_fiber_switch, @function\n"
+        "subgate_fiber_switch:\n"
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    subq $8, %rsp\n"
+        "    stmxcsr (%rsp)\n"
+        "    fnstcw 4(%rsp)\n"
+        "    movq %rsp, (%rdi)\n"
+        "    movq %rsi, %rsp\n"
+        "    ldmxcsr (%rsp)\n"
+        "    fldcw 4(%rsp)\n"
+        "    addq $8, %rsp\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    ret\n"
+        ".size subgate_fiber_switch, .-subgate_fiber_switch\n"
+        ".p2align 4\n"
+        ".globl subgate_fiber_start\n"
+        ".hidden subgate_fiber_start\n"
+        ".type subgate_fiber_start, @function\n"
+        "subgate_fiber_start:\n"
+        "    movq %r12, %rdi\n"
+        "    callq *%r13\n"
+        "    ud2\n"
+        ".size subgate_fiber_start, .-subgate_fiber_start\n");
+#endif
+
 struct fiber {
+#ifdef FIBER_SWITCH
+    void *sp; /* its saved stack pointer while it is not running */
+#else
     ucontext_t ctx;
+#endif
     struct fiber_sched *s;
     void *map; /* the guard page, then the stack */
     void *stack;
@@ -53,7 +110,11 @@ struct fiber {
 };
 
 struct fiber_sched {
-    ucontext_t main; /* the owning thread's own stack, where the scheduler runs */
+#ifdef FIBER_SWITCH
+    void *main_sp; /* the owning thread's own stack, where the scheduler runs */
+#else
+    ucontext_t main;
+#endif
     size_t stack_size;
     int max, live, parked;
     struct fiber *free;                    /* finished fibers, their stacks kept */
@@ -188,7 +249,11 @@ static void switch_in(struct fiber_sched *s, struct fiber *f)
     __sanitizer_start_switch_fiber(&fake, f->stack, s->stack_size);
 #endif
     running = f;
+#ifdef FIBER_SWITCH
+    subgate_fiber_switch(&s->main_sp, f->sp);
+#else
     (void)swapcontext(&s->main, &f->ctx);
+#endif
     running = NULL;
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
@@ -209,15 +274,24 @@ static void switch_out(struct fiber *f)
 #ifdef FIBER_ASAN
     __sanitizer_start_switch_fiber(f->done ? NULL : &f->fake_stack, s->main_bottom, s->main_size);
 #endif
+#ifdef FIBER_SWITCH
+    subgate_fiber_switch(&f->sp, s->main_sp);
+#else
     (void)swapcontext(&f->ctx, &s->main);
+#endif
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(f->fake_stack, &s->main_bottom, &s->main_size);
 #endif
 }
 
+#ifdef FIBER_SWITCH
+static void fiber_entry(struct fiber *f)
+{
+#else
 static void fiber_entry(void)
 {
     struct fiber *f = running;
+#endif
 
 #ifdef FIBER_ASAN
     __sanitizer_finish_switch_fiber(NULL, &f->s->main_bottom, &f->s->main_size);
@@ -228,6 +302,36 @@ static void fiber_entry(void)
     abort();
 }
 
+#ifdef FIBER_SWITCH
+/*
+ * f's stack as subgate_fiber_switch would have left it, its return into subgate_fiber_start:
+ * from the top (16-byte aligned), two pad words, the return address, rbp (0: the end of the frame
+ * chain), rbx, r12 (f), r13 (fiber_entry), r14, r15, then this thread's SSE and x87 control
+ * words. The return leaves the stack pointer 16-byte aligned for subgate_fiber_start's call.
+ */
+static bool fiber_prepare(struct fiber *f)
+{
+    uintptr_t top = ((uintptr_t)f->stack + f->s->stack_size) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)top - 10;
+    uint32_t mxcsr;
+    uint16_t fpucw;
+
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(fpucw));
+    sp[0] = (uint64_t)mxcsr | (uint64_t)fpucw << 32;
+    sp[1] = 0;                                 /* r15 */
+    sp[2] = 0;                                 /* r14 */
+    sp[3] = (uint64_t)(uintptr_t)&fiber_entry; /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)f;            /* r12 */
+    sp[5] = 0;                                 /* rbx */
+    sp[6] = 0;                                 /* rbp */
+    sp[7] = (uint64_t)(uintptr_t)&subgate_fiber_start;
+    sp[8] = 0;
+    sp[9] = 0;
+    f->sp = sp;
+    return true;
+}
+#else
 /*
  * f's context, to start at fiber_entry on its own stack. getcontext returns once here (the
  * context it saves is only a template for makecontext), but a compiler cannot know that: alone
@@ -243,6 +347,7 @@ __attribute__((noinline)) static bool fiber_prepare(struct fiber *f)
     makecontext(&f->ctx, fiber_entry, 0);
     return true;
 }
+#endif
 
 bool fiber_sched_start(struct fiber_sched *s, fiber_fn fn, void *arg)
 {

@@ -225,6 +225,128 @@ static void test_offload_fibers(void)
     T_OK(pool_w.most_seen <= 16, "never more than 16 parked: %d", pool_w.most_seen);
 }
 
+/*
+ * Values live across a park sit in the registers a callee keeps (or in the fiber's frame):
+ * a switch that lost one would change the result. Two fibers interleave, and the scheduler's
+ * own values live across its switches too.
+ */
+__attribute__((noinline)) static uint64_t mix(uint64_t x)
+{
+    return (x ^ (x >> 29)) * UINT64_C(0x9e3779b97f4a7c15);
+}
+
+static uint64_t fold(uint64_t seed, struct waiters *w)
+{
+    uint64_t a = mix(seed), b = mix(a), c = mix(b), d = mix(c), e = mix(d), f = mix(e);
+
+    if (w)
+        wait_for(w);
+    return a ^ (b << 1) ^ (c << 2) ^ (d << 3) ^ (e << 4) ^ (f << 5) ^ mix(seed + 1);
+}
+
+struct regs_job {
+    uint64_t seed, got;
+    struct waiters *w;
+};
+
+static void regs_job_run(void *arg)
+{
+    struct regs_job *r = arg;
+
+    r->got = fold(r->seed, r->w);
+    r->got ^= fold(r->got, r->w); /* parked twice */
+}
+
+static void test_registers_kept(void)
+{
+    struct fiber_sched *s = fiber_sched_new(4, STACK);
+    struct waiters w = { 0 };
+    struct regs_job r[2] = { { 11, 0, &w }, { 12, 0, &w } };
+    uint64_t mine = mix(99), want[2];
+
+    for (int i = 0; i < 2; i++) {
+        want[i] = fold(r[i].seed, NULL);
+        want[i] ^= fold(want[i], NULL);
+    }
+    T_OK(fiber_sched_start(s, regs_job_run, &r[0]) && fiber_sched_start(s, regs_job_run, &r[1]),
+         "two fibers parked");
+    fiber_sched_settle(s);
+    T_OK(r[0].got == want[0] && r[1].got == want[1], "each fiber's values kept across its parks");
+    T_OK(mine == mix(99), "and the scheduler's across its switches");
+    fiber_sched_free(s);
+}
+
+#if defined(__x86_64__)
+static uint32_t mxcsr_get(void)
+{
+    uint32_t v;
+
+    __asm__ volatile("stmxcsr %0" : "=m"(v));
+    return v;
+}
+
+static void mxcsr_set(uint32_t v)
+{
+    __asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+
+static uint16_t fpucw_get(void)
+{
+    uint16_t v;
+
+    __asm__ volatile("fnstcw %0" : "=m"(v));
+    return v;
+}
+
+static void fpucw_set(uint16_t v)
+{
+    __asm__ volatile("fldcw %0" : : "m"(v));
+}
+
+#define MXCSR_TOWARD_ZERO 0x6000u /* rounding control, bits 13-14 */
+#define FPUCW_TOWARD_ZERO 0x0C00u /* rounding control, bits 10-11 */
+
+struct round_job {
+    struct waiters *w;
+    bool kept;
+    char text[32];
+};
+
+static void round_job_run(void *arg)
+{
+    struct round_job *r = arg;
+    uint32_t mx = mxcsr_get();
+    uint16_t cw = fpucw_get();
+
+    mxcsr_set(mx | MXCSR_TOWARD_ZERO);
+    fpucw_set((uint16_t)(cw | FPUCW_TOWARD_ZERO));
+    wait_for(r->w);
+    r->kept = (mxcsr_get() & MXCSR_TOWARD_ZERO) == MXCSR_TOWARD_ZERO &&
+              (fpucw_get() & FPUCW_TOWARD_ZERO) == FPUCW_TOWARD_ZERO;
+    mxcsr_set(mx);
+    fpucw_set(cw);
+    snprintf(r->text, sizeof(r->text), "%.3f %.2Lf", 3.14159, (long double)2.675L);
+}
+
+/* The SSE and x87 control words (rounding) are each fiber's own, and the stack aligned. */
+static void test_float_state(void)
+{
+    struct fiber_sched *s = fiber_sched_new(2, STACK);
+    struct waiters w = { 0 };
+    struct round_job r = { &w, false, "" };
+    uint32_t mx = mxcsr_get();
+    uint16_t cw = fpucw_get();
+
+    T_OK(fiber_sched_start(s, round_job_run, &r), "a fiber set rounding toward zero and parked");
+    T_EQ_I64(mxcsr_get(), mx, "the scheduler's SSE control word is its own");
+    T_EQ_I64(fpucw_get(), cw, "the scheduler's x87 control word is its own");
+    fiber_sched_settle(s);
+    T_OK(r.kept, "the fiber's rounding was kept across its park");
+    T_EQ_STR(r.text, "3.142 2.67", "formatting doubles and long doubles on a fiber");
+    fiber_sched_free(s);
+}
+#endif
+
 int main(void)
 {
     test_run_to_end();
@@ -233,5 +355,9 @@ int main(void)
     test_two_flushes();
     test_deep_stack_trimmed();
     test_offload_fibers();
+    test_registers_kept();
+#if defined(__x86_64__)
+    test_float_state();
+#endif
     return t_done();
 }
