@@ -16,7 +16,8 @@
 # BENCH_LOG_LEVEL (info), BENCH_ROWS (the rows to run, of "pricing usage check consume
 # webhooks"; all by default), BENCH_KEEP=1 keeps the temp dir, BENCH_PERF=1
 # profiles subgate with perf during each run, BENCH_STRICT=1 exits 1 when a target is missed,
-# and BENCH_{PRICING,CHECK,USAGE,CONSUME,WEBHOOK}_PATH, BENCH_CHECK_FEATURE, BENCH_QUOTA.
+# and BENCH_{PRICING,CHECK,USAGE,CONSUME,WEBHOOK}_PATH, BENCH_CHECK_FEATURE, BENCH_QUOTA;
+# BENCH_TIERS_EXAMPLE (docs/tiers.example.json) for a binary older than the catalogue's format.
 # BENCH_DB=sqlite or postgres runs one database only (scripts/pg.sh, pinned with subgate);
 # BENCH_INSTANCES=N (N >= 2) starts N subgate processes on that one PostgreSQL database behind
 # a round-robin nginx (bench/nginx-lb.conf.in), all pinned with subgate, and drives that.
@@ -173,7 +174,7 @@ wait_http() {
 # their tokens. The catalogue is the example's, with a free daily AI allowance no run reaches:
 # a consume on a free user checks the quota and is granted.
 seed() {
-    python3 - "$ROOT/docs/tiers.example.json" >"$TMP/tiers.json" <<'PY' || die "cannot write the bench tiers"
+    python3 - "${BENCH_TIERS_EXAMPLE:-$ROOT/docs/tiers.example.json}" >"$TMP/tiers.json" <<'PY' || die "cannot write the bench tiers"
 import json, sys
 cat = json.load(open(sys.argv[1]))
 for t in cat["tiers"]:
