@@ -294,6 +294,38 @@ static void test_clear_touches_nothing(void)
 }
 
 /*
+ * A few users make resident about their own entries, side by side, not a page of the table each
+ * (their sets are spread by hash over a 65,536-user table: 6.4 MiB of entries).
+ */
+static void test_few_users_few_pages(void)
+{
+    struct entcache *c = entcache_new(65536, TTL_MS);
+    struct entcache_ticket t;
+    struct subscription sub;
+    char id[32];
+    long before, after;
+    int hits = 0;
+
+    (void)entcache_get(c, "warm", 0, &sub, &t); /* the shards' locks touched first */
+    before = resident_pages();
+    for (int i = 0; i < 128; i++) {
+        (void)snprintf(id, sizeof(id), "bench_user_%d", i);
+        sub = make_sub(id, "premium", SUB_STATUS_ACTIVE);
+        if (entcache_get(c, id, 0, &sub, &t) == ENTCACHE_MISS)
+            (void)entcache_put(c, id, &sub, &t);
+    }
+    after = resident_pages();
+    T_OK(after - before < 90, "128 users: %ld pages resident more (a page each would be 128)",
+         after - before);
+    for (int i = 0; i < 128; i++) {
+        (void)snprintf(id, sizeof(id), "bench_user_%d", i);
+        hits += entcache_get(c, id, 1, &sub, &t) == ENTCACHE_SUB && strcmp(sub.user_id, id) == 0;
+    }
+    T_EQ_I64(hits, 128, "each of them a hit");
+    entcache_free(c);
+}
+
+/*
  * Values of bytes (the usage counters' cache): what was put comes back byte for byte, a write
  * drops it and refuses a read begun before it, a hit hands a ticket too (the reader may want
  * other windows), and a value that does not fit is not kept.
@@ -340,6 +372,7 @@ int main(void)
     test_too_long();
     test_threads();
     test_clear_touches_nothing();
+    test_few_users_few_pages();
     test_values();
     return t_done();
 }
