@@ -311,8 +311,8 @@ static void fiber_entry(void)
  */
 static bool fiber_prepare(struct fiber *f)
 {
-    uintptr_t top = ((uintptr_t)f->stack + f->s->stack_size) & ~(uintptr_t)15;
-    uint64_t *sp = (uint64_t *)top - 10;
+    char *end = (char *)f->stack + f->s->stack_size;
+    uint64_t *sp = (uint64_t *)(void *)(end - ((uintptr_t)end & 15)) - 10; /* from a 16-byte top */
     uint32_t mxcsr;
     uint16_t fpucw;
 
