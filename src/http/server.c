@@ -268,7 +268,7 @@ static void slot_give(struct server_request *sr)
 }
 
 /*
- * On a pool thread: runs the slow request, then wakes its connection to send the answer. Its
+ * On a pool thread, once a request's work is over: wakes its connection to send the answer. Its
  * slot is given back here, before the resume that may free sr: the work is over, whether the
  * client still waits for the answer or has gone (a suspended connection sees no close before
  * this resume, and every job queued runs, even at shutdown).
@@ -299,6 +299,10 @@ static void run_then(void *arg)
     slow_done(sr);
 }
 
+/*
+ * On a pool thread: runs the request, and what its handler left for after it (request_then) on
+ * the then pool when this is a fiber, else here; then its answer goes.
+ */
 static void run_slow(void *arg)
 {
     struct server_request *sr = arg;
