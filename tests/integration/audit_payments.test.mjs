@@ -316,7 +316,8 @@ describe('webhooks delivered again', () => {
 });
 describe('a webhook waiting for a slow Stripe', () => {
   // On SQLite the hot writes are fibers of one thread: a webhook that called Stripe from there
-  // would hold every consume until Stripe answered. Webhooks run on the serving threads there.
+  // would hold every consume until Stripe answered: its Stripe calls go to threads of their own
+  // (request_then), and its answer waits for them.
   test('holds no consume meanwhile: they are answered while its refund waits', async () => {
     const user = 'aud_slow_refund';
     const first = await ok(user, 'POST', '/create-checkout-session', checkoutBody());
