@@ -27,6 +27,7 @@
 #include "billing/gate.h"
 #include "billing/tiers.h"
 #include "config/config.h"
+#include "http/offload.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
@@ -38,7 +39,7 @@
 #define SHUTDOWN_MS INT64_C(10000)
 #define ERRBUF      512
 #define WRITE_IN_FLIGHT \
-    16 /* WRITE_CONCURRENCY's default: threads on PostgreSQL, fibers on SQLite */
+    16 /* WRITE_CONCURRENCY's default: fibers of one thread */
 #define WRITE_FIBER_STACK (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
 
 /* What serve builds and tears down. */
@@ -55,7 +56,8 @@ struct app {
     struct api api;
     char *theme_css; /* BILLING_THEME_FILE's bytes; NULL without it */
     size_t theme_len;
-    int threads; /* HTTP worker threads */
+    int threads;         /* HTTP worker threads */
+    struct offload *away; /* PostgreSQL: where the write fibers' own round trips go (start_away) */
 };
 
 static int fail(const char *msg)
@@ -392,6 +394,7 @@ static void app_release(struct app *a)
     api_release(&a->api);
     free(a->theme_css);
     stripe_client_free(a->stripe);
+    offload_free(a->away); /* after the server: no fiber waits on it any more */
     store_close(a->store);
     jwt_verifier_free(a->jwt);
     jwks_source_free(a->jwks);
@@ -419,22 +422,36 @@ static bool is_postgres(const struct store *st)
 }
 
 /*
- * WRITE_CONCURRENCY, -1 (the default): 16 on either database. On PostgreSQL they are threads: a
- * write waits for round trips and its commit's flush, and the pool's writes meet in batches
- * (about 11 writes a commit in make bench). On SQLite they are fibers of one thread: a commit
- * takes microseconds, and a thread per write cost more in task switches than the batches saved;
- * the fibers' writes park until every fiber waits, then commit in one batch (16 rather than 32
- * for peak RSS, at the same CPU per write: docs/benchmarks.md).
+ * WRITE_CONCURRENCY, -1 (the default): 16, as fibers of one thread on either database: each
+ * write runs until it waits for its commit, and the fibers' writes, parked until every fiber
+ * waits, commit in one batch. A thread per write cost more in task switches than the batches
+ * saved (16 fibers rather than 32 for peak RSS, at the same CPU per write: docs/benchmarks.md).
+ * On PostgreSQL a fiber's own round trips (a read, a write outside a batch) go to other threads
+ * meanwhile (start_away), so that one a network away holds only its own fiber.
  */
 static int write_workers(const struct config *cfg)
 {
     return cfg->write_concurrency >= 0 ? (int)cfg->write_concurrency : WRITE_IN_FLIGHT;
 }
 
-/* The write pool's fibers' stack size on SQLite; 0 (threads) on PostgreSQL. */
-static size_t write_fiber_stack(const struct store *st)
+static bool away_submit(void *ctx, void (*fn)(void *arg), void *arg)
 {
-    return is_postgres(st) ? 0 : WRITE_FIBER_STACK;
+    return offload_submit(ctx, fn, arg);
+}
+
+/*
+ * PostgreSQL with write fibers: the threads their reads (and writes outside a batch) are handed
+ * to (store_away_set), as many as the store's connections, started as they are needed; one job
+ * a fiber at the most waits. SQLite's reads take microseconds: on the fibers' thread.
+ */
+static int start_away(struct app *a, int writers)
+{
+    if (writers <= 0 || !is_postgres(a->store))
+        return 0;
+    if (!(a->away = offload_new(a->threads + 1, writers)))
+        return fail("cannot start the threads for the write fibers' reads");
+    store_away_set(a->store, away_submit, a->away);
+    return 0;
 }
 
 static int app_init(struct app *a)
@@ -530,7 +547,9 @@ static int cmd_serve(int argc, char **argv)
                                      .admit = api_admit,
                                      .write_workers = write_workers(&a.cfg),
                                      .write_queue = (int)a.cfg.write_queue_max,
-                                     .write_fiber_stack = write_fiber_stack(a.store) };
+                                     .write_fiber_stack = WRITE_FIBER_STACK };
+    if (start_away(&a, p.write_workers))
+        goto out;
     if (http_server_start(&p, &srv, err, sizeof(err)) != ERR_OK) {
         fail(err);
         goto out;

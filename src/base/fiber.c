@@ -11,6 +11,7 @@
  */
 #include "base/fiber.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -122,6 +123,11 @@ struct fiber_sched {
     void (*flush[FLUSH_MAX])(void *arg);
     void *flush_arg[FLUSH_MAX];
     int nflush;
+    int away; /* of the parked, those parked away (fiber_park_away) and not yet taken back */
+    /* Fibers woken by another thread, oldest first, guarded by away_mu; back_cond: one came. */
+    pthread_mutex_t away_mu;
+    pthread_cond_t back_cond;
+    struct fiber *back_head, *back_tail;
 #ifdef FIBER_ASAN
     const void *main_bottom;
     size_t main_size;
@@ -138,6 +144,8 @@ struct fiber_sched *fiber_sched_new(int max, size_t stack_size)
     if (max < 1 || page <= 0)
         return NULL;
     s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->away_mu, NULL);
+    pthread_cond_init(&s->back_cond, NULL);
     s->max = max;
     s->stack_size = (stack_size + (size_t)page - 1) / (size_t)page * (size_t)page;
     return s;
@@ -200,6 +208,8 @@ void fiber_sched_free(struct fiber_sched *s)
         s->free = f->next;
         fiber_unmap(s, f);
     }
+    pthread_cond_destroy(&s->back_cond);
+    pthread_mutex_destroy(&s->away_mu);
     free(s);
 }
 
@@ -409,6 +419,57 @@ void fiber_wake(struct fiber *f)
     s->ready_tail = f;
 }
 
+void fiber_park_away(void)
+{
+    struct fiber *f = running;
+
+    if (!f) {
+        log_error("fiber_park_away called outside a fiber");
+        abort();
+    }
+    f->s->parked++;
+    f->s->away++;
+    switch_out(f);
+}
+
+void fiber_wake_away(struct fiber *f)
+{
+    struct fiber_sched *s = f->s;
+
+    pthread_mutex_lock(&s->away_mu);
+    f->next = NULL;
+    if (s->back_tail)
+        s->back_tail->next = f;
+    else
+        s->back_head = f;
+    s->back_tail = f;
+    pthread_cond_signal(&s->back_cond);
+    pthread_mutex_unlock(&s->away_mu);
+}
+
+/*
+ * The fibers woken away since the last call, made ready; when wait, and none was but some are
+ * away, waits for one first.
+ */
+static void away_take_back(struct fiber_sched *s, bool wait)
+{
+    struct fiber *back;
+
+    if (s->away == 0)
+        return;
+    pthread_mutex_lock(&s->away_mu);
+    while (wait && !s->back_head)
+        pthread_cond_wait(&s->back_cond, &s->away_mu);
+    back = s->back_head;
+    s->back_head = s->back_tail = NULL;
+    pthread_mutex_unlock(&s->away_mu);
+    for (struct fiber *f = back, *nx; f; f = nx) {
+        nx = f->next;
+        s->away--;
+        fiber_wake(f);
+    }
+}
+
 void fiber_sched_settle(struct fiber_sched *s)
 {
     while (s->parked > 0) {
@@ -423,6 +484,7 @@ void fiber_sched_settle(struct fiber_sched *s)
         s->nflush = 0; /* fibers woken below may park again, for the next round */
         for (int i = 0; i < n; i++)
             flush[i](flush_arg[i]);
+        away_take_back(s, !s->ready_head);
         if (!s->ready_head) {
             log_error("fiber: %d fibers parked and no flush woke any", s->parked);
             abort();

@@ -34,7 +34,8 @@ bool fiber_sched_start(struct fiber_sched *s, fiber_fn fn, void *arg);
 
 /*
  * Until no fiber of s is parked: runs the flushes the parked fibers asked for, then the fibers
- * they woke, each until it parks again or returns.
+ * they woke, each until it parks again or returns. When nothing can run but fibers parked away
+ * (fiber_park_away), waits for the first of them to be woken.
  */
 void fiber_sched_settle(struct fiber_sched *s);
 
@@ -50,5 +51,19 @@ void fiber_park(void (*flush)(void *arg), void *arg);
 
 /* Makes a parked fiber runnable again; called from a flush of its scheduler. */
 void fiber_wake(struct fiber *f);
+
+/*
+ * Parks the running fiber until fiber_wake_away: for work handed to another thread before the
+ * call (the fiber from fiber_self in hand), which wakes it when done. The fiber's thread runs
+ * its other fibers and their flushes meanwhile.
+ */
+void fiber_park_away(void);
+
+/*
+ * Makes a fiber parked (or about to park) by fiber_park_away runnable again, once per park;
+ * from any thread. The fiber runs again on its own thread, after this returns: what the caller
+ * wrote before it is seen there.
+ */
+void fiber_wake_away(struct fiber *f);
 
 #endif /* SUBGATE_BASE_FIBER_H */

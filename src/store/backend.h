@@ -351,6 +351,8 @@ struct store {
     struct store_group *group;      /* the group commit queue (group.c); NULL: every write alone */
     struct store_grants *grants;    /* the snapshot of grants in force (grants.c) */
     struct store_outbox_cfg outbox; /* store_outbox_configure's; zero: no events written */
+    store_away_fn away;             /* store_away_set's; NULL: every run on its caller's thread */
+    void *away_ctx;
     bool write_failing;             /* the last write found the storage unavailable (atomic) */
     bool ledger;                    /* usage changes write ledger entries (USAGE_LEDGER) */
     _Atomic bool extras_seen;       /* some user has extra units (rows are never deleted) */

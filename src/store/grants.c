@@ -146,6 +146,7 @@ struct store_grants {
     int n;
     bool full;
     int64_t read_ms; /* 0: to be read again */
+    uint64_t drops;  /* snapshot_drop's calls: a read begun before one is not kept */
 };
 
 struct store_grants *store_grants_new(void)
@@ -169,6 +170,7 @@ static void snapshot_drop(struct store *st)
 {
     pthread_mutex_lock(&st->grants->mu);
     st->grants->read_ms = 0;
+    st->grants->drops++;
     pthread_mutex_unlock(&st->grants->mu);
 }
 
@@ -228,10 +230,13 @@ static int by_user(const void *x, const void *y)
                   ((const struct grant_record *)y)->user_id);
 }
 
-/* Reads every grant in force from now on into the snapshot; under its mutex. */
-static enum err snapshot_read(struct store *st, int64_t now)
+/*
+ * Reads every grant in force from now on into a new snapshot, sorted by user. Not under the
+ * snapshot's mutex: on a write fiber the read may park (store_away_set), and another fiber of
+ * its thread may want the mutex meanwhile.
+ */
+static enum err snapshot_read(struct store *st, int64_t now, struct store_grants *out)
 {
-    struct store_grants *snap = st->grants;
     struct grant_record *list = xcalloc(GRANTS_SNAPSHOT_MAX, sizeof(*list));
     struct grant_arg a = { .ops = st->ops,
                            .key = "",
@@ -240,20 +245,18 @@ static enum err snapshot_read(struct store *st, int64_t now)
                            .max = GRANTS_SNAPSHOT_MAX };
     enum err err = store_run(st, STORE_RUN_READ, list_tx, &a);
 
-    if (err) {
+    if (err || !a.n) {
         free(list);
-        return err;
+        list = NULL;
+    } else {
+        list = xrealloc(list, (size_t)a.n * sizeof(*list));
+        qsort(list, (size_t)a.n, sizeof(*list), by_user);
     }
-    free(snap->list);
-    snap->list = a.n ? xrealloc(list, (size_t)a.n * sizeof(*list)) : NULL;
-    if (!a.n)
-        free(list);
-    snap->n = a.n;
-    snap->full = a.n >= GRANTS_SNAPSHOT_MAX;
-    if (snap->n)
-        qsort(snap->list, (size_t)snap->n, sizeof(*snap->list), by_user);
-    snap->read_ms = clock_mono_ms();
-    return ERR_OK;
+    out->list = list;
+    out->n = err ? 0 : a.n;
+    out->full = a.n >= GRANTS_SNAPSHOT_MAX;
+    out->read_ms = clock_mono_ms();
+    return err;
 }
 
 /* The best of the n grants in force at q->now that are q's user's into q. */
@@ -269,30 +272,63 @@ static void pick(const struct grant_record *g, int n, struct grant_query *q)
     }
 }
 
-/* The user's grants in the snapshot into q; *full: the snapshot does not hold them all. */
-static enum err from_snapshot(struct store *st, int64_t ttl_ms, struct grant_query *q, bool *full)
+/* The user's grants in snap (sorted by user) into q. */
+static void pick_user(const struct store_grants *snap, struct grant_query *q)
 {
-    struct store_grants *snap = st->grants;
     struct grant_record probe = { .user_id = "" };
     const struct grant_record *hit, *end;
-    enum err err = ERR_OK;
 
+    if (!snap->n)
+        return;
     memcpy(probe.user_id, q->user_id, strlen(q->user_id) + 1);
+    hit = bsearch(&probe, snap->list, (size_t)snap->n, sizeof(*snap->list), by_user);
+    while (hit && hit > snap->list && strcmp((hit - 1)->user_id, q->user_id) == 0)
+        hit--; /* the first of the user's */
+    for (end = hit; end && end < snap->list + snap->n && strcmp(end->user_id, q->user_id) == 0;)
+        end++;
+    if (hit)
+        pick(hit, (int)(end - hit), q);
+}
+
+/*
+ * The user's grants in the snapshot into q; *full: the snapshot does not hold them all. A stale
+ * snapshot is read again, outside the mutex, and kept unless this process wrote a grant since
+ * the read began (then the next lookup reads again).
+ */
+static enum err from_snapshot(struct store *st, int64_t ttl_ms, struct grant_query *q, bool *full)
+{
+    struct store_grants *snap = st->grants, fresh = { 0 };
+    uint64_t drops;
+    enum err err;
+
     pthread_mutex_lock(&snap->mu);
-    if (!snap->read_ms || ttl_ms <= 0 || clock_mono_ms() - snap->read_ms >= ttl_ms)
-        err = snapshot_read(st, q->now);
-    *full = snap->full;
-    if (!err && !*full && snap->n) {
-        hit = bsearch(&probe, snap->list, (size_t)snap->n, sizeof(*snap->list), by_user);
-        while (hit && hit > snap->list && strcmp((hit - 1)->user_id, q->user_id) == 0)
-            hit--; /* the first of the user's */
-        for (end = hit; end && end < snap->list + snap->n && strcmp(end->user_id, q->user_id) == 0;)
-            end++;
-        if (hit)
-            pick(hit, (int)(end - hit), q);
+    if (snap->read_ms && ttl_ms > 0 && clock_mono_ms() - snap->read_ms < ttl_ms) {
+        *full = snap->full;
+        if (!*full)
+            pick_user(snap, q);
+        pthread_mutex_unlock(&snap->mu);
+        return ERR_OK;
+    }
+    drops = snap->drops;
+    pthread_mutex_unlock(&snap->mu);
+    err = snapshot_read(st, q->now, &fresh);
+    if (err)
+        return err;
+    *full = fresh.full;
+    if (!*full)
+        pick_user(&fresh, q);
+    pthread_mutex_lock(&snap->mu);
+    if (snap->drops == drops) {
+        free(snap->list);
+        snap->list = fresh.list;
+        snap->n = fresh.n;
+        snap->full = fresh.full;
+        snap->read_ms = fresh.read_ms;
+        fresh.list = NULL;
     }
     pthread_mutex_unlock(&snap->mu);
-    return err;
+    free(fresh.list);
+    return ERR_OK;
 }
 
 enum err store_grant_best(struct store *st, int64_t ttl_ms, struct grant_query *q)

@@ -398,6 +398,55 @@ static void fiber_wait(struct store *st, struct unit *u)
     fiber_park(fibers_flush, st);
 }
 
+void store_away_set(struct store *st, store_away_fn submit, void *ctx)
+{
+    st->away = submit;
+    st->away_ctx = ctx;
+}
+
+/* A run handed away from a fiber: what to run, and its result; on the fiber's stack. */
+struct away_run {
+    struct store *st;
+    enum store_run_kind kind;
+    store_tx_fn fn;
+    void *arg;
+    char *errbuf;
+    size_t errlen;
+    enum err err;
+    struct fiber *fiber;
+};
+
+static void away_run_job(void *arg)
+{
+    struct away_run *a = arg;
+    struct fiber *f = a->fiber;
+
+    a->err = a->st->ops->run(a->st, a->kind, a->fn, a->arg, a->errbuf, a->errlen);
+    fiber_wake_away(f); /* a is gone once its fiber runs again */
+}
+
+/* ops->run, by another thread while the calling fiber waits, when st has one (store_away_set). */
+static enum err run_alone(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
+                          char *errbuf, size_t errlen)
+{
+    struct fiber *self = st->away ? fiber_self() : NULL;
+
+    if (self) {
+        struct away_run a = { .st = st,
+                              .kind = kind,
+                              .fn = fn,
+                              .arg = arg,
+                              .errbuf = errbuf,
+                              .errlen = errlen,
+                              .fiber = self };
+        if (st->away(st->away_ctx, away_run_job, &a)) {
+            fiber_park_away();
+            return a.err;
+        }
+    }
+    return st->ops->run(st, kind, fn, arg, errbuf, errlen);
+}
+
 enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn fn, void *arg,
                          char *errbuf, size_t errlen)
 {
@@ -419,7 +468,7 @@ enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn
             __atomic_add_fetch(&g->commits, 1, __ATOMIC_RELAXED);
             __atomic_add_fetch(&g->units, 1, __ATOMIC_RELAXED);
         }
-        return st->ops->run(st, kind, fn, arg, errbuf, errlen);
+        return run_alone(st, kind, fn, arg, errbuf, errlen);
     }
     (void)sem_init(&u.wake, 0, 0); /* cannot fail: not shared, value 0 */
     if (fiber_self())
@@ -428,6 +477,6 @@ enum err store_group_run(struct store *st, enum store_run_kind kind, store_tx_fn
         queue_and_wait(st, g, &u);
     sem_destroy(&u.wake);
     if (u.again) /* rolled back in its batch, which committed the others: its own transaction */
-        return st->ops->run(st, kind, fn, arg, errbuf, errlen);
+        return run_alone(st, kind, fn, arg, errbuf, errlen);
     return u.err;
 }

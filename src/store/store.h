@@ -105,6 +105,18 @@ void store_cache_start(struct store *st, const struct store_cache_params *p);
 void store_group_commit_set(struct store *st, bool on);
 
 /*
+ * Where a fiber's own round trips go (PostgreSQL's writes as fibers of one thread): submit(ctx,
+ * fn, arg) runs fn(arg) on another thread and returns true, or returns false (nothing run). A
+ * read, or a write outside a batch, made on a fiber is handed to it, and the fiber waits parked
+ * while its thread goes on with the other fibers, so a round trip holds only its own fiber;
+ * refused, it runs on the fiber's thread. NULL (the default): every run on its caller's thread,
+ * as SQLite's microseconds want. Set before the store is shared between threads.
+ */
+typedef bool (*store_away_fn)(void *ctx, void (*fn)(void *arg), void *arg);
+
+void store_away_set(struct store *st, store_away_fn submit, void *ctx);
+
+/*
  * How many writes have run, and in how many commits (batches; a write alone is one); pipelined:
  * how many writes had their first statement sent together with others' (PostgreSQL).
  */

@@ -1547,6 +1547,177 @@ static void case_group_commit_fibers_only(const char *url, const struct target *
     group_commit_check(url, t, false, GROUP_THREADS);
 }
 
+/*
+ * Away runs (store_away_set): reads made on a fiber are handed to the submitter, and the fiber's
+ * thread goes on meanwhile. The submitter runs each job on a thread of its own; it holds the
+ * first (fiber 0's read) until the other fibers' consumes have all returned, or 10 s.
+ */
+#define AWAY_FIBERS 8
+
+struct away_test {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int submitted;
+    int consumed; /* the other fibers' consumes that returned */
+    bool writes_seen;
+    int64_t used_read; /* what fiber 0's read found */
+    int errors;
+};
+
+struct away_job {
+    struct away_test *at;
+    void (*fn)(void *arg);
+    void *arg;
+    bool hold;
+};
+
+static void *away_job_main(void *arg)
+{
+    struct away_job *j = arg;
+    struct away_test *at = j->at;
+
+    if (j->hold) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 10;
+        pthread_mutex_lock(&at->mu);
+        while (at->consumed < AWAY_FIBERS - 1 &&
+               pthread_cond_timedwait(&at->cond, &at->mu, &until) == 0)
+            ;
+        at->writes_seen = at->consumed == AWAY_FIBERS - 1;
+        pthread_mutex_unlock(&at->mu);
+    }
+    j->fn(j->arg);
+    free(j);
+    return NULL;
+}
+
+static bool away_submit(void *ctx, void (*fn)(void *arg), void *arg)
+{
+    struct away_test *at = ctx;
+    struct away_job *j = malloc(sizeof(*j));
+    pthread_t th;
+
+    if (!j)
+        return false;
+    *j = (struct away_job){ at, fn, arg, false };
+    pthread_mutex_lock(&at->mu);
+    j->hold = at->submitted++ == 0;
+    pthread_mutex_unlock(&at->mu);
+    if (pthread_create(&th, NULL, away_job_main, j) != 0) {
+        free(j);
+        return false;
+    }
+    (void)pthread_detach(th);
+    return true;
+}
+
+struct away_fiber {
+    struct store *st;
+    struct away_test *at;
+    int id;
+};
+
+static bool away_better(const struct grant_record *a, const struct grant_record *b,
+                        const void *ctx)
+{
+    (void)ctx;
+    return strcmp(a->id, b->id) < 0;
+}
+
+static void away_fiber_main(void *arg);
+
+/* The fibers of case_away_reads, on a thread of their own (the test waits for it, 30 s at most). */
+struct away_run_all {
+    struct away_fiber *f;
+    bool done;
+};
+
+static void *away_thread_main(void *arg)
+{
+    struct away_run_all *r = arg;
+    struct fiber_sched *s = fiber_sched_new(AWAY_FIBERS, 512 * 1024);
+
+    for (int i = 0; i < AWAY_FIBERS; i++) {
+        if (!s || !fiber_sched_start(s, away_fiber_main, &r->f[i])) {
+            printf("Bail out! fiber_sched_start\n");
+            exit(1);
+        }
+    }
+    fiber_sched_settle(s);
+    fiber_sched_free(s);
+    __atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void away_fiber_main(void *arg)
+{
+    struct away_fiber *f = arg;
+    struct away_test *at = f->at;
+    struct usage_grant g = { "aw", "ai_minutes", 86400, 1, 1000, false, NULL, NULL };
+    struct grant_query q = { .user_id = "aw_granted", .now = 1700000100, .better = away_better };
+    bool granted = false;
+    int64_t used = -1;
+
+    if (f->id == 0) { /* a read, first of all: held away until the others' writes are done */
+        at->errors += store_usage_get(f->st, "aw", "ai_minutes", 86400, &used) != ERR_OK;
+        at->used_read = used;
+        return;
+    }
+    /* the grants snapshot, read again (ttl 0) by each: a mutex held over the away read would
+     * stop the next fiber, and with it the thread the away one is to run on again */
+    at->errors += store_grant_best(f->st, 0, &q) != ERR_OK || !q.found;
+    at->errors += store_usage_consume(f->st, &g, &granted, &used) != ERR_OK || !granted;
+    pthread_mutex_lock(&at->mu);
+    at->consumed++;
+    pthread_cond_broadcast(&at->cond);
+    pthread_mutex_unlock(&at->mu);
+}
+
+static void case_away_reads(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url);
+    struct away_test at = { .used_read = -1 };
+    struct away_fiber f[AWAY_FIBERS];
+    struct away_run_all run = { f, false };
+    struct grant_record grant = { .id = "grant_aw", .user_id = "aw_granted", .tier = "premium",
+                                  .starts_at = 1700000000, .ends_at = 0 };
+    pthread_t th;
+    int64_t used = -1;
+
+    pthread_mutex_init(&at.mu, NULL);
+    pthread_cond_init(&at.cond, NULL);
+    grant.created_at = 1700000000;
+    T_OK(store_grant_insert(st, &grant) == ERR_OK, "%s: away: a grant in force", t->name);
+    store_away_set(st, away_submit, &at);
+    for (int i = 0; i < AWAY_FIBERS; i++)
+        f[i] = (struct away_fiber){ st, &at, i };
+    if (pthread_create(&th, NULL, away_thread_main, &run) != 0) {
+        printf("Bail out! pthread_create\n");
+        exit(1);
+    }
+    for (int ms = 0; ms < 30000 && !__atomic_load_n(&run.done, __ATOMIC_ACQUIRE); ms += 10)
+        usleep(10000);
+    if (!__atomic_load_n(&run.done, __ATOMIC_ACQUIRE)) {
+        printf("not ok - %s: away: the fibers' thread is stuck after 30 s\nBail out!\n", t->name);
+        exit(1);
+    }
+    pthread_join(th, NULL);
+    T_EQ_I64(at.errors, 0, "%s: away: every read and write succeeded", t->name);
+    T_OK(at.submitted >= 1, "%s: away: the fiber's read was handed away (%d runs)", t->name,
+         at.submitted);
+    T_OK(at.writes_seen, "%s: away: the other fibers' writes committed while it was away",
+         t->name);
+    T_EQ_I64(at.used_read, AWAY_FIBERS - 1, "%s: away: the read ran there, after them", t->name);
+    store_away_set(st, NULL, NULL);
+    T_OK(store_usage_get(st, "aw", "ai_minutes", 86400, &used) == ERR_OK &&
+             used == AWAY_FIBERS - 1,
+         "%s: away: the counter holds each write once", t->name);
+    pthread_cond_destroy(&at.cond);
+    pthread_mutex_destroy(&at.mu);
+    store_close(st);
+}
+
 /* Consumes only (no conflict to end a pipeline early), every result handed to the wrong write. */
 static void *skew_main(void *arg)
 {
@@ -2405,6 +2576,7 @@ static const struct {
     { "group_commit_skewed", case_group_commit_skewed, false },
     { "group_commit_fibers", case_group_commit_fibers, false },
     { "group_commit_fibers_only", case_group_commit_fibers_only, false },
+    { "away_reads", case_away_reads, false },
     { "group_pipeline_skewed", case_group_pipeline_skewed, false },
     { "group_events", case_group_events, false },
     { "group_events_skewed", case_group_events_skewed, false },

@@ -1,7 +1,10 @@
 /* test_fiber.c: cooperative fibers (base/fiber.h) and the write pool's fiber mode (http/offload.h).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
+#include <time.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -145,6 +148,97 @@ static void test_two_flushes(void)
     T_EQ_I64(b.flushes, 1, "the second too, in the same round");
     T_EQ_I64(ntrail, 4, "both fibers ended");
     fiber_sched_free(s);
+}
+
+/*
+ * Away parks: fiber A hands work to a thread and parks away; fiber B, parked on a flush twice
+ * meanwhile, runs to its end, and only then does the thread (told by B's end, or after 5 s)
+ * finish A's work and wake it.
+ */
+struct away {
+    struct fiber *fiber;
+    sem_t b_done;
+    bool b_seen; /* B's end came before the thread's wait ran out */
+    int result;  /* written by the thread */
+    int seen;    /* what A read after it was woken */
+};
+
+static void *away_thread(void *arg)
+{
+    struct away *a = arg;
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    while (sem_timedwait(&a->b_done, &until) != 0 && errno == EINTR)
+        ;
+    a->b_seen = sem_trywait(&a->b_done) == 0 || a->b_seen;
+    a->result = 42;
+    fiber_wake_away(a->fiber);
+    return NULL;
+}
+
+static struct away away_a;
+
+static void away_job(void *arg)
+{
+    pthread_t th;
+
+    (void)arg;
+    note(10);
+    away_a.fiber = fiber_self();
+    if (pthread_create(&th, NULL, away_thread, &away_a) != 0)
+        return;
+    (void)pthread_detach(th);
+    fiber_park_away();
+    away_a.seen = away_a.result;
+    note(11);
+}
+
+static void b_job(void *arg)
+{
+    struct waiters *w = arg;
+
+    note(20);
+    wait_for(w);
+    note(21);
+    wait_for(w);
+    note(22);
+    away_a.b_seen = true;
+    sem_post(&away_a.b_done);
+}
+
+static void early_job(void *arg)
+{
+    (void)arg;
+    fiber_wake_away(fiber_self()); /* the other thread quicker than the park */
+    fiber_park_away();
+    note(30);
+}
+
+static void test_park_away(void)
+{
+    struct fiber_sched *s = fiber_sched_new(4, STACK);
+    struct waiters w = { 0 };
+
+    ntrail = 0;
+    sem_init(&away_a.b_done, 0, 0);
+    T_OK(fiber_sched_start(s, away_job, NULL) && fiber_sched_start(s, b_job, &w) &&
+             fiber_sched_start(s, early_job, NULL),
+         "three started");
+    fiber_sched_settle(s);
+    T_OK(away_a.b_seen, "the other fibers ran while one was parked away");
+    T_EQ_I64(w.flushes, 2, "their flushes ran meanwhile");
+    T_EQ_I64(away_a.seen, 42, "the fiber parked away sees what the other thread wrote");
+    T_EQ_I64(ntrail, 6, "settle returned once every fiber ended, the away one too");
+    {
+        const int want[6] = { 10, 20, 21, 30, 22, 11 };
+        T_OK(memcmp(trail, want, sizeof(want)) == 0,
+             "woken away before its park: runs in the first round; the away one last");
+    }
+    T_OK(fiber_sched_room(s), "every fiber ended");
+    fiber_sched_free(s);
+    sem_destroy(&away_a.b_done);
 }
 
 /* Deep, as a parser's recursion is: about 300 KiB of small frames, then its deepest frame. */
@@ -353,6 +447,7 @@ int main(void)
     test_park_and_flush();
     test_room();
     test_two_flushes();
+    test_park_away();
     test_deep_stack_trimmed();
     test_offload_fibers();
     test_registers_kept();
