@@ -11,10 +11,12 @@
  */
 #include "base/fiber.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -35,6 +37,8 @@
 #endif
 
 #define FLUSH_MAX 4 /* distinct flushes asked for in one round: one store asks for one */
+#define AWAY_GATHER_US \
+    2000 /* the longest a round's flushes wait for fibers away (away_gather) */
 #define TRIM_AT \
     ((size_t)64 * 1024) /* a stack's pages deeper than this are given back after a job */
 #define CANARY      UINT64_C(0x5ca1ab1e0ddba11)
@@ -128,6 +132,7 @@ struct fiber_sched {
     pthread_mutex_t away_mu;
     pthread_cond_t back_cond;
     struct fiber *back_head, *back_tail;
+    int nback; /* in the back list */
 #ifdef FIBER_ASAN
     const void *main_bottom;
     size_t main_size;
@@ -145,7 +150,13 @@ struct fiber_sched *fiber_sched_new(int max, size_t stack_size)
         return NULL;
     s = xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->away_mu, NULL);
-    pthread_cond_init(&s->back_cond, NULL);
+    {
+        pthread_condattr_t attr;
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* away_gather's deadline */
+        pthread_cond_init(&s->back_cond, &attr);
+        pthread_condattr_destroy(&attr);
+    }
     s->max = max;
     s->stack_size = (stack_size + (size_t)page - 1) / (size_t)page * (size_t)page;
     return s;
@@ -443,6 +454,7 @@ void fiber_wake_away(struct fiber *f)
     else
         s->back_head = f;
     s->back_tail = f;
+    s->nback++;
     pthread_cond_signal(&s->back_cond);
     pthread_mutex_unlock(&s->away_mu);
 }
@@ -462,6 +474,7 @@ static void away_take_back(struct fiber_sched *s, bool wait)
         pthread_cond_wait(&s->back_cond, &s->away_mu);
     back = s->back_head;
     s->back_head = s->back_tail = NULL;
+    s->nback = 0;
     pthread_mutex_unlock(&s->away_mu);
     for (struct fiber *f = back, *nx; f; f = nx) {
         nx = f->next;
@@ -470,13 +483,67 @@ static void away_take_back(struct fiber_sched *s, bool wait)
     }
 }
 
+/*
+ * With flushes asked for and fibers away: waits up to AWAY_GATHER_US for every one of them to be
+ * woken, so that what they park for joins this round's flushes (a commit shared) rather than a
+ * round of its own. Their work is a round trip like the commit's; one stuck costs this long.
+ */
+static void away_gather(struct fiber_sched *s)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += AWAY_GATHER_US * 1000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->away_mu);
+    while (s->nback < s->away &&
+           pthread_cond_timedwait(&s->back_cond, &s->away_mu, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&s->away_mu);
+}
+
+/* Runs the ready fibers, oldest first, each until it parks or ends. */
+static void run_ready(struct fiber_sched *s)
+{
+    while (s->ready_head) {
+        struct fiber *f = s->ready_head;
+        s->ready_head = f->next;
+        if (!s->ready_head)
+            s->ready_tail = NULL;
+        switch_in(s, f);
+    }
+}
+
+/*
+ * A round: the fibers back from away first (waiting for one when no flush is asked for), so that
+ * what they park for joins this round's flushes; then the flushes, once nothing can run; then the
+ * fibers they woke.
+ */
 void fiber_sched_settle(struct fiber_sched *s)
 {
     while (s->parked > 0) {
         void (*flush[FLUSH_MAX])(void *arg);
         void *flush_arg[FLUSH_MAX];
-        const int n = s->nflush;
+        int n;
 
+        away_take_back(s, s->nflush == 0);
+        run_ready(s);
+        if (s->nflush > 0 && s->away > 0) {
+            away_gather(s);
+            away_take_back(s, false);
+            run_ready(s);
+        }
+        n = s->nflush;
+        if (n == 0) {
+            if (s->parked > 0 && s->away == 0) {
+                log_error("fiber: %d fibers parked and no flush asked for", s->parked);
+                abort();
+            }
+            continue;
+        }
         for (int i = 0; i < n; i++) {
             flush[i] = s->flush[i];
             flush_arg[i] = s->flush_arg[i];
@@ -484,17 +551,10 @@ void fiber_sched_settle(struct fiber_sched *s)
         s->nflush = 0; /* fibers woken below may park again, for the next round */
         for (int i = 0; i < n; i++)
             flush[i](flush_arg[i]);
-        away_take_back(s, !s->ready_head);
-        if (!s->ready_head) {
+        if (!s->ready_head && s->away == 0) {
             log_error("fiber: %d fibers parked and no flush woke any", s->parked);
             abort();
         }
-        while (s->ready_head) {
-            struct fiber *f = s->ready_head;
-            s->ready_head = f->next;
-            if (!s->ready_head)
-                s->ready_tail = NULL;
-            switch_in(s, f);
-        }
+        run_ready(s);
     }
 }

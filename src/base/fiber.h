@@ -34,8 +34,10 @@ bool fiber_sched_start(struct fiber_sched *s, fiber_fn fn, void *arg);
 
 /*
  * Until no fiber of s is parked: runs the flushes the parked fibers asked for, then the fibers
- * they woke, each until it parks again or returns. When nothing can run but fibers parked away
- * (fiber_park_away), waits for the first of them to be woken.
+ * they woke, each until it parks again or returns. Fibers woken from away (fiber_park_away) run
+ * first in each round, so that what they park for joins its flushes, which wait up to 2 ms for
+ * the fibers still away; when nothing can run but fibers parked away, waits for the first of
+ * them to be woken.
  */
 void fiber_sched_settle(struct fiber_sched *s);
 

@@ -232,9 +232,9 @@ static void test_park_away(void)
     T_EQ_I64(away_a.seen, 42, "the fiber parked away sees what the other thread wrote");
     T_EQ_I64(ntrail, 6, "settle returned once every fiber ended, the away one too");
     {
-        const int want[6] = { 10, 20, 21, 30, 22, 11 };
+        const int want[6] = { 10, 20, 30, 21, 22, 11 };
         T_OK(memcmp(trail, want, sizeof(want)) == 0,
-             "woken away before its park: runs in the first round; the away one last");
+             "woken away (before its park): runs first in the next round; the one away last");
     }
     T_OK(fiber_sched_room(s), "every fiber ended");
     fiber_sched_free(s);
