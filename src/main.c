@@ -33,13 +33,12 @@
 #include "store/store.h"
 #include "stripe/client.h"
 
-#define DOTENV_PATH ".env"
-#define TIERS_MAX   ((size_t)1024 * 1024)
-#define THEME_MAX   ((size_t)256 * 1024)
-#define SHUTDOWN_MS INT64_C(10000)
-#define ERRBUF      512
-#define WRITE_IN_FLIGHT \
-    16 /* WRITE_CONCURRENCY's default: fibers of one thread */
+#define DOTENV_PATH       ".env"
+#define TIERS_MAX         ((size_t)1024 * 1024)
+#define THEME_MAX         ((size_t)256 * 1024)
+#define SHUTDOWN_MS       INT64_C(10000)
+#define ERRBUF            512
+#define WRITE_IN_FLIGHT   16           /* WRITE_CONCURRENCY's default: fibers of one thread */
 #define WRITE_FIBER_STACK (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
 
 /* What serve builds and tears down. */
@@ -56,7 +55,7 @@ struct app {
     struct api api;
     char *theme_css; /* BILLING_THEME_FILE's bytes; NULL without it */
     size_t theme_len;
-    int threads;         /* HTTP worker threads */
+    int threads;          /* HTTP worker threads */
     struct offload *away; /* PostgreSQL: where the write fibers' own round trips go (start_away) */
 };
 

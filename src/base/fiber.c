@@ -36,9 +36,8 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-#define FLUSH_MAX 4 /* distinct flushes asked for in one round: one store asks for one */
-#define AWAY_GATHER_US \
-    2000 /* the longest a round's flushes wait for fibers away (away_gather) */
+#define FLUSH_MAX      4    /* distinct flushes asked for in one round: one store asks for one */
+#define AWAY_GATHER_US 2000 /* the longest a round's flushes wait for fibers away (away_gather) */
 #define TRIM_AT \
     ((size_t)64 * 1024) /* a stack's pages deeper than this are given back after a job */
 #define CANARY      UINT64_C(0x5ca1ab1e0ddba11)

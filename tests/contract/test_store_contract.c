@@ -1618,8 +1618,7 @@ struct away_fiber {
     int id;
 };
 
-static bool away_better(const struct grant_record *a, const struct grant_record *b,
-                        const void *ctx)
+static bool away_better(const struct grant_record *a, const struct grant_record *b, const void *ctx)
 {
     (void)ctx;
     return strcmp(a->id, b->id) < 0;
@@ -1680,8 +1679,11 @@ static void case_away_reads(const char *url, const struct target *t)
     struct away_test at = { .used_read = -1 };
     struct away_fiber f[AWAY_FIBERS];
     struct away_run_all run = { f, false };
-    struct grant_record grant = { .id = "grant_aw", .user_id = "aw_granted", .tier = "premium",
-                                  .starts_at = 1700000000, .ends_at = 0 };
+    struct grant_record grant = { .id = "grant_aw",
+                                  .user_id = "aw_granted",
+                                  .tier = "premium",
+                                  .starts_at = 1700000000,
+                                  .ends_at = 0 };
     pthread_t th;
     int64_t used = -1;
 
@@ -1706,12 +1708,10 @@ static void case_away_reads(const char *url, const struct target *t)
     T_EQ_I64(at.errors, 0, "%s: away: every read and write succeeded", t->name);
     T_OK(at.submitted >= 1, "%s: away: the fiber's read was handed away (%d runs)", t->name,
          at.submitted);
-    T_OK(at.writes_seen, "%s: away: the other fibers' writes committed while it was away",
-         t->name);
+    T_OK(at.writes_seen, "%s: away: the other fibers' writes committed while it was away", t->name);
     T_EQ_I64(at.used_read, AWAY_FIBERS - 1, "%s: away: the read ran there, after them", t->name);
     store_away_set(st, NULL, NULL);
-    T_OK(store_usage_get(st, "aw", "ai_minutes", 86400, &used) == ERR_OK &&
-             used == AWAY_FIBERS - 1,
+    T_OK(store_usage_get(st, "aw", "ai_minutes", 86400, &used) == ERR_OK && used == AWAY_FIBERS - 1,
          "%s: away: the counter holds each write once", t->name);
     pthread_cond_destroy(&at.cond);
     pthread_mutex_destroy(&at.mu);

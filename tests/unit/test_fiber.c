@@ -4,9 +4,9 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
-#include <time.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/fiber.h"
