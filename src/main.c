@@ -33,13 +33,14 @@
 #include "store/store.h"
 #include "stripe/client.h"
 
-#define DOTENV_PATH       ".env"
-#define TIERS_MAX         ((size_t)1024 * 1024)
-#define THEME_MAX         ((size_t)256 * 1024)
-#define SHUTDOWN_MS       INT64_C(10000)
-#define ERRBUF            512
-#define WRITE_IN_FLIGHT   16           /* WRITE_CONCURRENCY's default: fibers of one thread */
-#define WRITE_FIBER_STACK (512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
+#define DOTENV_PATH     ".env"
+#define TIERS_MAX       ((size_t)1024 * 1024)
+#define THEME_MAX       ((size_t)256 * 1024)
+#define SHUTDOWN_MS     INT64_C(10000)
+#define ERRBUF          512
+#define WRITE_IN_FLIGHT 16 /* WRITE_CONCURRENCY's default: fibers of one thread */
+#define WRITE_FIBER_STACK \
+    ((size_t)512 * 1024) /* bytes: jansson's deepest parse takes about 190 KiB */
 
 /* What serve builds and tears down. */
 struct app {

@@ -20,6 +20,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
@@ -521,13 +522,32 @@ static void run_ready(struct fiber_sched *s)
  * what they park for joins this round's flushes; then the flushes, once nothing can run; then the
  * fibers they woke.
  */
+/* Fibers parked that nothing will wake: a flush that forgot one. */
+NORETURN static void stuck(const struct fiber_sched *s, const char *why)
+{
+    log_error("fiber: %d fibers parked and %s", s->parked, why);
+    abort();
+}
+
+/* The flushes asked for so far, each once; fibers they wake may park again, for the next round. */
+static void run_flushes(struct fiber_sched *s)
+{
+    void (*flush[FLUSH_MAX])(void *arg);
+    void *flush_arg[FLUSH_MAX];
+    const int n = s->nflush;
+
+    for (int i = 0; i < n; i++) {
+        flush[i] = s->flush[i];
+        flush_arg[i] = s->flush_arg[i];
+    }
+    s->nflush = 0;
+    for (int i = 0; i < n; i++)
+        flush[i](flush_arg[i]);
+}
+
 void fiber_sched_settle(struct fiber_sched *s)
 {
     while (s->parked > 0) {
-        void (*flush[FLUSH_MAX])(void *arg);
-        void *flush_arg[FLUSH_MAX];
-        int n;
-
         away_take_back(s, s->nflush == 0);
         run_ready(s);
         if (s->nflush > 0 && s->away > 0) {
@@ -535,25 +555,14 @@ void fiber_sched_settle(struct fiber_sched *s)
             away_take_back(s, false);
             run_ready(s);
         }
-        n = s->nflush;
-        if (n == 0) {
-            if (s->parked > 0 && s->away == 0) {
-                log_error("fiber: %d fibers parked and no flush asked for", s->parked);
-                abort();
-            }
+        if (s->nflush == 0) {
+            if (s->parked > 0 && s->away == 0)
+                stuck(s, "no flush asked for");
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            flush[i] = s->flush[i];
-            flush_arg[i] = s->flush_arg[i];
-        }
-        s->nflush = 0; /* fibers woken below may park again, for the next round */
-        for (int i = 0; i < n; i++)
-            flush[i](flush_arg[i]);
-        if (!s->ready_head && s->away == 0) {
-            log_error("fiber: %d fibers parked and no flush woke any", s->parked);
-            abort();
-        }
+        run_flushes(s);
+        if (!s->ready_head && s->away == 0)
+            stuck(s, "no flush woke any");
         run_ready(s);
     }
 }
