@@ -106,14 +106,13 @@ static bool resolve_one(struct store *st, struct stripe_client *sc, const struct
 
 bool duplicates_pending(struct store *st)
 {
-    struct duplicate_record d = { 0 };
-    int n = 0;
+    bool any = false;
 
-    if (store_duplicate_list(st, true, 1, &d, &n) != ERR_OK) {
+    if (store_duplicate_pending_any(st, &any) != ERR_OK) {
         log_error("cannot read the pending duplicate subscriptions: storage_error");
         return false;
     }
-    return n > 0;
+    return any;
 }
 
 int duplicates_resolve(struct store *st, struct stripe_client *sc, const struct tier_catalog *cat,

@@ -20,7 +20,10 @@
 int duplicates_resolve(struct store *st, struct stripe_client *sc, const struct tier_catalog *cat,
                        int max);
 
-/* Whether a duplicate waits to be resolved (a read: no Stripe); false when it cannot tell. */
+/*
+ * Whether a duplicate waits to be resolved (store_duplicate_pending_any: a read at most once a
+ * second while none is; no Stripe); false when it cannot tell.
+ */
 bool duplicates_pending(struct store *st);
 
 #endif /* SUBGATE_API_DUPLICATES_H */

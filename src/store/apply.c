@@ -107,7 +107,7 @@ static enum err invoice_apply(const struct store_ops *ops, struct store_tx *tx,
  * duplicate to cancel and refund (api/ does, at Stripe), once, and logged at error level.
  */
 static enum err note_duplicates(const struct store_ops *ops, struct store_tx *tx,
-                                const char *user_id, int64_t now)
+                                const char *user_id, int64_t now, bool *noted)
 {
     struct subscription live[4];
     int n = 0;
@@ -120,6 +120,8 @@ static enum err note_duplicates(const struct store_ops *ops, struct store_tx *tx
         memcpy(d.user_id, user_id, strlen(user_id) + 1); /* < USER_ID_MAX: checked on the way in */
         memcpy(d.kept_id, live[0].id, sizeof(d.kept_id));
         err = ops->duplicate_insert(tx, &d, &inserted);
+        if (!err && inserted)
+            *noted = true; /* store_duplicates_noted once the run is over */
         if (!err && inserted)
             log_error("user '%s' has a second live subscription '%s' (keeping '%s'): it is "
                       "canceled and refunded",
@@ -137,6 +139,7 @@ struct apply_arg {
     const struct invoice *inv;
     int64_t now;
     bool applied;
+    bool noted; /* a duplicate recorded (in some attempt: a rolled-back one counts too) */
 };
 
 static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
@@ -148,7 +151,7 @@ static enum err subscription_apply_tx(struct store_tx *tx, void *arg)
     if (!err)
         err = subscription_apply(a->ops, tx, a->sub, a->now, &a->applied, NULL);
     if (!err && a->applied && sub_status_is_live(a->sub->status))
-        err = note_duplicates(a->ops, tx, a->sub->user_id, a->now);
+        err = note_duplicates(a->ops, tx, a->sub->user_id, a->now, &a->noted);
     if (!err && a->applied)
         err = outbox_tier_after(
             a->st, tx, a->sub->user_id,
@@ -167,6 +170,8 @@ enum err store_subscription_apply(struct store *st, const struct subscription *s
     err = store_run(st, STORE_RUN_WRITE, subscription_apply_tx, &a);
     store_cache_forget(st,
                        s->user_id); /* even on failure: a lost COMMIT answer may have committed */
+    if (a.noted)
+        store_duplicates_noted(st); /* the same */
     *applied = !err && a.applied;
     return err;
 }
@@ -202,6 +207,7 @@ struct event_ctx {
     char *errbuf;
     size_t errlen;
     char *sub_user; /* [USER_ID_MAX]: the user whose subscription the run wrote, "" if none */
+    bool *noted;    /* set when the run recorded a duplicate subscription */
 };
 
 /* Links user and Stripe customer unless either is linked already; marks the trial if asked. */
@@ -341,7 +347,7 @@ static enum err apply_subscription(const struct event_ctx *x, const char *user_i
         err = customer_link(x, sub.user_id, sub.stripe_customer_id,
                             billing_subscription_has_trial(&sub));
     if (!err && applied && sub_status_is_live(sub.status))
-        err = note_duplicates(x->ops, x->tx, sub.user_id, x->now);
+        err = note_duplicates(x->ops, x->tx, sub.user_id, x->now, x->noted);
     if (!err && applied)
         err = outbox_tier_after(x->st, x->tx, sub.user_id,
                                 &(struct outbox_cause){ sub.id, "", sub.stripe_updated, false },
@@ -601,7 +607,9 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
     char why[sizeof(((struct webhook_event *)0)->last_error)] = "";
     char engine[sizeof(why)] = "";
     char sub_user[USER_ID_MAX] = "";
-    struct record_arg a = { { st, st->ops, NULL, in, clock_now(), why, sizeof(why), sub_user },
+    bool noted = false;
+    struct record_arg a = { { st, st->ops, NULL, in, clock_now(), why, sizeof(why), sub_user,
+                              &noted },
                             STORE_EVENT_DUPLICATE };
     enum err err;
 
@@ -614,6 +622,8 @@ enum err store_event_record_apply(struct store *st, const struct store_event_in 
     /* The event's claim, its first statement, touches no row but the event's own. */
     err = store_run_msg(st, STORE_RUN_WRITE_CLAIM, record_apply_tx, &a, engine, sizeof(engine));
     store_cache_forget(st, sub_user); /* even on failure: a lost COMMIT answer may have committed */
+    if (noted)
+        store_duplicates_noted(st); /* the same */
     if (!err) {
         *result = a.result;
         return ERR_OK;

@@ -357,6 +357,9 @@ struct store {
     bool ledger;                    /* usage changes write ledger entries (USAGE_LEDGER) */
     _Atomic bool extras_seen;       /* some user has extra units (rows are never deleted) */
     _Atomic int64_t extras_read_ms; /* when extras_seen was last read as false (monotonic) */
+    _Atomic uint64_t dup_gen;       /* store_duplicates_noted's calls */
+    _Atomic uint64_t dup_none_gen;  /* dup_gen + 1 when a read begun then found none pending */
+    _Atomic int64_t dup_none_ms;    /* when that read began (monotonic) */
 };
 
 /* Opens a backend from the part of the URL after its scheme ("var/x.db" for "sqlite:var/x.db"). */
@@ -535,6 +538,12 @@ MUST_CHECK enum err outbox_quota(const struct store *st, struct store_tx *tx,
  * second, so another instance's first grant shows within a second.
  */
 bool store_extras_maybe(struct store *st, struct store_tx *tx);
+
+/*
+ * After a run that recorded a duplicate subscription has ended (committed, or maybe: a lost
+ * COMMIT answer): store_duplicate_pending_any reads again.
+ */
+void store_duplicates_noted(struct store *st);
 
 /* Writes one formatted line into errbuf (which may be NULL when errlen is 0). */
 void store_errf(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -3,6 +3,7 @@
  * #10): one open checkout session per user, the one trial held by one checkout, and the record
  * of a second live subscription found anyway. Stripe is called by api/, never from here.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #define TRIAL_HOLD_S                                                             \
     INT64_C(3600) /* a trial held by a checkout that made no session is given up \
                    */
+
+#define DUP_RECHECK_MS 1000 /* store_duplicate_pending_any's "none" is kept this long */
 
 struct checkout_arg {
     const struct store_ops *ops;
@@ -143,6 +146,34 @@ enum err store_duplicate_list(struct store *st, bool pending_only, int max,
     if (max == 0)
         return ERR_OK;
     return store_run(st, STORE_RUN_READ, dup_list_tx, &a);
+}
+
+void store_duplicates_noted(struct store *st)
+{
+    atomic_fetch_add(&st->dup_gen, 1);
+}
+
+enum err store_duplicate_pending_any(struct store *st, bool *any)
+{
+    const uint64_t gen = atomic_load(&st->dup_gen);
+    const int64_t now = clock_mono_ms();
+    struct duplicate_record d;
+    int n = 0;
+    enum err err;
+
+    *any = false;
+    if (atomic_load(&st->dup_none_gen) == gen + 1 &&
+        now - atomic_load(&st->dup_none_ms) < DUP_RECHECK_MS)
+        return ERR_OK;
+    err = store_duplicate_list(st, true, 1, &d, &n);
+    if (err)
+        return err;
+    *any = n > 0;
+    if (!*any) { /* kept for a second, unless this process records one (dup_gen moves) */
+        atomic_store(&st->dup_none_ms, now);
+        atomic_store(&st->dup_none_gen, gen + 1);
+    }
+    return ERR_OK;
 }
 
 static enum err dup_update_tx(struct store_tx *tx, void *arg)

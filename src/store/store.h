@@ -467,6 +467,13 @@ struct duplicate_record {
     int64_t resolved_at;
 };
 
+/*
+ * Whether a duplicate subscription waits to be undone, for a look after every webhook: *any
+ * false without a read when one found none less than a second ago and no write of this process
+ * has recorded one since that read began; another process's shows within a second.
+ */
+MUST_CHECK enum err store_duplicate_pending_any(struct store *st, bool *any);
+
 /* The duplicates recorded, pending ones only when pending_only, oldest first; *n how many. */
 MUST_CHECK enum err store_duplicate_list(struct store *st, bool pending_only, int max,
                                          struct duplicate_record *out, int *n);

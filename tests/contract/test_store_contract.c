@@ -1286,6 +1286,45 @@ static void case_duplicates(const char *url, const struct target *t)
     store_close(st);
 }
 
+/*
+ * store_duplicate_pending_any: "none" is kept for a second, but never past a duplicate this
+ * process records; another process's shows within the second.
+ */
+static void case_duplicates_pending_any(const char *url, const struct target *t)
+{
+    struct store *st = open_migrated(url), *other = open_migrated(url);
+    struct subscription a1 = make_sub("sub_pa1", "u_pa", SUB_STATUS_ACTIVE);
+    struct subscription a2 = make_sub("sub_pa2", "u_pa", SUB_STATUS_ACTIVE);
+    struct subscription b1 = make_sub("sub_pb1", "u_pb", SUB_STATUS_ACTIVE);
+    struct subscription b2 = make_sub("sub_pb2", "u_pb", SUB_STATUS_ACTIVE);
+    struct duplicate_record d[4];
+    bool applied = false, any = true;
+    int n = 0;
+
+    a1.created = b1.created = 100;
+    a2.created = b2.created = 200;
+    T_OK(store_duplicate_pending_any(st, &any) == ERR_OK && !any, "%s: none pending", t->name);
+    T_OK(store_subscription_apply(st, &a1, &applied) == ERR_OK &&
+             store_subscription_apply(st, &a2, &applied) == ERR_OK,
+         "%s: a second live subscription, written here", t->name);
+    T_OK(store_duplicate_pending_any(st, &any) == ERR_OK && any,
+         "%s: seen at once, though none was a moment ago", t->name);
+    T_OK(store_duplicate_list(st, true, 4, d, &n) == ERR_OK && n == 1, "%s: one", t->name);
+    (void)str_copy(d[0].status, sizeof(d[0].status), "resolved");
+    T_EQ_I64(store_duplicate_update(st, &d[0]), ERR_OK, "%s: resolved", t->name);
+    T_OK(store_duplicate_pending_any(st, &any) == ERR_OK && !any, "%s: none again", t->name);
+    T_OK(store_subscription_apply(other, &b1, &applied) == ERR_OK &&
+             store_subscription_apply(other, &b2, &applied) == ERR_OK,
+         "%s: another process records one", t->name);
+    T_OK(store_duplicate_pending_any(st, &any) == ERR_OK && !any,
+         "%s: within the second, this one still says none (no read)", t->name);
+    usleep(1100 * 1000);
+    T_OK(store_duplicate_pending_any(st, &any) == ERR_OK && any, "%s: and sees it after it",
+         t->name);
+    store_close(other);
+    store_close(st);
+}
+
 /* Group commit: many writers at once, some refused or failing, in shared batches */
 
 #define GROUP_THREADS 32
@@ -2571,6 +2610,7 @@ static const struct {
     { "event_ownership", case_event_ownership, false },
     { "checkout", case_checkout, false },
     { "duplicates", case_duplicates, false },
+    { "duplicates_pending_any", case_duplicates_pending_any, true },
     { "usage_refund", case_usage_refund, false },
     { "group_commit", case_group_commit, false },
     { "group_commit_skewed", case_group_commit_skewed, false },
