@@ -369,6 +369,8 @@ describe('nobody pays twice, with Stripe failing on the way', () => {
     await ok(user, 'POST', '/checkout-success', { session_id: first.session_id });
     await flows.drain();
     const cus = (await flows.stripe('GET', `/v1/checkout/sessions/${first.session_id}`)).customer;
+    const refundsTried = () => seen.filter((x) => x.method === 'POST' && x.url === '/v1/refunds').length;
+    const refunds0 = refundsTried();
     rules.push({ method: 'POST', path: /^\/v1\/refunds$/, times: 1000, answer: fail500 });
     const outside = await flows.stripe('POST', '/v1/checkout/sessions', {
       mode: 'subscription', customer: cus, client_reference_id: user,
@@ -377,7 +379,14 @@ describe('nobody pays twice, with Stripe failing on the way', () => {
     });
     await flows.payPage(outside.url);
     await flows.drain();
+    // Refused at least once before Stripe is let refund: a webhook's answer waits for its try,
+    // but one whose delivery the emulator gave up waiting for (5 s) may still be on its way.
+    for (const t0 = Date.now(); refundsTried() === refunds0 && Date.now() - t0 < 20000;) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300)); // the other events' tries, made at the same time
     rules.length = 0;
+    assert.ok(refundsTried() > refunds0, 'the refund was tried while Stripe refused it');
     const subs = (await flows.stripe('GET', '/v1/subscriptions', { customer: cus, status: 'all' })).data;
     assert.equal(subs.length, 2);
     const kept = subs.find((x) => x.status === 'active');
