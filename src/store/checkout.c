@@ -157,7 +157,7 @@ enum err store_duplicate_pending_any(struct store *st, bool *any)
 {
     const uint64_t gen = atomic_load(&st->dup_gen);
     const int64_t now = clock_mono_ms();
-    struct duplicate_record d;
+    struct duplicate_record d = { 0 };
     int n = 0;
     enum err err;
 
