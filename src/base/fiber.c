@@ -417,17 +417,23 @@ void fiber_park(void (*flush)(void *arg), void *arg)
     switch_out(f);
 }
 
+/* Appends f to the list from *head to *tail (the ready list, or the back list). */
+static void fiber_append(struct fiber **head, struct fiber **tail, struct fiber *f)
+{
+    f->next = NULL;
+    if (*tail)
+        (*tail)->next = f;
+    else
+        *head = f;
+    *tail = f;
+}
+
 void fiber_wake(struct fiber *f)
 {
     struct fiber_sched *s = f->s;
 
     s->parked--;
-    f->next = NULL;
-    if (s->ready_tail)
-        s->ready_tail->next = f;
-    else
-        s->ready_head = f;
-    s->ready_tail = f;
+    fiber_append(&s->ready_head, &s->ready_tail, f);
 }
 
 void fiber_park_away(void)
@@ -448,12 +454,7 @@ void fiber_wake_away(struct fiber *f)
     struct fiber_sched *s = f->s;
 
     pthread_mutex_lock(&s->away_mu);
-    f->next = NULL;
-    if (s->back_tail)
-        s->back_tail->next = f;
-    else
-        s->back_head = f;
-    s->back_tail = f;
+    fiber_append(&s->back_head, &s->back_tail, f);
     s->nback++;
     pthread_cond_signal(&s->back_cond);
     pthread_mutex_unlock(&s->away_mu);
